@@ -1,0 +1,92 @@
+"""Running a LAPACK call over a stack of matrices so that each matrix fails on its own.
+
+NumPy and SciPy raise ``LinAlgError`` for a whole stack when one matrix fails and may not
+converge on NaN/Inf input. ``guarded`` substitutes the identity for non-finite matrices,
+runs the whole stack in one call, and only when that raises reruns it matrix by matrix; the
+outputs of failed and non-finite matrices become NaN.
+"""
+
+from collections.abc import Callable, Sequence
+
+import mlx.core as mx
+import numpy as np
+
+
+def to_numpy(x: mx.array) -> np.ndarray:
+    """A NumPy view of an MLX array (evaluates it; zero-copy, strides kept)."""
+    return np.asarray(x)
+
+
+def to_mlx(a: np.ndarray) -> mx.array:
+    """An MLX array holding a copy of ``a``."""
+    return mx.array(np.ascontiguousarray(a))
+
+
+def guarded(
+    compute: Callable[..., np.ndarray | tuple],
+    a: np.ndarray,
+    *others: np.ndarray,
+    batch_ndim: int | None = None,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """``compute(a, *others)`` over a stack, with per-matrix failures.
+
+    Args:
+        compute: a batched NumPy/SciPy routine returning an array or a tuple of arrays whose
+            leading axes are the batch axes.
+        a: the (..., M, N) matrix stack that may fail or hold NaN/Inf.
+        others: further operands whose leading ``batch_ndim`` axes equal ``a``'s batch axes.
+        batch_ndim: number of batch axes (default ``a.ndim - 2``).
+
+    Returns:
+        ``(outputs, failed)``: the outputs as a tuple (float outputs of failed or non-finite
+        matrices set to NaN) and a bool array of the batch shape, True where ``compute``
+        raised ``LinAlgError`` for that matrix.
+    """
+    batch_ndim = a.ndim - 2 if batch_ndim is None else batch_ndim
+    batch = a.shape[:batch_ndim]
+    core_axes = tuple(range(batch_ndim, a.ndim))
+    nonfinite = ~np.isfinite(a).all(axis=core_axes)
+    if nonfinite.any():
+        a = np.where(np.expand_dims(nonfinite, core_axes), _identity_like(a), a)
+    try:
+        outputs = _as_tuple(compute(a, *others))
+        failed = np.zeros(batch, dtype=bool)
+    except np.linalg.LinAlgError:
+        outputs, failed = _one_by_one(compute, a, others, batch)
+    spoiled = nonfinite | failed
+    if spoiled.any():
+        outputs = tuple(_spoil(out, spoiled) for out in outputs)
+    return outputs, failed
+
+
+def _one_by_one(compute, a, others, batch):
+    failed = np.zeros(batch, dtype=bool)
+    outputs: list[np.ndarray] | None = None
+    for index in np.ndindex(*batch):
+        operands = (a[index], *(o[index] for o in others))
+        try:
+            result = _as_tuple(compute(*operands))
+        except np.linalg.LinAlgError:
+            failed[index] = True
+            result = _as_tuple(compute(_identity_like(a[index]), *operands[1:]))
+        if outputs is None:
+            outputs = [np.empty(batch + r.shape, dtype=r.dtype) for r in result]
+        for out, r in zip(outputs, result, strict=True):
+            out[index] = r
+    return tuple(outputs), failed
+
+
+def _identity_like(a: np.ndarray) -> np.ndarray:
+    return np.eye(a.shape[-2], a.shape[-1], dtype=a.dtype)
+
+
+def _spoil(out: np.ndarray, spoiled: np.ndarray) -> np.ndarray:
+    if not np.issubdtype(out.dtype, np.inexact) or out.ndim < spoiled.ndim:
+        return out
+    out = np.array(out, copy=True)
+    out[spoiled] = np.nan
+    return out
+
+
+def _as_tuple(result) -> tuple:
+    return tuple(result) if isinstance(result, Sequence) else (result,)

@@ -1,0 +1,152 @@
+"""LAPACK implementations of every op, through NumPy and SciPy (both batched).
+
+Each function takes MLX arrays already validated and cast to the compute dtype and returns
+``(outputs, failed)`` as the dispatch contract in ``mlx_linalg._dispatch`` describes. Work
+happens eagerly on the CPU; inputs are viewed zero-copy and outputs copied into MLX arrays.
+LAPACK routines: potrf (cholesky), geqrf/orgqr (qr), getrf/getrs (lu, solve, inv, det),
+trtrs (solve_triangular), potrs (cho_solve), syevd/heevd (eigh), gesdd (svd), geev (eig),
+gelsd (lstsq).
+"""
+
+import functools
+
+import mlx.core as mx
+import numpy as np
+import scipy.linalg
+
+from mlx_linalg._cpu._batch import guarded, to_mlx, to_numpy
+
+
+def _on_numpy(fn):
+    """Adapt a NumPy-level ``(outputs, failed)`` function to the MLX-level contract."""
+
+    @functools.wraps(fn)
+    def wrapper(*arrays: mx.array, **keywords):
+        outputs, failed = fn(*(to_numpy(x) for x in arrays), **keywords)
+        outputs = tuple(to_mlx(o) for o in outputs)
+        return outputs, None if failed is None else mx.array(failed)
+
+    return wrapper
+
+
+@_on_numpy
+def cholesky(a: np.ndarray, *, upper: bool):
+    return guarded(functools.partial(np.linalg.cholesky, upper=upper), a)
+
+
+@_on_numpy
+def qr(a: np.ndarray, *, mode: str):
+    return np.linalg.qr(a, mode=mode), None
+
+
+@_on_numpy
+def eigh(a: np.ndarray):
+    return guarded(np.linalg.eigh, a)
+
+
+@_on_numpy
+def eigvalsh(a: np.ndarray):
+    return guarded(np.linalg.eigvalsh, a)
+
+
+@_on_numpy
+def eig(a: np.ndarray):
+    return guarded(np.linalg.eig, a)
+
+
+@_on_numpy
+def eigvals(a: np.ndarray):
+    return guarded(np.linalg.eigvals, a)
+
+
+@_on_numpy
+def svd(a: np.ndarray, *, full_matrices: bool):
+    return guarded(functools.partial(np.linalg.svd, full_matrices=full_matrices), a)
+
+
+@_on_numpy
+def svdvals(a: np.ndarray):
+    return guarded(functools.partial(np.linalg.svd, compute_uv=False), a)
+
+
+@_on_numpy
+def solve(a: np.ndarray, b: np.ndarray):
+    return guarded(np.linalg.solve, a, b, batch_ndim=a.ndim - 2)
+
+
+@_on_numpy
+def inv(a: np.ndarray):
+    return guarded(np.linalg.inv, a)
+
+
+@_on_numpy
+def slogdet(a: np.ndarray):
+    return guarded(np.linalg.slogdet, a)
+
+
+@_on_numpy
+def det(a: np.ndarray):
+    return guarded(np.linalg.det, a)
+
+
+@_on_numpy
+def lu(a: np.ndarray):
+    return guarded(functools.partial(scipy.linalg.lu, check_finite=False), a)
+
+
+@_on_numpy
+def lu_factor(a: np.ndarray):
+    def factor(m):
+        lu_, piv = scipy.linalg.lu_factor(m, check_finite=False)
+        return lu_, piv.astype(np.int32)
+
+    return guarded(factor, a)
+
+
+@_on_numpy
+def lu_solve(lu_: np.ndarray, piv: np.ndarray, b: np.ndarray, *, trans: int):
+    def solve_one(m, p, rhs):
+        return scipy.linalg.lu_solve((m, p), rhs, trans=trans, check_finite=False)
+
+    (x,), _ = guarded(solve_one, lu_, piv, b, batch_ndim=lu_.ndim - 2)
+    singular = (np.diagonal(lu_, axis1=-2, axis2=-1) == 0).any(axis=-1)
+    return _mark_failed((x,), singular)
+
+
+@_on_numpy
+def solve_triangular(a: np.ndarray, b: np.ndarray, *, lower: bool, unit_diagonal: bool, trans):
+    def solve_one(m, rhs):
+        return scipy.linalg.solve_triangular(
+            m, rhs, trans=trans, lower=lower, unit_diagonal=unit_diagonal, check_finite=False
+        )
+
+    return guarded(solve_one, a, b, batch_ndim=a.ndim - 2)
+
+
+@_on_numpy
+def cho_solve(c: np.ndarray, b: np.ndarray, *, lower: bool):
+    def solve_one(m, rhs):
+        return scipy.linalg.cho_solve((m, lower), rhs, check_finite=False)
+
+    (x,), _ = guarded(solve_one, c, b, batch_ndim=c.ndim - 2)
+    singular = (np.diagonal(c, axis1=-2, axis2=-1) == 0).any(axis=-1)
+    return _mark_failed((x,), singular)
+
+
+@_on_numpy
+def lstsq(a: np.ndarray, b: np.ndarray, *, rcond: float):
+    def solve_one(m, rhs):
+        x, _, rank, s = scipy.linalg.lstsq(
+            m, rhs, cond=rcond, check_finite=False, lapack_driver="gelsd"
+        )
+        return x, np.asarray(rank, dtype=np.int32), s
+
+    return guarded(solve_one, a, b, batch_ndim=a.ndim - 2)
+
+
+def _mark_failed(outputs: tuple, failed: np.ndarray):
+    """Set the float outputs of failed batch entries to NaN; return ``(outputs, failed)``."""
+    if failed.any():
+        outputs = tuple(np.where(np.expand_dims(failed, tuple(range(failed.ndim, o.ndim))),
+                                 np.nan, o).astype(o.dtype) for o in outputs)
+    return outputs, failed

@@ -1,0 +1,57 @@
+"""Which implementation runs an op: one table, keyed by op and backend.
+
+The backend comes from the ``stream=`` argument (a Stream, Device or DeviceType) or, when it
+is None, MLX's default device. On the GPU backend the rules of ``GPU_RULES[op]`` are tried in
+order; the first whose predicate accepts the arguments runs. Everything else, and every op
+without a GPU rule yet, runs on the CPU through LAPACK (``mlx_linalg._cpu.lapack``), which
+returns ordinary MLX arrays usable on either device.
+
+Implementation contract: called with MLX arrays already validated and cast to the compute
+dtype, plus the op's keywords; returns ``(outputs, failed)`` where ``outputs`` is an MLX
+array or tuple of them and ``failed`` is None or a bool MLX array of the batch shape marking
+matrices that failed numerically (their outputs are already NaN).
+"""
+
+from collections.abc import Callable
+
+import mlx.core as mx
+
+from mlx_linalg._cpu import lapack
+
+Predicate = Callable[..., bool]
+Implementation = Callable[..., tuple]
+
+# op -> [(applies(*arrays, **keywords), implementation)], tried in order on the GPU backend.
+GPU_RULES: dict[str, list[tuple[Predicate, Implementation]]] = {}
+
+
+def backend(stream: object = None) -> str:
+    """``"gpu"`` or ``"cpu"`` for a ``stream=`` argument as MLX's own functions take it."""
+    if stream is None:
+        device_type = mx.default_device().type
+    elif isinstance(stream, mx.Stream):
+        device_type = stream.device.type
+    elif isinstance(stream, mx.Device):
+        device_type = stream.type
+    elif isinstance(stream, mx.DeviceType):
+        device_type = stream
+    else:
+        raise TypeError(
+            f"[mlx_linalg] expected stream to be None, an mx.Stream or an mx.Device, "
+            f"got {type(stream).__name__}"
+        )
+    return "gpu" if device_type == mx.DeviceType.gpu else "cpu"
+
+
+def implementation(op: str, stream: object, *arrays: mx.array, **keywords) -> Implementation:
+    """The implementation of ``op`` for these arguments on the stream's backend."""
+    if backend(stream) == "gpu":
+        for applies, impl in GPU_RULES.get(op, ()):
+            if applies(*arrays, **keywords):
+                return impl
+    return getattr(lapack, op)
+
+
+def run(op: str, stream: object, *arrays: mx.array, **keywords) -> tuple:
+    """Pick the implementation of ``op`` and call it: returns ``(outputs, failed)``."""
+    return implementation(op, stream, *arrays, **keywords)(*arrays, **keywords)

@@ -1,0 +1,54 @@
+"""Linear least squares."""
+
+import mlx.core as mx
+
+from mlx_linalg import _dispatch
+from mlx_linalg._checks import as_array, compute_dtype, prepare_rhs, real_dtype, require_matrix
+from mlx_linalg._results import LstsqResult
+
+
+def lstsq(a: mx.array, b: mx.array, rcond=None, *, stream=None) -> LstsqResult:
+    """Minimum-norm least-squares solution of ``a x ≈ b``.
+
+    Args:
+        a: (..., M, N).
+        b: (M,) or (..., M, K); an exactly 1-D ``b`` is a vector.
+        rcond: singular values at most ``rcond * max(S)`` count as zero; default
+            ``max(M, N) * eps``.
+        stream: MLX stream or device.
+
+    Returns:
+        ``LstsqResult(solution, residuals, rank, s)``: solution (..., N) or (..., N, K);
+        residuals (..., K) (K = 1 for a vector b): squared 2-norms of the columns of
+        ``b − a x`` when M > N, else shape (..., 0); rank (...,) int32; s (..., min(M, N))
+        singular values of ``a``.
+
+    Notes:
+        SVD-based LAPACK gelsd (divide and conquer).
+        # Note: unlike NumPy, residuals are also returned for rank-deficient ``a`` (when
+        # M > N), so a batch has one shape.
+
+    See Also:
+        scipy.linalg.lstsq, numpy.linalg.lstsq
+    """
+    a = as_array("lstsq", a, name="a")
+    require_matrix("lstsq", a, name="a")
+    b = as_array("lstsq", b, name="b")
+    computed, result = compute_dtype("lstsq", a, b)
+    m, n = a.shape[-2:]
+    a, b, vector = prepare_rhs("lstsq", a.astype(computed), b.astype(computed), rows=m)
+    if rcond is None:
+        rcond = max(m, n) * mx.finfo(real_dtype(computed)).eps
+    (x, rank, s), _ = _dispatch.run("lstsq", stream, a, b, rcond=float(rcond))
+    if m > n:
+        r = b - mx.matmul(a, x, stream=stream)
+        residuals = (mx.abs(r) ** 2).sum(axis=-2)
+    else:
+        residuals = mx.zeros(b.shape[:-2] + (0,), dtype=real_dtype(computed))
+    solution = x[..., 0] if vector else x
+    return LstsqResult(
+        solution.astype(result),
+        residuals.astype(real_dtype(result)),
+        rank,
+        s.astype(real_dtype(result)),
+    )

@@ -1,0 +1,152 @@
+"""LU factorization with partial pivoting and what is built on it: lu, lu_factor, lu_solve,
+det, slogdet."""
+
+import mlx.core as mx
+
+from mlx_linalg import _dispatch
+from mlx_linalg._checks import (
+    as_array,
+    compute_dtype,
+    fail,
+    prepare,
+    prepare_rhs,
+    real_dtype,
+    require_matrix,
+)
+from mlx_linalg._errors import check_failures
+from mlx_linalg._results import LUFactorResult, LUResult, SlogdetResult
+
+_TRANS = {0: 0, 1: 1, 2: 2, "N": 0, "T": 1, "C": 2}
+
+
+def lu(a: mx.array, /, *, stream=None) -> LUResult:
+    """LU factorization with partial pivoting, ``a = P L U``.
+
+    Args:
+        a: (..., M, N).
+        stream: MLX stream or device.
+
+    Returns:
+        ``LUResult(P, L, U)``: P (..., M, M) permutation matrix, L (..., M, K) unit lower
+        triangular, U (..., K, N) upper triangular, K = min(M, N).
+
+    Notes:
+        LAPACK getrf (2n³/3 flops for square input).
+
+    See Also:
+        scipy.linalg.lu
+    """
+    a, result = prepare("lu", a)
+    (p, lower, upper), _ = _dispatch.run("lu", stream, a)
+    return LUResult(p.astype(result), lower.astype(result), upper.astype(result))
+
+
+def lu_factor(a: mx.array, /, *, stream=None) -> LUFactorResult:
+    """Packed LU factorization with partial pivoting, in the form ``lu_solve`` takes.
+
+    Args:
+        a: (..., M, N).
+        stream: MLX stream or device.
+
+    Returns:
+        ``LUFactorResult(lu, piv)``: ``lu`` (..., M, N) with U on and above the diagonal
+        and the multipliers of unit-lower L below; ``piv`` (..., K) int32, 0-based: row i
+        was interchanged with row ``piv[i]``.
+
+    Notes:
+        LAPACK getrf. A singular matrix factors fine (a zero on U's diagonal); solving
+        with it fails.
+
+    See Also:
+        scipy.linalg.lu_factor
+    """
+    a, result = prepare("lu_factor", a)
+    (packed, piv), _ = _dispatch.run("lu_factor", stream, a)
+    return LUFactorResult(packed.astype(result), piv)
+
+
+def lu_solve(lu_and_piv: tuple, b: mx.array, trans: int | str = 0, *, stream=None) -> mx.array:
+    """Solve ``A X = B`` (or Aᵀ, Aᴴ) given the factorization from :func:`lu_factor`.
+
+    Args:
+        lu_and_piv: ``(lu, piv)`` with ``lu`` (..., M, M) and ``piv`` (..., M).
+        b: (M,) or (..., M, K); an exactly 1-D ``b`` is a vector.
+        trans: 0/"N" solves A X = B, 1/"T" Aᵀ X = B, 2/"C" Aᴴ X = B.
+        stream: MLX stream or device.
+
+    Returns:
+        X shaped like ``b`` broadcast against the batch. Singular factors give NaN, or
+        raise :class:`LinAlgError` in raise mode.
+
+    Notes:
+        LAPACK getrs (2 n² K flops).
+
+    See Also:
+        scipy.linalg.lu_solve
+    """
+    try:
+        packed, piv = lu_and_piv
+    except (TypeError, ValueError):
+        fail("lu_solve", "expected lu_and_piv to be an (lu, piv) pair as lu_factor returns, "
+             f"got {type(lu_and_piv).__name__}", TypeError)
+    if trans not in _TRANS or isinstance(trans, bool):
+        fail("lu_solve", f"expected trans to be 0, 1, 2, 'N', 'T' or 'C', got {trans!r}")
+    packed = as_array("lu_solve", packed, name="lu")
+    piv = as_array("lu_solve", piv, name="piv")
+    require_matrix("lu_solve", packed, square=True, name="lu")
+    if piv.shape != packed.shape[:-1] or piv.dtype not in (mx.int32, mx.int64, mx.uint32):
+        fail("lu_solve", f"expected integer piv of shape {tuple(packed.shape[:-1])}, got "
+             f"{tuple(piv.shape)} {piv.dtype}")
+    b = as_array("lu_solve", b, name="b")
+    computed, result = compute_dtype("lu_solve", packed, b)
+    packed, b, vector = prepare_rhs(
+        "lu_solve", packed.astype(computed), b.astype(computed), rows=packed.shape[-1]
+    )
+    piv = mx.broadcast_to(piv.astype(mx.int32), packed.shape[:-1])
+    (x,), failed = _dispatch.run("lu_solve", stream, packed, piv, b, trans=_TRANS[trans])
+    check_failures("lu_solve", "matrix is singular", failed)
+    return (x[..., 0] if vector else x).astype(result)
+
+
+def det(x: mx.array, /, *, stream=None) -> mx.array:
+    """Determinant of a stack of square matrices.
+
+    Args:
+        x: (..., M, M).
+        stream: MLX stream or device.
+
+    Returns:
+        (...,) determinants; 0 for exactly singular matrices.
+
+    Notes:
+        Product of U's diagonal from LAPACK getrf, with the pivot sign.
+
+    See Also:
+        numpy.linalg.det
+    """
+    x, result = prepare("det", x, square=True)
+    (d,), _ = _dispatch.run("det", stream, x)
+    return d.astype(result)
+
+
+def slogdet(x: mx.array, /, *, stream=None) -> SlogdetResult:
+    """Sign and natural log of the absolute value of the determinant.
+
+    Args:
+        x: (..., M, M).
+        stream: MLX stream or device.
+
+    Returns:
+        ``SlogdetResult(sign, logabsdet)``, each (...,): ``sign`` has x's dtype (a unit
+        complex number for complex input), ``logabsdet`` is real. Singular: sign 0,
+        logabsdet -inf.
+
+    Notes:
+        Sums log|uᵢᵢ| of LAPACK getrf, so it neither overflows nor underflows.
+
+    See Also:
+        numpy.linalg.slogdet
+    """
+    x, result = prepare("slogdet", x, square=True)
+    (sign, logabsdet), _ = _dispatch.run("slogdet", stream, x)
+    return SlogdetResult(sign.astype(result), logabsdet.astype(real_dtype(result)))

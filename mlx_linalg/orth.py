@@ -1,0 +1,103 @@
+"""Orthogonalization from the SVD: polar, orth, null_space."""
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_linalg import _dispatch
+from mlx_linalg._checks import fail, prepare, real_dtype, require_choice
+from mlx_linalg._results import PolarResult
+
+
+def polar(a: mx.array, side: str = "right", *, stream=None) -> PolarResult:
+    """Polar decomposition ``a = u p`` (side="right") or ``a = p u`` (side="left").
+
+    Args:
+        a: (..., M, N).
+        side: "right" gives p (..., N, N); "left" gives p (..., M, M).
+        stream: MLX stream or device.
+
+    Returns:
+        ``PolarResult(u, p)``: u (..., M, N) with orthonormal columns (M ≥ N) or rows
+        (M < N), p Hermitian positive semi-definite.
+
+    Notes:
+        From the thin SVD a = U Σ Vᴴ: u = U Vᴴ, p = V Σ Vᴴ (right) or U Σ Uᴴ (left)
+        (Higham, Functions of Matrices, 2008, ch. 8).
+
+    See Also:
+        scipy.linalg.polar
+    """
+    require_choice("polar", "side", side, ("right", "left"))
+    a, result = prepare("polar", a)
+    (u, s, vh), _ = _dispatch.run("svd", stream, a, full_matrices=False)
+    unitary = mx.matmul(u, vh, stream=stream)
+    basis = mx.conj(mx.swapaxes(vh, -1, -2)) if side == "right" else u
+    scaled = basis * s[..., None, :].astype(basis.dtype)
+    p = mx.matmul(scaled, mx.conj(mx.swapaxes(basis, -1, -2)), stream=stream)
+    return PolarResult(unitary.astype(result), p.astype(result))
+
+
+def orth(a: mx.array, rcond=None, *, stream=None) -> mx.array:
+    """Orthonormal basis for the range of ``a``.
+
+    Args:
+        a: (..., M, N).
+        rcond: singular values at most ``rcond * max(S)`` count as zero; default
+            ``max(M, N) * eps``.
+        stream: MLX stream or device.
+
+    Returns:
+        (..., M, R) with R the numerical rank.
+
+    Notes:
+        The leading R left singular vectors.
+        # Note: the number of columns depends on the data, so this synchronizes with the
+        # host, and every matrix of a batch must have the same rank (ValueError otherwise).
+
+    See Also:
+        scipy.linalg.orth
+    """
+    a, result = prepare("orth", a)
+    (u, s, _), _ = _dispatch.run("svd", stream, a, full_matrices=False)
+    rank = _common_rank("orth", a, s, rcond)
+    return u[..., :rank].astype(result)
+
+
+def null_space(a: mx.array, rcond=None, *, stream=None) -> mx.array:
+    """Orthonormal basis for the null space of ``a``.
+
+    Args:
+        a: (..., M, N).
+        rcond: as in :func:`orth`.
+        stream: MLX stream or device.
+
+    Returns:
+        (..., N, N − R) with R the numerical rank.
+
+    Notes:
+        The trailing right singular vectors of the full SVD.
+        # Note: as in :func:`orth`, the shape depends on the data and the batch must share
+        # one rank.
+
+    See Also:
+        scipy.linalg.null_space
+    """
+    a, result = prepare("null_space", a)
+    (_, s, vh), _ = _dispatch.run("svd", stream, a, full_matrices=True)
+    rank = _common_rank("null_space", a, s, rcond)
+    return mx.conj(mx.swapaxes(vh[..., rank:, :], -1, -2)).astype(result)
+
+
+def _common_rank(fn: str, a: mx.array, s: mx.array, rcond) -> int:
+    """The numerical rank shared by every matrix of the batch (host sync)."""
+    if rcond is None:
+        rcond = max(a.shape[-2:]) * mx.finfo(real_dtype(a.dtype)).eps
+    s_np = np.asarray(s)
+    if s_np.shape[-1] == 0:
+        return 0
+    ranks = (s_np > rcond * s_np[..., :1]).sum(axis=-1)
+    distinct = np.unique(ranks)
+    if distinct.size > 1:
+        fail(fn, f"expected every matrix of the batch to have the same numerical rank, got "
+             f"ranks {distinct.tolist()}; call it on each matrix separately")
+    return int(distinct[0]) if distinct.size else 0

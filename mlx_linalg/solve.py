@@ -1,0 +1,100 @@
+"""General linear systems and inverses: solve, inv, matrix_power."""
+
+import operator
+
+import mlx.core as mx
+
+from mlx_linalg import _dispatch
+from mlx_linalg._checks import as_array, compute_dtype, fail, prepare, prepare_rhs, require_matrix
+from mlx_linalg._errors import check_failures
+
+SINGULAR = "matrix is singular"
+
+
+def solve(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
+    """Solve ``x1 X = x2`` for square ``x1``.
+
+    Args:
+        x1: (..., M, M) coefficient matrices.
+        x2: (M,) or (..., M, K). Following the Array API, only an exactly 1-D ``x2`` is a
+            vector (treated as (..., M, 1) and the result squeezed); batch axes broadcast.
+        stream: MLX stream or device.
+
+    Returns:
+        X of shape (..., M) for a vector ``x2``, else (..., M, K). Singular matrices give
+        NaN, or raise :class:`LinAlgError` in raise mode.
+
+    Notes:
+        LU with partial pivoting, LAPACK gesv (2n³/3 + 2n²K flops).
+
+    See Also:
+        numpy.linalg.solve, scipy.linalg.solve
+    """
+    x1 = as_array("solve", x1, name="x1")
+    require_matrix("solve", x1, square=True, name="x1")
+    x2 = as_array("solve", x2, name="x2")
+    computed, result = compute_dtype("solve", x1, x2)
+    a, b, vector = prepare_rhs("solve", x1.astype(computed), x2.astype(computed),
+                               rows=x1.shape[-1])
+    (x,), failed = _dispatch.run("solve", stream, a, b)
+    check_failures("solve", SINGULAR, failed)
+    return (x[..., 0] if vector else x).astype(result)
+
+
+def inv(x: mx.array, /, *, stream=None) -> mx.array:
+    """Inverse of a stack of square matrices.
+
+    Args:
+        x: (..., M, M).
+        stream: MLX stream or device.
+
+    Returns:
+        (..., M, M) inverses. Singular matrices give NaN, or raise :class:`LinAlgError`
+        in raise mode.
+
+    Notes:
+        LAPACK getrf + getri (2n³ flops).
+
+    See Also:
+        numpy.linalg.inv, scipy.linalg.inv
+    """
+    x, result = prepare("inv", x, square=True)
+    (xi,), failed = _dispatch.run("inv", stream, x)
+    check_failures("inv", SINGULAR, failed)
+    return xi.astype(result)
+
+
+def matrix_power(x: mx.array, n: int, /, *, stream=None) -> mx.array:
+    """Raise a stack of square matrices to an integer power.
+
+    Args:
+        x: (..., M, M).
+        n: the exponent; 0 gives the identity, negative powers invert first.
+        stream: MLX stream or device.
+
+    Returns:
+        (..., M, M) ``x**n``.
+
+    Notes:
+        Binary powering: at most 2·log2|n| matrix products (plus one inverse for n < 0).
+
+    See Also:
+        numpy.linalg.matrix_power
+    """
+    try:
+        n = operator.index(n)
+    except TypeError:
+        fail("matrix_power", f"expected an integer n, got {type(n).__name__}", TypeError)
+    x = as_array("matrix_power", x)
+    require_matrix("matrix_power", x, square=True)
+    compute_dtype("matrix_power", x)
+    if n < 0:
+        x, n = inv(x, stream=stream), -n
+    power = mx.broadcast_to(mx.eye(x.shape[-1], dtype=x.dtype, stream=stream), x.shape)
+    while n:
+        if n & 1:
+            power = mx.matmul(power, x, stream=stream)
+        n >>= 1
+        if n:
+            x = mx.matmul(x, x, stream=stream)
+    return power

@@ -1,0 +1,144 @@
+"""Singular value decomposition and what is built on it: svd, svdvals, pinv, matrix_rank,
+cond."""
+
+import mlx.core as mx
+
+from mlx_linalg import _dispatch
+from mlx_linalg._checks import fail, prepare, real_dtype, require_choice
+from mlx_linalg._results import SVDResult
+
+
+def svd(x: mx.array, /, *, full_matrices: bool = True, stream=None) -> SVDResult:
+    """Singular value decomposition ``x = U diag(S) Vh``.
+
+    Args:
+        x: (..., M, N).
+        full_matrices: U (..., M, M) and Vh (..., N, N) when True (the Array API default);
+            U (..., M, K) and Vh (..., K, N) with K = min(M, N) when False.
+        stream: MLX stream or device.
+
+    Returns:
+        ``SVDResult(U, S, Vh)``: S (..., K) real, non-negative, descending.
+
+    Notes:
+        LAPACK gesdd (bidiagonalization and divide and conquer).
+
+    See Also:
+        numpy.linalg.svd, scipy.linalg.svd
+    """
+    x, result = prepare("svd", x)
+    (u, s, vh), _ = _dispatch.run("svd", stream, x, full_matrices=bool(full_matrices))
+    return SVDResult(u.astype(result), s.astype(real_dtype(result)), vh.astype(result))
+
+
+def svdvals(x: mx.array, /, *, stream=None) -> mx.array:
+    """Singular values of a stack of matrices.
+
+    Args:
+        x: (..., M, N).
+        stream: MLX stream or device.
+
+    Returns:
+        (..., K) real, non-negative, descending; K = min(M, N).
+
+    See Also:
+        scipy.linalg.svdvals
+    """
+    x, result = prepare("svdvals", x)
+    (s,), _ = _dispatch.run("svdvals", stream, x)
+    return s.astype(real_dtype(result))
+
+
+def pinv(x: mx.array, /, *, rtol=None, stream=None) -> mx.array:
+    """Moore-Penrose pseudo-inverse.
+
+    Args:
+        x: (..., M, N).
+        rtol: singular values at most ``rtol * max(S)`` count as zero; a float or an array
+            broadcasting against the batch shape. Default ``max(M, N) * eps``.
+        stream: MLX stream or device.
+
+    Returns:
+        (..., N, M) pseudo-inverse ``V diag(1/S) Uᴴ`` over the kept singular values.
+
+    See Also:
+        numpy.linalg.pinv, scipy.linalg.pinv
+    """
+    x, result = prepare("pinv", x)
+    (u, s, vh), _ = _dispatch.run("svd", stream, x, full_matrices=False)
+    cutoff = _relative_tolerance("pinv", x, rtol) * _largest(s)
+    s_inv = mx.where(s > cutoff[..., None], 1 / mx.where(s == 0, 1, s), 0)
+    vs = mx.conj(mx.swapaxes(vh, -1, -2)) * s_inv[..., None, :].astype(x.dtype)
+    return mx.matmul(vs, mx.conj(mx.swapaxes(u, -1, -2)), stream=stream).astype(result)
+
+
+def matrix_rank(x: mx.array, /, *, rtol=None, stream=None) -> mx.array:
+    """Numerical rank: the number of singular values above ``rtol * max(S)``.
+
+    Args:
+        x: (..., M, N).
+        rtol: relative tolerance, float or array broadcasting against the batch shape.
+            Default ``max(M, N) * eps``.
+        stream: MLX stream or device.
+
+    Returns:
+        (...,) int32 ranks.
+
+    See Also:
+        numpy.linalg.matrix_rank
+    """
+    x, _ = prepare("matrix_rank", x)
+    s = svdvals(x, stream=stream)
+    cutoff = _relative_tolerance("matrix_rank", x, rtol) * _largest(s)
+    return (s > cutoff[..., None]).sum(axis=-1).astype(mx.int32)
+
+
+def cond(x: mx.array, p=None, *, stream=None) -> mx.array:
+    """Condition number of a stack of matrices in the norm ``p``.
+
+    Args:
+        x: (..., M, N); square unless ``p`` is None, 2 or -2.
+        p: None or 2 (largest over smallest singular value), -2 (its inverse), or
+            "fro", "nuc", 1, -1, inf, -inf (``norm(x, p) * norm(inv(x), p)``).
+        stream: MLX stream or device.
+
+    Returns:
+        (...,) real condition numbers; inf for singular matrices.
+
+    See Also:
+        numpy.linalg.cond
+    """
+    from mlx_linalg.norms import matrix_norm
+
+    require_choice("cond", "p", p, (None, 2, -2, "fro", "nuc", 1, -1, float("inf"),
+                                    float("-inf")))
+    x, result = prepare("cond", x, square=p not in (None, 2, -2))
+    if p in (None, 2, -2):
+        s = svdvals(x, stream=stream)
+        if s.shape[-1] == 0:
+            fail("cond", f"expected a non-empty matrix, got shape {tuple(x.shape)}")
+        ratio = s[..., 0] / s[..., -1]
+        return (1 / ratio if p == -2 else ratio).astype(real_dtype(result))
+    (x_inv,), failed = _dispatch.run("inv", stream, x)
+    c = matrix_norm(x, ord=p, stream=stream) * matrix_norm(x_inv, ord=p, stream=stream)
+    if failed is not None:
+        c = mx.where(failed, float("inf"), c)
+    return c.astype(real_dtype(result))
+
+
+def _relative_tolerance(fn: str, x: mx.array, rtol) -> mx.array:
+    """``rtol`` as a real array broadcasting against x's batch shape (default max(M,N)·eps)."""
+    real = real_dtype(x.dtype)
+    if rtol is None:
+        return mx.array(max(x.shape[-2:]) * mx.finfo(real).eps, dtype=real)
+    rtol = mx.array(rtol) if not isinstance(rtol, mx.array) else rtol
+    if mx.issubdtype(rtol.dtype, mx.complexfloating) or rtol.dtype == mx.bool_:
+        fail(fn, f"expected a real rtol, got {rtol.dtype}", TypeError)
+    return rtol.astype(real)
+
+
+def _largest(s: mx.array) -> mx.array:
+    """The largest singular value of each matrix (0 for empty matrices)."""
+    if s.shape[-1] == 0:
+        return mx.zeros(s.shape[:-1], dtype=s.dtype)
+    return s[..., 0]
