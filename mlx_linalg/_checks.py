@@ -28,6 +28,8 @@ _NUMPY_DTYPE = {
 
 _REAL_DTYPE = {mx.complex64: mx.float32}
 
+_TRANS_CODES = {0: 0, 1: 1, 2: 2, "N": 0, "T": 1, "C": 2}
+
 
 def fail(fn: str, message: str, exc: type[Exception] = ValueError) -> NoReturn:
     """Raise ``exc`` with the message prefixed by ``[mlx_linalg.<fn>]``."""
@@ -87,6 +89,13 @@ def require_choice(fn: str, name: str, value: object, choices: Iterable[object])
     if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
         shown = ", ".join(repr(c) for c in choices)
         fail(fn, f"expected {name} to be one of {shown}, got {value!r}")
+
+
+def trans_code(fn: str, trans: object) -> int:
+    """LAPACK's transpose option as 0 (none), 1 (transpose) or 2 (conjugate transpose)."""
+    if isinstance(trans, bool) or trans not in _TRANS_CODES:
+        fail(fn, f"expected trans to be 0, 1, 2, 'N', 'T' or 'C', got {trans!r}")
+    return _TRANS_CODES[trans]
 
 
 def broadcast_batch(fn: str, a: mx.array, b: mx.array, a_core: int, b_core: int) -> tuple:

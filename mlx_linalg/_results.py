@@ -21,7 +21,7 @@ class SVDResult(NamedTuple):
 
 
 class EighResult(NamedTuple):
-    """Ascending ``eigenvalues`` (..., M) and orthonormal ``eigenvectors`` (..., M, M) as columns."""
+    """Ascending ``eigenvalues`` (..., M) and orthonormal column ``eigenvectors`` (..., M, M)."""
 
     eigenvalues: mx.array
     eigenvectors: mx.array
@@ -42,7 +42,7 @@ class SlogdetResult(NamedTuple):
 
 
 class LUResult(NamedTuple):
-    """``P`` (..., M, M) permutation, ``L`` (..., M, K) unit lower, ``U`` (..., K, N) upper: A = P L U."""
+    """A = P L U: ``P`` (..., M, M), unit lower ``L`` (..., M, K), upper ``U`` (..., K, N)."""
 
     P: mx.array
     L: mx.array

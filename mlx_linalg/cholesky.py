@@ -87,8 +87,9 @@ def cho_solve(c_and_lower: tuple, b: mx.array, *, stream=None) -> mx.array:
     require_matrix("cho_solve", c, square=True, name="c")
     b = as_array("cho_solve", b, name="b")
     computed, result = compute_dtype("cho_solve", c, b)
-    c, b, vector = prepare_rhs("cho_solve", c.astype(computed), b.astype(computed),
-                               rows=c.shape[-1])
+    c, b, vector = prepare_rhs(
+        "cho_solve", c.astype(computed), b.astype(computed), rows=c.shape[-1]
+    )
     (x,), failed = _dispatch.run("cho_solve", stream, c, b, lower=bool(lower))
     check_failures("cho_solve", "factor is singular", failed)
     return (x[..., 0] if vector else x).astype(result)

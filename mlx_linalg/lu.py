@@ -12,11 +12,10 @@ from mlx_linalg._checks import (
     prepare_rhs,
     real_dtype,
     require_matrix,
+    trans_code,
 )
 from mlx_linalg._errors import check_failures
 from mlx_linalg._results import LUFactorResult, LUResult, SlogdetResult
-
-_TRANS = {0: 0, 1: 1, 2: 2, "N": 0, "T": 1, "C": 2}
 
 
 def lu(a: mx.array, /, *, stream=None) -> LUResult:
@@ -87,23 +86,29 @@ def lu_solve(lu_and_piv: tuple, b: mx.array, trans: int | str = 0, *, stream=Non
     try:
         packed, piv = lu_and_piv
     except (TypeError, ValueError):
-        fail("lu_solve", "expected lu_and_piv to be an (lu, piv) pair as lu_factor returns, "
-             f"got {type(lu_and_piv).__name__}", TypeError)
-    if trans not in _TRANS or isinstance(trans, bool):
-        fail("lu_solve", f"expected trans to be 0, 1, 2, 'N', 'T' or 'C', got {trans!r}")
-    packed = as_array("lu_solve", packed, name="lu")
+        fail(
+            "lu_solve",
+            "expected lu_and_piv to be an (lu, piv) pair as lu_factor returns, "
+            f"got {type(lu_and_piv).__name__}",
+            TypeError,
+        )
     piv = as_array("lu_solve", piv, name="piv")
     require_matrix("lu_solve", packed, square=True, name="lu")
     if piv.shape != packed.shape[:-1] or piv.dtype not in (mx.int32, mx.int64, mx.uint32):
-        fail("lu_solve", f"expected integer piv of shape {tuple(packed.shape[:-1])}, got "
-             f"{tuple(piv.shape)} {piv.dtype}")
+        fail(
+            "lu_solve",
+            f"expected integer piv of shape {tuple(packed.shape[:-1])}, got "
+            f"{tuple(piv.shape)} {piv.dtype}",
+        )
     b = as_array("lu_solve", b, name="b")
     computed, result = compute_dtype("lu_solve", packed, b)
     packed, b, vector = prepare_rhs(
         "lu_solve", packed.astype(computed), b.astype(computed), rows=packed.shape[-1]
     )
     piv = mx.broadcast_to(piv.astype(mx.int32), packed.shape[:-1])
-    (x,), failed = _dispatch.run("lu_solve", stream, packed, piv, b, trans=_TRANS[trans])
+    (x,), failed = _dispatch.run(
+        "lu_solve", stream, packed, piv, b, trans=trans_code("lu_solve", trans)
+    )
     check_failures("lu_solve", "matrix is singular", failed)
     return (x[..., 0] if vector else x).astype(result)
 

@@ -5,7 +5,14 @@ import operator
 
 import mlx.core as mx
 
-from mlx_linalg._checks import as_array, compute_dtype, fail, real_dtype, require_choice, require_matrix
+from mlx_linalg._checks import (
+    as_array,
+    compute_dtype,
+    fail,
+    real_dtype,
+    require_choice,
+    require_matrix,
+)
 
 INF = float("inf")
 
@@ -101,9 +108,9 @@ def _normalize_axes(fn: str, x: mx.array, axis) -> tuple[int, ...]:
         axes = tuple(operator.index(a) for a in axes)
     except TypeError:
         fail(fn, f"expected axis to be None, an int or a tuple of ints, got {axis!r}", TypeError)
-    normalized = tuple(a % x.ndim if -x.ndim <= a < x.ndim else None for a in axes) if x.ndim else ()
-    if None in normalized or (x.ndim == 0 and axes):
+    if any(not -x.ndim <= a < x.ndim for a in axes):
         fail(fn, f"expected axes within an array of {x.ndim} dimensions, got {axis!r}")
+    normalized = tuple(a % x.ndim for a in axes)
     if len(set(normalized)) != len(normalized):
         fail(fn, f"expected distinct axes, got {axis!r}")
     return normalized

@@ -98,6 +98,9 @@ def _common_rank(fn: str, a: mx.array, s: mx.array, rcond) -> int:
     ranks = (s_np > rcond * s_np[..., :1]).sum(axis=-1)
     distinct = np.unique(ranks)
     if distinct.size > 1:
-        fail(fn, f"expected every matrix of the batch to have the same numerical rank, got "
-             f"ranks {distinct.tolist()}; call it on each matrix separately")
+        fail(
+            fn,
+            f"expected every matrix of the batch to have the same numerical rank, got "
+            f"ranks {distinct.tolist()}; call it on each matrix separately",
+        )
     return int(distinct[0]) if distinct.size else 0

@@ -36,13 +36,19 @@ def matmul(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
     x1, x2 = as_array("matmul", x1, "x1"), as_array("matmul", x2, "x2")
     _numeric("matmul", x1, x2)
     if x1.ndim == 0 or x2.ndim == 0:
-        fail("matmul", f"expected arrays of at least 1 dimension, got shapes {tuple(x1.shape)} "
-             f"and {tuple(x2.shape)}")
+        fail(
+            "matmul",
+            f"expected arrays of at least 1 dimension, got shapes {tuple(x1.shape)} "
+            f"and {tuple(x2.shape)}",
+        )
     k1 = x1.shape[-1]
     k2 = x2.shape[0] if x2.ndim == 1 else x2.shape[-2]
     if k1 != k2:
-        fail("matmul", f"expected x1 (..., M, K) and x2 (..., K, N) to share K, got shapes "
-             f"{tuple(x1.shape)} and {tuple(x2.shape)}")
+        fail(
+            "matmul",
+            f"expected x1 (..., M, K) and x2 (..., K, N) to share K, got shapes "
+            f"{tuple(x1.shape)} and {tuple(x2.shape)}",
+        )
     if x1.ndim > 2 or x2.ndim > 2:
         _batch_shape("matmul", x1.shape[:-2], x2.shape[:-2], x1, x2)
     if mx.issubdtype(mx.result_type(x1, x2), mx.inexact):
@@ -66,8 +72,9 @@ def outer(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
     x1, x2 = as_array("outer", x1, "x1"), as_array("outer", x2, "x2")
     _numeric("outer", x1, x2)
     if x1.ndim != 1 or x2.ndim != 1:
-        fail("outer", f"expected two 1-D arrays, got shapes {tuple(x1.shape)} and "
-             f"{tuple(x2.shape)}")
+        fail(
+            "outer", f"expected two 1-D arrays, got shapes {tuple(x1.shape)} and {tuple(x2.shape)}"
+        )
     return mx.multiply(x1[:, None], x2[None, :], stream=stream)
 
 
@@ -93,13 +100,19 @@ def tensordot(x1: mx.array, x2: mx.array, /, *, axes=2, stream=None) -> mx.array
         try:
             a_axes, b_axes = ([operator.index(i) for i in ax] for ax in axes)
         except (TypeError, ValueError):
-            fail("tensordot", f"expected axes to be an int or a pair of axis sequences, got "
-                 f"{axes!r}", TypeError)
+            fail(
+                "tensordot",
+                f"expected axes to be an int or a pair of axis sequences, got {axes!r}",
+                TypeError,
+            )
     if len(a_axes) != len(b_axes) or any(
         x1.shape[i] != x2.shape[j] for i, j in zip(a_axes, b_axes, strict=False)
     ):
-        fail("tensordot", f"expected contracted axes of equal sizes, got shapes "
-             f"{tuple(x1.shape)} and {tuple(x2.shape)} with axes {axes!r}")
+        fail(
+            "tensordot",
+            f"expected contracted axes of equal sizes, got shapes "
+            f"{tuple(x1.shape)} and {tuple(x2.shape)} with axes {axes!r}",
+        )
     if mx.issubdtype(mx.result_type(x1, x2), mx.inexact):
         return mx.tensordot(x1, x2, axes=[a_axes, b_axes], stream=stream)
     a_free = [i for i in range(x1.ndim) if i not in {i % x1.ndim for i in a_axes}]
@@ -121,11 +134,15 @@ def vecdot(x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream=None) -> mx.
     shape = _batch_shape("vecdot", x1.shape, x2.shape, x1, x2)
     if not -len(shape) <= axis < len(shape) or len(shape) == 0:
         fail("vecdot", f"expected axis within the broadcast shape {shape}, got {axis}")
-    if x1.shape[axis - x1.ndim + len(shape) if axis >= 0 else axis] != x2.shape[
-        axis - x2.ndim + len(shape) if axis >= 0 else axis
-    ]:
-        fail("vecdot", f"expected equal sizes along axis {axis}, got shapes {tuple(x1.shape)} "
-             f"and {tuple(x2.shape)}")
+    if (
+        x1.shape[axis - x1.ndim + len(shape) if axis >= 0 else axis]
+        != x2.shape[axis - x2.ndim + len(shape) if axis >= 0 else axis]
+    ):
+        fail(
+            "vecdot",
+            f"expected equal sizes along axis {axis}, got shapes {tuple(x1.shape)} "
+            f"and {tuple(x2.shape)}",
+        )
     if mx.issubdtype(x1.dtype, mx.complexfloating):
         x1 = mx.conj(x1)
     return mx.sum(mx.multiply(x1, x2), axis=axis, stream=stream)
@@ -143,8 +160,11 @@ def cross(x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream=None) -> mx.a
     if not -len(shape) <= axis < len(shape):
         fail("cross", f"expected axis within the broadcast shape {shape}, got {axis}")
     if shape[axis] != 3 or x1.shape[axis - len(shape) + x1.ndim if axis >= 0 else axis] != 3:
-        fail("cross", f"expected size 3 along axis {axis}, got shapes {tuple(x1.shape)} and "
-             f"{tuple(x2.shape)}")
+        fail(
+            "cross",
+            f"expected size 3 along axis {axis}, got shapes {tuple(x1.shape)} and "
+            f"{tuple(x2.shape)}",
+        )
     a = mx.moveaxis(mx.broadcast_to(x1, shape), axis, -1)
     b = mx.moveaxis(mx.broadcast_to(x2, shape), axis, -1)
     a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]

@@ -34,8 +34,7 @@ def solve(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
     require_matrix("solve", x1, square=True, name="x1")
     x2 = as_array("solve", x2, name="x2")
     computed, result = compute_dtype("solve", x1, x2)
-    a, b, vector = prepare_rhs("solve", x1.astype(computed), x2.astype(computed),
-                               rows=x1.shape[-1])
+    a, b, vector = prepare_rhs("solve", x1.astype(computed), x2.astype(computed), rows=x1.shape[-1])
     (x,), failed = _dispatch.run("solve", stream, a, b)
     check_failures("solve", SINGULAR, failed)
     return (x[..., 0] if vector else x).astype(result)

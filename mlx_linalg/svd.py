@@ -110,8 +110,7 @@ def cond(x: mx.array, p=None, *, stream=None) -> mx.array:
     """
     from mlx_linalg.norms import matrix_norm
 
-    require_choice("cond", "p", p, (None, 2, -2, "fro", "nuc", 1, -1, float("inf"),
-                                    float("-inf")))
+    require_choice("cond", "p", p, (None, 2, -2, "fro", "nuc", 1, -1, float("inf"), float("-inf")))
     x, result = prepare("cond", x, square=p not in (None, 2, -2))
     if p in (None, 2, -2):
         s = svdvals(x, stream=stream)

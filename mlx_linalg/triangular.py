@@ -3,10 +3,8 @@
 import mlx.core as mx
 
 from mlx_linalg import _dispatch
-from mlx_linalg._checks import as_array, compute_dtype, fail, prepare_rhs, require_matrix
+from mlx_linalg._checks import as_array, compute_dtype, prepare_rhs, require_matrix, trans_code
 from mlx_linalg._errors import check_failures
-
-_TRANS = {0: 0, 1: 1, 2: 2, "N": 0, "T": 1, "C": 2}
 
 
 def solve_triangular(
@@ -38,9 +36,6 @@ def solve_triangular(
     See Also:
         scipy.linalg.solve_triangular
     """
-    if trans not in _TRANS or isinstance(trans, bool):
-        fail("solve_triangular", f"expected trans to be 0, 1, 2, 'N', 'T' or 'C', got {trans!r}")
-    a = as_array("solve_triangular", a, name="a")
     require_matrix("solve_triangular", a, square=True, name="a")
     b = as_array("solve_triangular", b, name="b")
     computed, result = compute_dtype("solve_triangular", a, b)
@@ -48,8 +43,13 @@ def solve_triangular(
         "solve_triangular", a.astype(computed), b.astype(computed), rows=a.shape[-1]
     )
     (x,), failed = _dispatch.run(
-        "solve_triangular", stream, a, b,
-        lower=bool(lower), unit_diagonal=bool(unit_diagonal), trans=_TRANS[trans],
+        "solve_triangular",
+        stream,
+        a,
+        b,
+        lower=bool(lower),
+        unit_diagonal=bool(unit_diagonal),
+        trans=trans_code("solve_triangular", trans),
     )
     check_failures("solve_triangular", "matrix is singular", failed)
     return (x[..., 0] if vector else x).astype(result)

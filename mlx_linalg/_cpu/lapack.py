@@ -147,6 +147,10 @@ def lstsq(a: np.ndarray, b: np.ndarray, *, rcond: float):
 def _mark_failed(outputs: tuple, failed: np.ndarray):
     """Set the float outputs of failed batch entries to NaN; return ``(outputs, failed)``."""
     if failed.any():
-        outputs = tuple(np.where(np.expand_dims(failed, tuple(range(failed.ndim, o.ndim))),
-                                 np.nan, o).astype(o.dtype) for o in outputs)
+        outputs = tuple(
+            np.where(np.expand_dims(failed, tuple(range(failed.ndim, o.ndim))), np.nan, o).astype(
+                o.dtype
+            )
+            for o in outputs
+        )
     return outputs, failed
