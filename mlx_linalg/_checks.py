@@ -41,6 +41,8 @@ def as_array(fn: str, x: object, name: str = "x") -> mx.array:
     if isinstance(x, mx.array):
         return x
     try:
+        if isinstance(x, np.ndarray) and x.dtype == np.float64:
+            return mx.array(x, dtype=mx.float64)  # MLX would narrow it to float32
         return mx.array(x)
     except (TypeError, ValueError):
         fail(fn, f"expected an array for {name}, got {type(x).__name__}", TypeError)

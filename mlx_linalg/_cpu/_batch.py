@@ -17,9 +17,21 @@ def to_numpy(x: mx.array) -> np.ndarray:
     return np.asarray(x)
 
 
+_MLX_DTYPE = {
+    np.dtype(np.float32): mx.float32,
+    np.dtype(np.float64): mx.float64,
+    np.dtype(np.complex64): mx.complex64,
+    np.dtype(np.complex128): mx.complex64,
+    np.dtype(np.int32): mx.int32,
+    np.dtype(np.int64): mx.int32,
+    np.dtype(np.bool_): mx.bool_,
+}
+
+
 def to_mlx(a: np.ndarray) -> mx.array:
-    """An MLX array holding a copy of ``a``."""
-    return mx.array(np.ascontiguousarray(a))
+    """An MLX array holding a copy of ``a``, keeping its precision (MLX would make float64
+    float32 by default); complex128 and int64 narrow to complex64 and int32."""
+    return mx.array(np.ascontiguousarray(a), dtype=_MLX_DTYPE[a.dtype])
 
 
 def guarded(
