@@ -5,6 +5,7 @@ for, on stacks of matrices ``(..., M, N)``, on the GPU and the CPU.
 """
 
 from mlx_linalg._errors import LinAlgError, errstate, geterr
+from mlx_linalg._install import install, installed, uninstall
 from mlx_linalg._results import (
     ChoFactorResult,
     EighResult,
@@ -66,6 +67,8 @@ __all__ = [
     "eigvalsh",
     "errstate",
     "geterr",
+    "install",
+    "installed",
     "inv",
     "lstsq",
     "lu",
@@ -89,6 +92,7 @@ __all__ = [
     "svdvals",
     "tensordot",
     "trace",
+    "uninstall",
     "vecdot",
     "vector_norm",
 ]
