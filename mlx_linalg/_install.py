@@ -9,7 +9,8 @@ While installed:
 - ``x.__array_namespace__()`` returns :mod:`mlx_linalg.array_api` for every ``mx.array``, so
   ``array_api_compat.array_namespace(x)`` (scikit-learn, SciPy, array-api-extra) finds it.
 - ``x.device`` and ``x.to_device(device)`` exist on ``mx.array`` (the standard's array
-  attributes, which MLX lacks).
+  attributes, which MLX lacks), and ``x[mask]`` / ``x[mask] = v`` accept boolean masks
+  (``_array_api/_indexing.py``).
 
 State model: ``install()``/``uninstall()`` are an idempotent on/off switch; ``installed()`` is
 a context manager counted across threads. The routing is in place while the switch is on or
@@ -42,6 +43,7 @@ def _array_namespace(self, /, *, api_version: str | None = None):
 
 
 _API_VERSIONS = ("2021.12", "2022.12", "2023.12", "2024.12")
+_NOT_LINALG = ("errstate", "geterr", "install", "installed", "uninstall")
 
 
 def _array_device(self) -> mx.Device:
@@ -59,16 +61,19 @@ def _array_to_device(self, device, /, *, stream=None):
 def _patches() -> list[tuple[object, str, object]]:
     """Every (owner, attribute, new value) that install() sets."""
     import mlx_linalg as la
+    from mlx_linalg._array_api._indexing import make_getitem, make_setitem
     from mlx_linalg._array_api._mx_linalg import ADAPTERS
 
     changes = [
         (mx.array, "__array_namespace__", _array_namespace),
+        (mx.array, "__getitem__", make_getitem(mx.array.__dict__["__getitem__"])),
+        (mx.array, "__setitem__", make_setitem(mx.array.__dict__["__setitem__"])),
         (mx.array, "device", property(_array_device)),
         (mx.array, "to_device", _array_to_device),
     ]
     for name in la.__all__:
         fn = getattr(la, name)
-        if callable(fn) and not isinstance(fn, type) and name not in ("errstate", "geterr"):
+        if callable(fn) and not isinstance(fn, type) and name not in _NOT_LINALG:
             changes.append((mx.linalg, name, ADAPTERS.get(name, fn)))
     return changes
 

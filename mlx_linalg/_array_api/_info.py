@@ -39,10 +39,16 @@ class ArrayNamespaceInfo:
     __module__ = "mlx_linalg.array_api"
 
     def capabilities(self) -> dict[str, bool | int]:
-        """``boolean indexing`` False (MLX cannot index with a mask); ``data-dependent shapes``
-        True (``unique_*``, ``nonzero`` and array ``repeat`` evaluate eagerly); ``max
-        dimensions`` None (MLX sets no limit)."""
-        return {"boolean indexing": False, "data-dependent shapes": True, "max dimensions": None}
+        """``boolean indexing`` True while :func:`mlx_linalg.install` is in effect (MLX itself
+        rejects masks); ``data-dependent shapes`` True (``unique_*``, ``nonzero`` and array
+        ``repeat`` evaluate eagerly); ``max dimensions`` None (MLX sets no limit)."""
+        from mlx_linalg._install import is_installed
+
+        return {
+            "boolean indexing": is_installed(),
+            "data-dependent shapes": True,
+            "max dimensions": None,
+        }
 
     def default_device(self) -> mx.Device:
         """MLX's default device (the GPU when there is one)."""

@@ -10,7 +10,7 @@ adapter here translates:
 | ``cholesky(a, upper=False)`` positional ``upper`` | forwards ``upper=`` |
 | ``cross(a, b, axis=-1)`` positional ``axis`` | forwards ``axis=`` |
 | ``eigh(a, UPLO="L")``, ``eigvalsh(a, UPLO="L")`` | "U" reads the upper triangle (as Aᴴ's lower) |
-| ``svd(a, compute_uv=True)``: full U, Vt; ``compute_uv=False`` gives S only | ``svd`` / ``svdvals`` |
+| ``svd(a, compute_uv=True)``: full U, Vt; ``compute_uv=False``: S | ``svd`` / ``svdvals`` |
 | ``lu(a)`` -> ``(perm, L, U)`` with ``A = L[perm] @ U``, perm uint32 | from ``lu``'s P matrix |
 | ``lu_factor(a)`` -> ``(LU, pivots)``, pivots uint32 | ``lu_factor`` with pivots cast |
 | ``solve_triangular(a, b, *, upper=False)`` | ``solve_triangular(..., lower=not upper)`` |
