@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import mlx.core as mx
 
+from mlx_linalg import _autodiff
 from mlx_linalg._cpu import lapack
 
 Predicate = Callable[..., bool]
@@ -53,5 +54,11 @@ def implementation(op: str, stream: object, *arrays: mx.array, **keywords) -> Im
 
 
 def run(op: str, stream: object, *arrays: mx.array, **keywords) -> tuple:
-    """Pick the implementation of ``op`` and call it: returns ``(outputs, failed)``."""
-    return implementation(op, stream, *arrays, **keywords)(*arrays, **keywords)
+    """Pick the implementation of ``op`` and call it: returns ``(outputs, failed)``.
+
+    ``outputs`` is always a tuple. The call goes through ``mlx_linalg._autodiff``, which
+    gives every implementation, CPU or GPU, the op's VJP, JVP and vmap rules, and runs the
+    eager LAPACK path lazily while ``mx.compile`` or ``mx.vmap`` traces it.
+    """
+    impl = implementation(op, stream, *arrays, **keywords)
+    return _autodiff.call(op, impl, stream, arrays, keywords)
