@@ -67,12 +67,7 @@ def call(op: str, impl, stream: object, arrays: tuple, keywords: dict) -> tuple:
 
     @fn.vmap
     def vmap(inputs, axes):
-        inputs, axes = _as_tuple(inputs), _as_tuple(axes)
-        size = next(x.shape[ax] for x, ax in zip(inputs, axes, strict=True) if ax is not None)
-        stacked = tuple(
-            mx.broadcast_to(x[None], (size, *x.shape)) if ax is None else mx.moveaxis(x, ax, 0)
-            for x, ax in zip(inputs, axes, strict=True)
-        )
+        stacked = _stack(inputs, axes)
         outputs, failed = call(op, impl, stream, stacked, keywords)
         if failed is None:
             failed = mx.zeros(stacked[0].shape[:-2], dtype=mx.bool_)
@@ -92,6 +87,16 @@ def _run_forward(op: str, impl, arrays: tuple, keywords: dict) -> tuple:
             raise
         outputs, failed = traced.run(op, *arrays, **keywords)
     return _as_tuple(outputs), failed
+
+
+def _stack(inputs, axes) -> tuple:
+    """vmap's inputs with the mapped axis first; unmapped inputs broadcast along it."""
+    inputs, axes = _as_tuple(inputs), _as_tuple(axes)
+    size = next(x.shape[ax] for x, ax in zip(inputs, axes, strict=True) if ax is not None)
+    return tuple(
+        mx.broadcast_to(x[None], (size, *x.shape)) if ax is None else mx.moveaxis(x, ax, 0)
+        for x, ax in zip(inputs, axes, strict=True)
+    )
 
 
 def _as_tuple(x) -> tuple:

@@ -14,13 +14,12 @@ Sources, cited per rule: Murray 2016 (Cholesky), Walter and Lehmann 2018 and Lia
 Zhang 2019 (SVD, real and complex), Seeger et al. 2017 (eigh), Golub and Pereyra 1973
 (derivative of the pseudo-inverse, for lstsq).
 
-Repeated eigenvalues and singular values: the eigenvector/singular-vector terms divide by
-gaps ``λj − λi`` (``σj² − σi²``). Gaps no larger than ``n·eps·max|λ|`` count as ties and
-their terms are dropped (set to zero), which is exact for losses that depend on a repeated
-eigenspace only through invariant quantities (eigenvalues, projectors); for other losses the
-gradient is not defined and this choice is one of many. ``eigvalsh`` and ``svdvals`` use
-value-only rules that are finite at ties. Terms with ``1/σi`` drop singular values that are
-exactly zero.
+Repeated eigenvalues and singular values (as in PyTorch and JAX): the eigenvector and
+singular-vector terms divide by gaps ``λj − λi`` (``σj² − σi²``) and by ``σi``. A term whose
+numerator is exactly zero counts as zero (so an unused eigenvector output costs nothing at a
+tie); otherwise an exact tie gives inf/NaN and a near tie a large, ill-conditioned gradient,
+because the eigenvectors themselves are not differentiable there. ``eigvalsh`` and
+``svdvals`` use value-only rules that stay finite and exact at ties.
 """
 
 import contextlib
@@ -137,21 +136,16 @@ def _scale_rows(v: mx.array, x: mx.array) -> mx.array:
     return v.astype(x.dtype)[..., :, None] * x
 
 
-def _inverse_gaps(values: mx.array) -> mx.array:
-    """``F[i, j] = 1 / (values[j] − values[i])``, zero on the diagonal and at ties.
-
-    A tie is a gap no larger than ``n · eps · max|values|`` (see the module docstring).
-    """
+def _gap_quotient(x: mx.array, values: mx.array) -> mx.array:
+    """``x[i, j] / (values[j] − values[i])`` off the diagonal, 0 on it and where x is 0."""
     gaps = values[..., None, :] - values[..., :, None]
-    n = values.shape[-1]
-    scale = mx.max(mx.abs(values), axis=-1, keepdims=True)[..., None] if n else 0
-    tol = n * mx.finfo(values.dtype).eps * scale
-    tie = mx.abs(gaps) <= tol
-    return mx.where(tie, 0, 1 / mx.where(tie, 1, gaps))
+    eye = mx.eye(values.shape[-1], dtype=mx.bool_)
+    return mx.where(eye | (x == 0), 0, x / mx.where(eye, 1, gaps).astype(x.dtype))
 
 
-def _safe_reciprocal(s: mx.array) -> mx.array:
-    return mx.where(s == 0, 0, 1 / mx.where(s == 0, 1, s))
+def _quotient(x: mx.array, d: mx.array) -> mx.array:
+    """``x / d`` elementwise, 0 where x is exactly 0 (even where d is 0)."""
+    return mx.where(x == 0, 0, x / d.astype(x.dtype))
 
 
 def _solve_tri(stream, a, b, *, lower, trans=0, unit_diagonal=False):
@@ -242,7 +236,7 @@ def _eigh(p, c, o, kw, s):
     Seeger et al., "Auto-differentiating linear algebra", 2017; Giles 2008, sec. 3.1.
     """
     (wbar, vbar), (w, v) = c, o
-    inner = _inverse_gaps(w) * (_h(v) @ vbar) + _diag_embed(wbar, v.dtype)
+    inner = _gap_quotient(_h(v) @ vbar, w) + _diag_embed(wbar, v.dtype)
     return (_hermitian_part(v @ inner @ _h(v)),)
 
 
@@ -262,18 +256,18 @@ def _svd_core(u, sv, vh, ubar, sbar, vhbar):
     v, vbar = _h(vh), _h(vhbar)
     dtype = u.dtype
     uhu, vhv = _h(u) @ ubar, _h(v) @ vbar
-    f = _inverse_gaps(sv * sv).astype(dtype)
-    inv_s = _safe_reciprocal(sv)
-    inner = _scale_columns(f * (uhu - _h(uhu)), sv) + _scale_rows(sv, f * (vhv - _h(vhv)))
+    squares = sv * sv
+    inner = (_scale_columns(_gap_quotient(uhu - _h(uhu), squares), sv)
+             + _scale_rows(sv, _gap_quotient(vhv - _h(vhv), squares)))
     inner = inner + _diag_embed(sbar, dtype)
     if mx.issubdtype(dtype, mx.complexfloating):
-        inner = inner + _diag_embed(1j * mx.imag(_diagonal(uhu)) * inv_s, dtype)
+        inner = inner + _diag_embed(_quotient(1j * mx.imag(_diagonal(uhu)), sv), dtype)
     grad = u @ inner @ vh
     m, k, n = u.shape[-2], sv.shape[-1], vh.shape[-1]
     if m > k:
-        grad = grad + _scale_columns(ubar - u @ (_h(u) @ ubar), inv_s) @ vh
+        grad = grad + _quotient(ubar - u @ (_h(u) @ ubar), sv[..., None, :]) @ vh
     if n > k:
-        grad = grad + u @ _scale_rows(inv_s, _h(vbar) - (_h(vbar) @ v) @ vh)
+        grad = grad + u @ _quotient(_h(vbar) - (_h(vbar) @ v) @ vh, sv[..., :, None])
     return grad
 
 
@@ -421,7 +415,7 @@ def _lstsq(p, c, o, kw, s):
     u, sv, vh = _op("svd", s, a, full_matrices=False)
     largest = sv[..., :1] if sv.shape[-1] else mx.zeros((*sv.shape[:-1], 1), dtype=sv.dtype)
     keep = sv > kw["rcond"] * largest
-    inv_s = mx.where(keep, _safe_reciprocal(sv), 0)
+    inv_s = mx.where(keep, 1 / mx.where(keep, sv, 1), 0)
     v = _h(vh)
     bbar = u @ _scale_rows(inv_s, vh @ xbar)
     pinv_bbar = v @ _scale_rows(inv_s, _h(u) @ bbar)

@@ -2,7 +2,10 @@
 
 The LAPACK implementations (``mlx_linalg._cpu.lapack``) read their inputs on the host, which
 MLX forbids while it traces a function. While tracing, :func:`run` builds the same op from
-MLX's own lazy CPU kernels (``mx.linalg`` on the CPU stream) and MLX operations, with the
+MLX's own lazy CPU kernels (``mx.linalg`` on the CPU stream: cholesky, eigh, svd, eig,
+solve_triangular) and MLX operations (Householder QR and partial-pivoting LU column by column,
+because every primitive of a traced graph must have a vmap rule and MLX's QR and LU have
+none), with the
 dispatch contract's outputs, shapes and dtypes. Under ``mx.vmap`` these outputs only fix the
 shapes (the vmap rule of ``mlx_linalg._autodiff`` then runs LAPACK on the whole stack);
 under ``mx.compile`` they are what runs.
@@ -78,13 +81,31 @@ def _cholesky(a, *, upper):
 
 
 def _qr(a, *, mode):
+    """Householder QR in MLX operations, LAPACK's conventions (geqr2/dlarfg + org2r).
+
+    MLX's own QR kernel has no vmap rule, so the reflectors are built column by column:
+    H_j = I − τ v vᵀ with v_j = 1, β = −sign(α)·‖(α, x)‖, τ = (β − α)/β (τ = 0 when x = 0).
+    """
     m, n = a.shape[-2:]
-    if mode == "complete" and m > n:
-        padded = mx.concatenate([a, mx.zeros((*a.shape[:-1], m - n), dtype=a.dtype)], -1)
-        q, r = mx.linalg.qr(_clean(padded), stream=CPU)
-        return (q, _triu(r[..., :, :n])), None
-    q, r = mx.linalg.qr(_clean(a), stream=CPU)
-    return (q, _triu(r)), None
+    k = min(m, n)
+    rows = mx.arange(m)[:, None]
+    r = _clean(a)
+    q = mx.broadcast_to(mx.eye(m, dtype=a.dtype), (*a.shape[:-2], m, m))
+    for j in range(k):
+        col = r[..., :, j : j + 1]
+        alpha = r[..., j : j + 1, j : j + 1]
+        below = mx.where(rows > j, col, 0)
+        xnorm = mx.sqrt((below * below).sum(axis=-2, keepdims=True))
+        beta = -mx.where(alpha >= 0, 1, -1).astype(a.dtype) * mx.sqrt(alpha * alpha + xnorm * xnorm)
+        trivial = xnorm == 0
+        beta = mx.where(trivial, alpha, beta)
+        tau = mx.where(trivial, 0, (beta - alpha) / mx.where(trivial, 1, beta))
+        v = mx.where(rows == j, 1, below / mx.where(trivial, 1, alpha - beta))
+        r = r - tau * v * (mx.swapaxes(v, -1, -2) @ r)
+        q = q - tau * (q @ v) * mx.swapaxes(v, -1, -2)
+    if mode == "complete":
+        return (q, _triu(r)), None
+    return (q[..., :, :k], _triu(r[..., :k, :])), None
 
 
 def _eigh(a):
@@ -128,8 +149,29 @@ def permutation(piv: mx.array, n: int) -> mx.array:
 
 
 def _lu_factor(a):
-    packed, piv = mx.linalg.lu_factor(_clean(a), stream=CPU)
-    return (packed, piv.astype(mx.int32)), None
+    """Partial-pivoting LU in MLX operations, LAPACK getf2's pivots (first largest |aᵢⱼ|).
+
+    MLX's own LU kernel has no vmap rule, so elimination runs column by column.
+    """
+    m, n = a.shape[-2:]
+    rows, cols = mx.arange(m)[:, None], mx.arange(n)[None, :]
+    packed = _clean(a)
+    pivots = []
+    for j in range(min(m, n)):
+        column = mx.where(rows >= j, mx.abs(packed[..., :, j : j + 1]), -1)
+        p = mx.argmax(column, axis=-2, keepdims=True).astype(mx.int32)
+        row_j = packed[..., j : j + 1, :]
+        row_p = mx.take_along_axis(packed, mx.broadcast_to(p, (*p.shape[:-1], n)), axis=-2)
+        packed = mx.where(rows == j, row_p, mx.where(rows == p, row_j, packed))
+        pivot = packed[..., j : j + 1, j : j + 1]
+        multipliers = mx.where(rows > j, packed[..., :, j : j + 1], 0) / mx.where(
+            pivot == 0, 1, pivot)
+        update = multipliers * mx.where(cols > j, packed[..., j : j + 1, :], 0)
+        packed = mx.where((rows > j) & (cols == j), multipliers, packed - update)
+        pivots.append(p[..., 0, 0])
+    piv = (mx.stack(pivots, axis=-1) if pivots
+           else mx.zeros((*a.shape[:-2], 0), dtype=mx.int32))
+    return (packed, piv), None
 
 
 def _lu(a):
