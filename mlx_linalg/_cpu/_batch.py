@@ -31,7 +31,8 @@ _MLX_DTYPE = {
 def to_mlx(a: np.ndarray) -> mx.array:
     """An MLX array holding a copy of ``a``, keeping its precision (MLX would make float64
     float32 by default); complex128 and int64 narrow to complex64 and int32."""
-    return mx.array(np.ascontiguousarray(a), dtype=_MLX_DTYPE[a.dtype])
+    a = np.asarray(a)
+    return mx.array(a, dtype=_MLX_DTYPE[a.dtype])
 
 
 def guarded(

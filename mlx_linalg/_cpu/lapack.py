@@ -36,7 +36,7 @@ def cholesky(a: np.ndarray, *, upper: bool):
 
 @_on_numpy
 def qr(a: np.ndarray, *, mode: str):
-    return np.linalg.qr(a, mode=mode), None
+    return guarded(functools.partial(np.linalg.qr, mode=mode), a)
 
 
 @_on_numpy

@@ -1,0 +1,112 @@
+"""Products, views and norms against NumPy, including integer and complex inputs."""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from conftest import random_matrix
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mlx_linalg as la
+
+INF = float("inf")
+
+
+def test_matmul_matches_numpy_for_all_operand_ranks(rng):
+    for s1, s2 in [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((5, 2, 3), (3, 4)),
+                   ((1, 2, 3), (6, 3, 2))]:
+        a, b = rng.standard_normal(s1), rng.standard_normal(s2)
+        got = la.matmul(mx.array(a, dtype=mx.float64), mx.array(b, dtype=mx.float64))
+        np.testing.assert_allclose(np.asarray(got), np.matmul(a, b), rtol=1e-12)
+
+
+def test_integer_matmul_and_tensordot_are_exact(rng):
+    a = rng.integers(-50, 50, (2, 3, 4)).astype(np.int32)
+    b = rng.integers(-50, 50, (4, 5)).astype(np.int32)
+    got = la.matmul(mx.array(a), mx.array(b))
+    assert got.dtype == mx.int32
+    np.testing.assert_array_equal(np.asarray(got), a @ b)
+    np.testing.assert_array_equal(np.asarray(la.matmul(mx.array(a[0, 0]), mx.array(b))),
+                                  a[0, 0] @ b)
+    got = la.tensordot(mx.array(a), mx.array(b), axes=1)
+    np.testing.assert_array_equal(np.asarray(got), np.tensordot(a, b, axes=1))
+    got = la.tensordot(mx.array(a), mx.array(a), axes=([1, 2], [1, 2]))
+    np.testing.assert_array_equal(np.asarray(got), np.tensordot(a, a, axes=([1, 2], [1, 2])))
+
+
+def test_outer_vecdot_cross(rng):
+    x, y = rng.standard_normal(4), rng.standard_normal(3)
+    np.testing.assert_allclose(np.asarray(la.outer(mx.array(x), mx.array(y))), np.outer(x, y),
+                               rtol=1e-6)
+    a = (rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))).astype(np.complex64)
+    b = (rng.standard_normal((3,)) + 1j * rng.standard_normal((3,))).astype(np.complex64)
+    np.testing.assert_allclose(np.asarray(la.vecdot(mx.array(a), mx.array(b))),
+                               np.vecdot(a, b), rtol=1e-5)
+    u, v = rng.standard_normal((4, 3, 2)), rng.standard_normal((3, 1))
+    got = la.cross(mx.array(u, dtype=mx.float64), mx.array(v, dtype=mx.float64), axis=-2)
+    np.testing.assert_allclose(np.asarray(got), np.cross(u, v, axis=-2), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(la.vecdot(mx.array(u), mx.array(u), axis=0)), (u * u).sum(0), rtol=1e-5
+    )
+
+
+def test_views_and_trace(rng):
+    a = rng.standard_normal((2, 3, 5))
+    x = mx.array(a, dtype=mx.float64)
+    np.testing.assert_array_equal(np.asarray(la.matrix_transpose(x)), np.swapaxes(a, -1, -2))
+    for k in (-2, 0, 1, 4, 7):
+        np.testing.assert_array_equal(
+            np.asarray(la.diagonal(x, offset=k)), np.diagonal(a, k, -2, -1)
+        )
+        np.testing.assert_allclose(np.asarray(la.trace(x, offset=k)),
+                                   np.trace(a, k, -2, -1), rtol=1e-12)
+    ints = mx.array(np.arange(9, dtype=np.int32).reshape(3, 3))
+    assert la.trace(ints).item() == 12
+    assert la.trace(ints, dtype=mx.float32).dtype == mx.float32
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ord=st.sampled_from([1, 2, 3, 0.5, -1, -2, 0, INF, -INF]),
+    axis=st.sampled_from([None, 0, -1, (0, 1), (1, 2), (0, 2)]),
+    keepdims=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_vector_norm_matches_numpy(ord, axis, keepdims, seed):
+    a = np.random.default_rng(seed).standard_normal((3, 4, 5))
+    a[0, 0, 0] = 0
+    if axis is None and ord not in (2,):
+        flat_ref = np.linalg.norm(a.ravel(), ord=ord)
+        ref = np.full((1, 1, 1) if keepdims else (), flat_ref)
+    else:
+        ref = np.linalg.vector_norm(a, ord=ord, axis=axis, keepdims=keepdims)
+    got = la.vector_norm(mx.array(a, dtype=mx.float64), axis=axis, keepdims=keepdims, ord=ord)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10)
+
+
+def test_vector_norm_does_not_overflow_or_underflow():
+    big = mx.array([3e30, 4e30], dtype=mx.float32)
+    np.testing.assert_allclose(float(la.vector_norm(big)), 5e30, rtol=1e-6)
+    tiny = mx.array([3e-30, 4e-30], dtype=mx.float32)
+    np.testing.assert_allclose(float(la.vector_norm(tiny)), 5e-30, rtol=1e-6)
+    assert float(la.vector_norm(mx.array([1.0, INF]))) == INF
+    assert np.isnan(float(la.vector_norm(mx.array([1.0, float("nan")]))))
+    assert float(la.vector_norm(mx.zeros((0,)))) == 0
+
+
+@pytest.mark.parametrize("ord", ["fro", "nuc", 1, -1, 2, -2, INF, -INF])
+@pytest.mark.parametrize("keepdims", [True, False])
+def test_matrix_norm_matches_numpy(rng, ord, keepdims):
+    a = random_matrix(rng, (2, 5, 3), mx.complex64)
+    got = la.matrix_norm(a, ord=ord, keepdims=keepdims)
+    assert got.dtype == mx.float32
+    ref = np.linalg.matrix_norm(np.asarray(a).astype(np.complex128), ord=ord, keepdims=keepdims)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-5)
+
+
+def test_matrix_power(rng):
+    a = np.asarray(random_matrix(rng, (2, 4, 4), mx.float64))
+    x = mx.array(a, dtype=mx.float64)
+    for n in (0, 1, 2, 5, -1, -3):
+        np.testing.assert_allclose(np.asarray(la.matrix_power(x, n)),
+                                   np.linalg.matrix_power(a, n), rtol=1e-9, atol=1e-9)
