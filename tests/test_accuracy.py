@@ -131,8 +131,11 @@ def test_solve_triangular(rng, dtype, lower, unit_diagonal, trans):
     if unit_diagonal:
         np.einsum("...ii->...i", tri)[...] = 1
     b = random_matrix(rng, (3, n, 2), dtype)
-    x = as64(la.solve_triangular(mx.array(full, dtype=dtype), b, trans=trans, lower=lower,
-                                 unit_diagonal=unit_diagonal))
+    x = as64(
+        la.solve_triangular(
+            mx.array(full, dtype=dtype), b, trans=trans, lower=lower, unit_diagonal=unit_diagonal
+        )
+    )
     op = {0: lambda m: m, 1: lambda m: np.swapaxes(m, -1, -2), 2: ct}[trans]
     a64 = op(as64(tri))
     assert ratio(as64(b) - a64 @ x, norm(a64) * norm(x), unit_roundoff(dtype)) <= SOLVE_RATIO
@@ -228,8 +231,9 @@ def test_eig(rng, dtype):
     u = unit_roundoff(mx.float32)
     assert ratio(a64 @ v64 - v64 * w64[..., None, :], 12 * norm(a64), u) <= EIGH_RATIO
     np.testing.assert_allclose(np.linalg.norm(v64, axis=-2), 1, rtol=1e-5)
-    np.testing.assert_allclose(np.sort_complex(as64(la.eigvals(a))), np.sort_complex(w64),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        np.sort_complex(as64(la.eigvals(a))), np.sort_complex(w64), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -241,8 +245,9 @@ def test_pinv_matrix_rank_and_cond(rng, dtype):
     np.testing.assert_array_equal(np.asarray(la.matrix_rank(mx.array(a, dtype=dtype))), [5, 4])
     sq = np.asarray(random_matrix(rng, (6, 6), dtype, cond=1e3))
     for p in [None, 2, -2, "fro", "nuc", 1, -1, np.inf, -np.inf]:
-        np.testing.assert_allclose(float(la.cond(mx.array(sq, dtype=dtype), p)), np.linalg.cond(as64(sq), p),
-                                   rtol=1e-2)
+        np.testing.assert_allclose(
+            float(la.cond(mx.array(sq, dtype=dtype), p)), np.linalg.cond(as64(sq), p), rtol=1e-2
+        )
 
 
 def test_rtol_array_broadcasts_over_the_batch(rng):

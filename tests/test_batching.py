@@ -64,9 +64,7 @@ def test_batch_equals_loop(op, batch, n, seed):
             np.testing.assert_allclose(whole[index], one, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize(
-    "shape", [(0, 0), (0, 3), (3, 0), (0, 4, 4), (2, 0, 0), (0, 2, 3)]
-)
+@pytest.mark.parametrize("shape", [(0, 0), (0, 3), (3, 0), (0, 4, 4), (2, 0, 0), (0, 2, 3)])
 def test_empty_inputs_give_empty_outputs_of_the_right_shape(shape):
     a = mx.zeros(shape)
     m, n = shape[-2:]

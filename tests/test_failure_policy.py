@@ -18,7 +18,10 @@ FAILING = {
     "cho_factor": (NOT_PD, lambda a: la.cho_factor(a).c),
     "inv": (SINGULAR, lambda a: la.inv(a)),
     "solve": (SINGULAR, lambda a: la.solve(a, RHS)),
-    "solve_triangular": (np.triu(SINGULAR) * [[1, 1], [1, 0]], lambda a: la.solve_triangular(a, RHS)),
+    "solve_triangular": (
+        np.triu(SINGULAR) * [[1, 1], [1, 0]],
+        lambda a: la.solve_triangular(a, RHS),
+    ),
     "lu_solve": (SINGULAR, lambda a: la.lu_solve(la.lu_factor(a), RHS)),
     "cho_solve": (np.zeros((2, 2)), lambda a: la.cho_solve((a, True), RHS)),
 }
@@ -42,7 +45,9 @@ def test_raise_mode_names_the_batch_index(name):
     bad, call = FAILING[name]
     fn = name if name != "cho_factor" else "cholesky"
     with la.errstate(linalg="raise"):
-        with pytest.raises(la.LinAlgError, match=rf"^\[mlx_linalg\.{fn}\] .* at batch index \(1,\)") as info:
+        with pytest.raises(
+            la.LinAlgError, match=rf"^\[mlx_linalg\.{fn}\] .* at batch index \(1,\)"
+        ) as info:
             call(_stack(bad))
     assert info.value.indices == ((1,),)
     assert isinstance(info.value, np.linalg.LinAlgError)

@@ -13,8 +13,13 @@ INF = float("inf")
 
 
 def test_matmul_matches_numpy_for_all_operand_ranks(rng):
-    for s1, s2 in [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((5, 2, 3), (3, 4)),
-                   ((1, 2, 3), (6, 3, 2))]:
+    for s1, s2 in [
+        ((3,), (3,)),
+        ((2, 3), (3,)),
+        ((3,), (3, 4)),
+        ((5, 2, 3), (3, 4)),
+        ((1, 2, 3), (6, 3, 2)),
+    ]:
         a, b = rng.standard_normal(s1), rng.standard_normal(s2)
         got = la.matmul(mx.array(a, dtype=mx.float64), mx.array(b, dtype=mx.float64))
         np.testing.assert_allclose(np.asarray(got), np.matmul(a, b), rtol=1e-12)
@@ -26,8 +31,9 @@ def test_integer_matmul_and_tensordot_are_exact(rng):
     got = la.matmul(mx.array(a), mx.array(b))
     assert got.dtype == mx.int32
     np.testing.assert_array_equal(np.asarray(got), a @ b)
-    np.testing.assert_array_equal(np.asarray(la.matmul(mx.array(a[0, 0]), mx.array(b))),
-                                  a[0, 0] @ b)
+    np.testing.assert_array_equal(
+        np.asarray(la.matmul(mx.array(a[0, 0]), mx.array(b))), a[0, 0] @ b
+    )
     got = la.tensordot(mx.array(a), mx.array(b), axes=1)
     np.testing.assert_array_equal(np.asarray(got), np.tensordot(a, b, axes=1))
     got = la.tensordot(mx.array(a), mx.array(a), axes=([1, 2], [1, 2]))
@@ -36,12 +42,14 @@ def test_integer_matmul_and_tensordot_are_exact(rng):
 
 def test_outer_vecdot_cross(rng):
     x, y = rng.standard_normal(4), rng.standard_normal(3)
-    np.testing.assert_allclose(np.asarray(la.outer(mx.array(x), mx.array(y))), np.outer(x, y),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(la.outer(mx.array(x), mx.array(y))), np.outer(x, y), rtol=1e-6
+    )
     a = (rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))).astype(np.complex64)
     b = (rng.standard_normal((3,)) + 1j * rng.standard_normal((3,))).astype(np.complex64)
-    np.testing.assert_allclose(np.asarray(la.vecdot(mx.array(a), mx.array(b))),
-                               np.vecdot(a, b), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(la.vecdot(mx.array(a), mx.array(b))), np.vecdot(a, b), rtol=1e-5
+    )
     u, v = rng.standard_normal((4, 3, 2)), rng.standard_normal((3, 1))
     got = la.cross(mx.array(u, dtype=mx.float64), mx.array(v, dtype=mx.float64), axis=-2)
     np.testing.assert_allclose(np.asarray(got), np.cross(u, v, axis=-2), rtol=1e-12)
@@ -58,8 +66,9 @@ def test_views_and_trace(rng):
         np.testing.assert_array_equal(
             np.asarray(la.diagonal(x, offset=k)), np.diagonal(a, k, -2, -1)
         )
-        np.testing.assert_allclose(np.asarray(la.trace(x, offset=k)),
-                                   np.trace(a, k, -2, -1), rtol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(la.trace(x, offset=k)), np.trace(a, k, -2, -1), rtol=1e-12
+        )
     ints = mx.array(np.arange(9, dtype=np.int32).reshape(3, 3))
     assert la.trace(ints).item() == 12
     assert la.trace(ints, dtype=mx.float32).dtype == mx.float32
@@ -108,5 +117,6 @@ def test_matrix_power(rng):
     a = np.asarray(random_matrix(rng, (2, 4, 4), mx.float64))
     x = mx.array(a, dtype=mx.float64)
     for n in (0, 1, 2, 5, -1, -3):
-        np.testing.assert_allclose(np.asarray(la.matrix_power(x, n)),
-                                   np.linalg.matrix_power(a, n), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(
+            np.asarray(la.matrix_power(x, n)), np.linalg.matrix_power(a, n), rtol=1e-9, atol=1e-9
+        )
