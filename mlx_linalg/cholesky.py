@@ -6,11 +6,12 @@ from mlx_linalg import _dispatch
 from mlx_linalg._checks import as_array, compute_dtype, prepare, prepare_rhs, require_matrix
 from mlx_linalg._errors import check_failures
 from mlx_linalg._results import ChoFactorResult
+from mlx_linalg._types import StreamOrDevice
 
 NOT_PD = "matrix is not positive definite"
 
 
-def cholesky(x: mx.array, /, *, upper: bool = False, stream=None) -> mx.array:
+def cholesky(x: mx.array, /, *, upper: bool = False, stream: StreamOrDevice = None) -> mx.array:
     """Cholesky factor of a stack of Hermitian positive-definite matrices.
 
     Args:
@@ -37,7 +38,9 @@ def cholesky(x: mx.array, /, *, upper: bool = False, stream=None) -> mx.array:
     return factor.astype(result)
 
 
-def cho_factor(a: mx.array, lower: bool = False, *, stream=None) -> ChoFactorResult:
+def cho_factor(
+    a: mx.array, lower: bool = False, *, stream: StreamOrDevice = None
+) -> ChoFactorResult:
     """Cholesky factor in the form ``cho_solve`` takes.
 
     Args:
@@ -58,7 +61,7 @@ def cho_factor(a: mx.array, lower: bool = False, *, stream=None) -> ChoFactorRes
     return ChoFactorResult(cholesky(a, upper=not lower, stream=stream), bool(lower))
 
 
-def cho_solve(c_and_lower: tuple, b: mx.array, *, stream=None) -> mx.array:
+def cho_solve(c_and_lower: tuple, b: mx.array, *, stream: StreamOrDevice = None) -> mx.array:
     """Solve ``A X = B`` given the Cholesky factor of A from :func:`cho_factor`.
 
     Args:

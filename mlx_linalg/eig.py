@@ -6,9 +6,10 @@ import mlx.core as mx
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import prepare
 from mlx_linalg._results import EigResult
+from mlx_linalg._types import StreamOrDevice
 
 
-def eig(x: mx.array, /, *, stream=None) -> EigResult:
+def eig(x: mx.array, /, *, stream: StreamOrDevice = None) -> EigResult:
     """Eigenvalues and right eigenvectors of a stack of square matrices.
 
     Args:
@@ -31,7 +32,7 @@ def eig(x: mx.array, /, *, stream=None) -> EigResult:
     return EigResult(w.astype(mx.complex64), v.astype(mx.complex64))
 
 
-def eigvals(x: mx.array, /, *, stream=None) -> mx.array:
+def eigvals(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Eigenvalues of a stack of square matrices, complex64 (see :func:`eig`).
 
     Args:

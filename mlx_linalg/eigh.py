@@ -5,9 +5,10 @@ import mlx.core as mx
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import prepare, real_dtype
 from mlx_linalg._results import EighResult
+from mlx_linalg._types import StreamOrDevice
 
 
-def eigh(x: mx.array, /, *, stream=None) -> EighResult:
+def eigh(x: mx.array, /, *, stream: StreamOrDevice = None) -> EighResult:
     """Eigenvalues and eigenvectors of a stack of Hermitian matrices.
 
     Args:
@@ -30,7 +31,7 @@ def eigh(x: mx.array, /, *, stream=None) -> EighResult:
     return EighResult(w.astype(real_dtype(result)), v.astype(result))
 
 
-def eigvalsh(x: mx.array, /, *, stream=None) -> mx.array:
+def eigvalsh(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Eigenvalues of a stack of Hermitian matrices, ascending.
 
     Args:

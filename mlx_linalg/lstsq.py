@@ -5,9 +5,12 @@ import mlx.core as mx
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import as_array, compute_dtype, prepare_rhs, real_dtype, require_matrix
 from mlx_linalg._results import LstsqResult
+from mlx_linalg._types import StreamOrDevice, Tolerance
 
 
-def lstsq(a: mx.array, b: mx.array, rcond=None, *, stream=None) -> LstsqResult:
+def lstsq(
+    a: mx.array, b: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice = None
+) -> LstsqResult:
     """Minimum-norm least-squares solution of ``a x ≈ b``.
 
     Args:

@@ -16,9 +16,10 @@ from mlx_linalg._checks import (
 )
 from mlx_linalg._errors import check_failures
 from mlx_linalg._results import LUFactorResult, LUResult, SlogdetResult
+from mlx_linalg._types import StreamOrDevice
 
 
-def lu(a: mx.array, /, *, stream=None) -> LUResult:
+def lu(a: mx.array, /, *, stream: StreamOrDevice = None) -> LUResult:
     """LU factorization with partial pivoting, ``a = P L U``.
 
     Args:
@@ -40,7 +41,7 @@ def lu(a: mx.array, /, *, stream=None) -> LUResult:
     return LUResult(p.astype(result), lower.astype(result), upper.astype(result))
 
 
-def lu_factor(a: mx.array, /, *, stream=None) -> LUFactorResult:
+def lu_factor(a: mx.array, /, *, stream: StreamOrDevice = None) -> LUFactorResult:
     """Packed LU factorization with partial pivoting, in the form ``lu_solve`` takes.
 
     Args:
@@ -64,7 +65,9 @@ def lu_factor(a: mx.array, /, *, stream=None) -> LUFactorResult:
     return LUFactorResult(packed.astype(result), piv)
 
 
-def lu_solve(lu_and_piv: tuple, b: mx.array, trans: int | str = 0, *, stream=None) -> mx.array:
+def lu_solve(
+    lu_and_piv: tuple, b: mx.array, trans: int | str = 0, *, stream: StreamOrDevice = None
+) -> mx.array:
     """Solve ``A X = B`` (or Aᵀ, Aᴴ) given the factorization from :func:`lu_factor`.
 
     Args:
@@ -113,7 +116,7 @@ def lu_solve(lu_and_piv: tuple, b: mx.array, trans: int | str = 0, *, stream=Non
     return (x[..., 0] if vector else x).astype(result)
 
 
-def det(x: mx.array, /, *, stream=None) -> mx.array:
+def det(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Determinant of a stack of square matrices.
 
     Args:
@@ -134,7 +137,7 @@ def det(x: mx.array, /, *, stream=None) -> mx.array:
     return d.astype(result)
 
 
-def slogdet(x: mx.array, /, *, stream=None) -> SlogdetResult:
+def slogdet(x: mx.array, /, *, stream: StreamOrDevice = None) -> SlogdetResult:
     """Sign and natural log of the absolute value of the determinant.
 
     Args:

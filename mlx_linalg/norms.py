@@ -13,11 +13,20 @@ from mlx_linalg._checks import (
     require_choice,
     require_matrix,
 )
+from mlx_linalg._types import StreamOrDevice
 
 INF = float("inf")
 
 
-def vector_norm(x: mx.array, /, *, axis=None, keepdims: bool = False, ord=2, stream=None):
+def vector_norm(
+    x: mx.array,
+    /,
+    *,
+    axis: int | tuple[int, ...] | None = None,
+    keepdims: bool = False,
+    ord: float = 2,
+    stream: StreamOrDevice = None,
+) -> mx.array:
     """Vector p-norm over one axis, several axes, or the whole array.
 
     Args:
@@ -55,7 +64,14 @@ def vector_norm(x: mx.array, /, *, axis=None, keepdims: bool = False, ord=2, str
     return out.astype(real_dtype(result))
 
 
-def matrix_norm(x: mx.array, /, *, keepdims: bool = False, ord="fro", stream=None):
+def matrix_norm(
+    x: mx.array,
+    /,
+    *,
+    keepdims: bool = False,
+    ord: str | float = "fro",
+    stream: StreamOrDevice = None,
+) -> mx.array:
     """Matrix norm of a stack of matrices.
 
     Args:

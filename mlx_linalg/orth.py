@@ -6,9 +6,10 @@ import numpy as np
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import fail, prepare, real_dtype, require_choice
 from mlx_linalg._results import PolarResult
+from mlx_linalg._types import StreamOrDevice, Tolerance
 
 
-def polar(a: mx.array, side: str = "right", *, stream=None) -> PolarResult:
+def polar(a: mx.array, side: str = "right", *, stream: StreamOrDevice = None) -> PolarResult:
     """Polar decomposition ``a = u p`` (side="right") or ``a = p u`` (side="left").
 
     Args:
@@ -37,7 +38,7 @@ def polar(a: mx.array, side: str = "right", *, stream=None) -> PolarResult:
     return PolarResult(unitary.astype(result), p.astype(result))
 
 
-def orth(a: mx.array, rcond=None, *, stream=None) -> mx.array:
+def orth(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice = None) -> mx.array:
     """Orthonormal basis for the range of ``a``.
 
     Args:
@@ -63,7 +64,7 @@ def orth(a: mx.array, rcond=None, *, stream=None) -> mx.array:
     return u[..., :rank].astype(result)
 
 
-def null_space(a: mx.array, rcond=None, *, stream=None) -> mx.array:
+def null_space(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice = None) -> mx.array:
     """Orthonormal basis for the null space of ``a``.
 
     Args:

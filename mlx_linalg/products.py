@@ -7,6 +7,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg._checks import as_array, fail
+from mlx_linalg._types import StreamOrDevice
 
 
 def _numeric(fn: str, *arrays: mx.array) -> None:
@@ -15,7 +16,7 @@ def _numeric(fn: str, *arrays: mx.array) -> None:
             fail(fn, "expected a numeric array, got bool", TypeError)
 
 
-def matmul(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
+def matmul(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Matrix product with NumPy/Array API broadcasting (1-D operands are promoted).
 
     Args:
@@ -63,7 +64,7 @@ def matmul(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
     return product
 
 
-def outer(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
+def outer(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Outer product of two vectors: (N,) and (M,) give (N, M).
 
     See Also:
@@ -78,11 +79,14 @@ def outer(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
     return mx.multiply(x1[:, None], x2[None, :], stream=stream)
 
 
-def tensordot(x1: mx.array, x2: mx.array, /, *, axes=2, stream=None) -> mx.array:
+def tensordot(
+    x1: mx.array, x2: mx.array, /, *, axes: int | tuple = 2, stream: StreamOrDevice = None
+) -> mx.array:
     """Tensor contraction over ``axes``.
 
     Args:
-        x1, x2: arrays.
+        x1: first array.
+        x2: second array.
         axes: an int N (the last N axes of x1 with the first N of x2) or a pair of
             sequences of axes to contract.
         stream: MLX stream or device.
@@ -123,7 +127,9 @@ def tensordot(x1: mx.array, x2: mx.array, /, *, axes=2, stream=None) -> mx.array
     return matmul(a, b, stream=stream).reshape(out_shape)
 
 
-def vecdot(x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream=None) -> mx.array:
+def vecdot(
+    x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream: StreamOrDevice = None
+) -> mx.array:
     """Vector dot product ``Σ conj(x1)·x2`` along ``axis``, with broadcasting.
 
     See Also:
@@ -148,7 +154,9 @@ def vecdot(x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream=None) -> mx.
     return mx.sum(mx.multiply(x1, x2), axis=axis, stream=stream)
 
 
-def cross(x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream=None) -> mx.array:
+def cross(
+    x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream: StreamOrDevice = None
+) -> mx.array:
     """Cross product of 3-element vectors along ``axis``, with broadcasting.
 
     See Also:
@@ -173,7 +181,7 @@ def cross(x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream=None) -> mx.a
     return mx.moveaxis(c, -1, axis, stream=stream)
 
 
-def matrix_transpose(x: mx.array, /, *, stream=None) -> mx.array:
+def matrix_transpose(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Swap the last two axes: (..., M, N) -> (..., N, M)."""
     x = as_array("matrix_transpose", x)
     if x.ndim < 2:
@@ -181,7 +189,7 @@ def matrix_transpose(x: mx.array, /, *, stream=None) -> mx.array:
     return mx.swapaxes(x, -1, -2, stream=stream)
 
 
-def diagonal(x: mx.array, /, *, offset: int = 0, stream=None) -> mx.array:
+def diagonal(x: mx.array, /, *, offset: int = 0, stream: StreamOrDevice = None) -> mx.array:
     """The ``offset`` diagonal of each matrix: (..., M, N) -> (..., L).
 
     Args:
@@ -195,7 +203,9 @@ def diagonal(x: mx.array, /, *, offset: int = 0, stream=None) -> mx.array:
     return mx.diagonal(x, offset=operator.index(offset), axis1=-2, axis2=-1, stream=stream)
 
 
-def trace(x: mx.array, /, *, offset: int = 0, dtype=None, stream=None) -> mx.array:
+def trace(
+    x: mx.array, /, *, offset: int = 0, dtype: mx.Dtype | None = None, stream: StreamOrDevice = None
+) -> mx.array:
     """Sum of the ``offset`` diagonal of each matrix: (..., M, N) -> (...,).
 
     Args:

@@ -5,9 +5,10 @@ import mlx.core as mx
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import prepare, require_choice
 from mlx_linalg._results import QRResult
+from mlx_linalg._types import StreamOrDevice
 
 
-def qr(x: mx.array, /, *, mode: str = "reduced", stream=None) -> QRResult:
+def qr(x: mx.array, /, *, mode: str = "reduced", stream: StreamOrDevice = None) -> QRResult:
     """QR factorization ``x = Q R`` of a stack of matrices.
 
     Args:

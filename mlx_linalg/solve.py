@@ -7,11 +7,12 @@ import mlx.core as mx
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import as_array, compute_dtype, fail, prepare, prepare_rhs, require_matrix
 from mlx_linalg._errors import check_failures
+from mlx_linalg._types import StreamOrDevice
 
 SINGULAR = "matrix is singular"
 
 
-def solve(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
+def solve(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Solve ``x1 X = x2`` for square ``x1``.
 
     Args:
@@ -40,7 +41,7 @@ def solve(x1: mx.array, x2: mx.array, /, *, stream=None) -> mx.array:
     return (x[..., 0] if vector else x).astype(result)
 
 
-def inv(x: mx.array, /, *, stream=None) -> mx.array:
+def inv(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Inverse of a stack of square matrices.
 
     Args:
@@ -63,7 +64,7 @@ def inv(x: mx.array, /, *, stream=None) -> mx.array:
     return xi.astype(result)
 
 
-def matrix_power(x: mx.array, n: int, /, *, stream=None) -> mx.array:
+def matrix_power(x: mx.array, n: int, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Raise a stack of square matrices to an integer power.
 
     Args:

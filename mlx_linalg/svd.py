@@ -6,9 +6,10 @@ import mlx.core as mx
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import fail, prepare, real_dtype, require_choice
 from mlx_linalg._results import SVDResult
+from mlx_linalg._types import StreamOrDevice, Tolerance
 
 
-def svd(x: mx.array, /, *, full_matrices: bool = True, stream=None) -> SVDResult:
+def svd(x: mx.array, /, *, full_matrices: bool = True, stream: StreamOrDevice = None) -> SVDResult:
     """Singular value decomposition ``x = U diag(S) Vh``.
 
     Args:
@@ -31,7 +32,7 @@ def svd(x: mx.array, /, *, full_matrices: bool = True, stream=None) -> SVDResult
     return SVDResult(u.astype(result), s.astype(real_dtype(result)), vh.astype(result))
 
 
-def svdvals(x: mx.array, /, *, stream=None) -> mx.array:
+def svdvals(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Singular values of a stack of matrices.
 
     Args:
@@ -49,7 +50,7 @@ def svdvals(x: mx.array, /, *, stream=None) -> mx.array:
     return s.astype(real_dtype(result))
 
 
-def pinv(x: mx.array, /, *, rtol=None, stream=None) -> mx.array:
+def pinv(x: mx.array, /, *, rtol: Tolerance = None, stream: StreamOrDevice = None) -> mx.array:
     """Moore-Penrose pseudo-inverse.
 
     Args:
@@ -72,7 +73,9 @@ def pinv(x: mx.array, /, *, rtol=None, stream=None) -> mx.array:
     return mx.matmul(vs, mx.conj(mx.swapaxes(u, -1, -2)), stream=stream).astype(result)
 
 
-def matrix_rank(x: mx.array, /, *, rtol=None, stream=None) -> mx.array:
+def matrix_rank(
+    x: mx.array, /, *, rtol: Tolerance = None, stream: StreamOrDevice = None
+) -> mx.array:
     """Numerical rank: the number of singular values above ``rtol * max(S)``.
 
     Args:
@@ -93,7 +96,7 @@ def matrix_rank(x: mx.array, /, *, rtol=None, stream=None) -> mx.array:
     return (s > cutoff[..., None]).sum(axis=-1).astype(mx.int32)
 
 
-def cond(x: mx.array, p=None, *, stream=None) -> mx.array:
+def cond(x: mx.array, p: str | float | None = None, *, stream: StreamOrDevice = None) -> mx.array:
     """Condition number of a stack of matrices in the norm ``p``.
 
     Args:

@@ -5,6 +5,7 @@ import mlx.core as mx
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import as_array, compute_dtype, prepare_rhs, require_matrix, trans_code
 from mlx_linalg._errors import check_failures
+from mlx_linalg._types import StreamOrDevice
 
 
 def solve_triangular(
@@ -14,7 +15,7 @@ def solve_triangular(
     lower: bool = False,
     unit_diagonal: bool = False,
     *,
-    stream=None,
+    stream: StreamOrDevice = None,
 ) -> mx.array:
     """Solve ``a x = b`` for triangular ``a`` (or aᵀ, aᴴ).
 
