@@ -1,0 +1,133 @@
+// @kernel jacobi_eigh
+// @inputs A:float32
+// @outputs W:float32 Vt:float32 info:int32
+// @template N:int WANT_V:bool MAX_SWEEPS:int
+// @headers linalg_common.h jacobi_common.h
+// @check N=5,WANT_V=true,MAX_SWEEPS=30 N=64,WANT_V=true,MAX_SWEEPS=30 N=33,WANT_V=false,MAX_SWEEPS=30
+//
+// Symmetric eigendecomposition of a stack of small matrices by one-sided Jacobi on a
+// shifted copy, one threadgroup per matrix.
+//
+// Contract
+//   A     (B, N, N) row-major; only the lower triangle is read (the matrix used is
+//         tril(A) + tril(A, -1)ᵀ). Scaled so that its largest entry lies in [1, 2) (the
+//         launcher scales by a power of two and masks non-finite matrices).
+//   W     (B, N) eigenvalues, ascending.
+//   Vt    (B, N, N): row k is the unit eigenvector of W[k]. (1,) holding 0 when !WANT_V.
+//   info  (B,) sweeps made; negative when MAX_SWEEPS ran out first.
+//   Grid (B·16·NP, 1, 1), threadgroup (16·NP, 1, 1), NP = N rounded up to even.
+//   Limits: N <= 64 (2·N·N floats of threadgroup memory).
+//
+// Algorithm
+//   With c = |A|_F, A + cI is positive semidefinite. One-sided Jacobi (jacobi_common.h)
+//   on W = (A + cI)·V makes W's columns orthogonal, i.e. Vᵀ(A + cI)²V diagonal: the columns
+//   of V are eigenvectors of (A + cI)² and hence of A (the square root of a positive
+//   semidefinite matrix is unique). This is the implicit cyclic Jacobi method on (A + cI)²
+//   (Veselić & Hari 1989); the off-diagonal part of Vᵀ(A + cI)V left at convergence is at
+//   most tol·min(|w_p|, |w_q|) per entry, so the residual is O(tol·|A|_F).
+//   Eigenvalue k: the Rayleigh quotient v_kᵀ w_k - c (|w_k| - c without vectors).
+//   Then a rank sort (ascending) and permuted, coalesced writes.
+
+constexpr int VN = WANT_V ? N * N : 32;
+
+threadgroup float At[N * N];
+threadgroup float Vs[VN < 32 ? 32 : VN];
+
+const uint b = threadgroup_position_in_grid.x;
+const uint nb = (uint)A_shape[0];
+if (b >= nb) {
+  return;
+}
+const uint tid = thread_index_in_threadgroup;
+const uint lane = thread_index_in_simdgroup;
+const uint sg = simdgroup_index_in_threadgroup;
+const uint nsg = simdgroups_per_threadgroup;
+const uint nthreads = nsg * 32;
+
+if (!WANT_V && b == 0 && tid == 0) {
+  Vt[0] = 0.0f;
+}
+
+// Load the symmetric matrix from the lower triangle; sum of squares for the shift.
+const device float* a = A + (size_t)b * (N * N);
+float ss = 0.0f;
+for (uint t = tid; t < (uint)(N * N); t += nthreads) {
+  const uint r = t / N;
+  const uint c = t % N;
+  const float x = r >= c ? a[t] : a[c * N + r];
+  At[t] = x;
+  ss = metal::fma(x, x, ss);
+}
+ss = simd_sum(ss);
+if (lane == 0) {
+  Vs[sg] = ss;
+}
+threadgroup_barrier(mem_flags::mem_threadgroup);
+float total = 0.0f;
+for (uint g = 0; g < nsg; ++g) {
+  total += Vs[g];
+}
+const float shift = metal::sqrt(total);
+threadgroup_barrier(mem_flags::mem_threadgroup);
+for (uint t = tid; t < (uint)(N * N); t += nthreads) {
+  if (t / N == t % N) {
+    At[t] += shift;
+  }
+  if (WANT_V) {
+    Vs[t] = (t / N == t % N) ? 1.0f : 0.0f;
+  }
+}
+device int* flag = info + b;
+if (tid == 0) {
+  *flag = 0;
+}
+threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
+
+// Rotation threshold sqrt(N)·eps: above the rounding noise of an N-term dot product.
+const float tol = metal::sqrt((float)N) * 1.1920929e-7f;
+const int sweeps = la_jacobi_sweeps<N, N, WANT_V>(At, Vs, flag, tol, MAX_SWEEPS, lane, sg);
+
+// Eigenvalues, unsorted, into W (scratch for the ranking).
+device float* w_out = W + (size_t)b * N;
+float lambda[2];
+int col[2];
+for (int h = 0; h < 2; ++h) {
+  col[h] = (int)sg + h * (int)nsg;
+  float acc = 0.0f;
+  if (col[h] < N) {
+    for (int row = (int)lane; row < N; row += 32) {
+      const float w = At[col[h] * N + row];
+      acc = metal::fma(WANT_V ? Vs[col[h] * N + row] : w, w, acc);
+    }
+  }
+  acc = simd_sum(acc);
+  lambda[h] = (WANT_V ? acc : metal::sqrt(acc)) - shift;
+  if (col[h] < N && lane == 0) {
+    w_out[col[h]] = lambda[h];
+  }
+}
+threadgroup_barrier(mem_flags::mem_device);
+int rank[2];
+for (int h = 0; h < 2; ++h) {
+  rank[h] = col[h] < N ? la_rank<false>(w_out, N, lambda[h], col[h], lane) : 0;
+}
+threadgroup_barrier(mem_flags::mem_device);
+
+device float* v_out = Vt + (size_t)b * (WANT_V ? N * N : 0);
+for (int h = 0; h < 2; ++h) {
+  if (col[h] >= N) {
+    continue;
+  }
+  if (lane == 0) {
+    w_out[rank[h]] = lambda[h];
+  }
+  if (WANT_V) {
+    for (int row = (int)lane; row < N; row += 32) {
+      v_out[rank[h] * N + row] = Vs[col[h] * N + row];
+    }
+  }
+}
+threadgroup_barrier(mem_flags::mem_device);
+if (tid == 0) {
+  *flag = sweeps;
+}

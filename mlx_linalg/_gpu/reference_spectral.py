@@ -1,0 +1,258 @@
+"""Reference implementations, in MLX ops, of the small-matrix QR and Jacobi kernels.
+
+Each function computes what the kernel of the same name in ``metal/`` computes, with the
+same contract (inputs, output layouts, conventions, the same algorithm and ordering), as
+a batched MLX graph that runs on any device. They are the executable specification the
+GPU tests compare the kernels with; rounding differs (sums are taken in another order), so
+results agree to rounding, not bitwise, and Jacobi sweep counts may differ by one.
+
+Kernels and references take matrices already scaled so that the largest entry of each lies
+in [1, 2) and already finite (``mlx_linalg._gpu.small_spectral`` does both).
+"""
+
+import math
+
+import mlx.core as mx
+
+EPS32 = 1.1920929e-07
+TINY2 = 7.8886091e-31  # squared column norm below which a Jacobi column counts as zero
+TINY = 8.8817842e-16  # 2^-50: singular values below this get a completed U column
+
+
+def qr_small(a: mx.array, *, complete: bool) -> tuple[mx.array, mx.array]:
+    """Householder QR (LAPACK geqrf/orgqr conventions), as ``metal/qr_small.metal``.
+
+    Args:
+        a: (B, M, N) float32.
+        complete: Q (M x M) and R (M x N) if True, else Q (M x K), R (K x N), K = min(M, N).
+
+    Returns:
+        ``(Qt, R)``: Qt (B, QC, M) with row c = column c of Q; R (B, RR, N) upper
+        triangular with exact zeros below the diagonal.
+    """
+    _, m, n = a.shape
+    k_steps = min(m, n)
+    rows = mx.arange(m)
+    work = a
+    vs, taus = [], []
+    for k in range(k_steps):
+        x = work[:, :, k]
+        alpha = x[:, k]
+        below = mx.where(rows > k, x, 0)
+        xnorm2 = mx.sum(below * below, axis=-1)
+        r = mx.sqrt(alpha * alpha + xnorm2)
+        beta = mx.where(alpha >= 0, -r, r)
+        nonzero = xnorm2 > 0
+        safe_beta = mx.where(nonzero, beta, 1)
+        tau = mx.where(nonzero, (beta - alpha) / safe_beta, 0)
+        scale = mx.where(nonzero, 1 / mx.where(nonzero, alpha - beta, 1), 1)
+        v = mx.where(rows == k, 1, below * scale[:, None])
+        beta = mx.where(nonzero, beta, alpha)
+        # Apply H_k to the trailing columns j > k, then store beta and v in column k.
+        w = tau[:, None] * mx.einsum("bi,bij->bj", v, work)
+        updated = work - v[:, :, None] * w[:, None, :]
+        cols = mx.arange(n)
+        work = mx.where(cols[None, None, :] > k, updated, work)
+        column_k = mx.where(rows == k, beta[:, None], mx.where(rows > k, v, x))
+        work = mx.where(cols[None, None, :] == k, column_k[:, :, None], work)
+        vs.append(v)
+        taus.append(tau)
+    rr = m if complete else k_steps
+    qc = m if complete else k_steps
+    r_full = mx.triu(work)
+    if rr > m:
+        raise ValueError("unreachable")
+    r_out = r_full[:, :rr, :]
+    if rr > k_steps:
+        r_out = mx.where(mx.arange(rr)[:, None] < k_steps, r_out, 0)
+    q = mx.broadcast_to(mx.eye(m, qc, dtype=a.dtype), (a.shape[0], m, qc))
+    for k in reversed(range(k_steps)):
+        v, tau = vs[k], taus[k]
+        w = tau[:, None] * mx.einsum("bi,bij->bj", v, q)
+        q = q - v[:, :, None] * w[:, None, :]
+    return mx.swapaxes(q, -1, -2), r_out
+
+
+def _pairs(n: int) -> list[tuple[list[int], list[int]]]:
+    """The round-robin ordering of ``jacobi_common.h``: per round, the (p, q) lists of its
+    pairs with q < n (the pair with the dummy index n of an odd n is left out)."""
+    np_ = n + (n & 1)
+    rounds = []
+    for r in range(np_ - 1):
+        ps, qs = [], []
+        for g in range(np_ // 2):
+            a, b = (np_ - 1, r) if g == 0 else ((r + g) % (np_ - 1), (r + np_ - 1 - g) % (np_ - 1))
+            p, q = min(a, b), max(a, b)
+            if q < n:
+                ps.append(p)
+                qs.append(q)
+        rounds.append((ps, qs))
+    return rounds
+
+
+def _rotation(alpha, beta, gamma, tol, active):
+    """Rutishauser's rotation for one-sided Jacobi and the rotate mask (jacobi_common.h)."""
+    big = (alpha > TINY2) & (beta > TINY2)
+    test = mx.abs(gamma) > tol * mx.sqrt(alpha) * mx.sqrt(beta)
+    rotate = big & test & active
+    safe_gamma = mx.where(rotate, gamma, 1)
+    zeta = (beta - alpha) / (2 * safe_gamma)
+    az = mx.abs(zeta)
+    t = mx.where(az > 1e15, 0.5 / mx.maximum(az, 1), 1 / (az + mx.sqrt(1 + az * az)))
+    t = mx.where(zeta < 0, -t, t)
+    c = 1 / mx.sqrt(1 + t * t)
+    s = c * t
+    return mx.where(rotate, c, 1), mx.where(rotate, s, 0), rotate
+
+
+def jacobi_sweeps(
+    at: mx.array, vt: mx.array | None, *, tol: float, max_sweeps: int
+) -> tuple[mx.array, mx.array | None, mx.array]:
+    """One-sided Jacobi on the columns of W (given as rows of ``at``, (B, N, M)) and,
+    when ``vt`` is given, the same rotations on the rows of ``vt`` (B, N, N).
+
+    Returns:
+        ``(at, vt, info)``: the rotated arrays and the sweeps made per matrix (negative if
+        ``max_sweeps`` ran out), as ``la_jacobi_sweeps`` in ``metal/jacobi_common.h``.
+    """
+    batch, n, _ = at.shape
+    rounds = _pairs(n)
+    active = mx.ones((batch,), dtype=mx.bool_)
+    info = mx.full((batch,), -max_sweeps, dtype=mx.int32)
+    for sweep in range(1, max_sweeps + 1):
+        rotated = mx.zeros((batch,), dtype=mx.bool_)
+        for ps, qs in rounds:
+            if not ps:
+                continue
+            pi, qi = mx.array(ps), mx.array(qs)
+            xp, xq = at[:, pi, :], at[:, qi, :]
+            alpha = mx.sum(xp * xp, axis=-1)
+            beta = mx.sum(xq * xq, axis=-1)
+            gamma = mx.sum(xp * xq, axis=-1)
+            c, s, rot = _rotation(alpha, beta, gamma, tol, active[:, None])
+            rotated = rotated | mx.any(rot, axis=-1)
+            tr = (s / (1 + c))[..., None]
+            s = s[..., None]
+            at = _put_pairs(at, ps, qs, xp - s * (xq + tr * xp), xq + s * (xp - tr * xq))
+            if vt is not None:
+                vp, vq = vt[:, pi, :], vt[:, qi, :]
+                vt = _put_pairs(vt, ps, qs, vp - s * (vq + tr * vp), vq + s * (vp - tr * vq))
+        done = active & ~rotated
+        info = mx.where(done, sweep, info)
+        active = active & rotated
+        mx.eval(at, active, info, *(() if vt is None else (vt,)))
+        if not mx.any(active).item():
+            break
+    return at, vt, info
+
+
+def _put_pairs(x: mx.array, pi: list[int], qi: list[int], xp: mx.array, xq: mx.array):
+    """``x`` with rows ``pi`` replaced by ``xp`` and rows ``qi`` by ``xq`` (at most one row,
+    the unpaired one of an odd N, keeps its value)."""
+    n = x.shape[1]
+    npairs = len(pi)
+    order = [2 * npairs] * n
+    for k, (p, q) in enumerate(zip(pi, qi, strict=True)):
+        order[p], order[q] = k, npairs + k
+    rest = [i for i in range(n) if order[i] == 2 * npairs]
+    stacked = mx.concatenate([xp, xq, x[:, rest[:1], :]] if rest else [xp, xq], axis=1)
+    return stacked[:, mx.array(order), :]
+
+
+def _rank_permute(keys: mx.array, descending: bool) -> mx.array:
+    """Stable order of ``keys`` (B, N): indices of the sorted keys (as la_rank sorts)."""
+    return mx.argsort(-keys if descending else keys, axis=-1)
+
+
+def jacobi_svd(
+    a: mx.array, *, full: bool, want_uv: bool, max_sweeps: int
+) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+    """One-sided Jacobi SVD of tall matrices, as ``metal/jacobi_svd.metal``.
+
+    Args:
+        a: (B, M, N) float32, M >= N.
+        full: U with M columns (completed) instead of N.
+        want_uv: compute U and V.
+        max_sweeps: sweep bound.
+
+    Returns:
+        ``(Ut, S, Vt, info)``: Ut (B, UC, M) rows = left singular vectors, S (B, N)
+        descending, Vt (B, N, N) rows = right singular vectors, info (B,) sweeps. Without
+        ``want_uv``, Ut and Vt are zeros of shape (1,).
+    """
+    batch, m, n = a.shape
+    tol = math.sqrt(m) * EPS32
+    at = mx.swapaxes(a, -1, -2)
+    vt = mx.broadcast_to(mx.eye(n, dtype=a.dtype), (batch, n, n)) if want_uv else None
+    at, vt, info = jacobi_sweeps(at, vt, tol=tol, max_sweeps=max_sweeps)
+    sigma = mx.sqrt(mx.sum(at * at, axis=-1))
+    order = _rank_permute(sigma, descending=True)
+    s = mx.take_along_axis(sigma, order, axis=-1)
+    if not want_uv:
+        return mx.zeros((1,)), s, mx.zeros((1,)), info
+    w = mx.take_along_axis(at, order[..., None], axis=1)
+    v = mx.take_along_axis(vt, order[..., None], axis=1)
+    inv = mx.where(s > TINY, 1 / mx.where(s > TINY, s, 1), 0)
+    u = w * inv[..., None]
+    uc = m if full else n
+    if uc > n:
+        u = mx.concatenate([u, mx.zeros((batch, uc - n, m), dtype=u.dtype)], axis=1)
+    good = mx.sum(s > TINY, axis=-1)
+    u = _complete(u, good)
+    return u, s, v, info
+
+
+def _complete(ut: mx.array, good: mx.array) -> mx.array:
+    """Rows j >= good[b] of ``ut`` (B, UC, M) replaced by an orthonormal completion: for
+    each, the unit vector e_k of least weight in the rows so far, orthogonalized twice."""
+    batch, uc, m = ut.shape
+    if not mx.any(good < uc).item():
+        return ut
+    rows = mx.arange(m)
+    for j in range(uc):
+        need = good <= j
+        if not mx.any(need).item():
+            continue
+        done = mx.where((mx.arange(uc) < j)[None, :, None], ut, 0)
+        weight = mx.sum(done * done, axis=1)
+        k = mx.argmin(weight, axis=-1)
+        x = (rows[None, :] == k[:, None]).astype(ut.dtype)
+        for _ in range(2):
+            x = x - mx.einsum("bc,bcm->bm", mx.einsum("bcm,bm->bc", done, x), done)
+        x = x / mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True))
+        ut = mx.where((need[:, None] & (mx.arange(uc)[None, :] == j))[..., None], x[:, None, :], ut)
+        mx.eval(ut)
+    return ut
+
+
+def jacobi_eigh(
+    a: mx.array, *, want_v: bool, max_sweeps: int
+) -> tuple[mx.array, mx.array, mx.array]:
+    """Symmetric eigendecomposition by one-sided Jacobi on A + |A|_F·I, as
+    ``metal/jacobi_eigh.metal``.
+
+    Args:
+        a: (B, N, N) float32; only the lower triangle is read.
+        want_v: compute eigenvectors.
+        max_sweeps: sweep bound.
+
+    Returns:
+        ``(W, Vt, info)``: W (B, N) ascending, Vt (B, N, N) rows = eigenvectors, info (B,)
+        sweeps. Without ``want_v``, Vt is zeros of shape (1,).
+    """
+    batch, n, _ = a.shape
+    low = mx.tril(a)
+    sym = low + mx.swapaxes(mx.tril(a, -1), -1, -2)
+    shift = mx.sqrt(mx.sum(sym * sym, axis=(-2, -1)))
+    at = sym + shift[:, None, None] * mx.eye(n, dtype=a.dtype)
+    vt = mx.broadcast_to(mx.eye(n, dtype=a.dtype), (batch, n, n)) if want_v else None
+    at, vt, info = jacobi_sweeps(at, vt, tol=math.sqrt(n) * EPS32, max_sweeps=max_sweeps)
+    if want_v:
+        lam = mx.sum(vt * at, axis=-1) - shift[:, None]
+    else:
+        lam = mx.sqrt(mx.sum(at * at, axis=-1)) - shift[:, None]
+    order = _rank_permute(lam, descending=False)
+    w = mx.take_along_axis(lam, order, axis=-1)
+    if not want_v:
+        return w, mx.zeros((1,)), info
+    return w, mx.take_along_axis(vt, order[..., None], axis=1), info

@@ -1,0 +1,236 @@
+"""Stacks of small matrices on the GPU: Householder QR, Jacobi eigh and Jacobi SVD.
+
+One threadgroup factors one matrix held in threadgroup memory (kernels in ``metal/``:
+``qr_small``, ``jacobi_eigh``, ``jacobi_svd``; MLX-op references with the same contracts
+in ``mlx_linalg._gpu.reference_spectral``). The functions here follow the implementation
+contract of ``mlx_linalg._dispatch``: validated float32 arrays in, ``(outputs, failed)``
+out, lazy (no host synchronization), batch axes kept.
+
+Around every launch: each matrix is scaled by a power of two so that its largest entry lies
+in [1, 2) (no overflow or underflow in squared norms; undone exactly on R, S and the
+eigenvalues), non-finite matrices are replaced by zeros for the kernel and their outputs
+set to NaN afterwards (so a NaN or Inf touches only its own matrix), and wide SVD inputs
+are transposed so that the kernel always works on the tall orientation.
+"""
+
+import mlx.core as mx
+
+from mlx_linalg import _kernels
+
+# Sweep bound of the Jacobi kernels. Measured in float32 with the kernels' ordering and
+# threshold: 7-9 sweeps for Gaussian 32x32 and 64x64 matrices, 10-11 for eigh at n = 64,
+# 15-20 for 64x64 SVD inputs with singular values graded over 1e0..1e-7.
+MAX_SWEEPS = 30
+
+QR_MAX_ROWS = 128
+QR_MAX_COLS = 128
+SVD_MAX_ROWS = 128  # the tall dimension
+SVD_MAX_COLS = 64  # the short dimension: one simdgroup per column pair, 1024 threads
+EIGH_MAX = 64
+_TG_FLOATS = _kernels.MAX_THREADGROUP_MEMORY // 4
+
+
+def _batched(x: mx.array) -> tuple[mx.array, tuple[int, ...]]:
+    """``x`` (..., M, N) as (B, M, N) and its batch shape."""
+    batch = tuple(x.shape[:-2])
+    return x.reshape(-1, *x.shape[-2:]), batch
+
+
+def _prescale(a: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+    """Scale each matrix of ``a`` (B, M, N) by a power of two to a largest entry in [1, 2).
+
+    Returns:
+        ``(scaled, scale, finite)``: the scaled stack with non-finite matrices zeroed, the
+        (B,) scale factors, and the (B,) mask of finite matrices.
+    """
+    finite = mx.all(mx.isfinite(a), axis=(-2, -1))
+    largest = mx.max(mx.abs(mx.where(finite[:, None, None], a, 0)), axis=(-2, -1))
+    exponent = mx.floor(mx.log2(mx.where(largest > 0, largest, 1)))
+    scale = mx.power(mx.array(2.0, dtype=a.dtype), -exponent)
+    scaled = mx.where(finite[:, None, None], a * scale[:, None, None], 0)
+    return scaled, scale, finite
+
+
+def _nan_where(finite: mx.array, x: mx.array) -> mx.array:
+    """``x`` (B, ...) with the entries of non-finite input matrices set to NaN."""
+    mask = finite.reshape(finite.shape + (1,) * (x.ndim - 1))
+    return mx.where(mask, x, mx.array(float("nan"), dtype=x.dtype))
+
+
+def _float32_stack(x: mx.array) -> bool:
+    return x.dtype == mx.float32 and x.ndim >= 2 and x.size > 0
+
+
+# ---------------------------------------------------------------------------------------
+# Raw launches (scaled, finite (B, M, N) input; the contracts of the kernel files).
+
+
+def qr_small(a: mx.array, *, complete: bool) -> tuple[mx.array, mx.array]:
+    """Launch ``metal/qr_small.metal``: returns ``(Qt, R)`` as its contract says."""
+    b, m, n = a.shape
+    k = min(m, n)
+    qc = m if complete else k
+    groups = min(16, max(n, qc))
+    qt, r = _kernels.launch(
+        "qr_small",
+        [a],
+        template={"M": m, "N": n, "COMPLETE": bool(complete)},
+        grid=(b * 32 * groups, 1, 1),
+        threadgroup=(32 * groups, 1, 1),
+        output_shapes=[(b, qc, m), (b, qc, n)],
+    )
+    return qt, r
+
+
+def _jacobi_threads(n: int) -> int:
+    """Threads per threadgroup of the Jacobi kernels: one simdgroup per column pair."""
+    return 16 * (n + (n & 1))
+
+
+def jacobi_svd(
+    a: mx.array, *, full: bool, want_uv: bool, max_sweeps: int = MAX_SWEEPS
+) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+    """Launch ``metal/jacobi_svd.metal`` on tall ``a`` (B, M, N), M >= N: returns
+    ``(Ut, S, Vt, info)`` as its contract says."""
+    b, m, n = a.shape
+    uc = m if full else n
+    threads = _jacobi_threads(n)
+    shapes = [(b, uc, m), (b, n), (b, n, n), (b,)] if want_uv else [(1,), (b, n), (1,), (b,)]
+    ut, s, vt, info = _kernels.launch(
+        "jacobi_svd",
+        [a],
+        template={"M": m, "N": n, "FULL": bool(full), "WANT_UV": bool(want_uv),
+                  "MAX_SWEEPS": int(max_sweeps)},
+        grid=(b * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=shapes,
+    )
+    return ut, s, vt, info
+
+
+def jacobi_eigh(
+    a: mx.array, *, want_v: bool, max_sweeps: int = MAX_SWEEPS
+) -> tuple[mx.array, mx.array, mx.array]:
+    """Launch ``metal/jacobi_eigh.metal`` on ``a`` (B, N, N): returns ``(W, Vt, info)`` as
+    its contract says."""
+    b, n, _ = a.shape
+    threads = _jacobi_threads(n)
+    w, vt, info = _kernels.launch(
+        "jacobi_eigh",
+        [a],
+        template={"N": n, "WANT_V": bool(want_v), "MAX_SWEEPS": int(max_sweeps)},
+        grid=(b * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[(b, n), (b, n, n) if want_v else (1,), (b,)],
+    )
+    return w, vt, info
+
+
+# ---------------------------------------------------------------------------------------
+# Dispatch predicates and implementations (mlx_linalg._dispatch contract).
+
+
+def qr_applies(x: mx.array, *, mode: str) -> bool:
+    """QR of float32 stacks with M <= 128, N <= 128 and M·N + N floats in 32 KB."""
+    if not _float32_stack(x):
+        return False
+    m, n = x.shape[-2:]
+    return m <= QR_MAX_ROWS and n <= QR_MAX_COLS and m * n + n <= _TG_FLOATS
+
+
+def qr(x: mx.array, *, mode: str) -> tuple[tuple[mx.array, mx.array], None]:
+    """Householder QR of a stack of small matrices: ``((Q, R), None)``.
+
+    Args:
+        x: (..., M, N) float32, within :func:`qr_applies`.
+        mode: ``"reduced"`` (Q (..., M, K), R (..., K, N)) or ``"complete"`` (Q (..., M, M),
+            R (..., M, N)).
+    """
+    a, batch = _batched(x)
+    m, n = a.shape[-2:]
+    scaled, scale, finite = _prescale(a)
+    qt, r = qr_small(scaled, complete=mode == "complete")
+    qt = _nan_where(finite, qt)
+    r = _nan_where(finite, r / scale[:, None, None])
+    q = mx.swapaxes(qt.reshape(*batch, qt.shape[1], m), -1, -2)
+    return (q, r.reshape(*batch, r.shape[1], n)), None
+
+
+def eigh_applies(x: mx.array) -> bool:
+    """eigh/eigvalsh of float32 stacks of N x N matrices, N <= 64."""
+    return _float32_stack(x) and x.shape[-1] <= EIGH_MAX
+
+
+def _eigh_scaled(x: mx.array, want_v: bool):
+    a, batch = _batched(x)
+    n = a.shape[-1]
+    lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
+    scaled, scale, finite = _prescale(mx.where(lower, a, 0))
+    w, vt, _ = jacobi_eigh(scaled, want_v=want_v)
+    w = _nan_where(finite, w / scale[:, None]).reshape(*batch, n)
+    return w, vt, finite, batch
+
+
+def eigh(x: mx.array) -> tuple[tuple[mx.array, mx.array], None]:
+    """Eigenvalues (ascending) and eigenvectors of a stack of small symmetric matrices
+    (lower triangle read): ``((w, V), None)``, w (..., N), V (..., N, N)."""
+    w, vt, finite, batch = _eigh_scaled(x, want_v=True)
+    n = x.shape[-1]
+    v = mx.swapaxes(_nan_where(finite, vt).reshape(*batch, n, n), -1, -2)
+    return (w, v), None
+
+
+def eigvalsh(x: mx.array) -> tuple[tuple[mx.array], None]:
+    """Eigenvalues (ascending) of a stack of small symmetric matrices: ``((w,), None)``."""
+    w, _, _, _ = _eigh_scaled(x, want_v=False)
+    return (w,), None
+
+
+def svd_applies(x: mx.array, *, full_matrices: bool = False) -> bool:
+    """SVD of float32 stacks whose tall orientation (T x S, T >= S) has T <= 128,
+    S <= 64 and T·S + S·S floats in 32 KB."""
+    if not _float32_stack(x):
+        return False
+    tall, short = max(x.shape[-2:]), min(x.shape[-2:])
+    return (tall <= SVD_MAX_ROWS and short <= SVD_MAX_COLS
+            and tall * short + short * short <= _TG_FLOATS)
+
+
+def svdvals_applies(x: mx.array) -> bool:
+    """svdvals under the same limits as :func:`svd_applies`."""
+    return svd_applies(x)
+
+
+def _svd_scaled(x: mx.array, full: bool, want_uv: bool):
+    a, batch = _batched(x)
+    m, n = a.shape[-2:]
+    scaled, scale, finite = _prescale(a)
+    wide = m < n
+    ut, s, vt, _ = jacobi_svd(mx.swapaxes(scaled, -1, -2) if wide else scaled,
+                              full=full, want_uv=want_uv)
+    s = _nan_where(finite, s / scale[:, None]).reshape(*batch, min(m, n))
+    return ut, s, vt, finite, batch, wide
+
+
+def svd(x: mx.array, *, full_matrices: bool) -> tuple[tuple[mx.array, ...], None]:
+    """SVD of a stack of small matrices: ``((U, S, Vh), None)`` with S descending; U
+    (..., M, M) and Vh (..., N, N) when ``full_matrices``, else K = min(M, N) columns/rows.
+    """
+    m, n = x.shape[-2:]
+    ut, s, vt, finite, batch, wide = _svd_scaled(x, full_matrices, want_uv=True)
+    ut = _nan_where(finite, ut)
+    vt = _nan_where(finite, vt)
+    if wide:
+        # The kernel factored xᵀ = U' S V'ᵀ, so x = V' S U'ᵀ: U = V', Vh = U'ᵀ.
+        u = mx.swapaxes(vt.reshape(*batch, m, m), -1, -2)
+        vh = ut.reshape(*batch, ut.shape[1], n)
+    else:
+        u = mx.swapaxes(ut.reshape(*batch, ut.shape[1], m), -1, -2)
+        vh = vt.reshape(*batch, n, n)
+    return (u, s, vh), None
+
+
+def svdvals(x: mx.array) -> tuple[tuple[mx.array], None]:
+    """Singular values (descending) of a stack of small matrices: ``((S,), None)``."""
+    _, s, _, _, _, _ = _svd_scaled(x, full=False, want_uv=False)
+    return (s,), None
