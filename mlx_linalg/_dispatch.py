@@ -18,12 +18,28 @@ import mlx.core as mx
 
 from mlx_linalg import _autodiff
 from mlx_linalg._cpu import lapack
+from mlx_linalg._gpu import small_factor
 
 Predicate = Callable[..., bool]
 Implementation = Callable[..., tuple]
 
 # op -> [(applies(*arrays, **keywords), implementation)], tried in order on the GPU backend.
 GPU_RULES: dict[str, list[tuple[Predicate, Implementation]]] = {}
+
+# Stacks of small float32 matrices (n <= 64), one threadgroup per matrix: Cholesky, LU and
+# the solves built on them (mlx_linalg._gpu.small_factor, kernels in metal/).
+GPU_RULES.update({
+    "cholesky": [(small_factor.applies_square, small_factor.cholesky)],
+    "cho_solve": [(small_factor.applies_rhs, small_factor.cho_solve)],
+    "lu": [(small_factor.applies_matrix, small_factor.lu)],
+    "lu_factor": [(small_factor.applies_matrix, small_factor.lu_factor)],
+    "lu_solve": [(small_factor.applies_rhs, small_factor.lu_solve)],
+    "solve": [(small_factor.applies_rhs, small_factor.solve)],
+    "inv": [(small_factor.applies_square, small_factor.inv)],
+    "det": [(small_factor.applies_square, small_factor.det)],
+    "slogdet": [(small_factor.applies_square, small_factor.slogdet)],
+    "solve_triangular": [(small_factor.applies_rhs, small_factor.solve_triangular)],
+})
 
 
 def backend(stream: object = None) -> str:
