@@ -1,0 +1,127 @@
+// @kernel solve_small
+// @inputs A:float32 Bm:float32
+// @outputs X:float32 info:int32
+// @template NMAX:int KC:int EYE:bool
+// @headers linalg_common.h
+// @check NMAX=8,KC=8,EYE=false NMAX=32,KC=32,EYE=true NMAX=64,KC=32,EYE=false
+//
+// Solve A X = B for a stack of small square matrices, fused: LU with partial pivoting,
+// then both triangular solves, without leaving threadgroup memory.
+//   A     (B, n, n) float32, 1 <= n <= NMAX <= 64.
+//   Bm    (B, n, K) float32, the right-hand sides, K >= 1. When EYE, the right-hand side
+//         is the identity (K = n; X = A⁻¹) and Bm is not read: pass A for it.
+//   X     (B, n, K): the solution; every entry NaN when a pivot is exactly zero (singular).
+//   info  (B,) int32: 0, or j + 1 for the first zero pivot j.
+// Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32. KC: right-hand
+// sides per pass through threadgroup memory (KC <= 32 keeps NMAX = 64 under 32 KB).
+// Algorithm: getf2 as in lu_small.metal (pivot search, swap and scaling by simdgroup 0,
+// trailing update by all), tracking the row permutation; then, per block of KC columns:
+// gather the permuted right-hand sides into threadgroup memory (coalesced), one simdgroup
+// per column solves L y = P b and U x = y in registers (la_trsv_simd: a shuffle and an
+// FMA per lane and step, no barriers), and the block is written back coalesced.
+// Memory traffic: n² + n K floats read, n K floats and one int written.
+
+const int batch = A_shape[0];
+const int n = A_shape[1];
+const int K = EYE ? n : Bm_shape[2];
+const uint b = threadgroup_position_in_grid.x;
+if (b >= (uint)batch || n > NMAX) {
+  return;
+}
+const int tid = (int)thread_index_in_threadgroup;
+const int nthreads = (int)threads_per_threadgroup.x;
+const int lane = (int)thread_index_in_simdgroup;
+const int warp = (int)simdgroup_index_in_threadgroup;
+const int nwarps = nthreads / 32;
+constexpr int S = NMAX + 1;
+constexpr int SR = KC + 1;
+threadgroup float tile[NMAX * S];
+threadgroup float rhs[NMAX * SR];
+threadgroup int perm_s[NMAX];
+threadgroup int zero_pivot[1];
+
+const size_t base = (size_t)b * (size_t)(n * n);
+for (int e = tid; e < n * n; e += nthreads) {
+  const int r = e / n;
+  tile[r * S + (e - r * n)] = A[base + e];
+}
+for (int i = tid; i < n; i += nthreads) {
+  perm_s[i] = i;
+}
+if (tid == 0) {
+  zero_pivot[0] = 0;
+}
+threadgroup_barrier(mem_flags::mem_threadgroup);
+
+for (int j = 0; j < n; ++j) {
+  if (warp == 0) {
+    const int p = la_pivot_row(tile, S, n, j, (uint)lane);
+    if (p != j) {
+      for (int c = lane; c < n; c += 32) {
+        const float t = tile[j * S + c];
+        tile[j * S + c] = tile[p * S + c];
+        tile[p * S + c] = t;
+      }
+    }
+    if (lane == 0) {
+      const int t = perm_s[j];
+      perm_s[j] = perm_s[p];
+      perm_s[p] = t;
+    }
+    simdgroup_barrier(mem_flags::mem_threadgroup);
+    const float pivot = tile[j * S + j];
+    if (pivot != 0.0f) {
+      for (int i = j + 1 + lane; i < n; i += 32) {
+        tile[i * S + j] = tile[i * S + j] / pivot;
+      }
+    } else if (lane == 0 && zero_pivot[0] == 0) {
+      zero_pivot[0] = j + 1;
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (int i = j + 1 + warp; i < n; i += nwarps) {
+    const float lij = tile[i * S + j];
+    for (int c = j + 1 + lane; c < n; c += 32) {
+      tile[i * S + c] = metal::fma(-lij, tile[j * S + c], tile[i * S + c]);
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+}
+
+const int fail = zero_pivot[0];
+const float nan_value = la_nan();
+const size_t xbase = (size_t)b * (size_t)n * (size_t)K;
+for (int c0 = 0; c0 < K; c0 += KC) {
+  const int kc = metal::min(KC, K - c0);
+  if (fail == 0) {
+    for (int e = tid; e < n * kc; e += nthreads) {
+      const int i = e / kc;
+      const int c = e - i * kc;
+      const int src = perm_s[i];
+      rhs[i * SR + c] = EYE ? (src == c0 + c ? 1.0f : 0.0f) : Bm[xbase + (size_t)src * K + c0 + c];
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (int c = warp; c < kc; c += nwarps) {
+      float x0 = lane < n ? rhs[lane * SR + c] : 0.0f;
+      float x1 = lane + 32 < n ? rhs[(lane + 32) * SR + c] : 0.0f;
+      la_trsv_simd<true, false, true>(tile, S, n, x0, x1, (uint)lane);
+      la_trsv_simd<false, false, false>(tile, S, n, x0, x1, (uint)lane);
+      if (lane < n) {
+        rhs[lane * SR + c] = x0;
+      }
+      if (lane + 32 < n) {
+        rhs[(lane + 32) * SR + c] = x1;
+      }
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+  }
+  for (int e = tid; e < n * kc; e += nthreads) {
+    const int i = e / kc;
+    const int c = e - i * kc;
+    X[xbase + (size_t)i * K + c0 + c] = fail != 0 ? nan_value : rhs[i * SR + c];
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+}
+if (tid == 0) {
+  info[b] = fail;
+}

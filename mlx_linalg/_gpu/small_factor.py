@@ -1,0 +1,195 @@
+"""Stacks of small matrices on the GPU: Cholesky, LU with partial pivoting and the solves
+built on them (solve, inv, lu_solve, cho_solve, solve_triangular, det, slogdet, lu).
+
+One threadgroup factors or solves with one matrix held in threadgroup memory (kernels in
+``metal/``: ``cholesky_small``, ``lu_small``, ``solve_small``, ``lu_solve_small``,
+``trsm_small``; MLX-op references with the same contracts in ``mlx_linalg._gpu.reference``).
+The functions here follow the implementation contract of ``mlx_linalg._dispatch``:
+validated float32 arrays in, ``(outputs, failed)`` out, lazy (no host synchronization),
+batch axes kept. Each ``applies_*`` predicate accepts float32 stacks of at least one
+matrix with 1 <= n <= :data:`MAX_N`; everything else stays on the CPU path.
+
+NaN/Inf entries affect only their own matrix: the kernels never compare across matrices,
+a non-finite Cholesky pivot marks that matrix failed, and the LU-based kernels let NaN
+propagate through its own elimination.
+"""
+
+import mlx.core as mx
+
+from mlx_linalg import _kernels
+
+MAX_N = 64
+# Capacity classes: (largest n, threads per threadgroup). Threads scale with the work of a
+# trailing update (rows spread over simdgroups, columns over lanes).
+_CLASSES = ((8, 32), (16, 64), (32, 128), (64, 256))
+_RHS_CHUNK = 32  # right-hand sides per pass through threadgroup memory
+
+
+def _class(n: int) -> tuple[int, int]:
+    """(NMAX, threads) for matrices of order ``n`` <= MAX_N."""
+    for nmax, threads in _CLASSES:
+        if n <= nmax:
+            return nmax, threads
+    raise ValueError(f"[mlx_linalg.kernels] n = {n} is above the small-matrix limit {MAX_N}")
+
+
+def _small(x: mx.array, *, square: bool = True) -> bool:
+    m, n = x.shape[-2:]
+    return (
+        x.dtype == mx.float32
+        and 1 <= m <= MAX_N
+        and 1 <= n <= MAX_N
+        and (m == n or not square)
+        and x.size > 0
+    )
+
+
+def applies_square(x: mx.array, *_, **__) -> bool:
+    """A float32 stack of square matrices, 1 <= n <= 64, not empty."""
+    return _small(x)
+
+
+def applies_matrix(x: mx.array, *_, **__) -> bool:
+    """A float32 stack of (M, N) matrices, 1 <= M, N <= 64, not empty."""
+    return _small(x, square=False)
+
+
+def applies_rhs(a: mx.array, *rest: mx.array, **__) -> bool:
+    """A float32 square stack (1 <= n <= 64) and float32 right-hand sides (..., n, K>=1)."""
+    b = rest[-1]
+    return _small(a) and b.dtype == mx.float32 and b.size > 0
+
+
+def _launch(name: str, inputs: list[mx.array], batch_shapes: list[tuple], n: int,
+            template: dict) -> list[mx.array]:
+    """Launch a one-threadgroup-per-matrix kernel over a (B, ...) stack.
+
+    Splits B into launches that keep the grid (threads) within MLX's int range.
+
+    Args:
+        name: kernel name.
+        inputs: arrays whose first axis is the batch B.
+        batch_shapes: per output, its shape without the leading batch axis.
+        n: the order that picks the capacity class.
+        template: template arguments besides NMAX.
+    """
+    nmax, threads = _class(n)
+    batch = inputs[0].shape[0]
+    per_launch = _kernels.MAX_GRID // threads
+    parts = []
+    for start in range(0, batch, per_launch):
+        count = min(per_launch, batch - start)
+        chunk = inputs if count == batch else [x[start:start + count] for x in inputs]
+        parts.append(_kernels.launch(
+            name, chunk, template={"NMAX": nmax, **template},
+            grid=(count * threads, 1, 1), threadgroup=(threads, 1, 1),
+            output_shapes=[(count, *s) for s in batch_shapes],
+        ))
+    if len(parts) == 1:
+        return parts[0]
+    return [mx.concatenate(group, axis=0) for group in zip(*parts, strict=True)]
+
+
+def _flat(x: mx.array) -> mx.array:
+    """(..., M, N) as (B, M, N)."""
+    return x.reshape(-1, *x.shape[-2:])
+
+
+def cholesky(x: mx.array, *, upper: bool) -> tuple:
+    """Cholesky factor (``cholesky_small``): ``((factor,), failed)``."""
+    n = x.shape[-1]
+    factor, info = _launch("cholesky_small", [_flat(x)], [(n, n), ()], n, {"UPPER": upper})
+    return (factor.reshape(x.shape),), (info != 0).reshape(x.shape[:-2])
+
+
+def _lu(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+    m, n = x.shape[-2:]
+    packed, piv, perm = _launch("lu_small", [_flat(x)], [(m, n), (min(m, n),), (m,)],
+                                max(m, n), {})
+    batch = x.shape[:-2]
+    return packed.reshape(x.shape), piv.reshape(*batch, -1), perm.reshape(*batch, m)
+
+
+def lu_factor(x: mx.array) -> tuple:
+    """Packed LU and 0-based pivots (``lu_small``): ``((lu, piv), None)``."""
+    packed, piv, _ = _lu(x)
+    return (packed, piv), None
+
+
+def lu(x: mx.array) -> tuple:
+    """``((P, L, U), None)`` with x = P L U, from ``lu_small``'s packed form."""
+    m, n = x.shape[-2:]
+    k = min(m, n)
+    packed, _, perm = _lu(x)
+    rows = mx.arange(m, dtype=mx.int32)
+    p = (perm[..., None, :] == rows[:, None]).astype(x.dtype)
+    lower = mx.tril(packed[..., :, :k], -1) + mx.eye(m, k, dtype=x.dtype)
+    upper = mx.triu(packed[..., :k, :])
+    return (p, lower, upper), None
+
+
+def _lu_diagonal(x: mx.array) -> tuple[mx.array, mx.array]:
+    """U's diagonal and the permutation's sign (+1/-1) of the LU of ``x``."""
+    packed, piv, _ = _lu(x)
+    swaps = mx.sum(piv != mx.arange(piv.shape[-1], dtype=mx.int32), axis=-1)
+    parity = 1 - 2 * (swaps % 2).astype(x.dtype)
+    return mx.diagonal(packed, axis1=-2, axis2=-1), parity
+
+
+def det(x: mx.array) -> tuple:
+    """Determinant: product of U's diagonal with the pivots' sign. ``((det,), None)``."""
+    diagonal, parity = _lu_diagonal(x)
+    return (parity * mx.prod(diagonal, axis=-1),), None
+
+
+def slogdet(x: mx.array) -> tuple:
+    """``((sign, logabsdet), None)``: sums log|u_ii|, so no overflow or underflow."""
+    diagonal, parity = _lu_diagonal(x)
+    sign = parity * mx.prod(mx.sign(diagonal), axis=-1)
+    return (sign, mx.sum(mx.log(mx.abs(diagonal)), axis=-1)), None
+
+
+def _solve_kernel(a: mx.array, b: mx.array, eye: bool) -> tuple:
+    n, k = b.shape[-2:]
+    x, info = _launch("solve_small", [_flat(a), _flat(b)], [(n, k), ()], n,
+                      {"KC": _RHS_CHUNK, "EYE": eye})
+    return (x.reshape(b.shape),), (info != 0).reshape(a.shape[:-2])
+
+
+def solve(a: mx.array, b: mx.array) -> tuple:
+    """A X = B, fused LU + substitutions (``solve_small``): ``((X,), failed)``."""
+    return _solve_kernel(a, b, eye=False)
+
+
+def inv(x: mx.array) -> tuple:
+    """A⁻¹ as ``solve_small`` with the identity right-hand side: ``((inv,), failed)``."""
+    return _solve_kernel(x, x, eye=True)
+
+
+def lu_solve(packed: mx.array, piv: mx.array, b: mx.array, *, trans: int) -> tuple:
+    """Solve with a packed LU (``lu_solve_small``): ``((X,), failed)``."""
+    n, k = b.shape[-2:]
+    x, info = _launch("lu_solve_small", [_flat(packed), piv.reshape(-1, n), _flat(b)],
+                      [(n, k), ()], n, {"KC": _RHS_CHUNK, "TRANS": trans != 0})
+    return (x.reshape(b.shape),), (info != 0).reshape(packed.shape[:-2])
+
+
+def _trsm(a: mx.array, b: mx.array, *, lower: bool, trans: bool, unit: bool) -> tuple:
+    n, k = b.shape[-2:]
+    x, info = _launch("trsm_small", [_flat(a), _flat(b)], [(n, k), ()], n,
+                      {"KC": _RHS_CHUNK, "LOWER": lower, "TRANS": trans, "UNIT": unit})
+    return x.reshape(b.shape), (info != 0).reshape(a.shape[:-2])
+
+
+def solve_triangular(a: mx.array, b: mx.array, *, lower: bool, unit_diagonal: bool,
+                     trans: int) -> tuple:
+    """op(A) X = B by substitution (``trsm_small``): ``((X,), failed)``."""
+    x, failed = _trsm(a, b, lower=lower, trans=trans != 0, unit=unit_diagonal)
+    return (x,), failed
+
+
+def cho_solve(c: mx.array, b: mx.array, *, lower: bool) -> tuple:
+    """A X = B from A's Cholesky factor: two ``trsm_small`` launches. ``((X,), failed)``."""
+    y, failed = _trsm(c, b, lower=lower, trans=not lower, unit=False)
+    x, _ = _trsm(c, y, lower=lower, trans=lower, unit=False)
+    return (x,), failed
