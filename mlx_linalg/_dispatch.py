@@ -18,7 +18,7 @@ import mlx.core as mx
 
 from mlx_linalg import _autodiff
 from mlx_linalg._cpu import lapack
-from mlx_linalg._gpu import small_factor
+from mlx_linalg._gpu import small_factor, small_spectral
 
 Predicate = Callable[..., bool]
 Implementation = Callable[..., tuple]
@@ -39,6 +39,16 @@ GPU_RULES.update({
     "det": [(small_factor.applies_square, small_factor.det)],
     "slogdet": [(small_factor.applies_square, small_factor.slogdet)],
     "solve_triangular": [(small_factor.applies_rhs, small_factor.solve_triangular)],
+})
+
+# Stacks of small float32 matrices, one threadgroup per matrix: Householder QR, Jacobi eigh
+# and one-sided Jacobi SVD (mlx_linalg._gpu.small_spectral, kernels in metal/).
+GPU_RULES.update({
+    "qr": [(small_spectral.qr_applies, small_spectral.qr)],
+    "eigh": [(small_spectral.eigh_applies, small_spectral.eigh)],
+    "eigvalsh": [(small_spectral.eigh_applies, small_spectral.eigvalsh)],
+    "svd": [(small_spectral.svd_applies, small_spectral.svd)],
+    "svdvals": [(small_spectral.svdvals_applies, small_spectral.svdvals)],
 })
 
 
