@@ -2,7 +2,7 @@
 
 import mlx.core as mx
 
-from mlx_linalg import _dispatch
+from mlx_linalg import _dispatch, _precision
 from mlx_linalg._checks import as_array, compute_dtype, prepare_rhs, real_dtype, require_matrix
 from mlx_linalg._results import LstsqResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
@@ -44,7 +44,7 @@ def lstsq(
         rcond = max(m, n) * mx.finfo(real_dtype(computed)).eps
     (x, rank, s), _ = _dispatch.run("lstsq", stream, a, b, rcond=float(rcond))
     if m > n:
-        r = b - mx.matmul(a, x, stream=stream)
+        r = b - _precision.matmul(a, x, stream=stream)
         residuals = (mx.abs(r) ** 2).sum(axis=-2)
     else:
         residuals = mx.zeros(b.shape[:-2] + (0,), dtype=real_dtype(computed))

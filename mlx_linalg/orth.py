@@ -3,7 +3,7 @@
 import mlx.core as mx
 import numpy as np
 
-from mlx_linalg import _dispatch
+from mlx_linalg import _dispatch, _precision
 from mlx_linalg._checks import fail, prepare, real_dtype, require_choice
 from mlx_linalg._results import PolarResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
@@ -31,10 +31,10 @@ def polar(a: mx.array, side: str = "right", *, stream: StreamOrDevice = None) ->
     require_choice("polar", "side", side, ("right", "left"))
     a, result = prepare("polar", a)
     (u, s, vh), _ = _dispatch.run("svd", stream, a, full_matrices=False)
-    unitary = mx.matmul(u, vh, stream=stream)
+    unitary = _precision.matmul(u, vh, stream=stream)
     basis = mx.conj(mx.swapaxes(vh, -1, -2)) if side == "right" else u
     scaled = basis * s[..., None, :].astype(basis.dtype)
-    p = mx.matmul(scaled, mx.conj(mx.swapaxes(basis, -1, -2)), stream=stream)
+    p = _precision.matmul(scaled, mx.conj(mx.swapaxes(basis, -1, -2)), stream=stream)
     return PolarResult(unitary.astype(result), p.astype(result))
 
 

@@ -6,6 +6,7 @@ import operator
 import mlx.core as mx
 import numpy as np
 
+from mlx_linalg import _precision
 from mlx_linalg._checks import as_array, fail
 from mlx_linalg._types import StreamOrDevice
 
@@ -28,6 +29,8 @@ def matmul(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> m
         (..., M, N) with 1-D operands' axes removed.
 
     Notes:
+        float32 and complex64 products stay float32-accurate on devices that multiply in
+        TF32 (see ``mlx_linalg._precision``).
         # Note: MLX multiplies only floating-point matrices; integer operands are
         # multiplied exactly by a broadcast multiply and sum.
 
@@ -53,7 +56,7 @@ def matmul(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> m
     if x1.ndim > 2 or x2.ndim > 2:
         _batch_shape("matmul", x1.shape[:-2], x2.shape[:-2], x1, x2)
     if mx.issubdtype(mx.result_type(x1, x2), mx.inexact):
-        return mx.matmul(x1, x2, stream=stream)
+        return _precision.matmul(x1, x2, stream=stream)
     a = x1[None, :] if x1.ndim == 1 else x1
     b = x2[:, None] if x2.ndim == 1 else x2
     product = (a[..., :, :, None] * b[..., None, :, :]).sum(axis=-2, stream=stream)
@@ -117,8 +120,6 @@ def tensordot(
             f"expected contracted axes of equal sizes, got shapes "
             f"{tuple(x1.shape)} and {tuple(x2.shape)} with axes {axes!r}",
         )
-    if mx.issubdtype(mx.result_type(x1, x2), mx.inexact):
-        return mx.tensordot(x1, x2, axes=[a_axes, b_axes], stream=stream)
     a_free = [i for i in range(x1.ndim) if i not in {i % x1.ndim for i in a_axes}]
     b_free = [i for i in range(x2.ndim) if i not in {j % x2.ndim for j in b_axes}]
     a = mx.transpose(x1, a_free + a_axes).reshape(-1, _size(x1, a_axes))

@@ -4,7 +4,7 @@ import operator
 
 import mlx.core as mx
 
-from mlx_linalg import _dispatch
+from mlx_linalg import _dispatch, _precision
 from mlx_linalg._checks import as_array, compute_dtype, fail, prepare, prepare_rhs, require_matrix
 from mlx_linalg._errors import check_failures
 from mlx_linalg._types import StreamOrDevice
@@ -93,8 +93,8 @@ def matrix_power(x: mx.array, n: int, /, *, stream: StreamOrDevice = None) -> mx
     power = mx.broadcast_to(mx.eye(x.shape[-1], dtype=x.dtype, stream=stream), x.shape)
     while n:
         if n & 1:
-            power = mx.matmul(power, x, stream=stream)
+            power = _precision.matmul(power, x, stream=stream)
         n >>= 1
         if n:
-            x = mx.matmul(x, x, stream=stream)
+            x = _precision.matmul(x, x, stream=stream)
     return power

@@ -3,7 +3,7 @@ cond."""
 
 import mlx.core as mx
 
-from mlx_linalg import _dispatch
+from mlx_linalg import _dispatch, _precision
 from mlx_linalg._checks import fail, prepare, real_dtype, require_choice
 from mlx_linalg._results import SVDResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
@@ -70,7 +70,7 @@ def pinv(x: mx.array, /, *, rtol: Tolerance = None, stream: StreamOrDevice = Non
     cutoff = _relative_tolerance("pinv", x, rtol) * _largest(s)
     s_inv = mx.where(s > cutoff[..., None], 1 / mx.where(s == 0, 1, s), 0)
     vs = mx.conj(mx.swapaxes(vh, -1, -2)) * s_inv[..., None, :].astype(x.dtype)
-    return mx.matmul(vs, mx.conj(mx.swapaxes(u, -1, -2)), stream=stream).astype(result)
+    return _precision.matmul(vs, mx.conj(mx.swapaxes(u, -1, -2)), stream=stream).astype(result)
 
 
 def matrix_rank(

@@ -1,0 +1,73 @@
+"""The split product keeps float32 accuracy; matmul routes to it only where products lose
+precision (TF32)."""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+import mlx_linalg as la
+from mlx_linalg import _precision
+
+FLOAT32_PRODUCT_ERROR = 1e-5  # normwise; TF32 gives about 3e-4
+
+
+def _tf32(x: np.ndarray) -> np.ndarray:
+    """Round float32 values to TF32's 10-bit mantissa, as a TF32 matrix unit reads them."""
+    bits = x.astype(np.float32).view(np.uint32)
+    return ((bits + 0x1000) & 0xFFFFE000).view(np.float32)
+
+
+def _relative_error(got, a, b) -> float:
+    ref = np.asarray(a).astype(np.complex128) @ np.asarray(b).astype(np.complex128)
+    return float(np.linalg.norm(np.asarray(got) - ref) / np.linalg.norm(ref))
+
+
+def test_split_product_is_float32_accurate_even_with_tf32_products(monkeypatch, rng):
+    a = mx.array(rng.standard_normal((2, 96, 64)).astype(np.float32))
+    b = mx.array(rng.standard_normal((64, 80)).astype(np.float32))
+
+    def tf32_matmul(x, y, stream=None):
+        product = _tf32(np.asarray(x)).astype(np.float64) @ _tf32(np.asarray(y))
+        return mx.array(product.astype(np.float32))
+
+    plain = tf32_matmul(a, b)
+    assert _relative_error(plain, a, b) > 1e-4  # the simulation really is TF32
+    monkeypatch.setattr(_precision.mx, "matmul", tf32_matmul)
+    assert _relative_error(_precision.split_matmul(a, b), a, b) < FLOAT32_PRODUCT_ERROR
+
+
+def test_split_product_of_complex_operands(rng):
+    a = rng.standard_normal((20, 30)) + 1j * rng.standard_normal((20, 30))
+    b = rng.standard_normal((30, 10)) + 1j * rng.standard_normal((30, 10))
+    got = _precision.split_matmul(
+        mx.array(a.astype(np.complex64)), mx.array(b.astype(np.complex64))
+    )
+    assert got.dtype == mx.complex64
+    assert _relative_error(got, a, b) < FLOAT32_PRODUCT_ERROR
+
+
+def test_cpu_products_are_full_precision_and_go_straight_to_mlx():
+    assert _precision.reduced_precision(mx.cpu) is False
+
+
+@pytest.mark.parametrize("reduced", [True, False])
+def test_matmul_routes_by_the_probe(monkeypatch, reduced, rng):
+    calls = []
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: reduced)
+    monkeypatch.setattr(
+        _precision, "split_matmul", lambda a, b, stream=None: calls.append(1) or a @ b
+    )
+    a = mx.array(rng.standard_normal((4, 4)).astype(np.float32))
+    la.matmul(a, a)
+    la.matmul(a.astype(mx.float64), a.astype(mx.float64))
+    assert len(calls) == (1 if reduced else 0)
+
+
+def test_tensordot_matches_numpy_on_floats(rng):
+    a, b = rng.standard_normal((3, 4, 5)), rng.standard_normal((5, 4, 2))
+    got = la.tensordot(
+        mx.array(a, dtype=mx.float64), mx.array(b, dtype=mx.float64), axes=([1, -1], [1, 0])
+    )
+    np.testing.assert_allclose(
+        np.asarray(got), np.tensordot(a, b, axes=([1, -1], [1, 0])), rtol=1e-12
+    )
