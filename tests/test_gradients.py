@@ -245,15 +245,15 @@ BATCHED = [
      _gauss((2, 3, 3, 3))),
     ("svd", lambda x: (la.svd(x, full_matrices=False).U ** 4).sum(axis=(-2, -1))
      + la.svdvals(x).sum(axis=-1), _gauss((2, 3, 4, 3))),
-    ("solve", lambda x: (la.solve(x, mx.ones((3, 2), dtype=F64)) ** 2).sum(axis=(-2, -1)),
+    ("solve", lambda x: (la.solve(x, mx.ones((3, 2), dtype=x.dtype)) ** 2).sum(axis=(-2, -1)),
      _gauss((2, 3, 3, 3))),
     ("slogdet", lambda x: la.slogdet(x).logabsdet + la.det(x), _gauss((2, 3, 3, 3))),
-    ("lstsq", lambda x: (la.lstsq(x, mx.ones((4, 1), dtype=F64)).solution ** 2).sum(
+    ("lstsq", lambda x: (la.lstsq(x, mx.ones((4, 1), dtype=x.dtype)).solution ** 2).sum(
         axis=(-2, -1)), _gauss((2, 3, 4, 3))),
-    ("lu_solve", lambda x: (la.lu_solve(la.lu_factor(x), mx.ones((3, 1), dtype=F64), trans=1)
-                            ** 2).sum(axis=(-2, -1)), _gauss((2, 3, 3, 3))),
+    ("lu_solve", lambda x: (la.lu_solve(la.lu_factor(x), mx.ones((3, 1), dtype=x.dtype),
+                                        trans=1) ** 2).sum(axis=(-2, -1)), _gauss((2, 3, 3, 3))),
     ("cho_solve", lambda x: (la.cho_solve(la.cho_factor(_sym_part(x), lower=True),
-                                          mx.ones((3, 1), dtype=F64)) ** 2).sum(axis=(-2, -1)),
+                                          mx.ones((3, 1), dtype=x.dtype)) ** 2).sum(axis=(-2, -1)),
      np.stack([[_spd(3, seed=3 * i + j) for j in range(3)] for i in range(2)])),
     ("inv", lambda x: (la.inv(x) ** 2).sum(axis=(-2, -1)), _gauss((2, 3, 3, 3))),
     ("pinv", lambda x: (la.pinv(x) ** 2).sum(axis=(-2, -1)), _gauss((2, 3, 4, 3))),
