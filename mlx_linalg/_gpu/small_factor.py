@@ -19,16 +19,17 @@ import mlx.core as mx
 from mlx_linalg import _kernels
 
 MAX_N = 64
-# Capacity classes: (largest n, threads per threadgroup). Threads scale with the work of a
-# trailing update (rows spread over simdgroups, columns over lanes).
-_CLASSES = ((8, 32), (16, 64), (32, 128), (64, 256))
+# Size classes: (largest n, NMAX the tile capacity, threads per threadgroup). Two
+# capacities keep the number of compiled variants small; the threads scale with the work
+# of a trailing update (rows spread over simdgroups, columns over lanes).
+_CLASSES = ((8, 32, 32), (16, 32, 64), (32, 32, 128), (64, 64, 256))
 _RHS_CHUNK = 32  # right-hand sides per pass through threadgroup memory
 
 
 def _class(n: int) -> tuple[int, int]:
     """(NMAX, threads) for matrices of order ``n`` <= MAX_N."""
-    for nmax, threads in _CLASSES:
-        if n <= nmax:
+    for largest, nmax, threads in _CLASSES:
+        if n <= largest:
             return nmax, threads
     raise ValueError(f"[mlx_linalg.kernels] n = {n} is above the small-matrix limit {MAX_N}")
 

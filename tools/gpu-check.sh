@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Run every GPU test and every kernel benchmark of mlx_linalg on a GPU machine (CUDA, or
+# Metal), and write the results where docs/ cites them.
+#
+# Usage: tools/gpu-check.sh                      # all GPU tests + all kernel benchmarks
+#        TESTS="tests/gpu/test_small_factor.py" BENCH_OPS=cholesky,solve tools/gpu-check.sh
+#        BENCH=0 tools/gpu-check.sh -k cholesky  # extra arguments go to pytest
+#
+# Needs: MLX with a GPU backend (pip install "mlx[cuda13]" on Linux), numpy, scipy, pytest,
+# hypothesis; PyTorch with CUDA for the side-by-side benchmark columns.
+# Writes to $RESULTS (default docs/results): gpu-machine.txt, gpu-tests.log,
+# gpu-tests.xml, small_kernels.json, small_kernels.md, bench-small-kernels.log; and copies
+# them to $OUT when that is set (a device machine's output folder).
+# Exit status: 0 when the tests pass (and the benchmarks ran), else the first failure's.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RESULTS=${RESULTS:-docs/results}
+TESTS=${TESTS:-tests/gpu}
+mkdir -p "$RESULTS"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+
+if ! "$PY" -c "import mlx.core as mx, sys; sys.exit(0 if mx.is_available(mx.gpu) else 1)"; then
+  echo "gpu-check: this MLX has no GPU backend (mx.is_available(mx.gpu) is False)" >&2
+  exit 2
+fi
+{
+  date -u +"%Y-%m-%dT%H:%M:%SZ"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null \
+    || echo "no nvidia-smi"
+  "$PY" -c "import mlx.core as mx, platform; print('mlx', mx.__version__, \
+'metal' if mx.metal.is_available() else 'cuda', platform.python_version())"
+  git rev-parse HEAD 2>/dev/null || true
+} > "$RESULTS/gpu-machine.txt"
+cat "$RESULTS/gpu-machine.txt"
+
+"$PY" -m pytest -q -m gpu -p no:cacheprovider "$TESTS" "$@" \
+  --junitxml="$RESULTS/gpu-tests.xml" 2>&1 | tee "$RESULTS/gpu-tests.log"
+status=$?
+
+if [ "${BENCH:-1}" != 0 ]; then
+  "$PY" tools/bench_small_kernels.py --out "$RESULTS" \
+    ${BENCH_OPS:+--ops "$BENCH_OPS"} 2>&1 | tee "$RESULTS/bench-small-kernels.log"
+  bench=$?
+  [ "$status" = 0 ] && status=$bench
+fi
+
+if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+  cp "$RESULTS"/gpu-machine.txt "$RESULTS"/gpu-tests.* "$OUT"/ 2>/dev/null
+  cp "$RESULTS"/small_kernels.* "$RESULTS"/bench-small-kernels.log "$OUT"/ 2>/dev/null
+fi
+exit "$status"
