@@ -9,6 +9,7 @@ singular values, failures, and (marked ``gpu``) float32 GPU gradients against fl
 ones. The Gaussian-process example of ``docs/gradients.md`` runs here too.
 """
 
+import functools
 import importlib.util
 import math
 import pathlib
@@ -136,24 +137,32 @@ W4 = _weights((4, 4))
 # (id, loss, input): every public function with a gradient, on random and structured inputs.
 CASES = [
     ("cholesky", lambda x: (la.cholesky(_sym_part(x)) * W4).sum(), _spd(4)),
-    ("cholesky-upper", lambda x: (la.cholesky(_sym_part(x), upper=True) ** 2 * W4).sum(),
-     _spd(4)),
+    ("cholesky-upper", lambda x: (la.cholesky(_sym_part(x), upper=True) ** 2 * W4).sum(), _spd(4)),
     ("cholesky-illcond", lambda x: (la.cholesky(_sym_part(x)) * W4).sum(), _spd(4, 1e4)),
-    ("cholesky-diagonal", lambda x: (la.cholesky(_sym_part(x)) * W4).sum(),
-     np.diag([1.0, 2.0, 3.0, 4.0])),
+    (
+        "cholesky-diagonal",
+        lambda x: (la.cholesky(_sym_part(x)) * W4).sum(),
+        np.diag([1.0, 2.0, 3.0, 4.0]),
+    ),
     ("cho_factor", lambda x: (la.cho_factor(_sym_part(x)).c * W4).sum(), _spd(4)),
-    ("qr-square", lambda x: (la.qr(x).R ** 2 * W4).sum() + (la.qr(x).Q * W4).sum(),
-     _gauss((4, 4))),
-    ("qr-tall", lambda x: (la.qr(x).R ** 3).sum() + (la.qr(x).Q ** 2 * _weights((6, 3))).sum(),
-     _gauss((6, 3))),
-    ("qr-wide", lambda x: (la.qr(x).R * _weights((3, 6))).sum() + la.qr(x).Q.sum(),
-     _gauss((3, 6))),
-    ("qr-wide-complete", lambda x: (la.qr(x, mode="complete").R ** 2).sum()
-     + la.qr(x, mode="complete").Q.sum(), _gauss((3, 5))),
-    ("qr-graded-columns", lambda x: (la.qr(x).Q * W4).sum() + la.qr(x).R.sum(),
-     _gauss((4, 4)) * np.logspace(0, -4, 4)),
-    ("qr-orthogonal", lambda x: (la.qr(x).Q * W4).sum() + (la.qr(x).R * W4).sum(),
-     _orthogonal(4)),
+    ("qr-square", lambda x: (la.qr(x).R ** 2 * W4).sum() + (la.qr(x).Q * W4).sum(), _gauss((4, 4))),
+    (
+        "qr-tall",
+        lambda x: (la.qr(x).R ** 3).sum() + (la.qr(x).Q ** 2 * _weights((6, 3))).sum(),
+        _gauss((6, 3)),
+    ),
+    ("qr-wide", lambda x: (la.qr(x).R * _weights((3, 6))).sum() + la.qr(x).Q.sum(), _gauss((3, 6))),
+    (
+        "qr-wide-complete",
+        lambda x: (la.qr(x, mode="complete").R ** 2).sum() + la.qr(x, mode="complete").Q.sum(),
+        _gauss((3, 5)),
+    ),
+    (
+        "qr-graded-columns",
+        lambda x: (la.qr(x).Q * W4).sum() + la.qr(x).R.sum(),
+        _gauss((4, 4)) * np.logspace(0, -4, 4),
+    ),
+    ("qr-orthogonal", lambda x: (la.qr(x).Q * W4).sum() + (la.qr(x).R * W4).sum(), _orthogonal(4)),
     ("eigh", _eigh_loss, _sym(4)),
     ("eigh-diagonal", _eigh_loss, np.diag([1.0, 2.0, 4.0, 8.0])),
     ("eigvalsh", lambda x: (la.eigvalsh(_sym_part(x)) ** 3).sum(), _sym(5)),
@@ -175,22 +184,37 @@ CASES = [
     ("det-triangular", la.det, _upper(4)),
     ("det-singular", la.det, np.outer([1.0, 2.0, 3.0], [1.0, 0.5, 2.0]) + np.diag([0, 0, 1.0])),
     ("slogdet", lambda x: la.slogdet(x).logabsdet, _gauss((4, 4))),
-    ("slogdet-negative", lambda x: la.slogdet(x).logabsdet * la.slogdet(x).sign,
-     _orthogonal(4) @ np.diag([1.0, 2.0, 3.0, -4.0])),
+    (
+        "slogdet-negative",
+        lambda x: la.slogdet(x).logabsdet * la.slogdet(x).sign,
+        _orthogonal(4) @ np.diag([1.0, 2.0, 3.0, -4.0]),
+    ),
     ("matrix_power-3", lambda x: (la.matrix_power(x, 3) * W4).sum(), _gauss((4, 4))),
-    ("matrix_power-neg2", lambda x: (la.matrix_power(x, -2) * W4).sum(), _gauss((4, 4)) + 4 *
-     np.eye(4)),
+    (
+        "matrix_power-neg2",
+        lambda x: (la.matrix_power(x, -2) * W4).sum(),
+        _gauss((4, 4)) + 4 * np.eye(4),
+    ),
     ("pinv-tall", lambda x: (la.pinv(x) ** 2).sum(), _gauss((5, 3))),
     ("pinv-wide", lambda x: (la.pinv(x) * _weights((5, 3))).sum(), _gauss((3, 5))),
-    ("polar-right", lambda x: (la.polar(x).u * _weights((5, 3))).sum() + (la.polar(x).p ** 2)
-     .sum(), _gauss((5, 3))),
-    ("polar-left", lambda x: (la.polar(x, "left").p * _weights((3, 3))).sum()
-     + la.polar(x, "left").u.sum(), _gauss((3, 5))),
+    (
+        "polar-right",
+        lambda x: (la.polar(x).u * _weights((5, 3))).sum() + (la.polar(x).p ** 2).sum(),
+        _gauss((5, 3)),
+    ),
+    (
+        "polar-left",
+        lambda x: (la.polar(x, "left").p * _weights((3, 3))).sum() + la.polar(x, "left").u.sum(),
+        _gauss((3, 5)),
+    ),
     ("lstsq-tall", _lstsq_loss(_gauss((6, 2), 3)), _gauss((6, 3))),
     ("lstsq-square", _lstsq_loss(_gauss((4, 2), 3)), _gauss((4, 4))),
     ("lstsq-wide", _lstsq_loss(_gauss((3, 2), 3)), _gauss((3, 5))),
-    ("lstsq-rhs", lambda b: (la.lstsq(mx.array(_gauss((6, 3)), dtype=F64), b).solution ** 2)
-     .sum(), _gauss((6, 2))),
+    (
+        "lstsq-rhs",
+        lambda b: (la.lstsq(mx.array(_gauss((6, 3)), dtype=F64), b).solution ** 2).sum(),
+        _gauss((6, 2)),
+    ),
     ("lstsq-illcond", _lstsq_loss(_gauss((6, 2), 3)), _conditioned((6, 3), 1e3)),
     ("cond", la.cond, _gauss((4, 4))),
     ("cond-fro", lambda x: la.cond(x, "fro"), _gauss((4, 4))),
@@ -199,31 +223,57 @@ CASES = [
     ("vector_norm-inf", lambda x: la.vector_norm(x, ord=INF), _gauss((3, 4))),
 ]
 for _ord in ("fro", "nuc", 2, -2, 1, -1, INF, -INF):
-    CASES.append((f"matrix_norm-{_ord}", lambda x, o=_ord: la.matrix_norm(x, ord=o),
-                  _gauss((5, 3))))
+    CASES.append(
+        (f"matrix_norm-{_ord}", lambda x, o=_ord: la.matrix_norm(x, ord=o), _gauss((5, 3)))
+    )
 for _trans in (0, 1, 2):
     for _lower in (True, False):
         for _unit in (False, True):
-            CASES.append((
-                f"solve_triangular-t{_trans}-{'lower' if _lower else 'upper'}"
-                f"{'-unit' if _unit else ''}",
-                lambda x, t=_trans, lo=_lower, un=_unit: (la.solve_triangular(
-                    x, B4M, trans=t, lower=lo, unit_diagonal=un) ** 2).sum(),
-                _upper(4).T if _lower else _upper(4),
-            ))
-    CASES.append((f"lu_solve-t{_trans}", lambda x, t=_trans: (la.lu_solve(
-        la.lu_factor(x), B4M, trans=t) ** 2).sum(), _gauss((4, 4))))
+            CASES.append(
+                (
+                    f"solve_triangular-t{_trans}-{'lower' if _lower else 'upper'}"
+                    f"{'-unit' if _unit else ''}",
+                    lambda x, t=_trans, lo=_lower, un=_unit: (
+                        la.solve_triangular(x, B4M, trans=t, lower=lo, unit_diagonal=un) ** 2
+                    ).sum(),
+                    _upper(4).T if _lower else _upper(4),
+                )
+            )
+    CASES.append(
+        (
+            f"lu_solve-t{_trans}",
+            lambda x, t=_trans: (la.lu_solve(la.lu_factor(x), B4M, trans=t) ** 2).sum(),
+            _gauss((4, 4)),
+        )
+    )
 CASES += [
-    ("solve_triangular-rhs", lambda b: (la.solve_triangular(mx.array(_upper(4), dtype=F64), b)
-                                        ** 2).sum(), B4),
-    ("cho_solve-lower", lambda c: (la.cho_solve((c, True), B4M) ** 2).sum(),
-     np.linalg.cholesky(_spd(4))),
-    ("cho_solve-upper", lambda c: (la.cho_solve((c, False), B4M) * B4M).sum(),
-     np.linalg.cholesky(_spd(4)).T),
-    ("cho_solve-rhs", lambda b: (la.cho_solve((mx.array(np.linalg.cholesky(_spd(4)),
-                                                        dtype=F64), True), b) ** 2).sum(), B4),
-    ("lu_solve-rhs", lambda b: (la.lu_solve(la.lu_factor(mx.array(_gauss((4, 4)), dtype=F64)),
-                                            b) ** 2).sum(), B4),
+    (
+        "solve_triangular-rhs",
+        lambda b: (la.solve_triangular(mx.array(_upper(4), dtype=F64), b) ** 2).sum(),
+        B4,
+    ),
+    (
+        "cho_solve-lower",
+        lambda c: (la.cho_solve((c, True), B4M) ** 2).sum(),
+        np.linalg.cholesky(_spd(4)),
+    ),
+    (
+        "cho_solve-upper",
+        lambda c: (la.cho_solve((c, False), B4M) * B4M).sum(),
+        np.linalg.cholesky(_spd(4)).T,
+    ),
+    (
+        "cho_solve-rhs",
+        lambda b: (
+            la.cho_solve((mx.array(np.linalg.cholesky(_spd(4)), dtype=F64), True), b) ** 2
+        ).sum(),
+        B4,
+    ),
+    (
+        "lu_solve-rhs",
+        lambda b: (la.lu_solve(la.lu_factor(mx.array(_gauss((4, 4)), dtype=F64)), b) ** 2).sum(),
+        B4,
+    ),
     ("lu", lambda x: (la.lu(x).L * W4).sum() + (la.lu(x).U ** 2).sum(), _gauss((4, 4))),
     ("lu_factor", lambda x: (la.lu_factor(x).lu * W4).sum(), _gauss((4, 4))),
 ]
@@ -238,23 +288,50 @@ def test_gradient_matches_finite_differences(loss, x):
 
 # (id, per-matrix loss, batch of inputs (2, 3, ...)) for batching, vmap, compile and jvp.
 BATCHED = [
-    ("cholesky", lambda x: (la.cholesky(_sym_part(x)) ** 2).sum(axis=(-2, -1)),
-     np.stack([[_spd(3, seed=3 * i + j) for j in range(3)] for i in range(2)])),
+    (
+        "cholesky",
+        lambda x: (la.cholesky(_sym_part(x)) ** 2).sum(axis=(-2, -1)),
+        np.stack([[_spd(3, seed=3 * i + j) for j in range(3)] for i in range(2)]),
+    ),
     ("qr", lambda x: (la.qr(x).R ** 2).sum(axis=(-2, -1)), _gauss((2, 3, 4, 3))),
-    ("eigh", lambda x: (la.eigh(_sym_part(x)).eigenvectors ** 4).sum(axis=(-2, -1)),
-     _gauss((2, 3, 3, 3))),
-    ("svd", lambda x: (la.svd(x, full_matrices=False).U ** 4).sum(axis=(-2, -1))
-     + la.svdvals(x).sum(axis=-1), _gauss((2, 3, 4, 3))),
-    ("solve", lambda x: (la.solve(x, mx.ones((3, 2), dtype=x.dtype)) ** 2).sum(axis=(-2, -1)),
-     _gauss((2, 3, 3, 3))),
+    (
+        "eigh",
+        lambda x: (la.eigh(_sym_part(x)).eigenvectors ** 4).sum(axis=(-2, -1)),
+        _gauss((2, 3, 3, 3)),
+    ),
+    (
+        "svd",
+        lambda x: (
+            (la.svd(x, full_matrices=False).U ** 4).sum(axis=(-2, -1)) + la.svdvals(x).sum(axis=-1)
+        ),
+        _gauss((2, 3, 4, 3)),
+    ),
+    (
+        "solve",
+        lambda x: (la.solve(x, mx.ones((3, 2), dtype=x.dtype)) ** 2).sum(axis=(-2, -1)),
+        _gauss((2, 3, 3, 3)),
+    ),
     ("slogdet", lambda x: la.slogdet(x).logabsdet + la.det(x), _gauss((2, 3, 3, 3))),
-    ("lstsq", lambda x: (la.lstsq(x, mx.ones((4, 1), dtype=x.dtype)).solution ** 2).sum(
-        axis=(-2, -1)), _gauss((2, 3, 4, 3))),
-    ("lu_solve", lambda x: (la.lu_solve(la.lu_factor(x), mx.ones((3, 1), dtype=x.dtype),
-                                        trans=1) ** 2).sum(axis=(-2, -1)), _gauss((2, 3, 3, 3))),
-    ("cho_solve", lambda x: (la.cho_solve(la.cho_factor(_sym_part(x), lower=True),
-                                          mx.ones((3, 1), dtype=x.dtype)) ** 2).sum(axis=(-2, -1)),
-     np.stack([[_spd(3, seed=3 * i + j) for j in range(3)] for i in range(2)])),
+    (
+        "lstsq",
+        lambda x: (la.lstsq(x, mx.ones((4, 1), dtype=x.dtype)).solution ** 2).sum(axis=(-2, -1)),
+        _gauss((2, 3, 4, 3)),
+    ),
+    (
+        "lu_solve",
+        lambda x: (la.lu_solve(la.lu_factor(x), mx.ones((3, 1), dtype=x.dtype), trans=1) ** 2).sum(
+            axis=(-2, -1)
+        ),
+        _gauss((2, 3, 3, 3)),
+    ),
+    (
+        "cho_solve",
+        lambda x: (
+            la.cho_solve(la.cho_factor(_sym_part(x), lower=True), mx.ones((3, 1), dtype=x.dtype))
+            ** 2
+        ).sum(axis=(-2, -1)),
+        np.stack([[_spd(3, seed=3 * i + j) for j in range(3)] for i in range(2)]),
+    ),
     ("inv", lambda x: (la.inv(x) ** 2).sum(axis=(-2, -1)), _gauss((2, 3, 3, 3))),
     ("pinv", lambda x: (la.pinv(x) ** 2).sum(axis=(-2, -1)), _gauss((2, 3, 4, 3))),
 ]
@@ -262,8 +339,9 @@ BATCHED_IDS = [c[0] for c in BATCHED]
 
 
 def _per_matrix_grads(loss, x):
-    return np.stack([np.stack([np.asarray(mx.grad(loss)(mx.array(m, dtype=F64)))
-                               for m in row]) for row in x])
+    return np.stack(
+        [np.stack([np.asarray(mx.grad(loss)(mx.array(m, dtype=F64))) for m in row]) for row in x]
+    )
 
 
 @pytest.mark.parametrize(("loss", "x"), [c[1:] for c in BATCHED], ids=BATCHED_IDS)
@@ -276,11 +354,13 @@ def test_batched_gradient_equals_loop_over_the_batch(loss, x):
 def test_vmap(loss, x):
     xm = mx.array(x[0], dtype=F64)
     expected_values = np.asarray(loss(xm))
-    np.testing.assert_allclose(np.asarray(mx.vmap(loss)(xm)), expected_values, rtol=1e-10,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(mx.vmap(loss)(xm)), expected_values, rtol=1e-10, atol=1e-12
+    )
     expected = _per_matrix_grads(loss, x[:1])[0]
-    np.testing.assert_allclose(np.asarray(mx.vmap(mx.grad(loss))(xm)), expected, rtol=1e-10,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(mx.vmap(mx.grad(loss))(xm)), expected, rtol=1e-10, atol=1e-12
+    )
     grad_of_vmap = mx.grad(lambda a: mx.vmap(loss)(a).sum())(xm)
     np.testing.assert_allclose(np.asarray(grad_of_vmap), expected, rtol=1e-10, atol=1e-12)
 
@@ -296,11 +376,13 @@ def test_vmap_over_a_nonleading_axis_and_an_unmapped_operand():
 @pytest.mark.parametrize(("loss", "x"), [c[1:] for c in BATCHED], ids=BATCHED_IDS)
 def test_compile_forward_and_gradient(loss, x):
     xm = mx.array(x, dtype=F64)
-    np.testing.assert_allclose(np.asarray(mx.compile(loss)(xm)), np.asarray(loss(xm)),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(mx.compile(loss)(xm)), np.asarray(loss(xm)), rtol=1e-9, atol=1e-12
+    )
     grad = mx.grad(lambda a: loss(a).sum())
-    np.testing.assert_allclose(np.asarray(mx.compile(grad)(xm)), np.asarray(grad(xm)),
-                               rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(mx.compile(grad)(xm)), np.asarray(grad(xm)), rtol=1e-8, atol=1e-10
+    )
 
 
 def test_compile_float32_matches_the_eager_path():
@@ -470,21 +552,29 @@ COMPLEX_CASES = [
     ("solve", lambda x: _abs2(la.solve(x, CB)).sum(), _cplx((4, 4))),
     ("inv", lambda x: _abs2(la.inv(x)).sum(), _cplx((4, 4))),
     ("det", lambda x: mx.real(la.det(x)) + 2 * mx.imag(la.det(x)), _cplx((3, 3))),
-    ("slogdet", lambda x: la.slogdet(x).logabsdet + 3 * mx.imag(la.slogdet(x).sign),
-     _cplx((4, 4))),
-    ("solve_triangular-t1", lambda x: _abs2(la.solve_triangular(x, CB, trans=1, lower=True))
-     .sum(), _hpd(4)),
-    ("lu_solve-t2", lambda x: _abs2(la.lu_solve(la.lu_factor(x), CB, trans=2)).sum(),
-     _cplx((4, 4))),
-    ("cho_solve", lambda c: _abs2(la.cho_solve((c, True), CB)).sum(),
-     np.linalg.cholesky(_hpd(4))),
-    ("lstsq", lambda x: _abs2(la.lstsq(x, mx.array(_cplx((5, 2), 3), dtype=mx.complex64))
-                              .solution).sum(), _cplx((5, 3))),
+    ("slogdet", lambda x: la.slogdet(x).logabsdet + 3 * mx.imag(la.slogdet(x).sign), _cplx((4, 4))),
+    (
+        "solve_triangular-t1",
+        lambda x: _abs2(la.solve_triangular(x, CB, trans=1, lower=True)).sum(),
+        _hpd(4),
+    ),
+    (
+        "lu_solve-t2",
+        lambda x: _abs2(la.lu_solve(la.lu_factor(x), CB, trans=2)).sum(),
+        _cplx((4, 4)),
+    ),
+    ("cho_solve", lambda c: _abs2(la.cho_solve((c, True), CB)).sum(), np.linalg.cholesky(_hpd(4))),
+    (
+        "lstsq",
+        lambda x: _abs2(la.lstsq(x, mx.array(_cplx((5, 2), 3), dtype=mx.complex64)).solution).sum(),
+        _cplx((5, 3)),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("loss", "x"), [c[1:] for c in COMPLEX_CASES],
-                         ids=[c[0] for c in COMPLEX_CASES])
+@pytest.mark.parametrize(
+    ("loss", "x"), [c[1:] for c in COMPLEX_CASES], ids=[c[0] for c in COMPLEX_CASES]
+)
 def test_complex64_gradient_matches_finite_differences(loss, x):
     xm = mx.array(x, dtype=mx.complex64)
     grad = np.asarray(mx.grad(loss)(xm)).astype(np.complex128)
@@ -495,6 +585,31 @@ def test_complex64_gradient_matches_finite_differences(loss, x):
     numeric = (plus - minus) / (2 * COMPLEX_EPS)
     analytic = float(np.real(np.vdot(grad, d)))  # dL = Re⟨Z̄, dZ⟩
     assert abs(numeric - analytic) <= COMPLEX_RTOL * max(1.0, abs(numeric)), (numeric, analytic)
+
+
+# ------------------------------------------------- implementations plugged in later
+
+
+def _lazy_implementations(monkeypatch):
+    """Route every op to a lazy MLX-graph implementation, as GPU rules will be."""
+    from mlx_linalg import _autodiff_traced, _dispatch
+
+    def implementation(op, stream, *arrays, **keywords):
+        return functools.partial(_autodiff_traced.run, op)
+
+    monkeypatch.setattr(_dispatch, "implementation", implementation)
+
+
+@pytest.mark.parametrize(("loss", "x"), [c[1:] for c in BATCHED], ids=BATCHED_IDS)
+def test_a_lazy_implementation_gets_the_same_gradients(monkeypatch, loss, x):
+    xm = mx.array(x, dtype=F64)
+    grad = mx.grad(lambda a: loss(a).sum())
+    expected = np.asarray(grad(xm))
+    _lazy_implementations(monkeypatch)
+    np.testing.assert_allclose(np.asarray(grad(xm)), expected, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(mx.compile(grad)(xm)), expected, rtol=1e-8, atol=1e-10)
+    vmapped = mx.vmap(mx.grad(loss))(xm[0])
+    np.testing.assert_allclose(np.asarray(vmapped), expected[0], rtol=1e-8, atol=1e-10)
 
 
 # ---------------------------------------------------------------------------------- GPU
@@ -537,16 +652,24 @@ def test_gaussian_process_example_reaches_the_maximum_likelihood():
         ell, sf, sn = np.exp(log_params)
         k = sf**2 * np.exp(-((x[:, None] - x[None, :]) ** 2) / (2 * ell**2))
         k = k + (sn**2 + 1e-8) * np.eye(len(x))
-        return (0.5 * y @ np.linalg.solve(k, y) + 0.5 * np.linalg.slogdet(k)[1]
-                + 0.5 * len(x) * math.log(2 * math.pi))
+        return (
+            0.5 * y @ np.linalg.solve(k, y)
+            + 0.5 * np.linalg.slogdet(k)[1]
+            + 0.5 * len(x) * math.log(2 * math.pi)
+        )
 
-    best = scipy_optimize.minimize(nll, [0.0, 0.0, math.log(0.5)], method="Nelder-Mead",
-                                   options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+    best = scipy_optimize.minimize(
+        nll,
+        [0.0, 0.0, math.log(0.5)],
+        method="Nelder-Mead",
+        options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000},
+    )
     assert result["initial_nll"] > result["final_nll"] + 30
     assert abs(result["final_nll"] - best.fun) < 1e-3
-    np.testing.assert_allclose([result["lengthscale"], result["signal"], result["noise"]],
-                               np.exp(best.x), rtol=2e-2)
-    grad = mx.grad(example.negative_log_likelihood)(mx.array(best.x, dtype=F64),
-                                                      mx.array(x, dtype=F64),
-                                                      mx.array(y, dtype=F64))
+    np.testing.assert_allclose(
+        [result["lengthscale"], result["signal"], result["noise"]], np.exp(best.x), rtol=2e-2
+    )
+    grad = mx.grad(example.negative_log_likelihood)(
+        mx.array(best.x, dtype=F64), mx.array(x, dtype=F64), mx.array(y, dtype=F64)
+    )
     assert np.abs(np.asarray(grad)).max() < 1e-3  # the optimum is a stationary point

@@ -29,8 +29,7 @@ def make_data(n: int = 40, noise: float = 0.1, seed: int = 0) -> tuple[mx.array,
 
 def negative_log_likelihood(log_params: mx.array, x: mx.array, y: mx.array) -> mx.array:
     """−log p(y | x) for log_params = (log ℓ, log σf, log σn)."""
-    lengthscale, signal, noise = mx.exp(log_params[0]), mx.exp(log_params[1]), mx.exp(
-        log_params[2])
+    lengthscale, signal, noise = mx.exp(log_params)
     sq_dist = (x[:, None] - x[None, :]) ** 2
     k = signal**2 * mx.exp(-sq_dist / (2 * lengthscale**2))
     k = k + (noise**2 + 1e-8) * mx.eye(x.shape[0], dtype=x.dtype)
@@ -65,8 +64,13 @@ def fit(x: mx.array, y: mx.array, steps: int = 100, learning_rate: float = 0.08)
         mx.eval(params)
     final = negative_log_likelihood(params, x, y).item()
     lengthscale, signal, noise = np.exp(np.asarray(params)).tolist()
-    return {"initial_nll": first, "final_nll": final, "lengthscale": lengthscale,
-            "signal": signal, "noise": noise}
+    return {
+        "initial_nll": first,
+        "final_nll": final,
+        "lengthscale": lengthscale,
+        "signal": signal,
+        "noise": noise,
+    }
 
 
 def main() -> dict:
@@ -78,5 +82,7 @@ def main() -> dict:
 if __name__ == "__main__":
     result = main()
     print(f"negative log likelihood {result['initial_nll']:.3f} -> {result['final_nll']:.3f}")
-    print(f"lengthscale {result['lengthscale']:.3f}, signal {result['signal']:.3f}, "
-          f"noise {result['noise']:.3f} (data noise 0.1)")
+    print(
+        f"lengthscale {result['lengthscale']:.3f}, signal {result['signal']:.3f}, "
+        f"noise {result['noise']:.3f} (data noise 0.1)"
+    )
