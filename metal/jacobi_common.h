@@ -4,15 +4,16 @@
 // The working matrix W (M x N, M >= N) lives column-major in threadgroup memory: column j
 // is At[j * M .. j * M + M). Optionally V (N x N) likewise in Vt. A sweep visits every
 // column pair once in NP - 1 rounds of NP / 2 disjoint pairs (round-robin "circle"
-// ordering, NP = N rounded up to even; index N is a dummy when N is odd). Simdgroup g
-// owns pair g of each round: its 32 lanes hold rows lane, lane + 32, ... of the two
-// columns, form alpha = |w_p|², beta = |w_q|², gamma = w_p·w_q with three simd_sums, and
+// ordering, NP = N rounded up to even; index N is a dummy when N is odd). A segment of L
+// lanes owns pair g of each round: its lanes hold rows l, l + L, ... of the two columns,
+// form alpha = |w_p|², beta = |w_q|², gamma = w_p·w_q with three segment sums, and
 // apply the rotation that makes the two columns orthogonal (Rutishauser's formulas, as
 // in Demmel & Veselić 1992) to W and V, in Rutishauser's update form
 // p' = p - s·(q + τp), q' = q + s·(p - τq), τ = s / (1 + c): its rounding errors scale
 // with the angle, so the many tiny late rotations barely disturb V's orthogonality
-// (measured in float32 at n = 64: ‖I - VᵀV‖ 8x smaller than with c·p - s·q). Every lane computes the same rotation from the
-// same (butterfly-reduced, hence lane-identical) sums. One threadgroup barrier per round.
+// (measured in float32 at n = 64: ‖I - VᵀV‖ 8x smaller than with c·p - s·q). Every lane
+// computes the same rotation from the same (butterfly-reduced, hence lane-identical) sums.
+// One threadgroup barrier per round.
 //
 // Rotation test (Demmel-Veselić): rotate only if |gamma| > tol·sqrt(alpha)·sqrt(beta) and
 // both columns are above the underflow guard. The sweep loop ends after the first sweep
@@ -63,66 +64,83 @@ LA_INLINE void la_jacobi_pair(int np, int r, int g, thread int& p, thread int& q
   q = a < b ? b : a;
 }
 
+// Sum over the L lanes of an aligned segment of a simdgroup (L a power of two <= 32),
+// by butterfly: every lane of the segment gets the bitwise-same sum. All 32 lanes of the
+// simdgroup must call it.
+template <int L>
+LA_INLINE float la_segment_sum(float x) {
+  for (ushort off = L / 2; off > 0; off >>= 1) {
+    x += simd_shuffle_xor(x, off);
+  }
+  return x;
+}
+
 // Runs the sweeps; returns the number of sweeps made, negated if the last one still
-// rotated. `flag` must hold 0 and the threadgroup must have passed a barrier since At (and
-// Vt) were filled. Every thread of the threadgroup calls this.
-template <int M, int N, bool WANT_V>
+// rotated. Thread `tid` works on pair tid / L of each round, rows tid % L + L·s: L lanes
+// (an aligned segment of a simdgroup) share one pair, so a dot product costs log2(L)
+// shuffles and a small matrix needs few threads. Threads beyond the last pair (the
+// threadgroup is a whole number of simdgroups) and the dummy pair of an odd N join the
+// shuffles with zero columns and never rotate. `flag` must hold 0 and the threadgroup must
+// have passed a barrier since At (and Vt) were filled. Every thread calls this.
+template <int M, int N, int L, bool WANT_V>
 LA_INLINE int la_jacobi_sweeps(LA_TG float* At, LA_TG float* Vt, device int* flag, float tol,
-                               int max_sweeps, uint lane, uint sg) {
-  constexpr int S = (M + 31) / 32;
-  constexpr int SV = (N + 31) / 32;
+                               int max_sweeps, uint tid) {
+  constexpr int S = (M + L - 1) / L;
+  constexpr int SV = (N + L - 1) / L;
   constexpr int NP = N + (N & 1);
+  const int g = (int)(tid / L);
+  const int sl = (int)(tid % L);
   for (int sweep = 1; sweep <= max_sweeps; ++sweep) {
     bool rotated = false;
     for (int r = 0; r < NP - 1; ++r) {
-      int p;
-      int q;
-      la_jacobi_pair(NP, r, (int)sg, p, q);
-      if (q < N) {
-        float xp[S];
-        float xq[S];
-        float alpha = 0.0f;
-        float beta = 0.0f;
-        float gamma = 0.0f;
+      int p = 0;
+      int q = 0;
+      la_jacobi_pair(NP, r, g, p, q);
+      const bool valid = g < NP / 2 && q < N;
+      float xp[S];
+      float xq[S];
+      float alpha = 0.0f;
+      float beta = 0.0f;
+      float gamma = 0.0f;
+      for (int s = 0; s < S; ++s) {
+        const int row = sl + L * s;
+        const bool in = valid && row < M;
+        xp[s] = in ? At[p * M + row] : 0.0f;
+        xq[s] = in ? At[q * M + row] : 0.0f;
+        alpha = metal::fma(xp[s], xp[s], alpha);
+        beta = metal::fma(xq[s], xq[s], beta);
+        gamma = metal::fma(xp[s], xq[s], gamma);
+      }
+      alpha = la_segment_sum<L>(alpha);
+      beta = la_segment_sum<L>(beta);
+      gamma = la_segment_sum<L>(gamma);
+      float c;
+      float sn;
+      if (valid && la_jacobi_rotation(alpha, beta, gamma, tol, c, sn)) {
+        rotated = true;
+        const float tr = sn / (1.0f + c);
         for (int s = 0; s < S; ++s) {
-          const int row = (int)lane + 32 * s;
-          xp[s] = row < M ? At[p * M + row] : 0.0f;
-          xq[s] = row < M ? At[q * M + row] : 0.0f;
-          alpha = metal::fma(xp[s], xp[s], alpha);
-          beta = metal::fma(xq[s], xq[s], beta);
-          gamma = metal::fma(xp[s], xq[s], gamma);
-        }
-        alpha = simd_sum(alpha);
-        beta = simd_sum(beta);
-        gamma = simd_sum(gamma);
-        float c;
-        float sn;
-        if (la_jacobi_rotation(alpha, beta, gamma, tol, c, sn)) {
-          rotated = true;
-          const float tr = sn / (1.0f + c);
-          for (int s = 0; s < S; ++s) {
-            const int row = (int)lane + 32 * s;
-            if (row < M) {
-              At[p * M + row] = xp[s] - sn * metal::fma(tr, xp[s], xq[s]);
-              At[q * M + row] = xq[s] + sn * metal::fma(-tr, xq[s], xp[s]);
-            }
+          const int row = sl + L * s;
+          if (row < M) {
+            At[p * M + row] = xp[s] - sn * metal::fma(tr, xp[s], xq[s]);
+            At[q * M + row] = xq[s] + sn * metal::fma(-tr, xq[s], xp[s]);
           }
-          if (WANT_V) {
-            for (int s = 0; s < SV; ++s) {
-              const int row = (int)lane + 32 * s;
-              if (row < N) {
-                const float vp = Vt[p * N + row];
-                const float vq = Vt[q * N + row];
-                Vt[p * N + row] = vp - sn * metal::fma(tr, vp, vq);
-                Vt[q * N + row] = vq + sn * metal::fma(-tr, vq, vp);
-              }
+        }
+        if (WANT_V) {
+          for (int s = 0; s < SV; ++s) {
+            const int row = sl + L * s;
+            if (row < N) {
+              const float vp = Vt[p * N + row];
+              const float vq = Vt[q * N + row];
+              Vt[p * N + row] = vp - sn * metal::fma(tr, vp, vq);
+              Vt[q * N + row] = vq + sn * metal::fma(-tr, vq, vp);
             }
           }
         }
       }
       threadgroup_barrier(mem_flags::mem_threadgroup);
     }
-    if (rotated && lane == 0) {
+    if (rotated && sl == 0) {
       *flag = 1;
     }
     threadgroup_barrier(mem_flags::mem_device);
@@ -131,7 +149,7 @@ LA_INLINE int la_jacobi_sweeps(LA_TG float* At, LA_TG float* Vt, device int* fla
     if (any == 0) {
       return sweep;
     }
-    if (sg == 0 && lane == 0) {
+    if (tid == 0) {
       *flag = 0;
     }
     threadgroup_barrier(mem_flags::mem_device);

@@ -1,9 +1,9 @@
 // @kernel jacobi_eigh
 // @inputs A:float32
 // @outputs W:float32 Vt:float32 info:int32
-// @template N:int WANT_V:bool MAX_SWEEPS:int
+// @template N:int L:int WANT_V:bool MAX_SWEEPS:int
 // @headers linalg_common.h jacobi_common.h
-// @check N=5,WANT_V=true,MAX_SWEEPS=30 N=64,WANT_V=true,MAX_SWEEPS=30 N=33,WANT_V=false,MAX_SWEEPS=30
+// @check N=5,L=4,WANT_V=true,MAX_SWEEPS=30 N=64,L=16,WANT_V=true,MAX_SWEEPS=30 N=33,L=16,WANT_V=false,MAX_SWEEPS=30
 //
 // Symmetric eigendecomposition of a stack of small matrices by one-sided Jacobi on a
 // shifted copy, one threadgroup per matrix.
@@ -15,8 +15,10 @@
 //   W     (B, N) eigenvalues, ascending.
 //   Vt    (B, N, N): row k is the unit eigenvector of W[k]. (1,) holding 0 when !WANT_V.
 //   info  (B,) sweeps made; negative when MAX_SWEEPS ran out first.
-//   Grid (B·16·NP, 1, 1), threadgroup (16·NP, 1, 1), NP = N rounded up to even.
-//   Limits: N <= 64 (2·N·N floats of threadgroup memory).
+//   Threadgroup (T, 1, 1), grid (B·T, 1, 1), T = (NP / 2)·L rounded up to a multiple of
+//   32: L lanes (a power of two, 4 <= L <= 32, N <= 4·L) per column pair, NP = N rounded
+//   up to even. Limits: N <= 64 (2·N·N floats of threadgroup memory), ceil(N / (T / 32))
+//   <= 16 (true for the launcher's L = clamp(2^ceil(log2(N/4)), 4, 32)).
 //
 // Algorithm
 //   With c = |A|_F, A + cI is positive semidefinite. One-sided Jacobi (jacobi_common.h)
@@ -85,45 +87,53 @@ threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
 
 // Rotation threshold sqrt(N)·eps: above the rounding noise of an N-term dot product.
 const float tol = metal::sqrt((float)N) * 1.1920929e-7f;
-const int sweeps = la_jacobi_sweeps<N, N, WANT_V>(At, Vs, flag, tol, MAX_SWEEPS, lane, sg);
+const int sweeps = la_jacobi_sweeps<N, N, L, WANT_V>(At, Vs, flag, tol, MAX_SWEEPS, tid);
 
-// Eigenvalues, unsorted, into W (scratch for the ranking).
+// Eigenvalues, unsorted, into W (scratch for the ranking). Simdgroup sg handles columns
+// sg, sg + nsg, ... (at most MAXC of them).
+constexpr int MAXC = 16;
 device float* w_out = W + (size_t)b * N;
-float lambda[2];
-int col[2];
-for (int h = 0; h < 2; ++h) {
-  col[h] = (int)sg + h * (int)nsg;
+for (int h = 0; h < MAXC; ++h) {
+  const int i = (int)sg + h * (int)nsg;
+  if (i >= N) {
+    break;
+  }
   float acc = 0.0f;
-  if (col[h] < N) {
-    for (int row = (int)lane; row < N; row += 32) {
-      const float w = At[col[h] * N + row];
-      acc = metal::fma(WANT_V ? Vs[col[h] * N + row] : w, w, acc);
-    }
+  for (int row = (int)lane; row < N; row += 32) {
+    const float w = At[i * N + row];
+    acc = metal::fma(WANT_V ? Vs[i * N + row] : w, w, acc);
   }
   acc = simd_sum(acc);
-  lambda[h] = (WANT_V ? acc : metal::sqrt(acc)) - shift;
-  if (col[h] < N && lane == 0) {
-    w_out[col[h]] = lambda[h];
+  if (lane == 0) {
+    w_out[i] = (WANT_V ? acc : metal::sqrt(acc)) - shift;
   }
 }
 threadgroup_barrier(mem_flags::mem_device);
-int rank[2];
-for (int h = 0; h < 2; ++h) {
-  rank[h] = col[h] < N ? la_rank<false>(w_out, N, lambda[h], col[h], lane) : 0;
+float lambda[MAXC];
+int rank[MAXC];
+for (int h = 0; h < MAXC; ++h) {
+  const int i = (int)sg + h * (int)nsg;
+  lambda[h] = 0.0f;
+  rank[h] = 0;
+  if (i < N) {
+    lambda[h] = w_out[i];
+    rank[h] = la_rank<false>(w_out, N, lambda[h], i, lane);
+  }
 }
 threadgroup_barrier(mem_flags::mem_device);
 
 device float* v_out = Vt + (size_t)b * (WANT_V ? N * N : 0);
-for (int h = 0; h < 2; ++h) {
-  if (col[h] >= N) {
-    continue;
+for (int h = 0; h < MAXC; ++h) {
+  const int i = (int)sg + h * (int)nsg;
+  if (i >= N) {
+    break;
   }
   if (lane == 0) {
     w_out[rank[h]] = lambda[h];
   }
   if (WANT_V) {
     for (int row = (int)lane; row < N; row += 32) {
-      v_out[rank[h] * N + row] = Vs[col[h] * N + row];
+      v_out[rank[h] * N + row] = Vs[i * N + row];
     }
   }
 }

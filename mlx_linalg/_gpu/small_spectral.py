@@ -82,9 +82,20 @@ def qr_small(a: mx.array, *, complete: bool) -> tuple[mx.array, mx.array]:
     return qt, r
 
 
-def _jacobi_threads(n: int) -> int:
-    """Threads per threadgroup of the Jacobi kernels: one simdgroup per column pair."""
-    return 16 * (n + (n & 1))
+def _jacobi_lanes(m: int) -> int:
+    """Lanes per column pair of the Jacobi kernels: a power of two in [4, 32] giving each
+    lane at most 4 of the M rows (fewer lanes: fewer shuffles per dot product)."""
+    lanes = 4
+    while lanes < 32 and 4 * lanes < m:
+        lanes *= 2
+    return lanes
+
+
+def _jacobi_threads(n: int, lanes: int) -> int:
+    """Threads per threadgroup of the Jacobi kernels: ``lanes`` per column pair, rounded up
+    to whole simdgroups."""
+    threads = (n + (n & 1)) // 2 * lanes
+    return -(-threads // 32) * 32
 
 
 def jacobi_svd(
@@ -94,12 +105,13 @@ def jacobi_svd(
     ``(Ut, S, Vt, info)`` as its contract says."""
     b, m, n = a.shape
     uc = m if full else n
-    threads = _jacobi_threads(n)
+    lanes = _jacobi_lanes(m)
+    threads = _jacobi_threads(n, lanes)
     shapes = [(b, uc, m), (b, n), (b, n, n), (b,)] if want_uv else [(1,), (b, n), (1,), (b,)]
     ut, s, vt, info = _kernels.launch(
         "jacobi_svd",
         [a],
-        template={"M": m, "N": n, "FULL": bool(full), "WANT_UV": bool(want_uv),
+        template={"M": m, "N": n, "L": lanes, "FULL": bool(full), "WANT_UV": bool(want_uv),
                   "MAX_SWEEPS": int(max_sweeps)},
         grid=(b * threads, 1, 1),
         threadgroup=(threads, 1, 1),
@@ -114,11 +126,12 @@ def jacobi_eigh(
     """Launch ``metal/jacobi_eigh.metal`` on ``a`` (B, N, N): returns ``(W, Vt, info)`` as
     its contract says."""
     b, n, _ = a.shape
-    threads = _jacobi_threads(n)
+    lanes = _jacobi_lanes(n)
+    threads = _jacobi_threads(n, lanes)
     w, vt, info = _kernels.launch(
         "jacobi_eigh",
         [a],
-        template={"N": n, "WANT_V": bool(want_v), "MAX_SWEEPS": int(max_sweeps)},
+        template={"N": n, "L": lanes, "WANT_V": bool(want_v), "MAX_SWEEPS": int(max_sweeps)},
         grid=(b * threads, 1, 1),
         threadgroup=(threads, 1, 1),
         output_shapes=[(b, n), (b, n, n) if want_v else (1,), (b,)],
