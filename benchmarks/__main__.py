@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 from benchmarks import presets
 from benchmarks.cases import OPS, build_cases, parse_batch
 from benchmarks.machine import describe, summary
-from benchmarks.peers import ALL_PEERS, OURS, load_peers
+from benchmarks.peers import ALL_PEERS, OURS, limit_threads, load_peers, thread_environment
 from benchmarks.report import Report, print_table, write_all
 from benchmarks.runner import measure_peak, peak_dtype, run_case
 
@@ -65,6 +66,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-call-s", type=float, help="a peer whose first call takes longer is timed once"
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        help="cap BLAS, OpenMP, PyTorch and XLA CPU threads (default: the libraries' own)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        help="wall (default) or the process's CPU time: steadier on a shared machine with "
+        "--threads 1",
+    )
+    parser.add_argument(
         "--peak-gflops",
         type=float,
         help="roofline peak in GFLOP/s (default: measured with a large matmul)",
@@ -74,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output folder (default results/benchmarks/…)")
     parser.add_argument(
         "--docs", action="store_true", help="write into docs/results/<preset>/ instead of results/"
+    )
+    parser.add_argument(
+        "--tag",
+        help="suffix of the output folder name, e.g. 1thread: docs/results/<preset>-1thread",
     )
     parser.add_argument("--list-presets", action="store_true")
     args = parser.parse_args(argv)
@@ -107,6 +123,7 @@ def configure(args: argparse.Namespace) -> presets.Preset:
         "repeats": args.repeats,
         "budget_s": args.budget,
         "max_call_s": args.max_call_s,
+        "clock": args.clock,
     }
     preset.settings = dataclasses.replace(
         preset.settings, **{k: v for k, v in overrides.items() if v is not None}
@@ -154,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:16s} {len(preset.cases):3d} cases  {preset.description}")
         return 0
     preset = configure(args)
+    if args.threads:
+        thread_environment(args.threads)
     peers, skipped = load_peers(preset.peers, preset.device)
+    threads = limit_threads(args.threads, peers) if args.threads else None
     if OURS not in peers:
         raise SystemExit(f"[benchmarks] mlx_linalg cannot run on {preset.device}: {skipped[OURS]}")
     machine = describe()
@@ -169,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     started = time.perf_counter()
+    load_start = os.getloadavg()
     peaks = {}
     for dtype in dict.fromkeys(peak_dtype(c.dtype) for c in preset.cases):
         if args.peak_gflops:
@@ -178,7 +199,13 @@ def main(argv: list[str] | None = None) -> int:
                 "source": "given by --peak-gflops",
             }
         else:
-            peaks[dtype] = measure_peak(peers, preset.device, dtype, quick=args.preset == "quick")
+            peaks[dtype] = measure_peak(
+                peers,
+                preset.device,
+                dtype,
+                quick=args.preset == "quick",
+                clock=preset.settings.clock,
+            )
     results = []
     advance, close = _progress(len(preset.cases))
     try:
@@ -192,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         "preset": args.preset,
         "device": preset.device,
         "elapsed_s": round(elapsed, 1),
+        "load_average_start": [round(x, 2) for x in load_start],
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        "threads": threads,
         **dataclasses.asdict(preset.settings),
         "peer_settings": {name: peer.settings() for name, peer in peers.items()},
         "peer_versions": {name: peer.version for name, peer in peers.items()},
@@ -208,13 +238,14 @@ def main(argv: list[str] | None = None) -> int:
         criteria=preset.criteria,
     )
     print_table(report)
+    name = f"{args.preset}-{args.tag}" if args.tag else args.preset
     if args.docs:
-        out = ROOT / "docs" / "results" / args.preset
+        out = ROOT / "docs" / "results" / name
     elif args.out is not None:
         out = args.out
     else:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = ROOT / "results" / "benchmarks" / f"{args.preset}-{stamp}"
+        out = ROOT / "results" / "benchmarks" / f"{name}-{stamp}"
     paths = write_all(report, out, plots=not args.no_plots)
     print(f"[benchmarks] {elapsed:.0f} s; wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -115,6 +115,7 @@ def blas() -> list[dict]:
         {
             "source": "threadpoolctl",
             "library": Path(pool.get("filepath", "")).name,
+            "loaded_by": Path(pool.get("filepath", "")).parent.name.removesuffix(".libs"),
             "internal_api": pool.get("internal_api"),
             "version": pool.get("version"),
             "architecture": pool.get("architecture"),
@@ -213,12 +214,17 @@ def summary(machine: dict) -> str:
         f"{machine['cores']['usable'] or machine['cores']['logical']}-core "
         f"{platform.machine()}, {cpu}"
     )
-    blases = machine.get("blas") or []
+    blases = []
+    for lib in machine.get("blas") or []:
+        name = lib.get("internal_api") or lib.get("name") or "BLAS"
+        text_ = f"{name} {lib.get('version')}"
+        if lib.get("architecture"):
+            text_ += f" {lib['architecture']} kernels"
+        if lib.get("loaded_by"):
+            text_ = f"{lib['loaded_by']}: {text_}"
+        blases.append(text_)
     if blases:
-        first = blases[-1]
-        text += f", BLAS {first.get('internal_api') or first.get('name')} {first.get('version')}"
-        if first.get("architecture"):
-            text += f" ({first['architecture']} kernels)"
+        text += ", BLAS " + "; ".join(sorted(set(blases)))
     for gpu in machine.get("gpus") or []:
         text += f"; GPU {gpu['name']} (driver {gpu['driver']}, {gpu['memory']})"
     return text

@@ -30,6 +30,7 @@ import functools
 import importlib.metadata
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -445,3 +446,39 @@ def load_peers(names: list[str], device: str) -> tuple[dict[str, Peer], dict[str
             continue
         loaded[name] = peer
     return loaded, skipped
+
+
+def limit_threads(threads: int, peers: dict[str, Peer]) -> dict:
+    """Cap the CPU threads of the BLAS libraries (threadpoolctl) and of PyTorch at ``threads``.
+
+    Call :func:`thread_environment` before the peers load so that JAX's XLA and OpenMP pick
+    the cap up too. Returns a description for the report; the cap lasts for the process.
+    """
+    applied: dict = {"threads": threads}
+    try:
+        import threadpoolctl
+    except ImportError:
+        applied["blas"] = "not capped: threadpoolctl is not installed"
+    else:
+        _LIMITS.append(threadpoolctl.threadpool_limits(limits=threads))
+        applied["blas"] = [
+            f"{Path(p['filepath']).name}: {p['num_threads']}"
+            for p in threadpoolctl.threadpool_info()
+        ]
+    if "torch" in peers:
+        peers["torch"].torch.set_num_threads(threads)
+        applied["torch"] = threads
+    return applied
+
+
+def thread_environment(threads: int) -> None:
+    """Environment variables that cap OpenMP and XLA CPU threads (before their import)."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    flags = os.environ.get("XLA_FLAGS", "")
+    multi = "false" if threads == 1 else "true"
+    os.environ["XLA_FLAGS"] = (
+        f"{flags} --xla_cpu_multi_thread_eigen={multi} intra_op_parallelism_threads={threads}"
+    ).strip()
+
+
+_LIMITS: list = []

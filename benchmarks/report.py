@@ -274,11 +274,20 @@ def _env_text(machine: dict) -> str:
 
 
 def _config_text(config: dict) -> str:
-    return (
-        f"device {config.get('device')}, {config.get('warmup')} warm-up, up to "
-        f"{config.get('repeats')} timed runs per peer within {config.get('budget_s')} s, "
-        f"peers interleaved"
+    threads = config.get("threads")
+    text = (
+        f"device {config.get('device')}, {config.get('clock', 'wall')} clock, "
+        f"{config.get('warmup')} warm-up, up to {config.get('repeats')} timed runs per peer "
+        f"within {config.get('budget_s')} s in {config.get('rounds', 1)} pass(es) over the "
+        f"peers, {config.get('cooldown_s')} s idle between peers; "
+        + (f"threads capped at {threads['threads']}" if threads else "library default threads")
     )
+    if config.get("load_average_start"):
+        text += (
+            f"; load average (1 min) {config['load_average_start'][0]} at start, "
+            f"{config['load_average_end'][0]} at end"
+        )
+    return text
 
 
 def _peak_text(peaks: dict) -> str:

@@ -24,7 +24,7 @@ PEAK_SIZE = {"cpu": 2048, "gpu": 8192}
 
 @dataclass
 class Settings:
-    """How to time: see :func:`benchmarks.timing.measure` for the first four.
+    """How to time: see :func:`benchmarks.timing.measure` for the first seven.
 
     Attributes:
         peer_max_n: peer -> largest n it runs (slow peers skip big cases; others are timed).
@@ -35,6 +35,9 @@ class Settings:
     repeats: int = 5
     budget_s: float = 2.0
     max_call_s: float = 60.0
+    rounds: int = 1
+    cooldown_s: float = 0.15
+    clock: str = "wall"
     peer_max_n: dict[str, int] = field(default_factory=dict)
     check_max_n: int = 2048
 
@@ -109,6 +112,9 @@ def run_case(case: Case, peers: dict[str, Peer], settings: Settings) -> list[Res
         repeats=settings.repeats,
         budget_s=settings.budget_s,
         max_call_s=settings.max_call_s,
+        rounds=settings.rounds,
+        cooldown_s=settings.cooldown_s,
+        clock=settings.clock,
     )
     for name, timing in timings.items():
         result = results[name] = Result(case, name, "ok" if timing.ok else "error", timing)
@@ -138,7 +144,9 @@ def _keeping(run: Callable[[], object], holder: dict) -> Callable[[], None]:
     return call
 
 
-def measure_peak(peers: dict[str, Peer], device: str, dtype: str, *, quick: bool) -> dict:
+def measure_peak(
+    peers: dict[str, Peer], device: str, dtype: str, *, quick: bool, clock: str = "wall"
+) -> dict:
     """Achieved GFLOP/s of an n x n matmul, the roofline's peak, by the first capable peer."""
     n = PEAK_SIZE[device] // (2 if quick else 1)
     case = Case(op="matmul", n=n, dtype=dtype)
@@ -147,9 +155,9 @@ def measure_peak(peers: dict[str, Peer], device: str, dtype: str, *, quick: bool
         if peer is None or not peer.supports(case):
             continue
         operands = peer.prepare(make_inputs(case).arrays)
-        timing = measure({name: peer.runner(case, operands)}, warmup=2, repeats=5, budget_s=3.0)[
-            name
-        ]
+        timing = measure(
+            {name: peer.runner(case, operands)}, warmup=2, repeats=5, budget_s=3.0, clock=clock
+        )[name]
         peer.release()
         if timing.ok:
             return {

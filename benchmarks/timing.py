@@ -1,12 +1,11 @@
-"""Wall-clock timing of several peers on one case: warm-up, then interleaved repeats.
+"""Wall-clock timing of several peers on one case: warm-up, then blocks of repeats.
 
 Each callable must include its framework's synchronization (``mx.eval``,
 ``torch.cuda.synchronize``, ``block_until_ready``...), so that a call returns only when the
-work is done. Peers are timed round-robin (peer A, B, C, A, B, C, ...) rather than one after
-the other, so that a change in machine load (other processes on a shared machine) hits every
-peer alike. The statistics are the median and the minimum of the timed runs; the minimum is
-the least disturbed by noise and is what ratios use.
-"""
+work is done. Each peer's runs go back to back, with an idle pause between peers (see
+:func:`measure` for why), optionally in several passes over the peers. The statistics are the
+median and the minimum of the timed runs; the minimum is the least disturbed by noise and is
+what ratios use."""
 
 from __future__ import annotations
 
@@ -59,13 +58,19 @@ class Timing:
         }
 
 
-def _timed(fn: Callable[[], object]) -> float:
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+"""``wall``: elapsed time. ``cpu``: CPU time of the whole process (all its threads), which on a
+machine shared with other processes is far less disturbed by them; use it with one BLAS thread
+(``--threads 1``), since idle worker threads that spin count as CPU time."""
+
+
+def _timed(fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        start = time.perf_counter()
+        start = clock()
         fn()
-        return time.perf_counter() - start
+        return clock() - start
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -83,8 +88,18 @@ def measure(
     repeats: int = 5,
     budget_s: float = 2.0,
     max_call_s: float = math.inf,
+    rounds: int = 1,
+    cooldown_s: float = 0.15,
+    clock: str = "wall",
 ) -> dict[str, Timing]:
-    """Time each callable: ``warmup`` untimed runs, then up to ``repeats`` interleaved runs.
+    """Time each callable: ``warmup`` untimed runs, then up to ``repeats`` timed runs.
+
+    The runs of one peer go in blocks, back to back; between blocks of different peers the
+    machine idles ``cooldown_s`` so that the previous framework's worker threads, which spin
+    for a while after a call (OpenBLAS about 2^28 cycles, OpenMP, XLA), have gone to sleep and
+    do not compete with the next peer's threads. With ``rounds`` > 1 the timed runs are split
+    into that many passes over the peers (A A B B C C A A B B C C), so that a change in the
+    machine's load (other processes) affects every peer alike.
 
     Args:
         fns: peer name -> a callable doing one complete, synchronized run.
@@ -95,35 +110,43 @@ def measure(
             whose warm-up took ``t`` gets ``clamp(budget_s // t, 1, repeats)`` runs.
         max_call_s: a peer whose warm-up took longer than this is not run again; its last
             warm-up is its only sample (``Timing.from_warmup``).
+        rounds: passes over the peers for the timed runs.
+        cooldown_s: idle seconds after each block of runs.
+        clock: a key of :data:`CLOCKS`.
 
     Returns:
         peer name -> :class:`Timing`; a peer that raised has ``error`` set and no times.
     """
-    results: dict[str, Timing] = {}
+    read = CLOCKS[clock]
+    results = {name: Timing() for name in fns}
+    gc.collect()  # once: a full collection takes ~0.2 s with PyTorch and JAX loaded
     planned: dict[str, int] = {}
-    for name, fn in fns.items():
-        timing = results[name] = Timing()
-        try:
-            for _ in range(max(1, warmup)):
-                timing.warmup.append(_timed(fn))
-                if timing.warmup[-1] > max_call_s:
-                    break
-        except Exception as exc:  # a peer's failure on one case must not end the run
-            timing.error = _error_text(exc)
-            continue
-        last = timing.warmup[-1]
-        if last > max_call_s:
-            timing.times, timing.from_warmup = [last], True
-            continue
-        planned[name] = int(min(repeats, max(1, budget_s // max(last, 1e-9))))
-    for round_ in range(max(planned.values(), default=0)):
-        gc.collect()
-        for name, count in planned.items():
+    rounds = max(1, rounds)
+    for round_ in range(rounds):
+        for name, fn in fns.items():
             timing = results[name]
-            if round_ >= count or timing.error is not None:
+            if timing.error is not None or (round_ > 0 and name not in planned):
                 continue
             try:
-                timing.times.append(_timed(fns[name]))
-            except Exception as exc:
+                if round_ == 0:
+                    _warm_up(fn, timing, warmup, max_call_s, read)
+                    last = timing.warmup[-1]
+                    if last > max_call_s:
+                        timing.times, timing.from_warmup = [last], True
+                        time.sleep(cooldown_s)
+                        continue
+                    planned[name] = int(min(repeats, max(1, budget_s // max(last, 1e-9))))
+                share = planned[name] // rounds + (round_ < planned[name] % rounds)
+                for _ in range(share):
+                    timing.times.append(_timed(fn, read))
+            except Exception as exc:  # a peer's failure on one case must not end the run
                 timing.error, timing.times = _error_text(exc), []
+            time.sleep(cooldown_s)
     return results
+
+
+def _warm_up(fn, timing: Timing, warmup: int, max_call_s: float, clock) -> None:
+    for _ in range(max(1, warmup)):
+        timing.warmup.append(_timed(fn, clock))
+        if timing.warmup[-1] > max_call_s:
+            return
