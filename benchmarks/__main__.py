@@ -65,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-call-s", type=float, help="a peer whose first call takes longer is timed once"
     )
+    parser.add_argument("--cooldown", type=float, help="idle seconds between peers' runs")
     parser.add_argument(
         "--threads",
         type=int,
@@ -124,6 +125,7 @@ def configure(args: argparse.Namespace) -> presets.Preset:
         "budget_s": args.budget,
         "max_call_s": args.max_call_s,
         "clock": args.clock,
+        "cooldown_s": args.cooldown,
     }
     preset.settings = dataclasses.replace(
         preset.settings, **{k: v for k, v in overrides.items() if v is not None}

@@ -364,7 +364,7 @@ def plot(report: Report, out_dir: Path) -> list[Path]:
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_ylabel("speedup of mlx_linalg (peer time / ours)")
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(summaries))])
+        ax.set_xticks([j + (len(peers) - 1) * width / 2 for j in range(len(summaries))])
         ax.set_xticklabels([s["case"] for s in summaries], rotation=35, ha="right", fontsize=7)
         ax.legend(fontsize=7)
         ax.grid(True, axis="y", which="both", alpha=0.3)
