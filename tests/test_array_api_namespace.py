@@ -394,3 +394,16 @@ def test_math_constants():
     assert xp.pi == math.pi and xp.e == math.e
     assert math.isinf(xp.inf) and math.isnan(xp.nan)
     assert xp.newaxis is None
+
+
+@pytest.mark.parametrize(
+    ("source", "destination"),
+    [(0, -1), ((0, 1), (1, 0)), ((0, 2), (2, 0)), ((-1,), (0,)), ((0, 1), (2, 1))],
+)
+def test_moveaxis_tuples(source, destination):
+    a = np.arange(24).reshape(2, 3, 4)
+    np.testing.assert_array_equal(
+        _np(xp.moveaxis(mx.array(a), source, destination)), np.moveaxis(a, source, destination)
+    )
+    with pytest.raises(ValueError, match="same length"):
+        xp.moveaxis(mx.array(a), (0, 1), (1,))

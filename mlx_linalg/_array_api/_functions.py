@@ -263,3 +263,28 @@ def roll(
 ) -> mx.array:
     """``x`` with elements shifted by ``shift`` along ``axis`` (the flattened array if None)."""
     return mx.roll(x, shift, axis)
+
+
+def moveaxis(
+    x: mx.array, source: int | tuple[int, ...], destination: int | tuple[int, ...], /
+) -> mx.array:
+    """``x`` with the axes ``source`` moved to positions ``destination`` (ints or tuples).
+
+    Notes:
+        # Note: ``mx.moveaxis`` takes single axes only; tuples go through ``permute_dims``.
+    """
+    if isinstance(source, int) and isinstance(destination, int):
+        return mx.moveaxis(x, source, destination)
+    source = (source,) if isinstance(source, int) else tuple(source)
+    destination = (destination,) if isinstance(destination, int) else tuple(destination)
+    if len(source) != len(destination):
+        raise ValueError(
+            "[mlx_linalg.array_api.moveaxis] expected source and destination of the same "
+            f"length, got {source} and {destination}"
+        )
+    source = tuple(a % x.ndim for a in source)
+    destination = tuple(a % x.ndim for a in destination)
+    order = [a for a in range(x.ndim) if a not in source]
+    for dest, src in sorted(zip(destination, source, strict=True)):
+        order.insert(dest, src)
+    return mx.transpose(x, order)
