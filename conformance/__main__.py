@@ -1,0 +1,97 @@
+"""``python -m conformance``: every mlx_linalg op on the matrix zoo, held against SciPy.
+
+Examples:
+    python -m conformance --quick                      # the CI tier
+    python -m conformance --full --device gpu          # the GPU paths, all sizes
+    python -m conformance --quick --ops qr,svd --dtypes float32 --out /tmp/conf
+
+Exit status: 0 when every case passes, 1 when any fails, 2 on a usage error.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m conformance", description=__doc__.split("\n")[0])
+    tier = p.add_mutually_exclusive_group()
+    tier.add_argument("--quick", dest="tier", action="store_const", const="quick",
+                      help="CI tier: small sizes, a few minutes on 2 cores")
+    tier.add_argument("--full", dest="tier", action="store_const", const="full",
+                      help="all sizes up to 1024 and every condition number (default)")
+    p.set_defaults(tier="full")
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                   help="MLX default device for the run (default: MLX's default device)")
+    p.add_argument("--ops", default=None,
+                   help="comma-separated ops or function names (qr selects qr[complete] too)")
+    p.add_argument("--dtypes", default=None,
+                   help="comma-separated dtypes: float32,float64,complex64,float16,bfloat16")
+    p.add_argument("--classes", default=None, help="comma-separated matrix classes")
+    p.add_argument("--seed", type=int, default=0, help="zoo seed (default 0)")
+    p.add_argument("--out", type=Path, default=Path("results/conformance"),
+                   help="results folder (default results/conformance)")
+    p.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="list ops, dtypes and classes, then exit")
+    return p.parse_args(argv)
+
+
+def _split(s: str | None) -> list[str] | None:
+    return [x.strip() for x in s.split(",") if x.strip()] if s else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from rich.console import Console
+
+    from conformance import ops, report, runner, zoo
+
+    console = Console()
+    if args.list:
+        console.print("ops:", ", ".join(ops.op_names()))
+        console.print("dtypes:", ", ".join(zoo.DTYPES))
+        console.print("classes:", ", ".join(zoo.class_names(args.tier)))
+        return 0
+    if args.device == "gpu":
+        import mlx.core as mx
+
+        if not mx.is_available(mx.gpu):
+            console.print("[red][conformance] --device gpu: no MLX GPU backend here[/red]")
+            return 2
+    try:
+        runner.plan(args.tier, _split(args.ops), _split(args.dtypes), _split(args.classes))
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        return 2
+
+    kwargs = dict(only_ops=_split(args.ops), dtypes=_split(args.dtypes),
+                  classes=_split(args.classes), device=args.device, seed=args.seed)
+    if args.no_progress:
+        result = runner.run_suite(args.tier, **kwargs)
+    else:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        with Progress(TextColumn("[bold]conformance[/bold] {task.description}"), BarColumn(),
+                      MofNCompleteColumn(), TextColumn("{task.fields[fails]} failing"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                      transient=False) as bar:
+            task = bar.add_task(args.tier, total=None, fails=0)
+            fails = 0
+
+            def progress(done, total, rec):
+                nonlocal fails
+                fails += not rec.passed
+                bar.update(task, completed=done, total=total, fails=fails,
+                           description=f"{args.tier} {rec.op:<18.18} {rec.dtype:<9}")
+
+            result = runner.run_suite(args.tier, progress=progress, **kwargs)
+    report.print_summary(result, console)
+    paths = report.write_all(result, args.out, plots=not args.no_plots)
+    console.print(f"report: {paths['markdown']}  json: {paths['json']}")
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
