@@ -55,6 +55,12 @@ def _graded(batch: int, n: int, cond: float, seed: int) -> np.ndarray:
     return ((u * np.logspace(0, -np.log10(cond), n)[None, None, :]) @ v).astype(np.float32)
 
 
+def _well_conditioned(batch: int, n: int, seed: int) -> np.ndarray:
+    """G/sqrt(n) + 2I: eigenvalues in the disc |z - 2| <= 1, condition number ~5."""
+    g = np.random.default_rng(seed).standard_normal((batch, n, n)) / np.sqrt(n)
+    return (g + 2 * np.eye(n)).astype(np.float32)
+
+
 def _on_cpu(fn, *args, **kwargs):
     with mx.stream(mx.cpu):
         out = fn(*args, **kwargs)
@@ -103,20 +109,20 @@ def test_lu_kernel_matches_reference(m, n):
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("k", [1, 3, 40])
 def test_solve_kernel_matches_reference(n, k):
-    a = mx.array(_gaussian((BATCH, n, n), seed=200 + n) + 2 * np.eye(n, dtype=np.float32))
+    a = mx.array(_well_conditioned(BATCH, n, seed=200 + n))
     b = mx.array(_gaussian((BATCH, n, k), seed=300 + n))
     (x,), failed = sf.solve(a, b)
     expected, info = _on_cpu(ref.solve_small, a, b)
-    _agree(x, expected, n, _row_scale(expected) * 10)
+    _agree(x, expected, n, _row_scale(expected))
     assert not np.asarray(failed).any()
 
 
 @pytest.mark.parametrize("n", [1, 5, 32, 33, 64])
 def test_inv_kernel_matches_reference(n):
-    a = mx.array(_gaussian((BATCH, n, n), seed=400 + n) + 2 * np.eye(n, dtype=np.float32))
+    a = mx.array(_well_conditioned(BATCH, n, seed=400 + n))
     (x,), failed = sf.inv(a)
     expected, _ = _on_cpu(ref.solve_small, a, a, eye=True)
-    _agree(x, expected, n, _row_scale(expected) * 10)
+    _agree(x, expected, n, _row_scale(expected))
 
 
 @pytest.mark.parametrize("n", [1, 4, 31, 32, 33, 64])
@@ -130,19 +136,19 @@ def test_trsm_kernel_matches_reference(n, lower, trans, unit):
     b = mx.array(_gaussian((BATCH, n, 35), seed=600 + n))
     (x,), failed = sf.solve_triangular(a, b, lower=lower, unit_diagonal=unit, trans=trans)
     expected, _ = _on_cpu(ref.trsm_small, a, b, lower=lower, trans=bool(trans), unit=unit)
-    _agree(x, expected, n, _row_scale(expected) * 10)
+    _agree(x, expected, n, _row_scale(expected))
     assert not np.asarray(failed).any()
 
 
 @pytest.mark.parametrize("n", [1, 6, 32, 64])
 @pytest.mark.parametrize("trans", [0, 1])
 def test_lu_solve_kernel_matches_reference(n, trans):
-    a = mx.array(_gaussian((BATCH, n, n), seed=700 + n) + 2 * np.eye(n, dtype=np.float32))
+    a = mx.array(_well_conditioned(BATCH, n, seed=700 + n))
     b = mx.array(_gaussian((BATCH, n, 33), seed=800 + n))
     packed, piv, _ = _on_cpu(ref.lu_small, a)
     (x,), failed = sf.lu_solve(packed, piv, b, trans=trans)
     expected, _ = _on_cpu(ref.lu_solve_small, packed, piv, b, trans=bool(trans))
-    _agree(x, expected, n, _row_scale(expected) * 10)
+    _agree(x, expected, n, _row_scale(expected))
     assert not np.asarray(failed).any()
 
 
@@ -170,7 +176,7 @@ def test_dispatch_picks_the_kernels(op, args):
 
 def test_large_or_float64_stays_off_the_kernels():
     assert not sf.applies_square(mx.zeros((2, 65, 65)))
-    assert not sf.applies_square(mx.zeros((2, 8, 8), dtype=mx.float64))
+    assert not sf.applies_square(mx.zeros((2, 8, 8), dtype=mx.float64, stream=mx.cpu))
     assert not sf.applies_square(mx.zeros((0, 8, 8)))
     assert not sf.applies_rhs(mx.zeros((2, 8, 8)), mx.zeros((2, 8, 0)))
 
@@ -279,7 +285,7 @@ def test_not_positive_definite_fails_only_its_matrix():
     np.testing.assert_array_equal(np.asarray(failed), [False, False, True, False])
     assert np.isnan(factor[2]).all()
     np.testing.assert_allclose(factor[[0, 1, 3]], np.linalg.cholesky(a[[0, 1, 3]]), atol=2e-5)
-    with pytest.raises(la.LinAlgError, match="batch index 2"), la.errstate(linalg="raise"):
+    with pytest.raises(la.LinAlgError, match=r"batch index \(2,\)"), la.errstate(linalg="raise"):
         la.cholesky(mx.array(a), stream=mx.gpu)
 
 
@@ -305,7 +311,9 @@ def test_non_finite_entries_stay_in_their_matrix(bad):
     )]
     for before, after in zip(clean, dirty, strict=True):
         np.testing.assert_array_equal(before[[0, 2, 3]], after[[0, 2, 3]])
-        assert not np.isfinite(after[1]).all()
+        # NaN always propagates; an Inf pivot can give finite garbage, as in LAPACK.
+        assert not np.isfinite(after[1]).all() or bad == np.inf
+        assert not np.array_equal(before[1], after[1])
     assert np.isnan(dirty[0][1]).all()  # the Cholesky of a non-finite matrix fails whole
 
 
