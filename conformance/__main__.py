@@ -70,8 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_progress:
         result = runner.run_suite(args.tier, **kwargs)
     else:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(TextColumn("[bold]conformance[/bold] {task.description}"), BarColumn(),
                       MofNCompleteColumn(), TextColumn("{task.fields[fails]} failing"),

@@ -143,13 +143,15 @@ def forward(
     scale: Callable[[dict], np.ndarray] | None = None,
     needs_well_posed: bool = False,
     floor_factor: np.ndarray | float = 1.0,
+    kappa: bool = False,
 ) -> list:
     """Normwise forward error against the float64 reference, per batch entry.
 
-    The guard is ‖X − X_ref‖/‖X_ref‖ ≤ max(c·√n·u·floor_factor, 10·e_peer), where e_peer is
-    the same-precision LAPACK peer's error on the same input: a backward-stable algorithm
-    has forward error up to κ·u, which the peer exhibits and the fixed bound does not.
-    Reported as the worst ratio error/tolerance (≤ 1 passes).
+    The guard is ‖X − X_ref‖/‖X_ref‖ ≤ max(c·√n·u·floor_factor, c_κ·κ₂(A)·u, 10·e_peer),
+    where e_peer is the same-precision LAPACK peer's error on the same input, and the κ term
+    applies only to quantities whose condition number is κ₂(A) (``kappa=True``: solutions,
+    inverses, factors, det, cond): a backward-stable algorithm has forward error up to
+    κ·u there. Reported as the worst ratio error/tolerance (≤ 1 passes).
     """
     if (needs_well_posed and not ctx.well_posed) or 0 in ctx.batch:
         return []
@@ -161,6 +163,8 @@ def forward(
     err = relative_error(x, r, s)
     perr = relative_error(p, r, s)
     base = c * math.sqrt(ctx.n) * ctx.u * np.asarray(floor_factor)
+    if kappa and ctx.case.cond is not None:
+        base = np.maximum(base, M.FORWARD_KAPPA_C * ctx.case.cond * ctx.u)
     # Where the same-precision peer cannot represent the answer either (overflow, NaN),
     # the entry is out of range at this precision and is excused.
     excused = ~np.isfinite(perr)
@@ -397,8 +401,8 @@ def _check_qr(ctx: Ctx) -> list:
         return np.conj(ph)[..., :, None] * r[..., :k, :]
 
     if ctx.case.a.shape[-2] >= ctx.case.a.shape[-1]:
-        out += forward(ctx, "Q", lambda d: signed(d, "Q"), needs_well_posed=True)
-        out += forward(ctx, "R", lambda d: signed(d, "R"), needs_well_posed=True)
+        out += forward(ctx, "Q", lambda d: signed(d, "Q"), needs_well_posed=True, kappa=True)
+        out += forward(ctx, "R", lambda d: signed(d, "R"), needs_well_posed=True, kappa=True)
     return out
 
 
@@ -410,7 +414,7 @@ def _check_cholesky(upper: bool):
         d = np.diagonal(ctx.out["L"], axis1=-2, axis2=-1)
         out.append(structure("diagonal_real_positive",
                              float(np.sum((np.real(d) <= 0) | (np.imag(d) != 0)))))
-        out += forward(ctx, "factor", lambda o: o["L"])
+        out += forward(ctx, "factor", lambda o: o["L"], kappa=True)
         return out
 
     return check
@@ -442,7 +446,7 @@ def _check_lu_factor(ctx: Ctx) -> list:
 def _check_solve(ratio_fn=_solve_ratio):
     def check(ctx: Ctx) -> list:
         out = ratio_metrics(ctx, ratio_fn, M.RATIO_THRESHOLD["solve"])
-        out += forward(ctx, "X", lambda o: o["X"])
+        out += forward(ctx, "X", lambda o: o["X"], kappa=True)
         return out
 
     return check
@@ -450,13 +454,13 @@ def _check_solve(ratio_fn=_solve_ratio):
 
 def _check_inv(ctx: Ctx) -> list:
     out = ratio_metrics(ctx, _inv_ratio, M.RATIO_THRESHOLD["inv"])
-    out += forward(ctx, "X", lambda o: o["X"])
+    out += forward(ctx, "X", lambda o: o["X"], kappa=True)
     return out
 
 
 def _check_lstsq(ctx: Ctx) -> list:
     out = ratio_metrics(ctx, _lstsq_ratio, M.RATIO_THRESHOLD["lstsq"])
-    out += forward(ctx, "X", lambda o: o["X"])
+    out += forward(ctx, "X", lambda o: o["X"], kappa=True)
     out += forward(ctx, "s", lambda o: o["s"], c=M.FORWARD_C["values"])
     out.append(_rank_metric(ctx, "rank"))
     m, n = ctx.case.a.shape[-2:]
@@ -571,19 +575,19 @@ def _check_svdvals(ctx: Ctx) -> list:
 def _check_polar(ctx: Ctx) -> list:
     out = ratio_metrics(ctx, _polar_ratio, M.RATIO_THRESHOLD["polar"])
     out += forward(ctx, "p", lambda d: d["p"])
-    out += forward(ctx, "u", lambda d: d["u"], needs_well_posed=True)
+    out += forward(ctx, "u", lambda d: d["u"], needs_well_posed=True, kappa=True)
     return out
 
 
 def _check_pinv(ctx: Ctx) -> list:
     out = ratio_metrics(ctx, _pinv_penrose, None, name="penrose")
-    out += forward(ctx, "X", lambda d: d["X"])
+    out += forward(ctx, "X", lambda d: d["X"], kappa=True)
     return out
 
 
-def _check_value(key: str, c: float = M.FORWARD_C["default"], scale=None):
+def _check_value(key: str, c: float = M.FORWARD_C["default"], scale=None, kappa=False):
     def check(ctx: Ctx) -> list:
-        return forward(ctx, key, lambda d: d[key], c=c, scale=scale)
+        return forward(ctx, key, lambda d: d[key], c=c, scale=scale, kappa=kappa)
 
     return check
 
@@ -597,7 +601,9 @@ def _check_slogdet(ctx: Ctx) -> list:
     same = x == r
     err = np.where(same, 0.0, np.abs(x - r))
     perr = np.where(p == r, 0.0, np.abs(p - r))
-    tol = np.maximum(M.FORWARD_C["default"] * ctx.n * ctx.u, M.PEER_FACTOR * np.nan_to_num(perr))
+    kappa = ctx.case.cond if ctx.case.cond is not None else 0.0
+    tol = np.maximum(max(M.FORWARD_C["default"], M.FORWARD_KAPPA_C * kappa) * ctx.n * ctx.u,
+                     M.PEER_FACTOR * np.nan_to_num(perr))
     value, index = worst(ratio_div(err, tol))
     m = Metric("forward:logabsdet", "forward", value, 1.0, index)
     if err.size:
@@ -608,7 +614,7 @@ def _check_slogdet(ctx: Ctx) -> list:
 
 def _check_det(ctx: Ctx) -> list:
     # det's relative condition number under relative perturbations grows like n, not √n.
-    return forward(ctx, "d", lambda d: d["d"], floor_factor=math.sqrt(ctx.n))
+    return forward(ctx, "d", lambda d: d["d"], floor_factor=math.sqrt(ctx.n), kappa=True)
 
 
 def _check_exact(key: str):
@@ -694,8 +700,8 @@ def _sp(fn, empty_fn, keys):
 def _ref_slogdet(a):
     """sign and log|det| from SciPy's getrf at the input's precision."""
     if a.size == 0:
-        s, l = np.linalg.slogdet(a)
-        return {"sign": s, "logabsdet": l}
+        sign, logabsdet = np.linalg.slogdet(a)
+        return {"sign": sign, "logabsdet": logabsdet}
     packed, piv = scipy.linalg.lu_factor(a)
     d = np.diagonal(packed, axis1=-2, axis2=-1)
     swaps = np.sum(piv != np.arange(piv.shape[-1]), axis=-1)
@@ -1007,7 +1013,8 @@ def _specs() -> list[OpSpec]:
         OpSpec("matrix_power[-2]", "matrix_power", "inv", nonsingular, _a,
                lambda fn, args, stream: {"X": fn(args[0], -2, stream=stream)},
                _sp(lambda a: scipy.linalg.inv(a) @ scipy.linalg.inv(a), np.copy, "X"),
-               _check_value("X"), policies=("nonfinite", "singular"), nan_on_failure=("X",),
+               _check_value("X", kappa=True), policies=("nonfinite", "singular"),
+               nan_on_failure=("X",),
                main="X"),
         OpSpec("matmul", "matmul", "products", any_value, _square_b_or_rect, q(("C",)),
                lambda a, b: {"C": a @ b}, _check_matmul, main="C"),
@@ -1058,15 +1065,15 @@ def _specs() -> list[OpSpec]:
         OpSpec("matrix_rank", "matrix_rank", "svd", any_value, _a, q(("rank",)), None,
                _check_rank, out_dtype="int", main="rank"),
         OpSpec("orth", "orth", "svd", lambda c: _same_rank_batch(c) and c.a.ndim == 2, _a,
-               _call_projector, None, _check_value("P"), policies=(), main="P"),
+               _call_projector, None, _check_value("P", kappa=True), policies=(), main="P"),
         OpSpec("null_space", "null_space", "svd", lambda c: _same_rank_batch(c)
-               and c.a.ndim == 2, _a, _call_projector, None, _check_value("P"), policies=(),
-               main="P"),
+               and c.a.ndim == 2, _a, _call_projector, None, _check_value("P", kappa=True),
+               policies=(), main="P"),
     ]
     for p, label in ((None, "2"), ("fro", "fro"), (1, "1"), (INF, "inf")):
         applies = _nonempty_square if p is not None else not_empty
         specs.append(OpSpec(f"cond[{label}]", "cond", "svd", applies, _a,
-                            _call_with(("c",), p=p), _ref_cond(p), _check_value("c"),
+                            _call_with(("c",), p=p), _ref_cond(p), _check_value("c", kappa=True),
                             out_dtype="real", main="c"))
     for ord_, label in (("fro", "fro"), ("nuc", "nuc"), (1, "1"), (-1, "-1"), (2, "2"),
                         (-2, "-2"), (INF, "inf"), (-INF, "-inf")):

@@ -256,6 +256,7 @@ def write_all(result: SuiteResult, out_dir: Path, plots: bool = True) -> dict[st
 def print_summary(result: SuiteResult, console=None, max_failures: int = 40) -> None:
     """Rich tables: op × dtype (worst score, failures), then failing op × dtype × class."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -277,7 +278,7 @@ def print_summary(result: SuiteResult, console=None, max_failures: int = 40) -> 
             fails = sum(not r.passed for r in rs)
             style = "red" if fails else "green"
             cells.append(f"[{style}]{_fmt(score)} ({fails}/{len(rs)})[/{style}]")
-        t.add_row(op, *cells)
+        t.add_row(escape(op), *cells)
     console.print(t)
     fail_groups = [(k, rs) for k, rs in groups(recs, "op", "dtype", "cls").items()
                    if any(not r.passed for r in rs)]
@@ -287,8 +288,8 @@ def print_summary(result: SuiteResult, console=None, max_failures: int = 40) -> 
             f.add_column(c)
         for (op, d, cls), rs in fail_groups[:max_failures]:
             score, what, _ = worst_of(rs)
-            f.add_row(op, d, cls, f"{sum(not r.passed for r in rs)}/{len(rs)}", what,
-                      _fmt(score))
+            f.add_row(escape(op), d, cls, f"{sum(not r.passed for r in rs)}/{len(rs)}",
+                      escape(what), _fmt(score))
         console.print(f)
         if len(fail_groups) > max_failures:
             console.print(f"... {len(fail_groups) - max_failures} more groups in the report")

@@ -10,6 +10,7 @@ import math
 import platform
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -149,7 +150,8 @@ def _expected_dtype(rule: str, dtype: str) -> str | None:
 
 def _references(spec, case, args, ref_fn, out_main_dtype: str | None):
     """(reference, LAPACK peer, forward-error peer) outputs, all float64/complex128."""
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         ref = _as64(ref_fn(*args))
         if case.dtype == "float64":
             peer_fwd = _as64(ref_fn(*_perturbed(args, case)))
