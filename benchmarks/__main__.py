@@ -28,7 +28,7 @@ from benchmarks.cases import OPS, build_cases, parse_batch
 from benchmarks.machine import describe, summary
 from benchmarks.peers import ALL_PEERS, OURS, limit_threads, load_peers, thread_environment
 from benchmarks.report import Report, print_table, write_all
-from benchmarks.runner import measure_peak, peak_dtype, run_case
+from benchmarks.runner import Result, measure_peak, peak_dtype, run_case
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-call-s", type=float, help="a peer whose first call takes longer is timed once"
     )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        help="seconds; cases not started by then are skipped and the report is still written",
+    )
     parser.add_argument("--cooldown", type=float, help="idle seconds between peers' runs")
     parser.add_argument(
         "--threads",
@@ -92,6 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tag",
         help="suffix of the output folder name, e.g. 1thread: docs/results/<preset>-1thread",
     )
+    parser.add_argument("--note", help="a paragraph placed at the top of the Markdown report")
     parser.add_argument("--list-presets", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -208,11 +214,16 @@ def main(argv: list[str] | None = None) -> int:
                 quick=args.preset == "quick",
                 clock=preset.settings.clock,
             )
+    time_limit = args.time_limit if args.time_limit is not None else preset.time_limit_s
     results = []
     advance, close = _progress(len(preset.cases))
     try:
         for case in preset.cases:
-            results += run_case(case, peers, preset.settings)
+            if time_limit is not None and time.perf_counter() - started > time_limit:
+                note = f"not run: the run's time limit of {time_limit:g} s was reached"
+                results += [Result(case, name, "skipped", note=note) for name in peers]
+            else:
+                results += run_case(case, peers, preset.settings)
             advance(case.label)
     finally:
         close()
@@ -224,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "threads": threads,
+        "time_limit_s": time_limit,
+        "note": args.note,
         **dataclasses.asdict(preset.settings),
         "peer_settings": {name: peer.settings() for name, peer in peers.items()},
         "peer_versions": {name: peer.version for name, peer in peers.items()},

@@ -40,6 +40,14 @@ class Criterion:
             return f">= {self.value:g}x faster than {who}"
         return f"<= {self.value:g}x the time of {who}"
 
+    @property
+    def short(self) -> str:
+        """A column header: ``>=5x vs mx.linalg`` or ``<=1.25x numpy/scipy``."""
+        who = "/".join(self.peers)
+        if self.kind == "min_speedup":
+            return f">={self.value:g}x vs {who}"
+        return f"<={self.value:g}x {who}"
+
     def evaluate(self, by_peer: dict[str, Result]) -> dict:
         ours = by_peer.get(OURS)
         times = [by_peer[p].min_s for p in self.peers if p in by_peer and by_peer[p].status == "ok"]
@@ -155,8 +163,7 @@ def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         "% peak",
         "error (u)",
     ]
-    if report.criteria:
-        header.append("checks")
+    header += [c.short for c in report.criteria]
     rows = []
     summaries = {s["case"]: s for s in report.summaries()}
     for case, by_peer in report.by_case().items():
@@ -175,8 +182,7 @@ def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
             _num(s["percent_of_peak"], ".1f"),
             _num(ours.error_u if ours is not None else None, ".2g"),
         ]
-        if report.criteria:
-            row.append(" ".join(_check_mark(c) for c in s["checks"]))
+        row += [_check_mark(c) for c in s["checks"]]
         rows.append(row)
     return header, rows
 
@@ -184,7 +190,7 @@ def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 def _check_mark(check: dict) -> str:
     if check["passed"] is None:
         return "?"
-    return f"{'PASS' if check['passed'] else 'FAIL'} {check['ratio']:.2f}x"
+    return f"{'pass' if check['passed'] else 'FAIL'} ({check['ratio']:.2f}x)"
 
 
 def print_table(report: Report) -> None:
@@ -213,10 +219,12 @@ def print_table(report: Report) -> None:
 def markdown(report: Report, plots: Sequence[str] = ()) -> str:
     """The Markdown report: machine, settings, peak, table, checks, notes, plots."""
     machine = report.machine
+    clock = "CPU time of the process" if report.config.get("clock") == "cpu" else "wall-clock time"
     versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
     lines = [
         f"# {report.title}",
         "",
+        *([report.config["note"], ""] if report.config.get("note") else []),
         f"- Machine: {summary(machine)}",
         f"- Date: {machine.get('date_utc')}; commit {machine.get('git_commit') or '-'}",
         f"- Versions: {versions}",
@@ -224,7 +232,8 @@ def markdown(report: Report, plots: Sequence[str] = ()) -> str:
         f"- Timing: {_config_text(report.config)}",
         f"- Peak for the roofline: {_peak_text(report.peaks)}",
         "",
-        "Times are the minimum over the timed runs in ms (mlx_linalg also shows the median); "
+        f"Times are the minimum {clock} over the timed runs in ms (mlx_linalg also shows the "
+        "median); "
         "`ours/best` is mlx_linalg's time over the fastest peer's (below 1: mlx_linalg is "
         "faster); GFLOP/s and % peak are mlx_linalg's, from the nominal flop counts in "
         "`benchmarks/cases.py`; error is mlx_linalg's accuracy metric in units of u "
@@ -236,7 +245,12 @@ def markdown(report: Report, plots: Sequence[str] = ()) -> str:
     lines += [_md_row(header), _md_row(["---"] * len(header))]
     lines += [_md_row(row) for row in rows]
     if report.criteria:
-        lines += ["", "Checks: " + "; ".join(c.text for c in report.criteria) + "."]
+        lines += [
+            "",
+            "Checks (pass/FAIL with the ratio): "
+            + "; ".join(c.text for c in report.criteria)
+            + ".",
+        ]
     errors = [r for r in report.results if r.status == "error"]
     peer_errors = {}
     for r in report.results:
