@@ -43,11 +43,9 @@ def _split(s: str | None) -> list[str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from rich.console import Console
-
     from conformance import ops, report, runner, zoo
 
-    console = Console()
+    console = report.console()
     if args.list:
         console.print("ops:", ", ".join(ops.op_names()))
         console.print("dtypes:", ", ".join(zoo.DTYPES))
@@ -69,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
                   classes=_split(args.classes), device=args.device, seed=args.seed)
     if args.no_progress:
         result = runner.run_suite(args.tier, **kwargs)
+    elif not report.HAVE_RICH:
+        def plain(done, total, rec):
+            if done % 500 == 0 or done == total:
+                print(f"conformance {args.tier}: {done}/{total}", flush=True)
+
+        result = runner.run_suite(args.tier, progress=plain, **kwargs)
     else:
         from rich.progress import (
             BarColumn,
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
             result = runner.run_suite(args.tier, progress=progress, **kwargs)
     report.print_summary(result, console)
-    paths = report.write_all(result, args.out, plots=not args.no_plots)
+    paths = report.write_all(result, args.out, plots=not args.no_plots and report.HAVE_MPL)
     console.print(f"report: {paths['markdown']}  json: {paths['json']}")
     return 0 if result.passed else 1
 

@@ -833,16 +833,34 @@ def _ref_solve_triangular(case: Case, trans: int):
     return ref
 
 
-def _ref_cho_solve(a, b):
-    if a.size == 0:
-        return {"X": b.copy()}
-    return {"X": scipy.linalg.cho_solve(scipy.linalg.cho_factor(a), b)}
+def _half_factor(case: Case, a: np.ndarray):
+    """For a float16/bfloat16 case's float32 peer: round a factor to the case's dtype, as
+    the two-step API (factor, then solve with the returned factor) must."""
+    from conformance.zoo import round_to
+
+    if case.dtype in ("float16", "bfloat16") and a.dtype == np.float32:
+        return lambda f: round_to(f, case.dtype).astype(np.float32)
+    return lambda f: f
 
 
-def _ref_lu_solve(a, b):
-    if a.size == 0:
-        return {"X": b.copy()}
-    return {"X": scipy.linalg.lu_solve(scipy.linalg.lu_factor(a), b)}
+def _ref_cho_solve(case: Case):
+    def ref(a, b):
+        if a.size == 0:
+            return {"X": b.copy()}
+        c, lower = scipy.linalg.cho_factor(a)
+        return {"X": scipy.linalg.cho_solve((_half_factor(case, a)(c), lower), b)}
+
+    return ref
+
+
+def _ref_lu_solve(case: Case):
+    def ref(a, b):
+        if a.size == 0:
+            return {"X": b.copy()}
+        packed, piv = scipy.linalg.lu_factor(a)
+        return {"X": scipy.linalg.lu_solve((_half_factor(case, a)(packed), piv), b)}
+
+    return ref
 
 
 def _ref_cho_factor(a):
@@ -956,7 +974,7 @@ def _specs() -> list[OpSpec]:
         OpSpec("cho_factor", "cho_factor", "cholesky", spd, _a,
                _call_cho_factor, _ref_cho_factor, _check_cho_factor,
                policies=("nonfinite", "not_pd"), nan_on_failure=("c",), main="L"),
-        OpSpec("cho_solve", "cho_solve", "solve", spd, _ab(), _call_cho_solve, _ref_cho_solve,
+        OpSpec("cho_solve", "cho_solve", "solve", spd, _ab(), _call_cho_solve, None,
                _check_solve(), policies=("nonfinite", "not_pd"), nan_on_failure=("X",),
                main="X"),
         OpSpec("lu", "lu", "lu", any_value, _a, q(("P", "L", "U")), _ref_lu, _check_lu,
@@ -964,7 +982,7 @@ def _specs() -> list[OpSpec]:
         OpSpec("lu_factor", "lu_factor", "lu", any_value, _a, q(("lu", "piv")), _ref_lu_factor,
                _check_lu_factor, main="lu"),
         OpSpec("lu_solve", "lu_solve", "solve", nonsingular, _ab(), _call_lu_solve,
-               _ref_lu_solve, _check_solve(), policies=("nonfinite", "singular"),
+               None, _check_solve(), policies=("nonfinite", "singular"),
                nan_on_failure=("X",), main="X"),
         OpSpec("solve", "solve", "solve", nonsingular, _ab(), q(("X",)),
                _sp(scipy.linalg.solve, lambda a, b: b.copy(), "X"),
@@ -1156,6 +1174,8 @@ def specs_for_case_refs(spec: OpSpec, case: Case) -> Callable:
     """The reference function of a spec, bound to a case where it depends on one."""
     by_name = {
         "lstsq": lambda: _ref_lstsq(case),
+        "cho_solve": lambda: _ref_cho_solve(case),
+        "lu_solve": lambda: _ref_lu_solve(case),
         "pinv": lambda: _ref_pinv(case),
         "matrix_rank": lambda: _ref_rank(case),
         "orth": lambda: _ref_null_or_orth("orth", case),

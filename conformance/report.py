@@ -11,6 +11,37 @@ from pathlib import Path
 
 from conformance.runner import Record, SuiteResult
 
+try:  # rich and matplotlib are test extras; without them the suite still runs and reports
+    import rich  # noqa: F401
+
+    HAVE_RICH = True
+except ImportError:  # pragma: no cover - exercised on bare GPU machines
+    HAVE_RICH = False
+try:
+    import matplotlib  # noqa: F401
+
+    HAVE_MPL = True
+except ImportError:  # pragma: no cover
+    HAVE_MPL = False
+
+
+class _PlainConsole:
+    """The slice of rich.Console the CLI uses, as plain prints (markup stripped)."""
+
+    def print(self, *args) -> None:
+        import re
+
+        print(*(re.sub(r"\[/?[a-z ]+\]", "", str(a)) for a in args), flush=True)
+
+
+def console():
+    """A rich Console, or a plain stand-in when rich is not installed."""
+    if HAVE_RICH:
+        from rich.console import Console
+
+        return Console()
+    return _PlainConsole()
+
 PLOT_OPS = ("solve", "inv", "lstsq", "qr", "eigh", "svd", "cholesky", "eig")
 
 
@@ -255,11 +286,14 @@ def write_all(result: SuiteResult, out_dir: Path, plots: bool = True) -> dict[st
 
 def print_summary(result: SuiteResult, console=None, max_failures: int = 40) -> None:
     """Rich tables: op × dtype (worst score, failures), then failing op × dtype × class."""
+    if not HAVE_RICH:
+        _print_plain(result)
+        return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    console = console if isinstance(console, Console) else Console()
     recs = result.records
     dtypes = list(dict.fromkeys(r.dtype for r in recs))
     t = Table(title="conformance: worst metric/threshold (failing/cases)", show_lines=False)
@@ -296,3 +330,29 @@ def print_summary(result: SuiteResult, console=None, max_failures: int = 40) -> 
     verdict = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
     console.print(f"{len(recs)} cases, {len(result.failures)} failing: {verdict} "
                   f"({result.meta['seconds']} s on {result.meta['device']})")
+
+
+def _print_plain(result: SuiteResult, max_failures: int = 40) -> None:
+    recs = result.records
+    dtypes = list(dict.fromkeys(r.dtype for r in recs))
+    by = groups(recs, "op", "dtype")
+    print(f"{'op':<22}" + "".join(f"{d:>20}" for d in dtypes))
+    for op in dict.fromkeys(r.op for r in recs):
+        cells = []
+        for d in dtypes:
+            rs = by.get((op, d))
+            if not rs:
+                cells.append(f"{'':>20}")
+                continue
+            score, _, _ = worst_of(rs)
+            cells.append(f"{_fmt(score) + f' ({sum(not r.passed for r in rs)}/{len(rs)})':>20}")
+        print(f"{op:<22}" + "".join(cells))
+    fail_groups = [(k, rs) for k, rs in groups(recs, "op", "dtype", "cls").items()
+                   if any(not r.passed for r in rs)]
+    for (op, d, cls), rs in fail_groups[:max_failures]:
+        score, what, _ = worst_of(rs)
+        fails = sum(not r.passed for r in rs)
+        print(f"FAIL {op} {d} {cls}: {fails}/{len(rs)} {what} {_fmt(score)}")
+    verdict = "PASS" if result.passed else "FAIL"
+    print(f"{len(recs)} cases, {len(result.failures)} failing: {verdict} "
+          f"({result.meta['seconds']} s on {result.meta['device']})")

@@ -41,9 +41,9 @@ QUICK_CONDITIONS = {
 # Square sizes per tier (n ≤ 64 always included, DESIGN.md "Accuracy metrics").
 SIZES = {"quick": (3, 24), "full": (3, 24, 64, 200)}
 # Large sizes (Gaussian class only): where TF32-level error hides below the ratios.
-LARGE = {"quick": (), "full": (1024,)}
+LARGE = {"quick": (64,), "full": (1024,)}
 # Sizes of the prescribed-condition classes.
-COND_SIZES = {"quick": (24,), "full": (24, 200, 1024)}
+COND_SIZES = {"quick": (24, 64), "full": (24, 200, 1024)}
 # Small matrices in stacks: (batch, n).
 STACKS = {"quick": ((1, 5), (7, 5), (1000, 4)), "full": ((1, 16), (7, 16), (1000, 16))}
 # Largest exponent (base 2) of the badly-scaled class, by dtype range.
