@@ -76,7 +76,7 @@ LA_INLINE float la_segment_sum(float x) {
 }
 
 // Runs the sweeps; returns the number of sweeps made, negated if the last one still
-// rotated. Thread `tid` works on pair tid / L of each round, rows tid % L + L·s: L lanes
+// rotated. Thread `tid` works on pair tid / L of each round, S rows of it: L lanes
 // (an aligned segment of a simdgroup) share one pair, so a dot product costs log2(L)
 // shuffles and a small matrix needs few threads. Threads beyond the last pair (the
 // threadgroup is a whole number of simdgroups) and the dummy pair of an odd N join the
@@ -90,6 +90,10 @@ LA_INLINE int la_jacobi_sweeps(LA_TG float* At, LA_TG float* Vt, device int* fla
   constexpr int NP = N + (N & 1);
   const int g = (int)(tid / L);
   const int sl = (int)(tid % L);
+  // Row slot s of this lane holds row sl + L·((s + seg) mod S): the segments of one
+  // simdgroup start at different slots, so one load instruction of the simdgroup touches
+  // 32 different banks when M is a multiple of 32 (instead of 32 / L lanes per bank).
+  const int seg = g % (32 / L);
   for (int sweep = 1; sweep <= max_sweeps; ++sweep) {
     bool rotated = false;
     for (int r = 0; r < NP - 1; ++r) {
@@ -103,7 +107,7 @@ LA_INLINE int la_jacobi_sweeps(LA_TG float* At, LA_TG float* Vt, device int* fla
       float beta = 0.0f;
       float gamma = 0.0f;
       for (int s = 0; s < S; ++s) {
-        const int row = sl + L * s;
+        const int row = sl + L * ((s + seg) % S);
         const bool in = valid && row < M;
         xp[s] = in ? At[p * M + row] : 0.0f;
         xq[s] = in ? At[q * M + row] : 0.0f;
@@ -120,7 +124,7 @@ LA_INLINE int la_jacobi_sweeps(LA_TG float* At, LA_TG float* Vt, device int* fla
         rotated = true;
         const float tr = sn / (1.0f + c);
         for (int s = 0; s < S; ++s) {
-          const int row = sl + L * s;
+          const int row = sl + L * ((s + seg) % S);
           if (row < M) {
             At[p * M + row] = xp[s] - sn * metal::fma(tr, xp[s], xq[s]);
             At[q * M + row] = xq[s] + sn * metal::fma(-tr, xq[s], xp[s]);
@@ -128,7 +132,7 @@ LA_INLINE int la_jacobi_sweeps(LA_TG float* At, LA_TG float* Vt, device int* fla
         }
         if (WANT_V) {
           for (int s = 0; s < SV; ++s) {
-            const int row = sl + L * s;
+            const int row = sl + L * ((s + seg) % SV);
             if (row < N) {
               const float vp = Vt[p * N + row];
               const float vq = Vt[q * N + row];
@@ -157,16 +161,19 @@ LA_INLINE int la_jacobi_sweeps(LA_TG float* At, LA_TG float* Vt, device int* fla
   return -max_sweeps;
 }
 
-// Rank of key `mine` (index i) among keys[0..n) read from device memory by the lanes of
-// one simdgroup: the number of keys that come before it (DESCENDING: larger first), ties
-// broken by index. Every lane gets the same rank.
-template <bool DESCENDING>
-LA_INLINE int la_rank(const device float* keys, int n, float mine, int i, uint lane) {
-  int count = 0;
-  for (int j = (int)lane; j < n; j += 32) {
-    const float other = keys[j];
-    const bool before = DESCENDING ? (other > mine) : (other < mine);
-    count += (before || (other == mine && j < i)) ? 1 : 0;
+// Rank of key `mine` (index i; ok false: not a column, rank 0) among keys[0..n) read from
+// device memory by the L lanes of a segment: the number of keys that come before it
+// (DESCENDING: larger first), ties broken by index. Every lane of the segment gets the
+// same rank. All 32 lanes of the simdgroup must call it.
+template <bool DESCENDING, int L>
+LA_INLINE int la_rank(const device float* keys, int n, float mine, int i, bool ok, int sl) {
+  float count = 0.0f;
+  if (ok) {
+    for (int j = sl; j < n; j += L) {
+      const float other = keys[j];
+      const bool before = DESCENDING ? (other > mine) : (other < mine);
+      count += (before || (other == mine && j < i)) ? 1.0f : 0.0f;
+    }
   }
-  return simd_sum(count);
+  return (int)la_segment_sum<L>(count);
 }

@@ -3,7 +3,7 @@
 // @outputs W:float32 Vt:float32 info:int32
 // @template N:int L:int WANT_V:bool MAX_SWEEPS:int
 // @headers linalg_common.h jacobi_common.h
-// @check N=5,L=4,WANT_V=true,MAX_SWEEPS=30 N=64,L=16,WANT_V=true,MAX_SWEEPS=30 N=33,L=16,WANT_V=false,MAX_SWEEPS=30
+// @check N=5,L=4,WANT_V=true,MAX_SWEEPS=30 N=64,L=8,WANT_V=true,MAX_SWEEPS=30 N=33,L=8,WANT_V=false,MAX_SWEEPS=30
 //
 // Symmetric eigendecomposition of a stack of small matrices by one-sided Jacobi on a
 // shifted copy, one threadgroup per matrix.
@@ -16,9 +16,9 @@
 //   Vt    (B, N, N): row k is the unit eigenvector of W[k]. (1,) holding 0 when !WANT_V.
 //   info  (B,) sweeps made; negative when MAX_SWEEPS ran out first.
 //   Threadgroup (T, 1, 1), grid (B·T, 1, 1), T = (NP / 2)·L rounded up to a multiple of
-//   32: L lanes (a power of two, 4 <= L <= 32, N <= 4·L) per column pair, NP = N rounded
+//   32: L lanes (a power of two, 4 <= L <= 32, N <= 8·L) per column pair, NP = N rounded
 //   up to even. Limits: N <= 64 (2·N·N floats of threadgroup memory), ceil(N / (T / 32))
-//   <= 16 (true for the launcher's L = clamp(2^ceil(log2(N/4)), 4, 32)).
+//   <= 16 (true for the launcher's L = clamp(2^ceil(log2(N/8)), 4, 32)).
 //
 // Algorithm
 //   With c = |A|_F, A + cI is positive semidefinite. One-sided Jacobi (jacobi_common.h)
@@ -89,52 +89,47 @@ threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
 const float tol = metal::sqrt((float)N) * 1.1920929e-7f;
 const int sweeps = la_jacobi_sweeps<N, N, L, WANT_V>(At, Vs, flag, tol, MAX_SWEEPS, tid);
 
-// Eigenvalues, unsorted, into W (scratch for the ranking). Simdgroup sg handles columns
-// sg, sg + nsg, ... (at most MAXC of them).
-constexpr int MAXC = 16;
+// Eigenvalues, unsorted, into W (scratch for the ranking). The L-lane segment g handles
+// columns g and g + nseg (nseg >= NP / 2, so that is all of them).
+const int g = (int)(tid / L);
+const int sl = (int)(tid % L);
+const int nseg = (int)(nthreads / L);
 device float* w_out = W + (size_t)b * N;
-for (int h = 0; h < MAXC; ++h) {
-  const int i = (int)sg + h * (int)nsg;
-  if (i >= N) {
-    break;
-  }
+device float* v_out = Vt + (size_t)b * (WANT_V ? N * N : 0);
+for (int h = 0; h < 2; ++h) {
+  const int i = g + h * nseg;
+  const bool ok = i < N;
   float acc = 0.0f;
-  for (int row = (int)lane; row < N; row += 32) {
-    const float w = At[i * N + row];
-    acc = metal::fma(WANT_V ? Vs[i * N + row] : w, w, acc);
+  if (ok) {
+    for (int row = sl; row < N; row += L) {
+      const float w = At[i * N + row];
+      acc = metal::fma(WANT_V ? Vs[i * N + row] : w, w, acc);
+    }
   }
-  acc = simd_sum(acc);
-  if (lane == 0) {
+  acc = la_segment_sum<L>(acc);
+  if (ok && sl == 0) {
     w_out[i] = (WANT_V ? acc : metal::sqrt(acc)) - shift;
   }
 }
 threadgroup_barrier(mem_flags::mem_device);
-float lambda[MAXC];
-int rank[MAXC];
-for (int h = 0; h < MAXC; ++h) {
-  const int i = (int)sg + h * (int)nsg;
-  lambda[h] = 0.0f;
-  rank[h] = 0;
-  if (i < N) {
-    lambda[h] = w_out[i];
-    rank[h] = la_rank<false>(w_out, N, lambda[h], i, lane);
+// Ranks (ascending) and the permuted, coalesced eigenvector writes (rows of Vt).
+float lambda[2];
+int rank[2];
+for (int h = 0; h < 2; ++h) {
+  const int i = g + h * nseg;
+  const bool ok = i < N;
+  lambda[h] = ok ? w_out[i] : 0.0f;
+  rank[h] = la_rank<false, L>(w_out, N, lambda[h], i, ok, sl);
+  if (WANT_V && ok) {
+    for (int row = sl; row < N; row += L) {
+      v_out[rank[h] * N + row] = Vs[i * N + row];
+    }
   }
 }
 threadgroup_barrier(mem_flags::mem_device);
-
-device float* v_out = Vt + (size_t)b * (WANT_V ? N * N : 0);
-for (int h = 0; h < MAXC; ++h) {
-  const int i = (int)sg + h * (int)nsg;
-  if (i >= N) {
-    break;
-  }
-  if (lane == 0) {
+for (int h = 0; h < 2; ++h) {
+  if (g + h * nseg < N && sl == 0) {
     w_out[rank[h]] = lambda[h];
-  }
-  if (WANT_V) {
-    for (int row = (int)lane; row < N; row += 32) {
-      v_out[rank[h] * N + row] = Vs[i * N + row];
-    }
   }
 }
 threadgroup_barrier(mem_flags::mem_device);

@@ -3,7 +3,7 @@
 // @outputs Ut:float32 S:float32 Vt:float32 info:int32
 // @template M:int N:int L:int FULL:bool WANT_UV:bool MAX_SWEEPS:int
 // @headers linalg_common.h jacobi_common.h
-// @check M=8,N=5,L=4,FULL=false,WANT_UV=true,MAX_SWEEPS=30 M=64,N=64,L=16,FULL=true,WANT_UV=true,MAX_SWEEPS=30 M=96,N=32,L=32,FULL=true,WANT_UV=false,MAX_SWEEPS=30
+// @check M=8,N=5,L=4,FULL=false,WANT_UV=true,MAX_SWEEPS=30 M=64,N=64,L=8,FULL=true,WANT_UV=true,MAX_SWEEPS=30 M=96,N=32,L=16,FULL=true,WANT_UV=false,MAX_SWEEPS=30
 //
 // One-sided Jacobi SVD of a stack of small tall matrices, one threadgroup per matrix.
 //
@@ -16,9 +16,9 @@
 //   info  (B,) sweeps made; negative when MAX_SWEEPS ran out first.
 //   A = U diag(S) Vᵀ. When WANT_UV is false Ut and Vt are (1,) and only hold a 0.
 //   Threadgroup (T, 1, 1), grid (B·T, 1, 1), T = (NP / 2)·L rounded up to a multiple of
-//   32: L lanes (a power of two, 4 <= L <= 32, M <= 4·L) per column pair, NP = N rounded
+//   32: L lanes (a power of two, 4 <= L <= 32, M <= 8·L) per column pair, NP = N rounded
 //   up to even. Limits: M <= 128, N <= 64, (M·N + N·N) floats <= 32 KB, and
-//   ceil(N / (T / 32)) <= 16 (true for the launcher's L = clamp(2^ceil(log2(M/4)), 4, 32)).
+//   ceil(N / (T / 32)) <= 16 (true for the launcher's L = clamp(2^ceil(log2(M/8)), 4, 32)).
 //
 // Algorithm
 //   Hestenes' one-sided Jacobi (see jacobi_common.h): rotate column pairs of W = A·V
@@ -76,59 +76,53 @@ threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
 const float tol = metal::sqrt((float)M) * 1.1920929e-7f;
 const int sweeps = la_jacobi_sweeps<M, N, L, WANT_UV>(At, Vs, flag, tol, MAX_SWEEPS, tid);
 
-// Singular values, unsorted, into S (used as scratch for the ranking). Simdgroup sg
-// handles columns sg, sg + nsg, ... (at most MAXC of them).
-constexpr int MAXC = 16;
+// Singular values, unsorted, into S (scratch for the ranking). The L-lane segment g
+// handles columns g and g + nseg (nseg >= NP / 2, so that is all of them).
+const int g = (int)(tid / L);
+const int sl = (int)(tid % L);
+const int nseg = (int)(nthreads / L);
+const float tiny = 8.8817842e-16f;  // 2^-50
 device float* s_out = S + (size_t)b * N;
-for (int h = 0; h < MAXC; ++h) {
-  const int i = (int)sg + h * (int)nsg;
-  if (i >= N) {
-    break;
-  }
+device float* u_out = Ut + (size_t)b * (WANT_UV ? UC * M : 0);
+device float* v_out = Vt + (size_t)b * (WANT_UV ? N * N : 0);
+for (int h = 0; h < 2; ++h) {
+  const int i = g + h * nseg;
+  const bool ok = i < N;
   float ss = 0.0f;
-  for (int row = (int)lane; row < M; row += 32) {
-    const float x = At[i * M + row];
-    ss = metal::fma(x, x, ss);
+  if (ok) {
+    for (int row = sl; row < M; row += L) {
+      const float x = At[i * M + row];
+      ss = metal::fma(x, x, ss);
+    }
   }
-  ss = simd_sum(ss);
-  if (lane == 0) {
+  ss = la_segment_sum<L>(ss);
+  if (ok && sl == 0) {
     s_out[i] = metal::sqrt(ss);
   }
 }
 threadgroup_barrier(mem_flags::mem_device);
-float sigma[MAXC];
-int rank[MAXC];
-for (int h = 0; h < MAXC; ++h) {
-  const int i = (int)sg + h * (int)nsg;
-  sigma[h] = 0.0f;
-  rank[h] = 0;
-  if (i < N) {
-    sigma[h] = s_out[i];
-    rank[h] = la_rank<true>(s_out, N, sigma[h], i, lane);
+// Ranks (descending) and the permuted writes of U = W / S and V (rows of Ut and Vt).
+float sigma[2];
+int rank[2];
+for (int h = 0; h < 2; ++h) {
+  const int i = g + h * nseg;
+  const bool ok = i < N;
+  sigma[h] = ok ? s_out[i] : 0.0f;
+  rank[h] = la_rank<true, L>(s_out, N, sigma[h], i, ok, sl);
+  if (WANT_UV && ok) {
+    const float inv = sigma[h] > tiny ? 1.0f / sigma[h] : 0.0f;
+    for (int row = sl; row < M; row += L) {
+      u_out[rank[h] * M + row] = At[i * M + row] * inv;
+    }
+    for (int row = sl; row < N; row += L) {
+      v_out[rank[h] * N + row] = Vs[i * N + row];
+    }
   }
 }
 threadgroup_barrier(mem_flags::mem_device);
-
-// Permuted writes: S, the normalized columns of W (U), the columns of V (rows of Vt).
-const float tiny = 8.8817842e-16f;  // 2^-50
-device float* u_out = Ut + (size_t)b * (WANT_UV ? UC * M : 0);
-device float* v_out = Vt + (size_t)b * (WANT_UV ? N * N : 0);
-for (int h = 0; h < MAXC; ++h) {
-  const int i = (int)sg + h * (int)nsg;
-  if (i >= N) {
-    break;
-  }
-  if (lane == 0) {
+for (int h = 0; h < 2; ++h) {
+  if (g + h * nseg < N && sl == 0) {
     s_out[rank[h]] = sigma[h];
-  }
-  if (WANT_UV) {
-    const float inv = sigma[h] > tiny ? 1.0f / sigma[h] : 0.0f;
-    for (int row = (int)lane; row < M; row += 32) {
-      u_out[rank[h] * M + row] = At[i * M + row] * inv;
-    }
-    for (int row = (int)lane; row < N; row += 32) {
-      v_out[rank[h] * N + row] = Vs[i * N + row];
-    }
   }
 }
 

@@ -6,7 +6,9 @@ on CUDA (min of ``--repeat`` runs after two warm-ups, each run synchronized), me
 results with DESIGN.md's accuracy metrics on the first 200 matrices, and writes JSON and a
 Markdown table naming the GPU.
 
-Usage: ``python tools/bench_small_spectral.py [--out DIR] [--repeat 5] [--cases 10000x32,1000x64]``
+Usage: ``python tools/bench_small_spectral.py [--out DIR] [--repeat 5] [--cases 10000x32,1000x64]
+[--lanes 0,8]`` (``--lanes``: also time the Jacobi kernels with that many lanes per column
+pair; 0 is the launcher's choice).
 """
 
 import argparse
@@ -19,6 +21,7 @@ import mlx.core as mx
 import numpy as np
 
 import mlx_linalg as la
+from mlx_linalg._gpu import small_spectral
 
 U32 = float(np.finfo(np.float32).eps) / 2
 OPS = ("qr", "eigh", "svd")
@@ -88,6 +91,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cases", default="10000x32,1000x64")
     parser.add_argument("--ops", default=",".join(OPS))
+    parser.add_argument("--lanes", default="0")
     args = parser.parse_args()
     try:
         import torch
@@ -100,6 +104,7 @@ def main() -> None:
     else:
         torch = None
     rows = []
+    default_lanes = small_spectral._jacobi_lanes
     for case in args.cases.split(","):
         batch, n = (int(v) for v in case.split("x"))
         data = np.random.default_rng(batch + n).standard_normal((batch, n, n)).astype(np.float32)
@@ -107,31 +112,43 @@ def main() -> None:
             a = (data + data.swapaxes(-1, -2)) / 2 if op == "eigh" else data
             x = mx.array(a)
             mx.eval(x)
-            ms, out = _time(_mlx_fn(op, x), lambda o: mx.eval(o), args.repeat)
-            row = {"op": op, "batch": batch, "n": n, "mlx_linalg_ms": round(ms, 3),
-                   "mlx_linalg_ratio": round(accuracy(op, a[:200], [np.array(o)[:200]
-                                                                      for o in out]), 2)}
+            torch_row = {}
             if torch is not None:
                 t = torch.from_numpy(a).cuda()
                 tms, tout = _time(_torch_fn(torch, op, t), lambda o: torch.cuda.synchronize(),
                                   args.repeat)
-                row["torch_ms"] = round(tms, 3)
-                row["torch_ratio"] = round(accuracy(op, a[:200], [o[:200].cpu().numpy()
-                                                                   for o in tout]), 2)
-                row["speedup"] = round(tms / ms, 1)
-                row["target_speedup"] = TARGET_SPEEDUP.get((op, n))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+                torch_row = {"torch_ms": round(tms, 3),
+                             "torch_ratio": round(accuracy(op, a[:200], [o[:200].cpu().numpy()
+                                                                        for o in tout]), 2)}
+                del t, tout
+            variants = [int(v) for v in args.lanes.split(",")] if op != "qr" else [0]
+            for lanes in variants:
+                small_spectral._jacobi_lanes = (
+                    default_lanes if lanes == 0 else (lambda m, lanes=lanes: lanes))
+                ms, out = _time(_mlx_fn(op, x), lambda o: mx.eval(o), args.repeat)
+                row = {"op": op, "batch": batch, "n": n,
+                       "lanes": "-" if op == "qr" else (default_lanes(n) if lanes == 0 else lanes),
+                       "mlx_linalg_ms": round(ms, 3),
+                       "mlx_linalg_ratio": round(accuracy(op, a[:200], [np.array(o)[:200]
+                                                                          for o in out]), 2)}
+                row.update(torch_row)
+                if torch_row:
+                    row["speedup"] = round(torch_row["torch_ms"] / ms, 1)
+                    row["target_speedup"] = TARGET_SPEEDUP.get((op, n))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            small_spectral._jacobi_lanes = default_lanes
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench_small_spectral.json").write_text(
         json.dumps({"machine": machine, "rows": rows}, indent=2))
     lines = [f"Machine: {machine.get('gpu', 'no CUDA GPU via PyTorch')}, MLX {machine['mlx']}"
              f", PyTorch {machine.get('torch', '-')}; float32, min of {args.repeat} runs.", "",
-             "| op | batch x n x n | mlx_linalg ms | PyTorch ms | speed-up | target | "
-             "ratio mlx_linalg | ratio PyTorch |", "|" + " --- |" * 8]
+             "| op | batch x n x n | lanes/pair | mlx_linalg ms | PyTorch ms | speed-up | target | "
+             "ratio mlx_linalg | ratio PyTorch |", "|" + " --- |" * 9]
     for r in rows:
-        lines.append(f"| {r['op']} | {r['batch']}x{r['n']}x{r['n']} | {r['mlx_linalg_ms']} | "
+        lines.append(f"| {r['op']} | {r['batch']}x{r['n']}x{r['n']} | {r['lanes']} | "
+                     f"{r['mlx_linalg_ms']} | "
                      f"{r.get('torch_ms', '-')} | {r.get('speedup', '-')} | "
                      f"{r.get('target_speedup', '-')} | {r['mlx_linalg_ratio']} | "
                      f"{r.get('torch_ratio', '-')} |")
