@@ -54,8 +54,7 @@ def call(op: str, impl, stream: object, arrays: tuple, keywords: dict) -> tuple:
 
     @fn.vjp
     def vjp(primals, cotangents, outputs):
-        return rules.vjp(op, stream, keywords, _as_tuple(primals), cotangents[:-1],
-                         outputs[:-1])
+        return rules.vjp(op, stream, keywords, _as_tuple(primals), cotangents[:-1], outputs[:-1])
 
     @fn.jvp
     def jvp(primals, tangents):

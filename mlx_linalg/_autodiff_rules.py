@@ -49,8 +49,11 @@ def jvp(op: str, stream, keywords: dict, primals: tuple, tangents: tuple, output
     ``t ↦ J t`` is computed as the VJP of ``ȳ ↦ Jᴴ ȳ`` with cotangent ``t``, which holds for
     real-linear maps under the real inner product ``Re tr(Xᴴ Y)`` that MLX uses.
     """
-    inputs = [i for i, (p, t) in enumerate(zip(primals, tangents, strict=True))
-              if t is not None and _inexact(p)]
+    inputs = [
+        i
+        for i, (p, t) in enumerate(zip(primals, tangents, strict=True))
+        if t is not None and _inexact(p)
+    ]
     outs = [j for j, o in enumerate(outputs) if _inexact(o)]
     result = [mx.zeros_like(o) for o in outputs]
     if not inputs or not outs:
@@ -63,8 +66,11 @@ def jvp(op: str, stream, keywords: dict, primals: tuple, tangents: tuple, output
         grads = vjp(op, stream, keywords, primals, full, outputs)
         return [grads[i] for i in inputs]
 
-    _, out_tangents = mx.vjp(pullback, [mx.zeros_like(outputs[j]) for j in outs],
-                             [tangents[i].astype(primals[i].dtype) for i in inputs])
+    _, out_tangents = mx.vjp(
+        pullback,
+        [mx.zeros_like(outputs[j]) for j in outs],
+        [tangents[i].astype(primals[i].dtype) for i in inputs],
+    )
     for j, t in zip(outs, out_tangents, strict=True):
         result[j] = t
     return tuple(result)
@@ -149,8 +155,9 @@ def _quotient(x: mx.array, d: mx.array) -> mx.array:
 
 
 def _solve_tri(stream, a, b, *, lower, trans=0, unit_diagonal=False):
-    return _op("solve_triangular", stream, a, b, lower=lower, unit_diagonal=unit_diagonal,
-               trans=trans)[0]
+    return _op(
+        "solve_triangular", stream, a, b, lower=lower, unit_diagonal=unit_diagonal, trans=trans
+    )[0]
 
 
 def _adjoint_solve(solve, rhs: mx.array, trans: int) -> mx.array:
@@ -184,8 +191,11 @@ def _unit_lower(packed: mx.array) -> mx.array:
 
 def _square_only(fn: str, a: mx.array) -> None:
     if a.shape[-1] != a.shape[-2]:
-        fail(fn, f"gradients are implemented for square matrices only, got shape "
-             f"{tuple(a.shape)}", NotImplementedError)
+        fail(
+            fn,
+            f"gradients are implemented for square matrices only, got shape {tuple(a.shape)}",
+            NotImplementedError,
+        )
 
 
 # ------------------------------------------------------------------------------- rules
@@ -221,8 +231,12 @@ def _qr(p, c, o, kw, s):
     (a,), (qbar, rbar), (q, r) = p, c, o
     m, n = a.shape[-2:]
     if m > n and kw["mode"] == "complete":
-        fail("qr", "the gradient of mode='complete' with M > N is not defined (the trailing "
-             "columns of Q are not unique); use mode='reduced'", ValueError)
+        fail(
+            "qr",
+            "the gradient of mode='complete' with M > N is not defined (the trailing "
+            "columns of Q are not unique); use mode='reduced'",
+            ValueError,
+        )
     if m >= n:
         return (_qr_core(q, r, qbar, rbar, s),)
     y, vbar = a[..., :, m:], rbar[..., :, m:]
@@ -257,8 +271,9 @@ def _svd_core(u, sv, vh, ubar, sbar, vhbar):
     dtype = u.dtype
     uhu, vhv = _h(u) @ ubar, _h(v) @ vbar
     squares = sv * sv
-    inner = (_scale_columns(_gap_quotient(uhu - _h(uhu), squares), sv)
-             + _scale_rows(sv, _gap_quotient(vhv - _h(vhv), squares)))
+    inner = _scale_columns(_gap_quotient(uhu - _h(uhu), squares), sv) + _scale_rows(
+        sv, _gap_quotient(vhv - _h(vhv), squares)
+    )
     inner = inner + _diag_embed(sbar, dtype)
     if mx.issubdtype(dtype, mx.complexfloating):
         inner = inner + _diag_embed(_quotient(1j * mx.imag(_diagonal(uhu)), sv), dtype)
@@ -390,8 +405,7 @@ def _lu_factor(p, c, o, kw, s):
     """Packed LU of a square matrix: :func:`_lu_core` with rows put back by P."""
     (a,), (packed_bar, _), (packed, piv) = p, c, o
     _square_only("lu_factor", a)
-    core = _lu_core(_unit_lower(packed), _triu(packed), _tril(packed_bar, -1),
-                    _triu(packed_bar), s)
+    core = _lu_core(_unit_lower(packed), _triu(packed), _tril(packed_bar, -1), _triu(packed_bar), s)
     order = permutation(piv, a.shape[-1])
     return (_rows(core, mx.argsort(order, axis=-1)),)
 
@@ -422,8 +436,12 @@ def _lstsq(p, c, o, kw, s):
     pinv_h_x = u @ _scale_rows(inv_s, vh @ x)
     residual = b - a @ x
     off_range = xbar - v @ _scale_rows(keep, vh @ xbar)
-    abar = (-(bbar @ _h(x)) + residual @ _h(pinv_bbar) + pinv_h_x @ _h(off_range)
-            + _scale_columns(u, sbar) @ vh)
+    abar = (
+        -(bbar @ _h(x))
+        + residual @ _h(pinv_bbar)
+        + pinv_h_x @ _h(off_range)
+        + _scale_columns(u, sbar) @ vh
+    )
     return (abar, bbar)
 
 

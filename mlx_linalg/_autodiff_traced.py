@@ -27,10 +27,12 @@ _COMPLEX_OK = frozenset({"eigh", "eigvalsh", "svd", "svdvals", "eig", "eigvals"}
 
 def run(op: str, *arrays: mx.array, **keywords) -> tuple:
     """``(outputs, failed)`` of ``op`` as lazy MLX graphs on the CPU stream."""
-    if op not in _COMPLEX_OK and any(mx.issubdtype(x.dtype, mx.complexfloating)
-                                      for x in arrays):
-        fail(op, "complex64 inputs cannot be traced by mx.compile or mx.vmap on the CPU "
-             "(LAPACK) path; call it outside the transformation")
+    if op not in _COMPLEX_OK and any(mx.issubdtype(x.dtype, mx.complexfloating) for x in arrays):
+        fail(
+            op,
+            "complex64 inputs cannot be traced by mx.compile or mx.vmap on the CPU "
+            "(LAPACK) path; call it outside the transformation",
+        )
     outputs, failed = _OPS[op](*arrays, **keywords)
     spoiled = ~mx.isfinite(arrays[0]).all(axis=(-2, -1))
     if failed is not None:
@@ -165,12 +167,12 @@ def _lu_factor(a):
         packed = mx.where(rows == j, row_p, mx.where(rows == p, row_j, packed))
         pivot = packed[..., j : j + 1, j : j + 1]
         multipliers = mx.where(rows > j, packed[..., :, j : j + 1], 0) / mx.where(
-            pivot == 0, 1, pivot)
+            pivot == 0, 1, pivot
+        )
         update = multipliers * mx.where(cols > j, packed[..., j : j + 1, :], 0)
         packed = mx.where((rows > j) & (cols == j), multipliers, packed - update)
         pivots.append(p[..., 0, 0])
-    piv = (mx.stack(pivots, axis=-1) if pivots
-           else mx.zeros((*a.shape[:-2], 0), dtype=mx.int32))
+    piv = mx.stack(pivots, axis=-1) if pivots else mx.zeros((*a.shape[:-2], 0), dtype=mx.int32)
     return (packed, piv), None
 
 
