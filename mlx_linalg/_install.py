@@ -110,11 +110,13 @@ def install() -> None:
     Idempotent: a second call does nothing. Thread-safe.
 
     Example:
+        >>> import array_api_compat
+        >>> import mlx.core as mx
         >>> import mlx_linalg
         >>> mlx_linalg.install()
-        >>> import array_api_compat
         >>> array_api_compat.array_namespace(mx.ones(3)).__name__
         'mlx_linalg.array_api'
+        >>> mlx_linalg.uninstall()
     """
     with _LOCK:
         _state["switch"] = True
