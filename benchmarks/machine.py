@@ -95,14 +95,17 @@ def memory_gib() -> float | None:
 
 def blas() -> list[dict]:
     """The BLAS/LAPACK libraries loaded by NumPy and SciPy (threadpoolctl), else NumPy's config."""
-    import numpy  # noqa: F401  (load the libraries threadpoolctl reports)
+    import numpy  # load the libraries threadpoolctl reports
     import scipy.linalg  # noqa: F401
 
     try:
         import threadpoolctl
     except ImportError:
-        config = numpy.show_config(mode="dicts") if hasattr(numpy, "show_config") else {}
-        found = config.get("Build Dependencies", {}).get("blas", {}) if config else {}
+        try:
+            config = numpy.show_config(mode="dicts") or {}
+        except TypeError:  # NumPy < 1.26 only prints its configuration
+            config = {}
+        found = config.get("Build Dependencies", {}).get("blas", {})
         return [
             {
                 "source": "numpy.show_config",
