@@ -94,7 +94,11 @@ def memory_gib() -> float | None:
 
 
 def blas() -> list[dict]:
-    """The BLAS/LAPACK libraries loaded by NumPy and SciPy (threadpoolctl), else NumPy's config."""
+    """The BLAS/LAPACK libraries loaded by NumPy and SciPy (threadpoolctl), else NumPy's config.
+
+    threadpoolctl also lists OpenMP runtimes loaded by then (PyTorch's, say): ``user_api``
+    tells them apart.
+    """
     import numpy  # load the libraries threadpoolctl reports
     import scipy.linalg  # noqa: F401
 
@@ -119,6 +123,7 @@ def blas() -> list[dict]:
             "source": "threadpoolctl",
             "library": Path(pool.get("filepath", "")).name,
             "loaded_by": Path(pool.get("filepath", "")).parent.name.removesuffix(".libs"),
+            "user_api": pool.get("user_api"),
             "internal_api": pool.get("internal_api"),
             "version": pool.get("version"),
             "architecture": pool.get("architecture"),
@@ -219,6 +224,8 @@ def summary(machine: dict) -> str:
     )
     blases = []
     for lib in machine.get("blas") or []:
+        if lib.get("user_api", "blas") != "blas":  # OpenMP runtimes threadpoolctl also lists
+            continue
         name = lib.get("internal_api") or lib.get("name") or "BLAS"
         text_ = f"{name} {lib.get('version')}"
         if lib.get("architecture"):

@@ -238,7 +238,8 @@ def markdown(report: Report, plots: Sequence[str] = ()) -> str:
         "faster); GFLOP/s and % peak are mlx_linalg's, from the nominal flop counts in "
         "`benchmarks/cases.py`; error is mlx_linalg's accuracy metric in units of u "
         "(DESIGN.md). `*`: a single run (the first call took longer than the limit); "
-        "`skip`: not run at this size in this preset; `n/a`: the peer has no such op.",
+        "`skip`: not run at this size in this preset, or not started before the time limit; "
+        "`n/a`: the peer has no such op.",
         "",
     ]
     header, rows = table_rows(report)
@@ -358,7 +359,8 @@ def plot(report: Report, out_dir: Path) -> list[Path]:
                     )
             ax.set(xscale="log", yscale="log", title=f"{op} {dtype}", xlabel="n", ylabel="time (s)")
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=7)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
         for ax in list(axes.flat)[len(by_op) :]:
             ax.axis("off")
         fig.tight_layout()
