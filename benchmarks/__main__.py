@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
 import os
 import sys
 import time
@@ -27,7 +28,7 @@ from benchmarks import presets
 from benchmarks.cases import OPS, build_cases, parse_batch
 from benchmarks.machine import describe, summary
 from benchmarks.peers import ALL_PEERS, OURS, limit_threads, load_peers, thread_environment
-from benchmarks.report import Report, print_table, write_all
+from benchmarks.report import Report, load_json, print_table, write_all
 from benchmarks.runner import Result, measure_peak, peak_dtype, run_case
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +99,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="suffix of the output folder name, e.g. 1thread: docs/results/<preset>-1thread",
     )
     parser.add_argument("--note", help="a paragraph placed at the top of the Markdown report")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="re-render a results.json (Markdown, plots, table) without running anything, "
+        "e.g. one made on a machine without matplotlib; with --docs, into docs/results/<preset>",
+    )
     parser.add_argument("--list-presets", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -171,12 +178,29 @@ def _progress(total: int):
     return advance, bar.stop
 
 
+def _out_dir(args: argparse.Namespace, name: str) -> Path:
+    if args.docs:
+        return ROOT / "docs" / "results" / name
+    if args.out is not None:
+        return args.out
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return ROOT / "results" / "benchmarks" / f"{name}-{stamp}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list_presets:
         for name, make in presets.PRESETS.items():
             preset = make()
             print(f"{name:16s} {len(preset.cases):3d} cases  {preset.description}")
+        return 0
+    if args.from_json is not None:
+        report = load_json(json.loads(args.from_json.read_text()))
+        print_table(report)
+        name = args.tag and f"{report.config['preset']}-{args.tag}" or report.config["preset"]
+        out = _out_dir(args, name)
+        paths = write_all(report, out, plots=not args.no_plots)
+        print("[benchmarks] wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
     preset = configure(args)
     if args.threads:
@@ -254,13 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_table(report)
     name = f"{args.preset}-{args.tag}" if args.tag else args.preset
-    if args.docs:
-        out = ROOT / "docs" / "results" / name
-    elif args.out is not None:
-        out = args.out
-    else:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = ROOT / "results" / "benchmarks" / f"{name}-{stamp}"
+    out = _out_dir(args, name)
     paths = write_all(report, out, plots=not args.no_plots)
     print(f"[benchmarks] {elapsed:.0f} s; wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -19,6 +19,7 @@ from benchmarks.cases import Case
 from benchmarks.machine import summary
 from benchmarks.peers import OURS
 from benchmarks.runner import Result, peak_dtype
+from benchmarks.timing import Timing
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,49 @@ class Report:
             "peak": self.peaks,
             "peers": self.peers,
             "skipped_peers": self.skipped_peers,
-            "criteria": [c.text for c in self.criteria],
+            "criteria": [
+                {"peers": list(c.peers), "kind": c.kind, "value": c.value, "text": c.text}
+                for c in self.criteria
+            ],
             "results": [{**r.case.as_dict(), **r.as_dict(self.peak(r.case))} for r in self.results],
             "summary": self.summaries(),
         }
+
+
+def load_json(data: dict) -> Report:
+    """The :class:`Report` that :meth:`Report.as_json` wrote (to re-render it elsewhere)."""
+    results = []
+    for row in data["results"]:
+        n = row["n"]
+        case = Case(
+            op=row["op"],
+            n=n,
+            batch=tuple(row["batch"]),
+            dtype=row["dtype"],
+            m=None if row["m"] == n else row["m"],
+            k=None if row["k"] in (None, n) else row["k"],
+        )
+        timing = None
+        if "times_s" in row:
+            timing = Timing(
+                times=list(row["times_s"]),
+                warmup=list(row["warmup_s"]),
+                from_warmup=row["from_warmup"],
+                error=row["error"],
+            )
+        results.append(
+            Result(case, row["peer"], row["status"], timing, row["error_in_u"], row["note"])
+        )
+    return Report(
+        title=data["title"],
+        machine=data["machine"],
+        config=data["config"],
+        peaks=data["peak"],
+        peers=data["peers"],
+        skipped_peers=data["skipped_peers"],
+        results=results,
+        criteria=[Criterion(tuple(c["peers"]), c["kind"], c["value"]) for c in data["criteria"]],
+    )
 
 
 def _ms(seconds: float | None) -> str:

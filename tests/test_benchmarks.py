@@ -15,7 +15,8 @@ from benchmarks.__main__ import main
 from benchmarks.accuracy import error_in_u
 from benchmarks.cases import Case, build_cases, make_inputs, matrix_flops, parse_batch
 from benchmarks.peers import OURS
-from benchmarks.report import Criterion
+from benchmarks.report import Criterion, load_json
+from benchmarks.report import markdown as report_markdown
 from benchmarks.runner import Result
 from benchmarks.timing import Timing, measure
 
@@ -187,6 +188,7 @@ def test_tiny_run_writes_json_and_markdown(tmp_path):
             summary["ours_min_s"] / summary["best_peer_min_s"]
         )
     markdown = (out / "results.md").read_text()
+    assert markdown == report_markdown(load_json(data))
     assert "| case | mlx_linalg ms min (median) | mx.linalg ms | numpy ms | scipy ms |" in markdown
     assert "| solve 3x8x8 float32 |" in markdown
     assert data["machine_summary"] in markdown
