@@ -8,6 +8,7 @@
 //   address spaces   device, constant, thread -> nothing; threadgroup -> __shared__ (only for
 //                    arrays declared in a kernel body); LA_TG -> nothing (pointer qualifier
 //                    for threadgroup memory in helpers: CUDA pointers are generic)
+//   LA_UNROLL        #pragma unroll (Metal: clang loop unroll(full))
 //   thread indices   thread_position_in_grid, threadgroup_position_in_grid,
 //                    thread_position_in_threadgroup, threads_per_threadgroup (uint3),
 //                    thread_index_in_threadgroup, thread_index_in_simdgroup,
@@ -36,6 +37,7 @@
 #define threadgroup __shared__
 #define LA_TG
 #define LA_INLINE __device__ __forceinline__
+#define LA_UNROLL _Pragma("unroll")
 
 #ifndef NAN
 #define NAN __int_as_float(0x7fffffff)

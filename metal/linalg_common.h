@@ -87,3 +87,101 @@ LA_INLINE void la_trsv_simd(const LA_TG float* tile, int s, int n, thread float&
     }
   }
 }
+
+// LU with partial pivoting (LAPACK getf2's arithmetic and pivot choices) of an m x n
+// matrix, m, n <= NMAX = 32 R, held in the registers of one simdgroup: lane l holds rows
+// l + 32 q (q < R), in their original order, which never moves. cp[q] is that row's current
+// position in getf2's arrangement (initially its index); an interchange only swaps two
+// positions. Step j: a SIMD-group argmax over rows at positions >= j (first position on
+// ties; NaN never wins) picks the pivot row, it takes position j, the row there takes the
+// pivot's old position, and lane 0 writes that position to piv_out[j]; the pivot row is
+// broadcast a column at a time by shuffles, and every row still at a position > j scales
+// its column-j entry by the pivot (not when the pivot is zero, like getf2) and updates its
+// columns > j. All column loops are unrolled, so the rows stay in registers; no barriers.
+// Returns j + 1 for the first zero pivot j, or 0. Call from all 32 lanes of one simdgroup.
+template <int R, int NMAX>
+LA_INLINE int la_lu_simd(thread float (&row)[R][NMAX], thread int (&cp)[R], int m, int n,
+                         uint lane, LA_TG int* piv_out) {
+  const int kmin = metal::min(m, n);
+  int zero = 0;
+  LA_UNROLL
+  for (int j = 0; j < NMAX; ++j) {
+    if (j < kmin) {
+      float best = -1.0f;
+      int best_pos = 1 << 30;
+      int best_row = 0;
+      LA_UNROLL
+      for (int q = 0; q < R; ++q) {
+        const int i = (int)lane + 32 * q;
+        if (i < m && cp[q] >= j) {
+          float w = metal::abs(row[q][j]);
+          w = w >= 0.0f ? w : -0.5f;
+          if (w > best || (w == best && cp[q] < best_pos)) {
+            best = w;
+            best_pos = cp[q];
+            best_row = i;
+          }
+        }
+      }
+      for (ushort off = 16; off > 0; off >>= 1) {
+        const float other = simd_shuffle_xor(best, off);
+        const int other_pos = simd_shuffle_xor(best_pos, off);
+        const int other_row = simd_shuffle_xor(best_row, off);
+        if (other > best || (other == best && other_pos < best_pos)) {
+          best = other;
+          best_pos = other_pos;
+          best_row = other_row;
+        }
+      }
+      bool candidate[R];
+      LA_UNROLL
+      for (int q = 0; q < R; ++q) {
+        const int i = (int)lane + 32 * q;
+        if (i == best_row) {
+          cp[q] = j;
+        } else if (cp[q] == j) {
+          cp[q] = best_pos;
+        }
+        candidate[q] = i < m && cp[q] > j;
+      }
+      if (lane == 0) {
+        piv_out[j] = best_pos;
+      }
+      const ushort src = (ushort)(best_row & 31);
+      const int qsrc = best_row >> 5;
+      float own = row[0][j];
+      LA_UNROLL
+      for (int q = 1; q < R; ++q) {
+        own = qsrc == q ? row[q][j] : own;
+      }
+      const float pivot = simd_shuffle(own, src);
+      if (pivot == 0.0f && zero == 0) {
+        zero = j + 1;
+      }
+      float l[R];
+      LA_UNROLL
+      for (int q = 0; q < R; ++q) {
+        l[q] = candidate[q] && pivot != 0.0f ? row[q][j] / pivot : row[q][j];
+        row[q][j] = candidate[q] ? l[q] : row[q][j];
+      }
+      LA_UNROLL
+      for (int k = j + 1; k < NMAX; ++k) {
+        if (k < n) {
+          float mine = row[0][k];
+          LA_UNROLL
+          for (int q = 1; q < R; ++q) {
+            mine = qsrc == q ? row[q][k] : mine;
+          }
+          const float u = simd_shuffle(mine, src);
+          LA_UNROLL
+          for (int q = 0; q < R; ++q) {
+            if (candidate[q]) {
+              row[q][k] = metal::fma(-l[q], u, row[q][k]);
+            }
+          }
+        }
+      }
+    }
+  }
+  return zero;
+}

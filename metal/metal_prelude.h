@@ -4,3 +4,7 @@
 // utilities happen to pull in.
 #include <metal_stdlib>
 using namespace metal;
+
+// Full unrolling of a loop with a compile-time trip count (keeps register arrays in
+// registers); cuda_compat.h spells it for NVRTC.
+#define LA_UNROLL _Pragma("clang loop unroll(full)")

@@ -1,21 +1,23 @@
 // @kernel solve_small
 // @inputs A:float32 Bm:float32
 // @outputs X:float32 info:int32
-// @template NMAX:int KC:int EYE:bool
+// @template NMAX:int KC:int EYE:bool SIMD:bool
 // @headers linalg_common.h
-// @check NMAX=8,KC=8,EYE=false NMAX=32,KC=32,EYE=true NMAX=64,KC=32,EYE=false
+// @check NMAX=32,KC=32,EYE=true,SIMD=false NMAX=32,KC=32,EYE=false,SIMD=true NMAX=64,KC=32,EYE=false,SIMD=false NMAX=64,KC=32,EYE=true,SIMD=true
 //
 // Solve A X = B for a stack of small square matrices, fused: LU with partial pivoting,
 // then both triangular solves, without leaving threadgroup memory.
-//   A     (B, n, n) float32, 1 <= n <= NMAX <= 64.
+//   A     (B, n, n) float32, 1 <= n <= NMAX, NMAX = 32 or 64.
 //   Bm    (B, n, K) float32, the right-hand sides, K >= 1. When EYE, the right-hand side
 //         is the identity (K = n; X = A⁻¹) and Bm is not read: pass A for it.
 //   X     (B, n, K): the solution; every entry NaN when a pivot is exactly zero (singular).
 //   info  (B,) int32: 0, or j + 1 for the first zero pivot j.
 // Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32. KC: right-hand
 // sides per pass through threadgroup memory (KC <= 32 keeps NMAX = 64 under 32 KB).
-// Algorithm: getf2 as in lu_small.metal (pivot search, swap and scaling by simdgroup 0,
-// trailing update by all), tracking the row permutation; then, per block of KC columns:
+// Algorithm: getf2 as in lu_small.metal (SIMD: in the registers of simdgroup 0, the factors
+// then written to threadgroup memory by position; else in threadgroup memory, pivot search,
+// swap and scaling by simdgroup 0, trailing update by all), tracking the row permutation;
+// then, per block of KC columns:
 // gather the permuted right-hand sides into threadgroup memory (coalesced), one simdgroup
 // per column solves L y = P b and U x = y in registers (la_trsv_simd: a shuffle and an
 // FMA per lane and step, no barriers), and the block is written back coalesced.
@@ -33,11 +35,13 @@ const int nthreads = (int)threads_per_threadgroup.x;
 const int lane = (int)thread_index_in_simdgroup;
 const int warp = (int)simdgroup_index_in_threadgroup;
 const int nwarps = nthreads / 32;
+constexpr int R = NMAX / 32;
 constexpr int S = NMAX + 1;
 constexpr int SR = KC + 1;
 threadgroup float tile[NMAX * S];
 threadgroup float rhs[NMAX * SR];
 threadgroup int perm_s[NMAX];
+threadgroup int piv_s[NMAX];
 threadgroup int zero_pivot[1];
 
 const size_t base = (size_t)b * (size_t)(n * n);
@@ -45,47 +49,83 @@ for (int e = tid; e < n * n; e += nthreads) {
   const int r = e / n;
   tile[r * S + (e - r * n)] = A[base + e];
 }
-for (int i = tid; i < n; i += nthreads) {
-  perm_s[i] = i;
-}
+threadgroup_barrier(mem_flags::mem_threadgroup);
+
 if (tid == 0) {
   zero_pivot[0] = 0;
 }
+for (int i = tid; i < n; i += nthreads) {
+  perm_s[i] = i;
+}
 threadgroup_barrier(mem_flags::mem_threadgroup);
-
-for (int j = 0; j < n; ++j) {
+if (SIMD) {
   if (warp == 0) {
-    const int p = la_pivot_row(tile, S, n, j, (uint)lane);
-    if (p != j) {
-      for (int c = lane; c < n; c += 32) {
-        const float t = tile[j * S + c];
-        tile[j * S + c] = tile[p * S + c];
-        tile[p * S + c] = t;
+    float row[R][NMAX];
+    int cp[R];
+    LA_UNROLL
+    for (int q = 0; q < R; ++q) {
+      const int i = lane + 32 * q;
+      cp[q] = i;
+      LA_UNROLL
+      for (int c = 0; c < NMAX; ++c) {
+        row[q][c] = i < n && c < n ? tile[i * S + c] : 0.0f;
+      }
+    }
+    const int zero = la_lu_simd<R, NMAX>(row, cp, n, n, (uint)lane, piv_s);
+    simdgroup_barrier(mem_flags::mem_threadgroup);
+    LA_UNROLL
+    for (int q = 0; q < R; ++q) {
+      const int i = lane + 32 * q;
+      if (i < n) {
+        perm_s[cp[q]] = i;
+        LA_UNROLL
+        for (int c = 0; c < NMAX; ++c) {
+          if (c < n) {
+            tile[cp[q] * S + c] = row[q][c];
+          }
+        }
       }
     }
     if (lane == 0) {
-      const int t = perm_s[j];
-      perm_s[j] = perm_s[p];
-      perm_s[p] = t;
+      zero_pivot[0] = zero;
     }
-    simdgroup_barrier(mem_flags::mem_threadgroup);
-    const float pivot = tile[j * S + j];
-    if (pivot != 0.0f) {
-      for (int i = j + 1 + lane; i < n; i += 32) {
-        tile[i * S + j] = tile[i * S + j] / pivot;
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+} else {
+  for (int j = 0; j < n; ++j) {
+    if (warp == 0) {
+      const int p = la_pivot_row(tile, S, n, j, (uint)lane);
+      if (p != j) {
+        for (int c = lane; c < n; c += 32) {
+          const float t = tile[j * S + c];
+          tile[j * S + c] = tile[p * S + c];
+          tile[p * S + c] = t;
+        }
       }
-    } else if (lane == 0 && zero_pivot[0] == 0) {
-      zero_pivot[0] = j + 1;
+      if (lane == 0) {
+        const int t = perm_s[j];
+        perm_s[j] = perm_s[p];
+        perm_s[p] = t;
+      }
+      simdgroup_barrier(mem_flags::mem_threadgroup);
+      const float pivot = tile[j * S + j];
+      if (pivot != 0.0f) {
+        for (int i = j + 1 + lane; i < n; i += 32) {
+          tile[i * S + j] = tile[i * S + j] / pivot;
+        }
+      } else if (lane == 0 && zero_pivot[0] == 0) {
+        zero_pivot[0] = j + 1;
+      }
     }
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  for (int i = j + 1 + warp; i < n; i += nwarps) {
-    const float lij = tile[i * S + j];
-    for (int c = j + 1 + lane; c < n; c += 32) {
-      tile[i * S + c] = metal::fma(-lij, tile[j * S + c], tile[i * S + c]);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (int i = j + 1 + warp; i < n; i += nwarps) {
+      const float lij = tile[i * S + j];
+      for (int c = j + 1 + lane; c < n; c += 32) {
+        tile[i * S + c] = metal::fma(-lij, tile[j * S + c], tile[i * S + c]);
+      }
     }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
   }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
 }
 
 const int fail = zero_pivot[0];

@@ -37,6 +37,8 @@ Contract for a kernel file ``metal/<name>.metal`` (the body of one kernel):
     all 32 lanes of the simdgroup are active (no divergent SIMD-group calls); no reliance
     on lockstep execution: ``simdgroup_barrier``/``threadgroup_barrier`` order memory;
   - helpers in headers are ``LA_INLINE`` functions; no program-scope variables;
+  - ``LA_UNROLL`` before a loop with a compile-time trip count unrolls it fully (so
+    register arrays indexed by its counter stay in registers) on both backends;
   - no scalar inputs (they are pointers in CUDA, values in Metal): sizes come from
     ``_shape`` or template arguments; the identifier ``inf`` is taken (a CUDA macro);
   - outputs are uninitialized unless ``init_value`` is passed: write every element.
@@ -142,8 +144,9 @@ def read_source(filename: str) -> str:
 def kernel_names() -> tuple[str, ...]:
     """Names of every kernel shipped in ``metal/``."""
     return tuple(
-        sorted(p.name[: -len(".metal")] for p in _metal_dir().iterdir()
-               if p.name.endswith(".metal"))
+        sorted(
+            p.name[: -len(".metal")] for p in _metal_dir().iterdir() if p.name.endswith(".metal")
+        )
     )
 
 

@@ -117,9 +117,14 @@ def test_compile_cache_builds_once_per_template(monkeypatch):
 def test_clear_error_without_gpu():
     a = mx.zeros((2, 4, 4))
     with pytest.raises(RuntimeError, match=r"\[mlx_linalg.kernels\] no GPU backend"):
-        _kernels.launch("cholesky_small", [a], template={"NMAX": 8, "UPPER": False},
-                        grid=(64, 1, 1), threadgroup=(32, 1, 1),
-                        output_shapes=[(2, 4, 4), (2,)])
+        _kernels.launch(
+            "cholesky_small",
+            [a],
+            template={"NMAX": 8, "UPPER": False},
+            grid=(64, 1, 1),
+            threadgroup=(32, 1, 1),
+            output_shapes=[(2, 4, 4), (2,)],
+        )
 
 
 @pytest.mark.parametrize(

@@ -58,11 +58,18 @@ def test_good_body_compiles():
         (GOOD.replace("simd_sum(", "warp_sum("), "warp_sum"),  # CUDA-ism Metal lacks
         (GOOD.replace("out[i] =", "outt[i] ="), "outt"),  # undeclared variable
         (GOOD.replace("std::", "").replace("metal::abs", "std::abs"), "std"),  # no std
-        (GOOD.replace("tile[thread_index_in_threadgroup % NMAX] = 0.0f;",
-                      "tile[thread_index_in_threadgroup % NMAX] = 0.0f"), "expected"),
+        (
+            GOOD.replace(
+                "tile[thread_index_in_threadgroup % NMAX] = 0.0f;",
+                "tile[thread_index_in_threadgroup % NMAX] = 0.0f",
+            ),
+            "expected",
+        ),
         (GOOD.replace("if (i < (uint)n) {", "if (i < (uint)n {"), "expected"),
-        (GOOD.replace("threadgroup_barrier(mem_flags::mem_threadgroup)",
-                      "__syncthreads()"), "__syncthreads"),
+        (
+            GOOD.replace("threadgroup_barrier(mem_flags::mem_threadgroup)", "__syncthreads()"),
+            "__syncthreads",
+        ),
     ],
 )
 def test_check_rejects_bad_body(bad, expected):

@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import mlx_linalg as la  # noqa: E402
+from mlx_linalg._gpu import small_factor  # noqa: E402
 
 try:
     import torch
@@ -41,14 +42,27 @@ except ImportError:  # PyTorch is optional: MLX columns only
 SHAPES = ((10000, 32), (1000, 64))
 # PyTorch on an H100, float32 (DESIGN.md / issue #6), and the speedups the issue asks for.
 PUBLISHED_TORCH_MS = {
-    ("cholesky", 10000, 32): 0.36, ("qr", 10000, 32): 712, ("eigh", 10000, 32): 5.6,
-    ("svd", 10000, 32): 10.0, ("solve", 10000, 32): 1.1, ("cholesky", 1000, 64): 0.17,
-    ("qr", 1000, 64): 65, ("eigh", 1000, 64): 805, ("svd", 1000, 64): 1075,
+    ("cholesky", 10000, 32): 0.36,
+    ("qr", 10000, 32): 712,
+    ("eigh", 10000, 32): 5.6,
+    ("svd", 10000, 32): 10.0,
+    ("solve", 10000, 32): 1.1,
+    ("cholesky", 1000, 64): 0.17,
+    ("qr", 1000, 64): 65,
+    ("eigh", 1000, 64): 805,
+    ("svd", 1000, 64): 1075,
     ("solve", 1000, 64): 1.3,
 }
 TARGET_SPEEDUP = {
-    ("qr", 32): 50, ("qr", 64): 50, ("eigh", 32): 3, ("eigh", 64): 30, ("svd", 32): 3,
-    ("svd", 64): 30, ("cholesky", 32): 1, ("cholesky", 64): 1, ("solve", 32): 1,
+    ("qr", 32): 50,
+    ("qr", 64): 50,
+    ("eigh", 32): 3,
+    ("eigh", 64): 30,
+    ("svd", 32): 3,
+    ("svd", 64): 30,
+    ("cholesky", 32): 1,
+    ("cholesky", 64): 1,
+    ("solve", 32): 1,
     ("solve", 64): 1,
 }
 
@@ -104,9 +118,13 @@ def _torch_call(op: str, x: dict):
 
 def _invariant(op: str, result) -> np.ndarray:
     """A sign- and phase-free part of the result, as float64 NumPy."""
+
     def host(t):
-        return t.detach().cpu().numpy() if torch is not None and isinstance(t, torch.Tensor) \
+        return (
+            t.detach().cpu().numpy()
+            if torch is not None and isinstance(t, torch.Tensor)
             else np.asarray(t)
+        )
 
     if op == "qr":
         return np.abs(np.diagonal(host(result[1]), axis1=-2, axis2=-1)).astype(np.float64)
@@ -150,8 +168,12 @@ def _time_torch(fn, reps: int, warmup: int) -> tuple[float, object]:
 
 
 def machine() -> dict:
-    info = {"mlx": mx.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "mlx_device": str(mx.default_device())}
+    info = {
+        "mlx": mx.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "mlx_device": str(mx.default_device()),
+    }
     if HAS_TORCH:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["torch"] = torch.__version__
@@ -160,27 +182,54 @@ def machine() -> dict:
     return info
 
 
+# Ops whose kernels have a register (one-simdgroup) variant, timed both ways.
+SIMD_VARIANT_OPS = ("cholesky", "solve", "lu_factor", "inv", "det")
+
+
 def run(ops: list[str], reps: int, warmup: int) -> list[dict]:
     rows = []
+    default = small_factor.SIMD_FACTOR
     for op in ops:
-        for batch, n in SHAPES:
-            data = _inputs(op, batch, n, seed=n)
-            mlx_data = {k: mx.array(v) for k, v in data.items()}
-            mx.eval(mlx_data)
-            mlx_ms, mlx_out = _time_mlx(_mlx_call(op, mlx_data), reps, warmup)
-            row = {"op": op, "batch": batch, "n": n, "mlx_linalg_ms": round(mlx_ms, 4),
-                   "torch_ms": None, "speedup": None, "max_rel_diff": None,
-                   "target_speedup": TARGET_SPEEDUP.get((op, n)),
-                   "published_torch_ms": PUBLISHED_TORCH_MS.get((op, batch, n))}
-            if HAS_TORCH:
-                tdata = {k: torch.from_numpy(v).cuda() for k, v in data.items()}
-                torch_ms, torch_out = _time_torch(_torch_call(op, tdata), reps, warmup)
-                ours, theirs = _invariant(op, mlx_out), _invariant(op, torch_out)
-                scale = np.maximum(np.abs(theirs).max(), np.finfo(np.float32).tiny)
-                row.update(torch_ms=round(torch_ms, 4), speedup=round(torch_ms / mlx_ms, 2),
-                           max_rel_diff=float(np.nanmax(np.abs(ours - theirs)) / scale))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        variants = (default, not default) if op in SIMD_VARIANT_OPS else (default,)
+        for simd in variants:
+            small_factor.SIMD_FACTOR = simd
+            label = op if simd == default else f"{op} [{'simd' if simd else 'threadgroup'}]"
+            rows += _run_op(op, label, reps, warmup)
+    small_factor.SIMD_FACTOR = default
+    return rows
+
+
+def _run_op(op: str, label: str, reps: int, warmup: int) -> list[dict]:
+    """Time ``op`` at every shape in SHAPES; rows labelled ``label``."""
+    rows = []
+    for batch, n in SHAPES:
+        data = _inputs(op, batch, n, seed=n)
+        mlx_data = {k: mx.array(v) for k, v in data.items()}
+        mx.eval(mlx_data)
+        mlx_ms, mlx_out = _time_mlx(_mlx_call(op, mlx_data), reps, warmup)
+        row = {
+            "op": label,
+            "batch": batch,
+            "n": n,
+            "mlx_linalg_ms": round(mlx_ms, 4),
+            "torch_ms": None,
+            "speedup": None,
+            "max_rel_diff": None,
+            "target_speedup": TARGET_SPEEDUP.get((op, n)),
+            "published_torch_ms": PUBLISHED_TORCH_MS.get((op, batch, n)),
+        }
+        if HAS_TORCH:
+            tdata = {k: torch.from_numpy(v).cuda() for k, v in data.items()}
+            torch_ms, torch_out = _time_torch(_torch_call(op, tdata), reps, warmup)
+            ours, theirs = _invariant(op, mlx_out), _invariant(op, torch_out)
+            scale = np.maximum(np.abs(theirs).max(), np.finfo(np.float32).tiny)
+            row.update(
+                torch_ms=round(torch_ms, 4),
+                speedup=round(torch_ms / mlx_ms, 2),
+                max_rel_diff=float(np.nanmax(np.abs(ours - theirs)) / scale),
+            )
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     return rows
 
 
@@ -202,12 +251,20 @@ def markdown(rows: list[dict], info: dict) -> str:
     ]
     for r in rows:
         target = r["target_speedup"]
-        met = "" if target is None or r["speedup"] is None else (
-            "yes" if r["speedup"] >= target else "no")
+        met = (
+            ""
+            if target is None or r["speedup"] is None
+            else ("yes" if r["speedup"] >= target else "no")
+        )
         cells = [
-            r["op"], f"{r['batch']}x{r['n']}x{r['n']}", _fmt(r["mlx_linalg_ms"], ".3f"),
-            _fmt(r["torch_ms"], ".3f"), _fmt(r["speedup"], ""),
-            "" if target is None else f"{target}x", met, _fmt(r["max_rel_diff"], ".1e"),
+            r["op"],
+            f"{r['batch']}x{r['n']}x{r['n']}",
+            _fmt(r["mlx_linalg_ms"], ".3f"),
+            _fmt(r["torch_ms"], ".3f"),
+            _fmt(r["speedup"], ""),
+            "" if target is None else f"{target}x",
+            met,
+            _fmt(r["max_rel_diff"], ".1e"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -218,8 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--ops", default="cholesky,solve,lu_factor,inv,solve_triangular,det,"
-                        "qr,eigh,svd")
+    parser.add_argument(
+        "--ops", default="cholesky,solve,lu_factor,inv,solve_triangular,det,qr,eigh,svd"
+    )
     args = parser.parse_args(argv)
     if not mx.is_available(mx.gpu):
         print("bench_small_kernels: no MLX GPU backend", file=sys.stderr)
@@ -229,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.ops.split(","), args.reps, args.warmup)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "small_kernels.json").write_text(json.dumps({"machine": info, "rows": rows},
-                                                       indent=1) + "\n")
+    (out / "small_kernels.json").write_text(
+        json.dumps({"machine": info, "rows": rows}, indent=1) + "\n"
+    )
     table = markdown(rows, info)
     (out / "small_kernels.md").write_text(table)
     print(table)

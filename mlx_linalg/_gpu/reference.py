@@ -112,8 +112,9 @@ def _first_zero_diagonal(t: mx.array) -> mx.array:
     return mx.where(mx.any(zero, axis=-1), first, 0) if n else first
 
 
-def trsm_small(a: mx.array, b: mx.array, *, lower: bool, trans: bool,
-               unit: bool) -> tuple[mx.array, mx.array]:
+def trsm_small(
+    a: mx.array, b: mx.array, *, lower: bool, trans: bool, unit: bool
+) -> tuple[mx.array, mx.array]:
     """``trsm_small``: (X, info)."""
     t = mx.tril(a) if lower else mx.triu(a)
     info = mx.zeros((a.shape[0],), dtype=mx.int32) if unit else _first_zero_diagonal(t)
@@ -121,8 +122,9 @@ def trsm_small(a: mx.array, b: mx.array, *, lower: bool, trans: bool,
     return _nan_where(info != 0, x), info
 
 
-def lu_solve_small(packed: mx.array, piv: mx.array, b: mx.array, *,
-                   trans: bool) -> tuple[mx.array, mx.array]:
+def lu_solve_small(
+    packed: mx.array, piv: mx.array, b: mx.array, *, trans: bool
+) -> tuple[mx.array, mx.array]:
     """``lu_solve_small``: (X, info)."""
     batch, n = piv.shape
     order = range(n - 1, -1, -1) if trans else range(n)

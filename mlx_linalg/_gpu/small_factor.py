@@ -19,6 +19,10 @@ import mlx.core as mx
 from mlx_linalg import _kernels
 
 MAX_N = 64
+# Factor in the registers of one simdgroup (cholesky_simd; lu_small/solve_small with SIMD)
+# instead of in threadgroup memory. Same arithmetic and contracts; off until the register
+# variants have passed tests/gpu on a GPU (see docs/kernels.md).
+SIMD_FACTOR = False
 # Size classes: (largest n, NMAX the tile capacity, threads per threadgroup). Two
 # capacities keep the number of compiled variants small; the threads scale with the work
 # of a trailing update (rows spread over simdgroups, columns over lanes).
@@ -61,8 +65,15 @@ def applies_rhs(a: mx.array, *rest: mx.array, **__) -> bool:
     return _small(a) and b.dtype == mx.float32 and b.size > 0
 
 
-def _launch(name: str, inputs: list[mx.array], batch_shapes: list[tuple], n: int,
-            template: dict) -> list[mx.array]:
+def _launch(
+    name: str,
+    inputs: list[mx.array],
+    batch_shapes: list[tuple],
+    n: int,
+    template: dict,
+    *,
+    one_simdgroup: bool = False,
+) -> list[mx.array]:
     """Launch a one-threadgroup-per-matrix kernel over a (B, ...) stack.
 
     Splits B into launches that keep the grid (threads) within MLX's int range.
@@ -73,19 +84,27 @@ def _launch(name: str, inputs: list[mx.array], batch_shapes: list[tuple], n: int
         batch_shapes: per output, its shape without the leading batch axis.
         n: the order that picks the capacity class.
         template: template arguments besides NMAX.
+        one_simdgroup: the kernel runs one simdgroup (32 threads) per matrix.
     """
     nmax, threads = _class(n)
+    if one_simdgroup:
+        threads = _kernels.SIMD_WIDTH
     batch = inputs[0].shape[0]
     per_launch = _kernels.MAX_GRID // threads
     parts = []
     for start in range(0, batch, per_launch):
         count = min(per_launch, batch - start)
-        chunk = inputs if count == batch else [x[start:start + count] for x in inputs]
-        parts.append(_kernels.launch(
-            name, chunk, template={"NMAX": nmax, **template},
-            grid=(count * threads, 1, 1), threadgroup=(threads, 1, 1),
-            output_shapes=[(count, *s) for s in batch_shapes],
-        ))
+        chunk = inputs if count == batch else [x[start : start + count] for x in inputs]
+        parts.append(
+            _kernels.launch(
+                name,
+                chunk,
+                template={"NMAX": nmax, **template},
+                grid=(count * threads, 1, 1),
+                threadgroup=(threads, 1, 1),
+                output_shapes=[(count, *s) for s in batch_shapes],
+            )
+        )
     if len(parts) == 1:
         return parts[0]
     return [mx.concatenate(group, axis=0) for group in zip(*parts, strict=True)]
@@ -97,7 +116,23 @@ def _flat(x: mx.array) -> mx.array:
 
 
 def cholesky(x: mx.array, *, upper: bool) -> tuple:
-    """Cholesky factor (``cholesky_small``): ``((factor,), failed)``."""
+    """Cholesky factor (``cholesky_simd`` or ``cholesky_small``): ``((factor,), failed)``."""
+    if not SIMD_FACTOR:
+        return cholesky_threadgroup(x, upper=upper)
+    return cholesky_registers(x, upper=upper)
+
+
+def cholesky_registers(x: mx.array, *, upper: bool) -> tuple:
+    """Cholesky factor (``cholesky_simd``: in registers): ``((factor,), failed)``."""
+    n = x.shape[-1]
+    factor, failed = _launch(
+        "cholesky_simd", [_flat(x)], [(n, n), ()], n, {"UPPER": upper}, one_simdgroup=True
+    )
+    return (factor.reshape(x.shape),), failed.reshape(x.shape[:-2])
+
+
+def cholesky_threadgroup(x: mx.array, *, upper: bool) -> tuple:
+    """Cholesky factor (``cholesky_small``: in threadgroup memory): ``((factor,), failed)``."""
     n = x.shape[-1]
     factor, info = _launch("cholesky_small", [_flat(x)], [(n, n), ()], n, {"UPPER": upper})
     return (factor.reshape(x.shape),), (info != 0).reshape(x.shape[:-2])
@@ -105,8 +140,14 @@ def cholesky(x: mx.array, *, upper: bool) -> tuple:
 
 def _lu(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
     m, n = x.shape[-2:]
-    packed, piv, perm = _launch("lu_small", [_flat(x)], [(m, n), (min(m, n),), (m,)],
-                                max(m, n), {})
+    packed, piv, perm = _launch(
+        "lu_small",
+        [_flat(x)],
+        [(m, n), (min(m, n),), (m,)],
+        max(m, n),
+        {"SIMD": SIMD_FACTOR},
+        one_simdgroup=SIMD_FACTOR,
+    )
     batch = x.shape[:-2]
     return packed.reshape(x.shape), piv.reshape(*batch, -1), perm.reshape(*batch, m)
 
@@ -152,8 +193,13 @@ def slogdet(x: mx.array) -> tuple:
 
 def _solve_kernel(a: mx.array, b: mx.array, eye: bool) -> tuple:
     n, k = b.shape[-2:]
-    x, info = _launch("solve_small", [_flat(a), _flat(b)], [(n, k), ()], n,
-                      {"KC": _RHS_CHUNK, "EYE": eye})
+    x, info = _launch(
+        "solve_small",
+        [_flat(a), _flat(b)],
+        [(n, k), ()],
+        n,
+        {"KC": _RHS_CHUNK, "EYE": eye, "SIMD": SIMD_FACTOR},
+    )
     return (x.reshape(b.shape),), (info != 0).reshape(a.shape[:-2])
 
 
@@ -170,20 +216,31 @@ def inv(x: mx.array) -> tuple:
 def lu_solve(packed: mx.array, piv: mx.array, b: mx.array, *, trans: int) -> tuple:
     """Solve with a packed LU (``lu_solve_small``): ``((X,), failed)``."""
     n, k = b.shape[-2:]
-    x, info = _launch("lu_solve_small", [_flat(packed), piv.reshape(-1, n), _flat(b)],
-                      [(n, k), ()], n, {"KC": _RHS_CHUNK, "TRANS": trans != 0})
+    x, info = _launch(
+        "lu_solve_small",
+        [_flat(packed), piv.reshape(-1, n), _flat(b)],
+        [(n, k), ()],
+        n,
+        {"KC": _RHS_CHUNK, "TRANS": trans != 0},
+    )
     return (x.reshape(b.shape),), (info != 0).reshape(packed.shape[:-2])
 
 
 def _trsm(a: mx.array, b: mx.array, *, lower: bool, trans: bool, unit: bool) -> tuple:
     n, k = b.shape[-2:]
-    x, info = _launch("trsm_small", [_flat(a), _flat(b)], [(n, k), ()], n,
-                      {"KC": _RHS_CHUNK, "LOWER": lower, "TRANS": trans, "UNIT": unit})
+    x, info = _launch(
+        "trsm_small",
+        [_flat(a), _flat(b)],
+        [(n, k), ()],
+        n,
+        {"KC": _RHS_CHUNK, "LOWER": lower, "TRANS": trans, "UNIT": unit},
+    )
     return x.reshape(b.shape), (info != 0).reshape(a.shape[:-2])
 
 
-def solve_triangular(a: mx.array, b: mx.array, *, lower: bool, unit_diagonal: bool,
-                     trans: int) -> tuple:
+def solve_triangular(
+    a: mx.array, b: mx.array, *, lower: bool, unit_diagonal: bool, trans: int
+) -> tuple:
     """op(A) X = B by substitution (``trsm_small``): ``((X,), failed)``."""
     x, failed = _trsm(a, b, lower=lower, trans=trans != 0, unit=unit_diagonal)
     return (x,), failed

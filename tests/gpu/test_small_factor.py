@@ -44,8 +44,9 @@ def _spd(batch: int, n: int, seed: int, cond: float | None = None) -> np.ndarray
         a = rng.standard_normal((batch, n, n))
         return (a @ np.swapaxes(a, -1, -2) / n + np.eye(n)).astype(np.float32)
     q, _ = np.linalg.qr(rng.standard_normal((batch, n, n)))
-    return ((q * np.logspace(0, -np.log10(cond), n)[None, None, :]) @ np.swapaxes(q, -1, -2)
-            ).astype(np.float32)
+    return (
+        (q * np.logspace(0, -np.log10(cond), n)[None, None, :]) @ np.swapaxes(q, -1, -2)
+    ).astype(np.float32)
 
 
 def _graded(batch: int, n: int, cond: float, seed: int) -> np.ndarray:
@@ -79,16 +80,24 @@ def _agree(kernel, reference, n: int, scale: np.ndarray | float = 1.0) -> None:
 
 def _row_scale(x: np.ndarray) -> np.ndarray:
     """Per-matrix max |entry|, broadcastable against the stack."""
-    return np.max(np.abs(np.nan_to_num(np.asarray(x, dtype=np.float64))), axis=(-2, -1),
-                  keepdims=True)
+    return np.max(
+        np.abs(np.nan_to_num(np.asarray(x, dtype=np.float64))), axis=(-2, -1), keepdims=True
+    )
 
 
 # --- kernels against their references -------------------------------------------------
 
 
+@pytest.fixture(params=[False, True], ids=["threadgroup", "simd"])
+def variant(request, monkeypatch):
+    """Both factorization variants: in threadgroup memory, and in one simdgroup's registers."""
+    monkeypatch.setattr(sf, "SIMD_FACTOR", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("upper", [False, True])
-def test_cholesky_kernel_matches_reference(n, upper):
+def test_cholesky_kernel_matches_reference(n, upper, variant):
     a = mx.array(_spd(BATCH, n, seed=n))
     (factor,), failed = sf.cholesky(a, upper=upper)
     expected, info = _on_cpu(ref.cholesky_small, a, upper=upper)
@@ -97,7 +106,7 @@ def test_cholesky_kernel_matches_reference(n, upper):
 
 
 @pytest.mark.parametrize("m, n", [(n, n) for n in SIZES] + [(7, 3), (3, 7), (64, 20), (20, 64)])
-def test_lu_kernel_matches_reference(m, n):
+def test_lu_kernel_matches_reference(m, n, variant):
     a = mx.array(_gaussian((BATCH, m, n), seed=100 + m * n))
     (packed, piv), failed = sf.lu_factor(a)
     exp_packed, exp_piv, _ = _on_cpu(ref.lu_small, a)
@@ -108,7 +117,7 @@ def test_lu_kernel_matches_reference(m, n):
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("k", [1, 3, 40])
-def test_solve_kernel_matches_reference(n, k):
+def test_solve_kernel_matches_reference(n, k, variant):
     a = mx.array(_well_conditioned(BATCH, n, seed=200 + n))
     b = mx.array(_gaussian((BATCH, n, k), seed=300 + n))
     (x,), failed = sf.solve(a, b)
@@ -118,7 +127,7 @@ def test_solve_kernel_matches_reference(n, k):
 
 
 @pytest.mark.parametrize("n", [1, 5, 32, 33, 64])
-def test_inv_kernel_matches_reference(n):
+def test_inv_kernel_matches_reference(n, variant):
     a = mx.array(_well_conditioned(BATCH, n, seed=400 + n))
     (x,), failed = sf.inv(a)
     expected, _ = _on_cpu(ref.solve_small, a, a, eye=True)
@@ -152,9 +161,9 @@ def test_lu_solve_kernel_matches_reference(n, trans):
     assert not np.asarray(failed).any()
 
 
-def test_batches_split_across_launches(monkeypatch):
+def test_batches_split_across_launches(monkeypatch, variant):
     # A grid limit of 5 threadgroups forces 3 launches for 12 matrices.
-    monkeypatch.setattr(_kernels, "MAX_GRID", 5 * 128)
+    monkeypatch.setattr(_kernels, "MAX_GRID", 5 * (32 if variant else 128))
     a = _spd(12, 20, seed=1)
     (factor,), _ = sf.cholesky(mx.array(a), upper=False)
     np.testing.assert_allclose(np.asarray(factor), np.linalg.cholesky(a), atol=1e-5)
@@ -163,12 +172,15 @@ def test_batches_split_across_launches(monkeypatch):
 # --- the public functions on the GPU: dispatch and DESIGN.md thresholds -----------------
 
 
-@pytest.mark.parametrize("op, args", [
-    ("cholesky", (mx.zeros((3, 8, 8)),)),
-    ("lu_factor", (mx.zeros((3, 8, 5)),)),
-    ("solve", (mx.zeros((3, 8, 8)), mx.zeros((3, 8, 2)))),
-    ("solve_triangular", (mx.zeros((3, 64, 64)), mx.zeros((3, 64, 2)))),
-])
+@pytest.mark.parametrize(
+    "op, args",
+    [
+        ("cholesky", (mx.zeros((3, 8, 8)),)),
+        ("lu_factor", (mx.zeros((3, 8, 5)),)),
+        ("solve", (mx.zeros((3, 8, 8)), mx.zeros((3, 8, 2)))),
+        ("solve_triangular", (mx.zeros((3, 64, 64)), mx.zeros((3, 64, 2)))),
+    ],
+)
 def test_dispatch_picks_the_kernels(op, args):
     assert _dispatch.implementation(op, mx.gpu, *args).__module__ == sf.__name__
     assert _dispatch.implementation(op, mx.cpu, *args).__module__ != sf.__name__
@@ -195,8 +207,7 @@ def test_cholesky_accuracy(n, cond):
 @pytest.mark.parametrize("cond", [None, 1e4, 1e7])
 def test_lu_accuracy(n, cond):
     a = _gaussian((BATCH, n, n), n) if cond is None else _graded(BATCH, n, cond, n)
-    p, lower, upper = (np.asarray(x, dtype=np.float64) for x in la.lu(mx.array(a),
-                                                                        stream=mx.gpu))
+    p, lower, upper = (np.asarray(x, dtype=np.float64) for x in la.lu(mx.array(a), stream=mx.gpu))
     residual = _fro(np.swapaxes(p, -1, -2) @ a - lower @ upper)
     assert np.max(residual / (n * _fro(a) * U32)) <= LU_RATIO
     assert np.all(np.abs(np.tril(lower, -1)) <= 1)  # partial pivoting bounds the multipliers
@@ -240,8 +251,9 @@ def test_cho_solve_and_lu_solve_accuracy(lower):
     g = _gaussian((BATCH, n, n), 5) + 3 * np.eye(n, dtype=np.float32)
     factored = la.lu_factor(mx.array(g), stream=mx.gpu)
     for trans in (0, 1):
-        x = np.asarray(la.lu_solve(factored, mx.array(b), trans=trans, stream=mx.gpu),
-                       dtype=np.float64)
+        x = np.asarray(
+            la.lu_solve(factored, mx.array(b), trans=trans, stream=mx.gpu), dtype=np.float64
+        )
         op = g if trans == 0 else np.swapaxes(g, -1, -2)
         assert np.max(_fro(b - op @ x) / (_fro(g) * _fro(x) * U32)) <= SOLVE_RATIO
 
@@ -254,10 +266,12 @@ def test_gpu_matches_cpu_for_vectors_and_broadcasting():
     assert gpu.shape == cpu.shape == (2, 3, 6, 2)
     np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
     v = _gaussian((6,), 3)
-    gpu_v = np.asarray(la.solve_triangular(mx.array(a[0, 0]), mx.array(v), lower=True,
-                                           stream=mx.gpu))
-    cpu_v = np.asarray(la.solve_triangular(mx.array(a[0, 0]), mx.array(v), lower=True,
-                                           stream=mx.cpu))
+    gpu_v = np.asarray(
+        la.solve_triangular(mx.array(a[0, 0]), mx.array(v), lower=True, stream=mx.gpu)
+    )
+    cpu_v = np.asarray(
+        la.solve_triangular(mx.array(a[0, 0]), mx.array(v), lower=True, stream=mx.cpu)
+    )
     assert gpu_v.shape == (6,)
     np.testing.assert_allclose(gpu_v, cpu_v, rtol=1e-4, atol=1e-5)
 
@@ -270,14 +284,13 @@ def test_transposed_and_strided_inputs():
     strided = mx.array(big)[:, ::2, ::2]
     expected = np.linalg.cholesky(a)
     for x in (at, strided):
-        np.testing.assert_allclose(np.asarray(la.cholesky(x, stream=mx.gpu)), expected,
-                                   atol=2e-5)
+        np.testing.assert_allclose(np.asarray(la.cholesky(x, stream=mx.gpu)), expected, atol=2e-5)
 
 
 # --- failures and non-finite input stay in their own matrix ------------------------------
 
 
-def test_not_positive_definite_fails_only_its_matrix():
+def test_not_positive_definite_fails_only_its_matrix(variant):
     a = _spd(4, 16, seed=11)
     a[2, 5, 5] = -100.0
     (factor,), failed = sf.cholesky(mx.array(a), upper=False)
@@ -290,25 +303,37 @@ def test_not_positive_definite_fails_only_its_matrix():
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_entries_stay_in_their_matrix(bad):
+def test_non_finite_entries_stay_in_their_matrix(bad, variant):
     n = 20
     a = _gaussian((4, n, n), 12) + 3 * np.eye(n, dtype=np.float32)
     spd = _spd(4, n, seed=13)
     b = _gaussian((4, n, 3), 14)
-    clean = [np.asarray(x) for x in (
-        sf.cholesky(mx.array(spd), upper=False)[0][0], sf.solve(mx.array(a), mx.array(b))[0][0],
-        sf.lu_factor(mx.array(a))[0][0], sf.inv(mx.array(a))[0][0],
-        sf.solve_triangular(mx.array(a), mx.array(b), lower=True, unit_diagonal=False,
-                            trans=0)[0][0],
-    )]
+    clean = [
+        np.asarray(x)
+        for x in (
+            sf.cholesky(mx.array(spd), upper=False)[0][0],
+            sf.solve(mx.array(a), mx.array(b))[0][0],
+            sf.lu_factor(mx.array(a))[0][0],
+            sf.inv(mx.array(a))[0][0],
+            sf.solve_triangular(mx.array(a), mx.array(b), lower=True, unit_diagonal=False, trans=0)[
+                0
+            ][0],
+        )
+    ]
     a[1, 4, 3] = bad  # in the lower triangle, which every one of these ops reads
     spd[1, 4, 3] = bad
-    dirty = [np.asarray(x) for x in (
-        sf.cholesky(mx.array(spd), upper=False)[0][0], sf.solve(mx.array(a), mx.array(b))[0][0],
-        sf.lu_factor(mx.array(a))[0][0], sf.inv(mx.array(a))[0][0],
-        sf.solve_triangular(mx.array(a), mx.array(b), lower=True, unit_diagonal=False,
-                            trans=0)[0][0],
-    )]
+    dirty = [
+        np.asarray(x)
+        for x in (
+            sf.cholesky(mx.array(spd), upper=False)[0][0],
+            sf.solve(mx.array(a), mx.array(b))[0][0],
+            sf.lu_factor(mx.array(a))[0][0],
+            sf.inv(mx.array(a))[0][0],
+            sf.solve_triangular(mx.array(a), mx.array(b), lower=True, unit_diagonal=False, trans=0)[
+                0
+            ][0],
+        )
+    ]
     for before, after in zip(clean, dirty, strict=True):
         np.testing.assert_array_equal(before[[0, 2, 3]], after[[0, 2, 3]])
         # NaN always propagates; an Inf pivot can give finite garbage, as in LAPACK.
@@ -317,7 +342,7 @@ def test_non_finite_entries_stay_in_their_matrix(bad):
     assert np.isnan(dirty[0][1]).all()  # the Cholesky of a non-finite matrix fails whole
 
 
-def test_singular_systems_fail_only_their_matrix():
+def test_singular_systems_fail_only_their_matrix(variant):
     n = 10
     a = _gaussian((3, n, n), 15) + 3 * np.eye(n, dtype=np.float32)
     a[0, :, 2] = 0  # exactly singular
@@ -325,12 +350,14 @@ def test_singular_systems_fail_only_their_matrix():
     (x,), failed = sf.solve(mx.array(a), mx.array(b))
     np.testing.assert_array_equal(np.asarray(failed), [True, False, False])
     assert np.isnan(np.asarray(x)[0]).all()
-    np.testing.assert_allclose(np.asarray(x)[1:], np.linalg.solve(a[1:], b[1:]), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(x)[1:], np.linalg.solve(a[1:], b[1:]), rtol=1e-4, atol=1e-5
+    )
     t = np.triu(a[1:])
     t[0, 4, 4] = 0
-    (xt,), failed_t = sf.solve_triangular(mx.array(t), mx.array(b[1:]), lower=False,
-                                          unit_diagonal=False, trans=0)
+    (xt,), failed_t = sf.solve_triangular(
+        mx.array(t), mx.array(b[1:]), lower=False, unit_diagonal=False, trans=0
+    )
     np.testing.assert_array_equal(np.asarray(failed_t), [True, False])
     assert np.isnan(np.asarray(xt)[0]).all() and np.isfinite(np.asarray(xt)[1]).all()
     (packed, piv), _ = sf.lu_factor(mx.array(a))

@@ -88,14 +88,16 @@ def cuda_source(spec: _kernels.KernelSpec, instance: tuple) -> str:
         f"  constexpr {kind} {name} = {_value(v)};\n"
         for (name, kind), (_, v) in zip(spec.template, instance, strict=True)
     )
-    headers = "\n".join(
-        _kernels.read_source(h) for h in ("cuda_compat.h", *spec.headers)
-    )
+    headers = "\n".join(_kernels.read_source(h) for h in ("cuda_compat.h", *spec.headers))
     return (
         CUDA_MLX_PRELUDE + headers + "\nnamespace mlx::core::cu {\n"
         "namespace cg = cooperative_groups;\n"
-        f"__global__ void mlx_linalg_{spec.name}(\n    " + ",\n    ".join(params) + ") {\n"
-        + constants + spec.body + "\n}\n} // namespace mlx::core::cu\n"
+        f"__global__ void mlx_linalg_{spec.name}(\n    "
+        + ",\n    ".join(params)
+        + ") {\n"
+        + constants
+        + spec.body
+        + "\n}\n} // namespace mlx::core::cu\n"
     )
 
 
@@ -105,11 +107,28 @@ def _compile(source: str, mode: str) -> tuple[bool, str]:
         path = Path(tmp) / f"kernel{suffix}"
         path.write_text(source)
         if mode == "metal":
-            cmd = ["g++", "-std=c++17", "-fsyntax-only", "-nostdinc", "-fno-exceptions",
-                   "-Wall", "-Werror", "-Wno-unused-function", str(path)]
+            cmd = [
+                "g++",
+                "-std=c++17",
+                "-fsyntax-only",
+                "-nostdinc",
+                "-fno-exceptions",
+                "-Wall",
+                "-Werror",
+                "-Wno-unused-function",
+                str(path),
+            ]
         else:
-            cmd = ["nvcc", "-std=c++17", "-arch=sm_90", "-c", "-Werror=all-warnings",
-                   "-o", str(Path(tmp) / "kernel.o"), str(path)]
+            cmd = [
+                "nvcc",
+                "-std=c++17",
+                "-arch=sm_90",
+                "-c",
+                "-Werror=all-warnings",
+                "-o",
+                str(Path(tmp) / "kernel.o"),
+                str(path),
+            ]
         done = subprocess.run(cmd, capture_output=True, text=True)
     return done.returncode == 0, (done.stdout + done.stderr).replace(str(path), "<kernel>")
 

@@ -15,6 +15,7 @@
 #define threadgroup
 #define LA_TG threadgroup
 #define LA_INLINE inline
+#define LA_UNROLL _Pragma("GCC unroll 64")
 
 #define NAN __builtin_nanf("")
 #define INFINITY __builtin_huge_valf()
