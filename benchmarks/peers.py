@@ -124,7 +124,8 @@ class _MLXBase(Peer):
         return mx
 
     def prepare(self, arrays):
-        operands = tuple(self.mx.array(a) for a in arrays)
+        # An explicit dtype: MLX would otherwise turn float64 NumPy arrays into float32.
+        operands = tuple(self.mx.array(a, dtype=getattr(self.mx, a.dtype.name)) for a in arrays)
         self.mx.eval(*operands)
         return operands
 

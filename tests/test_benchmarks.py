@@ -226,3 +226,36 @@ def test_scipy_lacks_matmul_and_plots_are_written(tmp_path):
     assert (out / "time_vs_n.png").stat().st_size > 0
     assert (out / "ratios.png").stat().st_size > 0
     assert "![time_vs_n](time_vs_n.png)" in (out / "results.md").read_text()
+
+
+def test_mlx_peers_keep_the_dtype_so_float64_is_float64_accurate(tmp_path):
+    out = tmp_path / "run"
+    main(
+        [
+            "--ops",
+            "cholesky,eigh",
+            "--sizes",
+            "12",
+            "--dtypes",
+            "float64",
+            "--device",
+            "cpu",
+            "--peers",
+            "mx.linalg",
+            "--warmup",
+            "1",
+            "--repeats",
+            "1",
+            "--cooldown",
+            "0",
+            "--peak-gflops",
+            "1",
+            "--no-plots",
+            "--out",
+            str(out),
+        ]
+    )
+    data = json.loads((out / "results.json").read_text())
+    errors = {(r["op"], r["peer"]): r["error_in_u"] for r in data["results"]}
+    assert errors[("cholesky", OURS)] < 30 and errors[("eigh", OURS)] < 60
+    assert errors[("cholesky", "mx.linalg")] < 30
