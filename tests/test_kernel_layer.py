@@ -1,13 +1,17 @@
 """The kernel layer (mlx_linalg._kernels): sources, declarations, the compile cache, launch
-checks and the error without a GPU. Runs on any machine; kernel results are tested in
-tests/gpu."""
+checks and the error without a GPU; and the MLX-op references of the small-matrix kernel
+contracts (mlx_linalg._gpu.reference) against LAPACK. Runs on any machine; the kernels
+themselves are compared with these references in tests/gpu."""
 
 import threading
 
 import mlx.core as mx
+import numpy as np
 import pytest
+import scipy.linalg
 
 from mlx_linalg import _kernels
+from mlx_linalg._gpu import reference as ref
 
 DECL = """// @kernel toy
 // @inputs A:float32 piv:int32
@@ -151,3 +155,75 @@ def test_launch_checks_arguments_before_compiling(change, exc, message):
     arguments.update(change)
     with pytest.raises(exc, match=message):
         _kernels.launch("cholesky_small", **arguments)
+
+
+# --- the MLX-op references of the kernel contracts, against LAPACK ------------------------
+
+
+def _rng_stack(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_cholesky_reference_matches_lapack(upper):
+    a = _rng_stack((3, 7, 7), 1)
+    spd = a @ np.swapaxes(a, -1, -2) + 7 * np.eye(7, dtype=np.float32)
+    spd[1, 2, 2] = -50  # not positive definite at column 2
+    factor, info = ref.cholesky_small(mx.array(spd), upper=upper)
+    np.testing.assert_array_equal(np.asarray(info), [0, 3, 0])
+    assert np.isnan(np.asarray(factor)[1]).all()
+    expected = np.linalg.cholesky(spd[[0, 2]], upper=upper)
+    np.testing.assert_allclose(np.asarray(factor)[[0, 2]], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("m, n", [(6, 6), (7, 3), (3, 7)])
+def test_lu_reference_matches_lapack(m, n):
+    a = _rng_stack((3, m, n), 2)
+    packed, piv, perm = ref.lu_small(mx.array(a))
+    for b in range(3):
+        lu, p = scipy.linalg.lu_factor(a[b])
+        np.testing.assert_array_equal(np.asarray(piv)[b], p)
+        np.testing.assert_allclose(np.asarray(packed)[b], lu, rtol=1e-5, atol=1e-5)
+        pm, _, _ = scipy.linalg.lu(a[b])
+        np.testing.assert_array_equal(a[b][np.asarray(perm)[b]], pm.T @ a[b])
+
+
+def test_solve_and_inv_references_match_lapack():
+    a = _rng_stack((3, 6, 6), 3) + 4 * np.eye(6, dtype=np.float32)
+    a[2, :, 1] = 0  # exactly singular
+    b = _rng_stack((3, 6, 2), 4)
+    x, info = ref.solve_small(mx.array(a), mx.array(b))
+    assert np.asarray(info)[2] == 2 and not np.asarray(info)[:2].any()
+    assert np.isnan(np.asarray(x)[2]).all()
+    np.testing.assert_allclose(np.asarray(x)[:2], np.linalg.solve(a[:2], b[:2]), rtol=1e-4)
+    xi, _ = ref.solve_small(mx.array(a), mx.array(a), eye=True)
+    np.testing.assert_allclose(np.asarray(xi)[:2], np.linalg.inv(a[:2]), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("lower", [False, True])
+@pytest.mark.parametrize("trans", [0, 1])
+@pytest.mark.parametrize("unit", [False, True])
+def test_trsm_reference_matches_lapack(lower, trans, unit):
+    a = _rng_stack((2, 6, 6), 5) + 3 * np.eye(6, dtype=np.float32)
+    b = _rng_stack((2, 6, 3), 6)
+    x, info = ref.trsm_small(mx.array(a), mx.array(b), lower=lower, trans=bool(trans), unit=unit)
+    for k in range(2):
+        expected = scipy.linalg.solve_triangular(
+            a[k], b[k], lower=lower, trans=trans, unit_diagonal=unit
+        )
+        np.testing.assert_allclose(np.asarray(x)[k], expected, rtol=1e-4, atol=1e-5)
+    assert not np.asarray(info).any()
+
+
+@pytest.mark.parametrize("trans", [0, 1])
+def test_lu_solve_reference_matches_lapack(trans):
+    a = _rng_stack((2, 6, 6), 7) + 3 * np.eye(6, dtype=np.float32)
+    b = _rng_stack((2, 6, 4), 8)
+    packed, piv, _ = ref.lu_small(mx.array(a))
+    x, info = ref.lu_solve_small(packed, piv, mx.array(b), trans=bool(trans))
+    for k in range(2):
+        expected = scipy.linalg.lu_solve(scipy.linalg.lu_factor(a[k]), b[k], trans=trans)
+        np.testing.assert_allclose(np.asarray(x)[k], expected, rtol=1e-4, atol=1e-5)
+    bad = mx.array(np.full((2, 6), 9, dtype=np.int32))  # pivots out of range
+    _, info = ref.lu_solve_small(packed, bad, mx.array(b), trans=bool(trans))
+    np.testing.assert_array_equal(np.asarray(info), [-1, -1])

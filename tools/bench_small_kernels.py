@@ -74,8 +74,10 @@ def _inputs(op: str, batch: int, n: int, seed: int) -> dict[str, np.ndarray]:
         a = (a @ np.swapaxes(a, -1, -2) / n + np.eye(n, dtype=np.float32)).astype(np.float32)
     elif op == "eigh":
         a = ((a + np.swapaxes(a, -1, -2)) / 2).astype(np.float32)
-    elif op in ("solve", "inv", "lu_factor", "det"):
+    elif op in ("solve", "inv", "lu_factor"):
         a = (a + 2 * np.sqrt(n) * np.eye(n, dtype=np.float32)).astype(np.float32)
+    elif op == "det":  # eigenvalues in |z - 1| <= 1/2: a determinant float32 can hold
+        a = (a / (2 * np.sqrt(n)) + np.eye(n, dtype=np.float32)).astype(np.float32)
     elif op == "solve_triangular":
         a = np.tril(a) + np.sqrt(n) * np.eye(n, dtype=np.float32)
     out = {"a": a}
