@@ -1,13 +1,17 @@
 """The C++ check of the Metal kernel bodies (tools/metal_check): it passes every shipped
-kernel and rejects a body with an undeclared name or a syntax error."""
+kernel and rejects a body with an undeclared name or a syntax error; and the bodies run on
+the CPU under tools/metal_check/emulate.py agree with their MLX-op references."""
 
 import importlib.util
 import shutil
 from pathlib import Path
 
+import mlx.core as mx
+import numpy as np
 import pytest
 
 from mlx_linalg import _kernels
+from mlx_linalg._gpu import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("metal_check", ROOT / "tools/metal_check/check.py")
@@ -102,3 +106,130 @@ def test_shipped_kernels_compile_for_cuda(name):
 def test_cuda_check_rejects_bad_body():
     results = _results(GOOD.replace("metal::sqrt", "metal::sqrtt"), "cuda")
     assert not any(ok for _, ok, _ in results)
+
+
+# --- the bodies run on the CPU (tools/metal_check/emulate.py) against their references ----
+
+_espec = importlib.util.spec_from_file_location("emulate", ROOT / "tools/metal_check/emulate.py")
+emulate = importlib.util.module_from_spec(_espec)
+_espec.loader.exec_module(emulate)
+
+
+def _stack(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _launch(name, inputs, template, threads, output_shapes):
+    batch = inputs[0].shape[0]
+    return emulate.run(
+        name,
+        inputs,
+        template=template,
+        grid=(batch * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=output_shapes,
+    )
+
+
+@needs_gxx
+@pytest.mark.parametrize(
+    "name, nmax, threads",
+    [
+        ("cholesky_small", 32, 128),
+        ("cholesky_simd", 32, 32),
+        ("cholesky_simd", 64, 32),
+    ],
+)
+@pytest.mark.parametrize("upper", [False, True])
+def test_emulated_cholesky_matches_reference(name, nmax, threads, upper):
+    n = 20 if nmax == 32 else 45
+    a = _stack((3, n, n), n)
+    spd = a @ np.swapaxes(a, -1, -2) / n + np.eye(n, dtype=np.float32)
+    spd[1, 4, 4] = -1.0  # not positive definite
+    factor, flag = _launch(name, [spd], {"NMAX": nmax, "UPPER": upper}, threads, [(3, n, n), (3,)])
+    expected, info = ref.cholesky_small(mx.array(spd), upper=upper)
+    np.testing.assert_array_equal(flag != 0, np.asarray(info) != 0)
+    np.testing.assert_allclose(factor, np.asarray(expected), rtol=1e-5, atol=1e-5)
+
+
+@needs_gxx
+@pytest.mark.parametrize("simd, threads", [(False, 128), (True, 32)])
+@pytest.mark.parametrize("m, n, nmax", [(20, 20, 32), (7, 3, 32), (3, 7, 32), (50, 40, 64)])
+def test_emulated_lu_matches_reference(simd, threads, m, n, nmax):
+    a = _stack((2, m, n), m * n)
+    a[1, :, 1] = np.nan  # NaN never wins a pivot search and stays in its matrix
+    packed, piv, perm = _launch(
+        "lu_small", [a], {"NMAX": nmax, "SIMD": simd}, threads, [(2, m, n), (2, min(m, n)), (2, m)]
+    )
+    exp_packed, exp_piv, exp_perm = ref.lu_small(mx.array(a))
+    np.testing.assert_array_equal(piv, np.asarray(exp_piv))
+    np.testing.assert_array_equal(perm, np.asarray(exp_perm))
+    np.testing.assert_allclose(packed, np.asarray(exp_packed), rtol=1e-4, atol=1e-5)
+
+
+@needs_gxx
+@pytest.mark.parametrize("simd", [False, True])
+@pytest.mark.parametrize("eye", [False, True])
+@pytest.mark.parametrize("n, nmax", [(20, 32), (64, 64)])
+def test_emulated_solve_matches_reference(simd, eye, n, nmax):
+    a = _stack((3, n, n), n) / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
+    a[0, :, 3] = 0  # exactly singular
+    b = _stack((3, n, 35), n + 1)
+    k = n if eye else 35
+    x, info = _launch(
+        "solve_small",
+        [a, a if eye else b],
+        {"NMAX": nmax, "KC": 32, "EYE": eye, "SIMD": simd},
+        128,
+        [(3, n, k), (3,)],
+    )
+    expected, exp_info = ref.solve_small(mx.array(a), mx.array(b), eye=eye)
+    np.testing.assert_array_equal(info, np.asarray(exp_info))
+    np.testing.assert_allclose(x, np.asarray(expected), rtol=1e-4, atol=1e-5)
+
+
+@needs_gxx
+@pytest.mark.parametrize(
+    "lower, trans, unit",
+    [
+        (True, False, False),
+        (False, True, True),
+        (True, True, False),
+        (False, False, True),
+    ],
+)
+def test_emulated_trsm_matches_reference(lower, trans, unit):
+    n = 40
+    a = _stack((2, n, n), 3) / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
+    b = _stack((2, n, 33), 4)
+    x, info = _launch(
+        "trsm_small",
+        [a, b],
+        {"NMAX": 64, "KC": 32, "LOWER": lower, "TRANS": trans, "UNIT": unit},
+        256,
+        [(2, n, 33), (2,)],
+    )
+    expected, exp_info = ref.trsm_small(
+        mx.array(a), mx.array(b), lower=lower, trans=trans, unit=unit
+    )
+    np.testing.assert_array_equal(info, np.asarray(exp_info))
+    np.testing.assert_allclose(x, np.asarray(expected), rtol=1e-4, atol=1e-5)
+
+
+@needs_gxx
+@pytest.mark.parametrize("trans", [False, True])
+def test_emulated_lu_solve_matches_reference(trans):
+    n = 24
+    a = _stack((2, n, n), 5) / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
+    b = _stack((2, n, 3), 6)
+    packed, piv, _ = ref.lu_small(mx.array(a))
+    x, info = _launch(
+        "lu_solve_small",
+        [np.asarray(packed), np.asarray(piv), b],
+        {"NMAX": 32, "KC": 32, "TRANS": trans},
+        128,
+        [(2, n, 3), (2,)],
+    )
+    expected, _ = ref.lu_solve_small(packed, piv, mx.array(b), trans=trans)
+    assert not info.any()
+    np.testing.assert_allclose(x, np.asarray(expected), rtol=1e-4, atol=1e-5)
