@@ -3,7 +3,7 @@
 // @outputs LU:float32 piv:int32 perm:int32
 // @template NMAX:int SIMD:bool
 // @headers linalg_common.h
-// @check NMAX=32,SIMD=false NMAX=32,SIMD=true NMAX=64,SIMD=false NMAX=64,SIMD=true
+// @check NMAX=32,SIMD=false NMAX=32,SIMD=true NMAX=64,SIMD=false
 //
 // LU factorization with partial pivoting of a stack of small matrices, P A = L U.
 //   A     (B, m, n) float32, 1 <= m, n <= NMAX, NMAX = 32 or 64.

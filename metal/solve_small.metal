@@ -3,7 +3,7 @@
 // @outputs X:float32 info:int32
 // @template NMAX:int KC:int EYE:bool SIMD:bool
 // @headers linalg_common.h
-// @check NMAX=32,KC=32,EYE=true,SIMD=false NMAX=32,KC=32,EYE=false,SIMD=true NMAX=64,KC=32,EYE=false,SIMD=false NMAX=64,KC=32,EYE=true,SIMD=true
+// @check NMAX=32,KC=32,EYE=true,SIMD=false NMAX=32,KC=32,EYE=false,SIMD=true NMAX=64,KC=32,EYE=true,SIMD=false
 //
 // Solve A X = B for a stack of small square matrices, fused: LU with partial pivoting,
 // then both triangular solves, without leaving threadgroup memory.

@@ -21,8 +21,11 @@ from mlx_linalg import _kernels
 MAX_N = 64
 # Factor in the registers of one simdgroup (cholesky_simd; lu_small/solve_small with SIMD)
 # instead of in threadgroup memory. Same arithmetic and contracts; off until the register
-# variants have passed tests/gpu on a GPU (see docs/kernels.md).
+# variants have passed tests/gpu on a GPU and shown themselves faster (docs/kernels.md).
+# The register LU is used for n <= 32 only: at NMAX = 64 it needs 158-164 registers per
+# thread and about a minute of compilation (nvcc, sm_90), against 5 s at NMAX = 32.
 SIMD_FACTOR = False
+_SIMD_LU_MAX_N = 32
 # Size classes: (largest n, NMAX the tile capacity, threads per threadgroup). Two
 # capacities keep the number of compiled variants small; the threads scale with the work
 # of a trailing update (rows spread over simdgroups, columns over lanes).
@@ -140,13 +143,14 @@ def cholesky_threadgroup(x: mx.array, *, upper: bool) -> tuple:
 
 def _lu(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
     m, n = x.shape[-2:]
+    simd = SIMD_FACTOR and max(m, n) <= _SIMD_LU_MAX_N
     packed, piv, perm = _launch(
         "lu_small",
         [_flat(x)],
         [(m, n), (min(m, n),), (m,)],
         max(m, n),
-        {"SIMD": SIMD_FACTOR},
-        one_simdgroup=SIMD_FACTOR,
+        {"SIMD": simd},
+        one_simdgroup=simd,
     )
     batch = x.shape[:-2]
     return packed.reshape(x.shape), piv.reshape(*batch, -1), perm.reshape(*batch, m)
@@ -198,7 +202,7 @@ def _solve_kernel(a: mx.array, b: mx.array, eye: bool) -> tuple:
         [_flat(a), _flat(b)],
         [(n, k), ()],
         n,
-        {"KC": _RHS_CHUNK, "EYE": eye, "SIMD": SIMD_FACTOR},
+        {"KC": _RHS_CHUNK, "EYE": eye, "SIMD": SIMD_FACTOR and n <= _SIMD_LU_MAX_N},
     )
     return (x.reshape(b.shape),), (info != 0).reshape(a.shape[:-2])
 
