@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="results folder (default results/conformance)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--trace", type=Path, default=None,
+                   help="write each case's name before it runs (locates a crash or a hang)")
     p.add_argument("--list", action="store_true", help="list ops, dtypes and classes, then exit")
     return p.parse_args(argv)
 
@@ -63,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]{e}[/red]")
         return 2
 
+    trace = args.trace.open("w") if args.trace else None
     kwargs = dict(only_ops=_split(args.ops), dtypes=_split(args.dtypes),
-                  classes=_split(args.classes), device=args.device, seed=args.seed)
+                  classes=_split(args.classes), device=args.device, seed=args.seed,
+                  trace=trace)
     if args.no_progress:
         result = runner.run_suite(args.tier, **kwargs)
     elif not report.HAVE_RICH:

@@ -332,6 +332,7 @@ def run_suite(
     device: str | None = None,
     seed: int = 0,
     progress: Callable[[int, int, Record], None] | None = None,
+    trace=None,
 ) -> SuiteResult:
     """Run the conformance suite.
 
@@ -344,6 +345,8 @@ def run_suite(
         device: "cpu" or "gpu" sets MLX's default device; None keeps MLX's default.
         seed: zoo seed.
         progress: called after each case with (done, total, record).
+        trace: a text file; each case's name is written (and flushed) before it runs and
+            its time after, so a hard crash (segfault) or a hang can be located.
 
     Returns:
         A :class:`SuiteResult` with one record per (op, dtype, case).
@@ -357,7 +360,16 @@ def run_suite(
         # Singular and ill-conditioned inputs are the point here; their warnings are noise.
         warnings.simplefilter("ignore")
         for i, (spec, case) in enumerate(pairs):
+            if trace is not None:
+                trace.write(f"{spec.name} {case.dtype} {case.name} ...")
+                trace.flush()
             rec = run_case(spec, case, resolve(spec, ops))
+            if trace is not None:
+                bad = "; ".join(f"{m.name}={m.value:.3g} (err {m.error}, SciPy {m.peer_error}"
+                                f"{', ' + m.note if m.note else ''})"
+                                for m in rec.metrics if not m.passed)
+                trace.write(f" {rec.seconds:.4f} s {'ok' if rec.passed else 'FAIL ' + bad}\n")
+                trace.flush()
             records.append(rec)
             if progress is not None:
                 progress(i + 1, len(pairs), rec)
