@@ -154,16 +154,29 @@ def plot_forward_vs_cond(result: SuiteResult, dtype: str, path: Path) -> Path | 
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    from conformance.zoo import UNIT_ROUNDOFF
+
     peer_label = "SciPy float64 (perturbed 4u)" if dtype == "float64" else f"SciPy {dtype}"
-    tiny = 1e-18
+    u = UNIT_ROUNDOFF.get(dtype, 2.0**-24)
     for ax, (op, pts) in zip(axes.flat, panels, strict=False):
         k = [p[0] for p in pts]
-        ax.scatter(k, [max(p[2], tiny) for p in pts], s=14, marker="o", facecolors="none",
-                   edgecolors="tab:gray", label=peer_label)
-        ax.scatter(k, [max(p[1], tiny) for p in pts], s=8, c="tab:blue", label="mlx_linalg")
+        zeros = sum(p[1] == 0 for p in pts)
+        ax.scatter([p[0] for p in pts if p[2] > 0], [p[2] for p in pts if p[2] > 0], s=14,
+                   marker="o", facecolors="none", edgecolors="tab:gray", label=peer_label)
+        ax.scatter([p[0] for p in pts if p[1] > 0], [p[1] for p in pts if p[1] > 0], s=8,
+                   c="tab:blue", label="mlx_linalg")
+        lo, hi = min(k) / 2, max(k) * 2
+        ax.plot([lo, hi], [u * lo, u * hi], "k:", lw=0.7, label="κ·u")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(f"{op}: {pts[0][3]}", fontsize=8)
+        ax.set_xlim(lo, hi)
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(LogLocator(numticks=6))
+            axis.set_minor_formatter(NullFormatter())
+        extra = f", {zeros} exact (not shown)" if zeros else ""
+        ax.set_title(f"{op}: {pts[0][3]}{extra}", fontsize=8)
         ax.set_xlabel("κ₂(A)", fontsize=7)
         ax.set_ylabel("‖X − X_ref‖/‖X_ref‖", fontsize=7)
         ax.tick_params(labelsize=6)
