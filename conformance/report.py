@@ -172,6 +172,9 @@ def plot_forward_vs_cond(result: SuiteResult, dtype: str, path: Path) -> Path | 
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
+        ys = [y for p in pts for y in (p[1], p[2]) if y > 0]
+        if ys:
+            ax.set_ylim(min(ys) / 3, max(min(max(ys) * 3, 10.0), 10 * u))
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_major_locator(LogLocator(numticks=6))
             axis.set_minor_formatter(NullFormatter())
