@@ -185,9 +185,6 @@ def structure(name: str, violations: float, note: str = "") -> Metric:
     return Metric(name, "structure", float(violations), 0.0, note=note)
 
 
-def _gemm(a, b):
-    return a @ b
-
 
 def _rhs(case: Case, k: int = 3, salt: str = "rhs") -> np.ndarray:
     """A seeded right-hand side (..., M, k) rounded to the case's dtype."""
@@ -642,9 +639,6 @@ def _check_matmul(ctx: Ctx) -> list:
 # ----------------------------------------------------------------------------- references
 
 
-def _eps(dtype: np.dtype) -> float:
-    return float(np.finfo(np.dtype(dtype)).eps)
-
 
 def _cutoff_eps(case: Case) -> float:
     """The eps of the dtype whose default cutoffs (rtol = max(M,N)·eps) the op uses."""
@@ -652,17 +646,6 @@ def _cutoff_eps(case: Case) -> float:
 
     return 2 * max(UNIT_ROUNDOFF[case.dtype], 2.0**-24 if case.dtype != "float64" else 0)
 
-
-def _per_matrix(fn, *arrays, out_keys):
-    """Apply an unbatched NumPy/SciPy function over the batch axes of ``arrays``."""
-    batch = arrays[0].shape[:-2]
-    flat = [a.reshape((-1,) + a.shape[len(batch):]) for a in arrays]
-    results = [fn(*(f[i] for f in flat)) for i in range(flat[0].shape[0])]
-    out = {}
-    for j, key in enumerate(out_keys):
-        parts = [np.asarray(r[j]) for r in results]
-        out[key] = np.stack(parts).reshape(batch + parts[0].shape) if parts else None
-    return out
 
 
 def _ref_lu(a):
@@ -1173,7 +1156,7 @@ def _outer_args(case: Case) -> tuple:
     return (x, y)
 
 
-def specs_for_case_refs(spec: OpSpec, case: Case) -> Callable:
+def reference_for_case(spec: OpSpec, case: Case) -> Callable:
     """The reference function of a spec, bound to a case where it depends on one."""
     by_name = {
         "lstsq": lambda: _ref_lstsq(case),

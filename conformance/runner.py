@@ -196,7 +196,7 @@ def _execute(call, fn, args_mx, stream) -> tuple[dict, dict]:
 def _evaluate(spec: O.OpSpec, case: zoo.Case, args: tuple, out: dict, dtypes: dict) -> list:
     """Every metric of a value case whose outputs are already computed."""
     main_dtype = dtypes.get(spec.main)
-    ref_fn = O.specs_for_case_refs(spec, case)
+    ref_fn = O.reference_for_case(spec, case)
     ref, peer, peer_fwd = _references(spec, case, args, ref_fn, main_dtype)
     ref = _rounded_like(ref, dtypes)
     peer = _rounded_like(peer, dtypes)

@@ -15,7 +15,7 @@ unitary factors (QR of a Gaussian matrix with the signs of diag(R) folded in; Me
 import math
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import mlx.core as mx
 import numpy as np
@@ -104,7 +104,6 @@ class Case:
     policy: str | None = None
     bad: int | None = None
     seed: int = 0
-    tags: frozenset = field(default_factory=frozenset)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -212,7 +211,6 @@ class _Spec:
     triangular: str | None = None
     policy: str | None = None
     bad: int | None = None
-    tags: tuple[str, ...] = ()
 
 
 def _specs(tier: str, dtype: str) -> Iterator[_Spec]:
@@ -424,7 +422,7 @@ def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None)
         out.append(Case(spec.cls, spec.name, dtype, a, hermitian=spec.hermitian, spd=spd,
                         triangular=spec.triangular, cond=cond, cond_scaled=cond_scaled,
                         policy=spec.policy, bad=spec.bad,
-                        seed=case_seed, tags=frozenset(spec.tags)))
+                        seed=case_seed))
     return out
 
 

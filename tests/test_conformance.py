@@ -137,6 +137,18 @@ def test_failure_policy_violation_is_reported():
     assert "failed_entry_nan:L" in failing_metrics(result)
 
 
+def never_raising_cholesky(x, *, upper=False, stream=None):
+    """Cholesky that ignores errstate(linalg="raise")."""
+    with la.errstate(linalg="nan"):
+        return la.cholesky(x, upper=upper, stream=stream)
+
+
+def test_raise_mode_violation_is_reported():
+    result = run(ops={"cholesky": never_raising_cholesky}, only=("cholesky",),
+                 classes=["not_pd"])
+    assert "raise_mode" in failing_metrics(result)
+
+
 def test_override_by_spec_name_leaves_other_variants_alone():
     result = run(ops={"qr[complete]": perturbed_qr}, only=("qr",), classes=["tall"])
     assert {r.op for r in result.failures} == {"qr[complete]"}
