@@ -18,8 +18,10 @@ import mlx.core as mx
 import numpy as np
 
 import mlx_linalg as la
+from conformance import checks as C
 from conformance import metrics as M
 from conformance import ops as O
+from conformance import references as R
 from conformance import zoo
 from conformance.metrics import Metric
 
@@ -196,7 +198,7 @@ def _execute(call, fn, args_mx, stream) -> tuple[dict, dict]:
 def _evaluate(spec: O.OpSpec, case: zoo.Case, args: tuple, out: dict, dtypes: dict) -> list:
     """Every metric of a value case whose outputs are already computed."""
     main_dtype = dtypes.get(spec.main)
-    ref_fn = O.reference_for_case(spec, case)
+    ref_fn = R.reference_for_case(spec, case)
     ref, peer, peer_fwd = _references(spec, case, args, ref_fn, main_dtype)
     ref = _rounded_like(ref, dtypes)
     peer = _rounded_like(peer, dtypes)
@@ -213,7 +215,7 @@ def _evaluate(spec: O.OpSpec, case: zoo.Case, args: tuple, out: dict, dtypes: di
                                   note=f"{np.shape(out[key])} != {np.shape(ref[key])}"))
             return metrics
     n = max(case.a.shape[-2:] + (1,))
-    ctx = O.Ctx(case, args, out, ref, peer, peer_fwd, _unit_roundoff(case, main_dtype), n)
+    ctx = C.Ctx(case, args, out, ref, peer, peer_fwd, _unit_roundoff(case, main_dtype), n)
     with np.errstate(all="ignore"):
         metrics += spec.check(ctx)
     return metrics

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import mlx_linalg as la
+from conformance import checks, runner, zoo
 from conformance import metrics as M
 from conformance import ops as O
-from conformance import runner, zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUE_CLASSES = ["gaussian", "cond_1e3", "tall", "stack_7"]
@@ -197,13 +197,13 @@ def test_every_public_function_is_exercised():
 def test_forward_guard_uses_the_peer_error():
     case = zoo.cases("quick", "float32", classes={"gaussian"})[0]
     ref = {"x": np.ones((1, 4))}
-    ctx = O.Ctx(case, (), {"x": ref["x"] * (1 + 1e-3)}, ref, ref, {"x": ref["x"] * (1 + 1e-4)},
+    ctx = checks.Ctx(case, (), {"x": ref["x"] * (1 + 1e-3)}, ref, ref, {"x": ref["x"] * (1 + 1e-4)},
                 u=2.0**-24, n=4)
-    m = O.forward(ctx, "x", lambda d: d["x"])[0]
+    m = checks.forward(ctx, "x", lambda d: d["x"])[0]
     assert m.error == pytest.approx(1e-3) and m.peer_error == pytest.approx(1e-4)
     assert m.value == pytest.approx(1.0) and m.passed  # exactly 10x the peer
     ctx.peer_fwd = ref
-    assert not O.forward(ctx, "x", lambda d: d["x"])[0].passed
+    assert not checks.forward(ctx, "x", lambda d: d["x"])[0].passed
 
 
 def test_ratio_div_and_worst():
