@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     console = report.console()
     if args.list:
-        console.print("ops:", ", ".join(ops.op_names()))
-        console.print("dtypes:", ", ".join(zoo.DTYPES))
-        console.print("classes:", ", ".join(zoo.class_names(args.tier)))
+        print("ops:", ", ".join(ops.op_names()))
+        print("dtypes:", ", ".join(zoo.DTYPES))
+        print("classes:", ", ".join(zoo.class_names(args.tier)))
         return 0
     if args.device == "gpu":
         import mlx.core as mx
