@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = runner.run_suite(args.tier, progress=plain, **kwargs)
     else:
+        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 nonlocal fails
                 fails += not rec.passed
                 bar.update(task, completed=done, total=total, fails=fails,
-                           description=f"{args.tier} {rec.op:<18.18} {rec.dtype:<9}")
+                           description=escape(f"{args.tier} {rec.op:<18.18} {rec.dtype:<9}"))
 
             result = runner.run_suite(args.tier, progress=progress, **kwargs)
     report.print_summary(result, console)
