@@ -1,1 +1,1 @@
-"""Metal kernel sources of mlx_linalg, shipped as package data (loaded by ``mlx_linalg._kernels``)."""
+"""Metal kernel sources of mlx_linalg, shipped as package data (read by mlx_linalg._kernels)."""

@@ -28,28 +28,32 @@ GPU_RULES: dict[str, list[tuple[Predicate, Implementation]]] = {}
 
 # Stacks of small float32 matrices (n <= 64), one threadgroup per matrix: Cholesky, LU and
 # the solves built on them (mlx_linalg._gpu.small_factor, kernels in metal/).
-GPU_RULES.update({
-    "cholesky": [(small_factor.applies_square, small_factor.cholesky)],
-    "cho_solve": [(small_factor.applies_rhs, small_factor.cho_solve)],
-    "lu": [(small_factor.applies_matrix, small_factor.lu)],
-    "lu_factor": [(small_factor.applies_matrix, small_factor.lu_factor)],
-    "lu_solve": [(small_factor.applies_rhs, small_factor.lu_solve)],
-    "solve": [(small_factor.applies_rhs, small_factor.solve)],
-    "inv": [(small_factor.applies_square, small_factor.inv)],
-    "det": [(small_factor.applies_square, small_factor.det)],
-    "slogdet": [(small_factor.applies_square, small_factor.slogdet)],
-    "solve_triangular": [(small_factor.applies_rhs, small_factor.solve_triangular)],
-})
+GPU_RULES.update(
+    {
+        "cholesky": [(small_factor.applies_square, small_factor.cholesky)],
+        "cho_solve": [(small_factor.applies_rhs, small_factor.cho_solve)],
+        "lu": [(small_factor.applies_matrix, small_factor.lu)],
+        "lu_factor": [(small_factor.applies_matrix, small_factor.lu_factor)],
+        "lu_solve": [(small_factor.applies_rhs, small_factor.lu_solve)],
+        "solve": [(small_factor.applies_rhs, small_factor.solve)],
+        "inv": [(small_factor.applies_square, small_factor.inv)],
+        "det": [(small_factor.applies_square, small_factor.det)],
+        "slogdet": [(small_factor.applies_square, small_factor.slogdet)],
+        "solve_triangular": [(small_factor.applies_rhs, small_factor.solve_triangular)],
+    }
+)
 
 # Stacks of small float32 matrices, one threadgroup per matrix: Householder QR, Jacobi eigh
 # and one-sided Jacobi SVD (mlx_linalg._gpu.small_spectral, kernels in metal/).
-GPU_RULES.update({
-    "qr": [(small_spectral.qr_applies, small_spectral.qr)],
-    "eigh": [(small_spectral.eigh_applies, small_spectral.eigh)],
-    "eigvalsh": [(small_spectral.eigh_applies, small_spectral.eigvalsh)],
-    "svd": [(small_spectral.svd_applies, small_spectral.svd)],
-    "svdvals": [(small_spectral.svdvals_applies, small_spectral.svdvals)],
-})
+GPU_RULES.update(
+    {
+        "qr": [(small_spectral.qr_applies, small_spectral.qr)],
+        "eigh": [(small_spectral.eigh_applies, small_spectral.eigh)],
+        "eigvalsh": [(small_spectral.eigh_applies, small_spectral.eigvalsh)],
+        "svd": [(small_spectral.svd_applies, small_spectral.svd)],
+        "svdvals": [(small_spectral.svdvals_applies, small_spectral.svdvals)],
+    }
+)
 
 
 def backend(stream: object = None) -> str:

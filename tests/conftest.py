@@ -1,87 +1,9 @@
-"""Shared fixtures and helpers: seeded random matrices and DESIGN.md's accuracy metrics."""
+"""Shared fixtures; the helpers live in tests/matrices.py."""
 
-import mlx.core as mx
 import numpy as np
 import pytest
-
-# Thresholds from DESIGN.md, in units of the LAPACK-style ratios below.
-QR_RATIO = 30
-LU_RATIO = 30
-CHOLESKY_RATIO = 30
-SOLVE_RATIO = 30
-INV_RATIO = 30
-LSTSQ_RATIO = 30
-EIGH_RATIO = 60
-SVD_RATIO = 50
-
-DTYPES = [mx.float32, mx.float64, mx.complex64]
-NP_DTYPE = {mx.float32: np.float32, mx.float64: np.float64, mx.complex64: np.complex64}
-
-
-def unit_roundoff(dtype) -> float:
-    """u for an MLX or NumPy dtype (complex64 -> float32's)."""
-    np_dtype = NP_DTYPE.get(dtype, dtype)
-    return float(np.finfo(np_dtype).eps) / 2
-
-
-def norm(a: np.ndarray) -> np.ndarray:
-    """Frobenius norm over the last two axes, in float64."""
-    return np.linalg.norm(np.asarray(a, dtype=np.complex128), axis=(-2, -1))
-
-
-def ratio(residual: np.ndarray, scale: np.ndarray, u: float) -> float:
-    """Largest ``‖residual‖ / (scale · u)`` over a batch; 0 where both vanish."""
-    r = norm(residual)
-    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), r.shape)
-    out = np.where(r == 0, 0.0, r / np.where(scale == 0, np.inf, scale * u))
-    return float(np.max(out, initial=0.0))
-
-
-def ct(a: np.ndarray) -> np.ndarray:
-    """Conjugate transpose of the last two axes."""
-    return np.conj(np.swapaxes(a, -1, -2))
-
-
-def eye_like(a: np.ndarray, n: int) -> np.ndarray:
-    return np.broadcast_to(np.eye(n), a.shape[:-2] + (n, n))
-
-
-def as64(x) -> np.ndarray:
-    """An MLX (or NumPy) array as complex128/float64 NumPy for residual computation."""
-    a = np.asarray(x)
-    return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
 
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261125)
-
-
-def random_matrix(rng, shape, dtype=mx.float32, cond=None) -> mx.array:
-    """Gaussian matrix stack, or with prescribed 2-norm condition number ``cond``."""
-    np_dtype = NP_DTYPE[dtype]
-    a = rng.standard_normal(shape)
-    if np.issubdtype(np_dtype, np.complexfloating):
-        a = a + 1j * rng.standard_normal(shape)
-    if cond is not None:
-        m, n = shape[-2:]
-        k = min(m, n)
-        u, _, vh = np.linalg.svd(a, full_matrices=False)
-        s = np.logspace(0, -np.log10(cond), k)
-        a = (u * s[..., None, :]) @ vh
-    return mx.array(a.astype(np_dtype), dtype=dtype)
-
-
-def random_spd(rng, shape, dtype=mx.float32) -> mx.array:
-    """Hermitian positive definite stack with condition number about 10."""
-    a = np.asarray(random_matrix(rng, shape, dtype)).astype(np.complex128)
-    n = shape[-1]
-    spd = a @ ct(a) / n + np.eye(n)
-    if dtype != mx.complex64:
-        spd = spd.real
-    return mx.array(spd.astype(NP_DTYPE[dtype]), dtype=dtype)
-
-
-def random_hermitian(rng, shape, dtype=mx.float32) -> mx.array:
-    a = np.asarray(random_matrix(rng, shape, dtype))
-    return mx.array(((a + ct(a)) / 2).astype(NP_DTYPE[dtype]), dtype=dtype)

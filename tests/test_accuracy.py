@@ -4,7 +4,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from conftest import (
+from matrices import (
     CHOLESKY_RATIO,
     DTYPES,
     EIGH_RATIO,

@@ -3,9 +3,9 @@
 import mlx.core as mx
 import numpy as np
 import pytest
-from conftest import random_matrix, random_spd
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from matrices import random_matrix, random_spd
 
 import mlx_linalg as la
 

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import mlx.core as mx
 import numpy as np
 import pytest
-from conftest import random_spd
+from matrices import random_spd
 
 import mlx_linalg as la
 from mlx_linalg import _dispatch
