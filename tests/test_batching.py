@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from matrices import random_matrix, random_spd
 
 import mlx_linalg as la
+from mlx_linalg._cpu.lapack import ONE_MATRIX_FROM
 
 SQUARE_OPS = {
     "cholesky": lambda a: la.cholesky(a),
@@ -131,3 +132,29 @@ def test_batch_of_1000_small_matrices(rng):
     a = random_spd(rng, (1000, 4, 4), mx.float32)
     L = np.asarray(la.cholesky(a)).astype(np.float64)
     np.testing.assert_allclose(L @ np.swapaxes(L, -1, -2), np.asarray(a), rtol=1e-5, atol=1e-5)
+
+
+LARGE_OPS = ("cholesky", "qr", "qr_complete", "eigh", "eigvalsh", "svd", "svdvals", "inv", "solve")
+
+
+@pytest.mark.parametrize("op", LARGE_OPS)
+def test_large_matrices_batch_equals_loop(op):
+    """Matrices of order ONE_MATRIX_FROM and up take the per-matrix SciPy path."""
+    n = ONE_MATRIX_FROM + 6
+    stack = _spd_stack((2,), n, seed=7)
+    whole = _outputs(SQUARE_OPS[op](stack))
+    for i in range(2):
+        for w, g in zip(whole, _outputs(SQUARE_OPS[op](stack[i])), strict=True):
+            np.testing.assert_array_equal(w[i], g, err_msg=f"{op} matrix {i}")
+
+
+@pytest.mark.parametrize("op", LARGE_OPS)
+def test_large_transposed_and_strided_inputs_match_contiguous_ones(rng, op):
+    base = _spd_stack((2,), 2 * ONE_MATRIX_FROM, seed=11)
+    base = (base + mx.swapaxes(base, -1, -2)) / 2  # exactly symmetric: the views read one triangle
+    views = {"transposed": mx.swapaxes(base, -1, -2), "strided": base[:, ::2, ::2]}
+    for name, view in views.items():
+        contiguous = mx.array(np.ascontiguousarray(np.asarray(view)), dtype=view.dtype)
+        got, want = _outputs(SQUARE_OPS[op](view)), _outputs(SQUARE_OPS[op](contiguous))
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w, err_msg=f"{op} on {name} view")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import mlx_linalg as la
+from mlx_linalg._cpu.lapack import ONE_MATRIX_FROM
 
 NOT_PD = np.array([[1.0, 2.0], [2.0, 1.0]])
 SINGULAR = np.array([[1.0, 2.0], [2.0, 4.0]])
@@ -99,3 +100,20 @@ def test_nonfinite_input_affects_only_its_own_batch_entry(name, poison):
         if np.issubdtype(got.dtype, np.inexact):
             assert np.isnan(got[1]).all(), name
         np.testing.assert_array_equal(got[[0, 2]], want[[0, 2]])
+
+
+@pytest.mark.parametrize("name", ["cholesky", "inv", "solve"])
+def test_failing_large_matrix_becomes_nan(name):
+    """The same policy on the per-matrix SciPy path (order ONE_MATRIX_FROM and up)."""
+    bad, call = FAILING[name]
+    n = ONE_MATRIX_FROM
+    good_big, bad_big = np.eye(n), np.eye(n)
+    good_big[:2, :2], bad_big[:2, :2] = GOOD, bad
+    stack = mx.array(np.stack([good_big, bad_big, good_big]).astype(np.float32))
+    rhs = mx.ones((3, n, 1))
+    out = np.asarray(call(stack) if name != "solve" else la.solve(stack, rhs))
+    assert np.isnan(out[1]).all()
+    assert np.isfinite(out[[0, 2]]).all()
+    with la.errstate(linalg="raise"):
+        with pytest.raises(la.LinAlgError, match=r"at batch index \(1,\)"):
+            call(stack) if name != "solve" else la.solve(stack, rhs)

@@ -6,6 +6,7 @@ runs the whole stack in one call, and only when that raises reruns it matrix by 
 outputs of failed and non-finite matrices become NaN.
 """
 
+import math
 from collections.abc import Callable, Sequence
 
 import mlx.core as mx
@@ -70,6 +71,31 @@ def guarded(
     if spoiled.any():
         outputs = tuple(_spoil(out, spoiled) for out in outputs)
     return outputs, failed
+
+
+def each_matrix(compute: Callable[..., np.ndarray | tuple]) -> Callable[..., tuple]:
+    """Batch a per-matrix routine by a Python loop over the leading axes of its operands.
+
+    ``compute(a, *others)`` takes one matrix ``a`` (M, N) and the matching entries of the other
+    operands, whose leading axes are ``a``'s batch axes. Used where SciPy's LAPACK wrappers on
+    one matrix beat NumPy's batched gufuncs (large matrices: the gufuncs copy every operand).
+    """
+
+    def batched(a: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+        batch = a.shape[:-2]
+        if not math.prod(batch):  # an empty stack: learn the output shapes from an identity
+            core = (_identity_like(a), *(np.zeros(o.shape[len(batch) :], o.dtype) for o in others))
+            return tuple(np.empty(batch + r.shape, r.dtype) for r in _as_tuple(compute(*core)))
+        outputs: list[np.ndarray] = []
+        for index in np.ndindex(*batch):
+            result = _as_tuple(compute(a[index], *(o[index] for o in others)))
+            if not outputs:
+                outputs = [np.empty(batch + r.shape, dtype=r.dtype) for r in result]
+            for out, r in zip(outputs, result, strict=True):
+                out[index] = r
+        return tuple(outputs)
+
+    return batched
 
 
 def _one_by_one(compute, a, others, batch):
