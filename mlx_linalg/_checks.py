@@ -80,6 +80,16 @@ def real_dtype(dtype: mx.Dtype) -> mx.Dtype:
     return _REAL_DTYPE.get(dtype, dtype)
 
 
+def default_rtol(shape: tuple, dtype: mx.Dtype) -> float:
+    """The default relative rank cutoff ``max(M, N) * eps`` of a (..., M, N) input.
+
+    ``eps`` is the machine epsilon of the input's own (real) dtype ``dtype``: float16 and
+    bfloat16 inputs use their eps although they are computed in float32, as the Array API
+    specifies for ``matrix_rank`` and ``pinv`` (and NumPy/SciPy do for every dtype they take).
+    """
+    return max(shape[-2:]) * mx.finfo(real_dtype(dtype)).eps
+
+
 def numpy_dtype(dtype: mx.Dtype) -> type[np.generic]:
     """The NumPy dtype for an MLX compute dtype."""
     return _NUMPY_DTYPE[dtype]

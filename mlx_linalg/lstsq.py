@@ -3,7 +3,14 @@
 import mlx.core as mx
 
 from mlx_linalg import _dispatch, _precision
-from mlx_linalg._checks import as_array, compute_dtype, prepare_rhs, real_dtype, require_matrix
+from mlx_linalg._checks import (
+    as_array,
+    compute_dtype,
+    default_rtol,
+    prepare_rhs,
+    real_dtype,
+    require_matrix,
+)
 from mlx_linalg._results import LstsqResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
 
@@ -17,7 +24,8 @@ def lstsq(
         a: (..., M, N).
         b: (M,) or (..., M, K); an exactly 1-D ``b`` is a vector.
         rcond: singular values at most ``rcond * max(S)`` count as zero; default
-            ``max(M, N) * eps``.
+            ``max(M, N) * eps`` with eps of the result dtype (float16/bfloat16 too,
+            although they are computed in float32), as NumPy's default.
         stream: MLX stream or device.
 
     Returns:
@@ -41,7 +49,7 @@ def lstsq(
     m, n = a.shape[-2:]
     a, b, vector = prepare_rhs("lstsq", a.astype(computed), b.astype(computed), rows=m)
     if rcond is None:
-        rcond = max(m, n) * mx.finfo(real_dtype(computed)).eps
+        rcond = default_rtol(a.shape, result)
     (x, rank, s), _ = _dispatch.run("lstsq", stream, a, b, rcond=float(rcond))
     if m > n:
         r = b - _precision.matmul(a, x, stream=stream)

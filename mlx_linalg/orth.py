@@ -4,7 +4,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg import _dispatch, _precision
-from mlx_linalg._checks import fail, prepare, real_dtype, require_choice
+from mlx_linalg._checks import default_rtol, fail, prepare, require_choice
 from mlx_linalg._results import PolarResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
 
@@ -44,7 +44,8 @@ def orth(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice = None)
     Args:
         a: (..., M, N).
         rcond: singular values at most ``rcond * max(S)`` count as zero; default
-            ``max(M, N) * eps``.
+            ``max(M, N) * eps`` with eps of a's dtype (float16/bfloat16 too, although
+            they are computed in float32), as SciPy with the eps of a's dtype.
         stream: MLX stream or device.
 
     Returns:
@@ -60,7 +61,7 @@ def orth(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice = None)
     """
     a, result = prepare("orth", a)
     (u, s, _), _ = _dispatch.run("svd", stream, a, full_matrices=False)
-    rank = _common_rank("orth", a, s, rcond)
+    rank = _common_rank("orth", a, result, s, rcond)
     return u[..., :rank].astype(result)
 
 
@@ -85,14 +86,15 @@ def null_space(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice =
     """
     a, result = prepare("null_space", a)
     (_, s, vh), _ = _dispatch.run("svd", stream, a, full_matrices=True)
-    rank = _common_rank("null_space", a, s, rcond)
+    rank = _common_rank("null_space", a, result, s, rcond)
     return mx.conj(mx.swapaxes(vh[..., rank:, :], -1, -2)).astype(result)
 
 
-def _common_rank(fn: str, a: mx.array, s: mx.array, rcond) -> int:
-    """The numerical rank shared by every matrix of the batch (host sync)."""
+def _common_rank(fn: str, a: mx.array, result: mx.Dtype, s: mx.array, rcond) -> int:
+    """The numerical rank shared by every matrix of the batch (host sync); ``result`` is the
+    input dtype, whose eps sets the default ``rcond``."""
     if rcond is None:
-        rcond = max(a.shape[-2:]) * mx.finfo(real_dtype(a.dtype)).eps
+        rcond = default_rtol(a.shape, result)
     s_np = np.asarray(s)
     if s_np.shape[-1] == 0:
         return 0

@@ -77,6 +77,8 @@ def matrix_power(x: mx.array, n: int, /, *, stream: StreamOrDevice = None) -> mx
 
     Notes:
         Binary powering: at most 2·log2|n| matrix products (plus one inverse for n < 0).
+        float16/bfloat16 are computed in float32 and rounded once at the end, so
+        intermediate powers neither overflow nor accumulate half-precision rounding.
 
     See Also:
         numpy.linalg.matrix_power
@@ -85,11 +87,11 @@ def matrix_power(x: mx.array, n: int, /, *, stream: StreamOrDevice = None) -> mx
         n = operator.index(n)
     except TypeError:
         fail("matrix_power", f"expected an integer n, got {type(n).__name__}", TypeError)
-    x = as_array("matrix_power", x)
-    require_matrix("matrix_power", x, square=True)
-    compute_dtype("matrix_power", x)
+    x, result = prepare("matrix_power", x, square=True)
     if n < 0:
-        x, n = inv(x, stream=stream), -n
+        (x,), failed = _dispatch.run("inv", stream, x)
+        check_failures("matrix_power", SINGULAR, failed)
+        n = -n
     power = mx.broadcast_to(mx.eye(x.shape[-1], dtype=x.dtype, stream=stream), x.shape)
     while n:
         if n & 1:
@@ -97,4 +99,4 @@ def matrix_power(x: mx.array, n: int, /, *, stream: StreamOrDevice = None) -> mx
         n >>= 1
         if n:
             x = _precision.matmul(x, x, stream=stream)
-    return power
+    return power.astype(result)

@@ -4,7 +4,7 @@ cond."""
 import mlx.core as mx
 
 from mlx_linalg import _dispatch, _precision
-from mlx_linalg._checks import fail, prepare, real_dtype, require_choice
+from mlx_linalg._checks import default_rtol, fail, prepare, real_dtype, require_choice
 from mlx_linalg._results import SVDResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
 
@@ -56,7 +56,8 @@ def pinv(x: mx.array, /, *, rtol: Tolerance = None, stream: StreamOrDevice = Non
     Args:
         x: (..., M, N).
         rtol: singular values at most ``rtol * max(S)`` count as zero; a float or an array
-            broadcasting against the batch shape. Default ``max(M, N) * eps``.
+            broadcasting against the batch shape. Default ``max(M, N) * eps`` with eps of
+            x's dtype (float16/bfloat16 too, although they are computed in float32).
         stream: MLX stream or device.
 
     Returns:
@@ -67,7 +68,7 @@ def pinv(x: mx.array, /, *, rtol: Tolerance = None, stream: StreamOrDevice = Non
     """
     x, result = prepare("pinv", x)
     (u, s, vh), _ = _dispatch.run("svd", stream, x, full_matrices=False)
-    cutoff = _relative_tolerance("pinv", x, rtol) * _largest(s)
+    cutoff = _relative_tolerance("pinv", x, result, rtol) * _largest(s)
     s_inv = mx.where(s > cutoff[..., None], 1 / mx.where(s == 0, 1, s), 0)
     vs = mx.conj(mx.swapaxes(vh, -1, -2)) * s_inv[..., None, :].astype(x.dtype)
     return _precision.matmul(vs, mx.conj(mx.swapaxes(u, -1, -2)), stream=stream).astype(result)
@@ -81,7 +82,7 @@ def matrix_rank(
     Args:
         x: (..., M, N).
         rtol: relative tolerance, float or array broadcasting against the batch shape.
-            Default ``max(M, N) * eps``.
+            Default ``max(M, N) * eps`` with eps of x's dtype (as in :func:`pinv`).
         stream: MLX stream or device.
 
     Returns:
@@ -90,9 +91,9 @@ def matrix_rank(
     See Also:
         numpy.linalg.matrix_rank
     """
-    x, _ = prepare("matrix_rank", x)
+    x, result = prepare("matrix_rank", x)
     s = svdvals(x, stream=stream)
-    cutoff = _relative_tolerance("matrix_rank", x, rtol) * _largest(s)
+    cutoff = _relative_tolerance("matrix_rank", x, result, rtol) * _largest(s)
     return (s > cutoff[..., None]).sum(axis=-1).astype(mx.int32)
 
 
@@ -106,7 +107,8 @@ def cond(x: mx.array, p: str | float | None = None, *, stream: StreamOrDevice = 
         stream: MLX stream or device.
 
     Returns:
-        (...,) real condition numbers; inf for singular matrices.
+        (...,) real condition numbers; inf for singular matrices (the zero matrix too,
+        for every ``p``, as NumPy), NaN only for input holding NaN.
 
     See Also:
         numpy.linalg.cond
@@ -119,20 +121,27 @@ def cond(x: mx.array, p: str | float | None = None, *, stream: StreamOrDevice = 
         s = svdvals(x, stream=stream)
         if s.shape[-1] == 0:
             fail("cond", f"expected a non-empty matrix, got shape {tuple(x.shape)}")
-        ratio = s[..., 0] / s[..., -1]
-        return (1 / ratio if p == -2 else ratio).astype(real_dtype(result))
-    (x_inv,), failed = _dispatch.run("inv", stream, x)
-    c = matrix_norm(x, ord=p, stream=stream) * matrix_norm(x_inv, ord=p, stream=stream)
-    if failed is not None:
-        c = mx.where(failed, float("inf"), c)
+        c = s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+    else:
+        (x_inv,), failed = _dispatch.run("inv", stream, x)
+        c = matrix_norm(x, ord=p, stream=stream) * matrix_norm(x_inv, ord=p, stream=stream)
+        if failed is not None:
+            c = mx.where(failed, float("inf"), c)
+    # A NaN from 0/0 (the zero matrix) is an infinite condition number, as in NumPy; NaN
+    # stays only where the input holds NaN.
+    c = mx.where(mx.isnan(c) & ~mx.isnan(x).any(axis=(-2, -1)), float("inf"), c)
     return c.astype(real_dtype(result))
 
 
-def _relative_tolerance(fn: str, x: mx.array, rtol) -> mx.array:
-    """``rtol`` as a real array broadcasting against x's batch shape (default max(M,N)·eps)."""
+def _relative_tolerance(fn: str, x: mx.array, result: mx.Dtype, rtol) -> mx.array:
+    """``rtol`` as a real array broadcasting against x's batch shape.
+
+    The default is ``max(M, N) * eps`` with eps of the input dtype ``result`` (the Array API
+    rule), also where float16/bfloat16 input is computed in float32.
+    """
     real = real_dtype(x.dtype)
     if rtol is None:
-        return mx.array(max(x.shape[-2:]) * mx.finfo(real).eps, dtype=real)
+        return mx.array(default_rtol(x.shape, result), dtype=real)
     rtol = mx.array(rtol) if not isinstance(rtol, mx.array) else rtol
     if mx.issubdtype(rtol.dtype, mx.complexfloating) or rtol.dtype == mx.bool_:
         fail(fn, f"expected a real rtol, got {rtol.dtype}", TypeError)
