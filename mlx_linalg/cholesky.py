@@ -93,6 +93,9 @@ def cho_solve(c_and_lower: tuple, b: mx.array, *, stream: StreamOrDevice = None)
     c, b, vector = prepare_rhs(
         "cho_solve", c.astype(computed), b.astype(computed), rows=c.shape[-1]
     )
-    (x,), failed = _dispatch.run("cho_solve", stream, c, b, lower=bool(lower))
-    check_failures("cho_solve", "factor is singular", failed)
+    if c.size == 0:  # an empty batch or 0 x 0 systems (LAPACK takes neither)
+        x = mx.zeros(b.shape, dtype=computed)
+    else:
+        (x,), failed = _dispatch.run("cho_solve", stream, c, b, lower=bool(lower))
+        check_failures("cho_solve", "factor is singular", failed)
     return (x[..., 0] if vector else x).astype(result)

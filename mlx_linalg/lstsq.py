@@ -50,7 +50,7 @@ def lstsq(
     a, b, vector = prepare_rhs("lstsq", a.astype(computed), b.astype(computed), rows=m)
     if rcond is None:
         rcond = default_rtol(a.shape, result)
-    (x, rank, s), _ = _dispatch.run("lstsq", stream, a, b, rcond=float(rcond))
+    x, rank, s = _solve(a, b, float(rcond), stream)
     if m > n:
         r = b - _precision.matmul(a, x, stream=stream)
         residuals = (mx.abs(r) ** 2).sum(axis=-2)
@@ -63,3 +63,21 @@ def lstsq(
         rank,
         s.astype(real_dtype(result)),
     )
+
+
+def _solve(a: mx.array, b: mx.array, rcond: float, stream: StreamOrDevice) -> tuple:
+    """``(x, rank, s)`` of LAPACK gelsd, which takes neither empty matrices nor K = 0."""
+    batch, (m, n), k = tuple(a.shape[:-2]), tuple(a.shape[-2:]), b.shape[-1]
+    if a.size == 0:  # an empty batch, M = 0 or N = 0: x = 0 is the minimum-norm solution
+        return (
+            mx.zeros(batch + (n, k), dtype=a.dtype),
+            mx.zeros(batch, dtype=mx.int32),
+            mx.zeros(batch + (min(m, n),), dtype=real_dtype(a.dtype)),
+        )
+    if k == 0:  # rank and s still come from a: solve for one zero column, keep none
+        (x, rank, s), _ = _dispatch.run(
+            "lstsq", stream, a, mx.zeros(batch + (m, 1), dtype=a.dtype), rcond=rcond
+        )
+        return x[..., :0], rank, s
+    (x, rank, s), _ = _dispatch.run("lstsq", stream, a, b, rcond=rcond)
+    return x, rank, s

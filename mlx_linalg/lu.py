@@ -37,7 +37,15 @@ def lu(a: mx.array, /, *, stream: StreamOrDevice = None) -> LUResult:
         scipy.linalg.lu
     """
     a, result = prepare("lu", a)
-    (p, lower, upper), _ = _dispatch.run("lu", stream, a)
+    if a.size == 0:
+        # Note: SciPy gives P of shape (0, 0) for an (M, 0) matrix; its documented shape
+        # (..., M, M) holds here (the identity), as for every other input.
+        batch, (m, n) = tuple(a.shape[:-2]), tuple(a.shape[-2:])
+        k = min(m, n)
+        p = mx.broadcast_to(mx.eye(m, dtype=a.dtype), batch + (m, m))
+        lower, upper = mx.zeros(batch + (m, k), a.dtype), mx.zeros(batch + (k, n), a.dtype)
+    else:
+        (p, lower, upper), _ = _dispatch.run("lu", stream, a)
     return LUResult(p.astype(result), lower.astype(result), upper.astype(result))
 
 
@@ -61,6 +69,9 @@ def lu_factor(a: mx.array, /, *, stream: StreamOrDevice = None) -> LUFactorResul
         scipy.linalg.lu_factor
     """
     a, result = prepare("lu_factor", a)
+    if a.size == 0:
+        piv = mx.zeros(tuple(a.shape[:-2]) + (min(a.shape[-2:]),), dtype=mx.int32)
+        return LUFactorResult(a.astype(result), piv)
     (packed, piv), _ = _dispatch.run("lu_factor", stream, a)
     return LUFactorResult(packed.astype(result), piv)
 
@@ -109,10 +120,12 @@ def lu_solve(
         "lu_solve", packed.astype(computed), b.astype(computed), rows=packed.shape[-1]
     )
     piv = mx.broadcast_to(piv.astype(mx.int32), packed.shape[:-1])
-    (x,), failed = _dispatch.run(
-        "lu_solve", stream, packed, piv, b, trans=trans_code("lu_solve", trans)
-    )
-    check_failures("lu_solve", "matrix is singular", failed)
+    code = trans_code("lu_solve", trans)
+    if packed.size == 0:  # an empty batch or 0 x 0 systems (LAPACK takes neither)
+        x = mx.zeros(b.shape, dtype=computed)
+    else:
+        (x,), failed = _dispatch.run("lu_solve", stream, packed, piv, b, trans=code)
+        check_failures("lu_solve", "matrix is singular", failed)
     return (x[..., 0] if vector else x).astype(result)
 
 

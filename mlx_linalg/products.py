@@ -122,8 +122,9 @@ def tensordot(
         )
     a_free = [i for i in range(x1.ndim) if i not in {i % x1.ndim for i in a_axes}]
     b_free = [i for i in range(x2.ndim) if i not in {j % x2.ndim for j in b_axes}]
-    a = mx.transpose(x1, a_free + a_axes).reshape(-1, _size(x1, a_axes))
-    b = mx.transpose(x2, b_axes + b_free).reshape(_size(x2, b_axes), -1)
+    # Explicit sizes: MLX cannot infer a -1 axis of a size-0 array.
+    a = mx.transpose(x1, a_free + a_axes).reshape(_size(x1, a_free), _size(x1, a_axes))
+    b = mx.transpose(x2, b_axes + b_free).reshape(_size(x2, b_axes), _size(x2, b_free))
     out_shape = [x1.shape[i] for i in a_free] + [x2.shape[i] for i in b_free]
     return matmul(a, b, stream=stream).reshape(out_shape)
 

@@ -37,20 +37,25 @@ def solve_triangular(
     See Also:
         scipy.linalg.solve_triangular
     """
+    a = as_array("solve_triangular", a, name="a")
     require_matrix("solve_triangular", a, square=True, name="a")
     b = as_array("solve_triangular", b, name="b")
     computed, result = compute_dtype("solve_triangular", a, b)
     a, b, vector = prepare_rhs(
         "solve_triangular", a.astype(computed), b.astype(computed), rows=a.shape[-1]
     )
-    (x,), failed = _dispatch.run(
-        "solve_triangular",
-        stream,
-        a,
-        b,
-        lower=bool(lower),
-        unit_diagonal=bool(unit_diagonal),
-        trans=trans_code("solve_triangular", trans),
-    )
-    check_failures("solve_triangular", "matrix is singular", failed)
+    code = trans_code("solve_triangular", trans)
+    if a.size == 0:  # an empty batch or 0 x 0 systems (LAPACK takes neither)
+        x = mx.zeros(b.shape, dtype=computed)
+    else:
+        (x,), failed = _dispatch.run(
+            "solve_triangular",
+            stream,
+            a,
+            b,
+            lower=bool(lower),
+            unit_diagonal=bool(unit_diagonal),
+            trans=code,
+        )
+        check_failures("solve_triangular", "matrix is singular", failed)
     return (x[..., 0] if vector else x).astype(result)

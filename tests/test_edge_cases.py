@@ -77,3 +77,106 @@ def test_condition_number_stays_nan_for_nan_input():
     x = mx.array([[[1.0, 2.0], [np.nan, 1.0]], [[0.0, 0.0], [0.0, 0.0]]])
     got = np.asarray(la.cond(x))
     assert np.isnan(got[0]) and got[1] == np.inf
+
+
+@pytest.mark.parametrize("shape", [(3, 0), (0, 3), (0, 0), (0, 4, 4), (0, 3, 2), (2, 3, 0)])
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.complex64])
+def test_lu_of_empty_input_has_the_documented_shapes(shape, dtype):
+    batch, (m, n) = shape[:-2], shape[-2:]
+    k = min(m, n)
+    p, lower, upper = la.lu(mx.zeros(shape, dtype=dtype))
+    assert (p.shape, lower.shape, upper.shape) == (batch + (m, m), batch + (m, k), batch + (k, n))
+    assert p.dtype == lower.dtype == upper.dtype == dtype
+    np.testing.assert_array_equal(
+        np.asarray(p.astype(mx.float32)), np.zeros(batch + (m, m)) + np.eye(m)
+    )
+    packed, piv = la.lu_factor(mx.zeros(shape, dtype=dtype))
+    assert packed.shape == shape and packed.dtype == dtype
+    assert piv.shape == batch + (k,) and piv.dtype == mx.int32
+
+
+SOLVERS = {
+    "lu_solve": lambda a, b: la.lu_solve(la.lu_factor(a), b),
+    "lu_solve_T": lambda a, b: la.lu_solve(la.lu_factor(a), b, trans="T"),
+    "cho_solve": lambda a, b: la.cho_solve((a, False), b),
+    "cho_solve_lower": lambda a, b: la.cho_solve((a, True), b),
+    "solve_triangular": lambda a, b: la.solve_triangular(a, b),
+    "solve_triangular_T": lambda a, b: la.solve_triangular(a, b, trans="T", lower=True),
+    "solve": lambda a, b: la.solve(a, b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [
+        ((0, 4, 4), (0, 4, 2)),
+        ((0, 4, 4), (4,)),
+        ((0, 0, 0), (0, 0, 3)),
+        ((2, 0, 0), (2, 0, 1)),
+        ((0, 4, 4), (3, 1, 4, 2)),
+    ],
+)
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float64, mx.bfloat16])
+def test_solvers_take_zero_size_batches(name, a_shape, b_shape, dtype):
+    x = SOLVERS[name](mx.zeros(a_shape, dtype=dtype), mx.ones(b_shape, dtype=dtype))
+    batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2]) if len(b_shape) > 1 else a_shape[:-2]
+    core = b_shape[-2:] if len(b_shape) > 1 else b_shape
+    assert x.shape == tuple(batch) + tuple(core)
+    assert x.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"), [((0, 4, 4), (0, 4, 2)), ((0, 5, 3), (0, 5, 1)), ((2, 0, 3), (2, 0, 2))]
+)
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.complex64])
+def test_lstsq_of_empty_input_has_numpy_shapes(a_shape, b_shape, dtype):
+    x, residuals, rank, s = la.lstsq(mx.zeros(a_shape, dtype=dtype), mx.ones(b_shape, dtype=dtype))
+    batch, (m, n), k = a_shape[:-2], a_shape[-2:], b_shape[-1]
+    real = mx.float32 if dtype == mx.complex64 else dtype
+    assert (x.shape, x.dtype) == (batch + (n, k), dtype)
+    assert (rank.shape, rank.dtype) == (batch, mx.int32)
+    assert (s.shape, s.dtype) == (batch + (min(m, n),), real)
+    assert residuals.shape == (batch + (k,) if m > n else batch + (0,))
+    assert residuals.dtype == real
+
+
+def test_lstsq_with_no_columns_in_a_leaves_all_of_b_as_residual():
+    b = np.arange(10.0).reshape(5, 2)
+    x, residuals, rank, s = la.lstsq(
+        mx.zeros((5, 0), dtype=mx.float64), mx.array(b, dtype=mx.float64)
+    )
+    ex, eres, erank, es = np.linalg.lstsq(np.zeros((5, 0)), b)
+    assert x.shape == ex.shape and s.shape == es.shape and int(rank.item()) == erank
+    np.testing.assert_allclose(np.asarray(residuals), eres)
+
+
+def test_lstsq_with_no_right_hand_sides_still_gives_rank_and_singular_values(rng):
+    a = rng.standard_normal((5, 3)) @ np.diag([1.0, 1.0, 0.0])
+    x, residuals, rank, s = la.lstsq(
+        mx.array(a, dtype=mx.float64), mx.zeros((5, 0), dtype=mx.float64)
+    )
+    ex, _, erank, es = np.linalg.lstsq(a, np.zeros((5, 0)))
+    assert x.shape == ex.shape == (3, 0) and residuals.shape == (0,)
+    assert int(rank.item()) == erank == 2
+    np.testing.assert_allclose(np.asarray(s), es, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("s1", "s2", "axes"),
+    [
+        ((0, 0), (0, 0), 1),
+        ((0, 0), (0, 0), 2),
+        ((3, 0), (0, 4), 1),
+        ((3, 0), (3, 0), 2),
+        ((2, 3), (3, 0), 1),
+        ((0, 3), (3, 2), 1),
+        ((2, 0, 3), (0, 3, 4), 2),
+    ],
+)
+def test_tensordot_of_size_zero_arrays_matches_numpy(s1, s2, axes, rng):
+    a, b = rng.standard_normal(s1), rng.standard_normal(s2)
+    got = la.tensordot(mx.array(a, dtype=mx.float64), mx.array(b, dtype=mx.float64), axes=axes)
+    expected = np.tensordot(a, b, axes=axes)
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(np.asarray(got), expected)
