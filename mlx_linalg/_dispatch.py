@@ -79,8 +79,21 @@ def implementation(op: str, stream: object, *arrays: mx.array, **keywords) -> Im
     if backend(stream) == "gpu":
         for applies, impl in GPU_RULES.get(op, ()):
             if applies(*arrays, **keywords):
-                return impl
+                return impl if stream is None else _on_stream(impl, stream)
     return getattr(lapack, op)
+
+
+def _on_stream(impl: Implementation, stream: object) -> Implementation:
+    """``impl`` with every MLX op it builds (kernel launches included) on ``stream``: MLX's
+    default stream is per thread, so this does not affect other threads."""
+    if isinstance(stream, mx.DeviceType):
+        stream = mx.Device(stream)
+
+    def on_stream(*arrays: mx.array, **keywords) -> tuple:
+        with mx.stream(stream):
+            return impl(*arrays, **keywords)
+
+    return on_stream
 
 
 def run(op: str, stream: object, *arrays: mx.array, **keywords) -> tuple:

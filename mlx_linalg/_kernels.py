@@ -330,7 +330,8 @@ def launch(
         threadgroup: threads per threadgroup; the product a multiple of 32, at most 1024.
         output_shapes: one shape per declared output; dtypes come from the declaration.
         init_value: fill the outputs with this before the kernel runs (else uninitialized).
-        stream: MLX stream or device; the default GPU stream when None.
+        stream: MLX stream or device; when None, the default stream if the default device
+            is a GPU (so `with mx.stream(...)` applies), else the GPU's default stream.
 
     Returns:
         The outputs, in declared order.
@@ -368,5 +369,11 @@ def launch(
         output_shapes=output_shapes,
         output_dtypes=[DTYPES[d] for _, d in kernel.outputs],
         init_value=init_value,
-        stream=mx.gpu if stream is None else stream,
+        stream=stream if stream is not None else _default_gpu_stream(),
     )
+
+
+def _default_gpu_stream() -> mx.Device | None:
+    """None (MLX's default stream, e.g. one set by ``mx.stream``) when the default device is a
+    GPU, else the GPU's default stream."""
+    return None if mx.default_device().type == mx.DeviceType.gpu else mx.gpu

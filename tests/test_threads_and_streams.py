@@ -63,3 +63,15 @@ def test_gpu_stream_without_a_gpu_rule_computes_through_lapack(rng):
     impl = _dispatch.implementation("eig", mx.gpu, a)
     assert impl.__module__ == "mlx_linalg._cpu.lapack"
     assert _dispatch.backend(mx.gpu) == "gpu"
+
+
+@pytest.mark.parametrize("kind", ["stream", "device", "device_type"])
+def test_gpu_implementations_build_their_ops_on_the_callers_stream(kind):
+    """A GPU rule's implementation runs under ``mx.stream(stream)``; checked here with a CPU
+    stream standing in for a GPU one (the wrapper does not look at the device type)."""
+    stream = mx.new_stream(mx.cpu)
+    target = {"stream": stream, "device": mx.cpu, "device_type": mx.DeviceType.cpu}[kind]
+    wrapped = _dispatch._on_stream(lambda: mx.default_stream(mx.default_device()), target)
+    expected = stream if kind == "stream" else mx.default_stream(mx.cpu)
+    assert wrapped() == expected
+    assert mx.default_stream(mx.default_device()) != stream  # restored afterwards
