@@ -5,6 +5,8 @@
 # Usage: tools/gpu-check.sh                      # all GPU tests + all kernel benchmarks
 #        TESTS="tests/gpu/test_small_factor.py" BENCH_OPS=cholesky,solve tools/gpu-check.sh
 #        BENCH=0 tools/gpu-check.sh -k cholesky  # extra arguments go to pytest
+#        CONFORMANCE=quick PEERS=1 tools/gpu-check.sh  # also the conformance suite on the GPU
+#                                                      # and the gpu-h100 peer benchmark
 #
 # Needs: MLX with a GPU backend (pip install "mlx[cuda13]" on Linux), numpy, scipy, pytest,
 # hypothesis; PyTorch with CUDA for the side-by-side benchmark columns.
@@ -46,8 +48,20 @@ if [ "${BENCH:-1}" != 0 ]; then
   [ "$status" = 0 ] && status=$bench
 fi
 
+if [ -n "${CONFORMANCE:-}" ]; then
+  "$PY" -m conformance "--${CONFORMANCE}" --device gpu --no-progress \
+    --out "$RESULTS/conformance-gpu-${CONFORMANCE}" 2>&1 | tail -40
+  conformance=$?
+  [ "$status" = 0 ] && status=$conformance
+fi
+
+if [ "${PEERS:-0}" != 0 ]; then
+  "$PY" -m benchmarks --preset gpu-h100 --out "$RESULTS/gpu-h100" 2>&1 | tail -60
+fi
+
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   cp "$RESULTS"/gpu-machine.txt "$RESULTS"/gpu-tests.* "$OUT"/ 2>/dev/null
   cp "$RESULTS"/small_kernels.* "$RESULTS"/bench-small-kernels.log "$OUT"/ 2>/dev/null
+  cp -r "$RESULTS"/conformance-gpu-* "$RESULTS"/gpu-h100 "$OUT"/ 2>/dev/null
 fi
 exit "$status"
