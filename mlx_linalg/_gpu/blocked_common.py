@@ -1,0 +1,150 @@
+"""Shared pieces of the blocked factorizations for large matrices: block sizes, the
+pluggable diagonal-block building blocks, and the dispatch predicates.
+
+The blocked algorithms (``blocked_cholesky``, ``blocked_lu``, ``blocked_triangular``) are
+lazy MLX graphs: a Python loop over block columns that emits, per step, one small
+factorization or substitution of a diagonal block (a building block) and plain MLX ops for
+everything else (trailing updates through :func:`mlx_linalg._precision.matmul`, row
+interchanges as gathers, slice updates). Nothing in them synchronizes with the host.
+
+The building blocks come in two sets with one contract (:class:`Blocks`):
+
+* :data:`KERNELS`, for the GPU: the one-threadgroup-per-matrix kernels of
+  ``mlx_linalg._gpu.small_factor`` (``cholesky_small``, ``trsm_small``, n <= 64);
+* :data:`REFERENCE`, for any device (the CPU in CI): their MLX-op references from
+  ``mlx_linalg._gpu.reference``, the same contracts and the same arithmetic.
+
+So the graph that runs on the GPU is the graph that the CPU tests check, with each kernel
+swapped for its reference. The tall LU panel has no kernel yet: both sets factor it with
+the MLX-op column loop ``reference.lu_small`` (``getf2``), the piece that most wants one.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import mlx.core as mx
+
+from mlx_linalg._gpu import reference, small_factor
+
+# Block columns per step of the blocked loops. 64 is the largest order the small-matrix
+# kernels take, so every diagonal block is one kernel launch; larger blocks would mean
+# fewer, larger trailing products (to be tuned on the GPU, see docs/kernels-blocked.md).
+BLOCK = 64
+# Right-hand-side columns per substitution task: a diagonal-block solve against a wide
+# block (the panel of a factorization, or many right-hand sides) is split into tasks of
+# this many columns, folded into the batch axis, so that the one-threadgroup-per-matrix
+# triangular-solve kernel runs on many threadgroups at once.
+TRSM_COLUMNS = 64
+# The smallest order that takes the blocked path on the GPU: at and below it the whole
+# matrix fits one small-matrix kernel (mlx_linalg._gpu.small_factor).
+MIN_N = small_factor.MAX_N + 1
+
+
+class Blocks(NamedTuple):
+    """The diagonal-block operations a blocked algorithm calls.
+
+    Every callable takes and returns (B, ...) stacks of one dtype (float32 for the
+    kernels; the references also take float64).
+
+    Attributes:
+        max_n: the largest diagonal block the operations take.
+        cholesky: ``cholesky(a) -> (L, failed)``: a (B, b, b) stack (lower triangle read)
+            to its lower Cholesky factor and a (B,) bool array of matrices that are not
+            positive definite (whose factor is NaN).
+        trsm: ``trsm(t, x, lower=, trans=, unit=) -> X``: solves op(T) X = x for (B, b, b)
+            triangular ``t`` (only the triangle named by ``lower`` is read; op(T) = Tᵀ when
+            ``trans``; unit diagonal assumed when ``unit``) and (B, b, K) ``x``. A zero
+            diagonal gives NaN in that matrix's X.
+        lu: ``lu(a) -> (packed, piv, perm)``: partial-pivoting LU (getf2) of a (B, m, b)
+            panel, any m: packed L\\U, 0-based LAPACK pivots (B, min(m, b)) and the row
+            permutation (B, m) (row i of P·a is row perm[i] of a); zero pivots are kept.
+    """
+
+    max_n: int
+    cholesky: Callable[[mx.array], tuple[mx.array, mx.array]]
+    trsm: Callable[..., mx.array]
+    lu: Callable[[mx.array], tuple[mx.array, mx.array, mx.array]]
+
+
+def _kernel_cholesky(a: mx.array) -> tuple[mx.array, mx.array]:
+    (factor,), failed = small_factor.cholesky(a, upper=False)
+    return factor, failed
+
+
+def _kernel_trsm(t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bool) -> mx.array:
+    (solution,), _ = small_factor.solve_triangular(
+        t, x, lower=lower, unit_diagonal=unit, trans=int(trans)
+    )
+    return solution
+
+
+def _reference_cholesky(a: mx.array) -> tuple[mx.array, mx.array]:
+    factor, info = reference.cholesky_small(a, upper=False)
+    return factor, info != 0
+
+
+def _reference_trsm(t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bool) -> mx.array:
+    solution, _ = reference.trsm_small(t, x, lower=lower, trans=trans, unit=unit)
+    return solution
+
+
+KERNELS = Blocks(small_factor.MAX_N, _kernel_cholesky, _kernel_trsm, reference.lu_small)
+REFERENCE = Blocks(small_factor.MAX_N, _reference_cholesky, _reference_trsm, reference.lu_small)
+
+
+def flat(x: mx.array) -> mx.array:
+    """(..., M, N) as (B, M, N)."""
+    return x.reshape(-1, *x.shape[-2:])
+
+
+def nan_where(failed: mx.array, x: mx.array) -> mx.array:
+    """``x`` with the (B, ...) entries marked in the (B,) ``failed`` set to NaN."""
+    mask = failed.reshape(failed.shape + (1,) * (x.ndim - failed.ndim))
+    return mx.where(mask, mx.array(float("nan"), dtype=x.dtype), x)
+
+
+def solve_block(
+    blocks: Blocks, t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bool
+) -> mx.array:
+    """op(T)⁻¹ x for one (B, b, b) diagonal block and a (B, b, K) block of any width K.
+
+    The K columns are split into tasks of :data:`TRSM_COLUMNS` (the last one zero-padded)
+    that join the batch axis, so the building block sees (B·tasks, b, b) and
+    (B·tasks, b, TRSM_COLUMNS): each task is one threadgroup of the kernel. The copies of
+    ``t`` this makes cost b² per task against b·TRSM_COLUMNS of right-hand side.
+    """
+    batch, b, k = x.shape
+    if k <= TRSM_COLUMNS:
+        return blocks.trsm(t, x, lower=lower, trans=trans, unit=unit)
+    tasks = -(-k // TRSM_COLUMNS)
+    pad = tasks * TRSM_COLUMNS - k
+    if pad:
+        x = mx.concatenate([x, mx.zeros((batch, b, pad), dtype=x.dtype)], axis=-1)
+    x = mx.swapaxes(x.reshape(batch, b, tasks, TRSM_COLUMNS), 1, 2)
+    t = mx.broadcast_to(t[:, None], (batch, tasks, b, b))
+    solution = blocks.trsm(
+        t.reshape(-1, b, b), x.reshape(-1, b, TRSM_COLUMNS), lower=lower, trans=trans, unit=unit
+    )
+    solution = mx.swapaxes(solution.reshape(batch, tasks, b, TRSM_COLUMNS), 1, 2)
+    return solution.reshape(batch, b, tasks * TRSM_COLUMNS)[..., :k]
+
+
+def _large(x: mx.array, *, square: bool = True) -> bool:
+    m, n = x.shape[-2:]
+    return x.dtype == mx.float32 and x.size > 0 and (m == n or not square) and max(m, n) >= MIN_N
+
+
+def applies_square(x: mx.array, *_, **__) -> bool:
+    """A non-empty float32 stack of square matrices of order n > 64."""
+    return _large(x)
+
+
+def applies_matrix(x: mx.array, *_, **__) -> bool:
+    """A non-empty float32 stack of (M, N) matrices with max(M, N) > 64."""
+    return _large(x, square=False)
+
+
+def applies_rhs(a: mx.array, *rest: mx.array, **__) -> bool:
+    """A float32 square stack of order n > 64 and non-empty float32 right-hand sides."""
+    b = rest[-1]
+    return _large(a) and b.dtype == mx.float32 and b.size > 0

@@ -1,0 +1,281 @@
+"""The blocked large-matrix algorithms of mlx_linalg._gpu.blocked_*, on the CPU.
+
+They run here with the MLX-op reference building blocks (``blocked_common.REFERENCE``, the
+same contracts as the GPU kernels), in float64 (the algorithm, at LAPACK-level accuracy) and
+float32 (what the GPU runs), against SciPy with DESIGN.md's metrics; with n not a multiple
+of the block size, batches, ill-conditioned inputs and the failure policy; and inside
+``mx.compile``, which refuses any host synchronization, so the graphs are lazy.
+The same checks with the real kernels on a GPU: tests/gpu/test_blocked_gpu.py.
+"""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+import scipy.linalg
+from matrices import CHOLESKY_RATIO, SOLVE_RATIO, norm, ratio, unit_roundoff
+
+from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_triangular
+from mlx_linalg._gpu.blocked_common import REFERENCE
+
+DTYPES = [mx.float64, mx.float32]
+NP = {mx.float64: np.float64, mx.float32: np.float32}
+# n around the block size (64) and several blocks; 1 is a single partial block.
+SIZES = [1, 63, 64, 65, 200]
+# Normwise forward error against float64 SciPy, in units of sqrt(n)·κ·u (DESIGN.md).
+FORWARD = 10
+# Our float32 ratio may exceed float32 LAPACK's on the same input by this factor at most
+# (ratios below FLOOR count as FLOOR, so that tiny ratios do not make the guard flaky).
+VS_LAPACK = 10
+FLOOR = 0.1
+
+
+def _spd(rng, shape, cond=None) -> np.ndarray:
+    """Float64 symmetric positive definite stack: G Gᵀ/n + I, or eigenvalues 1..1/cond."""
+    n = shape[-1]
+    if cond is None:
+        g = rng.standard_normal(shape)
+        return g @ np.swapaxes(g, -1, -2) / n + np.eye(n)
+    q, _ = np.linalg.qr(rng.standard_normal(shape))
+    return (q * np.logspace(0, -np.log10(cond), n)) @ np.swapaxes(q, -1, -2)
+
+
+def _triangular(rng, shape, lower: bool) -> np.ndarray:
+    """Float64 triangular stack with a diagonal of magnitude 1..2, random signs."""
+    n = shape[-1]
+    t = rng.standard_normal(shape) / np.sqrt(n)
+    d = rng.uniform(1, 2, shape[:-1]) * rng.choice([-1, 1], shape[:-1])
+    t = np.tril(t, -1) if lower else np.triu(t, 1)
+    return t + d[..., None] * np.eye(n)
+
+
+def _mx(x: np.ndarray, dtype) -> mx.array:
+    return mx.array(x.astype(NP[dtype]), dtype=dtype)
+
+
+def _np(x: mx.array) -> np.ndarray:
+    return np.asarray(x).astype(np.float64)
+
+
+def _lapack_cholesky_ratio(a32: np.ndarray) -> float:
+    n = a32.shape[-1]
+    a = a32.reshape(-1, n, n)
+    factors = np.stack([scipy.linalg.cholesky(m, lower=True) for m in a]).astype(np.float64)
+    return ratio(factors @ np.swapaxes(factors, -1, -2) - a, n * norm(a), unit_roundoff(np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("upper", [False, True])
+def test_cholesky_accuracy(rng, dtype, n, upper):
+    a = _spd(rng, (2, n, n))
+    am = _mx(a, dtype)
+    (factor,), failed = blocked_cholesky.cholesky(am, upper=upper, blocks=REFERENCE)
+    assert factor.shape == (2, n, n) and factor.dtype == dtype and failed.shape == (2,)
+    assert not np.any(np.asarray(failed))
+    f = _np(factor)
+    a_in = _np(am)
+    u = unit_roundoff(NP[dtype])
+    if upper:
+        assert np.all(np.tril(f, -1) == 0)
+        rebuilt = np.swapaxes(f, -1, -2) @ f
+    else:
+        assert np.all(np.triu(f, 1) == 0)
+        rebuilt = f @ np.swapaxes(f, -1, -2)
+    assert ratio(rebuilt - a_in, n * norm(a_in), u) <= CHOLESKY_RATIO
+    expected = np.linalg.cholesky(a_in)
+    if upper:
+        expected = np.swapaxes(expected, -1, -2)
+    # G Gᵀ/n + I has κ <= about 5: the factor is accurate to a few sqrt(n)·u.
+    assert np.max(norm(f - expected) / norm(expected)) <= FORWARD * 5 * np.sqrt(n) * u
+    if dtype == mx.float32:
+        ours = ratio(rebuilt - a_in, n * norm(a_in), u)
+        assert ours <= VS_LAPACK * max(_lapack_cholesky_ratio(np.asarray(am)), FLOOR)
+
+
+@pytest.mark.parametrize("cond", [1e3, 1e6])
+def test_cholesky_ill_conditioned_float32(rng, cond):
+    n = 150
+    am = _mx(_spd(rng, (2, n, n), cond), mx.float32)
+    (factor,), failed = blocked_cholesky.cholesky(am, upper=False, blocks=REFERENCE)
+    assert not np.any(np.asarray(failed))
+    f, a_in = _np(factor), _np(am)
+    ours = ratio(f @ np.swapaxes(f, -1, -2) - a_in, n * norm(a_in), unit_roundoff(np.float32))
+    assert ours <= CHOLESKY_RATIO
+    assert ours <= VS_LAPACK * max(_lapack_cholesky_ratio(np.asarray(am)), FLOOR)
+
+
+def test_cholesky_small_blocks_batch_axes(rng):
+    """Many blocks (block=16), two batch axes, equal to the matrix-by-matrix result."""
+    n = 50
+    a = _spd(rng, (2, 3, n, n))
+    am = _mx(a, mx.float64)
+    (factor,), failed = blocked_cholesky.cholesky(am, upper=False, blocks=REFERENCE, block=16)
+    assert factor.shape == (2, 3, n, n) and failed.shape == (2, 3)
+    np.testing.assert_allclose(_np(factor), np.linalg.cholesky(a), rtol=0, atol=1e-13)
+    (one,), _ = blocked_cholesky.cholesky(am[1, 2], upper=False, blocks=REFERENCE, block=16)
+    np.testing.assert_array_equal(np.asarray(one), np.asarray(factor[1, 2]))
+
+
+def test_cholesky_reads_one_triangle(rng):
+    n = 100
+    a = _spd(rng, (1, n, n))
+    junk = rng.standard_normal((1, n, n)) * 1e3
+    lower_only = np.tril(a) + np.triu(junk, 1)
+    upper_only = np.triu(a) + np.tril(junk, -1)
+    (lo,), _ = blocked_cholesky.cholesky(_mx(lower_only, mx.float64), upper=False, blocks=REFERENCE)
+    (up,), _ = blocked_cholesky.cholesky(_mx(upper_only, mx.float64), upper=True, blocks=REFERENCE)
+    expected = np.linalg.cholesky(a)
+    np.testing.assert_allclose(_np(lo), expected, atol=1e-12)
+    np.testing.assert_allclose(_np(up), np.swapaxes(expected, -1, -2), atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cholesky_failures_stay_in_their_matrix(rng, dtype):
+    """Not positive definite (in the second block), NaN, and Inf: NaN factor, flagged."""
+    n = 130
+    a = _spd(rng, (5, n, n))
+    a[1, 100, 100] = -5.0  # fails in the second diagonal block
+    a[2, 3, 1] = a[2, 1, 3] = np.nan
+    a[3, 0, 0] = np.inf
+    (factor,), failed = blocked_cholesky.cholesky(_mx(a, dtype), upper=False, blocks=REFERENCE)
+    np.testing.assert_array_equal(np.asarray(failed), [False, True, True, True, False])
+    f = _np(factor)
+    assert np.all(np.isnan(f[1:4]))
+    good = a[[0, 4]]
+    u = unit_roundoff(NP[dtype])
+    g = f[[0, 4]]
+    assert ratio(g @ np.swapaxes(g, -1, -2) - good, n * norm(good), u) <= CHOLESKY_RATIO
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("trans", [0, 1])
+@pytest.mark.parametrize("unit", [False, True])
+def test_solve_triangular(rng, dtype, lower, trans, unit):
+    n, k = 150, 70  # three blocks, and more right-hand sides than one substitution task
+    t = _triangular(rng, (2, n, n), lower)
+    stored = t + (np.triu if lower else np.tril)(rng.standard_normal((2, n, n)), 1 if lower else -1)
+    if unit:
+        stored[:, np.arange(n), np.arange(n)] = 7.0  # not read
+        t[:, np.arange(n), np.arange(n)] = 1.0
+    b = rng.standard_normal((2, n, k))
+    (x,), failed = blocked_triangular.solve_triangular(
+        _mx(stored, dtype),
+        _mx(b, dtype),
+        lower=lower,
+        unit_diagonal=unit,
+        trans=trans,
+        blocks=REFERENCE,
+    )
+    assert x.shape == (2, n, k) and x.dtype == dtype
+    assert failed is None if unit else not np.any(np.asarray(failed))
+    op = np.swapaxes(t, -1, -2) if trans else t
+    op = _np(_mx(op, dtype))
+    xs = _np(x)
+    u = unit_roundoff(NP[dtype])
+    assert ratio(_np(_mx(b, dtype)) - op @ xs, norm(op) * norm(xs), u) <= SOLVE_RATIO
+    expected = np.linalg.solve(op, _np(_mx(b, dtype)))
+    assert np.max(norm(xs - expected) / norm(expected)) <= FORWARD * np.sqrt(n) * u * np.max(
+        np.linalg.cond(op)
+    )
+
+
+def test_solve_triangular_vector_and_small_blocks(rng):
+    n = 45
+    t = _triangular(rng, (3, n, n), lower=False)
+    b = rng.standard_normal((3, n, 1))
+    (x,), _ = blocked_triangular.solve_triangular(
+        _mx(t, mx.float64),
+        _mx(b, mx.float64),
+        lower=False,
+        unit_diagonal=False,
+        trans=0,
+        blocks=REFERENCE,
+        block=8,
+    )
+    np.testing.assert_allclose(_np(x), np.linalg.solve(t, b), rtol=1e-11, atol=1e-12)
+
+
+def test_solve_triangular_zero_diagonal_fails_alone(rng):
+    n = 100
+    t = _triangular(rng, (3, n, n), lower=True)
+    t[1, 80, 80] = 0.0
+    b = rng.standard_normal((3, n, 4))
+    (x,), failed = blocked_triangular.solve_triangular(
+        _mx(t, mx.float32),
+        _mx(b, mx.float32),
+        lower=True,
+        unit_diagonal=False,
+        trans=0,
+        blocks=REFERENCE,
+    )
+    np.testing.assert_array_equal(np.asarray(failed), [False, True, False])
+    xs = _np(x)
+    assert np.all(np.isnan(xs[1])) and np.all(np.isfinite(xs[[0, 2]]))
+    np.testing.assert_allclose(xs[2], np.linalg.solve(t[2], b[2]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lower", [True, False])
+def test_cho_solve(rng, dtype, lower):
+    n, k = 140, 3
+    a = _spd(rng, (2, n, n), cond=1e4)
+    c = np.linalg.cholesky(a)
+    if not lower:
+        c = np.swapaxes(c, -1, -2)
+    b = rng.standard_normal((2, n, k))
+    (x,), failed = blocked_triangular.cho_solve(
+        _mx(c, dtype), _mx(b, dtype), lower=lower, blocks=REFERENCE
+    )
+    assert not np.any(np.asarray(failed))
+    cm = _np(_mx(c, dtype))
+    a_used = cm @ np.swapaxes(cm, -1, -2) if lower else np.swapaxes(cm, -1, -2) @ cm
+    xs = _np(x)
+    u = unit_roundoff(NP[dtype])
+    assert ratio(_np(_mx(b, dtype)) - a_used @ xs, norm(a_used) * norm(xs), u) <= SOLVE_RATIO
+
+
+def test_wide_substitution_tasks(rng):
+    """solve_block splits K = 150 into 3 tasks of 64 (the last one padded)."""
+    t = _triangular(rng, (2, 20, 20), lower=True)
+    b = rng.standard_normal((2, 20, 150))
+    x = blocked_common.solve_block(
+        REFERENCE, _mx(t, mx.float64), _mx(b, mx.float64), lower=True, trans=False, unit=False
+    )
+    assert x.shape == (2, 20, 150)
+    np.testing.assert_allclose(_np(x), np.linalg.solve(t, b), rtol=1e-12, atol=1e-12)
+
+
+def test_graphs_are_lazy(rng):
+    """mx.compile refuses any evaluation while tracing: the blocked graphs have none."""
+
+    def synchronizing(x):
+        return x * float(np.asarray(x).sum())
+
+    with pytest.raises(ValueError, match="eval"):
+        mx.compile(synchronizing)(mx.ones((2, 2)))
+
+    n = 20  # three blocks of 8: compiling the unrolled reference building blocks is slow
+    a = _mx(_spd(rng, (2, n, n)), mx.float32)
+    b = _mx(rng.standard_normal((2, n, 2)), mx.float32)
+
+    def factor_and_solve(a, b):
+        (c,), failed = blocked_cholesky.cholesky(a, upper=False, blocks=REFERENCE, block=8)
+        (x,), _ = blocked_triangular.cho_solve(c, b, lower=True, blocks=REFERENCE, block=8)
+        return x, failed
+
+    x, failed = mx.compile(factor_and_solve)(a, b)
+    assert not np.any(np.asarray(failed))
+    np.testing.assert_allclose(np.asarray(x), np.linalg.solve(_np(a), _np(b)), rtol=1e-3, atol=1e-4)
+
+
+def test_predicates():
+    big = mx.zeros((2, 65, 65))
+    assert blocked_common.applies_square(big)
+    assert not blocked_common.applies_square(mx.zeros((2, 64, 64)))
+    assert not blocked_common.applies_square(mx.zeros((65, 65), dtype=mx.float64))
+    assert not blocked_common.applies_square(mx.zeros((0, 65, 65)))
+    assert not blocked_common.applies_square(mx.zeros((65, 66)))
+    assert blocked_common.applies_matrix(mx.zeros((65, 3)))
+    assert blocked_common.applies_rhs(big, mx.zeros((2, 65, 1)))
+    assert not blocked_common.applies_rhs(big, mx.zeros((2, 65, 0)))
