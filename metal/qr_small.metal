@@ -65,19 +65,30 @@ if (sg == 0) {
     x[s] = row < M ? At[row] : 0.0f;
   }
   float alpha_part = 0.0f;
-  float below = 0.0f;
+  float below_max = 0.0f;
   for (int s = 0; s < S; ++s) {
     const int row = (int)lane + 32 * s;
     alpha_part += row == 0 ? x[s] : 0.0f;
-    below += (row > 0 && row < M) ? x[s] * x[s] : 0.0f;
+    below_max = metal::max(below_max, (row > 0 && row < M) ? metal::abs(x[s]) : 0.0f);
   }
   const float alpha = simd_sum(alpha_part);
+  const float xmax = simd_max(below_max);
+  // ‖(alpha, x)‖ scaled by its largest entry (as LAPACK's snrm2/slapy2), so that squares of
+  // tiny entries do not underflow: an underflowed sum gives a reflector that is not orthogonal.
+  const float big = metal::max(xmax, metal::abs(alpha));
+  float below = 0.0f;
+  for (int s = 0; s < S; ++s) {
+    const int row = (int)lane + 32 * s;
+    const float y = (row > 0 && row < M && xmax > 0.0f) ? x[s] / big : 0.0f;
+    below = metal::fma(y, y, below);
+  }
   const float xnorm2 = simd_sum(below);
   float t_k = 0.0f;
   float beta = alpha;
   float scale = 1.0f;
-  if (xnorm2 > 0.0f) {
-    const float r = metal::sqrt(alpha * alpha + xnorm2);
+  if (xmax > 0.0f) {
+    const float a_s = alpha / big;
+    const float r = big * metal::sqrt(metal::fma(a_s, a_s, xnorm2));
     beta = alpha >= 0.0f ? -r : r;
     t_k = (beta - alpha) / beta;
     scale = 1.0f / (alpha - beta);
@@ -125,19 +136,28 @@ for (int k = 0; k < K; ++k) {
     if (j == k + 1 && j < K) {
       // Look-ahead: reflector j from the column just updated (still in registers).
       float alpha_part = 0.0f;
-      float below = 0.0f;
+      float below_max = 0.0f;
       for (int s = 0; s < S; ++s) {
         const int row = (int)lane + 32 * s;
         alpha_part += row == j ? x[s] : 0.0f;
-        below += (row > j && row < M) ? x[s] * x[s] : 0.0f;
+        below_max = metal::max(below_max, (row > j && row < M) ? metal::abs(x[s]) : 0.0f);
       }
       const float alpha = simd_sum(alpha_part);
+      const float xmax = simd_max(below_max);
+      const float big = metal::max(xmax, metal::abs(alpha));  // scaled norm, as above
+      float below = 0.0f;
+      for (int s = 0; s < S; ++s) {
+        const int row = (int)lane + 32 * s;
+        const float y = (row > j && row < M && xmax > 0.0f) ? x[s] / big : 0.0f;
+        below = metal::fma(y, y, below);
+      }
       const float xnorm2 = simd_sum(below);
       float t_j = 0.0f;
       float beta = alpha;
       float scale = 1.0f;
-      if (xnorm2 > 0.0f) {
-        const float r = metal::sqrt(alpha * alpha + xnorm2);
+      if (xmax > 0.0f) {
+        const float a_s = alpha / big;
+        const float r = big * metal::sqrt(metal::fma(a_s, a_s, xnorm2));
         beta = alpha >= 0.0f ? -r : r;
         t_j = (beta - alpha) / beta;
         scale = 1.0f / (alpha - beta);

@@ -250,3 +250,22 @@ def test_emulated_lu_solve_matches_reference(trans):
     expected, _ = ref.lu_solve_small(packed, piv, mx.array(b), trans=trans)
     assert not info.any()
     np.testing.assert_allclose(x, np.asarray(expected), rtol=1e-4, atol=1e-5)
+
+
+@needs_emulation
+def test_emulated_qr_stays_orthogonal_on_badly_scaled_columns():
+    """Rows and columns scaled by 2^±30 (the conformance zoo's badly_scaled class): squares of
+    the tiny entries underflow float32, and an unscaled norm gave ‖I − QᵀQ‖ ≈ 1 on the H100."""
+    n, rng = 24, np.random.default_rng(3)
+    a = 2.0 ** rng.integers(-30, 30, (3, n, 1)) * rng.standard_normal((3, n, n))
+    a = (a * 2.0 ** rng.integers(-30, 30, (3, 1, n))).astype(np.float32)
+    a /= np.abs(a).max(axis=(-2, -1), keepdims=True)  # as the launcher's prescale does
+    qt, r = _launch(
+        "qr_small", [a], {"M": n, "N": n, "COMPLETE": False}, 32 * 16, [(3, n, n), (3, n, n)]
+    )
+    q = np.swapaxes(qt, -1, -2).astype(np.float64)
+    u = 2.0**-24
+    orthogonality = np.linalg.norm(np.eye(n) - np.swapaxes(q, -1, -2) @ q, axis=(-2, -1))
+    residual = np.linalg.norm(a - q @ r, axis=(-2, -1)) / np.linalg.norm(a, axis=(-2, -1))
+    assert (orthogonality / (n * u)).max() <= 30
+    assert (residual / (n * u)).max() <= 30
