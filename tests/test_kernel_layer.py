@@ -12,6 +12,7 @@ import scipy.linalg
 
 from mlx_linalg import _kernels
 from mlx_linalg._gpu import reference as ref
+from mlx_linalg._gpu.small_factor import scaled_product
 
 DECL = """// @kernel toy
 // @inputs A:float32 piv:int32
@@ -227,3 +228,20 @@ def test_lu_solve_reference_matches_lapack(trans):
     bad = mx.array(np.full((2, 6), 9, dtype=np.int32))  # pivots out of range
     _, info = ref.lu_solve_small(packed, bad, mx.array(b), trans=bool(trans))
     np.testing.assert_array_equal(np.asarray(info), [-1, -1])
+
+
+def test_determinant_product_neither_overflows_nor_underflows_early():
+    """small_factor.det multiplies U's diagonal through scaled_product: runs on any device."""
+    factors = np.array(
+        [
+            [2.0**100, 2.0**-100, 3.0],  # a running product overflows float32, the result 3
+            [2.0**-80, 2.0**-80, 2.0**70],  # underflows, the result 2^-90
+            [2.0**-140, 2.0**100, -1.5],  # a denormal factor
+            [1e30, 1e30, 1e30],  # the product itself overflows: inf
+            [0.0, 2.0**120, 2.0**120],  # an exact zero stays zero
+            [np.nan, 1.0, 1.0],
+        ]
+    )
+    got = np.asarray(scaled_product(mx.array(factors.astype(np.float32))))
+    want = np.prod(factors.astype(np.float32).astype(np.float64), axis=-1).astype(np.float32)
+    np.testing.assert_array_equal(got, want)
