@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from matrices import random_matrix, random_spd
 
 import mlx_linalg as la
+from mlx_linalg._cpu import lapack
 from mlx_linalg._cpu.lapack import ONE_MATRIX_FROM
 
 SQUARE_OPS = {
@@ -158,3 +159,21 @@ def test_large_transposed_and_strided_inputs_match_contiguous_ones(rng, op):
         got, want = _outputs(SQUARE_OPS[op](view)), _outputs(SQUARE_OPS[op](contiguous))
         for g, w in zip(got, want, strict=True):
             np.testing.assert_array_equal(g, w, err_msg=f"{op} on {name} view")
+
+
+@pytest.mark.parametrize(
+    "op, args, keywords",
+    [
+        ("lstsq", ((0, 0), (0, 2)), {"rcond": 1e-6}),
+        ("lstsq", ((2, 0, 3), (2, 0, 1)), {"rcond": 1e-6}),
+        ("svd", ((0, 0),), {"full_matrices": True}),
+        ("svdvals", ((3, 0),), {}),
+        ("eigh", ((0, 0),), {}),
+        ("solve", ((0, 0), (0, 1)), {}),
+    ],
+)
+def test_cpu_path_never_widens_float32_to_float64(op, args, keywords):
+    """A float64 MLX array cannot enter a GPU stream, so the LAPACK path must not hand one
+    back for float32 input (SciPy returns float64 for some empty outputs)."""
+    outputs, _ = getattr(lapack, op)(*(mx.zeros(shape) for shape in args), **keywords)
+    assert all(o.dtype != mx.float64 for o in outputs), [o.dtype for o in outputs]

@@ -44,6 +44,10 @@ def _on_numpy(fn):
     @functools.wraps(fn)
     def wrapper(*arrays: mx.array, **keywords):
         outputs, failed = fn(*(to_numpy(x) for x in arrays), **keywords)
+        if not any(x.dtype == mx.float64 for x in arrays):
+            # SciPy returns some float64 outputs for float32 input (e.g. lstsq's singular
+            # values of an empty matrix); float64 MLX arrays cannot enter a GPU stream.
+            outputs = tuple(o.astype(np.float32) if o.dtype == np.float64 else o for o in outputs)
         outputs = tuple(to_mlx(o) for o in outputs)
         return outputs, None if failed is None else mx.array(failed)
 
