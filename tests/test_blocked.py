@@ -12,9 +12,9 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import CHOLESKY_RATIO, SOLVE_RATIO, norm, ratio, unit_roundoff
+from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, SOLVE_RATIO, norm, ratio, unit_roundoff
 
-from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_triangular
+from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_lu, blocked_triangular
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 DTYPES = [mx.float64, mx.float32]
@@ -279,3 +279,172 @@ def test_predicates():
     assert blocked_common.applies_matrix(mx.zeros((65, 3)))
     assert blocked_common.applies_rhs(big, mx.zeros((2, 65, 1)))
     assert not blocked_common.applies_rhs(big, mx.zeros((2, 65, 0)))
+
+
+def _graded(rng, shape, cond) -> np.ndarray:
+    """Float64 stack U diag(1..1/cond) Vᵀ with Haar-random U, V."""
+    n = shape[-1]
+    u, _ = np.linalg.qr(rng.standard_normal(shape))
+    v, _ = np.linalg.qr(rng.standard_normal(shape))
+    return (u * np.logspace(0, -np.log10(cond), n)) @ v
+
+
+def _lapack_lu_ratio(a32: np.ndarray) -> float:
+    m, n = a32.shape[-2:]
+    worst = 0.0
+    for one in a32.reshape(-1, m, n):
+        p, lower, upper = scipy.linalg.lu(one)
+        residual = p.astype(np.float64) @ lower.astype(np.float64) @ upper.astype(np.float64)
+        r = ratio(residual - one, max(m, n) * norm(one), unit_roundoff(np.float32))
+        worst = max(worst, r)
+    return worst
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (63, 63), (64, 64), (65, 65), (200, 200), (150, 70), (70, 150)]
+)
+def test_lu_accuracy_and_pivots(rng, dtype, shape):
+    m, n = shape
+    a = rng.standard_normal((2, m, n))
+    am = _mx(a, dtype)
+    (p, lower, upper), failed = blocked_lu.lu(am, blocks=REFERENCE)
+    assert failed is None
+    k = min(m, n)
+    assert p.shape == (2, m, m) and lower.shape == (2, m, k) and upper.shape == (2, k, n)
+    a_in = _np(am)
+    u = unit_roundoff(NP[dtype])
+    lu_ratio = ratio(_np(p) @ _np(lower) @ _np(upper) - a_in, max(m, n) * norm(a_in), u)
+    assert lu_ratio <= LU_RATIO
+    assert np.all(np.abs(_np(lower)) <= 1)  # partial pivoting: |l_ij| <= 1
+    (packed, piv), _ = blocked_lu.lu_factor(am, blocks=REFERENCE)
+    assert packed.shape == (2, m, n) and piv.shape == (2, k) and piv.dtype == mx.int32
+    if dtype == mx.float64:  # LAPACK's pivots (no near-ties in Gaussian matrices)
+        expected = np.stack([scipy.linalg.lu_factor(one)[1] for one in a])
+        np.testing.assert_array_equal(np.asarray(piv), expected)
+    else:
+        assert lu_ratio <= VS_LAPACK * max(_lapack_lu_ratio(np.asarray(am)), FLOOR)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [65, 200])
+def test_solve_and_inv(rng, dtype, n):
+    a = _graded(rng, (2, n, n), 1e5 if dtype == mx.float32 else 1e10)
+    b = rng.standard_normal((2, n, 70))
+    am, bm = _mx(a, dtype), _mx(b, dtype)
+    (x,), failed = blocked_lu.solve(am, bm, blocks=REFERENCE)
+    assert x.shape == (2, n, 70) and not np.any(np.asarray(failed))
+    a_in, b_in, xs = _np(am), _np(bm), _np(x)
+    u = unit_roundoff(NP[dtype])
+    assert ratio(b_in - a_in @ xs, norm(a_in) * norm(xs), u) <= SOLVE_RATIO
+    kappa = np.max(np.linalg.cond(a_in))
+    expected = np.linalg.solve(a_in, b_in)
+    assert np.max(norm(xs - expected) / norm(expected)) <= FORWARD * np.sqrt(n) * kappa * u
+    (ai,), failed = blocked_lu.inv(am, blocks=REFERENCE)
+    assert not np.any(np.asarray(failed))
+    ai = _np(ai)
+    residual = np.eye(n) - ai @ a_in
+    assert ratio(residual, n * norm(a_in) * norm(ai), u) <= INV_RATIO
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans", [0, 1, 2])
+def test_lu_solve(rng, dtype, trans):
+    n = 130
+    a = rng.standard_normal((2, n, n))
+    b = rng.standard_normal((2, n, 3))
+    am, bm = _mx(a, dtype), _mx(b, dtype)
+    (packed, piv), _ = blocked_lu.lu_factor(am, blocks=REFERENCE)
+    (x,), failed = blocked_lu.lu_solve(packed, piv, bm, trans=trans, blocks=REFERENCE)
+    assert not np.any(np.asarray(failed))
+    op = _np(am) if trans == 0 else np.swapaxes(_np(am), -1, -2)
+    xs = _np(x)
+    u = unit_roundoff(NP[dtype])
+    assert ratio(_np(bm) - op @ xs, norm(op) * norm(xs), u) <= SOLVE_RATIO
+    if dtype == mx.float64:  # SciPy's packed LU and pivots give the same X
+        for i in range(2):
+            expected = scipy.linalg.lu_solve(scipy.linalg.lu_factor(a[i]), b[i], trans=trans)
+            np.testing.assert_allclose(xs[i], expected, rtol=1e-9, atol=1e-10)
+
+
+def test_det_and_slogdet(rng):
+    n = 130
+    a = rng.standard_normal((3, n, n)) / (2 * np.sqrt(n)) + np.eye(n)  # κ ~ 3, |det| ~ 1
+    a[1, :, [0, 1]] = a[1, :, [1, 0]]  # one more interchange: sign flips
+    for dtype in DTYPES:
+        am = _mx(a, dtype)
+        a_in = _np(am)
+        u = unit_roundoff(NP[dtype])
+        sign, logabs = np.linalg.slogdet(a_in)
+        (s, la), failed = blocked_lu.slogdet(am, blocks=REFERENCE)
+        assert failed is None and s.shape == (3,)
+        np.testing.assert_array_equal(np.asarray(s), sign)
+        # logabsdet = sum log|u_ii|: absolute error about n·u per unit of κ (here κ ~ 5).
+        np.testing.assert_allclose(_np(la), logabs, rtol=0, atol=FORWARD * n * u * 5)
+        (d,), _ = blocked_lu.det(am, blocks=REFERENCE)
+        np.testing.assert_allclose(_np(d), sign * np.exp(logabs), rtol=FORWARD * n * u * 5)
+
+
+def test_singular_and_nan_stay_in_their_matrix(rng):
+    n = 100
+    a = rng.standard_normal((4, n, n)) / np.sqrt(n)  # |det| well inside float32's range
+    a[1, :, 90] = 0.0  # exactly singular, found in the second panel
+    a[2, 5, 7] = np.nan
+    b = rng.standard_normal((4, n, 2))
+    am, bm = _mx(a, mx.float32), _mx(b, mx.float32)
+    (x,), failed = blocked_lu.solve(am, bm, blocks=REFERENCE)
+    flags = np.asarray(failed)
+    assert flags[1] and not flags[0] and not flags[3]
+    xs = _np(x)
+    assert np.all(np.isnan(xs[1])) and np.all(np.isnan(xs[2]))
+    assert np.all(np.isfinite(xs[[0, 3]]))
+    u = unit_roundoff(np.float32)
+    good = _np(am)[[0, 3]]
+    assert ratio(_np(bm)[[0, 3]] - good @ xs[[0, 3]], norm(good) * norm(xs[[0, 3]]), u) <= 30
+    (ai,), failed = blocked_lu.inv(am, blocks=REFERENCE)
+    assert np.asarray(failed)[1] and np.all(np.isnan(_np(ai)[1]))
+    (packed, piv), _ = blocked_lu.lu_factor(am, blocks=REFERENCE)
+    p1 = _np(packed)[1]
+    assert np.all(np.isfinite(p1)) and np.any(np.diagonal(p1) == 0)  # getrf keeps it
+    (d,), _ = blocked_lu.det(am, blocks=REFERENCE)
+    assert _np(d)[1] == 0 and np.isnan(_np(d)[2])
+
+
+def test_lu_solve_invalid_pivots_fail(rng):
+    n = 70
+    a = _mx(rng.standard_normal((2, n, n)), mx.float64)
+    (packed, piv), _ = blocked_lu.lu_factor(a, blocks=REFERENCE)
+    piv = np.array(piv)
+    piv[0, 3] = n
+    (x,), failed = blocked_lu.lu_solve(
+        packed, mx.array(piv), mx.ones((2, n, 1), dtype=mx.float64), trans=0, blocks=REFERENCE
+    )
+    np.testing.assert_array_equal(np.asarray(failed), [True, False])
+    assert np.all(np.isnan(_np(x)[0])) and np.all(np.isfinite(_np(x)[1]))
+
+
+def test_lu_small_blocks_batch_axes(rng):
+    n = 40
+    a = rng.standard_normal((2, 3, n, n))
+    (packed, piv), _ = blocked_lu.lu_factor(_mx(a, mx.float64), blocks=REFERENCE, block=8)
+    assert packed.shape == (2, 3, n, n) and piv.shape == (2, 3, n)
+    for idx in np.ndindex(2, 3):
+        lu_ref, piv_ref = scipy.linalg.lu_factor(a[idx])
+        np.testing.assert_array_equal(np.asarray(piv[idx]), piv_ref)
+        np.testing.assert_allclose(_np(packed[idx]), lu_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_lu_graphs_are_lazy(rng):
+    n = 12
+    a = _mx(rng.standard_normal((2, n, n)), mx.float32)
+    b = _mx(rng.standard_normal((2, n, 2)), mx.float32)
+
+    def factor_and_solve(a, b):
+        (packed, piv), _ = blocked_lu.lu_factor(a, blocks=REFERENCE, block=4)
+        (x,), failed = blocked_lu.lu_solve(packed, piv, b, trans=0, blocks=REFERENCE, block=4)
+        return x, failed
+
+    x, failed = mx.compile(factor_and_solve)(a, b)
+    assert not np.any(np.asarray(failed))
+    expected = np.linalg.solve(_np(a), _np(b))
+    np.testing.assert_allclose(_np(x), expected, rtol=1e-3, atol=1e-3)
