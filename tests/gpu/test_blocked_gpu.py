@@ -1,0 +1,177 @@
+"""GPU tests of the blocked large-matrix algorithms (mlx_linalg._gpu.blocked_*) with the real
+small-matrix kernels as building blocks (``blocked_common.KERNELS``).
+
+The same checks as tests/test_blocked.py (which runs them on the CPU with the MLX-op
+references), on the GPU: DESIGN.md's metrics up to n = 2048 (where a TF32 product would
+show: its error is about 3e-4, far above the float32 guards here), agreement with the
+reference building blocks (the same graph with each kernel swapped for its reference),
+LAPACK's pivots, the failure policy, and laziness under ``mx.compile``. Run by
+tools/gpu-check.sh.
+"""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+import scipy.linalg
+from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, SOLVE_RATIO, norm, ratio
+
+from mlx_linalg import _precision
+from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_triangular
+from mlx_linalg._gpu.blocked_common import REFERENCE
+
+pytestmark = pytest.mark.gpu
+
+U32 = float(np.finfo(np.float32).eps) / 2
+SIZES = [65, 127, 200, 513, 2048]
+# Normwise forward error against float64 SciPy, in units of sqrt(n)·κ·u (DESIGN.md).
+FORWARD = 10
+# Kernel vs reference building blocks: same algorithm, different rounding (FMA, reciprocals).
+AGREE = 50
+
+
+def _f32(x: np.ndarray) -> mx.array:
+    return mx.array(x.astype(np.float32))
+
+
+def _np(x: mx.array) -> np.ndarray:
+    return np.asarray(x).astype(np.float64)
+
+
+def _spd(rng, shape) -> np.ndarray:
+    n = shape[-1]
+    g = rng.standard_normal(shape)
+    return g @ np.swapaxes(g, -1, -2) / n + np.eye(n)
+
+
+def _well_conditioned(rng, shape) -> np.ndarray:
+    n = shape[-1]
+    return rng.standard_normal(shape) / np.sqrt(n) + 2 * np.eye(n)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261126)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_cholesky(rng, n):
+    am = _f32(_spd(rng, (2, n, n)))
+    (factor,), failed = blocked_cholesky.cholesky(am, upper=False)
+    assert not np.any(np.asarray(failed))
+    f, a = _np(factor), _np(am)
+    assert ratio(f @ np.swapaxes(f, -1, -2) - a, n * norm(a), U32) <= CHOLESKY_RATIO
+    expected = np.linalg.cholesky(a)
+    assert np.max(norm(f - expected) / norm(expected)) <= FORWARD * 5 * np.sqrt(n) * U32
+    (upper,), _ = blocked_cholesky.cholesky(am, upper=True)
+    np.testing.assert_allclose(_np(upper), np.swapaxes(f, -1, -2), rtol=0, atol=AGREE * n * U32)
+
+
+@pytest.mark.parametrize("n", [65, 200])
+def test_kernels_agree_with_references(rng, n):
+    a = _spd(rng, (3, n, n))
+    (k,), _ = blocked_cholesky.cholesky(_f32(a), upper=False)
+    (r,), _ = blocked_cholesky.cholesky(_f32(a), upper=False, blocks=REFERENCE)
+    np.testing.assert_allclose(_np(k), _np(r), rtol=0, atol=AGREE * n * U32 * np.sqrt(n))
+    g = _well_conditioned(rng, (3, n, n))
+    (pk, vk), _ = blocked_lu.lu_factor(_f32(g))
+    (pr, vr), _ = blocked_lu.lu_factor(_f32(g), blocks=REFERENCE)
+    np.testing.assert_array_equal(np.asarray(vk), np.asarray(vr))
+    np.testing.assert_allclose(_np(pk), _np(pr), rtol=0, atol=AGREE * n * U32)
+    b = rng.standard_normal((3, n, 70))
+    for lower in (True, False):
+        for trans in (0, 1):
+            args = (_f32(np.tril(g) if lower else np.triu(g)), _f32(b))
+            kw = {"lower": lower, "unit_diagonal": False, "trans": trans}
+            (xk,), _ = blocked_triangular.solve_triangular(*args, **kw)
+            (xr,), _ = blocked_triangular.solve_triangular(*args, **kw, blocks=REFERENCE)
+            scale = np.max(np.abs(_np(xr)))
+            np.testing.assert_allclose(_np(xk), _np(xr), rtol=0, atol=AGREE * n * U32 * scale)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_lu_solve_inv(rng, n):
+    a = _well_conditioned(rng, (2, n, n))
+    am = _f32(a)
+    a32 = _np(am)
+    (packed, piv), _ = blocked_lu.lu_factor(am)
+    pk = _np(packed)
+    lower = np.tril(pk, -1) + np.eye(n)
+    upper = np.triu(pk)
+    perm = np.arange(n)[None].repeat(2, 0)
+    pv = np.asarray(piv)
+    for i in range(2):
+        for j in range(n):
+            perm[i, [j, pv[i, j]]] = perm[i, [pv[i, j], j]]
+    pa = np.take_along_axis(a32, perm[..., None], axis=1)
+    assert ratio(pa - lower @ upper, n * norm(a32), U32) <= LU_RATIO
+    b = rng.standard_normal((2, n, 3))
+    bm = _f32(b)
+    (x,), failed = blocked_lu.solve(am, bm)
+    assert not np.any(np.asarray(failed))
+    xs = _np(x)
+    assert ratio(_np(bm) - a32 @ xs, norm(a32) * norm(xs), U32) <= SOLVE_RATIO
+    expected = np.linalg.solve(a32, _np(bm))
+    kappa = np.max(np.linalg.cond(a32))
+    assert np.max(norm(xs - expected) / norm(expected)) <= FORWARD * np.sqrt(n) * kappa * U32
+    for trans in (0, 1):
+        (x,), _ = blocked_lu.lu_solve(packed, piv, bm, trans=trans)
+        op = a32 if trans == 0 else np.swapaxes(a32, -1, -2)
+        xs = _np(x)
+        assert ratio(_np(bm) - op @ xs, norm(op) * norm(xs), U32) <= SOLVE_RATIO
+    if n <= 513:
+        (ai,), _ = blocked_lu.inv(am)
+        ai = _np(ai)
+        assert ratio(np.eye(n) - ai @ a32, n * norm(a32) * norm(ai), U32) <= INV_RATIO
+        expected_piv = np.stack([scipy.linalg.lu_factor(m)[1] for m in a32])
+        np.testing.assert_array_equal(pv, expected_piv)
+
+
+@pytest.mark.parametrize("trans", [0, 1])
+def test_solve_triangular_many_rhs(rng, trans):
+    n = 1000
+    t = np.tril(rng.standard_normal((1, n, n)) / np.sqrt(n)) + np.eye(n) * 1.5
+    b = rng.standard_normal((1, n, n))
+    (x,), failed = blocked_triangular.solve_triangular(
+        _f32(t), _f32(b), lower=True, unit_diagonal=False, trans=trans
+    )
+    assert not np.any(np.asarray(failed))
+    op = _np(_f32(t))
+    op = np.swapaxes(op, -1, -2) if trans else op
+    xs = _np(x)
+    assert ratio(_np(_f32(b)) - op @ xs, norm(op) * norm(xs), U32) <= SOLVE_RATIO
+
+
+def test_failures_stay_in_their_matrix(rng):
+    n = 130
+    a = _spd(rng, (4, n, n))
+    a[1, 100, 100] = -5.0
+    a[2, 3, 3] = np.nan
+    (factor,), failed = blocked_cholesky.cholesky(_f32(a), upper=False)
+    np.testing.assert_array_equal(np.asarray(failed), [False, True, True, False])
+    f = _np(factor)
+    assert np.all(np.isnan(f[1:3])) and np.all(np.isfinite(f[[0, 3]]))
+    g = _well_conditioned(rng, (3, n, n))
+    g[1, :, 90] = 0.0
+    (x,), failed = blocked_lu.solve(_f32(g), _f32(np.ones((3, n, 2))))
+    np.testing.assert_array_equal(np.asarray(failed), [False, True, False])
+    xs = _np(x)
+    assert np.all(np.isnan(xs[1])) and np.all(np.isfinite(xs[[0, 2]]))
+
+
+def test_lazy_under_compile(rng):
+    n = 100
+    _precision.reduced_precision()  # the once-per-process probe evaluates: do it first
+    a = _f32(_spd(rng, (2, n, n)))
+    b = _f32(rng.standard_normal((2, n, 2)))
+
+    def factor_and_solve(a, b):
+        (c,), failed = blocked_cholesky.cholesky(a, upper=False)
+        (x,), _ = blocked_triangular.cho_solve(c, b, lower=True)
+        (y,), _ = blocked_lu.solve(a, b)
+        return x, y, failed
+
+    x, y, failed = mx.compile(factor_and_solve)(a, b)
+    assert not np.any(np.asarray(failed))
+    expected = np.linalg.solve(_np(a), _np(b))
+    np.testing.assert_allclose(_np(x), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_np(y), expected, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,316 @@
+"""Benchmark the blocked large-matrix GPU algorithms of mlx_linalg (issue #7), same data.
+
+Times the blocked graphs of ``mlx_linalg._gpu.blocked_*`` with the small-matrix kernels as
+building blocks (called directly: they are not yet in the dispatch table) on one GPU for
+n = 256 ... 8192, float32, against mlx_linalg's CPU path (LAPACK through SciPy, on the same
+machine) and, when importable with a CUDA device, PyTorch and CuPy on the same matrices.
+Each row also gives DESIGN.md's accuracy ratio of the blocked result, computed on the GPU
+with the float32-accurate split product (``mlx_linalg._precision.split_matmul``, float32
+accumulation, so at large n it slightly overstates the error), and the normwise relative
+difference from the CPU path's result.
+
+Timing: the minimum over ``--reps`` runs after one warm-up (the warm-up also compiles the
+kernels), MLX to ``mx.synchronize()``, PyTorch/CuPy to a device synchronize. A column whose
+warm-up takes more than ``--budget`` seconds is timed by that one run and not run at larger
+n. Writes ``blocked.json`` and ``blocked.md`` to ``--out`` (default docs/results), naming the
+machine, and prints the table.
+
+Usage: ``python tools/bench_blocked.py [--out DIR] [--sizes 256,1024] [--ops cholesky,solve]
+[--batch 1] [--reps 3] [--budget 20]``.
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import mlx_linalg as la  # noqa: E402
+from mlx_linalg import _precision  # noqa: E402
+from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_triangular  # noqa: E402
+
+try:
+    import torch
+
+    HAS_TORCH = torch.cuda.is_available()
+except ImportError:  # optional peer
+    torch = None
+    HAS_TORCH = False
+try:
+    import cupy
+
+    HAS_CUPY = cupy.cuda.runtime.getDeviceCount() > 0
+except Exception:  # optional peer: ImportError, or CUDA errors without a device
+    cupy = None
+    HAS_CUPY = False
+
+OPS = ("cholesky", "lu_factor", "solve", "inv", "solve_triangular", "cho_solve")
+U32 = float(np.finfo(np.float32).eps) / 2
+# Best of PyTorch 2.11 / CuPy / JAX on one H100, float32, ms (DESIGN.md).
+PUBLISHED_PEER_MS = {
+    ("cholesky", 1024): 0.42,
+    ("cholesky", 4096): 1.93,
+    ("cholesky", 8192): 8.8,
+    ("solve", 1024): 2.75,
+    ("solve", 4096): 18.7,
+    ("solve", 8192): 67.7,
+    ("inv", 1024): 2.69,
+    ("inv", 4096): 18.5,
+    ("inv", 8192): 67.2,
+}
+
+
+def _inputs(op: str, batch: int, n: int, seed: int) -> dict[str, np.ndarray]:
+    """float32 inputs: SPD for Cholesky, well-conditioned general or triangular matrices,
+    n right-hand sides for the solves."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((batch, n, n)).astype(np.float32)
+    if op in ("cholesky", "cho_solve"):
+        a = a @ np.swapaxes(a, -1, -2) / n + np.eye(n, dtype=np.float32)
+        if op == "cho_solve":
+            a = np.linalg.cholesky(a.astype(np.float64))
+    elif op == "solve_triangular":
+        a = np.tril(a) / np.sqrt(n) + 1.5 * np.eye(n, dtype=np.float32)
+    else:
+        a = a / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
+    out = {"a": a.astype(np.float32)}
+    if op in ("solve", "solve_triangular", "cho_solve"):
+        out["b"] = rng.standard_normal((batch, n, n)).astype(np.float32)
+    return out
+
+
+def _blocked_call(op: str, x: dict):
+    a, b = x["a"], x.get("b")
+    calls = {
+        "cholesky": lambda: blocked_cholesky.cholesky(a, upper=False)[0][0],
+        "lu_factor": lambda: blocked_lu.lu_factor(a)[0],
+        "solve": lambda: blocked_lu.solve(a, b)[0][0],
+        "inv": lambda: blocked_lu.inv(a)[0][0],
+        "solve_triangular": lambda: blocked_triangular.solve_triangular(
+            a, b, lower=True, unit_diagonal=False, trans=0
+        )[0][0],
+        "cho_solve": lambda: blocked_triangular.cho_solve(a, b, lower=True)[0][0],
+    }
+    return calls[op]
+
+
+def _cpu_call(op: str, x: dict):
+    a, b, cpu = x["a"], x.get("b"), mx.cpu
+    calls = {
+        "cholesky": lambda: la.cholesky(a, stream=cpu),
+        "lu_factor": lambda: tuple(la.lu_factor(a, stream=cpu)),
+        "solve": lambda: la.solve(a, b, stream=cpu),
+        "inv": lambda: la.inv(a, stream=cpu),
+        "solve_triangular": lambda: la.solve_triangular(a, b, lower=True, stream=cpu),
+        "cho_solve": lambda: la.cho_solve((a, True), b, stream=cpu),
+    }
+    return calls[op]
+
+
+def _torch_call(op: str, x: dict):
+    a, b = x["a"], x.get("b")
+    tl = torch.linalg
+    calls = {
+        "cholesky": lambda: tl.cholesky(a),
+        "lu_factor": lambda: tl.lu_factor(a),
+        "solve": lambda: tl.solve(a, b),
+        "inv": lambda: tl.inv(a),
+        "solve_triangular": lambda: tl.solve_triangular(a, b, upper=False),
+        "cho_solve": lambda: torch.cholesky_solve(b, a),
+    }
+    return calls[op]
+
+
+def _cupy_call(op: str, x: dict):
+    a, b = x["a"], x.get("b")
+    calls = {
+        "cholesky": lambda: cupy.linalg.cholesky(a),
+        "solve": lambda: cupy.linalg.solve(a, b),
+        "inv": lambda: cupy.linalg.inv(a),
+    }
+    return calls.get(op)
+
+
+def _time(fn, sync, reps: int, budget: float) -> tuple[float, object, bool]:
+    """(best ms, last result, whether the warm-up ran over ``budget`` seconds)."""
+    start = time.perf_counter()
+    out = fn()
+    sync(out)
+    first = time.perf_counter() - start
+    if first > budget:
+        return first * 1e3, out, True
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        out = fn()
+        sync(out)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3, out, False
+
+
+def _mx_sync(out) -> None:
+    mx.eval(out)
+    mx.synchronize()
+
+
+def _torch_sync(_) -> None:
+    torch.cuda.synchronize()
+
+
+def _cupy_sync(_) -> None:
+    cupy.cuda.Device().synchronize()
+
+
+def _fro(x: mx.array) -> mx.array:
+    return mx.sqrt(mx.sum(x * x, axis=(-2, -1)))
+
+
+def _accuracy(op: str, x: dict, out) -> float:
+    """DESIGN.md's ratio for the blocked result, on the GPU with the split product."""
+    a, b = x["a"], x.get("b")
+    n = a.shape[-1]
+    mm = _precision.split_matmul
+    if op == "cholesky":
+        value = _fro(mm(out, mx.swapaxes(out, -1, -2)) - a) / (n * _fro(a) * U32)
+    elif op == "lu_factor":
+        packed, piv = out
+        lower = mx.tril(packed, -1) + mx.eye(n, dtype=a.dtype)
+        perm, _ = blocked_lu._permutation(piv.reshape(-1, n), n)
+        pa = mx.take_along_axis(a.reshape(-1, n, n), perm[..., None], axis=1)
+        value = _fro(pa - mm(lower, mx.triu(packed)).reshape(-1, n, n)) / (n * _fro(a) * U32)
+    elif op == "inv":
+        value = _fro(mx.eye(n) - mm(out, a)) / (n * _fro(a) * _fro(out) * U32)
+    else:
+        op_a = a if op != "cho_solve" else mm(a, mx.swapaxes(a, -1, -2))
+        value = _fro(b - mm(op_a, out)) / (_fro(op_a) * _fro(out) * U32)
+    return float(mx.max(value).item())
+
+
+def _rel_diff(ours, theirs) -> float:
+    o = np.asarray(ours[0] if isinstance(ours, tuple) else ours, dtype=np.float64)
+    t = np.asarray(theirs[0] if isinstance(theirs, tuple) else theirs, dtype=np.float64)
+    return float(np.linalg.norm(o - t) / max(np.linalg.norm(t), np.finfo(np.float32).tiny))
+
+
+def machine() -> dict:
+    info = {
+        "mlx": mx.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "tf32_detected": _precision.reduced_precision(mx.gpu),
+    }
+    if HAS_TORCH:
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["torch"] = torch.__version__
+    if HAS_CUPY:
+        info["cupy"] = cupy.__version__
+    return info
+
+
+def run(ops: list[str], sizes: list[int], batch: int, reps: int, budget: float) -> list[dict]:
+    rows = []
+    for op in ops:
+        over = set()  # columns that ran over the budget: not run at larger n
+        for n in sizes:
+            data = _inputs(op, batch, n, seed=n)
+            gpu = {k: mx.array(v) for k, v in data.items()}
+            mx.eval(gpu)
+            row = {"op": op, "batch": batch, "n": n}
+            row["published_peer_ms"] = PUBLISHED_PEER_MS.get((op, n)) if batch == 1 else None
+            blocked = None
+            if "blocked" not in over:
+                ms, blocked, slow = _time(_blocked_call(op, gpu), _mx_sync, reps, budget)
+                row["blocked_ms"] = round(ms, 3)
+                row["blocked_ratio"] = round(_accuracy(op, gpu, blocked), 3)
+                over |= {"blocked"} if slow else set()
+            if "cpu" not in over:
+                ms, cpu_out, slow = _time(_cpu_call(op, data), _mx_sync, min(reps, 2), budget)
+                row["cpu_ms"] = round(ms, 3)
+                if blocked is not None:
+                    row["rel_diff_cpu"] = _rel_diff(blocked, cpu_out)
+                over |= {"cpu"} if slow else set()
+            if HAS_TORCH and "torch" not in over:
+                tdata = {k: torch.from_numpy(v).cuda() for k, v in data.items()}
+                ms, _, slow = _time(_torch_call(op, tdata), _torch_sync, reps, budget)
+                row["torch_ms"] = round(ms, 3)
+                over |= {"torch"} if slow else set()
+            if HAS_CUPY and _cupy_call(op, data) is not None and "cupy" not in over:
+                cdata = {k: cupy.asarray(v) for k, v in data.items()}
+                ms, _, slow = _time(_cupy_call(op, cdata), _cupy_sync, reps, budget)
+                row["cupy_ms"] = round(ms, 3)
+                over |= {"cupy"} if slow else set()
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def _cell(row: dict, key: str, spec: str) -> str:
+    value = row.get(key)
+    return "" if value is None else format(value, spec)
+
+
+def markdown(rows: list[dict], info: dict) -> str:
+    lines = [
+        "# Blocked large-matrix algorithms (issue #7)",
+        "",
+        f"GPU: {info.get('gpu', 'unknown')}; MLX {info['mlx']}; TF32 detected: "
+        f"{info['tf32_detected']}; PyTorch {info.get('torch', 'n/a')}; CuPy "
+        f"{info.get('cupy', 'n/a')}. float32, minimum of the timed runs after one warm-up. "
+        "CPU = mlx_linalg's LAPACK path on the same machine. ratio = DESIGN.md's metric "
+        "(threshold 30). peer = DESIGN.md's best published H100 time.",
+        "",
+        "| op | batch x n | blocked (ms) | ratio | CPU (ms) | PyTorch (ms) | CuPy (ms) | "
+        "peer (ms) | rel. diff vs CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        cells = [
+            r["op"],
+            f"{r['batch']}x{r['n']}",
+            _cell(r, "blocked_ms", ".3f"),
+            _cell(r, "blocked_ratio", ".2f"),
+            _cell(r, "cpu_ms", ".1f"),
+            _cell(r, "torch_ms", ".3f"),
+            _cell(r, "cupy_ms", ".3f"),
+            _cell(r, "published_peer_ms", ""),
+            _cell(r, "rel_diff_cpu", ".1e"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    parser.add_argument("--sizes", default="256,512,1024,2048,4096,8192")
+    parser.add_argument("--ops", default=",".join(OPS))
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    if not mx.is_available(mx.gpu):
+        print("bench_blocked: no MLX GPU backend", file=sys.stderr)
+        return 2
+    mx.set_default_device(mx.gpu)
+    info = machine()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = run(args.ops.split(","), sizes, args.batch, args.reps, args.budget)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "blocked.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
+    table = markdown(rows, info)
+    (out / "blocked.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
