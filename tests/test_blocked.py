@@ -269,6 +269,48 @@ def test_graphs_are_lazy(rng):
     np.testing.assert_allclose(np.asarray(x), np.linalg.solve(_np(a), _np(b)), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("block", [16, 64, 100, 256])
+def test_block_sizes(rng, block):
+    """Outer blocks smaller than, equal to, and larger than the building blocks' 64 (the
+    larger ones factor and solve their diagonal blocks recursively with blocks of 64)."""
+    n = 150
+    spd = _spd(rng, (2, n, n))
+    (factor,), _ = blocked_cholesky.cholesky(
+        _mx(spd, mx.float64), upper=False, blocks=REFERENCE, block=block
+    )
+    np.testing.assert_allclose(_np(factor), np.linalg.cholesky(spd), rtol=0, atol=1e-13)
+    a = rng.standard_normal((2, n, n))
+    (packed, piv), _ = blocked_lu.lu_factor(_mx(a, mx.float64), blocks=REFERENCE, block=block)
+    for i in range(2):
+        lu_ref, piv_ref = scipy.linalg.lu_factor(a[i])
+        np.testing.assert_array_equal(np.asarray(piv[i]), piv_ref)
+        np.testing.assert_allclose(_np(packed[i]), lu_ref, rtol=0, atol=1e-11)
+    t = _triangular(rng, (2, n, n), lower=False)
+    b = rng.standard_normal((2, n, 5))
+    (x,), _ = blocked_triangular.solve_triangular(
+        _mx(t, mx.float64),
+        _mx(b, mx.float64),
+        lower=False,
+        unit_diagonal=False,
+        trans=1,
+        blocks=REFERENCE,
+        block=block,
+    )
+    expected = np.linalg.solve(np.swapaxes(t, -1, -2), b)
+    np.testing.assert_allclose(_np(x), expected, rtol=1e-11, atol=1e-12)
+
+
+def test_subtract_product_is_float32_accurate(rng):
+    a = rng.standard_normal((2, 90, 64))
+    b = rng.standard_normal((2, 64, 90))
+    c = rng.standard_normal((2, 90, 90))
+    am, bm, cm = (_mx(x, mx.float32) for x in (a, b, c))
+    got = _np(blocked_common.subtract_product(cm, am, bm))
+    expected = _np(cm) - _np(am) @ _np(bm)
+    scale = np.abs(_np(cm)) + np.abs(_np(am)) @ np.abs(_np(bm))
+    assert np.all(np.abs(got - expected) <= 64 * unit_roundoff(np.float32) * scale)
+
+
 def test_predicates():
     big = mx.zeros((2, 65, 65))
     assert blocked_common.applies_square(big)

@@ -15,8 +15,11 @@ warm-up takes more than ``--budget`` seconds is timed by that one run and not ru
 n. Writes ``blocked.json`` and ``blocked.md`` to ``--out`` (default docs/results), naming the
 machine, and prints the table.
 
+Each op is timed with every block size of ``--blocks`` (the outer block size of the
+blocked loops; diagonal blocks above 64 are themselves blocked), to pick ``BLOCK``.
+
 Usage: ``python tools/bench_blocked.py [--out DIR] [--sizes 256,1024] [--ops cholesky,solve]
-[--batch 1] [--reps 3] [--budget 20]``.
+[--blocks 64,128,256] [--batch 1] [--reps 3] [--budget 20]``.
 """
 
 import argparse
@@ -87,17 +90,17 @@ def _inputs(op: str, batch: int, n: int, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _blocked_call(op: str, x: dict):
-    a, b = x["a"], x.get("b")
+def _blocked_call(op: str, x: dict, block: int):
+    a, b, k = x["a"], x.get("b"), {"block": block}
     calls = {
-        "cholesky": lambda: blocked_cholesky.cholesky(a, upper=False)[0][0],
-        "lu_factor": lambda: blocked_lu.lu_factor(a)[0],
-        "solve": lambda: blocked_lu.solve(a, b)[0][0],
-        "inv": lambda: blocked_lu.inv(a)[0][0],
+        "cholesky": lambda: blocked_cholesky.cholesky(a, upper=False, **k)[0][0],
+        "lu_factor": lambda: blocked_lu.lu_factor(a, **k)[0],
+        "solve": lambda: blocked_lu.solve(a, b, **k)[0][0],
+        "inv": lambda: blocked_lu.inv(a, **k)[0][0],
         "solve_triangular": lambda: blocked_triangular.solve_triangular(
-            a, b, lower=True, unit_diagonal=False, trans=0
+            a, b, lower=True, unit_diagonal=False, trans=0, **k
         )[0][0],
-        "cho_solve": lambda: blocked_triangular.cho_solve(a, b, lower=True)[0][0],
+        "cho_solve": lambda: blocked_triangular.cho_solve(a, b, lower=True, **k)[0][0],
     }
     return calls[op]
 
@@ -215,7 +218,9 @@ def machine() -> dict:
     return info
 
 
-def run(ops: list[str], sizes: list[int], batch: int, reps: int, budget: float) -> list[dict]:
+def run(
+    ops: list[str], sizes: list[int], blocks: list[int], batch: int, reps: int, budget: float
+) -> list[dict]:
     rows = []
     for op in ops:
         over = set()  # columns that ran over the budget: not run at larger n
@@ -226,11 +231,15 @@ def run(ops: list[str], sizes: list[int], batch: int, reps: int, budget: float) 
             row = {"op": op, "batch": batch, "n": n}
             row["published_peer_ms"] = PUBLISHED_PEER_MS.get((op, n)) if batch == 1 else None
             blocked = None
-            if "blocked" not in over:
-                ms, blocked, slow = _time(_blocked_call(op, gpu), _mx_sync, reps, budget)
-                row["blocked_ms"] = round(ms, 3)
-                row["blocked_ratio"] = round(_accuracy(op, gpu, blocked), 3)
-                over |= {"blocked"} if slow else set()
+            for block in blocks:
+                key = f"blocked_{block}"
+                if key in over:
+                    continue
+                fn = _blocked_call(op, gpu, block)
+                ms, blocked, slow = _time(fn, _mx_sync, reps, budget)
+                row[f"{key}_ms"] = round(ms, 3)
+                row[f"{key}_ratio"] = round(_accuracy(op, gpu, blocked), 3)
+                over |= {key} if slow else set()
             if "cpu" not in over:
                 ms, cpu_out, slow = _time(_cpu_call(op, data), _mx_sync, min(reps, 2), budget)
                 row["cpu_ms"] = round(ms, 3)
@@ -257,7 +266,8 @@ def _cell(row: dict, key: str, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def markdown(rows: list[dict], info: dict) -> str:
+def markdown(rows: list[dict], info: dict, blocks: list[int]) -> str:
+    blocked_heads = "".join(f"block {b} (ms) | ratio | " for b in blocks)
     lines = [
         "# Blocked large-matrix algorithms (issue #7)",
         "",
@@ -267,16 +277,19 @@ def markdown(rows: list[dict], info: dict) -> str:
         "CPU = mlx_linalg's LAPACK path on the same machine. ratio = DESIGN.md's metric "
         "(threshold 30). peer = DESIGN.md's best published H100 time.",
         "",
-        "| op | batch x n | blocked (ms) | ratio | CPU (ms) | PyTorch (ms) | CuPy (ms) | "
+        f"| op | batch x n | {blocked_heads}CPU (ms) | PyTorch (ms) | CuPy (ms) | "
         "peer (ms) | rel. diff vs CPU |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "|" + " --- |" * (7 + 2 * len(blocks)),
     ]
     for r in rows:
         cells = [
             r["op"],
             f"{r['batch']}x{r['n']}",
-            _cell(r, "blocked_ms", ".3f"),
-            _cell(r, "blocked_ratio", ".2f"),
+            *(
+                _cell(r, f"blocked_{b}_{part}", spec)
+                for b in blocks
+                for part, spec in (("ms", ".3f"), ("ratio", ".2f"))
+            ),
             _cell(r, "cpu_ms", ".1f"),
             _cell(r, "torch_ms", ".3f"),
             _cell(r, "cupy_ms", ".3f"),
@@ -292,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--sizes", default="256,512,1024,2048,4096,8192")
     parser.add_argument("--ops", default=",".join(OPS))
+    parser.add_argument("--blocks", default="64,128,256", help="block sizes to time")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--budget", type=float, default=20.0)
@@ -302,11 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     mx.set_default_device(mx.gpu)
     info = machine()
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows = run(args.ops.split(","), sizes, args.batch, args.reps, args.budget)
+    blocks = [int(b) for b in args.blocks.split(",")]
+    rows = run(args.ops.split(","), sizes, blocks, args.batch, args.reps, args.budget)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "blocked.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
-    table = markdown(rows, info)
+    table = markdown(rows, info, blocks)
     (out / "blocked.md").write_text(table)
     print(table)
     return 0

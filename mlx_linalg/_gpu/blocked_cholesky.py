@@ -7,8 +7,8 @@ synchronization), batch axes kept.
 
 import mlx.core as mx
 
-from mlx_linalg import _precision
-from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, nan_where, solve_block
+from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, nan_where, subtract_product
+from mlx_linalg._gpu.blocked_triangular import trsm
 
 
 def potrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array, mx.array]:
@@ -25,8 +25,11 @@ def potrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array,
         L_{k+1:,k} = A_{k+1:,k} L_kk⁻ᵀ as a substitution with the panel's rows as
         right-hand sides (never an explicit inverse, so the panel is as accurate as
         LAPACK's dtrsm); A_{k+1:,k+1:} -= L_{k+1:,k} L_{k+1:,k}ᵀ by a float32-accurate
-        matrix product. n³/3 flops in LAPACK; here the trailing product forms the full
-        square instead of one triangle (MLX has no syrk), about 2n³/3.
+        matrix product (``subtract_product``). A diagonal block larger than the building
+        blocks take (``blocks.max_n``) is factored by this algorithm with blocks of that
+        size, so every leaf is one kernel launch. n³/3 flops in LAPACK; here the trailing
+        product forms the full square instead of one triangle (MLX has no syrk), about
+        2n³/3.
 
         Right-looking rather than left-looking because each step's trailing update is one
         large product of shape (n-k) x b x (n-k), the shape GPUs multiply fastest, and
@@ -36,27 +39,24 @@ def potrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array,
         buffer when nothing else holds it), so memory is a few n x n arrays at most.
     """
     n = a.shape[-1]
-    block = min(block, blocks.max_n)
     work = mx.array(a)  # a copy: the steps below assign into it
     failed = mx.zeros(a.shape[:1], dtype=mx.bool_)
     for start in range(0, n, block):
         stop = min(start + block, n)
-        l11, bad = blocks.cholesky(work[:, start:stop, start:stop])
+        diagonal = work[:, start:stop, start:stop]
+        if stop - start <= blocks.max_n:
+            l11, bad = blocks.cholesky(diagonal)
+        else:
+            l11, bad = potrf(blocks, diagonal, block=blocks.max_n)
         failed = failed | bad
         work[:, start:stop, start:stop] = l11
         if stop < n:
             # L21 = A21 L11⁻ᵀ, i.e. L21ᵀ = L11⁻¹ A21ᵀ: the panel's rows are right-hand sides.
-            l21t = solve_block(
-                blocks,
-                l11,
-                mx.swapaxes(work[:, stop:, start:stop], -1, -2),
-                lower=True,
-                trans=False,
-                unit=False,
-            )
+            panel = mx.swapaxes(work[:, stop:, start:stop], -1, -2)
+            l21t = trsm(blocks, l11, panel, lower=True, trans=False, unit=False, block=blocks.max_n)
             l21 = mx.swapaxes(l21t, -1, -2)
             work[:, stop:, start:stop] = l21
-            work[:, stop:, stop:] = work[:, stop:, stop:] - _precision.matmul(l21, l21t)
+            work[:, stop:, stop:] = subtract_product(work[:, stop:, stop:], l21, l21t)
     return nan_where(failed, mx.tril(work)), failed
 
 
@@ -67,7 +67,7 @@ def cholesky(x: mx.array, *, upper: bool, blocks: Blocks = KERNELS, block: int =
         x: (..., n, n); the lower triangle is read (the upper one when ``upper``).
         upper: return U with A = Uᵀ U instead of L with A = L Lᵀ.
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size (at most ``blocks.max_n``).
+        block: block size.
 
     Returns:
         ``((factor,), failed)``: factor (..., n, n) triangular; ``failed`` (...) marks

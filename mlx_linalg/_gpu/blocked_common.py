@@ -4,8 +4,9 @@ pluggable diagonal-block building blocks, and the dispatch predicates.
 The blocked algorithms (``blocked_cholesky``, ``blocked_lu``, ``blocked_triangular``) are
 lazy MLX graphs: a Python loop over block columns that emits, per step, one small
 factorization or substitution of a diagonal block (a building block) and plain MLX ops for
-everything else (trailing updates through :func:`mlx_linalg._precision.matmul`, row
-interchanges as gathers, slice updates). Nothing in them synchronizes with the host.
+everything else (trailing updates C - A B through :func:`subtract_product`, float32-accurate
+whatever ``MLX_ENABLE_TF32`` says; row interchanges as gathers; slice updates). Nothing in
+them synchronizes with the host.
 
 The building blocks come in two sets with one contract (:class:`Blocks`):
 
@@ -24,12 +25,15 @@ from typing import NamedTuple
 
 import mlx.core as mx
 
+from mlx_linalg import _precision
 from mlx_linalg._gpu import reference, small_factor
 
-# Block columns per step of the blocked loops. 64 is the largest order the small-matrix
-# kernels take, so every diagonal block is one kernel launch; larger blocks would mean
-# fewer, larger trailing products (to be tuned on the GPU, see docs/kernels-blocked.md).
-BLOCK = 64
+# Block columns per step of the blocked loops. A diagonal block larger than the kernels'
+# largest order (64) is itself factored or solved by the blocked algorithm with blocks of
+# 64, so every leaf is one kernel launch. Larger outer blocks mean fewer and larger trailing
+# products (less memory traffic: the trailing matrix is read and written once per step);
+# 128 is a guess to be tuned on the GPU (tools/bench_blocked.py --block 64,128,256).
+BLOCK = 128
 # Right-hand-side columns per substitution task: a diagonal-block solve against a wide
 # block (the panel of a factorization, or many right-hand sides) is split into tasks of
 # this many columns, folded into the batch axis, so that the one-threadgroup-per-matrix
@@ -101,6 +105,18 @@ def nan_where(failed: mx.array, x: mx.array) -> mx.array:
     """``x`` with the (B, ...) entries marked in the (B,) ``failed`` set to NaN."""
     mask = failed.reshape(failed.shape + (1,) * (x.ndim - failed.ndim))
     return mx.where(mask, mx.array(float("nan"), dtype=x.dtype), x)
+
+
+def subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
+    """``c - a @ b``, float32-accurate whatever ``MLX_ENABLE_TF32`` says.
+
+    On devices that multiply float32 in full precision one fused ``mx.addmm`` (C is read and
+    written once); where float32 products lose precision (TF32), the split product of
+    ``mlx_linalg._precision.matmul``.
+    """
+    if c.dtype == mx.float32 and _precision.reduced_precision():
+        return c - _precision.matmul(a, b)
+    return mx.addmm(c, a, b, alpha=-1.0)
 
 
 def solve_block(

@@ -9,8 +9,7 @@ interchanged with row ``piv[i]``.
 
 import mlx.core as mx
 
-from mlx_linalg import _precision
-from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, nan_where, solve_block
+from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, nan_where, subtract_product
 from mlx_linalg._gpu.blocked_triangular import trsm
 
 
@@ -38,8 +37,9 @@ def getrf(
         block's ``lu``, getf2); apply its row interchanges to the whole row block as one
         gather (dlaswp, left columns included); U_{k,k+1:} = L_kk⁻¹ A_{k,k+1:} by
         unit-lower substitution; A_{k+1:,k+1:} -= L_{k+1:,k} U_{k,k+1:} by a
-        float32-accurate product. 2n³/3 flops for a square matrix, all but O(n²b) in the
-        products; the interchanges move (m-k) x n entries per step.
+        float32-accurate product (``subtract_product``). The panel is ``block`` wide;
+        its triangular solve runs in blocks of ``blocks.max_n``. 2n³/3 flops for a square
+        matrix, all but O(n²b) in the products; the interchanges move (m-k) x n entries per step.
 
         The panel factorization is a column-by-column loop of MLX ops on the GPU too
         (``reference.lu_small``: argmax pivot, swap by gather, rank-1 update), a few ops
@@ -47,7 +47,6 @@ def getrf(
     """
     batch, m, n = a.shape
     k = min(m, n)
-    block = min(block, blocks.max_n)
     work = mx.array(a)  # a copy: the steps below assign into it
     perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
     pivots = []
@@ -62,17 +61,19 @@ def getrf(
         rows = _gather_rows(work[:, start:, :], local)
         pieces = [rows[:, :, :start], packed]
         if stop < n:
-            u12 = solve_block(
+            l11 = packed[:, :width]
+            u12 = trsm(
                 blocks,
-                packed[:, :width],
+                l11,
                 rows[:, :width, stop:],
                 lower=True,
                 trans=False,
                 unit=True,
+                block=blocks.max_n,
             )
             right = u12
             if start + width < m:
-                trailing = rows[:, width:, stop:] - _precision.matmul(packed[:, width:], u12)
+                trailing = subtract_product(rows[:, width:, stop:], packed[:, width:], u12)
                 right = mx.concatenate([u12, trailing], axis=1)
             pieces.append(right)
         work[:, start:, :] = mx.concatenate(pieces, axis=2)
@@ -92,7 +93,7 @@ def lu_factor(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> t
     Args:
         x: (..., M, N).
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size (at most ``blocks.max_n``).
+        block: block size.
 
     Returns:
         ``((lu, piv), None)``: lu (..., M, N) packed L\\U; piv (..., min(M, N)) int32,
@@ -111,7 +112,7 @@ def lu(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
     Args:
         x: (..., M, N).
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size (at most ``blocks.max_n``).
+        block: block size.
 
     Returns:
         P (..., M, M) permutation matrix, L (..., M, K) unit lower trapezoidal, U
@@ -182,7 +183,7 @@ def solve(a: mx.array, b: mx.array, *, blocks: Blocks = KERNELS, block: int = BL
         a: (..., n, n).
         b: (..., n, K), same batch shape as ``a``.
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size (at most ``blocks.max_n``).
+        block: block size.
 
     Returns:
         ``((X,), failed)``: X (..., n, K); ``failed`` (...) marks exactly singular
@@ -249,7 +250,7 @@ def lu_solve(
         b: (..., n, K), same batch shape.
         trans: 0 solves A X = B, 1 and 2 (real matrices) Aᵀ X = B.
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size (at most ``blocks.max_n``).
+        block: block size.
 
     Returns:
         ``((X,), failed)``: X (..., n, K); ``failed`` (...) marks a zero diagonal of U or

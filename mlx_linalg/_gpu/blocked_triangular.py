@@ -7,8 +7,15 @@ synchronization), batch axes kept.
 
 import mlx.core as mx
 
-from mlx_linalg import _precision
-from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, nan_where, solve_block
+from mlx_linalg._gpu.blocked_common import (
+    BLOCK,
+    KERNELS,
+    Blocks,
+    flat,
+    nan_where,
+    solve_block,
+    subtract_product,
+)
 
 
 def trsm(
@@ -32,11 +39,12 @@ def trsm(
         Matrix Computations 4th ed., §3.1.4): with op(A) lower, for each block row k,
         X_k = op(A)_kk⁻¹ R_k by the diagonal-block building block (substitution, never an
         explicit inverse), then R_{k+1:} -= op(A)_{k+1:,k} X_k by a float32-accurate matrix
-        product; op(A) upper runs the same from the last block up. n²K flops, of which
-        all but n·block·K are in the products. op(A) = Aᵀ is a transposed view of ``a``.
+        product (``subtract_product``); op(A) upper runs the same from the last block up.
+        A diagonal block larger than the building blocks take (``blocks.max_n``) is solved
+        the same way with blocks of that size. n²K flops, all but n·block·K of them in the
+        products. op(A) = Aᵀ is a transposed view of ``a``.
     """
     n = a.shape[-1]
-    block = min(block, blocks.max_n)
     t = mx.swapaxes(a, -1, -2) if trans else a
     forward = lower != trans  # op(A) is lower triangular
     starts = list(range(0, n, block))
@@ -50,13 +58,17 @@ def trsm(
             rhs, rest = rest[:, : stop - start], rest[:, stop - start :]
         else:
             rhs, rest = rest[:, start:], rest[:, :start]
-        xk = solve_block(
-            blocks, t[:, start:stop, start:stop], rhs, lower=forward, trans=False, unit=unit
-        )
+        diagonal = t[:, start:stop, start:stop]
+        if stop - start <= blocks.max_n:
+            xk = solve_block(blocks, diagonal, rhs, lower=forward, trans=False, unit=unit)
+        else:
+            xk = trsm(
+                blocks, diagonal, rhs, lower=forward, trans=False, unit=unit, block=blocks.max_n
+            )
         solved.append(xk)
         if rest.shape[1]:
             coupling = t[:, stop:, start:stop] if forward else t[:, :start, start:stop]
-            rest = rest - _precision.matmul(coupling, xk)
+            rest = subtract_product(rest, coupling, xk)
     if not forward:
         solved.reverse()
     return mx.concatenate(solved, axis=1) if len(solved) > 1 else solved[0]
@@ -85,7 +97,7 @@ def solve_triangular(
         unit_diagonal: assume ones on the diagonal (not read).
         trans: 0 solves A X = B, 1 and 2 (real matrices) Aᵀ X = B.
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size (at most ``blocks.max_n``).
+        block: block size.
 
     Returns:
         ``((X,), failed)``: X (..., n, K); ``failed`` (...) marks a zero diagonal entry
@@ -112,7 +124,7 @@ def cho_solve(
         b: (..., n, K) right-hand sides, same batch shape as ``c``.
         lower: which factor ``c`` holds.
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size (at most ``blocks.max_n``).
+        block: block size.
 
     Returns:
         ``((X,), failed)``: X (..., n, K); ``failed`` (...) marks a zero diagonal entry of

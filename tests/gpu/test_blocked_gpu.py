@@ -16,7 +16,7 @@ import scipy.linalg
 from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, SOLVE_RATIO, norm, ratio
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_triangular
+from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_lu, blocked_triangular
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 pytestmark = pytest.mark.gpu
@@ -51,6 +51,28 @@ def _well_conditioned(rng, shape) -> np.ndarray:
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261126)
+
+
+@pytest.mark.parametrize("block", [64, 128, 256])
+def test_block_sizes(rng, block):
+    n = 700
+    am = _f32(_spd(rng, (1, n, n)))
+    (factor,), _ = blocked_cholesky.cholesky(am, upper=False, block=block)
+    f, a = _np(factor), _np(am)
+    assert ratio(f @ np.swapaxes(f, -1, -2) - a, n * norm(a), U32) <= CHOLESKY_RATIO
+    g = _f32(_well_conditioned(rng, (1, n, n)))
+    (x,), _ = blocked_lu.solve(g, g, block=block)
+    xs, gs = _np(x), _np(g)
+    assert ratio(gs - gs @ xs, norm(gs) * norm(xs), U32) <= SOLVE_RATIO
+
+
+def test_subtract_product_is_float32_accurate(rng):
+    """Whether or not the GPU multiplies float32 in TF32, the update is float32-accurate."""
+    a, b, c = (rng.standard_normal(s) for s in ((1, 2048, 64), (1, 64, 2048), (1, 2048, 2048)))
+    got = _np(blocked_common.subtract_product(_f32(c), _f32(a), _f32(b)))
+    expected = _np(_f32(c)) - _np(_f32(a)) @ _np(_f32(b))
+    scale = np.abs(_np(_f32(c))) + np.abs(_np(_f32(a))) @ np.abs(_np(_f32(b)))
+    assert np.all(np.abs(got - expected) <= 64 * U32 * scale)
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -159,7 +181,7 @@ def test_failures_stay_in_their_matrix(rng):
 
 
 def test_lazy_under_compile(rng):
-    n = 100
+    n = 70  # the LU panel is a loop of MLX ops: keep the traced graph small
     _precision.reduced_precision()  # the once-per-process probe evaluates: do it first
     a = _f32(_spd(rng, (2, n, n)))
     b = _f32(rng.standard_normal((2, n, 2)))
