@@ -12,9 +12,24 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, SOLVE_RATIO, norm, ratio, unit_roundoff
+from matrices import (
+    CHOLESKY_RATIO,
+    INV_RATIO,
+    LU_RATIO,
+    QR_RATIO,
+    SOLVE_RATIO,
+    norm,
+    ratio,
+    unit_roundoff,
+)
 
-from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_lu, blocked_triangular
+from mlx_linalg._gpu import (
+    blocked_cholesky,
+    blocked_common,
+    blocked_lu,
+    blocked_qr,
+    blocked_triangular,
+)
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 DTYPES = [mx.float64, mx.float32]
@@ -490,3 +505,85 @@ def test_lu_graphs_are_lazy(rng):
     assert not np.any(np.asarray(failed))
     expected = np.linalg.solve(_np(a), _np(b))
     np.testing.assert_allclose(_np(x), expected, rtol=1e-3, atol=1e-3)
+
+
+def _qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray, u: float) -> float:
+    """DESIGN.md's QR metric: max(‖A − QR‖/(m‖A‖u), ‖I − QᵀQ‖/(m u))."""
+    m = a.shape[-2]
+    k = q.shape[-1]
+    factor = ratio(a - q @ r, m * norm(a), u)
+    orthogonality = ratio(np.eye(k) - np.swapaxes(q, -1, -2) @ q, m, u)
+    return max(factor, orthogonality)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    ("shape", "mode"),
+    [
+        ((1, 1), "reduced"),
+        ((63, 63), "reduced"),
+        ((65, 65), "complete"),
+        ((150, 150), "reduced"),
+        ((200, 70), "reduced"),
+        ((200, 70), "complete"),
+        ((70, 200), "reduced"),
+    ],
+)
+def test_qr_accuracy(rng, dtype, shape, mode):
+    m, n = shape
+    a = rng.standard_normal((2, m, n))
+    am = _mx(a, dtype)
+    (q, r), failed = blocked_qr.qr(am, mode=mode, block=64)
+    k = min(m, n) if mode == "reduced" else m
+    assert q.shape == (2, m, k) and r.shape == (2, k, n) and q.dtype == dtype
+    assert not np.any(np.asarray(failed))
+    qs, rs, a_in = _np(q), _np(r), _np(am)
+    u = unit_roundoff(NP[dtype])
+    assert np.all(np.tril(rs, -1) == 0)
+    ours = _qr_ratio(a_in, qs, rs, u)
+    assert ours <= QR_RATIO
+    if dtype == mx.float64:  # LAPACK's reflectors (dlarfg signs): the same R
+        expected = np.stack([scipy.linalg.qr(one, mode="economic")[1] for one in a])
+        np.testing.assert_allclose(rs[:, : min(m, n)], expected, rtol=0, atol=1e-12 * np.sqrt(m))
+    else:
+        lapack = 0.0
+        for one in np.asarray(am):
+            lq, lr = scipy.linalg.qr(one, mode="economic")
+            lapack = max(lapack, _qr_ratio(one.astype(np.float64), lq, lr, u))
+        assert ours <= VS_LAPACK * max(lapack, FLOOR)
+
+
+def test_qr_graded_and_rank_deficient_float32(rng):
+    m, n = 160, 130
+    graded = _graded(rng, (1, m, m), 1e7)[:, :, :n]
+    deficient = rng.standard_normal((1, m, 40)) @ rng.standard_normal((1, 40, n))
+    deficient[:, :, 5] = 0.0  # a zero column: a reflector that is the identity
+    a = np.concatenate([graded, deficient])
+    am = _mx(a, mx.float32)
+    (q, r), _ = blocked_qr.qr(am, mode="reduced")
+    assert _qr_ratio(_np(am), _np(q), _np(r), unit_roundoff(np.float32)) <= QR_RATIO
+
+
+def test_qr_nan_stays_in_its_matrix(rng):
+    a = rng.standard_normal((3, 100, 80))
+    a[1, 50, 70] = np.nan
+    a[2, 0, 0] = np.inf
+    (q, r), failed = blocked_qr.qr(_mx(a, mx.float32), mode="reduced")
+    np.testing.assert_array_equal(np.asarray(failed), [False, True, True])
+    qs, rs = _np(q), _np(r)
+    assert np.all(np.isnan(qs[1:])) and np.all(np.isnan(rs[1:]))
+    assert np.all(np.isfinite(qs[0])) and np.all(np.isfinite(rs[0]))
+
+
+def test_qr_batch_axes_and_lazy(rng):
+    a = _mx(rng.standard_normal((2, 3, 9, 6)), mx.float32)
+
+    def factor(a):
+        return blocked_qr.qr(a, mode="reduced", block=4)[0]
+
+    q, r = mx.compile(factor)(a)
+    assert q.shape == (2, 3, 9, 6) and r.shape == (2, 3, 6, 6)
+    (q1, r1), _ = blocked_qr.qr(a[1, 2], mode="reduced", block=4)
+    np.testing.assert_allclose(_np(q[1, 2]), _np(q1), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(_np(r[1, 2]), _np(r1), rtol=0, atol=1e-5)
+    assert _qr_ratio(_np(a), _np(q), _np(r), unit_roundoff(np.float32)) <= QR_RATIO
