@@ -1,0 +1,444 @@
+"""Building blocks of the large-matrix spectral algorithms, on the CPU: QDWH and
+Newton–Schulz polar decompositions (mlx_linalg._gpu.polar) and tall-skinny QR by
+CholeskyQR2 / shifted CholeskyQR3 with a Householder fallback (mlx_linalg._gpu.tall_skinny).
+
+Against SciPy in float64 with DESIGN.md's metrics, in float32 and float64, condition numbers
+1..1e7, rank-deficient, square/tall/wide, batches, NaN isolation, the iteration bounds, and
+inside ``mx.compile`` (which refuses host synchronization, so the graphs are lazy). The
+blocked building blocks (``tall_skinny.REFERENCE``, the graph the GPU runs with its kernels
+swapped for MLX-op references) are checked too. The same checks on a GPU with TF32 on:
+tests/gpu/test_spectral_blocks_gpu.py.
+"""
+
+import math
+
+import mlx.core as mx
+import numpy as np
+import pytest
+import scipy.linalg
+from matrices import QR_RATIO, SVD_RATIO, norm, ratio, unit_roundoff
+
+from mlx_linalg._gpu import polar, tall_skinny
+
+DTYPES = [mx.float32, mx.float64]
+NP = {mx.float32: np.float32, mx.float64: np.float64}
+# The polar decomposition is held to the SVD's thresholds (DESIGN.md): backward error
+# ‖A − UH‖/(max(m,n)‖A‖u) and ‖I − UᵀU‖/(max(m,n)u).
+POLAR_RATIO = SVD_RATIO
+# H is perfectly conditioned (‖ΔH‖ <= √2‖ΔA‖): normwise error against SciPy's float64 H in
+# units of √max(m, n)·u; U's error grows like κ(A)·u: units of √n·κ·u.
+FORWARD = 10
+# H against SciPy's float64 H: in float64 two float64 computations are compared (SciPy's H,
+# from an SVD, has errors of the same order); measured up to 36 on these inputs.
+H_FORWARD = 50
+# Our float32 ratio may exceed float32 LAPACK's (SciPy's SVD-based polar, geqrf QR) on the
+# same input by this factor at most; ratios below FLOOR (u-level) count as FLOOR.
+VS_LAPACK = 10
+FLOOR = 1.0
+SHAPES = [(1, 1), (8, 8), (40, 40), (90, 24), (24, 70)]
+
+
+def _graded(rng, batch, m, n, cond) -> np.ndarray:
+    """Float64 (batch, m, n) with singular values logspaced over 1..1/cond."""
+    k = min(m, n)
+    out = []
+    for _ in range(batch):
+        u, _ = np.linalg.qr(rng.standard_normal((m, k)))
+        v, _ = np.linalg.qr(rng.standard_normal((n, k)))
+        out.append((u * np.logspace(0, -np.log10(cond), k)) @ v.T)
+    return np.array(out)
+
+
+def _mx(x: np.ndarray, dtype) -> mx.array:
+    return mx.array(x.astype(NP[dtype]), dtype=dtype)
+
+
+def _np(x: mx.array) -> np.ndarray:
+    return np.asarray(x).astype(np.float64)
+
+
+def _tall(u: np.ndarray) -> np.ndarray:
+    return u if u.shape[-2] >= u.shape[-1] else np.swapaxes(u, -1, -2)
+
+
+def _orthogonality(u: np.ndarray) -> np.ndarray:
+    t = _tall(u)
+    k = t.shape[-1]
+    return np.swapaxes(t, -1, -2) @ t - np.eye(k)
+
+
+def _polar_ratios(a: np.ndarray, u: np.ndarray, h: np.ndarray, uu: float):
+    """(backward, orthogonality) ratios for A = U H."""
+    big = max(a.shape[-2:])
+    back = ratio(a - u @ h, big * norm(a), uu)
+    orth = ratio(_orthogonality(u), big, uu)
+    return back, orth
+
+
+def _scipy_polar(a: np.ndarray):
+    pairs = [scipy.linalg.polar(x) for x in a]
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
+# ---------------------------------------------------------------------------------------
+# QDWH
+
+
+def test_schedule_lengths():
+    """The static iteration bound: 2 QR-based + 3 Cholesky-based iterations in float32,
+    3 + 4 in float64, with the default l_floor."""
+    s32 = polar.qdwh_schedule(2.0**-23 / 16, 2.0**-24)
+    s64 = polar.qdwh_schedule(2.0**-52 / 16, 2.0**-53)
+    assert s32 == [True, True, False, False, False]
+    assert s64 == [True, True, True, False, False, False, False]
+    # A known bound on κ shortens the schedule.
+    assert polar.qdwh_schedule(0.1, 2.0**-24) == [False, False, False, False]
+
+
+def test_weights_match_paper_limits():
+    """At l = 1 the weights are Halley's (3, 1, 3); the bound recursion increases l."""
+    a, b, c, l_next = polar.qdwh_weights(1.0)
+    assert (a, b, c, l_next) == pytest.approx((3.0, 1.0, 3.0, 1.0))
+    arr = polar.qdwh_weights(mx.array([1e-7, 0.5, 1.0]))
+    for got, lo in zip(np.array(arr[3]), [1e-7, 0.5, 1.0], strict=True):
+        assert got >= lo
+        assert got == pytest.approx(polar.qdwh_weights(lo)[3], rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("cond", [1.0, 1e3, 1e7])
+def test_qdwh_accuracy(dtype, shape, cond):
+    rng = np.random.default_rng(hash((shape, cond)) % 2**32)
+    a64 = _graded(rng, 3, *shape, cond)
+    a = a64.astype(NP[dtype])
+    u, h, info = polar.qdwh(_mx(a, dtype))
+    un, hn = _np(u), _np(h)
+    uu = unit_roundoff(dtype)
+    back, orth = _polar_ratios(a.astype(np.float64), un, hn, uu)
+    assert back <= POLAR_RATIO and orth <= POLAR_RATIO
+    assert np.all(np.asarray(info) > 0)
+    # H symmetric positive semidefinite, and close to SciPy's float64 H.
+    assert np.array_equal(hn, np.swapaxes(hn, -1, -2))
+    assert np.all(np.linalg.eigvalsh(hn) >= -10 * uu * norm(hn)[:, None])
+    u_ref, h_ref = _scipy_polar(a.astype(np.float64))
+    big = max(shape)
+    assert np.all(norm(hn - h_ref) <= H_FORWARD * math.sqrt(big) * uu * norm(h_ref))
+    k = min(shape)
+    assert np.all(norm(un - u_ref) <= FORWARD * math.sqrt(k) * cond * uu * math.sqrt(k))
+    if dtype == mx.float32:
+        u32, h32 = (np.array(p) for p in zip(*[scipy.linalg.polar(x) for x in a], strict=True))
+        lapack_back, lapack_orth = _polar_ratios(
+            a.astype(np.float64), u32.astype(np.float64), h32.astype(np.float64), uu
+        )
+        assert back <= VS_LAPACK * max(lapack_back, FLOOR)
+        assert orth <= VS_LAPACK * max(lapack_orth, FLOOR)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("shape", [(30, 12), (12, 30)])
+def test_polar_sides(side, shape):
+    rng = np.random.default_rng(3)
+    a = _graded(rng, 2, *shape, 100.0).astype(np.float32)
+    for fn in (polar.qdwh, polar.newton_schulz):
+        u, p, _ = fn(mx.array(a), side=side)
+        un, pn = _np(u), _np(p)
+        recon = un @ pn if side == "right" else pn @ un
+        size = shape[1] if side == "right" else shape[0]
+        assert pn.shape == (2, size, size)
+        assert ratio(a - recon, max(shape) * norm(a), unit_roundoff(mx.float32)) <= POLAR_RATIO
+        u_ref, p_ref = zip(*[scipy.linalg.polar(x.astype(np.float64), side=side) for x in a],
+                           strict=True)
+        assert np.allclose(pn, np.array(p_ref), atol=1e-5 * np.abs(p_ref).max())
+        assert np.allclose(un, np.array(u_ref), atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_qdwh_rank_deficient(dtype):
+    """Rank 3 of 20: A = UH and H (the unique PSD factor) stay accurate; U is an isometry
+    on the range, its other singular values lie in [0, 1], and a matrix whose U is not
+    orthonormal is flagged (info < 0)."""
+    rng = np.random.default_rng(4)
+    a = (rng.standard_normal((2, 50, 3)) @ rng.standard_normal((2, 3, 20))).astype(NP[dtype])
+    u, h, info = polar.qdwh(_mx(a, dtype))
+    un, hn = _np(u), _np(h)
+    uu = unit_roundoff(dtype)
+    assert ratio(a - un @ hn, 50 * norm(a), uu) <= POLAR_RATIO
+    _, h_ref = _scipy_polar(a.astype(np.float64))
+    assert np.all(norm(hn - h_ref) <= H_FORWARD * math.sqrt(50) * uu * norm(h_ref))
+    infon = np.asarray(info)
+    assert np.all((infon > 0) | (infon == -len(polar.qdwh_schedule(2 * uu / 16, uu))))
+    s = np.linalg.svd(un, compute_uv=False)
+    assert np.all(s[:, :3] == pytest.approx(1, abs=1e-4))
+    assert np.all(s <= 1 + 1e-4)
+    for i in np.nonzero(infon > 0)[0]:
+        assert ratio(_orthogonality(un[i]), 50, uu) <= POLAR_RATIO
+
+
+def test_polar_zero_matrix():
+    for fn in (polar.qdwh, polar.newton_schulz):
+        u, h, _ = fn(mx.zeros((2, 6, 4)))
+        assert np.all(np.asarray(u) == 0) and np.all(np.asarray(h) == 0)
+
+
+@pytest.mark.parametrize("fn", [polar.qdwh, polar.newton_schulz])
+def test_polar_nan_isolated_and_batch_equals_loop(fn):
+    rng = np.random.default_rng(5)
+    a = _graded(rng, 6, 20, 12, 10.0).astype(np.float32).reshape(2, 3, 20, 12)
+    a[0, 1, 3, 4] = np.nan
+    a[1, 2, 0, 0] = np.inf
+    u, h, info = fn(mx.array(a))
+    assert u.shape == (2, 3, 20, 12) and h.shape == (2, 3, 12, 12) and info.shape == (2, 3)
+    un, hn, infon = np.asarray(u), np.asarray(h), np.asarray(info)
+    bad = np.zeros((2, 3), dtype=bool)
+    bad[0, 1] = bad[1, 2] = True
+    assert np.all(np.isnan(un[bad])) and np.all(np.isnan(hn[bad]))
+    assert np.all(infon[bad] < 0) and np.all(infon[~bad] > 0)
+    assert np.all(np.isfinite(un[~bad])) and np.all(np.isfinite(hn[~bad]))
+    for i, j in zip(*np.nonzero(~bad), strict=True):
+        ui, hi, _ = fn(mx.array(a[i, j]))
+        np.testing.assert_allclose(un[i, j], np.asarray(ui), atol=2e-6)
+        np.testing.assert_allclose(hn[i, j], np.asarray(hi), atol=2e-6 * np.abs(hn[i, j]).max())
+
+
+def test_qdwh_with_blocked_building_blocks():
+    """The GPU graph (blocked Cholesky and triangular solve, MLX-op building blocks)
+    gives the same accuracy; n = 80 spans two diagonal blocks."""
+    rng = np.random.default_rng(6)
+    a = _graded(rng, 2, 100, 80, 1e5).astype(np.float32)
+    u, h, info = polar.qdwh(mx.array(a), tall_skinny.REFERENCE)
+    back, orth = _polar_ratios(a.astype(np.float64), _np(u), _np(h), unit_roundoff(mx.float32))
+    assert back <= POLAR_RATIO and orth <= POLAR_RATIO
+    assert np.all(np.asarray(info) > 0)
+
+
+def test_qdwh_iteration_bound_flags_wrong_hint():
+    """A false bound (l_floor = 0.5 for κ = 1e6) gets a 4-iteration schedule; the matrix
+    comes back within it, flagged, not as a plausible polar factor."""
+    rng = np.random.default_rng(7)
+    a = _graded(rng, 2, 30, 30, 1e6).astype(np.float32)
+    u, h, info = polar.qdwh(mx.array(a), l_floor=0.5)
+    steps = len(polar.qdwh_schedule(0.5, unit_roundoff(mx.float32)))
+    assert np.all(np.asarray(info) == -steps)
+    assert ratio(_orthogonality(_np(u)), 30, unit_roundoff(mx.float32)) > POLAR_RATIO
+
+
+def test_qdwh_early_stop_for_nearly_orthonormal():
+    """Gershgorin's bound gives nearly orthonormal input a large l₀: it converges (and is
+    frozen) after one or two iterations."""
+    rng = np.random.default_rng(8)
+    q, _ = np.linalg.qr(rng.standard_normal((3, 60, 20)))
+    a = (q + 1e-3 * rng.standard_normal(q.shape)).astype(np.float32)
+    u, h, info = polar.qdwh(mx.array(a))
+    assert np.all(np.asarray(info) <= 2) and np.all(np.asarray(info) > 0)
+    back, orth = _polar_ratios(a.astype(np.float64), _np(u), _np(h), unit_roundoff(mx.float32))
+    assert back <= POLAR_RATIO and orth <= POLAR_RATIO
+
+
+def test_norm_bounds_are_bounds():
+    rng = np.random.default_rng(9)
+    q, _ = np.linalg.qr(rng.standard_normal((4, 40, 10)))
+    x = np.concatenate([q * rng.uniform(0.5, 2, (4, 1, 10)),
+                        rng.standard_normal((4, 40, 10))]).astype(np.float32)
+    g = tall_skinny.gram(mx.array(x))
+    alpha, lower = polar.norm_bounds(g, 40)
+    s = np.linalg.svd(x.astype(np.float64), compute_uv=False)
+    alpha, lower = np.asarray(alpha), np.asarray(lower)
+    assert np.all(alpha >= s[:, 0] * (1 - 1e-6))
+    assert np.all(lower * alpha**2 <= s[:, -1] ** 2)
+    assert np.all(lower[:4] > 0.05)  # diagonally dominant Gram: a useful bound
+
+
+# ---------------------------------------------------------------------------------------
+# Newton–Schulz
+
+
+def test_newton_schulz_steps():
+    assert polar.newton_schulz_steps(1.0, 2.0**-24) == 0
+    steps = polar.newton_schulz_steps(1e-3, 2.0**-24)
+    assert 18 <= steps <= 25
+    # A singular value 10x smaller needs log_1.5(10) ≈ 6 more iterations.
+    assert polar.newton_schulz_steps(1e-4, 2.0**-24) - steps in (5, 6, 7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cond", [1.0, 100.0, 1e5])
+def test_newton_schulz_accuracy_and_bound(dtype, cond):
+    """Converges within newton_schulz_steps(σ_min(X₀)) + 1 iterations, where X₀ = A/α."""
+    rng = np.random.default_rng(10)
+    a = _graded(rng, 3, 40, 16, cond).astype(NP[dtype])
+    a64 = a.astype(np.float64)
+    alpha = np.minimum(np.linalg.norm(a64, axis=(1, 2)),
+                       np.sqrt(np.abs(a64).sum(1).max(-1) * np.abs(a64).sum(2).max(-1)))
+    sigma0 = np.linalg.svd(a64, compute_uv=False)[:, -1] / alpha
+    uu = unit_roundoff(dtype)
+    bound = max(polar.newton_schulz_steps(s, uu) for s in sigma0) + 1
+    u, h, info = polar.newton_schulz(_mx(a, dtype), max_iterations=bound + 2)
+    infon = np.asarray(info)
+    assert np.all(infon > 0) and np.all(infon <= bound)
+    back, orth = _polar_ratios(a64, _np(u), _np(h), uu)
+    assert back <= POLAR_RATIO and orth <= POLAR_RATIO
+
+
+def test_newton_schulz_bound_ran_out():
+    """κ = 1e4 with 8 iterations: returns after 8, flagged, not orthonormal."""
+    rng = np.random.default_rng(11)
+    a = _graded(rng, 2, 20, 20, 1e4).astype(np.float32)
+    u, _, info = polar.newton_schulz(mx.array(a), max_iterations=8)
+    assert np.all(np.asarray(info) == -8)
+    assert ratio(_orthogonality(_np(u)), 20, unit_roundoff(mx.float32)) > POLAR_RATIO
+
+
+def test_polar_graphs_are_lazy():
+    """mx.compile refuses host synchronization: the graphs build under it."""
+    rng = np.random.default_rng(12)
+    x = mx.array(_graded(rng, 2, 24, 10, 100.0).astype(np.float32))
+    for fn in (polar.qdwh, polar.newton_schulz):
+        compiled = mx.compile(lambda y, fn=fn: fn(y))
+        u, h, info = compiled(x)
+        ue, he, infoe = fn(x)
+        np.testing.assert_allclose(np.asarray(u), np.asarray(ue), atol=1e-5)
+        assert np.array_equal(np.asarray(info), np.asarray(infoe))
+
+
+def test_polar_errors():
+    with pytest.raises(ValueError, match=r"^\[mlx_linalg.polar\] expected a \(\.\.\., M, N\)"):
+        polar.qdwh(mx.zeros((3,)))
+    with pytest.raises(TypeError, match=r"^\[mlx_linalg.polar\] expected float32 or float64"):
+        polar.newton_schulz(mx.zeros((3, 3), dtype=mx.int32))
+    with pytest.raises(ValueError, match=r"^\[mlx_linalg.polar\] side must be"):
+        polar.qdwh(mx.zeros((3, 3)), side="up")
+
+
+# ---------------------------------------------------------------------------------------
+# Tall-skinny QR
+
+
+def _qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray, uu: float) -> float:
+    m = a.shape[-2]
+    return max(ratio(a - q @ r, m * norm(a), uu), ratio(_orthogonality(q), m, uu))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", tall_skinny.METHODS)
+@pytest.mark.parametrize("cond", [1.0, 1e2, 1e3])
+@pytest.mark.parametrize("shape", [(400, 16), (150, 70), (5, 5)])
+def test_cholesky_qr_accuracy(dtype, method, cond, shape):
+    """Within its range the method needs no fallback and meets the QR threshold, R upper
+    triangular with a positive diagonal; no worse than 10x float32 LAPACK."""
+    rng = np.random.default_rng(13)
+    a = _graded(rng, 3, *shape, cond).astype(NP[dtype])
+    q, r, fell_back = tall_skinny.qr(_mx(a, dtype), method=method, fallback="nan")
+    qn, rn = _np(q), _np(r)
+    uu = unit_roundoff(dtype)
+    assert not np.any(np.asarray(fell_back))
+    got = _qr_ratio(a.astype(np.float64), qn, rn, uu)
+    assert got <= QR_RATIO
+    assert np.array_equal(rn, np.triu(rn))
+    assert np.all(np.diagonal(rn, axis1=-2, axis2=-1) > 0)
+    if dtype == mx.float32:
+        lapack = [scipy.linalg.qr(x, mode="economic") for x in a]
+        ql = np.array([p[0] for p in lapack]).astype(np.float64)
+        rl = np.array([p[1] for p in lapack]).astype(np.float64)
+        assert got <= VS_LAPACK * max(_qr_ratio(a.astype(np.float64), ql, rl, uu), FLOOR)
+
+
+@pytest.mark.parametrize("fallback", ["where", "sync"])
+def test_fallback_per_matrix(fallback):
+    """One stack: well conditioned, κ = 1e6 (beyond both methods in float32), rank 2, and a
+    NaN matrix. The first keeps CholeskyQR; the next two fall back to Householder and are
+    accurate; the NaN matrix is NaN; nothing leaks between matrices."""
+    rng = np.random.default_rng(14)
+    m, n = 200, 12
+    a = np.concatenate([
+        _graded(rng, 1, m, n, 10.0),
+        _graded(rng, 1, m, n, 1e6),
+        rng.standard_normal((1, m, 2)) @ rng.standard_normal((1, 2, n)),
+        rng.standard_normal((1, m, n)),
+    ]).astype(np.float32)
+    a[3, 7, 2] = np.nan
+    for method in tall_skinny.METHODS:
+        q, r, fell_back = tall_skinny.qr(mx.array(a), method=method, fallback=fallback)
+        assert np.asarray(fell_back).tolist() == [False, True, True, True]
+        qn, rn = _np(q), _np(r)
+        assert np.all(np.isnan(qn[3])) and np.all(np.isnan(rn[3]))
+        for i in range(3):
+            assert _qr_ratio(a[i : i + 1].astype(np.float64), qn[i : i + 1], rn[i : i + 1],
+                             unit_roundoff(mx.float32)) <= QR_RATIO
+            assert np.all(np.diagonal(rn[i]) >= 0)
+        q0, r0, _ = tall_skinny.qr(mx.array(a[:1]), method=method, fallback=fallback)
+        np.testing.assert_array_equal(qn[0], np.asarray(q0)[0])
+
+
+def test_fallback_nan_mode():
+    rng = np.random.default_rng(15)
+    a = np.concatenate([_graded(rng, 1, 100, 8, 10.0), _graded(rng, 1, 100, 8, 1e7)])
+    q, r, fell_back = tall_skinny.qr(mx.array(a.astype(np.float32)), fallback="nan")
+    assert np.asarray(fell_back).tolist() == [False, True]
+    assert np.all(np.isfinite(np.asarray(q)[0])) and np.all(np.isnan(np.asarray(q)[1]))
+    assert np.all(np.isnan(np.asarray(r)[1]))
+
+
+def test_flag_or_accurate():
+    """Across condition numbers through the methods' limits, every result that is not
+    flagged meets the QR threshold: loss of orthogonality is never silent."""
+    rng = np.random.default_rng(16)
+    uu = unit_roundoff(mx.float32)
+    flags = {}
+    conds = [1e3, 3e3, 1e4, 3e4, 1e5, 3e5]
+    for method in tall_skinny.METHODS:
+        for cond in conds:
+            a = _graded(rng, 3, 300, 16, cond).astype(np.float32)
+            q, r, fell_back = tall_skinny.qr(mx.array(a), method=method, fallback="nan")
+            ok = ~np.asarray(fell_back)
+            flags[method, cond] = int((~ok).sum())
+            if ok.any():
+                assert _qr_ratio(a[ok].astype(np.float64), _np(q)[ok], _np(r)[ok], uu) <= QR_RATIO
+    # The ranges differ: shifted CholeskyQR3 covers κ = 1e4, where CholeskyQR2 fails.
+    assert flags["cholqr2", 1e3] == 0 and flags["cholqr2", 1e5] == 3
+    assert flags["scholqr3", 1e4] == 0 and flags["scholqr3", 3e5] == 3
+
+
+def test_blocked_building_blocks_and_batches():
+    """tall_skinny.REFERENCE (the blocked GPU graph) in float32 and float64, N = 70 > one
+    diagonal block, batch shape (2, 2) kept."""
+    rng = np.random.default_rng(17)
+    for dtype in DTYPES:
+        a = _graded(rng, 4, 160, 70, 100.0).astype(NP[dtype]).reshape(2, 2, 160, 70)
+        q, r, fell_back = tall_skinny.qr(_mx(a, dtype), tall_skinny.REFERENCE, method="scholqr3")
+        assert q.shape == (2, 2, 160, 70) and r.shape == (2, 2, 70, 70)
+        assert fell_back.shape == (2, 2) and not np.any(np.asarray(fell_back))
+        flat = a.reshape(4, 160, 70).astype(np.float64)
+        got = _qr_ratio(flat, _np(q).reshape(4, 160, 70), _np(r).reshape(4, 70, 70),
+                        unit_roundoff(dtype))
+        assert got <= QR_RATIO
+
+
+def test_lapack_cholesky_failure_flag():
+    """MLX's CPU Cholesky does not report failure; the wrapper detects it."""
+    g = mx.array(np.array([[[1.0, 2.0], [2.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]],
+                           [[np.nan, 0], [0, 1.0]]], dtype=np.float32))
+    factor, failed = tall_skinny.LAPACK.cholesky(g)
+    assert np.asarray(failed).tolist() == [True, False, True]
+    assert np.all(np.isnan(np.asarray(factor)[0]))
+    np.testing.assert_allclose(np.asarray(factor)[1], np.sqrt(2) * np.eye(2), rtol=1e-6)
+
+
+def test_tall_skinny_lazy():
+    rng = np.random.default_rng(18)
+    x = mx.array(_graded(rng, 2, 64, 8, 1e6).astype(np.float32))
+    compiled = mx.compile(lambda y: tall_skinny.qr(y, method="scholqr3", fallback="where"))
+    q, r, fell_back = compiled(x)
+    qe, re, fe = tall_skinny.qr(x, method="scholqr3", fallback="where")
+    np.testing.assert_allclose(np.asarray(q), np.asarray(qe), atol=1e-6)
+    assert np.array_equal(np.asarray(fell_back), np.asarray(fe))
+
+
+def test_tall_skinny_errors():
+    x = mx.zeros((4, 3))
+    with pytest.raises(ValueError, match=r"^\[mlx_linalg.tall_skinny_qr\] method"):
+        tall_skinny.qr(x, method="tsqr")
+    with pytest.raises(ValueError, match=r"^\[mlx_linalg.tall_skinny_qr\] fallback"):
+        tall_skinny.qr(x, fallback="raise")
+    with pytest.raises(ValueError, match=r"^\[mlx_linalg.tall_skinny_qr\] expected M >= N"):
+        tall_skinny.qr(mx.zeros((3, 4)))
