@@ -38,7 +38,12 @@ if str(ROOT) not in sys.path:
 
 import mlx_linalg as la  # noqa: E402
 from mlx_linalg import _precision  # noqa: E402
-from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_triangular  # noqa: E402
+from mlx_linalg._gpu import (  # noqa: E402
+    blocked_cholesky,
+    blocked_lu,
+    blocked_qr,
+    blocked_triangular,
+)
 
 try:
     import torch
@@ -55,10 +60,13 @@ except Exception:  # optional peer: ImportError, or CUDA errors without a device
     cupy = None
     HAS_CUPY = False
 
-OPS = ("cholesky", "lu_factor", "solve", "inv", "solve_triangular", "cho_solve")
+OPS = ("cholesky", "lu_factor", "solve", "inv", "solve_triangular", "cho_solve", "qr")
 U32 = float(np.finfo(np.float32).eps) / 2
 # Best of PyTorch 2.11 / CuPy / JAX on one H100, float32, ms (DESIGN.md).
 PUBLISHED_PEER_MS = {
+    ("qr", 1024): 4.6,
+    ("qr", 4096): 29.2,
+    ("qr", 8192): 96.1,
     ("cholesky", 1024): 0.42,
     ("cholesky", 4096): 1.93,
     ("cholesky", 8192): 8.8,
@@ -101,6 +109,7 @@ def _blocked_call(op: str, x: dict, block: int):
             a, b, lower=True, unit_diagonal=False, trans=0, **k
         )[0][0],
         "cho_solve": lambda: blocked_triangular.cho_solve(a, b, lower=True, **k)[0][0],
+        "qr": lambda: blocked_qr.qr(a, mode="reduced", **k)[0],
     }
     return calls[op]
 
@@ -114,6 +123,7 @@ def _cpu_call(op: str, x: dict):
         "inv": lambda: la.inv(a, stream=cpu),
         "solve_triangular": lambda: la.solve_triangular(a, b, lower=True, stream=cpu),
         "cho_solve": lambda: la.cho_solve((a, True), b, stream=cpu),
+        "qr": lambda: tuple(la.qr(a, stream=cpu)),
     }
     return calls[op]
 
@@ -128,6 +138,7 @@ def _torch_call(op: str, x: dict):
         "inv": lambda: tl.inv(a),
         "solve_triangular": lambda: tl.solve_triangular(a, b, upper=False),
         "cho_solve": lambda: torch.cholesky_solve(b, a),
+        "qr": lambda: tl.qr(a),
     }
     return calls[op]
 
@@ -138,6 +149,7 @@ def _cupy_call(op: str, x: dict):
         "cholesky": lambda: cupy.linalg.cholesky(a),
         "solve": lambda: cupy.linalg.solve(a, b),
         "inv": lambda: cupy.linalg.inv(a),
+        "qr": lambda: cupy.linalg.qr(a),
     }
     return calls.get(op)
 
@@ -189,6 +201,11 @@ def _accuracy(op: str, x: dict, out) -> float:
         perm, _ = blocked_lu._permutation(piv.reshape(-1, n), n)
         pa = mx.take_along_axis(a.reshape(-1, n, n), perm[..., None], axis=1)
         value = _fro(pa - mm(lower, mx.triu(packed)).reshape(-1, n, n)) / (n * _fro(a) * U32)
+    elif op == "qr":
+        q, r = out
+        factor = _fro(a - mm(q, r)) / (n * _fro(a) * U32)
+        gram = mm(mx.swapaxes(q, -1, -2), q)
+        value = mx.maximum(factor, _fro(mx.eye(n) - gram) / (n * U32))
     elif op == "inv":
         value = _fro(mx.eye(n) - mm(out, a)) / (n * _fro(a) * _fro(out) * U32)
     else:
@@ -198,6 +215,9 @@ def _accuracy(op: str, x: dict, out) -> float:
 
 
 def _rel_diff(ours, theirs) -> float:
+    """Normwise relative difference of the first outputs (for QR: of |R|, sign-free)."""
+    if isinstance(ours, tuple) and len(ours) == 2 and ours[1].ndim == ours[0].ndim:
+        ours, theirs = (mx.abs(ours[1]),), (mx.abs(theirs[1]),)
     o = np.asarray(ours[0] if isinstance(ours, tuple) else ours, dtype=np.float64)
     t = np.asarray(theirs[0] if isinstance(theirs, tuple) else theirs, dtype=np.float64)
     return float(np.linalg.norm(o - t) / max(np.linalg.norm(t), np.finfo(np.float32).tiny))

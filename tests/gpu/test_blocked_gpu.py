@@ -13,10 +13,16 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, SOLVE_RATIO, norm, ratio
+from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, QR_RATIO, SOLVE_RATIO, norm, ratio
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_lu, blocked_triangular
+from mlx_linalg._gpu import (
+    blocked_cholesky,
+    blocked_common,
+    blocked_lu,
+    blocked_qr,
+    blocked_triangular,
+)
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 pytestmark = pytest.mark.gpu
@@ -25,6 +31,8 @@ U32 = float(np.finfo(np.float32).eps) / 2
 SIZES = [65, 127, 200, 513, 2048]
 # Normwise forward error against float64 SciPy, in units of sqrt(n)·κ·u (DESIGN.md).
 FORWARD = 10
+# ‖I − QᵀQ‖_F in units of n·u: measured about 1 on the CPU (LAPACK float32: 0.5).
+ORTHOGONALITY = 4
 # Kernel vs reference building blocks: same algorithm, different rounding (FMA, reciprocals).
 AGREE = 50
 
@@ -161,6 +169,21 @@ def test_solve_triangular_many_rhs(rng, trans):
     op = np.swapaxes(op, -1, -2) if trans else op
     xs = _np(x)
     assert ratio(_np(_f32(b)) - op @ xs, norm(op) * norm(xs), U32) <= SOLVE_RATIO
+
+
+@pytest.mark.parametrize(("m", "n"), [(65, 65), (300, 200), (200, 300), (2048, 2048)])
+def test_qr(rng, m, n):
+    am = _f32(rng.standard_normal((1, m, n)))
+    (q, r), failed = blocked_qr.qr(am, mode="reduced")
+    assert not np.any(np.asarray(failed))
+    qs, rs, a = _np(q), _np(r), _np(am)
+    k = min(m, n)
+    factor = norm(a - qs @ rs) / norm(a)
+    orthogonality = norm(np.eye(k) - np.swapaxes(qs, -1, -2) @ qs)
+    assert max(np.max(factor) / (m * U32), np.max(orthogonality) / (m * U32)) <= QR_RATIO
+    # Sharper guards that TF32-level products (error ~3e-4) would fail at n = 2048.
+    assert np.max(factor) <= FORWARD * np.sqrt(m) * U32
+    assert np.max(orthogonality) <= ORTHOGONALITY * k * U32
 
 
 def test_failures_stay_in_their_matrix(rng):
