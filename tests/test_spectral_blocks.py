@@ -343,8 +343,9 @@ def test_cholesky_qr_accuracy(dtype, method, cond, shape):
         assert got <= VS_LAPACK * max(_qr_ratio(a.astype(np.float64), ql, rl, uu), FLOOR)
 
 
+@pytest.mark.parametrize("factor", ["LAPACK", "REFERENCE"])
 @pytest.mark.parametrize("fallback", ["where", "sync"])
-def test_fallback_per_matrix(fallback):
+def test_fallback_per_matrix(fallback, factor):
     """One stack: well conditioned, κ = 1e6 (beyond both methods in float32), rank 2, and a
     NaN matrix. The first keeps CholeskyQR; the next two fall back to Householder and are
     accurate; the NaN matrix is NaN; nothing leaks between matrices."""
@@ -357,8 +358,9 @@ def test_fallback_per_matrix(fallback):
         rng.standard_normal((1, m, n)),
     ]).astype(np.float32)
     a[3, 7, 2] = np.nan
+    factor = getattr(tall_skinny, factor)
     for method in tall_skinny.METHODS:
-        q, r, fell_back = tall_skinny.qr(mx.array(a), method=method, fallback=fallback)
+        q, r, fell_back = tall_skinny.qr(mx.array(a), factor, method=method, fallback=fallback)
         assert np.asarray(fell_back).tolist() == [False, True, True, True]
         qn, rn = _np(q), _np(r)
         assert np.all(np.isnan(qn[3])) and np.all(np.isnan(rn[3]))
@@ -366,7 +368,7 @@ def test_fallback_per_matrix(fallback):
             assert _qr_ratio(a[i : i + 1].astype(np.float64), qn[i : i + 1], rn[i : i + 1],
                              unit_roundoff(mx.float32)) <= QR_RATIO
             assert np.all(np.diagonal(rn[i]) >= 0)
-        q0, r0, _ = tall_skinny.qr(mx.array(a[:1]), method=method, fallback=fallback)
+        q0, r0, _ = tall_skinny.qr(mx.array(a[:1]), factor, method=method, fallback=fallback)
         np.testing.assert_array_equal(qn[0], np.asarray(q0)[0])
 
 

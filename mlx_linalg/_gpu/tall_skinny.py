@@ -21,8 +21,9 @@ computed for the flagged matrices only after one host synchronization.
 The factorizations the graph needs (Cholesky with a failure flag, triangular solve,
 Householder QR) are pluggable (:class:`Factor`): :data:`LAPACK` runs them as MLX's own CPU
 ops (lazy, on the CPU stream, any device); :data:`REFERENCE` is the blocked GPU graph of
-``mlx_linalg._gpu.blocked_*`` with its MLX-op building blocks (the GPU graph, checkable on
-the CPU); :data:`KERNELS` is the same with the small-matrix GPU kernels. Every matrix
+``mlx_linalg._gpu.blocked_*`` (Cholesky, triangular solve, compact-WY Householder QR) with
+its MLX-op building blocks (the GPU graph, checkable on the CPU); :data:`KERNELS` is the
+same with the small-matrix GPU kernels for the diagonal blocks. Every matrix
 product goes through :func:`mlx_linalg._precision.matmul`, float32-accurate under TF32.
 """
 
@@ -32,7 +33,7 @@ from typing import NamedTuple
 import mlx.core as mx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_triangular
+from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_qr, blocked_triangular
 
 # Largest ‖GᵀG − I‖_F of the last round's Gram matrix that is accepted: it bounds
 # ‖G − I‖₂ ≤ 1/2, so κ(Q₁) ≤ √3 and the last round is as accurate as on orthonormal input.
@@ -84,6 +85,11 @@ def _lapack_householder(x: mx.array) -> tuple[mx.array, mx.array]:
     return mx.linalg.qr(x, stream=mx.cpu)
 
 
+def _blocked_householder(x: mx.array) -> tuple[mx.array, mx.array]:
+    (q, r), _ = blocked_qr.qr(x, mode="reduced")
+    return q, r
+
+
 def _blocked(blocks: blocked_common.Blocks, householder) -> Factor:
     def cholesky(g: mx.array) -> tuple[mx.array, mx.array]:
         return blocked_cholesky.potrf(blocks, g)
@@ -96,11 +102,11 @@ def _blocked(blocks: blocked_common.Blocks, householder) -> Factor:
 
 # MLX's CPU ops (LAPACK): lazy, on the CPU stream, float32 and float64.
 LAPACK = Factor(_lapack_cholesky, _lapack_trsm, _lapack_householder)
-# The blocked GPU graph with its MLX-op building blocks (any device; float32 and float64).
-# There is no blocked Householder QR on the GPU yet: the fallback runs on the CPU stream.
-REFERENCE = _blocked(blocked_common.REFERENCE, _lapack_householder)
-# The blocked GPU graph with the small-matrix kernels (GPU, float32).
-KERNELS = _blocked(blocked_common.KERNELS, _lapack_householder)
+# The blocked GPU graph with its MLX-op building blocks (any device; float32 and float64):
+# blocked Cholesky, triangular solve and compact-WY Householder QR (mlx_linalg._gpu.blocked_*).
+REFERENCE = _blocked(blocked_common.REFERENCE, _blocked_householder)
+# The same with the small-matrix kernels for the diagonal blocks (GPU, float32).
+KERNELS = _blocked(blocked_common.KERNELS, _blocked_householder)
 
 
 def unit_roundoff(dtype: mx.Dtype) -> float:
@@ -244,10 +250,10 @@ def qr(
         NaN in its own Q and R only.
 
     Notes:
-        The Householder fallback is MLX's CPU QR on the CPU stream for now (there is no
-        blocked Householder QR on the GPU yet). With ``fallback="where"`` its cost is paid
-        for every matrix; use ``"sync"`` where one synchronization is acceptable, or
-        ``method="scholqr3"`` when the input may be ill-conditioned but has full rank.
+        With ``fallback="where"`` the Householder QR's cost (about 4MN² flops for Q and R,
+        in ``factor.householder``) is paid for every matrix; use ``"sync"`` where one
+        synchronization is acceptable, or ``method="scholqr3"`` when the input may be
+        ill-conditioned but has full rank.
 
     See Also:
         scipy.linalg.qr (mode="economic")
