@@ -1,0 +1,171 @@
+"""GPU tests of the spectral building blocks: QDWH and Newton–Schulz polar decompositions
+(mlx_linalg._gpu.polar) and tall-skinny CholeskyQR2 / shifted CholeskyQR3 with the
+Householder fallback (mlx_linalg._gpu.tall_skinny), with the blocked GPU factorizations and
+the small-matrix kernels as building blocks (``tall_skinny.KERNELS``).
+
+The checks of tests/test_spectral_blocks.py, on the GPU with MLX's default TF32 setting
+(``MLX_ENABLE_TF32`` unset: every product must still be float32-accurate through
+``mlx_linalg._precision.matmul``), at sizes where a TF32-level error (about 3e-4) is far
+above the guards: DESIGN.md's metrics, SciPy float64 forward errors, the 10x-float32-LAPACK
+guard, agreement with the same graph run on the CPU, NaN isolation and laziness under
+``mx.compile``. Run by tools/gpu-check.sh. Not yet run on a GPU.
+"""
+
+import math
+
+import mlx.core as mx
+import numpy as np
+import pytest
+import scipy.linalg
+from matrices import QR_RATIO, SVD_RATIO, norm, ratio
+
+from mlx_linalg import _precision
+from mlx_linalg._gpu import polar, tall_skinny
+
+pytestmark = pytest.mark.gpu
+
+U32 = float(np.finfo(np.float32).eps) / 2
+POLAR_RATIO = SVD_RATIO
+FORWARD = 10
+H_FORWARD = 50
+VS_LAPACK = 10
+FLOOR = 1.0
+# The same graph on the GPU and on the CPU (tall_skinny.LAPACK on the CPU stream): different
+# rounding, so U agrees to about κ·u; in units of √n·κ·u.
+AGREE = 10
+
+
+def _graded(rng, batch, m, n, cond) -> np.ndarray:
+    k = min(m, n)
+    out = []
+    for _ in range(batch):
+        u, _ = np.linalg.qr(rng.standard_normal((m, k)))
+        v, _ = np.linalg.qr(rng.standard_normal((n, k)))
+        out.append((u * np.logspace(0, -np.log10(cond), k)) @ v.T)
+    return np.array(out).astype(np.float32)
+
+
+def _np(x: mx.array) -> np.ndarray:
+    return np.asarray(x).astype(np.float64)
+
+
+def _orthogonality(u: np.ndarray) -> np.ndarray:
+    t = u if u.shape[-2] >= u.shape[-1] else np.swapaxes(u, -1, -2)
+    return np.swapaxes(t, -1, -2) @ t - np.eye(t.shape[-1])
+
+
+def _polar_ratios(a, u, h):
+    big = max(a.shape[-2:])
+    return ratio(a - u @ h, big * norm(a), U32), ratio(_orthogonality(u), big, U32)
+
+
+def test_precision_mode_reported():
+    """Records whether this GPU multiplies float32 in reduced precision (TF32): the other
+    tests must pass either way."""
+    reduced = _precision.reduced_precision(mx.gpu)
+    print(f"reduced-precision float32 matmul on this GPU: {reduced}")
+    assert isinstance(reduced, bool)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (300, 200), (200, 300), (1024, 1024), (4096, 256)])
+@pytest.mark.parametrize("cond", [1.0, 1e3, 1e7])
+def test_qdwh_gpu(shape, cond):
+    rng = np.random.default_rng(hash((shape, cond)) % 2**32)
+    batch = 2 if max(shape) <= 1024 else 1
+    a = _graded(rng, batch, *shape, cond)
+    u, h, info = polar.qdwh(mx.array(a), tall_skinny.KERNELS)
+    un, hn = _np(u), _np(h)
+    back, orth = _polar_ratios(a.astype(np.float64), un, hn)
+    assert back <= POLAR_RATIO and orth <= POLAR_RATIO
+    assert np.all(np.asarray(info) > 0)
+    ref = [scipy.linalg.polar(x.astype(np.float64)) for x in a]
+    u_ref = np.array([r[0] for r in ref])
+    h_ref = np.array([r[1] for r in ref])
+    assert np.all(norm(hn - h_ref) <= H_FORWARD * math.sqrt(max(shape)) * U32 * norm(h_ref))
+    k = min(shape)
+    assert np.all(norm(un - u_ref) <= FORWARD * k * cond * U32)
+    if max(shape) <= 1024:
+        lapack = [scipy.linalg.polar(x) for x in a]
+        lb, lo = _polar_ratios(a.astype(np.float64), np.array([p[0] for p in lapack]),
+                               np.array([p[1] for p in lapack]))
+        assert back <= VS_LAPACK * max(lb, FLOOR) and orth <= VS_LAPACK * max(lo, FLOOR)
+
+
+def test_qdwh_gpu_agrees_with_cpu_graph():
+    rng = np.random.default_rng(1)
+    a = _graded(rng, 2, 256, 128, 1e3)
+    ug, hg, infog = polar.qdwh(mx.array(a), tall_skinny.KERNELS)
+    with mx.stream(mx.cpu):
+        uc, hc, infoc = polar.qdwh(mx.array(a), tall_skinny.LAPACK)
+        mx.eval(uc, hc, infoc)
+    assert np.all(norm(_np(ug) - _np(uc)) <= AGREE * math.sqrt(128) * 1e3 * U32 * math.sqrt(128))
+    assert np.all(norm(_np(hg) - _np(hc)) <= H_FORWARD * math.sqrt(256) * U32 * norm(_np(hc)))
+
+
+@pytest.mark.parametrize("n", [128, 1024])
+def test_newton_schulz_gpu(n):
+    rng = np.random.default_rng(n)
+    a = _graded(rng, 2, n, n, 10.0)
+    u, h, info = polar.newton_schulz(mx.array(a))
+    assert np.all(np.asarray(info) > 0)
+    back, orth = _polar_ratios(a.astype(np.float64), _np(u), _np(h))
+    assert back <= POLAR_RATIO and orth <= POLAR_RATIO
+
+
+def test_polar_gpu_nan_isolated():
+    rng = np.random.default_rng(2)
+    a = _graded(rng, 3, 160, 96, 100.0)
+    a[1, 4, 7] = np.nan
+    for u, h, info in (polar.qdwh(mx.array(a), tall_skinny.KERNELS),
+                       polar.newton_schulz(mx.array(a))):
+        un, hn, infon = np.asarray(u), np.asarray(h), np.asarray(info)
+        assert np.all(np.isnan(un[1])) and np.all(np.isnan(hn[1])) and infon[1] < 0
+        assert np.all(np.isfinite(un[[0, 2]])) and np.all(infon[[0, 2]] > 0)
+
+
+def _qr_ratio(a, q, r):
+    m = a.shape[-2]
+    return max(ratio(a - q @ r, m * norm(a), U32), ratio(_orthogonality(q), m, U32))
+
+
+@pytest.mark.parametrize("method", tall_skinny.METHODS)
+@pytest.mark.parametrize("shape", [(65536, 64), (8192, 256), (2048, 512)])
+@pytest.mark.parametrize("cond", [1.0, 1e2])
+def test_tall_skinny_gpu(method, shape, cond):
+    rng = np.random.default_rng(hash((shape, cond)) % 2**32)
+    a = _graded(rng, 1, *shape, cond)
+    q, r, fell_back = tall_skinny.qr(mx.array(a), tall_skinny.KERNELS, method=method,
+                                     fallback="nan")
+    assert not np.any(np.asarray(fell_back))
+    got = _qr_ratio(a.astype(np.float64), _np(q), _np(r))
+    assert got <= QR_RATIO
+    ql, rl = scipy.linalg.qr(a[0], mode="economic")
+    lapack = _qr_ratio(a.astype(np.float64), ql[None].astype(np.float64),
+                       rl[None].astype(np.float64))
+    assert got <= VS_LAPACK * max(lapack, FLOOR)
+
+
+def test_tall_skinny_gpu_fallback():
+    rng = np.random.default_rng(3)
+    a = np.concatenate([_graded(rng, 1, 4096, 64, 10.0), _graded(rng, 1, 4096, 64, 1e6),
+                        _graded(rng, 1, 4096, 64, 10.0)])
+    a[2, 0, 0] = np.inf
+    q, r, fell_back = tall_skinny.qr(mx.array(a), tall_skinny.KERNELS, method="scholqr3",
+                                     fallback="where")
+    assert np.asarray(fell_back).tolist() == [False, True, True]
+    qn, rn = _np(q), _np(r)
+    assert _qr_ratio(a[:2].astype(np.float64), qn[:2], rn[:2]) <= QR_RATIO
+    assert np.all(np.isnan(qn[2]))
+
+
+def test_gpu_graphs_are_lazy():
+    rng = np.random.default_rng(4)
+    x = mx.array(_graded(rng, 2, 512, 128, 1e3))
+    compiled = mx.compile(lambda y: polar.qdwh(y, tall_skinny.KERNELS))
+    u, _, info = compiled(x)
+    assert np.all(np.asarray(info) > 0)
+    assert ratio(_orthogonality(_np(u)), 512, U32) <= POLAR_RATIO
+    compiled = mx.compile(lambda y: tall_skinny.qr(y, tall_skinny.KERNELS, fallback="where"))
+    q, _, fell_back = compiled(x)
+    assert not np.any(np.asarray(fell_back))
+    assert ratio(_orthogonality(_np(q)), 512, U32) <= QR_RATIO
