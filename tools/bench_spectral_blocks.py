@@ -1,0 +1,260 @@
+"""Large-matrix spectral building blocks: QDWH / Newton–Schulz polar and tall-skinny QR,
+mlx_linalg against its peers, same process, same float32 data.
+
+Polar (square n x n, singular values logspaced over 1..1/cond): ``polar.qdwh`` and
+``polar.newton_schulz`` (the latter on cond = 10 input, its use case), against an SVD-based
+polar (U Vᵀ, V S Vᵀ) in PyTorch and CuPy, ``jax.scipy.linalg.polar(method="qdwh")``, and
+SciPy on the CPU. Tall-skinny QR (M x N): ``tall_skinny.qr`` with CholeskyQR2 and shifted
+CholeskyQR3 against ``torch.linalg.qr``, ``cupy.linalg.qr``, ``jnp.linalg.qr`` and MLX's CPU
+QR. Peers are used when importable. Min of ``--repeat`` runs after two warm-ups, each
+synchronized; DESIGN.md's accuracy ratios (float64 NumPy) up to ``--check-max``. On a GPU the
+mlx_linalg graphs use ``tall_skinny.KERNELS`` (blocked factorizations, small-matrix kernels),
+on the CPU ``tall_skinny.LAPACK``. Writes JSON and a Markdown table naming the machine.
+
+Usage: ``python tools/bench_spectral_blocks.py [--out DIR] [--repeat 5]
+[--sizes 256,512,1024,2048,4096,8192] [--tall 65536x64,65536x256,16384x1024]
+[--cond 1e3] [--check-max 2048] [--skip-peers]``
+"""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_linalg import _precision
+from mlx_linalg._gpu import polar, tall_skinny
+
+U32 = float(np.finfo(np.float32).eps) / 2
+
+
+def _graded(rng, m: int, n: int, cond: float) -> np.ndarray:
+    k = min(m, n)
+    u, _ = np.linalg.qr(rng.standard_normal((m, k)).astype(np.float32))
+    v, _ = np.linalg.qr(rng.standard_normal((n, k)).astype(np.float32))
+    return ((u * np.logspace(0, -np.log10(cond), k).astype(np.float32)) @ v.T).astype(np.float32)
+
+
+def _fro(x: np.ndarray) -> float:
+    return float(np.linalg.norm(x))
+
+
+def polar_ratio(a: np.ndarray, u: np.ndarray, h: np.ndarray) -> float:
+    a, u, h = (np.asarray(x, dtype=np.float64) for x in (a, u, h))
+    n = max(a.shape)
+    back = _fro(a - u @ h) / (n * _fro(a) * U32)
+    orth = _fro(u.T @ u - np.eye(u.shape[1])) / (n * U32)
+    return max(back, orth)
+
+
+def qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray) -> float:
+    a, q, r = (np.asarray(x, dtype=np.float64) for x in (a, q, r))
+    m = a.shape[0]
+    return max(_fro(a - q @ r) / (m * _fro(a) * U32),
+               _fro(q.T @ q - np.eye(q.shape[1])) / (m * U32))
+
+
+def _time(fn, sync, repeat: int):
+    out = None
+    for _ in range(2):
+        out = fn()
+        sync(out)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        sync(out)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3, out
+
+
+def _peers(skip: bool) -> dict:
+    peers = {}
+    if skip:
+        return peers
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            peers["torch"] = torch
+    except ImportError:
+        pass
+    try:
+        import cupy
+
+        peers["cupy"] = cupy
+    except ImportError:
+        pass
+    try:
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "highest")
+        peers["jax"] = jax
+    except ImportError:
+        pass
+    return peers
+
+
+def _polar_peers(peers: dict, a: np.ndarray):
+    """(name, fn, sync, to_numpy) for each peer's polar decomposition of ``a``."""
+    out = []
+    if "torch" in peers:
+        torch = peers["torch"]
+        t = torch.from_numpy(a).cuda()
+
+        def torch_polar():
+            w, s, vh = torch.linalg.svd(t, full_matrices=False)
+            return w @ vh, (vh.mT * s) @ vh
+
+        out.append(("torch (svd)", torch_polar, lambda o: torch.cuda.synchronize(),
+                    lambda o: [x.cpu().numpy() for x in o]))
+    if "cupy" in peers:
+        cp = peers["cupy"]
+        c = cp.asarray(a)
+
+        def cupy_polar():
+            w, s, vh = cp.linalg.svd(c, full_matrices=False)
+            return w @ vh, (vh.T * s) @ vh
+
+        out.append(("cupy (svd)", cupy_polar, lambda o: cp.cuda.Device().synchronize(),
+                    lambda o: [cp.asnumpy(x) for x in o]))
+    if "jax" in peers:
+        jax = peers["jax"]
+        j = jax.device_put(a)
+        fn = jax.jit(lambda x: jax.scipy.linalg.polar(x, method="qdwh"))
+        out.append(("jax (qdwh)", lambda: fn(j), lambda o: jax.block_until_ready(o),
+                    lambda o: [np.asarray(x) for x in o]))
+    return out
+
+
+def _qr_peers(peers: dict, a: np.ndarray):
+    out = []
+    if "torch" in peers:
+        torch = peers["torch"]
+        t = torch.from_numpy(a).cuda()
+        out.append(("torch", lambda: torch.linalg.qr(t), lambda o: torch.cuda.synchronize(),
+                    lambda o: [x.cpu().numpy() for x in o]))
+    if "cupy" in peers:
+        cp = peers["cupy"]
+        c = cp.asarray(a)
+        out.append(("cupy", lambda: cp.linalg.qr(c), lambda o: cp.cuda.Device().synchronize(),
+                    lambda o: [cp.asnumpy(x) for x in o]))
+    if "jax" in peers:
+        jax = peers["jax"]
+        j = jax.device_put(a)
+        fn = jax.jit(jax.numpy.linalg.qr)
+        out.append(("jax", lambda: fn(j), lambda o: jax.block_until_ready(o),
+                    lambda o: [np.asarray(x) for x in o]))
+    return out
+
+
+def _row(rows: list, **row) -> None:
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+
+
+def bench_polar(args, peers, factor, rows) -> None:
+    for n in (int(v) for v in args.sizes.split(",")):
+        check = n <= args.check_max
+        for method, cond in (("qdwh", args.cond), ("newton_schulz", 10.0)):
+            a = _graded(np.random.default_rng(n), n, n, cond)
+            x = mx.array(a)
+            mx.eval(x)
+            if method == "qdwh":
+                fn = lambda x=x: polar.qdwh(x, factor)  # noqa: E731
+            else:
+                fn = lambda x=x: polar.newton_schulz(x)  # noqa: E731
+            ms, out = _time(fn, mx.eval, args.repeat)
+            _row(rows, op="polar", impl=f"mlx_linalg {method}", shape=f"{n}x{n}", cond=cond,
+                 ms=round(ms, 3), iterations=int(np.max(np.abs(np.asarray(out[2])))),
+                 ratio=round(polar_ratio(a, out[0], out[1]), 3) if check else None)
+        a = _graded(np.random.default_rng(n), n, n, args.cond)
+        for name, fn, sync, to_np in _polar_peers(peers, a):
+            ms, out = _time(fn, sync, args.repeat)
+            res = to_np(out)
+            _row(rows, op="polar", impl=name, shape=f"{n}x{n}", cond=args.cond, ms=round(ms, 3),
+                 ratio=round(polar_ratio(a, *res), 3) if check else None)
+        if n <= args.scipy_max:
+            import scipy.linalg
+
+            ms, out = _time(lambda a=a: scipy.linalg.polar(a), lambda o: None, 1)
+            _row(rows, op="polar", impl="scipy (cpu, svd)", shape=f"{n}x{n}", cond=args.cond,
+                 ms=round(ms, 3), ratio=round(polar_ratio(a, *out), 3) if check else None)
+
+
+def bench_tall(args, peers, factor, rows) -> None:
+    for case in args.tall.split(","):
+        m, n = (int(v) for v in case.split("x"))
+        a = _graded(np.random.default_rng(m + n), m, n, 1e2)
+        check = n <= args.check_max
+        x = mx.array(a)
+        mx.eval(x)
+        for method in tall_skinny.METHODS:
+            fn = lambda x=x, method=method: tall_skinny.qr(x, factor, method=method,  # noqa: E731
+                                                           fallback="nan")
+            ms, out = _time(fn, mx.eval, args.repeat)
+            _row(rows, op="tall_qr", impl=f"mlx_linalg {method}", shape=f"{m}x{n}", cond=1e2,
+                 ms=round(ms, 3), fell_back=int(np.sum(np.asarray(out[2]))),
+                 ratio=round(qr_ratio(a, out[0], out[1]), 3) if check else None)
+        for name, fn, sync, to_np in _qr_peers(peers, a):
+            ms, out = _time(fn, sync, args.repeat)
+            _row(rows, op="tall_qr", impl=name, shape=f"{m}x{n}", cond=1e2, ms=round(ms, 3),
+                 ratio=round(qr_ratio(a, *to_np(out)), 3) if check else None)
+        ms, out = _time(lambda x=x: mx.linalg.qr(x, stream=mx.cpu), mx.eval, 1)
+        _row(rows, op="tall_qr", impl="mx.linalg.qr (cpu)", shape=f"{m}x{n}", cond=1e2,
+             ms=round(ms, 3), ratio=round(qr_ratio(a, *out), 3) if check else None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/results")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sizes", default="256,512,1024,2048,4096,8192")
+    parser.add_argument("--tall", default="65536x64,65536x256,16384x1024")
+    parser.add_argument("--cond", type=float, default=1e3)
+    parser.add_argument("--check-max", type=int, default=2048)
+    parser.add_argument("--scipy-max", type=int, default=1024)
+    parser.add_argument("--ops", default="polar,tall_qr")
+    parser.add_argument("--skip-peers", action="store_true")
+    args = parser.parse_args()
+    gpu = mx.is_available(mx.gpu)
+    if gpu:
+        mx.set_default_device(mx.gpu)
+    factor = tall_skinny.KERNELS if gpu else tall_skinny.LAPACK
+    peers = _peers(args.skip_peers)
+    machine = {"platform": platform.platform(), "mlx": mx.__version__,
+               "device": str(mx.default_device()),
+               "reduced_precision_matmul": _precision.reduced_precision(),
+               "peers": sorted(peers)}
+    if "torch" in peers:
+        machine["gpu"] = peers["torch"].cuda.get_device_name()
+        machine["torch"] = peers["torch"].__version__
+    print(json.dumps(machine), flush=True)
+    rows: list = []
+    ops = args.ops.split(",")
+    if "polar" in ops:
+        bench_polar(args, peers, factor, rows)
+    if "tall_qr" in ops:
+        bench_tall(args, peers, factor, rows)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench_spectral_blocks.json").write_text(
+        json.dumps({"machine": machine, "rows": rows}, indent=2))
+    lines = [f"Machine: {machine.get('gpu', machine['device'])}, MLX {machine['mlx']}, "
+             f"reduced-precision matmul: {machine['reduced_precision_matmul']}; float32, "
+             f"min of {args.repeat} runs.", "",
+             "| op | shape | cond | implementation | ms | ratio | iterations / fell back |",
+             "|" + " --- |" * 7]
+    for r in rows:
+        extra = r.get("iterations", r.get("fell_back", "-"))
+        lines.append(f"| {r['op']} | {r['shape']} | {r['cond']:g} | {r['impl']} | {r['ms']} | "
+                     f"{r['ratio'] if r['ratio'] is not None else '-'} | {extra} |")
+    (out_dir / "bench_spectral_blocks.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
