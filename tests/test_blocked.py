@@ -27,6 +27,7 @@ from mlx_linalg._gpu import (
     blocked_cholesky,
     blocked_common,
     blocked_lu,
+    blocked_panel,
     blocked_qr,
     blocked_triangular,
 )
@@ -489,6 +490,45 @@ def test_lu_small_blocks_batch_axes(rng):
         lu_ref, piv_ref = scipy.linalg.lu_factor(a[idx])
         np.testing.assert_array_equal(np.asarray(piv[idx]), piv_ref)
         np.testing.assert_allclose(_np(packed[idx]), lu_ref, rtol=1e-10, atol=1e-12)
+
+
+def _lapack_pivots(rng, batch: int, m: int, k: int) -> np.ndarray:
+    """Random valid LAPACK pivots: piv[j] in [j, m)."""
+    return np.stack([[rng.integers(j, m) for j in range(k)] for _ in range(batch)])
+
+
+def _replay(piv: np.ndarray, m: int) -> np.ndarray:
+    perm = np.arange(m)
+    for j, p in enumerate(piv):
+        perm[[j, p]] = perm[[p, j]]
+    return perm
+
+
+def test_pivots_and_permutations_round_trip(rng):
+    m, k = 37, 30
+    piv = _lapack_pivots(rng, 4, m, k)
+    perm = blocked_panel.permutation(mx.array(piv, dtype=mx.int32), m)
+    expected = np.stack([_replay(p, m) for p in piv])
+    np.testing.assert_array_equal(np.asarray(perm), expected)
+    np.testing.assert_array_equal(np.asarray(blocked_panel.pivots(perm, k)), piv)
+    signs = np.asarray(blocked_lu.parity(perm))
+    np.testing.assert_array_equal(signs, [np.linalg.det(np.eye(m)[p]) for p in expected])
+    assert blocked_panel.pivots(perm, 0).shape == (4, 0)
+
+
+def test_lu_panel_nan_and_ties(rng):
+    """A NaN column never picks an already chosen row; exact ties give a valid LU."""
+    a = rng.standard_normal((2, 40, 6))
+    a[0, :, 3] = np.nan  # every candidate NaN at step 3
+    a[1] = np.round(a[1])  # integer entries: many exact ties
+    packed, perm = blocked_panel.lu_panel(_mx(a, mx.float64))
+    perm = np.asarray(perm)
+    for row in perm:
+        np.testing.assert_array_equal(np.sort(row), np.arange(40))
+    lower = np.tril(_np(packed[1]), -1)[:, :6] + np.eye(40, 6)
+    upper = np.triu(_np(packed[1])[:6])
+    np.testing.assert_allclose(lower @ upper, a[1][perm[1]], atol=1e-12)
+    assert np.all(np.abs(lower) <= 1)
 
 
 def test_lu_graphs_are_lazy(rng):

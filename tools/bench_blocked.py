@@ -41,6 +41,7 @@ from mlx_linalg import _precision  # noqa: E402
 from mlx_linalg._gpu import (  # noqa: E402
     blocked_cholesky,
     blocked_lu,
+    blocked_panel,
     blocked_qr,
     blocked_triangular,
 )
@@ -198,7 +199,7 @@ def _accuracy(op: str, x: dict, out) -> float:
     elif op == "lu_factor":
         packed, piv = out
         lower = mx.tril(packed, -1) + mx.eye(n, dtype=a.dtype)
-        perm, _ = blocked_lu._permutation(piv.reshape(-1, n), n)
+        perm = blocked_panel.permutation(piv.reshape(-1, n), n)
         pa = mx.take_along_axis(a.reshape(-1, n, n), perm[..., None], axis=1)
         value = _fro(pa - mm(lower, mx.triu(packed)).reshape(-1, n, n)) / (n * _fro(a) * U32)
     elif op == "qr":

@@ -17,7 +17,7 @@ The building blocks come in two sets with one contract (:class:`Blocks`):
 
 So the graph that runs on the GPU is the graph that the CPU tests check, with each kernel
 swapped for its reference. The tall LU panel has no kernel yet: both sets factor it with
-the MLX-op column loop ``reference.lu_small`` (``getf2``), the piece that most wants one.
+the MLX-op column loop ``blocked_panel.lu_panel`` (getf2), the piece that most wants one.
 """
 
 from collections.abc import Callable
@@ -26,7 +26,7 @@ from typing import NamedTuple
 import mlx.core as mx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import reference, small_factor
+from mlx_linalg._gpu import blocked_panel, reference, small_factor
 
 # Block columns per step of the blocked loops. A diagonal block larger than the kernels'
 # largest order (64) is itself factored or solved by the blocked algorithm with blocks of
@@ -59,15 +59,15 @@ class Blocks(NamedTuple):
             triangular ``t`` (only the triangle named by ``lower`` is read; op(T) = Tᵀ when
             ``trans``; unit diagonal assumed when ``unit``) and (B, b, K) ``x``. A zero
             diagonal gives NaN in that matrix's X.
-        lu: ``lu(a) -> (packed, piv, perm)``: partial-pivoting LU (getf2) of a (B, m, b)
-            panel, any m: packed L\\U, 0-based LAPACK pivots (B, min(m, b)) and the row
-            permutation (B, m) (row i of P·a is row perm[i] of a); zero pivots are kept.
+        lu: ``lu(a) -> (packed, perm)``: partial-pivoting LU (getf2) of a (B, m, b)
+            panel, m >= b: packed L\\U of P·a and the row permutation perm (B, m) int32
+            (row i of P·a is row perm[i] of a); zero pivots are kept.
     """
 
     max_n: int
     cholesky: Callable[[mx.array], tuple[mx.array, mx.array]]
     trsm: Callable[..., mx.array]
-    lu: Callable[[mx.array], tuple[mx.array, mx.array, mx.array]]
+    lu: Callable[[mx.array], tuple[mx.array, mx.array]]
 
 
 def _kernel_cholesky(a: mx.array) -> tuple[mx.array, mx.array]:
@@ -92,8 +92,8 @@ def _reference_trsm(t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit:
     return solution
 
 
-KERNELS = Blocks(small_factor.MAX_N, _kernel_cholesky, _kernel_trsm, reference.lu_small)
-REFERENCE = Blocks(small_factor.MAX_N, _reference_cholesky, _reference_trsm, reference.lu_small)
+KERNELS = Blocks(small_factor.MAX_N, _kernel_cholesky, _kernel_trsm, blocked_panel.lu_panel)
+REFERENCE = Blocks(small_factor.MAX_N, _reference_cholesky, _reference_trsm, blocked_panel.lu_panel)
 
 
 def flat(x: mx.array) -> mx.array:

@@ -9,6 +9,7 @@ interchanged with row ``piv[i]``.
 
 import mlx.core as mx
 
+from mlx_linalg._gpu import blocked_panel
 from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, nan_where, subtract_product
 from mlx_linalg._gpu.blocked_triangular import trsm
 
@@ -19,15 +20,13 @@ def _gather_rows(x: mx.array, rows: mx.array) -> mx.array:
     return mx.take_along_axis(x, index, axis=1)
 
 
-def getrf(
-    blocks: Blocks, a: mx.array, *, block: int = BLOCK
-) -> tuple[mx.array, mx.array, mx.array]:
-    """LU with partial pivoting of a (B, m, n) stack, blocked: ``(packed, piv, perm)``.
+def getrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array, mx.array]:
+    """LU with partial pivoting of a (B, m, n) stack, blocked: ``(packed, perm)``.
 
     Returns:
         packed (B, m, n): U on and above the diagonal, L's multipliers below (unit
-        diagonal implied); piv (B, min(m, n)) int32, 0-based LAPACK pivots; perm (B, m)
-        int32, row i of P·A is row perm[i] of A. A zero pivot is kept (as in dgetrf: the
+        diagonal implied); perm (B, m) int32, row i of P·A is row perm[i] of A (LAPACK's
+        pivots: ``blocked_panel.pivots``). A zero pivot is kept (as in dgetrf: the
         factorization completes; solves with it fail).
 
     Notes:
@@ -38,23 +37,22 @@ def getrf(
         gather (dlaswp, left columns included); U_{k,k+1:} = L_kk⁻¹ A_{k,k+1:} by
         unit-lower substitution; A_{k+1:,k+1:} -= L_{k+1:,k} U_{k,k+1:} by a
         float32-accurate product (``subtract_product``). The panel is ``block`` wide;
-        its triangular solve runs in blocks of ``blocks.max_n``. 2n³/3 flops for a square
-        matrix, all but O(n²b) in the products; the interchanges move (m-k) x n entries per step.
+        its triangular solve runs in blocks of ``blocks.max_n``. 2n³/3 flops for a
+        square matrix, all but O(n²b) in the products; the interchanges move (m-k) x n
+        entries per step.
 
         The panel factorization is a column-by-column loop of MLX ops on the GPU too
-        (``reference.lu_small``: argmax pivot, swap by gather, rank-1 update), a few ops
-        per column: the piece of this algorithm that most wants a kernel.
+        (``blocked_panel.lu_panel``, about 20 ops per column): the piece of this
+        algorithm that most wants a kernel.
     """
     batch, m, n = a.shape
     k = min(m, n)
     work = mx.array(a)  # a copy: the steps below assign into it
     perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
-    pivots = []
     for start in range(0, k, block):
         stop = min(start + block, k)
         width = stop - start
-        packed, piv, local = blocks.lu(work[:, start:, start:stop])
-        pivots.append(piv + start)
+        packed, local = blocks.lu(work[:, start:, start:stop])
         perm = mx.concatenate(
             [perm[:, :start], mx.take_along_axis(perm[:, start:], local, axis=1)], axis=1
         )
@@ -77,8 +75,24 @@ def getrf(
                 right = mx.concatenate([u12, trailing], axis=1)
             pieces.append(right)
         work[:, start:, :] = mx.concatenate(pieces, axis=2)
-    piv = mx.concatenate(pivots, axis=1) if len(pivots) > 1 else pivots[0]
-    return work, piv, perm
+    return work, perm
+
+
+def parity(perm: mx.array) -> mx.array:
+    """The sign (+1/-1, float32) of each permutation of a (B, m) stack.
+
+    Counts cycles by pointer jumping (each entry learns the smallest index on its cycle
+    in ceil(log2 m) rounds of two gathers): sign = (-1)^(m - cycles). O(m log m) work and
+    about 3 log2 m ops, against a loop of m steps to replay LAPACK's interchanges.
+    """
+    m = perm.shape[-1]
+    label = mx.broadcast_to(mx.arange(m, dtype=mx.int32), perm.shape)
+    step = perm
+    for _ in range(max(m - 1, 0).bit_length()):
+        label = mx.minimum(label, mx.take_along_axis(label, step, axis=1))
+        step = mx.take_along_axis(step, step, axis=1)
+    cycles = mx.sum(label == mx.arange(m, dtype=mx.int32), axis=-1)
+    return 1 - 2 * ((m - cycles) % 2).astype(mx.float32)
 
 
 def _unpack(x: mx.array, outputs: tuple) -> tuple:
@@ -102,7 +116,8 @@ def lu_factor(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> t
     See Also:
         scipy.linalg.lu_factor
     """
-    packed, piv, _ = getrf(blocks, flat(x), block=block)
+    packed, perm = getrf(blocks, flat(x), block=block)
+    piv = blocked_panel.pivots(perm, min(x.shape[-2:]))
     return _unpack(x, (packed, piv)), None
 
 
@@ -123,7 +138,7 @@ def lu(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
     """
     m, n = x.shape[-2:]
     k = min(m, n)
-    packed, _, perm = getrf(blocks, flat(x), block=block)
+    packed, perm = getrf(blocks, flat(x), block=block)
     rows = mx.arange(m, dtype=mx.int32)
     p = (perm[..., None, :] == rows[:, None]).astype(x.dtype)
     lower = mx.tril(packed[..., :, :k], -1) + mx.eye(m, k, dtype=x.dtype)
@@ -133,10 +148,8 @@ def lu(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
 
 def _lu_diagonal(x: mx.array, blocks: Blocks, block: int) -> tuple[mx.array, mx.array]:
     """U's diagonal (B, n) and the permutation's sign (B,) of the LU of ``x``."""
-    packed, piv, _ = getrf(blocks, flat(x), block=block)
-    swaps = mx.sum(piv != mx.arange(piv.shape[-1], dtype=mx.int32), axis=-1)
-    parity = 1 - 2 * (swaps % 2).astype(x.dtype)
-    return mx.diagonal(packed, axis1=-2, axis2=-1), parity
+    packed, perm = getrf(blocks, flat(x), block=block)
+    return mx.diagonal(packed, axis1=-2, axis2=-1), parity(perm).astype(x.dtype)
 
 
 def det(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
@@ -196,7 +209,7 @@ def solve(a: mx.array, b: mx.array, *, blocks: Blocks = KERNELS, block: int = BL
     See Also:
         scipy.linalg.solve
     """
-    packed, _, perm = getrf(blocks, flat(a), block=block)
+    packed, perm = getrf(blocks, flat(a), block=block)
     x = _getrs(blocks, packed, perm, flat(b), trans=False, block=block)
     failed = _singular(packed)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(a.shape[:-2])
@@ -212,25 +225,6 @@ def inv(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
     a = flat(x)
     eye = mx.broadcast_to(mx.eye(x.shape[-1], dtype=x.dtype), a.shape)
     return solve(x, eye.reshape(x.shape), blocks=blocks, block=block)
-
-
-def _permutation(piv: mx.array, n: int) -> tuple[mx.array, mx.array]:
-    """The row permutation (B, n) of LAPACK pivots (B, n), and which pivots are invalid.
-
-    The interchanges are sequential (row j with row piv[j], j = 0, 1, ...), so this is a
-    loop of n steps of a few MLX ops each: a one-thread-per-matrix kernel would do it in
-    one launch.
-    """
-    batch = piv.shape[0]
-    bad = mx.any((piv < 0) | (piv >= n), axis=-1)
-    piv = mx.clip(piv, 0, n - 1)
-    perm = mx.broadcast_to(mx.arange(n, dtype=mx.int32), (batch, n))
-    for j in range(piv.shape[-1]):
-        target = piv[:, j : j + 1]
-        moved = mx.take_along_axis(perm, target, axis=1)
-        perm = mx.put_along_axis(perm, target, perm[:, j : j + 1], axis=1)
-        perm = mx.concatenate([perm[:, :j], moved, perm[:, j + 1 :]], axis=1)
-    return perm, bad
 
 
 def lu_solve(
@@ -257,14 +251,18 @@ def lu_solve(
         a pivot outside [0, n), whose X is NaN.
 
     Notes:
-        LAPACK dgetrs: the interchanges as one gather, two blocked substitutions.
+        LAPACK dgetrs: the interchanges as one gather, two blocked substitutions. The
+        pivots become a permutation in a loop of n steps of MLX ops
+        (``blocked_panel.permutation``), which wants a kernel.
 
     See Also:
         scipy.linalg.lu_solve
     """
     n = packed.shape[-1]
     pf = flat(packed)
-    perm, bad = _permutation(piv.reshape(-1, n), n)
+    piv = piv.reshape(-1, n)
+    bad = mx.any((piv < 0) | (piv >= n), axis=-1)
+    perm = blocked_panel.permutation(mx.clip(piv, 0, n - 1), n)
     x = _getrs(blocks, pf, perm, flat(b), trans=trans != 0, block=block)
     failed = bad | _singular(pf)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(packed.shape[:-2])
