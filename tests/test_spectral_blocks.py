@@ -444,3 +444,42 @@ def test_tall_skinny_errors():
         tall_skinny.qr(x, fallback="raise")
     with pytest.raises(ValueError, match=r"^\[mlx_linalg.tall_skinny_qr\] expected M >= N"):
         tall_skinny.qr(mx.zeros((3, 4)))
+
+
+# ---------------------------------------------------------------------------------------
+# Shapes: empty, transposed and strided inputs
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 3), (3, 0), (0, 4, 3), (2, 0, 0), (2, 5, 0)])
+def test_empty_inputs(shape):
+    m, n = shape[-2:]
+    batch = shape[:-2]
+    for fn in (polar.qdwh, polar.newton_schulz):
+        for side, size in (("right", n), ("left", m)):
+            u, h, info = fn(mx.zeros(shape), side=side)
+            assert u.shape == shape and h.shape == (*batch, size, size)
+            assert info.shape == batch
+            assert not np.any(np.asarray(h))
+    if m >= n:
+        q, r, fell_back = tall_skinny.qr(mx.zeros(shape))
+        assert q.shape == shape and r.shape == (*batch, n, n) and fell_back.shape == batch
+
+
+def test_transposed_and_strided_inputs():
+    rng = np.random.default_rng(19)
+    base = _graded(rng, 4, 60, 30, 100.0).astype(np.float32)
+    x = mx.array(base)
+    views = {
+        "transposed": (mx.swapaxes(mx.array(np.swapaxes(base, -1, -2).copy()), -1, -2), base),
+        "strided": (x[::2], base[::2]),
+        "row-strided": (mx.array(np.repeat(base, 2, axis=1))[:, ::2], base),
+    }
+    for view, expected in views.values():
+        for fn in (polar.qdwh, polar.newton_schulz):
+            u, h, _ = fn(view)
+            ue, he, _ = fn(mx.array(expected))
+            np.testing.assert_allclose(np.asarray(u), np.asarray(ue), atol=1e-6)
+            np.testing.assert_allclose(np.asarray(h), np.asarray(he), atol=1e-6)
+        q, r, _ = tall_skinny.qr(view)
+        qe, re, _ = tall_skinny.qr(mx.array(expected))
+        np.testing.assert_allclose(np.asarray(q), np.asarray(qe), atol=1e-6)

@@ -83,7 +83,7 @@ def qdwh_schedule(l_floor: float, u: float) -> list[bool]:
 
 def _batched_tall(x: mx.array) -> tuple[mx.array, bool]:
     """(..., M, N) as a tall (B, max, min) stack and whether it was transposed."""
-    a = blocked_common.flat(x)
+    a = x.reshape(math.prod(x.shape[:-2]), *x.shape[-2:])
     wide = a.shape[-2] < a.shape[-1]
     return (mx.swapaxes(a, -1, -2) if wide else a), wide
 
@@ -170,6 +170,14 @@ def _finish(a_tall, u_tall, finite, wide, shape, side, info):
     return u.reshape(*batch, m, n), h.reshape(*batch, size, size), info.reshape(batch)
 
 
+def _empty(x: mx.array, side: str) -> tuple[mx.array, mx.array, mx.array]:
+    """The results for a stack with no entries: U zeros (..., M, N), H zeros, info 0."""
+    batch = x.shape[:-2]
+    size = x.shape[-1] if side == "right" else x.shape[-2]
+    return (mx.zeros(x.shape, dtype=x.dtype), mx.zeros((*batch, size, size), dtype=x.dtype),
+            mx.zeros(batch, dtype=mx.int32))
+
+
 def _check(fn: str, x: mx.array, side: str) -> None:
     if x.ndim < 2:
         raise ValueError(f"[mlx_linalg.{fn}] expected a (..., M, N) array, got {x.shape}")
@@ -202,7 +210,8 @@ def qdwh(
         symmetric positive semidefinite, and ``info`` (...) int32: the iteration after
         which the matrix met the stopping test, or -K (K the number of iterations) if it
         never did. Matrices holding NaN or Inf give NaN U and H (and info = -K); other
-        matrices of the stack are unaffected.
+        matrices of the stack are unaffected. Empty input (M or N or the batch 0) gives
+        zero-size or zero U and H and info 0.
 
     Notes:
         X₀ = A/α with α = √min(‖AᵀA‖_∞, ‖A‖_F²) >= ‖A‖₂ (after an exact power-of-two
@@ -239,6 +248,8 @@ def qdwh(
         scipy.linalg.polar
     """
     _check("polar", x, side)
+    if x.size == 0:
+        return _empty(x, side)
     a, wide = _batched_tall(x)
     m, n = a.shape[-2:]
     u = unit_roundoff(a.dtype)
@@ -325,6 +336,8 @@ def newton_schulz(
         scipy.linalg.polar
     """
     _check("polar", x, side)
+    if x.size == 0:
+        return _empty(x, side)
     a, wide = _batched_tall(x)
     m, n = a.shape[-2:]
     u = unit_roundoff(a.dtype)

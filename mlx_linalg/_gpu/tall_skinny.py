@@ -27,6 +27,7 @@ same with the small-matrix GPU kernels for the diagonal blocks. Every matrix
 product goes through :func:`mlx_linalg._precision.matmul`, float32-accurate under TF32.
 """
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -247,7 +248,8 @@ def qr(
         Q (..., M, N) with orthonormal columns, R (..., N, N) upper triangular with a
         nonnegative diagonal (X = QR), and ``fell_back`` (...) bool: matrices whose
         CholeskyQR failed (NaN with ``fallback="nan"``). A matrix holding NaN or Inf gives
-        NaN in its own Q and R only.
+        NaN in its own Q and R only. Empty input (N = 0 or a batch of 0; M = 0 needs
+        N = 0) gives zero-size Q, R and flags.
 
     Notes:
         With ``fallback="where"`` the Householder QR's cost (about 4MN² flops for Q and R,
@@ -270,7 +272,10 @@ def qr(
     if m < n:
         raise ValueError(f"[mlx_linalg.tall_skinny_qr] expected M >= N, got {x.shape}")
     batch = x.shape[:-2]
-    a = blocked_common.flat(x)
+    if x.size == 0:
+        return (mx.zeros(x.shape, dtype=x.dtype), mx.zeros((*batch, n, n), dtype=x.dtype),
+                mx.zeros(batch, dtype=mx.bool_))
+    a = x.reshape(math.prod(batch), m, n)
     finite = mx.all(mx.isfinite(a), axis=(-2, -1))
     clean = mx.where(finite[:, None, None], a, 0)
     run = cholesky_qr2 if method == "cholqr2" else shifted_cholesky_qr3
