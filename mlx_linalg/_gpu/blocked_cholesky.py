@@ -32,32 +32,36 @@ def potrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array,
         2n³/3.
 
         Right-looking rather than left-looking because each step's trailing update is one
-        large product of shape (n-k) x b x (n-k), the shape GPUs multiply fastest, and
-        all steps are independent of earlier panels' storage; a left-looking step
-        multiplies a thin (n-k) x k by k x b, whose small output parallelizes poorly.
-        The factor is written into a working copy by slice updates (MLX donates the
-        buffer when nothing else holds it), so memory is a few n x n arrays at most.
+        large product of shape (n-k) x b x (n-k), the shape GPUs multiply fastest; a
+        left-looking step multiplies a thin (n-k) x k by k x b, whose small output
+        parallelizes poorly. The trailing matrix is its own, shrinking array (the fused
+        update reads and writes it once per step, with no copy of the whole matrix), and
+        the finished block columns are assembled once at the end: memory is a few n x n
+        arrays at most.
     """
     n = a.shape[-1]
-    work = mx.array(a)  # a copy: the steps below assign into it
+    trailing = a
     failed = mx.zeros(a.shape[:1], dtype=mx.bool_)
+    columns = []
     for start in range(0, n, block):
-        stop = min(start + block, n)
-        diagonal = work[:, start:stop, start:stop]
-        if stop - start <= blocks.max_n:
+        width = min(block, n - start)
+        diagonal = trailing[:, :width, :width]
+        if width <= blocks.max_n:
             l11, bad = blocks.cholesky(diagonal)
         else:
             l11, bad = potrf(blocks, diagonal, block=blocks.max_n)
         failed = failed | bad
-        work[:, start:stop, start:stop] = l11
-        if stop < n:
+        column = mx.tril(l11)
+        if start + width < n:
             # L21 = A21 L11⁻ᵀ, i.e. L21ᵀ = L11⁻¹ A21ᵀ: the panel's rows are right-hand sides.
-            panel = mx.swapaxes(work[:, stop:, start:stop], -1, -2)
+            panel = mx.swapaxes(trailing[:, width:, :width], -1, -2)
             l21t = trsm(blocks, l11, panel, lower=True, trans=False, unit=False, block=blocks.max_n)
             l21 = mx.swapaxes(l21t, -1, -2)
-            work[:, stop:, start:stop] = l21
-            work[:, stop:, stop:] = subtract_product(work[:, stop:, stop:], l21, l21t)
-    return nan_where(failed, mx.tril(work)), failed
+            trailing = subtract_product(trailing[:, width:, width:], l21, l21t)
+            column = mx.concatenate([column, l21], axis=1)
+        columns.append(mx.pad(column, [(0, 0), (start, 0), (0, 0)]))
+    factor = mx.concatenate(columns, axis=2) if len(columns) > 1 else columns[0]
+    return nan_where(failed, factor), failed
 
 
 def cholesky(x: mx.array, *, upper: bool, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:

@@ -33,13 +33,17 @@ def getrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array,
         Right-looking blocked LU (Golub & Van Loan, Matrix Computations 4th ed., Alg.
         3.4.2 with §3.4.7's partial pivoting; LAPACK dgetrf). For each block column k of
         width b: factor the tall panel A_{k:,k} with partial pivoting (the building
-        block's ``lu``, getf2); apply its row interchanges to the whole row block as one
-        gather (dlaswp, left columns included); U_{k,k+1:} = L_kk⁻¹ A_{k,k+1:} by
-        unit-lower substitution; A_{k+1:,k+1:} -= L_{k+1:,k} U_{k,k+1:} by a
-        float32-accurate product (``subtract_product``). The panel is ``block`` wide;
-        its triangular solve runs in blocks of ``blocks.max_n``. 2n³/3 flops for a
-        square matrix, all but O(n²b) in the products; the interchanges move (m-k) x n
-        entries per step.
+        block's ``lu``, getf2); apply its row interchanges to the trailing columns as one
+        gather; U_{k,k+1:} = L_kk⁻¹ A_{k,k+1:} by unit-lower substitution;
+        A_{k+1:,k+1:} -= L_{k+1:,k} U_{k,k+1:} by a float32-accurate product
+        (``subtract_product``). The panel is ``block`` wide; its triangular solve runs in
+        blocks of ``blocks.max_n``. 2n³/3 flops for a square matrix, all but O(n²b) in the
+        products.
+
+        The trailing matrix is its own, shrinking array; finished block columns of L and
+        block rows of U are kept apart, and the later interchanges are applied to each
+        block column of L once, at the end (one gather each, instead of dlaswp on the
+        left columns at every step).
 
         The panel factorization is a column-by-column loop of MLX ops on the GPU too
         (``blocked_panel.lu_panel``, about 20 ops per column): the piece of this
@@ -47,35 +51,54 @@ def getrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array,
     """
     batch, m, n = a.shape
     k = min(m, n)
-    work = mx.array(a)  # a copy: the steps below assign into it
+    trailing = a
     perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
+    panels = []  # (start, the packed panel, perm after its step)
+    rows_of_u = []  # (first column, U's block row right of the panel: (B, width, n - first))
     for start in range(0, k, block):
-        stop = min(start + block, k)
-        width = stop - start
-        packed, local = blocks.lu(work[:, start:, start:stop])
+        width = min(block, k - start)
+        packed, local = blocks.lu(trailing[:, :, :width])
         perm = mx.concatenate(
             [perm[:, :start], mx.take_along_axis(perm[:, start:], local, axis=1)], axis=1
         )
-        rows = _gather_rows(work[:, start:, :], local)
-        pieces = [rows[:, :, :start], packed]
-        if stop < n:
-            l11 = packed[:, :width]
+        panels.append((start, packed, perm))
+        if start + width < n:
+            right = _gather_rows(trailing[:, :, width:], local)
             u12 = trsm(
                 blocks,
-                l11,
-                rows[:, :width, stop:],
+                packed[:, :width],
+                right[:, :width],
                 lower=True,
                 trans=False,
                 unit=True,
                 block=blocks.max_n,
             )
-            right = u12
+            rows_of_u.append((start + width, u12))
             if start + width < m:
-                trailing = subtract_product(rows[:, width:, stop:], packed[:, width:], u12)
-                right = mx.concatenate([u12, trailing], axis=1)
-            pieces.append(right)
-        work[:, start:, :] = mx.concatenate(pieces, axis=2)
-    return work, perm
+                trailing = subtract_product(right[:, width:], packed[:, width:], u12)
+    return _assemble(panels, rows_of_u, perm, n), perm
+
+
+def _assemble(panels: list, rows_of_u: list, perm: mx.array, n: int) -> mx.array:
+    """The packed (B, m, n) LU from its panels and U's block rows right of each panel.
+
+    Block column j is U's entries above its panel (slices of the earlier block rows) over
+    the panel itself, whose rows still need the interchanges of the later steps: row i >=
+    start of the final order is row perm[i] of A, which sat at position
+    inverse(perm_j)[perm[i]] when the panel was factored (rows above start + width are
+    final already, so the same gather leaves them in place).
+    """
+    columns = []
+    for j, (start, packed, perm_then) in enumerate(panels):
+        width = packed.shape[-1]
+        inverse = mx.argsort(perm_then, axis=1).astype(mx.int32)
+        index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - start
+        above = [u[:, :, start - first : start - first + width] for first, u in rows_of_u[:j]]
+        columns.append(mx.concatenate([*above, _gather_rows(packed, index)], axis=1))
+    k = panels[-1][0] + panels[-1][1].shape[-1]
+    if n > k:  # a wide matrix: U's columns right of the last panel
+        columns.append(mx.concatenate([u[:, :, k - first :] for first, u in rows_of_u], axis=1))
+    return mx.concatenate(columns, axis=2) if len(columns) > 1 else columns[0]
 
 
 def parity(perm: mx.array) -> mx.array:
