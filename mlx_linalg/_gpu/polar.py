@@ -328,9 +328,11 @@ def newton_schulz(
         choice for nearly orthonormal A (κ(A) small), e.g. re-orthonormalizing the output
         of another iteration.
 
-        A matrix stops (frozen by ``mx.where``) once ‖I - XᵀX‖_F <= 2√u: its next iterate
-        is then within (3/8)·4u = 1.5u of orthonormal. Zero singular values stay zero (U
-        is then an isometry on the range of A only, and info = -K).
+        A matrix stops (frozen by ``mx.where``) once ‖I - XᵀX‖_F <= τ = max(2√u, (√N·u)^½):
+        every singular value of its next iterate is then within (3/8)τ² of 1 (1.5u for
+        N <= 16; beyond, τ stays above the rounding floor of ‖I - XᵀX‖_F, measured about
+        0.3·N·u in float32, and the next iterate's ‖I - XᵀX‖_F is O(N·u)). Zero singular
+        values stay zero (U is then an isometry on the range of A only, and info = -K).
 
     See Also:
         scipy.linalg.polar
@@ -353,7 +355,7 @@ def newton_schulz(
     eye = mx.eye(n, dtype=a.dtype)
     done = ~finite
     info = mx.zeros(done.shape, dtype=mx.int32)
-    tol = 2 * math.sqrt(u)
+    tol = max(2 * math.sqrt(u), math.sqrt(math.sqrt(n) * u))
     for k in range(1, max_iterations + 1):
         residual = eye - gram(xk)
         new = xk + 0.5 * _precision.matmul(xk, residual)
