@@ -483,3 +483,23 @@ def test_transposed_and_strided_inputs():
         q, r, _ = tall_skinny.qr(view)
         qe, re, _ = tall_skinny.qr(mx.array(expected))
         np.testing.assert_allclose(np.asarray(q), np.asarray(qe), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30, 1e-40, 1e36])
+def test_extreme_scaling(scale):
+    """Power-of-two prescaling: no overflow or underflow in the Gram matrices, subnormal
+    input included (1e-40 is subnormal in float32); H and R are scaled back exactly."""
+    rng = np.random.default_rng(20)
+    a64 = _graded(rng, 2, 30, 20, 10.0) * scale
+    a = a64.astype(np.float32)
+    # A subnormal input carries fewer significant bits: measure against what was stored.
+    stored = a.astype(np.float64)
+    uu = unit_roundoff(mx.float32)
+    for fn in (polar.qdwh, polar.newton_schulz):
+        u, h, info = fn(mx.array(a))
+        assert np.all(np.asarray(info) > 0)
+        back, orth = _polar_ratios(stored, _np(u), _np(h), uu)
+        assert back <= POLAR_RATIO and orth <= POLAR_RATIO
+    q, r, fell_back = tall_skinny.qr(mx.array(a))
+    assert not np.any(np.asarray(fell_back))
+    assert _qr_ratio(stored, _np(q), _np(r), uu) <= QR_RATIO

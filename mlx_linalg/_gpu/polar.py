@@ -23,7 +23,14 @@ import mlx.core as mx
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import blocked_common
-from mlx_linalg._gpu.tall_skinny import LAPACK, Factor, gram, unit_roundoff
+from mlx_linalg._gpu.tall_skinny import (
+    LAPACK,
+    Factor,
+    gram,
+    prescale,
+    times_power_of_two,
+    unit_roundoff,
+)
 
 # QDWH iterations whose weight c_k exceeds this use the QR-based form (backward stable for
 # any c_k); below it, the Cholesky-based form, whose Gram matrix I + c_k XᵀX then has
@@ -88,16 +95,6 @@ def _batched_tall(x: mx.array) -> tuple[mx.array, bool]:
     return (mx.swapaxes(a, -1, -2) if wide else a), wide
 
 
-def _prescale(a: mx.array) -> tuple[mx.array, mx.array]:
-    """Non-finite matrices of (B, M, N) zeroed, then each scaled by a power of two to a
-    largest entry in [1, 2) (exact; no overflow in XᵀX). Returns ``(scaled, finite)``."""
-    finite = mx.all(mx.isfinite(a), axis=(-2, -1))
-    clean = mx.where(finite[:, None, None], a, 0)
-    largest = mx.max(mx.abs(clean), axis=(-2, -1))
-    exponent = mx.floor(mx.log2(mx.where(largest > 0, largest, 1)))
-    return clean * mx.power(mx.array(2.0, dtype=a.dtype), -exponent)[:, None, None], finite
-
-
 def norm_bounds(g: mx.array, m: int) -> tuple[mx.array, mx.array]:
     """Cheap bounds on the extreme singular values of X from its Gram matrix G = XᵀX.
 
@@ -150,9 +147,11 @@ def _sym(h: mx.array) -> mx.array:
     return (h + mx.swapaxes(h, -1, -2)) * 0.5
 
 
-def _finish(a_tall, u_tall, finite, wide, shape, side, info):
+def _finish(a_tall, exponent, u_tall, finite, wide, shape, side, info):
     """H = sym(UᵀA) (or P = sym(AUᵀ) for side="left"), the NaN mask, and the caller's
-    shapes. ``a_tall``/``u_tall`` are (B, T, S) with T >= S: A or, when ``wide``, Aᵀ."""
+    shapes. ``a_tall``/``u_tall`` are (B, T, S) with T >= S: A or, when ``wide``, Aᵀ,
+    scaled by 2^-exponent (H is formed from it and scaled back, so it overflows only if
+    its entries do)."""
     batch = shape[:-2]
     m, n = shape[-2:]
     # For the tall orientation, sym(u_tallᵀ a_tall) (S x S) is H of A = UH when A is tall
@@ -163,7 +162,7 @@ def _finish(a_tall, u_tall, finite, wide, shape, side, info):
         h = _precision.matmul(mx.swapaxes(u_tall, -1, -2), a_tall)
     else:
         h = _precision.matmul(a_tall, mx.swapaxes(u_tall, -1, -2))
-    h = blocked_common.nan_where(~finite, _sym(h))
+    h = blocked_common.nan_where(~finite, times_power_of_two(_sym(h), exponent))
     u_tall = blocked_common.nan_where(~finite, u_tall)
     u = mx.swapaxes(u_tall, -1, -2) if wide else u_tall
     size = n if side == "right" else m
@@ -255,7 +254,7 @@ def qdwh(
     u = unit_roundoff(a.dtype)
     l_floor = _eps(a.dtype) * L_FLOOR_FACTOR if l_floor is None else float(l_floor)
     schedule = qdwh_schedule(l_floor, u)
-    scaled, finite = _prescale(a)
+    scaled, exponent, finite = prescale(a)
     g = gram(scaled)
     alpha, lower = norm_bounds(g, m)
     xk = scaled / alpha[:, None, None]
@@ -280,7 +279,7 @@ def qdwh(
         info = mx.where(now, k, info)
         done = done | now
     info = mx.where(done & finite, info, -len(schedule))
-    return _finish(a, xk, finite, wide, x.shape, side, info)
+    return _finish(scaled, exponent, xk, finite, wide, x.shape, side, info)
 
 
 def newton_schulz_steps(sigma: float, u: float) -> int:
@@ -345,7 +344,7 @@ def newton_schulz(
     u = unit_roundoff(a.dtype)
     if max_iterations is None:
         max_iterations = newton_schulz_steps(sigma_floor, u) + 1
-    scaled, finite = _prescale(a)
+    scaled, exponent, finite = prescale(a)
     frob = _frobenius(scaled)
     one_inf = mx.sqrt(mx.max(mx.sum(mx.abs(scaled), axis=-2), axis=-1)
                       * mx.max(mx.sum(mx.abs(scaled), axis=-1), axis=-1))
@@ -364,4 +363,4 @@ def newton_schulz(
         info = mx.where(now, k, info)
         done = done | now
     info = mx.where(done & finite, info, -max_iterations)
-    return _finish(a, xk, finite, wide, x.shape, side, info)
+    return _finish(scaled, exponent, xk, finite, wide, x.shape, side, info)

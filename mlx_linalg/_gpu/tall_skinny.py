@@ -11,6 +11,9 @@ Yamamoto & Yanagisawa, SIAM J. Sci. Comput. 42, 2020) makes the first round's Ch
 succeed by factoring G + sI, s = 11(MN + N(N+1))·u·‖X‖₂², which leaves a Q₁ with
 κ(Q₁) ≲ u^(-1/2) for κ(X) up to about u⁻¹, and then runs CholeskyQR2 on Q₁.
 
+Each matrix is first scaled by a power of two to a largest entry in [1, 2) (exact; R is
+scaled back), so the Gram matrix cannot overflow or underflow.
+
 When the Gram matrix is numerically not positive definite (X rank deficient, κ(X) beyond
 the method's range, NaN or Inf), a round's Cholesky fails or the last round's Gram matrix
 is far from the identity (‖Q₁ᵀQ₁ − I‖_F > 1/2, which is what the final round's accuracy
@@ -27,6 +30,7 @@ same with the small-matrix GPU kernels for the diagonal blocks. Every matrix
 product goes through :func:`mlx_linalg._precision.matmul`, float32-accurate under TF32.
 """
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -86,33 +90,62 @@ def _lapack_householder(x: mx.array) -> tuple[mx.array, mx.array]:
     return mx.linalg.qr(x, stream=mx.cpu)
 
 
-def _blocked_householder(x: mx.array) -> tuple[mx.array, mx.array]:
-    (q, r), _ = blocked_qr.qr(x, mode="reduced")
-    return q, r
-
-
-def _blocked(blocks: blocked_common.Blocks, householder) -> Factor:
+def _blocked(blocks: blocked_common.Blocks) -> Factor:
     def cholesky(g: mx.array) -> tuple[mx.array, mx.array]:
         return blocked_cholesky.potrf(blocks, g)
 
     def trsm(lower: mx.array, b: mx.array, trans: bool = False) -> mx.array:
         return blocked_triangular.trsm(blocks, lower, b, lower=True, trans=trans, unit=False)
 
+    def householder(x: mx.array) -> tuple[mx.array, mx.array]:
+        # blocked_qr.qr takes the building blocks as ``blocks=`` where it uses them (its
+        # T-factor solve); earlier versions were MLX ops only and had no such keyword.
+        extra = {"blocks": blocks} if _QR_TAKES_BLOCKS else {}
+        (q, r), _ = blocked_qr.qr(x, mode="reduced", **extra)
+        return q, r
+
     return Factor(cholesky, trsm, householder)
 
+
+_QR_TAKES_BLOCKS = "blocks" in inspect.signature(blocked_qr.qr).parameters
 
 # MLX's CPU ops (LAPACK): lazy, on the CPU stream, float32 and float64.
 LAPACK = Factor(_lapack_cholesky, _lapack_trsm, _lapack_householder)
 # The blocked GPU graph with its MLX-op building blocks (any device; float32 and float64):
 # blocked Cholesky, triangular solve and compact-WY Householder QR (mlx_linalg._gpu.blocked_*).
-REFERENCE = _blocked(blocked_common.REFERENCE, _blocked_householder)
+REFERENCE = _blocked(blocked_common.REFERENCE)
 # The same with the small-matrix kernels for the diagonal blocks (GPU, float32).
-KERNELS = _blocked(blocked_common.KERNELS, _blocked_householder)
+KERNELS = _blocked(blocked_common.KERNELS)
 
 
 def unit_roundoff(dtype: mx.Dtype) -> float:
     """u = 2⁻²⁴ for float32, 2⁻⁵³ for float64."""
     return 2.0**-53 if dtype == mx.float64 else 2.0**-24
+
+
+def times_power_of_two(x: mx.array, exponent: mx.array) -> mx.array:
+    """x (B, ...) times 2^exponent (B,), exactly, in two steps so that neither factor
+    overflows (2^±149 reaches the subnormals of float32, whose largest power is 2^127)."""
+    half = mx.floor(exponent / 2)
+    two = mx.array(2.0, dtype=x.dtype)
+    shape = exponent.shape + (1,) * (x.ndim - exponent.ndim)
+    first = mx.power(two, half).reshape(shape)
+    second = mx.power(two, exponent - half).reshape(shape)
+    return x * first * second
+
+
+def prescale(a: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+    """Each matrix of (B, M, N) scaled by a power of two to a largest entry in [1, 2), its
+    non-finite matrices zeroed: ``(scaled, exponent, finite)`` with a = scaled·2^exponent.
+
+    Exact, and Gram matrices of the scaled stack can neither overflow nor underflow
+    (subnormal input included).
+    """
+    finite = mx.all(mx.isfinite(a), axis=(-2, -1))
+    clean = mx.where(finite[:, None, None], a, 0)
+    largest = mx.max(mx.abs(clean), axis=(-2, -1))
+    exponent = mx.floor(mx.log2(mx.where(largest > 0, largest, 1))).astype(a.dtype)
+    return times_power_of_two(clean, -exponent), exponent, finite
 
 
 def gram(x: mx.array) -> mx.array:
@@ -275,9 +308,7 @@ def qr(
     if x.size == 0:
         return (mx.zeros(x.shape, dtype=x.dtype), mx.zeros((*batch, n, n), dtype=x.dtype),
                 mx.zeros(batch, dtype=mx.bool_))
-    a = x.reshape(math.prod(batch), m, n)
-    finite = mx.all(mx.isfinite(a), axis=(-2, -1))
-    clean = mx.where(finite[:, None, None], a, 0)
+    clean, exponent, finite = prescale(x.reshape(math.prod(batch), m, n))
     run = cholesky_qr2 if method == "cholqr2" else shifted_cholesky_qr3
     q, r, failed = run(clean, factor)
     failed = failed | ~finite
@@ -293,6 +324,7 @@ def qr(
             qh, rh = _positive_diagonal(*factor.householder(clean[index]))
             q[index] = qh
             r[index] = rh
+    r = times_power_of_two(r, exponent)
     q = blocked_common.nan_where(~finite if fallback != "nan" else failed, q)
     r = blocked_common.nan_where(~finite if fallback != "nan" else failed, r)
     return q.reshape(*batch, m, n), r.reshape(*batch, n, n), failed.reshape(batch)
