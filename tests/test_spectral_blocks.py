@@ -16,6 +16,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matrices import QR_RATIO, SVD_RATIO, norm, ratio, unit_roundoff
 
 from mlx_linalg._gpu import polar, tall_skinny
@@ -503,3 +505,36 @@ def test_extreme_scaling(scale):
     q, r, fell_back = tall_skinny.qr(mx.array(a))
     assert not np.any(np.asarray(fell_back))
     assert _qr_ratio(stored, _np(q), _np(r), uu) <= QR_RATIO
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    batch=st.lists(st.integers(0, 3), max_size=2),
+    m=st.integers(1, 12),
+    n=st.integers(1, 12),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**16),
+)
+def test_hypothesis_shapes(batch, m, n, dtype, seed):
+    """Any batch shape and small M, N (wide included), float32 and float64: polar meets the
+    thresholds and equals the loop over the batch; tall-skinny QR (M >= N) too."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((*batch, m, n)).astype(NP[dtype])
+    uu = unit_roundoff(dtype)
+    u, h, info = polar.qdwh(_mx(a, dtype))
+    assert u.shape == a.shape and h.shape == (*batch, n, n) and info.shape == tuple(batch)
+    if a.size == 0:
+        return
+    flat = a.reshape(-1, m, n)
+    un, hn = _np(u).reshape(flat.shape), _np(h).reshape(-1, n, n)
+    back, _ = _polar_ratios(flat.astype(np.float64), un, hn, uu)
+    assert back <= POLAR_RATIO
+    ok = np.asarray(info).reshape(-1) > 0
+    if ok.any():
+        assert ratio(_orthogonality(un[ok]), max(m, n), uu) <= POLAR_RATIO
+    u0, _, _ = polar.qdwh(_mx(flat[0], dtype))
+    np.testing.assert_allclose(un[0], _np(u0), atol=1e3 * uu)
+    if m >= n:
+        q, r, _ = tall_skinny.qr(_mx(a, dtype))
+        qn, rn = _np(q).reshape(flat.shape), _np(r).reshape(-1, n, n)
+        assert _qr_ratio(flat.astype(np.float64), qn, rn, uu) <= QR_RATIO
