@@ -4,16 +4,25 @@ Implementation contract of ``mlx_linalg._dispatch``: validated float32 arrays in
 MLX-op building blocks also take float64), ``(outputs, failed)`` out, lazy (no host
 synchronization), batch axes kept.
 
-Unlike Cholesky and LU, QR has no diagonal-block kernel to plug in: the small QR kernel
+Unlike Cholesky and LU, QR has no panel kernel to plug in: the small QR kernel
 (``qr_small``) takes at most 64 rows and returns Q explicitly, while a blocked QR needs a
 tall panel's Householder vectors. The panel here is a column loop of MLX ops (geqr2), the
-piece that wants a kernel; everything else is matrix products.
+piece that wants a kernel; T comes from one product and one triangular solve (the
+``trsm_small`` kernel on the GPU); everything else is matrix products.
 """
 
 import mlx.core as mx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu.blocked_common import BLOCK, flat, nan_where, subtract_product
+from mlx_linalg._gpu.blocked_common import (
+    BLOCK,
+    KERNELS,
+    Blocks,
+    flat,
+    nan_where,
+    subtract_product,
+)
+from mlx_linalg._gpu.blocked_triangular import trsm
 
 
 def _householder(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
@@ -37,35 +46,41 @@ def _householder(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
     return v, tau, beta
 
 
-def _panel(panel: mx.array) -> tuple[mx.array, mx.array]:
-    """Householder QR (geqr2) of a (B, r, b) panel, r >= b, and its compact-WY T (dlarft).
+def _panel(panel: mx.array) -> mx.array:
+    """Householder QR (geqr2) of a (B, r, b) panel, r >= b: ``(packed, tau)``.
 
     Returns:
-        ``(packed, t)``: packed (B, r, b) with R on and above the diagonal and the
-        Householder vectors' tails below (unit leading entries implied); t (B, b, b) upper
-        triangular with H₁ H₂ ⋯ H_b = I - V T Vᵀ.
+        packed (B, r, b) with R on and above the diagonal and the Householder vectors'
+        tails below (unit leading entries implied), and tau (B, b).
     """
-    batch, r, b = panel.shape
+    b = panel.shape[-1]
     work = mx.array(panel)  # a copy: the steps below assign into it
-    vectors = mx.zeros((batch, r, b), dtype=panel.dtype)
-    t = mx.zeros((batch, b, b), dtype=panel.dtype)
+    taus = []
     for j in range(b):
         v, tau, beta = _householder(work[:, j:, j])
+        taus.append(tau)
         if j + 1 < b:
             w = mx.sum(v[:, :, None] * work[:, j:, j + 1 :], axis=1)  # vᵀ A, (B, b - j - 1)
-            work[:, j:, j + 1 :] = work[:, j:, j + 1 :] - tau[:, None, None] * (
-                v[:, :, None] * w[:, None, :]
+            work[:, j:, j + 1 :] = (
+                work[:, j:, j + 1 :] - v[:, :, None] * (tau[:, None] * w)[:, None, :]
             )
-        work[:, j, j] = beta
-        work[:, j + 1 :, j] = v[:, 1:]
-        vectors[:, j:, j] = v
-        # dlarft: T[:j, j] = -tau_j T[:j, :j] (V[:, :j]ᵀ v_j), T[j, j] = tau_j.
-        if j:
-            vtv = mx.sum(vectors[:, j:, :j] * v[:, :, None], axis=1)  # (B, j)
-            column = -tau[:, None] * mx.sum(t[:, :j, :j] * vtv[:, None, :], axis=2)
-            t[:, :j, j] = column
-        t[:, j, j] = tau
-    return work, t
+        work[:, j:, j] = mx.concatenate([beta[:, None], v[:, 1:]], axis=1)
+    return work, mx.stack(taus, axis=1)
+
+
+def _triangular_factor(blocks: Blocks, v: mx.array, tau: mx.array) -> mx.array:
+    """The compact-WY T (B, b, b) of reflectors V (B, r, b) and tau (B, b) (dlarft).
+
+    H₁ ⋯ H_b = I - V T Vᵀ with T⁻¹ = diag(1/tau) + striu(VᵀV) (Puglisi 1992; Joffrain
+    et al. 2006), i.e. T = (I + diag(tau) striu(VᵀV))⁻¹ diag(tau): one product and one
+    unit-upper triangular solve, valid with tau = 0 (a reflector that is the identity),
+    instead of dlarft's b dependent matrix-vector steps.
+    """
+    b = v.shape[-1]
+    gram = _precision.matmul(mx.swapaxes(v, -1, -2), v)
+    scaled = tau[:, :, None] * mx.triu(gram, 1)
+    diagonal = tau[:, :, None] * mx.eye(b, dtype=v.dtype)
+    return trsm(blocks, scaled, diagonal, lower=False, trans=False, unit=True, block=blocks.max_n)
 
 
 def _vectors(packed: mx.array) -> mx.array:
@@ -74,58 +89,62 @@ def _vectors(packed: mx.array) -> mx.array:
     return mx.tril(packed, -1) + mx.eye(r, b, dtype=packed.dtype)
 
 
-def _apply_transpose(v: mx.array, t: mx.array, c: mx.array) -> mx.array:
-    """(I - V T Vᵀ)ᵀ C = C - V (Tᵀ (Vᵀ C)) (LAPACK dlarfb, left, transpose)."""
+def _reflect(v: mx.array, t: mx.array, c: mx.array, *, transpose: bool) -> mx.array:
+    """(I - V T Vᵀ) C, or its transpose applied (LAPACK dlarfb, from the left)."""
     w = _precision.matmul(mx.swapaxes(v, -1, -2), c)
-    return subtract_product(c, v, _precision.matmul(mx.swapaxes(t, -1, -2), w))
-
-
-def _apply(v: mx.array, t: mx.array, c: mx.array) -> mx.array:
-    """(I - V T Vᵀ) C = C - V (T (Vᵀ C)) (LAPACK dlarfb, left, no transpose)."""
-    w = _precision.matmul(mx.swapaxes(v, -1, -2), c)
-    return subtract_product(c, v, _precision.matmul(t, w))
+    op_t = mx.swapaxes(t, -1, -2) if transpose else t
+    return subtract_product(c, v, _precision.matmul(op_t, w))
 
 
 def geqrf(
-    a: mx.array, *, block: int = BLOCK
-) -> tuple[mx.array, list[tuple[int, mx.array, mx.array]]]:
-    """Blocked Householder QR of a (B, m, n) stack: ``(packed, reflectors)``.
+    blocks: Blocks, a: mx.array, *, block: int = BLOCK
+) -> tuple[mx.array, list[tuple[mx.array, mx.array]]]:
+    """Blocked Householder QR of a (B, m, n) stack: ``(R, reflectors)``.
 
     Returns:
-        packed (B, m, n) with R on and above the diagonal; reflectors, per block column,
-        ``(start, V, T)`` with V (B, m - start, b) and T (B, b, b): that block's
-        reflectors are I - V T Vᵀ acting on rows start: (compact WY).
+        R (B, k, n), k = min(m, n), upper trapezoidal; reflectors, per block column
+        starting at ``start``, ``(V, T)`` with V (B, m - start, b) and T (B, b, b): that
+        block's reflectors are I - V T Vᵀ acting on rows start: (compact WY).
 
     Notes:
         Right-looking blocked Householder QR (Golub & Van Loan, Matrix Computations 4th
         ed., Alg. 5.2.2 with the compact WY representation of §5.1.7, Schreiber & Van Loan
         1989; LAPACK dgeqrf, dgeqr2, dlarft, dlarfb). For each block column: Householder
-        QR of the tall panel; T from the panel's vectors; the trailing columns updated by
-        C -= V (Tᵀ (Vᵀ C)), three float32-accurate products. 2mn² - 2n³/3 flops, all but
-        O(mnb) in the products.
+        QR of the tall panel (a column loop of MLX ops, ``_panel``); T from the panel's
+        vectors; the trailing columns updated by C -= V (Tᵀ (Vᵀ C)), float32-accurate
+        products. The trailing matrix is its own, shrinking array; R is assembled from its
+        block rows at the end. 2mn² - 2n³/3 flops, all but O(mnb) in the products.
     """
     _, m, n = a.shape
     k = min(m, n)
-    work = mx.array(a)  # a copy: the steps below assign into it
+    trailing = a
     reflectors = []
+    rows_of_r = []
     for start in range(0, k, block):
-        stop = min(start + block, k)
-        packed, t = _panel(work[:, start:, start:stop])
-        work[:, start:, start:stop] = packed
+        width = min(block, k - start)
+        packed, tau = _panel(trailing[:, :, :width])
         v = _vectors(packed)
-        if stop < n:
-            work[:, start:, stop:] = _apply_transpose(v, t, work[:, start:, stop:])
-        reflectors.append((start, v, t))
-    return work, reflectors
+        t = _triangular_factor(blocks, v, tau)
+        reflectors.append((v, t))
+        row = mx.triu(packed[:, :width])
+        if start + width < n:
+            updated = _reflect(v, t, trailing[:, :, width:], transpose=True)
+            row = mx.concatenate([row, updated[:, :width]], axis=2)
+            trailing = updated[:, width:]
+        rows_of_r.append(mx.pad(row, [(0, 0), (0, 0), (start, 0)]))
+    r = mx.concatenate(rows_of_r, axis=1) if len(rows_of_r) > 1 else rows_of_r[0]
+    return r, reflectors
 
 
-def qr(x: mx.array, *, mode: str, block: int = BLOCK) -> tuple:
+def qr(x: mx.array, *, mode: str, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
     """Householder QR of a stack, blocked: ``((Q, R), failed)``.
 
     Args:
         x: (..., M, N).
         mode: ``"reduced"`` (Q (..., M, K), R (..., K, N), K = min(M, N)) or
             ``"complete"`` (Q (..., M, M), R (..., M, N)).
+        blocks: the diagonal-block building blocks (kernels on the GPU: the triangular
+            solve that forms T).
         block: block size (panel width).
 
     Returns:
@@ -135,25 +154,36 @@ def qr(x: mx.array, *, mode: str, block: int = BLOCK) -> tuple:
 
     Notes:
         geqrf, then Q formed by applying the blocks' reflectors to the first columns of
-        the identity from the last block to the first (LAPACK dorgqr): rows and columns
-        above a block's start stay those of the identity, so each step updates only
-        Q[start:, start:]. 4m²n - 2mn² + 2n³/3 flops (reduced, m >= n) in all.
+        the identity from the last block to the first (LAPACK dorgqr). When block j is
+        applied, Q is the identity outside rows and columns start_j:, so each step works
+        on the (m - start_j) x (columns - start_j) corner only and makes it a new array.
+        4m²n - 2mn² + 2n³/3 flops (reduced, m >= n) in all.
 
     See Also:
         scipy.linalg.qr
     """
     a = flat(x)
-    m, n = a.shape[-2:]
+    batch, m, n = a.shape
     k = min(m, n)
-    packed, reflectors = geqrf(a, block=block)
+    r, reflectors = geqrf(blocks, a, block=block)
     columns = m if mode == "complete" else k
-    q = mx.broadcast_to(mx.eye(m, columns, dtype=a.dtype), (a.shape[0], m, columns))
-    q = mx.array(q)  # a copy: the steps below assign into it
-    for start, v, t in reversed(reflectors):
-        q[:, start:, start:] = _apply(v, t, q[:, start:, start:])
-    r = mx.triu(packed[:, :columns, :])
+    if columns > k:  # complete Q of a tall matrix: R gets zero rows
+        r = mx.pad(r, [(0, 0), (0, columns - k), (0, 0)])
+    starts = list(range(0, k, block))
+    corner = mx.broadcast_to(
+        mx.eye(m - starts[-1], columns - starts[-1], dtype=a.dtype),
+        (batch, m - starts[-1], columns - starts[-1]),
+    )
+    for start, (v, t) in zip(reversed(starts), reversed(reflectors), strict=True):
+        width = v.shape[-1]
+        if corner.shape[1] < m - start:  # border the corner with the identity's rows
+            top = mx.broadcast_to(
+                mx.eye(width, columns - start, dtype=a.dtype), (batch, width, columns - start)
+            )
+            corner = mx.concatenate([top, mx.pad(corner, [(0, 0), (0, 0), (width, 0)])], axis=1)
+        corner = _reflect(v, t, corner, transpose=False)
     failed = mx.logical_not(mx.all(mx.isfinite(a), axis=(-2, -1)))
-    batch = x.shape[:-2]
-    q = nan_where(failed, q).reshape(*batch, m, columns)
-    r = nan_where(failed, r).reshape(*batch, columns, n)
-    return (q, r), failed.reshape(batch)
+    shape = x.shape[:-2]
+    q = nan_where(failed, corner).reshape(*shape, m, columns)
+    r = nan_where(failed, r).reshape(*shape, columns, n)
+    return (q, r), failed.reshape(shape)
