@@ -18,9 +18,9 @@ import pytest
 import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from matrices import QR_RATIO, SVD_RATIO, norm, ratio, unit_roundoff
+from matrices import EIGH_RATIO, QR_RATIO, SVD_RATIO, norm, ratio, unit_roundoff
 
-from mlx_linalg._gpu import polar, tall_skinny
+from mlx_linalg._gpu import polar, reference_spectral, small_spectral, spectral_dc, tall_skinny
 
 DTYPES = [mx.float32, mx.float64]
 NP = {mx.float32: np.float32, mx.float64: np.float64}
@@ -538,3 +538,152 @@ def test_hypothesis_shapes(batch, m, n, dtype, seed):
         q, r, _ = tall_skinny.qr(_mx(a, dtype))
         qn, rn = _np(q).reshape(flat.shape), _np(r).reshape(-1, n, n)
         assert _qr_ratio(flat.astype(np.float64), qn, rn, uu) <= QR_RATIO
+
+
+# ---------------------------------------------------------------------------------------
+# QDWH-eig (spectral divide and conquer)
+
+
+def _symmetric(rng, n, kind) -> np.ndarray:
+    """Float64 symmetric test matrices: Gaussian, eigenvalues graded over ±1..1e-7,
+    three clusters (multiplicities n/4, n/2, n/4), rank 3, identity."""
+    if kind == "gaussian":
+        g = rng.standard_normal((n, n))
+        return (g + g.T) / 2
+    if kind == "identity":
+        return np.eye(n)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    if kind == "graded":
+        w = np.logspace(0, -7, n) * rng.choice([-1, 1], n)
+    elif kind == "clustered":
+        w = np.concatenate([np.full(n // 4, 1.0), np.full(n // 2, -2.0),
+                            np.full(n - n // 4 - n // 2, 3.0)])
+    else:
+        w = np.concatenate([rng.standard_normal(3), np.zeros(n - 3)])
+    return (q * w) @ q.T
+
+
+def _eigh_ratios(a: np.ndarray, w: np.ndarray, v: np.ndarray, uu: float):
+    n = a.shape[-1]
+    resid = ratio(a - (v * w[..., None, :]) @ np.swapaxes(v, -1, -2), n * norm(a), uu)
+    orth = ratio(np.swapaxes(v, -1, -2) @ v - np.eye(n), n, uu)
+    return resid, orth
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["gaussian", "graded", "clustered", "rank3", "identity"])
+def test_qdwh_eigh(dtype, kind):
+    rng = np.random.default_rng(21)
+    n = 150
+    a = _symmetric(rng, n, kind).astype(NP[dtype])
+    stats = {}
+    w, v = spectral_dc.eigh(_mx(a, dtype), stats=stats)
+    wn, vn = _np(w), _np(v)
+    uu = unit_roundoff(dtype)
+    resid, orth = _eigh_ratios(a.astype(np.float64), wn, vn, uu)
+    assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
+    assert np.all(np.diff(wn) >= 0)
+    w_ref = scipy.linalg.eigvalsh(a.astype(np.float64))
+    assert np.max(np.abs(wn - w_ref)) <= FORWARD * n * uu * np.abs(w_ref).max()
+    if kind == "identity":
+        assert stats["scalar"] == 1 and stats["splits"] == 0
+    else:
+        assert stats["depth"] >= 1 and stats["unsplit"] == 0
+        assert stats["max_error"] <= spectral_dc.SPLIT_TOLERANCE * n * uu
+    if dtype == mx.float32:
+        w32, v32 = scipy.linalg.eigh(a)
+        lr, lo = _eigh_ratios(a.astype(np.float64), w32.astype(np.float64),
+                              v32.astype(np.float64), uu)
+        assert resid <= VS_LAPACK * max(lr, FLOOR) and orth <= VS_LAPACK * max(lo, FLOOR)
+
+
+def test_split_counts_and_subspace():
+    """k = the number of eigenvalues above σ, Q orthogonal, the diagonal blocks of QᵀAQ
+    hold exactly those eigenvalues, the coupling is the reported error."""
+    rng = np.random.default_rng(22)
+    n = 90
+    a = np.stack([_symmetric(rng, n, "gaussian") for _ in range(2)])
+    sigma = np.array([0.0, 0.7])
+    q, c, k, error, info = spectral_dc.split(_mx(a, mx.float64), mx.array(sigma, dtype=mx.float64))
+    w_ref = np.linalg.eigvalsh(a)
+    kn = np.asarray(k)
+    assert kn.tolist() == [int(np.sum(w_ref[i] > sigma[i])) for i in range(2)]
+    assert np.all(np.asarray(info) > 0)
+    qn, cn = _np(q), _np(c)
+    uu = unit_roundoff(mx.float64)
+    assert ratio(np.swapaxes(qn, -1, -2) @ qn - np.eye(n), n, uu) <= QR_RATIO
+    for i in range(2):
+        ki = kn[i]
+        high = np.linalg.eigvalsh(cn[i, :ki, :ki])
+        low = np.linalg.eigvalsh(cn[i, ki:, ki:])
+        np.testing.assert_allclose(np.concatenate([low, high]), w_ref[i], atol=1e3 * uu)
+        coupling = np.linalg.norm(cn[i, ki:, :ki]) / np.linalg.norm(a[i])
+        assert float(np.asarray(error)[i]) == pytest.approx(coupling, rel=1e-6, abs=1e-18)
+        assert coupling <= spectral_dc.SPLIT_TOLERANCE * n * uu
+
+
+def test_split_at_an_eigenvalue():
+    """σ exactly an eigenvalue (A − σI singular): the split is still a valid one, the
+    eigenvector going to one side, or its error says it is not."""
+    n = 100
+    a = mx.array(np.diag(np.arange(1.0, n + 1)), dtype=mx.float64)
+    _, c, k, error, _ = spectral_dc.split(a[None], mx.array([50.0], dtype=mx.float64))
+    kk = int(np.asarray(k)[0])
+    assert kk in (50, 51)
+    if float(np.asarray(error)[0]) <= spectral_dc.SPLIT_TOLERANCE * n * 2.0**-53:
+        high = np.linalg.eigvalsh(_np(c)[0, :kk, :kk])
+        assert np.allclose(high, np.arange(n - kk + 1, n + 1), atol=1e-10)
+    w, _ = spectral_dc.eigh(a)
+    np.testing.assert_allclose(_np(w), np.arange(1.0, n + 1), atol=1e-12)
+
+
+def _jacobi_base(a: mx.array) -> tuple[mx.array, mx.array]:
+    """The batched Jacobi kernel's algorithm (its MLX-op reference), as the GPU would use
+    it for the base case: float32, n <= 64."""
+    scaled, scale, _ = small_spectral._prescale(mx.tril(a)[None])
+    w, vt, _ = reference_spectral.jacobi_eigh(scaled, want_v=True,
+                                              max_sweeps=small_spectral.MAX_SWEEPS)
+    return w[0] / scale[0], mx.swapaxes(vt[0], -1, -2)
+
+
+def test_qdwh_eigh_jacobi_base_and_blocked_factor():
+    """The GPU configuration on the CPU: blocked building blocks for the splits and the
+    Jacobi kernel's reference for the base case, float32."""
+    rng = np.random.default_rng(23)
+    n = 130
+    a = _symmetric(rng, n, "gaussian").astype(np.float32)
+    stats = {}
+    w, v = spectral_dc.eigh(mx.array(a), tall_skinny.REFERENCE, base=_jacobi_base,
+                            stats=stats)
+    resid, orth = _eigh_ratios(a.astype(np.float64), _np(w), _np(v), unit_roundoff(mx.float32))
+    assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
+    assert stats["base"] >= 2 and stats["unsplit"] == 0
+
+
+def test_qdwh_eigh_batch_nan_and_errors():
+    rng = np.random.default_rng(24)
+    a = np.stack([_symmetric(rng, 80, "gaussian") for _ in range(3)]).astype(np.float32)
+    a[1, 3, 3] = np.nan
+    w, v = spectral_dc.eigh(mx.array(a.reshape(3, 1, 80, 80)))
+    assert w.shape == (3, 1, 80) and v.shape == (3, 1, 80, 80)
+    wn = np.asarray(w)
+    assert np.all(np.isnan(wn[1])) and np.all(np.isfinite(wn[[0, 2]]))
+    w0, _ = spectral_dc.eigh(mx.array(a[0]))
+    np.testing.assert_allclose(wn[0, 0], np.asarray(w0), atol=1e-5)
+    empty_w, empty_v = spectral_dc.eigh(mx.zeros((0, 5, 5)))
+    assert empty_w.shape == (0, 5) and empty_v.shape == (0, 5, 5)
+    with pytest.raises(ValueError, match=r"^\[mlx_linalg.eigh\] expected a \(\.\.\., n, n\)"):
+        spectral_dc.eigh(mx.zeros((3, 4)))
+    with pytest.raises(TypeError, match=r"^\[mlx_linalg.eigh\] expected float32 or float64"):
+        spectral_dc.eigh(mx.zeros((3, 3), dtype=mx.float16))
+
+
+def test_split_is_lazy():
+    rng = np.random.default_rng(25)
+    a = mx.array(np.stack([_symmetric(rng, 40, "gaussian") for _ in range(2)]).astype(np.float32))
+    sigma = mx.zeros((2,))
+    compiled = mx.compile(lambda x, s: spectral_dc.split(x, s))
+    _, _, k, error, _ = compiled(a, sigma)
+    _, _, ke, errore, _ = spectral_dc.split(a, sigma)
+    assert np.array_equal(np.asarray(k), np.asarray(ke))
+    np.testing.assert_allclose(np.asarray(error), np.asarray(errore), rtol=1e-3, atol=1e-9)
