@@ -12,8 +12,9 @@ difference from the CPU path's result.
 Timing: the minimum over ``--reps`` runs after one warm-up (the warm-up also compiles the
 kernels), MLX to ``mx.synchronize()``, PyTorch/CuPy to a device synchronize. A column whose
 warm-up takes more than ``--budget`` seconds is timed by that one run and not run at larger
-n. Writes ``blocked.json`` and ``blocked.md`` to ``--out`` (default docs/results), naming the
-machine, and prints the table.
+n. Sizes run smallest first, every op at each size, and no row starts after ``--deadline``
+seconds. Writes ``blocked.json`` and ``blocked.md`` to ``--out`` (default docs/results)
+after every row, naming the machine, and prints the table.
 
 Each op is timed with every block size of ``--blocks`` (the outer block size of the
 blocked loops; diagonal blocks above 64 are themselves blocked), to pick ``BLOCK``.
@@ -240,12 +241,25 @@ def machine() -> dict:
 
 
 def run(
-    ops: list[str], sizes: list[int], blocks: list[int], batch: int, reps: int, budget: float
+    ops: list[str],
+    sizes: list[int],
+    blocks: list[int],
+    batch: int,
+    reps: int,
+    budget: float,
+    deadline: float,
+    on_row,
 ) -> list[dict]:
+    """Rows for every (n, op), smallest n first; none started after ``deadline`` seconds."""
     rows = []
-    for op in ops:
-        over = set()  # columns that ran over the budget: not run at larger n
-        for n in sizes:
+    start = time.perf_counter()
+    skipped = {op: set() for op in ops}  # columns that ran over the budget: not at larger n
+    for n in sizes:
+        for op in ops:
+            if time.perf_counter() - start > deadline:
+                print(f"bench_blocked: deadline reached, {op} n={n} not run", flush=True)
+                continue
+            over = skipped[op]
             data = _inputs(op, batch, n, seed=n)
             gpu = {k: mx.array(v) for k, v in data.items()}
             mx.eval(gpu)
@@ -279,6 +293,7 @@ def run(
                 over |= {"cupy"} if slow else set()
             rows.append(row)
             print(json.dumps(row), flush=True)
+            on_row(rows)
     return rows
 
 
@@ -330,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--budget", type=float, default=20.0)
+    parser.add_argument(
+        "--deadline", type=float, default=400.0, help="start no row after this many seconds"
+    )
     args = parser.parse_args(argv)
     if not mx.is_available(mx.gpu):
         print("bench_blocked: no MLX GPU backend", file=sys.stderr)
@@ -338,13 +356,19 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     sizes = [int(s) for s in args.sizes.split(",")]
     blocks = [int(b) for b in args.blocks.split(",")]
-    rows = run(args.ops.split(","), sizes, blocks, args.batch, args.reps, args.budget)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "blocked.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
-    table = markdown(rows, info, blocks)
-    (out / "blocked.md").write_text(table)
-    print(table)
+
+    def write(rows: list[dict]) -> None:  # after every row, so a killed run keeps its rows
+        (out / "blocked.json").write_text(
+            json.dumps({"machine": info, "rows": rows}, indent=1) + "\n"
+        )
+        (out / "blocked.md").write_text(markdown(rows, info, blocks))
+
+    ops = args.ops.split(",")
+    rows = run(ops, sizes, blocks, args.batch, args.reps, args.budget, args.deadline, write)
+    write(rows)
+    print(markdown(rows, info, blocks))
     return 0
 
 
