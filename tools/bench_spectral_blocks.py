@@ -1,19 +1,22 @@
-"""Large-matrix spectral building blocks: QDWH / Newton–Schulz polar and tall-skinny QR,
-mlx_linalg against its peers, same process, same float32 data.
+"""Large-matrix spectral building blocks: QDWH / Newton–Schulz polar, tall-skinny QR and
+QDWH-eig, mlx_linalg against its peers, same process, same float32 data.
 
 Polar (square n x n, singular values logspaced over 1..1/cond): ``polar.qdwh`` and
 ``polar.newton_schulz`` (the latter on cond = 10 input, its use case), against an SVD-based
 polar (U Vᵀ, V S Vᵀ) in PyTorch and CuPy, ``jax.scipy.linalg.polar(method="qdwh")``, and
 SciPy on the CPU. Tall-skinny QR (M x N): ``tall_skinny.qr`` with CholeskyQR2 and shifted
 CholeskyQR3 against ``torch.linalg.qr``, ``cupy.linalg.qr``, ``jnp.linalg.qr`` and MLX's CPU
-QR. Peers are used when importable. Min of ``--repeat`` runs after two warm-ups, each
+QR. QDWH-eig (``spectral_dc.eigh``, symmetric Gaussian n x n, Jacobi-kernel base case on the
+GPU) against ``torch.linalg.eigh``, ``cupy.linalg.eigh``, ``jnp.linalg.eigh`` and MLX's CPU
+eigh. Peers are used when importable. Min of ``--repeat`` runs after two warm-ups, each
 synchronized; DESIGN.md's accuracy ratios (float64 NumPy) up to ``--check-max``. On a GPU the
 mlx_linalg graphs use ``tall_skinny.KERNELS`` (blocked factorizations, small-matrix kernels),
 on the CPU ``tall_skinny.LAPACK``. Writes JSON and a Markdown table naming the machine.
 
 Usage: ``python tools/bench_spectral_blocks.py [--out DIR] [--repeat 5]
 [--sizes 256,512,1024,2048,4096,8192] [--tall 65536x64,65536x256,16384x1024]
-[--cond 1e3] [--check-max 2048] [--skip-peers]``
+[--eigh-sizes 256,512,1024,2048,4096] [--cond 1e3] [--check-max 2048]
+[--ops polar,tall_qr,eigh] [--skip-peers]``
 """
 
 import argparse
@@ -26,7 +29,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import polar, tall_skinny
+from mlx_linalg._gpu import polar, spectral_dc, tall_skinny
 
 U32 = float(np.finfo(np.float32).eps) / 2
 
@@ -55,6 +58,13 @@ def qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray) -> float:
     m = a.shape[0]
     return max(_fro(a - q @ r) / (m * _fro(a) * U32),
                _fro(q.T @ q - np.eye(q.shape[1])) / (m * U32))
+
+
+def eigh_ratio(a: np.ndarray, w: np.ndarray, v: np.ndarray) -> float:
+    a, w, v = (np.asarray(x, dtype=np.float64) for x in (a, w, v))
+    n = a.shape[0]
+    return max(_fro(a - (v * w) @ v.T) / (n * _fro(a) * U32),
+               _fro(v.T @ v - np.eye(n)) / (n * U32))
 
 
 def _time(fn, sync, repeat: int):
@@ -151,6 +161,27 @@ def _qr_peers(peers: dict, a: np.ndarray):
     return out
 
 
+def _eigh_peers(peers: dict, a: np.ndarray):
+    out = []
+    if "torch" in peers:
+        torch = peers["torch"]
+        t = torch.from_numpy(a).cuda()
+        out.append(("torch", lambda: torch.linalg.eigh(t), lambda o: torch.cuda.synchronize(),
+                    lambda o: [x.cpu().numpy() for x in o]))
+    if "cupy" in peers:
+        cp = peers["cupy"]
+        c = cp.asarray(a)
+        out.append(("cupy", lambda: cp.linalg.eigh(c), lambda o: cp.cuda.Device().synchronize(),
+                    lambda o: [cp.asnumpy(x) for x in o]))
+    if "jax" in peers:
+        jax = peers["jax"]
+        j = jax.device_put(a)
+        fn = jax.jit(jax.numpy.linalg.eigh)
+        out.append(("jax", lambda: fn(j), lambda o: jax.block_until_ready(o),
+                    lambda o: [np.asarray(x) for x in o]))
+    return out
+
+
 def _row(rows: list, **row) -> None:
     rows.append(row)
     print(json.dumps(row), flush=True)
@@ -208,22 +239,48 @@ def bench_tall(args, peers, factor, rows) -> None:
              ms=round(ms, 3), ratio=round(qr_ratio(a, *out), 3) if check else None)
 
 
+def bench_eigh(args, peers, factor, base, rows) -> None:
+    for n in (int(v) for v in args.eigh_sizes.split(",")):
+        g = np.random.default_rng(n).standard_normal((n, n)).astype(np.float32)
+        a = (g + g.T) / 2
+        check = n <= args.check_max
+        x = mx.array(a)
+        mx.eval(x)
+        stats: dict = {}
+        ms, out = _time(lambda x=x, stats=stats: spectral_dc.eigh(x, factor, base=base,
+                                                                  stats=stats),
+                        mx.eval, args.repeat)
+        _row(rows, op="eigh", impl="mlx_linalg qdwh-eig", shape=f"{n}x{n}", cond=0.0,
+             ms=round(ms, 3), splits=stats["splits"],
+             ratio=round(eigh_ratio(a, *out), 3) if check else None)
+        for name, fn, sync, to_np in _eigh_peers(peers, a):
+            ms, out = _time(fn, sync, args.repeat)
+            _row(rows, op="eigh", impl=name, shape=f"{n}x{n}", cond=0.0, ms=round(ms, 3),
+                 ratio=round(eigh_ratio(a, *to_np(out)), 3) if check else None)
+        if n <= args.scipy_max:
+            ms, out = _time(lambda x=x: mx.linalg.eigh(x, stream=mx.cpu), mx.eval, 1)
+            _row(rows, op="eigh", impl="mx.linalg.eigh (cpu)", shape=f"{n}x{n}", cond=0.0,
+                 ms=round(ms, 3), ratio=round(eigh_ratio(a, *out), 3) if check else None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/results")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", default="256,512,1024,2048,4096,8192")
     parser.add_argument("--tall", default="65536x64,65536x256,16384x1024")
+    parser.add_argument("--eigh-sizes", default="256,512,1024,2048,4096")
     parser.add_argument("--cond", type=float, default=1e3)
     parser.add_argument("--check-max", type=int, default=2048)
     parser.add_argument("--scipy-max", type=int, default=1024)
-    parser.add_argument("--ops", default="polar,tall_qr")
+    parser.add_argument("--ops", default="polar,tall_qr,eigh")
     parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
     gpu = mx.is_available(mx.gpu)
     if gpu:
         mx.set_default_device(mx.gpu)
     factor = tall_skinny.KERNELS if gpu else tall_skinny.LAPACK
+    base = spectral_dc.kernel_eigh if gpu else spectral_dc.lapack_eigh
     peers = _peers(args.skip_peers)
     machine = {"platform": platform.platform(), "mlx": mx.__version__,
                "device": str(mx.default_device()),
@@ -239,6 +296,8 @@ def main() -> None:
         bench_polar(args, peers, factor, rows)
     if "tall_qr" in ops:
         bench_tall(args, peers, factor, rows)
+    if "eigh" in ops:
+        bench_eigh(args, peers, factor, base, rows)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench_spectral_blocks.json").write_text(
@@ -246,10 +305,11 @@ def main() -> None:
     lines = [f"Machine: {machine.get('gpu', machine['device'])}, MLX {machine['mlx']}, "
              f"reduced-precision matmul: {machine['reduced_precision_matmul']}; float32, "
              f"min of {args.repeat} runs.", "",
-             "| op | shape | cond | implementation | ms | ratio | iterations / fell back |",
+             "| op | shape | cond | implementation | ms | ratio "
+             "| iterations / fell back / splits |",
              "|" + " --- |" * 7]
     for r in rows:
-        extra = r.get("iterations", r.get("fell_back", "-"))
+        extra = r.get("iterations", r.get("fell_back", r.get("splits", "-")))
         lines.append(f"| {r['op']} | {r['shape']} | {r['cond']:g} | {r['impl']} | {r['ms']} | "
                      f"{r['ratio'] if r['ratio'] is not None else '-'} | {extra} |")
     (out_dir / "bench_spectral_blocks.md").write_text("\n".join(lines) + "\n")

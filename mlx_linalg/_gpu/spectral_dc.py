@@ -24,7 +24,7 @@ from collections.abc import Callable
 import mlx.core as mx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import polar
+from mlx_linalg._gpu import polar, small_spectral
 from mlx_linalg._gpu.tall_skinny import LAPACK, Factor, unit_roundoff
 
 # Largest accepted backward error ‖E‖_F of a split, in units of n·u·‖A‖_F (the eigh
@@ -101,6 +101,16 @@ def lapack_eigh(a: mx.array) -> tuple[mx.array, mx.array]:
     return w, v
 
 
+def kernel_eigh(a: mx.array) -> tuple[mx.array, mx.array]:
+    """The GPU base solver: the batched Jacobi kernel (``small_spectral.eigh``) for float32
+    blocks of order <= 64, :func:`lapack_eigh` for anything else (a block no shift split).
+    """
+    if small_spectral.eigh_applies(a[None]):
+        (w, v), _ = small_spectral.eigh(a[None])
+        return w[0], v[0]
+    return lapack_eigh(a)
+
+
 def _shift(a: mx.array, attempt: int) -> mx.array:
     """The shift of the given attempt for a symmetric (n, n) block: the median of the
     diagonal (NH2013's estimate of the median eigenvalue), then the mean of the diagonal,
@@ -164,7 +174,8 @@ def eigh(
         x: (..., n, n) float32 or float64; symmetrized as (A + Aᵀ)/2.
         factor: factorizations for the splits (tall_skinny.LAPACK, REFERENCE, KERNELS).
         base: ``base(a) -> (w, V)`` for a symmetric (m, m) block, m <= ``base_size``
-            (eigenvalues ascending), and for a block that could not be split.
+            (eigenvalues ascending), and for a block that could not be split (any m):
+            :func:`lapack_eigh` (default) or, on the GPU, :func:`kernel_eigh`.
         base_size: blocks of this order or less go to ``base``.
         stats: if given, filled with counts: ``splits`` (split attempts), ``base`` (base
             solves), ``scalar`` (numerically scalar blocks), ``unsplit`` (blocks no shift

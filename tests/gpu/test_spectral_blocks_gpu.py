@@ -1,7 +1,8 @@
 """GPU tests of the spectral building blocks: QDWH and Newton–Schulz polar decompositions
-(mlx_linalg._gpu.polar) and tall-skinny CholeskyQR2 / shifted CholeskyQR3 with the
-Householder fallback (mlx_linalg._gpu.tall_skinny), with the blocked GPU factorizations and
-the small-matrix kernels as building blocks (``tall_skinny.KERNELS``).
+(mlx_linalg._gpu.polar), tall-skinny CholeskyQR2 / shifted CholeskyQR3 with the
+Householder fallback (mlx_linalg._gpu.tall_skinny) and QDWH-eig (mlx_linalg._gpu.spectral_dc,
+Jacobi kernel base case), with the blocked GPU factorizations and the small-matrix kernels
+as building blocks (``tall_skinny.KERNELS``).
 
 The checks of tests/test_spectral_blocks.py, on the GPU with MLX's default TF32 setting
 (``MLX_ENABLE_TF32`` unset: every product must still be float32-accurate through
@@ -17,10 +18,10 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import QR_RATIO, SVD_RATIO, norm, ratio
+from matrices import EIGH_RATIO, QR_RATIO, SVD_RATIO, norm, ratio
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import polar, tall_skinny
+from mlx_linalg._gpu import polar, spectral_dc, tall_skinny
 
 pytestmark = pytest.mark.gpu
 
@@ -169,3 +170,30 @@ def test_gpu_graphs_are_lazy():
     q, _, fell_back = compiled(x)
     assert not np.any(np.asarray(fell_back))
     assert ratio(_orthogonality(_np(q)), 512, U32) <= QR_RATIO
+
+
+@pytest.mark.parametrize("n", [200, 1024])
+@pytest.mark.parametrize("kind", ["gaussian", "clustered"])
+def test_qdwh_eigh_gpu(n, kind):
+    """QDWH-eig with the blocked kernels for the splits and the Jacobi kernel as base."""
+    rng = np.random.default_rng(n)
+    if kind == "gaussian":
+        g = rng.standard_normal((n, n))
+        a = (g + g.T) / 2
+    else:
+        q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        w = np.concatenate([np.full(n // 4, 1.0), np.full(n // 2, -2.0),
+                            np.full(n - n // 4 - n // 2, 3.0)])
+        a = (q * w) @ q.T
+    a = a.astype(np.float32)
+    stats = {}
+    w, v = spectral_dc.eigh(mx.array(a), tall_skinny.KERNELS, base=spectral_dc.kernel_eigh,
+                            stats=stats)
+    wn, vn = _np(w), _np(v)
+    a64 = a.astype(np.float64)
+    resid = ratio(a64 - (vn * wn) @ vn.T, n * norm(a64), U32)
+    orth = ratio(vn.T @ vn - np.eye(n), n, U32)
+    assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
+    w_ref = np.linalg.eigvalsh(a64)
+    assert np.max(np.abs(wn - w_ref)) <= FORWARD * n * U32 * np.abs(w_ref).max()
+    assert stats["unsplit"] == 0
