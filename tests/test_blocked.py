@@ -8,6 +8,8 @@ of the block size, batches, ill-conditioned inputs and the failure policy; and i
 The same checks with the real kernels on a GPU: tests/gpu/test_blocked_gpu.py.
 """
 
+import functools
+
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -23,12 +25,15 @@ from matrices import (
     unit_roundoff,
 )
 
+import mlx_linalg as la
+from mlx_linalg import _dispatch
 from mlx_linalg._gpu import (
     blocked_cholesky,
     blocked_common,
     blocked_lu,
     blocked_panel,
     blocked_qr,
+    blocked_rules,
     blocked_triangular,
 )
 from mlx_linalg._gpu.blocked_common import REFERENCE
@@ -627,3 +632,55 @@ def test_qr_batch_axes_and_lazy(rng):
     np.testing.assert_allclose(_np(q[1, 2]), _np(q1), rtol=0, atol=1e-6)
     np.testing.assert_allclose(_np(r[1, 2]), _np(r1), rtol=0, atol=1e-5)
     assert _qr_ratio(_np(a), _np(q), _np(r), unit_roundoff(np.float32)) <= QR_RATIO
+
+
+def test_rules_serve_the_public_functions(rng, monkeypatch):
+    """blocked_rules.RULES as GPU_RULES (reference building blocks, the GPU backend
+    pretended): every public function gets the right answer through them, failures
+    included."""
+    monkeypatch.setattr(_dispatch, "backend", lambda stream=None: "gpu")
+    used = set()
+    for op, (applies, impl) in blocked_rules.RULES.items():
+
+        def traced(*args, _op=op, _impl=impl, **kwargs):
+            used.add(_op)
+            return _impl(*args, **kwargs)
+
+        rule = (applies, functools.partial(traced, blocks=REFERENCE))
+        monkeypatch.setitem(_dispatch.GPU_RULES, op, [rule])
+    n = 100
+    a = rng.standard_normal((2, n, n)).astype(np.float32)
+    spd = (a @ np.swapaxes(a, -1, -2) / n + np.eye(n)).astype(np.float32)
+    b = rng.standard_normal((2, n, 3)).astype(np.float32)
+    am, sm, bm = mx.array(a), mx.array(spd), mx.array(b)
+    a64, spd64, b64 = (x.astype(np.float64) for x in (a, spd, b))
+    close = functools.partial(np.testing.assert_allclose, rtol=2e-3, atol=2e-4)
+    factor = la.cholesky(sm)
+    close(np.asarray(factor), np.linalg.cholesky(spd64))
+    close(np.asarray(la.cholesky(sm, upper=True)), np.swapaxes(np.linalg.cholesky(spd64), 1, 2))
+    close(np.asarray(la.cho_solve((factor, True), bm)), np.linalg.solve(spd64, b64))
+    close(np.asarray(la.solve(am, bm)), np.linalg.solve(a64, b64))
+    close(np.asarray(la.inv(am)), np.linalg.inv(a64))
+    close(np.asarray(la.det(am / 3)), np.linalg.det(a64 / 3))
+    sign, logabs = la.slogdet(am)
+    np.testing.assert_array_equal(np.asarray(sign), np.linalg.slogdet(a64)[0])
+    close(np.asarray(logabs), np.linalg.slogdet(a64)[1])
+    packed, piv = la.lu_factor(am)
+    np.testing.assert_array_equal(np.asarray(piv), [scipy.linalg.lu_factor(m)[1] for m in a64])
+    close(
+        np.asarray(la.lu_solve((packed, piv), bm, trans=1)),
+        np.linalg.solve(a64.transpose(0, 2, 1), b64),
+    )
+    p, lower, upper = la.lu(am)
+    close(np.asarray(p) @ np.asarray(lower) @ np.asarray(upper), a64)
+    t = np.triu(a64) + 10 * np.eye(n)
+    close(
+        np.asarray(la.solve_triangular(mx.array(t.astype(np.float32)), bm)), np.linalg.solve(t, b64)
+    )
+    q, r = la.qr(am)
+    close(np.asarray(q) @ np.asarray(r), a64)
+    assert used == set(blocked_rules.RULES)
+    bad = spd.copy()
+    bad[1, 80, 80] = -1.0
+    with la.errstate(linalg="raise"), pytest.raises(la.LinAlgError, match=r"index \(1,\)"):
+        la.cholesky(mx.array(bad))
