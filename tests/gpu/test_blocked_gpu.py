@@ -15,12 +15,14 @@ import pytest
 import scipy.linalg
 from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, QR_RATIO, SOLVE_RATIO, norm, ratio
 
-from mlx_linalg import _precision
+import mlx_linalg as la
+from mlx_linalg import _dispatch, _precision
 from mlx_linalg._gpu import (
     blocked_cholesky,
     blocked_common,
     blocked_lu,
     blocked_qr,
+    blocked_rules,
     blocked_triangular,
 )
 from mlx_linalg._gpu.blocked_common import REFERENCE
@@ -220,3 +222,51 @@ def test_lazy_under_compile(rng):
     expected = np.linalg.solve(_np(a), _np(b))
     np.testing.assert_allclose(_np(x), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(_np(y), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [50, 300])
+def test_rules_after_the_small_ones(rng, monkeypatch, n):
+    """blocked_rules.RULES appended to GPU_RULES, as proposed: n = 50 still takes the
+    small-matrix kernels, n = 300 the blocked graphs; the public functions are right."""
+    used = set()
+    for op, (applies, impl) in blocked_rules.RULES.items():
+
+        def traced(*args, _op=op, _impl=impl, **kwargs):
+            used.add(_op)
+            return _impl(*args, **kwargs)
+
+        rules = [*_dispatch.GPU_RULES.get(op, []), (applies, traced)]
+        monkeypatch.setitem(_dispatch.GPU_RULES, op, rules)
+    a = _well_conditioned(rng, (2, n, n))
+    spd = _spd(rng, (2, n, n))
+    b = rng.standard_normal((2, n, 3))
+    am, sm, bm = _f32(a), _f32(spd), _f32(b)
+    a32, s32, b32 = _np(am), _np(sm), _np(bm)
+    factor = la.cholesky(sm)
+    f = _np(factor)
+    assert ratio(f @ np.swapaxes(f, -1, -2) - s32, n * norm(s32), U32) <= CHOLESKY_RATIO
+    x = _np(la.cho_solve((factor, True), bm))
+    assert ratio(b32 - s32 @ x, norm(s32) * norm(x), U32) <= SOLVE_RATIO
+    x = _np(la.solve(am, bm))
+    assert ratio(b32 - a32 @ x, norm(a32) * norm(x), U32) <= SOLVE_RATIO
+    inverse = _np(la.inv(am))
+    assert ratio(np.eye(n) - inverse @ a32, n * norm(a32) * norm(inverse), U32) <= INV_RATIO
+    half = _np(_f32(a / 2))  # |det| well inside float32's range
+    np.testing.assert_allclose(_np(la.det(_f32(a / 2))), np.linalg.det(half), rtol=n * 1e-5)
+    sign, logabs = la.slogdet(am)
+    np.testing.assert_array_equal(np.asarray(sign), np.linalg.slogdet(a32)[0])
+    np.testing.assert_allclose(_np(logabs), np.linalg.slogdet(a32)[1], rtol=0, atol=n * 1e-5)
+    packed, piv = la.lu_factor(am)
+    x = _np(la.lu_solve((packed, piv), bm, trans=1))
+    at = np.swapaxes(a32, -1, -2)
+    assert ratio(b32 - at @ x, norm(at) * norm(x), U32) <= SOLVE_RATIO
+    p, lower, upper = la.lu(am)
+    rebuilt = _np(p) @ _np(lower) @ _np(upper)
+    assert ratio(rebuilt - a32, n * norm(a32), U32) <= LU_RATIO
+    t = np.triu(a32)
+    x = _np(la.solve_triangular(_f32(t), bm))
+    assert ratio(b32 - t @ x, norm(t) * norm(x), U32) <= SOLVE_RATIO
+    q, r = la.qr(am)
+    q, r = _np(q), _np(r)
+    assert ratio(a32 - q @ r, n * norm(a32), U32) <= QR_RATIO
+    assert used == (set(blocked_rules.RULES) if n > 64 else set())
