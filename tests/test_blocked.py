@@ -519,6 +519,10 @@ def test_pivots_and_permutations_round_trip(rng):
     signs = np.asarray(blocked_lu.parity(perm))
     np.testing.assert_array_equal(signs, [np.linalg.det(np.eye(m)[p]) for p in expected])
     assert blocked_panel.pivots(perm, 0).shape == (4, 0)
+    identity = blocked_panel.permutation(mx.zeros((2, 0), dtype=mx.int32), 5)
+    np.testing.assert_array_equal(np.asarray(identity), [np.arange(5)] * 2)
+    one = blocked_panel.permutation(mx.array([[3], [0]], dtype=mx.int32), 5)
+    np.testing.assert_array_equal(np.asarray(one), [[3, 1, 2, 0, 4], np.arange(5)])
 
 
 def test_lu_panel_nan_and_ties(rng):

@@ -275,8 +275,8 @@ def lu_solve(
 
     Notes:
         LAPACK dgetrs: the interchanges as one gather, two blocked substitutions. The
-        pivots become a permutation in a loop of n steps of MLX ops
-        (``blocked_panel.permutation``), which wants a kernel.
+        pivots become a permutation by a tree of compositions
+        (``blocked_panel.permutation``: log2 n gathers over an n x n int32 array).
 
     See Also:
         scipy.linalg.lu_solve

@@ -1,5 +1,8 @@
 """Tall-panel LU with partial pivoting in MLX ops, and LAPACK pivots <-> permutations.
 
+Pivots to a permutation is a tree of compositions (log2 n gathers); a permutation to
+pivots replays the interchanges (n steps of a few ops, only for ``lu_factor``'s output).
+
 No kernel takes a tall (m x b, m > 64) panel yet, so the blocked LU factors its panels
 with :func:`lu_panel`, a column loop of vectorized MLX ops, on every device. It is written
 for few ops per column (each op is one launch on a GPU): rows never move during the loop
@@ -83,15 +86,22 @@ def pivots(perm: mx.array, k: int) -> mx.array:
 def permutation(piv: mx.array, m: int) -> mx.array:
     """The row permutation (B, m) of LAPACK's 0-based pivots (B, k), pivots in [0, m).
 
-    The interchanges are sequential (row j with row piv[j], j = 0, 1, ...), so this is a
-    loop of k steps of a few ops (a one-thread-per-matrix kernel would do it in one
-    launch).
+    Row i of P·A is row perm[i] of A, where P·A interchanges row j with row piv[j] for
+    j = 0, 1, ... in turn. The interchanges compose as perm = τ₀ ∘ τ₁ ∘ ⋯ (perm[i] =
+    τ₀[τ₁[⋯ τ_{k-1}[i]]]), which a tree of pairwise compositions (one gather per level)
+    forms in ceil(log2 k) levels, from the k transpositions written out as a (B, k, m)
+    array: k·m integers of memory, against a loop of k dependent steps.
     """
-    batch = piv.shape[0]
-    perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
-    for j in range(piv.shape[-1]):
-        target = piv[:, j : j + 1]
-        moved = mx.take_along_axis(perm, target, axis=1)
-        perm = mx.put_along_axis(perm, target, perm[:, j : j + 1], axis=1)
-        perm = mx.concatenate([perm[:, :j], moved, perm[:, j + 1 :]], axis=1)
-    return perm
+    batch, k = piv.shape
+    positions = mx.arange(m, dtype=mx.int32)
+    if k == 0:
+        return mx.broadcast_to(positions, (batch, m))
+    steps = mx.arange(k, dtype=mx.int32)[:, None]
+    target = piv.astype(mx.int32)[:, :, None]
+    swaps = mx.where(positions == steps, target, mx.where(positions == target, steps, positions))
+    while swaps.shape[1] > 1:
+        if swaps.shape[1] % 2:
+            identity = mx.broadcast_to(positions, (batch, 1, m))
+            swaps = mx.concatenate([swaps, identity], axis=1)
+        swaps = mx.take_along_axis(swaps[:, 0::2], swaps[:, 1::2], axis=2)
+    return swaps[:, 0]
