@@ -687,3 +687,52 @@ def test_split_is_lazy():
     _, _, ke, errore, _ = spectral_dc.split(a, sigma)
     assert np.array_equal(np.asarray(k), np.asarray(ke))
     np.testing.assert_allclose(np.asarray(error), np.asarray(errore), rtol=1e-3, atol=1e-9)
+
+
+def _svd_ratios(a: np.ndarray, u: np.ndarray, s: np.ndarray, vh: np.ndarray, uu: float):
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    resid = ratio(a - (u * s[..., None, :]) @ vh, max(m, n) * norm(a), uu)
+    orth_u = ratio(np.swapaxes(u, -1, -2) @ u - np.eye(k), m, uu)
+    orth_v = ratio(vh @ np.swapaxes(vh, -1, -2) - np.eye(k), n, uu)
+    return max(resid, orth_u, orth_v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(120, 80), (80, 120)])
+@pytest.mark.parametrize("kind", [1.0, 1e7, "rank5", "zero"])
+def test_qdwh_svd(dtype, shape, kind):
+    """QDWH-SVD meets the SVD threshold, S descending and nonnegative and close to SciPy's,
+    also for rank-deficient input (U completed by Householder QR) and the zero matrix."""
+    rng = np.random.default_rng(26)
+    m, n = shape
+    if kind == "rank5":
+        a = rng.standard_normal((m, 5)) @ rng.standard_normal((5, n))
+    elif kind == "zero":
+        a = np.zeros(shape)
+    else:
+        a = _graded(rng, 1, m, n, kind)[0]
+    a = a.astype(NP[dtype])
+    u, s, vh = spectral_dc.svd(_mx(a, dtype))
+    k = min(shape)
+    assert u.shape == (m, k) and s.shape == (k,) and vh.shape == (k, n)
+    un, sn, vhn = _np(u), _np(s), _np(vh)
+    uu = unit_roundoff(dtype)
+    assert _svd_ratios(a.astype(np.float64), un, sn, vhn, uu) <= SVD_RATIO
+    assert np.all(np.diff(sn) <= 0) and np.all(sn >= 0)
+    s_ref = scipy.linalg.svdvals(a.astype(np.float64))
+    assert np.max(np.abs(sn - s_ref)) <= FORWARD * max(shape) * uu * max(s_ref.max(), 1e-300)
+
+
+def test_qdwh_svd_batch_and_nan():
+    rng = np.random.default_rng(27)
+    a = _graded(rng, 3, 90, 70, 100.0).astype(np.float32)
+    a[2, 0, 1] = np.inf
+    u, s, vh = spectral_dc.svd(mx.array(a.reshape(3, 1, 90, 70)))
+    assert u.shape == (3, 1, 90, 70) and s.shape == (3, 1, 70) and vh.shape == (3, 1, 70, 70)
+    sn = np.asarray(s)
+    assert np.all(np.isnan(sn[2])) and np.all(np.isnan(np.asarray(u)[2]))
+    assert _svd_ratios(a[:2].astype(np.float64), _np(u)[:2, 0], sn[:2, 0].astype(np.float64),
+                       _np(vh)[:2, 0], unit_roundoff(mx.float32)) <= SVD_RATIO
+    empty = spectral_dc.svd(mx.zeros((2, 0, 3)))
+    assert [t.shape for t in empty] == [(2, 0, 0), (2, 0), (2, 0, 3)]

@@ -1,4 +1,5 @@
-"""QDWH-eig: symmetric eigendecomposition by spectral divide and conquer.
+"""QDWH-eig and QDWH-SVD: symmetric eigendecomposition and SVD by spectral divide and
+conquer.
 
 Nakatsukasa & Higham, *Stable and efficient spectral divide and conquer algorithms for the
 symmetric eigenvalue decomposition and the SVD*, SIAM J. Sci. Comput. 35 (2013), Alg. 1.
@@ -24,7 +25,7 @@ from collections.abc import Callable
 import mlx.core as mx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import polar, small_spectral
+from mlx_linalg._gpu import polar, small_spectral, tall_skinny
 from mlx_linalg._gpu.tall_skinny import LAPACK, Factor, unit_roundoff
 
 # Largest accepted backward error ‖E‖_F of a split, in units of n·u·‖A‖_F (the eigh
@@ -227,3 +228,68 @@ def eigh(
     if not ws:
         return mx.zeros((*batch, n), dtype=x.dtype), mx.zeros((*batch, n, n), dtype=x.dtype)
     return mx.stack(ws).reshape(*batch, n), mx.stack(vs).reshape(*batch, n, n)
+
+
+def svd(
+    x: mx.array,
+    factor: Factor = LAPACK,
+    *,
+    base: Callable[[mx.array], tuple[mx.array, mx.array]] = lapack_eigh,
+    base_size: int = BASE_SIZE,
+) -> tuple[mx.array, mx.array, mx.array]:
+    """Reduced SVD by QDWH-SVD: a polar decomposition, then QDWH-eig of its H factor.
+
+    Args:
+        x: (..., M, N) float32 or float64.
+        factor: factorizations for QDWH and the splits.
+        base: the base eigensolver of :func:`eigh`.
+        base_size: blocks of this order or less go to ``base``.
+
+    Returns:
+        ``(U, S, Vh)``: U (..., M, K), S (..., K) descending and nonnegative, Vh (..., K, N),
+        K = min(M, N), A ≈ U diag(S) Vh. A matrix holding NaN or Inf gives NaN outputs.
+
+    Notes:
+        Nakatsukasa & Higham 2013, §5: A = U_p H (QDWH, on Aᵀ when M < N), H = V Σ Vᵀ
+        (QDWH-eig; H is positive semidefinite, so its eigenvalues are the singular values,
+        a rounding-level negative one taken by absolute value with its vector's sign moved
+        to U), U = U_p V. U is then orthonormalized by CholeskyQR2, whose R is I + O(u) for
+        full-rank A; when A is numerically rank deficient, U_p is not orthonormal in the
+        null directions (see :func:`mlx_linalg._gpu.polar.qdwh`), CholeskyQR2 flags it and
+        Householder QR completes those columns (``fallback="sync"``: the driver
+        synchronizes anyway). Cost: QDWH (about 35N³ + M-dependent terms), QDWH-eig of
+        the N x N H, and the products U_p V (2MN²) and CholeskyQR2 (4MN²).
+
+    See Also:
+        scipy.linalg.svd (full_matrices=False)
+    """
+    if x.ndim < 2:
+        raise ValueError(f"[mlx_linalg.svd] expected a (..., M, N) array, got {x.shape}")
+    if x.dtype not in (mx.float32, mx.float64):
+        raise TypeError(f"[mlx_linalg.svd] expected float32 or float64, got {x.dtype}")
+    m, n = x.shape[-2:]
+    batch = x.shape[:-2]
+    wide = m < n
+    a = mx.swapaxes(x, -1, -2) if wide else x
+    tall, short = a.shape[-2:]
+    if x.size == 0:
+        k = min(m, n)
+        return (mx.zeros((*batch, m, k), dtype=x.dtype), mx.zeros((*batch, k), dtype=x.dtype),
+                mx.zeros((*batch, k, n), dtype=x.dtype))
+    a = a.reshape(math.prod(batch), tall, short)
+    u_polar, h, _ = polar.qdwh(a, factor)
+    w, v = eigh(h, factor, base=base, base_size=base_size)
+    # Descending singular values; a negative rounding-level eigenvalue's sign goes to U.
+    order = mx.argsort(-mx.abs(w), axis=-1)
+    w = mx.take_along_axis(w, order, axis=-1)
+    v = mx.take_along_axis(v, order[:, None, :], axis=-1)
+    sign = mx.where(w < 0, -1, 1).astype(x.dtype)
+    s = mx.abs(w)
+    u = _precision.matmul(u_polar, v) * sign[:, None, :]
+    u, _, _ = tall_skinny.qr(u, factor, method="cholqr2", fallback="sync")
+    vh = mx.swapaxes(v, -1, -2)
+    if wide:
+        # The factorization was of Aᵀ = U S Vᵀ, so A = V S Uᵀ.
+        u, vh = mx.swapaxes(vh, -1, -2), mx.swapaxes(u, -1, -2)
+    k = short
+    return u.reshape(*batch, m, k), s.reshape(*batch, k), vh.reshape(*batch, k, n)
