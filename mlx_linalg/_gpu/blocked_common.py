@@ -1,12 +1,12 @@
 """Shared pieces of the blocked factorizations for large matrices: block sizes, the
 pluggable diagonal-block building blocks, and the dispatch predicates.
 
-The blocked algorithms (``blocked_cholesky``, ``blocked_lu``, ``blocked_triangular``) are
-lazy MLX graphs: a Python loop over block columns that emits, per step, one small
-factorization or substitution of a diagonal block (a building block) and plain MLX ops for
-everything else (trailing updates C - A B through :func:`subtract_product`, float32-accurate
-whatever ``MLX_ENABLE_TF32`` says; row interchanges as gathers; slice updates). Nothing in
-them synchronizes with the host.
+The blocked algorithms (``blocked_cholesky``, ``blocked_lu``, ``blocked_qr``,
+``blocked_triangular``) are lazy MLX graphs: a Python loop over block columns that emits,
+per step, one small factorization or substitution of a diagonal block (a building block)
+and plain MLX ops for everything else (trailing updates C - A B through
+:func:`subtract_product`, float32-accurate whatever ``MLX_ENABLE_TF32`` says; row
+interchanges as gathers; concatenations). Nothing in them synchronizes with the host.
 
 The building blocks come in two sets with one contract (:class:`Blocks`):
 
@@ -32,7 +32,7 @@ from mlx_linalg._gpu import blocked_panel, reference, small_factor
 # largest order (64) is itself factored or solved by the blocked algorithm with blocks of
 # 64, so every leaf is one kernel launch. Larger outer blocks mean fewer and larger trailing
 # products (less memory traffic: the trailing matrix is read and written once per step);
-# 128 is a guess to be tuned on the GPU (tools/bench_blocked.py --block 64,128,256).
+# 128 is a guess to be tuned on the GPU (tools/bench_blocked.py --blocks 64,128,256).
 BLOCK = 128
 # Right-hand-side columns per substitution task: a diagonal-block solve against a wide
 # block (the panel of a factorization, or many right-hand sides) is split into tasks of

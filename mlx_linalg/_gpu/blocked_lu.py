@@ -176,20 +176,25 @@ def _lu_diagonal(x: mx.array, blocks: Blocks, block: int) -> tuple[mx.array, mx.
 
 
 def det(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
-    """Determinant of a (..., n, n) stack: ``((det,), None)``, U's diagonal product.
+    """Determinant of a (..., n, n) stack: ``((det,), None)``, det of shape (...).
 
     Notes:
-        LAPACK-style det through getrf (as numpy.linalg.det): may overflow or underflow
-        where ``slogdet`` does not.
+        The permutation's sign times the product of U's diagonal (numpy.linalg.det's
+        method): may overflow or underflow where ``slogdet`` does not.
     """
-    diagonal, parity = _lu_diagonal(x, blocks, block)
-    return ((parity * mx.prod(diagonal, axis=-1)).reshape(x.shape[:-2]),), None
+    diagonal, swaps_sign = _lu_diagonal(x, blocks, block)
+    return ((swaps_sign * mx.prod(diagonal, axis=-1)).reshape(x.shape[:-2]),), None
 
 
 def slogdet(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
-    """``((sign, logabsdet), None)`` of a (..., n, n) stack: sums log|u_ii|, no overflow."""
-    diagonal, parity = _lu_diagonal(x, blocks, block)
-    sign = parity * mx.prod(mx.sign(diagonal), axis=-1)
+    """``((sign, logabsdet), None)`` of a (..., n, n) stack, each of shape (...).
+
+    Notes:
+        Sums log|u_ii| (no overflow or underflow); sign from the permutation and the
+        signs of U's diagonal (0 for a singular matrix, whose logabsdet is -inf).
+    """
+    diagonal, swaps_sign = _lu_diagonal(x, blocks, block)
+    sign = swaps_sign * mx.prod(mx.sign(diagonal), axis=-1)
     logabsdet = mx.sum(mx.log(mx.abs(diagonal)), axis=-1)
     batch = x.shape[:-2]
     return (sign.reshape(batch), logabsdet.reshape(batch)), None
