@@ -1,5 +1,5 @@
-"""Large-matrix spectral building blocks: QDWH / Newton–Schulz polar, tall-skinny QR and
-QDWH-eig, mlx_linalg against its peers, same process, same float32 data.
+"""Large-matrix spectral building blocks: QDWH / Newton–Schulz polar, tall-skinny QR,
+QDWH-eig and QDWH-SVD, mlx_linalg against its peers, same process, same float32 data.
 
 Polar (square n x n, singular values logspaced over 1..1/cond): ``polar.qdwh`` and
 ``polar.newton_schulz`` (the latter on cond = 10 input, its use case), against an SVD-based
@@ -8,15 +8,17 @@ SciPy on the CPU. Tall-skinny QR (M x N): ``tall_skinny.qr`` with CholeskyQR2 an
 CholeskyQR3 against ``torch.linalg.qr``, ``cupy.linalg.qr``, ``jnp.linalg.qr`` and MLX's CPU
 QR. QDWH-eig (``spectral_dc.eigh``, symmetric Gaussian n x n, Jacobi-kernel base case on the
 GPU) against ``torch.linalg.eigh``, ``cupy.linalg.eigh``, ``jnp.linalg.eigh`` and MLX's CPU
-eigh. Peers are used when importable. Min of ``--repeat`` runs after two warm-ups, each
-synchronized; DESIGN.md's accuracy ratios (float64 NumPy) up to ``--check-max``. On a GPU the
-mlx_linalg graphs use ``tall_skinny.KERNELS`` (blocked factorizations, small-matrix kernels),
-on the CPU ``tall_skinny.LAPACK``. Writes JSON and a Markdown table naming the machine.
+eigh; QDWH-SVD (``spectral_dc.svd``, same sizes, singular values graded over 1..1/cond)
+against the peers' reduced ``svd``. Peers are used when importable. Min of ``--repeat`` runs
+after two warm-ups, each synchronized; DESIGN.md's accuracy ratios (float64 NumPy) up to
+``--check-max``. On a GPU the mlx_linalg graphs use ``tall_skinny.KERNELS`` (blocked
+factorizations, small-matrix kernels), on the CPU ``tall_skinny.LAPACK``. Writes JSON and a
+Markdown table naming the machine.
 
 Usage: ``python tools/bench_spectral_blocks.py [--out DIR] [--repeat 5]
 [--sizes 256,512,1024,2048,4096,8192] [--tall 65536x64,65536x256,16384x1024]
 [--eigh-sizes 256,512,1024,2048,4096] [--cond 1e3] [--check-max 2048]
-[--ops polar,tall_qr,eigh] [--skip-peers]``
+[--ops polar,tall_qr,eigh,svd] [--skip-peers]``
 """
 
 import argparse
@@ -65,6 +67,14 @@ def eigh_ratio(a: np.ndarray, w: np.ndarray, v: np.ndarray) -> float:
     n = a.shape[0]
     return max(_fro(a - (v * w) @ v.T) / (n * _fro(a) * U32),
                _fro(v.T @ v - np.eye(n)) / (n * U32))
+
+
+def svd_ratio(a: np.ndarray, u: np.ndarray, s: np.ndarray, vh: np.ndarray) -> float:
+    a, u, s, vh = (np.asarray(x, dtype=np.float64) for x in (a, u, s, vh))
+    m, n = a.shape
+    return max(_fro(a - (u * s) @ vh) / (max(m, n) * _fro(a) * U32),
+               _fro(u.T @ u - np.eye(u.shape[1])) / (m * U32),
+               _fro(vh @ vh.T - np.eye(vh.shape[0])) / (n * U32))
 
 
 def _time(fn, sync, repeat: int):
@@ -182,6 +192,27 @@ def _eigh_peers(peers: dict, a: np.ndarray):
     return out
 
 
+def _svd_peers(peers: dict, a: np.ndarray):
+    out = []
+    if "torch" in peers:
+        torch = peers["torch"]
+        t = torch.from_numpy(a).cuda()
+        out.append(("torch", lambda: torch.linalg.svd(t, full_matrices=False),
+                    lambda o: torch.cuda.synchronize(), lambda o: [x.cpu().numpy() for x in o]))
+    if "cupy" in peers:
+        cp = peers["cupy"]
+        c = cp.asarray(a)
+        out.append(("cupy", lambda: cp.linalg.svd(c, full_matrices=False),
+                    lambda o: cp.cuda.Device().synchronize(), lambda o: [cp.asnumpy(x) for x in o]))
+    if "jax" in peers:
+        jax = peers["jax"]
+        j = jax.device_put(a)
+        fn = jax.jit(lambda x: jax.numpy.linalg.svd(x, full_matrices=False))
+        out.append(("jax", lambda: fn(j), lambda o: jax.block_until_ready(o),
+                    lambda o: [np.asarray(x) for x in o]))
+    return out
+
+
 def _row(rows: list, **row) -> None:
     rows.append(row)
     print(json.dumps(row), flush=True)
@@ -263,6 +294,26 @@ def bench_eigh(args, peers, factor, base, rows) -> None:
                  ms=round(ms, 3), ratio=round(eigh_ratio(a, *out), 3) if check else None)
 
 
+def bench_svd(args, peers, factor, base, rows) -> None:
+    for n in (int(v) for v in args.eigh_sizes.split(",")):
+        a = _graded(np.random.default_rng(n + 1), n, n, args.cond)
+        check = n <= args.check_max
+        x = mx.array(a)
+        mx.eval(x)
+        ms, out = _time(lambda x=x: spectral_dc.svd(x, factor, base=base), mx.eval, args.repeat)
+        _row(rows, op="svd", impl="mlx_linalg qdwh-svd", shape=f"{n}x{n}", cond=args.cond,
+             ms=round(ms, 3), ratio=round(svd_ratio(a, *out), 3) if check else None)
+        for name, fn, sync, to_np in _svd_peers(peers, a):
+            ms, out = _time(fn, sync, args.repeat)
+            _row(rows, op="svd", impl=name, shape=f"{n}x{n}", cond=args.cond, ms=round(ms, 3),
+                 ratio=round(svd_ratio(a, *to_np(out)), 3) if check else None)
+        if n <= args.scipy_max:
+            ms, out = _time(lambda x=x: mx.linalg.svd(x, stream=mx.cpu), mx.eval, 1)
+            u, s, vh = out
+            _row(rows, op="svd", impl="mx.linalg.svd (cpu)", shape=f"{n}x{n}", cond=args.cond,
+                 ms=round(ms, 3), ratio=round(svd_ratio(a, u, s, vh), 3) if check else None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/results")
@@ -273,7 +324,7 @@ def main() -> None:
     parser.add_argument("--cond", type=float, default=1e3)
     parser.add_argument("--check-max", type=int, default=2048)
     parser.add_argument("--scipy-max", type=int, default=1024)
-    parser.add_argument("--ops", default="polar,tall_qr,eigh")
+    parser.add_argument("--ops", default="polar,tall_qr,eigh,svd")
     parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
     gpu = mx.is_available(mx.gpu)
@@ -298,6 +349,8 @@ def main() -> None:
         bench_tall(args, peers, factor, rows)
     if "eigh" in ops:
         bench_eigh(args, peers, factor, base, rows)
+    if "svd" in ops:
+        bench_svd(args, peers, factor, base, rows)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench_spectral_blocks.json").write_text(

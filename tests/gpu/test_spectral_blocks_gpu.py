@@ -1,8 +1,8 @@
 """GPU tests of the spectral building blocks: QDWH and Newton–Schulz polar decompositions
 (mlx_linalg._gpu.polar), tall-skinny CholeskyQR2 / shifted CholeskyQR3 with the
-Householder fallback (mlx_linalg._gpu.tall_skinny) and QDWH-eig (mlx_linalg._gpu.spectral_dc,
-Jacobi kernel base case), with the blocked GPU factorizations and the small-matrix kernels
-as building blocks (``tall_skinny.KERNELS``).
+Householder fallback (mlx_linalg._gpu.tall_skinny) and QDWH-eig / QDWH-SVD
+(mlx_linalg._gpu.spectral_dc, Jacobi kernel base case), with the blocked GPU factorizations
+and the small-matrix kernels as building blocks (``tall_skinny.KERNELS``).
 
 The checks of tests/test_spectral_blocks.py, on the GPU with MLX's default TF32 setting
 (``MLX_ENABLE_TF32`` unset: every product must still be float32-accurate through
@@ -197,3 +197,25 @@ def test_qdwh_eigh_gpu(n, kind):
     w_ref = np.linalg.eigvalsh(a64)
     assert np.max(np.abs(wn - w_ref)) <= FORWARD * n * U32 * np.abs(w_ref).max()
     assert stats["unsplit"] == 0
+
+
+@pytest.mark.parametrize("shape", [(300, 200), (200, 300), (1024, 1024)])
+@pytest.mark.parametrize("kind", ["graded", "rank5"])
+def test_qdwh_svd_gpu(shape, kind):
+    rng = np.random.default_rng(hash((shape, kind)) % 2**32)
+    m, n = shape
+    if kind == "graded":
+        a = _graded(rng, 1, m, n, 1e7)[0]
+    else:
+        a = (rng.standard_normal((m, 5)) @ rng.standard_normal((5, n))).astype(np.float32)
+    u, s, vh = spectral_dc.svd(mx.array(a), tall_skinny.KERNELS, base=spectral_dc.kernel_eigh)
+    un, sn, vhn = _np(u), _np(s), _np(vh)
+    a64 = a.astype(np.float64)
+    k = min(shape)
+    resid = ratio(a64 - (un * sn) @ vhn, max(shape) * norm(a64), U32)
+    orth_u = ratio(un.T @ un - np.eye(k), m, U32)
+    orth_v = ratio(vhn @ vhn.T - np.eye(k), n, U32)
+    assert max(resid, orth_u, orth_v) <= SVD_RATIO
+    assert np.all(np.diff(sn) <= 0) and np.all(sn >= 0)
+    s_ref = np.linalg.svd(a64, compute_uv=False)
+    assert np.max(np.abs(sn - s_ref)) <= FORWARD * max(shape) * U32 * s_ref.max()
