@@ -10,8 +10,8 @@ and Householder QR the QDWH iteration needs come from a pluggable
 :class:`mlx_linalg._gpu.tall_skinny.Factor` (MLX's CPU LAPACK ops by default).
 
 QDWH (Nakatsukasa, Bai & Gygi, SIAM J. Matrix Anal. Appl. 31, 2010; Nakatsukasa & Higham,
-SIAM J. Sci. Comput. 35, 2013) is the general-purpose method: at most 5 iterations in
-float32 (6-7 in float64) for any matrix whose σ_min/‖A‖₂ is above the unit roundoff.
+SIAM J. Sci. Comput. 35, 2013) is the general-purpose method: 5 iterations in float32 (7
+in float64), planned for singular values down to ε/16 of the scaling α >= ‖A‖₂.
 Newton–Schulz needs only matrix products (4MN² flops per iteration, no factorization) but
 its iteration count grows like log₁.₅ κ(A): it is the right choice for matrices already
 close to orthonormal.
@@ -77,7 +77,7 @@ def qdwh_schedule(l_floor: float, u: float) -> list[bool]:
 
     Runs the bound recursion from ``l_floor`` in float64 until 1 - l_k <= u, plus one
     iteration for rounding. Returns one entry per iteration: True where c_k > 100 (QR-based
-    iteration), False for the Cholesky-based ones. Because c_k decreases as lo grows, a
+    iteration), False for the Cholesky-based ones. Because c_k decreases as l grows, a
     matrix with a larger bound never needs the QR form where this schedule has Cholesky.
     """
     schedule = []
@@ -236,12 +236,14 @@ def qdwh(
         2010, §4.1): by cubic convergence its error is then O(u).
 
         Rank-deficient A (singular values below l_floor·α): those directions are not
-        planned for; they start at rounding level and grow by the factor a_k per
-        iteration, so U's singular values there end anywhere in [0, 1] (exactly 0 for an
-        exactly zero column). U is then an isometry on the numerical range of A only,
-        info = -K, and A = U H still holds to working precision with H the unique
-        symmetric positive semidefinite factor (√(AᵀA)). Use an SVD-based polar when an
-        orthonormal U is required for rank-deficient input.
+        planned for; they start at rounding level and grow by about the factor a_k per
+        iteration, so U's singular values there end anywhere in [0, 1] (0 for the zero
+        matrix; often 1, when the rounding noise is amplified all the way). Unless they
+        all reached 1 (U orthonormal, info > 0), U is an isometry on the numerical range
+        of A only and info = -K. Either way A = U H holds to working precision with H the
+        unique symmetric positive semidefinite factor √(AᵀA). Use an SVD-based polar (or
+        :func:`mlx_linalg._gpu.spectral_dc.svd`) when an orthonormal U is required for
+        rank-deficient input.
 
     See Also:
         scipy.linalg.polar
@@ -260,6 +262,7 @@ def qdwh(
     xk = scaled / alpha[:, None, None]
     bound = mx.clip(mx.sqrt(lower), l_floor, 1).astype(a.dtype)
     done = ~finite
+    broken = ~finite
     info = mx.zeros(done.shape, dtype=mx.int32)
     tol_change = (5 * u) ** (1 / 3)
     for k, use_qr in enumerate(schedule, start=1):
@@ -269,16 +272,17 @@ def qdwh(
             new = _qr_step(factor, xk, wa, wb, wc)
         else:
             new, failed = _cholesky_step(factor, xk, wa, wb, wc)
-            # A Cholesky-based step cannot fail for c <= 100 (I + cXᵀX has κ <= 101) but for
-            # non-finite data; keep the previous iterate if it ever does.
+            # I + cXᵀX has eigenvalues >= 1, so this cannot fail for finite data; should it
+            # ever, the matrix keeps its previous iterate and is flagged (info = -K).
             new = mx.where(failed[:, None, None], xk, new)
+            broken = broken | (failed & ~done)
         change = _frobenius(new - xk)
         xk = mx.where(done[:, None, None], xk, new)
         bound = mx.where(done, bound, l_next)
         now = ~done & (change <= tol_change) & (1 - bound <= 10 * u)
         info = mx.where(now, k, info)
         done = done | now
-    info = mx.where(done & finite, info, -len(schedule))
+    info = mx.where(done & ~broken, info, -len(schedule))
     return _finish(scaled, exponent, xk, finite, wide, x.shape, side, info)
 
 
@@ -317,8 +321,9 @@ def newton_schulz(
     Notes:
         X₀ = A/α with α = min(‖A‖_F, √(‖A‖₁‖A‖_∞)) >= ‖A‖₂, so every singular value of X₀
         lies in (0, 1] ⊂ (0, √3): the iteration acts on each singular value as
-        s ← s(3 - s²)/2, which maps (0, √3) into (0, 1] ∪ ... and, on (0, 1], increases s
-        monotonically to 1: it converges to the polar factor for every A of full rank
+        s ← g(s) = s(3 - s²)/2, which maps (0, √3) into (0, 1] and increases every s in
+        (0, 1) monotonically to 1 (g(s) > s there, g(1) = 1): it converges to the polar
+        factor for every A of full rank
         (Higham, Functions of Matrices, 2008, §8.3; Kovarik 1970, Björck & Bowie 1971).
         Speed: while s is small, s grows by a factor of about 1.5 per iteration
         (≈ log₁.₅(1/σ_min(X₀)) iterations to reach 1/2); after that quadratically,
