@@ -446,6 +446,10 @@ def test_tall_skinny_errors():
         tall_skinny.qr(x, fallback="raise")
     with pytest.raises(ValueError, match=r"^\[mlx_linalg.tall_skinny_qr\] expected M >= N"):
         tall_skinny.qr(mx.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"^\[mlx_linalg.tall_skinny_qr\] expected a \(\.\.\., M"):
+        tall_skinny.qr(mx.zeros((3,)))
+    with pytest.raises(TypeError, match=r"^\[mlx_linalg.tall_skinny_qr\] expected float32"):
+        tall_skinny.qr(mx.zeros((4, 3), dtype=mx.float16))
 
 
 # ---------------------------------------------------------------------------------------
