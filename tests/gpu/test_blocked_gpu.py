@@ -33,8 +33,11 @@ U32 = float(np.finfo(np.float32).eps) / 2
 SIZES = [65, 127, 200, 513, 2048]
 # Normwise forward error against float64 SciPy, in units of sqrt(n)·κ·u (DESIGN.md).
 FORWARD = 10
-# ‖I − QᵀQ‖_F in units of n·u: measured about 1 on the CPU (LAPACK float32: 0.5).
-ORTHOGONALITY = 4
+# QR guards, in units of √m·u (backward error ‖A − QR‖/‖A‖) and n·u (‖I − QᵀQ‖_F): on
+# the CPU (exact float32 products) 0.9 and 1.0; the split product of a TF32 GPU is up to
+# about 4 times less accurate than float32, plain TF32 about 100 times.
+QR_BACKWARD = 30
+ORTHOGONALITY = 10
 # Kernel vs reference building blocks: same algorithm, different rounding (FMA, reciprocals).
 AGREE = 50
 
@@ -82,7 +85,8 @@ def test_subtract_product_is_float32_accurate(rng):
     got = _np(blocked_common.subtract_product(_f32(c), _f32(a), _f32(b)))
     expected = _np(_f32(c)) - _np(_f32(a)) @ _np(_f32(b))
     scale = np.abs(_np(_f32(c))) + np.abs(_np(_f32(a))) @ np.abs(_np(_f32(b)))
-    assert np.all(np.abs(got - expected) <= 64 * U32 * scale)
+    # Float32 accumulation over K = 64 terms: at most about 64u, typically 8u; TF32: 8192u.
+    assert np.all(np.abs(got - expected) <= 128 * U32 * scale)
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -183,8 +187,8 @@ def test_qr(rng, m, n):
     factor = norm(a - qs @ rs) / norm(a)
     orthogonality = norm(np.eye(k) - np.swapaxes(qs, -1, -2) @ qs)
     assert max(np.max(factor) / (m * U32), np.max(orthogonality) / (m * U32)) <= QR_RATIO
-    # Sharper guards that TF32-level products (error ~3e-4) would fail at n = 2048.
-    assert np.max(factor) <= FORWARD * np.sqrt(m) * U32
+    # Sharper than the ratio, which at n = 2048 would pass TF32-level error (3e-4).
+    assert np.max(factor) <= QR_BACKWARD * np.sqrt(m) * U32
     assert np.max(orthogonality) <= ORTHOGONALITY * k * U32
 
 
