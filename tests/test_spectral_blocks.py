@@ -740,3 +740,19 @@ def test_qdwh_svd_batch_and_nan():
                        _np(vh)[:2, 0], unit_roundoff(mx.float32)) <= SVD_RATIO
     empty = spectral_dc.svd(mx.zeros((2, 0, 3)))
     assert [t.shape for t in empty] == [(2, 0, 0), (2, 0), (2, 0, 3)]
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e-20])
+def test_qdwh_eigh_svd_extreme_scaling(scale):
+    """Norms are taken scaled (‖A‖_F² of 1e20-sized entries overflows float32): no block is
+    mistaken for a scalar one, no split error for zero."""
+    rng = np.random.default_rng(28)
+    a = (_symmetric(rng, 100, "gaussian") * scale).astype(np.float32)
+    stats = {}
+    w, v = spectral_dc.eigh(mx.array(a), stats=stats)
+    assert stats["scalar"] == 0 and stats["depth"] >= 1
+    resid, orth = _eigh_ratios(a.astype(np.float64), _np(w), _np(v), unit_roundoff(mx.float32))
+    assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
+    u, s, vh = spectral_dc.svd(mx.array(a))
+    assert _svd_ratios(a.astype(np.float64), _np(u), _np(s), _np(vh),
+                       unit_roundoff(mx.float32)) <= SVD_RATIO

@@ -42,7 +42,11 @@ def _sym(x: mx.array) -> mx.array:
 
 
 def _frobenius(x: mx.array) -> mx.array:
-    return mx.sqrt(mx.sum(mx.square(x), axis=(-2, -1)))
+    """‖x‖_F over the last two axes, scaled by the largest entry so that squaring can
+    neither overflow nor underflow."""
+    largest = mx.max(mx.abs(x), axis=(-2, -1), keepdims=True)
+    safe = mx.where(largest > 0, largest, 1)
+    return mx.sqrt(mx.sum(mx.square(x / safe), axis=(-2, -1))) * safe[..., 0, 0]
 
 
 def split(
