@@ -590,7 +590,7 @@ def test_qdwh_eigh(dtype, kind):
     w_ref = scipy.linalg.eigvalsh(a.astype(np.float64))
     assert np.max(np.abs(wn - w_ref)) <= FORWARD * n * uu * np.abs(w_ref).max()
     if kind == "identity":
-        assert stats["scalar"] == 1 and stats["splits"] == 0
+        assert stats["diagonal"] == 1 and stats["splits"] == 0
     else:
         assert stats["depth"] >= 1 and stats["unsplit"] == 0
         assert stats["max_error"] <= spectral_dc.SPLIT_TOLERANCE * n * uu
@@ -745,12 +745,12 @@ def test_qdwh_svd_batch_and_nan():
 @pytest.mark.parametrize("scale", [1e20, 1e-20])
 def test_qdwh_eigh_svd_extreme_scaling(scale):
     """Norms are taken scaled (‖A‖_F² of 1e20-sized entries overflows float32): no block is
-    mistaken for a scalar one, no split error for zero."""
+    mistaken for a diagonal one, no split error for zero."""
     rng = np.random.default_rng(28)
     a = (_symmetric(rng, 100, "gaussian") * scale).astype(np.float32)
     stats = {}
     w, v = spectral_dc.eigh(mx.array(a), stats=stats)
-    assert stats["scalar"] == 0 and stats["depth"] >= 1
+    assert stats["diagonal"] == 0 and stats["depth"] >= 1
     resid, orth = _eigh_ratios(a.astype(np.float64), _np(w), _np(v), unit_roundoff(mx.float32))
     assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
     u, s, vh = spectral_dc.svd(mx.array(a))

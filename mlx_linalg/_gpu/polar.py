@@ -38,7 +38,7 @@ from mlx_linalg._gpu.tall_skinny import (
 QR_WHEN_C_ABOVE = 100.0
 # Default lower bound, relative to the scaling α >= ‖A‖₂, below which singular values are
 # treated as numerically zero by the static QDWH schedule: the dtype's epsilon / 16
-# (7.5e-9 in float32: κ(A) up to 1e7 with α up to 16x above ‖A‖₂).
+# (7.5e-9 in float32: κ(A) up to 1e7 with α up to 13x above ‖A‖₂).
 L_FLOOR_FACTOR = 1.0 / 16.0
 # Default σ_min(X₀) for which Newton–Schulz's iteration bound is computed.
 NS_SIGMA_FLOOR = 1e-3

@@ -132,18 +132,28 @@ def _shift(a: mx.array, attempt: int) -> mx.array:
 
 
 def _solve(
-    a: mx.array, factor: Factor, base: Callable, base_size: int, depth: int, stats: dict
+    a: mx.array,
+    factor: Factor,
+    base: Callable,
+    base_size: int,
+    depth: int,
+    stats: dict,
+    top_norm: mx.array,
 ) -> tuple[mx.array, mx.array]:
     n = a.shape[-1]
     if n <= base_size:
         stats["base"] += 1
         return base(a)
     u = unit_roundoff(a.dtype)
-    mean = mx.mean(mx.diagonal(a))
-    # A numerically scalar block: every vector is an eigenvector.
-    if (_frobenius(a - mean * mx.eye(n, dtype=a.dtype)) <= n * u * _frobenius(a)).item():
-        stats["scalar"] += 1
-        return mx.full((n,), mean, dtype=a.dtype), mx.eye(n, dtype=a.dtype)
+    d = mx.diagonal(a)
+    norm = _frobenius(a)
+    # A nearly diagonal block (a cluster, or what is left of one after splits) or one that
+    # is rounding noise next to the whole matrix: its diagonal holds its eigenvalues to
+    # within n·u‖A‖ (NH2013 §5.2; JAX's QDWH-eig stops there too).
+    off = _frobenius(a - mx.diag(d))
+    if ((off <= n * u * norm) | (norm <= u * top_norm)).item():
+        stats["diagonal"] += 1
+        return d, mx.eye(n, dtype=a.dtype)
     for attempt in range(MAX_ATTEMPTS):
         sigma = _shift(a, attempt)
         q, c, k, error, _ = split(a[None], sigma[None], factor,
@@ -155,8 +165,10 @@ def _solve(
             stats["max_error"] = max(stats["max_error"], err)
             stats["depth"] = max(stats["depth"], depth + 1)
             q, c = q[0], c[0]
-            w_low, v_low = _solve(c[kk:, kk:], factor, base, base_size, depth + 1, stats)
-            w_high, v_high = _solve(c[:kk, :kk], factor, base, base_size, depth + 1, stats)
+            w_low, v_low = _solve(c[kk:, kk:], factor, base, base_size, depth + 1, stats,
+                                  top_norm)
+            w_high, v_high = _solve(c[:kk, :kk], factor, base, base_size, depth + 1, stats,
+                                    top_norm)
             w = mx.concatenate([w_low, w_high])
             v = mx.concatenate([_precision.matmul(q[:, kk:], v_low),
                                 _precision.matmul(q[:, :kk], v_high)], axis=1)
@@ -183,8 +195,9 @@ def eigh(
             :func:`lapack_eigh` (default) or, on the GPU, :func:`kernel_eigh`.
         base_size: blocks of this order or less go to ``base``.
         stats: if given, filled with counts: ``splits`` (split attempts), ``base`` (base
-            solves), ``scalar`` (numerically scalar blocks), ``unsplit`` (blocks no shift
-            split), ``depth`` and ``max_error`` (largest accepted split error).
+            solves), ``diagonal`` (nearly diagonal or negligible blocks), ``unsplit``
+            (blocks no shift split), ``depth`` and ``max_error`` (largest accepted split
+            error).
 
     Returns:
         ``(w, V)``: w (..., n) ascending, V (..., n, n) orthogonal, A ≈ V diag(w) Vᵀ. A matrix
@@ -196,7 +209,8 @@ def eigh(
         ``SPLIT_TOLERANCE``·n·u‖A‖_F. Otherwise the mean of the diagonal and then a
         shifted median are tried (``MAX_ATTEMPTS`` shifts in all); a block that none
         splits (a tight cluster bigger than ``base_size``) goes to ``base`` whole, and a
-        numerically scalar block (‖A − mean(diag)·I‖_F <= n·u‖A‖_F) is already diagonal.
+        nearly diagonal block (off-diagonal part <= n·u‖A‖_F, e.g. a cluster) or a block that
+        is rounding noise (‖block‖_F <= u‖A‖_F of the whole matrix) is taken as diagonal.
         The recursion depth is at most n/base_size (a split leaves both parts nonempty)
         and about log₂(n/base_size) when the diagonal's median is near the spectrum's.
 
@@ -213,7 +227,8 @@ def eigh(
         raise TypeError(f"[mlx_linalg.eigh] expected float32 or float64, got {x.dtype}")
     batch, n = x.shape[:-2], x.shape[-1]
     flat = x.reshape(math.prod(batch), n, n)
-    counts = {"splits": 0, "base": 0, "scalar": 0, "unsplit": 0, "depth": 0, "max_error": 0.0}
+    counts = {"splits": 0, "base": 0, "diagonal": 0, "unsplit": 0, "depth": 0,
+              "max_error": 0.0}
     ws, vs = [], []
     for i in range(flat.shape[0]):
         a = _sym(flat[i])
@@ -221,7 +236,7 @@ def eigh(
             ws.append(mx.full((n,), float("nan"), dtype=x.dtype))
             vs.append(mx.full((n, n), float("nan"), dtype=x.dtype))
             continue
-        w, v = _solve(a, factor, base, base_size, 0, counts)
+        w, v = _solve(a, factor, base, base_size, 0, counts, _frobenius(a))
         # The blocks are ordered (below σ, above σ); eigenvalues within the split error of
         # σ may be out of order by that much: sort.
         order = mx.argsort(w)
