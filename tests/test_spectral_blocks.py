@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from matrices import EIGH_RATIO, QR_RATIO, SVD_RATIO, norm, ratio, unit_roundoff
 
+from mlx_linalg import _precision
 from mlx_linalg._gpu import polar, reference_spectral, small_spectral, spectral_dc, tall_skinny
 
 DTYPES = [mx.float32, mx.float64]
@@ -756,3 +757,62 @@ def test_qdwh_eigh_svd_extreme_scaling(scale):
     u, s, vh = spectral_dc.svd(mx.array(a))
     assert _svd_ratios(a.astype(np.float64), _np(u), _np(s), _np(vh),
                        unit_roundoff(mx.float32)) <= SVD_RATIO
+
+
+# ---------------------------------------------------------------------------------------
+# Float32 accuracy when the device multiplies in TF32 (emulated on the CPU)
+
+
+def _tf32(x: np.ndarray) -> np.ndarray:
+    """Round float32 values to TF32's 10-bit mantissa, as a TF32 matrix unit reads them."""
+    bits = x.astype(np.float32).view(np.uint32)
+    return ((bits + 0x1000) & 0xFFFFE000).view(np.float32)
+
+
+def _tf32_matmul(x, y, stream=None):
+    if x.dtype != mx.float32 or y.dtype != mx.float32:
+        return _MX_MATMUL(x, y, stream=stream)
+    product = _tf32(np.asarray(x)).astype(np.float64) @ _tf32(np.asarray(y)).astype(np.float64)
+    return mx.array(product.astype(np.float32))
+
+
+_MX_MATMUL = mx.matmul
+
+
+def _tf32_cases():
+    rng = np.random.default_rng(29)
+    square = _graded(rng, 2, 64, 64, 1e3).astype(np.float32)
+    near = _graded(rng, 2, 64, 64, 10.0).astype(np.float32)
+    tall = _graded(rng, 2, 300, 16, 100.0).astype(np.float32)
+    sym = _symmetric(rng, 80, "gaussian").astype(np.float32)
+    uu = unit_roundoff(mx.float32)
+    u, h, _ = polar.qdwh(mx.array(square))
+    qdwh = max(_polar_ratios(square.astype(np.float64), _np(u), _np(h), uu))
+    u, h, _ = polar.newton_schulz(mx.array(near))
+    ns = max(_polar_ratios(near.astype(np.float64), _np(u), _np(h), uu))
+    q, r, _ = tall_skinny.qr(mx.array(tall), fallback="nan")
+    qr = _qr_ratio(tall.astype(np.float64), _np(q), _np(r), uu)
+    stats = {}
+    w, v = spectral_dc.eigh(mx.array(sym), stats=stats)
+    eig = max(_eigh_ratios(sym.astype(np.float64), _np(w), _np(v), uu))
+    return {"qdwh": qdwh, "newton_schulz": ns, "tall_skinny": qr, "eigh": eig,
+            "eigh_unsplit": stats["unsplit"]}
+
+
+def test_float32_accuracy_with_emulated_tf32_products(monkeypatch):
+    """Every product goes through mlx_linalg._precision.matmul: with mx.matmul rounding its
+    inputs to TF32 (as MLX's CUDA backend does by default) and the probe reporting it, the
+    results keep float32 accuracy; routing the same products straight to the TF32 matmul
+    breaks them (so the emulation has teeth)."""
+    monkeypatch.setattr(mx, "matmul", _tf32_matmul)
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    accurate = _tf32_cases()
+    assert accurate["qdwh"] <= POLAR_RATIO and accurate["newton_schulz"] <= POLAR_RATIO
+    assert accurate["tall_skinny"] <= QR_RATIO and accurate["eigh"] <= EIGH_RATIO
+    assert accurate["eigh_unsplit"] == 0
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: False)
+    plain = _tf32_cases()
+    assert plain["qdwh"] > POLAR_RATIO and plain["newton_schulz"] > POLAR_RATIO
+    # QDWH-eig's split check rejects the TF32-inaccurate splits (the block goes to the base
+    # solver whole) rather than returning a wrong decomposition.
+    assert plain["eigh_unsplit"] == 1 and plain["eigh"] <= EIGH_RATIO
