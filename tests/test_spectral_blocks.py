@@ -150,8 +150,9 @@ def test_polar_sides(side, shape):
         size = shape[1] if side == "right" else shape[0]
         assert pn.shape == (2, size, size)
         assert ratio(a - recon, max(shape) * norm(a), unit_roundoff(mx.float32)) <= POLAR_RATIO
-        u_ref, p_ref = zip(*[scipy.linalg.polar(x.astype(np.float64), side=side) for x in a],
-                           strict=True)
+        u_ref, p_ref = zip(
+            *[scipy.linalg.polar(x.astype(np.float64), side=side) for x in a], strict=True
+        )
         assert np.allclose(pn, np.array(p_ref), atol=1e-5 * np.abs(p_ref).max())
         assert np.allclose(un, np.array(u_ref), atol=1e-4)
 
@@ -241,8 +242,9 @@ def test_qdwh_early_stop_for_nearly_orthonormal():
 def test_norm_bounds_are_bounds():
     rng = np.random.default_rng(9)
     q, _ = np.linalg.qr(rng.standard_normal((4, 40, 10)))
-    x = np.concatenate([q * rng.uniform(0.5, 2, (4, 1, 10)),
-                        rng.standard_normal((4, 40, 10))]).astype(np.float32)
+    x = np.concatenate(
+        [q * rng.uniform(0.5, 2, (4, 1, 10)), rng.standard_normal((4, 40, 10))]
+    ).astype(np.float32)
     g = tall_skinny.gram(mx.array(x))
     alpha, lower = polar.norm_bounds(g, 40)
     s = np.linalg.svd(x.astype(np.float64), compute_uv=False)
@@ -271,8 +273,10 @@ def test_newton_schulz_accuracy_and_bound(dtype, cond):
     rng = np.random.default_rng(10)
     a = _graded(rng, 3, 40, 16, cond).astype(NP[dtype])
     a64 = a.astype(np.float64)
-    alpha = np.minimum(np.linalg.norm(a64, axis=(1, 2)),
-                       np.sqrt(np.abs(a64).sum(1).max(-1) * np.abs(a64).sum(2).max(-1)))
+    alpha = np.minimum(
+        np.linalg.norm(a64, axis=(1, 2)),
+        np.sqrt(np.abs(a64).sum(1).max(-1) * np.abs(a64).sum(2).max(-1)),
+    )
     sigma0 = np.linalg.svd(a64, compute_uv=False)[:, -1] / alpha
     uu = unit_roundoff(dtype)
     bound = max(polar.newton_schulz_steps(s, uu) for s in sigma0) + 1
@@ -354,12 +358,14 @@ def test_fallback_per_matrix(fallback, factor):
     accurate; the NaN matrix is NaN; nothing leaks between matrices."""
     rng = np.random.default_rng(14)
     m, n = 200, 12
-    a = np.concatenate([
-        _graded(rng, 1, m, n, 10.0),
-        _graded(rng, 1, m, n, 1e6),
-        rng.standard_normal((1, m, 2)) @ rng.standard_normal((1, 2, n)),
-        rng.standard_normal((1, m, n)),
-    ]).astype(np.float32)
+    a = np.concatenate(
+        [
+            _graded(rng, 1, m, n, 10.0),
+            _graded(rng, 1, m, n, 1e6),
+            rng.standard_normal((1, m, 2)) @ rng.standard_normal((1, 2, n)),
+            rng.standard_normal((1, m, n)),
+        ]
+    ).astype(np.float32)
     a[3, 7, 2] = np.nan
     factor = getattr(tall_skinny, factor)
     for method in tall_skinny.METHODS:
@@ -368,8 +374,15 @@ def test_fallback_per_matrix(fallback, factor):
         qn, rn = _np(q), _np(r)
         assert np.all(np.isnan(qn[3])) and np.all(np.isnan(rn[3]))
         for i in range(3):
-            assert _qr_ratio(a[i : i + 1].astype(np.float64), qn[i : i + 1], rn[i : i + 1],
-                             unit_roundoff(mx.float32)) <= QR_RATIO
+            assert (
+                _qr_ratio(
+                    a[i : i + 1].astype(np.float64),
+                    qn[i : i + 1],
+                    rn[i : i + 1],
+                    unit_roundoff(mx.float32),
+                )
+                <= QR_RATIO
+            )
             assert np.all(np.diagonal(rn[i]) >= 0)
         q0, r0, _ = tall_skinny.qr(mx.array(a[:1]), factor, method=method, fallback=fallback)
         np.testing.assert_array_equal(qn[0], np.asarray(q0)[0])
@@ -414,15 +427,20 @@ def test_blocked_building_blocks_and_batches():
         assert q.shape == (2, 2, 160, 70) and r.shape == (2, 2, 70, 70)
         assert fell_back.shape == (2, 2) and not np.any(np.asarray(fell_back))
         flat = a.reshape(4, 160, 70).astype(np.float64)
-        got = _qr_ratio(flat, _np(q).reshape(4, 160, 70), _np(r).reshape(4, 70, 70),
-                        unit_roundoff(dtype))
+        got = _qr_ratio(
+            flat, _np(q).reshape(4, 160, 70), _np(r).reshape(4, 70, 70), unit_roundoff(dtype)
+        )
         assert got <= QR_RATIO
 
 
 def test_lapack_cholesky_failure_flag():
     """MLX's CPU Cholesky does not report failure; the wrapper detects it."""
-    g = mx.array(np.array([[[1.0, 2.0], [2.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]],
-                           [[np.nan, 0], [0, 1.0]]], dtype=np.float32))
+    g = mx.array(
+        np.array(
+            [[[1.0, 2.0], [2.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]], [[np.nan, 0], [0, 1.0]]],
+            dtype=np.float32,
+        )
+    )
     factor, failed = tall_skinny.LAPACK.cholesky(g)
     assert np.asarray(failed).tolist() == [True, False, True]
     assert np.all(np.isnan(np.asarray(factor)[0]))
@@ -561,8 +579,9 @@ def _symmetric(rng, n, kind) -> np.ndarray:
     if kind == "graded":
         w = np.logspace(0, -7, n) * rng.choice([-1, 1], n)
     elif kind == "clustered":
-        w = np.concatenate([np.full(n // 4, 1.0), np.full(n // 2, -2.0),
-                            np.full(n - n // 4 - n // 2, 3.0)])
+        w = np.concatenate(
+            [np.full(n // 4, 1.0), np.full(n // 2, -2.0), np.full(n - n // 4 - n // 2, 3.0)]
+        )
     else:
         w = np.concatenate([rng.standard_normal(3), np.zeros(n - 3)])
     return (q * w) @ q.T
@@ -597,8 +616,9 @@ def test_qdwh_eigh(dtype, kind):
         assert stats["max_error"] <= spectral_dc.SPLIT_TOLERANCE * n * uu
     if dtype == mx.float32:
         w32, v32 = scipy.linalg.eigh(a)
-        lr, lo = _eigh_ratios(a.astype(np.float64), w32.astype(np.float64),
-                              v32.astype(np.float64), uu)
+        lr, lo = _eigh_ratios(
+            a.astype(np.float64), w32.astype(np.float64), v32.astype(np.float64), uu
+        )
         assert resid <= VS_LAPACK * max(lr, FLOOR) and orth <= VS_LAPACK * max(lo, FLOOR)
 
 
@@ -646,8 +666,9 @@ def _jacobi_base(a: mx.array) -> tuple[mx.array, mx.array]:
     """The batched Jacobi kernel's algorithm (its MLX-op reference), as the GPU would use
     it for the base case: float32, n <= 64."""
     scaled, scale, _ = small_spectral._prescale(mx.tril(a)[None])
-    w, vt, _ = reference_spectral.jacobi_eigh(scaled, want_v=True,
-                                              max_sweeps=small_spectral.MAX_SWEEPS)
+    w, vt, _ = reference_spectral.jacobi_eigh(
+        scaled, want_v=True, max_sweeps=small_spectral.MAX_SWEEPS
+    )
     return w[0] / scale[0], mx.swapaxes(vt[0], -1, -2)
 
 
@@ -658,8 +679,7 @@ def test_qdwh_eigh_jacobi_base_and_blocked_factor():
     n = 130
     a = _symmetric(rng, n, "gaussian").astype(np.float32)
     stats = {}
-    w, v = spectral_dc.eigh(mx.array(a), tall_skinny.REFERENCE, base=_jacobi_base,
-                            stats=stats)
+    w, v = spectral_dc.eigh(mx.array(a), tall_skinny.REFERENCE, base=_jacobi_base, stats=stats)
     resid, orth = _eigh_ratios(a.astype(np.float64), _np(w), _np(v), unit_roundoff(mx.float32))
     assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
     assert stats["base"] >= 2 and stats["unsplit"] == 0
@@ -737,8 +757,16 @@ def test_qdwh_svd_batch_and_nan():
     assert u.shape == (3, 1, 90, 70) and s.shape == (3, 1, 70) and vh.shape == (3, 1, 70, 70)
     sn = np.asarray(s)
     assert np.all(np.isnan(sn[2])) and np.all(np.isnan(np.asarray(u)[2]))
-    assert _svd_ratios(a[:2].astype(np.float64), _np(u)[:2, 0], sn[:2, 0].astype(np.float64),
-                       _np(vh)[:2, 0], unit_roundoff(mx.float32)) <= SVD_RATIO
+    assert (
+        _svd_ratios(
+            a[:2].astype(np.float64),
+            _np(u)[:2, 0],
+            sn[:2, 0].astype(np.float64),
+            _np(vh)[:2, 0],
+            unit_roundoff(mx.float32),
+        )
+        <= SVD_RATIO
+    )
     empty = spectral_dc.svd(mx.zeros((2, 0, 3)))
     assert [t.shape for t in empty] == [(2, 0, 0), (2, 0), (2, 0, 3)]
 
@@ -755,8 +783,10 @@ def test_qdwh_eigh_svd_extreme_scaling(scale):
     resid, orth = _eigh_ratios(a.astype(np.float64), _np(w), _np(v), unit_roundoff(mx.float32))
     assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
     u, s, vh = spectral_dc.svd(mx.array(a))
-    assert _svd_ratios(a.astype(np.float64), _np(u), _np(s), _np(vh),
-                       unit_roundoff(mx.float32)) <= SVD_RATIO
+    assert (
+        _svd_ratios(a.astype(np.float64), _np(u), _np(s), _np(vh), unit_roundoff(mx.float32))
+        <= SVD_RATIO
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -795,8 +825,13 @@ def _tf32_cases():
     stats = {}
     w, v = spectral_dc.eigh(mx.array(sym), stats=stats)
     eig = max(_eigh_ratios(sym.astype(np.float64), _np(w), _np(v), uu))
-    return {"qdwh": qdwh, "newton_schulz": ns, "tall_skinny": qr, "eigh": eig,
-            "eigh_unsplit": stats["unsplit"]}
+    return {
+        "qdwh": qdwh,
+        "newton_schulz": ns,
+        "tall_skinny": qr,
+        "eigh": eig,
+        "eigh_unsplit": stats["unsplit"],
+    }
 
 
 def test_float32_accuracy_with_emulated_tf32_products(monkeypatch):

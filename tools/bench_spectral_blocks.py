@@ -58,23 +58,25 @@ def polar_ratio(a: np.ndarray, u: np.ndarray, h: np.ndarray) -> float:
 def qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray) -> float:
     a, q, r = (np.asarray(x, dtype=np.float64) for x in (a, q, r))
     m = a.shape[0]
-    return max(_fro(a - q @ r) / (m * _fro(a) * U32),
-               _fro(q.T @ q - np.eye(q.shape[1])) / (m * U32))
+    return max(
+        _fro(a - q @ r) / (m * _fro(a) * U32), _fro(q.T @ q - np.eye(q.shape[1])) / (m * U32)
+    )
 
 
 def eigh_ratio(a: np.ndarray, w: np.ndarray, v: np.ndarray) -> float:
     a, w, v = (np.asarray(x, dtype=np.float64) for x in (a, w, v))
     n = a.shape[0]
-    return max(_fro(a - (v * w) @ v.T) / (n * _fro(a) * U32),
-               _fro(v.T @ v - np.eye(n)) / (n * U32))
+    return max(_fro(a - (v * w) @ v.T) / (n * _fro(a) * U32), _fro(v.T @ v - np.eye(n)) / (n * U32))
 
 
 def svd_ratio(a: np.ndarray, u: np.ndarray, s: np.ndarray, vh: np.ndarray) -> float:
     a, u, s, vh = (np.asarray(x, dtype=np.float64) for x in (a, u, s, vh))
     m, n = a.shape
-    return max(_fro(a - (u * s) @ vh) / (max(m, n) * _fro(a) * U32),
-               _fro(u.T @ u - np.eye(u.shape[1])) / (m * U32),
-               _fro(vh @ vh.T - np.eye(vh.shape[0])) / (n * U32))
+    return max(
+        _fro(a - (u * s) @ vh) / (max(m, n) * _fro(a) * U32),
+        _fro(u.T @ u - np.eye(u.shape[1])) / (m * U32),
+        _fro(vh @ vh.T - np.eye(vh.shape[0])) / (n * U32),
+    )
 
 
 def _time(fn, sync, repeat: int):
@@ -129,8 +131,14 @@ def _polar_peers(peers: dict, a: np.ndarray):
             w, s, vh = torch.linalg.svd(t, full_matrices=False)
             return w @ vh, (vh.mT * s) @ vh
 
-        out.append(("torch (svd)", torch_polar, lambda o: torch.cuda.synchronize(),
-                    lambda o: [x.cpu().numpy() for x in o]))
+        out.append(
+            (
+                "torch (svd)",
+                torch_polar,
+                lambda o: torch.cuda.synchronize(),
+                lambda o: [x.cpu().numpy() for x in o],
+            )
+        )
     if "cupy" in peers:
         cp = peers["cupy"]
         c = cp.asarray(a)
@@ -139,14 +147,26 @@ def _polar_peers(peers: dict, a: np.ndarray):
             w, s, vh = cp.linalg.svd(c, full_matrices=False)
             return w @ vh, (vh.T * s) @ vh
 
-        out.append(("cupy (svd)", cupy_polar, lambda o: cp.cuda.Device().synchronize(),
-                    lambda o: [cp.asnumpy(x) for x in o]))
+        out.append(
+            (
+                "cupy (svd)",
+                cupy_polar,
+                lambda o: cp.cuda.Device().synchronize(),
+                lambda o: [cp.asnumpy(x) for x in o],
+            )
+        )
     if "jax" in peers:
         jax = peers["jax"]
         j = jax.device_put(a)
         fn = jax.jit(lambda x: jax.scipy.linalg.polar(x, method="qdwh"))
-        out.append(("jax (qdwh)", lambda: fn(j), lambda o: jax.block_until_ready(o),
-                    lambda o: [np.asarray(x) for x in o]))
+        out.append(
+            (
+                "jax (qdwh)",
+                lambda: fn(j),
+                lambda o: jax.block_until_ready(o),
+                lambda o: [np.asarray(x) for x in o],
+            )
+        )
     return out
 
 
@@ -155,19 +175,37 @@ def _qr_peers(peers: dict, a: np.ndarray):
     if "torch" in peers:
         torch = peers["torch"]
         t = torch.from_numpy(a).cuda()
-        out.append(("torch", lambda: torch.linalg.qr(t), lambda o: torch.cuda.synchronize(),
-                    lambda o: [x.cpu().numpy() for x in o]))
+        out.append(
+            (
+                "torch",
+                lambda: torch.linalg.qr(t),
+                lambda o: torch.cuda.synchronize(),
+                lambda o: [x.cpu().numpy() for x in o],
+            )
+        )
     if "cupy" in peers:
         cp = peers["cupy"]
         c = cp.asarray(a)
-        out.append(("cupy", lambda: cp.linalg.qr(c), lambda o: cp.cuda.Device().synchronize(),
-                    lambda o: [cp.asnumpy(x) for x in o]))
+        out.append(
+            (
+                "cupy",
+                lambda: cp.linalg.qr(c),
+                lambda o: cp.cuda.Device().synchronize(),
+                lambda o: [cp.asnumpy(x) for x in o],
+            )
+        )
     if "jax" in peers:
         jax = peers["jax"]
         j = jax.device_put(a)
         fn = jax.jit(jax.numpy.linalg.qr)
-        out.append(("jax", lambda: fn(j), lambda o: jax.block_until_ready(o),
-                    lambda o: [np.asarray(x) for x in o]))
+        out.append(
+            (
+                "jax",
+                lambda: fn(j),
+                lambda o: jax.block_until_ready(o),
+                lambda o: [np.asarray(x) for x in o],
+            )
+        )
     return out
 
 
@@ -176,19 +214,37 @@ def _eigh_peers(peers: dict, a: np.ndarray):
     if "torch" in peers:
         torch = peers["torch"]
         t = torch.from_numpy(a).cuda()
-        out.append(("torch", lambda: torch.linalg.eigh(t), lambda o: torch.cuda.synchronize(),
-                    lambda o: [x.cpu().numpy() for x in o]))
+        out.append(
+            (
+                "torch",
+                lambda: torch.linalg.eigh(t),
+                lambda o: torch.cuda.synchronize(),
+                lambda o: [x.cpu().numpy() for x in o],
+            )
+        )
     if "cupy" in peers:
         cp = peers["cupy"]
         c = cp.asarray(a)
-        out.append(("cupy", lambda: cp.linalg.eigh(c), lambda o: cp.cuda.Device().synchronize(),
-                    lambda o: [cp.asnumpy(x) for x in o]))
+        out.append(
+            (
+                "cupy",
+                lambda: cp.linalg.eigh(c),
+                lambda o: cp.cuda.Device().synchronize(),
+                lambda o: [cp.asnumpy(x) for x in o],
+            )
+        )
     if "jax" in peers:
         jax = peers["jax"]
         j = jax.device_put(a)
         fn = jax.jit(jax.numpy.linalg.eigh)
-        out.append(("jax", lambda: fn(j), lambda o: jax.block_until_ready(o),
-                    lambda o: [np.asarray(x) for x in o]))
+        out.append(
+            (
+                "jax",
+                lambda: fn(j),
+                lambda o: jax.block_until_ready(o),
+                lambda o: [np.asarray(x) for x in o],
+            )
+        )
     return out
 
 
@@ -197,19 +253,37 @@ def _svd_peers(peers: dict, a: np.ndarray):
     if "torch" in peers:
         torch = peers["torch"]
         t = torch.from_numpy(a).cuda()
-        out.append(("torch", lambda: torch.linalg.svd(t, full_matrices=False),
-                    lambda o: torch.cuda.synchronize(), lambda o: [x.cpu().numpy() for x in o]))
+        out.append(
+            (
+                "torch",
+                lambda: torch.linalg.svd(t, full_matrices=False),
+                lambda o: torch.cuda.synchronize(),
+                lambda o: [x.cpu().numpy() for x in o],
+            )
+        )
     if "cupy" in peers:
         cp = peers["cupy"]
         c = cp.asarray(a)
-        out.append(("cupy", lambda: cp.linalg.svd(c, full_matrices=False),
-                    lambda o: cp.cuda.Device().synchronize(), lambda o: [cp.asnumpy(x) for x in o]))
+        out.append(
+            (
+                "cupy",
+                lambda: cp.linalg.svd(c, full_matrices=False),
+                lambda o: cp.cuda.Device().synchronize(),
+                lambda o: [cp.asnumpy(x) for x in o],
+            )
+        )
     if "jax" in peers:
         jax = peers["jax"]
         j = jax.device_put(a)
         fn = jax.jit(lambda x: jax.numpy.linalg.svd(x, full_matrices=False))
-        out.append(("jax", lambda: fn(j), lambda o: jax.block_until_ready(o),
-                    lambda o: [np.asarray(x) for x in o]))
+        out.append(
+            (
+                "jax",
+                lambda: fn(j),
+                lambda o: jax.block_until_ready(o),
+                lambda o: [np.asarray(x) for x in o],
+            )
+        )
     return out
 
 
@@ -230,21 +304,42 @@ def bench_polar(args, peers, factor, rows) -> None:
             else:
                 fn = lambda x=x: polar.newton_schulz(x)  # noqa: E731
             ms, out = _time(fn, mx.eval, args.repeat)
-            _row(rows, op="polar", impl=f"mlx_linalg {method}", shape=f"{n}x{n}", cond=cond,
-                 ms=round(ms, 3), iterations=int(np.max(np.abs(np.asarray(out[2])))),
-                 ratio=round(polar_ratio(a, out[0], out[1]), 3) if check else None)
+            _row(
+                rows,
+                op="polar",
+                impl=f"mlx_linalg {method}",
+                shape=f"{n}x{n}",
+                cond=cond,
+                ms=round(ms, 3),
+                iterations=int(np.max(np.abs(np.asarray(out[2])))),
+                ratio=round(polar_ratio(a, out[0], out[1]), 3) if check else None,
+            )
         a = _graded(np.random.default_rng(n), n, n, args.cond)
         for name, fn, sync, to_np in _polar_peers(peers, a):
             ms, out = _time(fn, sync, args.repeat)
             res = to_np(out)
-            _row(rows, op="polar", impl=name, shape=f"{n}x{n}", cond=args.cond, ms=round(ms, 3),
-                 ratio=round(polar_ratio(a, *res), 3) if check else None)
+            _row(
+                rows,
+                op="polar",
+                impl=name,
+                shape=f"{n}x{n}",
+                cond=args.cond,
+                ms=round(ms, 3),
+                ratio=round(polar_ratio(a, *res), 3) if check else None,
+            )
         if n <= args.scipy_max:
             import scipy.linalg
 
             ms, out = _time(lambda a=a: scipy.linalg.polar(a), lambda o: None, 1)
-            _row(rows, op="polar", impl="scipy (cpu, svd)", shape=f"{n}x{n}", cond=args.cond,
-                 ms=round(ms, 3), ratio=round(polar_ratio(a, *out), 3) if check else None)
+            _row(
+                rows,
+                op="polar",
+                impl="scipy (cpu, svd)",
+                shape=f"{n}x{n}",
+                cond=args.cond,
+                ms=round(ms, 3),
+                ratio=round(polar_ratio(a, *out), 3) if check else None,
+            )
 
 
 def bench_tall(args, peers, factor, rows) -> None:
@@ -255,19 +350,42 @@ def bench_tall(args, peers, factor, rows) -> None:
         x = mx.array(a)
         mx.eval(x)
         for method in tall_skinny.METHODS:
-            fn = lambda x=x, method=method: tall_skinny.qr(x, factor, method=method,  # noqa: E731
-                                                           fallback="nan")
+
+            def fn(x=x, method=method):
+                return tall_skinny.qr(x, factor, method=method, fallback="nan")
+
             ms, out = _time(fn, mx.eval, args.repeat)
-            _row(rows, op="tall_qr", impl=f"mlx_linalg {method}", shape=f"{m}x{n}", cond=1e2,
-                 ms=round(ms, 3), fell_back=int(np.sum(np.asarray(out[2]))),
-                 ratio=round(qr_ratio(a, out[0], out[1]), 3) if check else None)
+            _row(
+                rows,
+                op="tall_qr",
+                impl=f"mlx_linalg {method}",
+                shape=f"{m}x{n}",
+                cond=1e2,
+                ms=round(ms, 3),
+                fell_back=int(np.sum(np.asarray(out[2]))),
+                ratio=round(qr_ratio(a, out[0], out[1]), 3) if check else None,
+            )
         for name, fn, sync, to_np in _qr_peers(peers, a):
             ms, out = _time(fn, sync, args.repeat)
-            _row(rows, op="tall_qr", impl=name, shape=f"{m}x{n}", cond=1e2, ms=round(ms, 3),
-                 ratio=round(qr_ratio(a, *to_np(out)), 3) if check else None)
+            _row(
+                rows,
+                op="tall_qr",
+                impl=name,
+                shape=f"{m}x{n}",
+                cond=1e2,
+                ms=round(ms, 3),
+                ratio=round(qr_ratio(a, *to_np(out)), 3) if check else None,
+            )
         ms, out = _time(lambda x=x: mx.linalg.qr(x, stream=mx.cpu), mx.eval, 1)
-        _row(rows, op="tall_qr", impl="mx.linalg.qr (cpu)", shape=f"{m}x{n}", cond=1e2,
-             ms=round(ms, 3), ratio=round(qr_ratio(a, *out), 3) if check else None)
+        _row(
+            rows,
+            op="tall_qr",
+            impl="mx.linalg.qr (cpu)",
+            shape=f"{m}x{n}",
+            cond=1e2,
+            ms=round(ms, 3),
+            ratio=round(qr_ratio(a, *out), 3) if check else None,
+        )
 
 
 def bench_eigh(args, peers, factor, base, rows) -> None:
@@ -278,20 +396,43 @@ def bench_eigh(args, peers, factor, base, rows) -> None:
         x = mx.array(a)
         mx.eval(x)
         stats: dict = {}
-        ms, out = _time(lambda x=x, stats=stats: spectral_dc.eigh(x, factor, base=base,
-                                                                  stats=stats),
-                        mx.eval, args.repeat)
-        _row(rows, op="eigh", impl="mlx_linalg qdwh-eig", shape=f"{n}x{n}", cond=0.0,
-             ms=round(ms, 3), splits=stats["splits"],
-             ratio=round(eigh_ratio(a, *out), 3) if check else None)
+        ms, out = _time(
+            lambda x=x, stats=stats: spectral_dc.eigh(x, factor, base=base, stats=stats),
+            mx.eval,
+            args.repeat,
+        )
+        _row(
+            rows,
+            op="eigh",
+            impl="mlx_linalg qdwh-eig",
+            shape=f"{n}x{n}",
+            cond=0.0,
+            ms=round(ms, 3),
+            splits=stats["splits"],
+            ratio=round(eigh_ratio(a, *out), 3) if check else None,
+        )
         for name, fn, sync, to_np in _eigh_peers(peers, a):
             ms, out = _time(fn, sync, args.repeat)
-            _row(rows, op="eigh", impl=name, shape=f"{n}x{n}", cond=0.0, ms=round(ms, 3),
-                 ratio=round(eigh_ratio(a, *to_np(out)), 3) if check else None)
+            _row(
+                rows,
+                op="eigh",
+                impl=name,
+                shape=f"{n}x{n}",
+                cond=0.0,
+                ms=round(ms, 3),
+                ratio=round(eigh_ratio(a, *to_np(out)), 3) if check else None,
+            )
         if n <= args.scipy_max:
             ms, out = _time(lambda x=x: mx.linalg.eigh(x, stream=mx.cpu), mx.eval, 1)
-            _row(rows, op="eigh", impl="mx.linalg.eigh (cpu)", shape=f"{n}x{n}", cond=0.0,
-                 ms=round(ms, 3), ratio=round(eigh_ratio(a, *out), 3) if check else None)
+            _row(
+                rows,
+                op="eigh",
+                impl="mx.linalg.eigh (cpu)",
+                shape=f"{n}x{n}",
+                cond=0.0,
+                ms=round(ms, 3),
+                ratio=round(eigh_ratio(a, *out), 3) if check else None,
+            )
 
 
 def bench_svd(args, peers, factor, base, rows) -> None:
@@ -301,17 +442,38 @@ def bench_svd(args, peers, factor, base, rows) -> None:
         x = mx.array(a)
         mx.eval(x)
         ms, out = _time(lambda x=x: spectral_dc.svd(x, factor, base=base), mx.eval, args.repeat)
-        _row(rows, op="svd", impl="mlx_linalg qdwh-svd", shape=f"{n}x{n}", cond=args.cond,
-             ms=round(ms, 3), ratio=round(svd_ratio(a, *out), 3) if check else None)
+        _row(
+            rows,
+            op="svd",
+            impl="mlx_linalg qdwh-svd",
+            shape=f"{n}x{n}",
+            cond=args.cond,
+            ms=round(ms, 3),
+            ratio=round(svd_ratio(a, *out), 3) if check else None,
+        )
         for name, fn, sync, to_np in _svd_peers(peers, a):
             ms, out = _time(fn, sync, args.repeat)
-            _row(rows, op="svd", impl=name, shape=f"{n}x{n}", cond=args.cond, ms=round(ms, 3),
-                 ratio=round(svd_ratio(a, *to_np(out)), 3) if check else None)
+            _row(
+                rows,
+                op="svd",
+                impl=name,
+                shape=f"{n}x{n}",
+                cond=args.cond,
+                ms=round(ms, 3),
+                ratio=round(svd_ratio(a, *to_np(out)), 3) if check else None,
+            )
         if n <= args.scipy_max:
             ms, out = _time(lambda x=x: mx.linalg.svd(x, stream=mx.cpu), mx.eval, 1)
             u, s, vh = out
-            _row(rows, op="svd", impl="mx.linalg.svd (cpu)", shape=f"{n}x{n}", cond=args.cond,
-                 ms=round(ms, 3), ratio=round(svd_ratio(a, u, s, vh), 3) if check else None)
+            _row(
+                rows,
+                op="svd",
+                impl="mx.linalg.svd (cpu)",
+                shape=f"{n}x{n}",
+                cond=args.cond,
+                ms=round(ms, 3),
+                ratio=round(svd_ratio(a, u, s, vh), 3) if check else None,
+            )
 
 
 def main() -> None:
@@ -333,10 +495,13 @@ def main() -> None:
     factor = tall_skinny.KERNELS if gpu else tall_skinny.LAPACK
     base = spectral_dc.kernel_eigh if gpu else spectral_dc.lapack_eigh
     peers = _peers(args.skip_peers)
-    machine = {"platform": platform.platform(), "mlx": mx.__version__,
-               "device": str(mx.default_device()),
-               "reduced_precision_matmul": _precision.reduced_precision(),
-               "peers": sorted(peers)}
+    machine = {
+        "platform": platform.platform(),
+        "mlx": mx.__version__,
+        "device": str(mx.default_device()),
+        "reduced_precision_matmul": _precision.reduced_precision(),
+        "peers": sorted(peers),
+    }
     if "torch" in peers:
         machine["gpu"] = peers["torch"].cuda.get_device_name()
         machine["torch"] = peers["torch"].__version__
@@ -354,17 +519,22 @@ def main() -> None:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench_spectral_blocks.json").write_text(
-        json.dumps({"machine": machine, "rows": rows}, indent=2))
-    lines = [f"Machine: {machine.get('gpu', machine['device'])}, MLX {machine['mlx']}, "
-             f"reduced-precision matmul: {machine['reduced_precision_matmul']}; float32, "
-             f"min of {args.repeat} runs.", "",
-             "| op | shape | cond | implementation | ms | ratio "
-             "| iterations / fell back / splits |",
-             "|" + " --- |" * 7]
+        json.dumps({"machine": machine, "rows": rows}, indent=2)
+    )
+    lines = [
+        f"Machine: {machine.get('gpu', machine['device'])}, MLX {machine['mlx']}, "
+        f"reduced-precision matmul: {machine['reduced_precision_matmul']}; float32, "
+        f"min of {args.repeat} runs.",
+        "",
+        "| op | shape | cond | implementation | ms | ratio | iterations / fell back / splits |",
+        "|" + " --- |" * 7,
+    ]
     for r in rows:
         extra = r.get("iterations", r.get("fell_back", r.get("splits", "-")))
-        lines.append(f"| {r['op']} | {r['shape']} | {r['cond']:g} | {r['impl']} | {r['ms']} | "
-                     f"{r['ratio'] if r['ratio'] is not None else '-'} | {extra} |")
+        lines.append(
+            f"| {r['op']} | {r['shape']} | {r['cond']:g} | {r['impl']} | {r['ms']} | "
+            f"{r['ratio'] if r['ratio'] is not None else '-'} | {extra} |"
+        )
     (out_dir / "bench_spectral_blocks.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

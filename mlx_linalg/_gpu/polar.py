@@ -173,8 +173,11 @@ def _empty(x: mx.array, side: str) -> tuple[mx.array, mx.array, mx.array]:
     """The results for a stack with no entries: U zeros (..., M, N), H zeros, info 0."""
     batch = x.shape[:-2]
     size = x.shape[-1] if side == "right" else x.shape[-2]
-    return (mx.zeros(x.shape, dtype=x.dtype), mx.zeros((*batch, size, size), dtype=x.dtype),
-            mx.zeros(batch, dtype=mx.int32))
+    return (
+        mx.zeros(x.shape, dtype=x.dtype),
+        mx.zeros((*batch, size, size), dtype=x.dtype),
+        mx.zeros(batch, dtype=mx.int32),
+    )
 
 
 def _check(fn: str, x: mx.array, side: str) -> None:
@@ -351,8 +354,10 @@ def newton_schulz(
         max_iterations = newton_schulz_steps(sigma_floor, u) + 1
     scaled, exponent, finite = prescale(a)
     frob = _frobenius(scaled)
-    one_inf = mx.sqrt(mx.max(mx.sum(mx.abs(scaled), axis=-2), axis=-1)
-                      * mx.max(mx.sum(mx.abs(scaled), axis=-1), axis=-1))
+    one_inf = mx.sqrt(
+        mx.max(mx.sum(mx.abs(scaled), axis=-2), axis=-1)
+        * mx.max(mx.sum(mx.abs(scaled), axis=-1), axis=-1)
+    )
     alpha = mx.minimum(frob, one_inf)
     alpha = mx.where(alpha > 0, alpha, 1)
     xk = scaled / alpha[:, None, None]

@@ -156,8 +156,9 @@ def _solve(
         return d, mx.eye(n, dtype=a.dtype)
     for attempt in range(MAX_ATTEMPTS):
         sigma = _shift(a, attempt)
-        q, c, k, error, _ = split(a[None], sigma[None], factor,
-                                  key=mx.random.key(depth * MAX_ATTEMPTS + attempt))
+        q, c, k, error, _ = split(
+            a[None], sigma[None], factor, key=mx.random.key(depth * MAX_ATTEMPTS + attempt)
+        )
         mx.eval(q, c, k, error)
         kk, err = int(k.item()), float(error.item())
         stats["splits"] += 1
@@ -165,13 +166,14 @@ def _solve(
             stats["max_error"] = max(stats["max_error"], err)
             stats["depth"] = max(stats["depth"], depth + 1)
             q, c = q[0], c[0]
-            w_low, v_low = _solve(c[kk:, kk:], factor, base, base_size, depth + 1, stats,
-                                  top_norm)
-            w_high, v_high = _solve(c[:kk, :kk], factor, base, base_size, depth + 1, stats,
-                                    top_norm)
+            w_low, v_low = _solve(c[kk:, kk:], factor, base, base_size, depth + 1, stats, top_norm)
+            w_high, v_high = _solve(
+                c[:kk, :kk], factor, base, base_size, depth + 1, stats, top_norm
+            )
             w = mx.concatenate([w_low, w_high])
-            v = mx.concatenate([_precision.matmul(q[:, kk:], v_low),
-                                _precision.matmul(q[:, :kk], v_high)], axis=1)
+            v = mx.concatenate(
+                [_precision.matmul(q[:, kk:], v_low), _precision.matmul(q[:, :kk], v_high)], axis=1
+            )
             return w, v
     stats["unsplit"] += 1
     return base(a)
@@ -227,8 +229,7 @@ def eigh(
         raise TypeError(f"[mlx_linalg.eigh] expected float32 or float64, got {x.dtype}")
     batch, n = x.shape[:-2], x.shape[-1]
     flat = x.reshape(math.prod(batch), n, n)
-    counts = {"splits": 0, "base": 0, "diagonal": 0, "unsplit": 0, "depth": 0,
-              "max_error": 0.0}
+    counts = {"splits": 0, "base": 0, "diagonal": 0, "unsplit": 0, "depth": 0, "max_error": 0.0}
     ws, vs = [], []
     for i in range(flat.shape[0]):
         a = _sym(flat[i])
@@ -293,8 +294,11 @@ def svd(
     tall, short = a.shape[-2:]
     if x.size == 0:
         k = min(m, n)
-        return (mx.zeros((*batch, m, k), dtype=x.dtype), mx.zeros((*batch, k), dtype=x.dtype),
-                mx.zeros((*batch, k, n), dtype=x.dtype))
+        return (
+            mx.zeros((*batch, m, k), dtype=x.dtype),
+            mx.zeros((*batch, k), dtype=x.dtype),
+            mx.zeros((*batch, k, n), dtype=x.dtype),
+        )
     a = a.reshape(math.prod(batch), tall, short)
     u_polar, h, _ = polar.qdwh(a, factor)
     w, v = eigh(h, factor, base=base, base_size=base_size)

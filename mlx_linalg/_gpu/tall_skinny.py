@@ -84,8 +84,7 @@ def _lapack_cholesky(g: mx.array) -> tuple[mx.array, mx.array]:
 def _lapack_trsm(lower: mx.array, b: mx.array, trans: bool = False) -> mx.array:
     lower = mx.tril(lower)
     if trans:
-        return mx.linalg.solve_triangular(mx.swapaxes(lower, -1, -2), b, upper=True,
-                                          stream=mx.cpu)
+        return mx.linalg.solve_triangular(mx.swapaxes(lower, -1, -2), b, upper=True, stream=mx.cpu)
     return mx.linalg.solve_triangular(lower, b, upper=False, stream=mx.cpu)
 
 
@@ -194,9 +193,7 @@ def _triu_product(r2: mx.array, r1: mx.array) -> mx.array:
     return mx.triu(_precision.matmul(r2, r1))
 
 
-def cholesky_qr2(
-    x: mx.array, factor: Factor = LAPACK
-) -> tuple[mx.array, mx.array, mx.array]:
+def cholesky_qr2(x: mx.array, factor: Factor = LAPACK) -> tuple[mx.array, mx.array, mx.array]:
     """CholeskyQR2 (Yamamoto et al. 2015): ``(Q, R, failed)``.
 
     Two rounds: X = Q₁R₁, Q₁ = Q R₂, R = R₂R₁. 4MN² + 2N³/3 flops plus two triangular
@@ -314,8 +311,11 @@ def qr(
         raise ValueError(f"[mlx_linalg.tall_skinny_qr] expected M >= N, got {x.shape}")
     batch = x.shape[:-2]
     if x.size == 0:
-        return (mx.zeros(x.shape, dtype=x.dtype), mx.zeros((*batch, n, n), dtype=x.dtype),
-                mx.zeros(batch, dtype=mx.bool_))
+        return (
+            mx.zeros(x.shape, dtype=x.dtype),
+            mx.zeros((*batch, n, n), dtype=x.dtype),
+            mx.zeros(batch, dtype=mx.bool_),
+        )
     clean, exponent, finite = prescale(x.reshape(math.prod(batch), m, n))
     run = cholesky_qr2 if method == "cholqr2" else shifted_cholesky_qr3
     q, r, failed = run(clean, factor)

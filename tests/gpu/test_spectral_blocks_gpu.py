@@ -87,8 +87,9 @@ def test_qdwh_gpu(shape, cond):
     assert np.all(norm(un - u_ref) <= FORWARD * k * cond * U32)
     if max(shape) <= 1024:
         lapack = [scipy.linalg.polar(x) for x in a]
-        lb, lo = _polar_ratios(a.astype(np.float64), np.array([p[0] for p in lapack]),
-                               np.array([p[1] for p in lapack]))
+        lb, lo = _polar_ratios(
+            a.astype(np.float64), np.array([p[0] for p in lapack]), np.array([p[1] for p in lapack])
+        )
         assert back <= VS_LAPACK * max(lb, FLOOR) and orth <= VS_LAPACK * max(lo, FLOOR)
 
 
@@ -117,8 +118,10 @@ def test_polar_gpu_nan_isolated():
     rng = np.random.default_rng(2)
     a = _graded(rng, 3, 160, 96, 100.0)
     a[1, 4, 7] = np.nan
-    for u, h, info in (polar.qdwh(mx.array(a), tall_skinny.KERNELS),
-                       polar.newton_schulz(mx.array(a))):
+    for u, h, info in (
+        polar.qdwh(mx.array(a), tall_skinny.KERNELS),
+        polar.newton_schulz(mx.array(a)),
+    ):
         un, hn, infon = np.asarray(u), np.asarray(h), np.asarray(info)
         assert np.all(np.isnan(un[1])) and np.all(np.isnan(hn[1])) and infon[1] < 0
         assert np.all(np.isfinite(un[[0, 2]])) and np.all(infon[[0, 2]] > 0)
@@ -135,24 +138,32 @@ def _qr_ratio(a, q, r):
 def test_tall_skinny_gpu(method, shape, cond):
     rng = np.random.default_rng(hash((shape, cond)) % 2**32)
     a = _graded(rng, 1, *shape, cond)
-    q, r, fell_back = tall_skinny.qr(mx.array(a), tall_skinny.KERNELS, method=method,
-                                     fallback="nan")
+    q, r, fell_back = tall_skinny.qr(
+        mx.array(a), tall_skinny.KERNELS, method=method, fallback="nan"
+    )
     assert not np.any(np.asarray(fell_back))
     got = _qr_ratio(a.astype(np.float64), _np(q), _np(r))
     assert got <= QR_RATIO
     ql, rl = scipy.linalg.qr(a[0], mode="economic")
-    lapack = _qr_ratio(a.astype(np.float64), ql[None].astype(np.float64),
-                       rl[None].astype(np.float64))
+    lapack = _qr_ratio(
+        a.astype(np.float64), ql[None].astype(np.float64), rl[None].astype(np.float64)
+    )
     assert got <= VS_LAPACK * max(lapack, FLOOR)
 
 
 def test_tall_skinny_gpu_fallback():
     rng = np.random.default_rng(3)
-    a = np.concatenate([_graded(rng, 1, 4096, 64, 10.0), _graded(rng, 1, 4096, 64, 1e6),
-                        _graded(rng, 1, 4096, 64, 10.0)])
+    a = np.concatenate(
+        [
+            _graded(rng, 1, 4096, 64, 10.0),
+            _graded(rng, 1, 4096, 64, 1e6),
+            _graded(rng, 1, 4096, 64, 10.0),
+        ]
+    )
     a[2, 0, 0] = np.inf
-    q, r, fell_back = tall_skinny.qr(mx.array(a), tall_skinny.KERNELS, method="scholqr3",
-                                     fallback="where")
+    q, r, fell_back = tall_skinny.qr(
+        mx.array(a), tall_skinny.KERNELS, method="scholqr3", fallback="where"
+    )
     assert np.asarray(fell_back).tolist() == [False, True, True]
     qn, rn = _np(q), _np(r)
     assert _qr_ratio(a[:2].astype(np.float64), qn[:2], rn[:2]) <= QR_RATIO
@@ -182,13 +193,15 @@ def test_qdwh_eigh_gpu(n, kind):
         a = (g + g.T) / 2
     else:
         q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-        w = np.concatenate([np.full(n // 4, 1.0), np.full(n // 2, -2.0),
-                            np.full(n - n // 4 - n // 2, 3.0)])
+        w = np.concatenate(
+            [np.full(n // 4, 1.0), np.full(n // 2, -2.0), np.full(n - n // 4 - n // 2, 3.0)]
+        )
         a = (q * w) @ q.T
     a = a.astype(np.float32)
     stats = {}
-    w, v = spectral_dc.eigh(mx.array(a), tall_skinny.KERNELS, base=spectral_dc.kernel_eigh,
-                            stats=stats)
+    w, v = spectral_dc.eigh(
+        mx.array(a), tall_skinny.KERNELS, base=spectral_dc.kernel_eigh, stats=stats
+    )
     wn, vn = _np(w), _np(v)
     a64 = a.astype(np.float64)
     resid = ratio(a64 - (vn * wn) @ vn.T, n * norm(a64), U32)
