@@ -33,7 +33,6 @@ same with the small-matrix GPU kernels for the diagonal blocks. Every matrix
 product goes through :func:`mlx_linalg._precision.matmul`, float32-accurate under TF32.
 """
 
-import inspect
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -100,16 +99,11 @@ def _blocked(blocks: blocked_common.Blocks) -> Factor:
         return blocked_triangular.trsm(blocks, lower, b, lower=True, trans=trans, unit=False)
 
     def householder(x: mx.array) -> tuple[mx.array, mx.array]:
-        # blocked_qr.qr takes the building blocks as ``blocks=`` where it uses them (its
-        # T-factor solve); earlier versions were MLX ops only and had no such keyword.
-        extra = {"blocks": blocks} if _QR_TAKES_BLOCKS else {}
-        (q, r), _ = blocked_qr.qr(x, mode="reduced", **extra)
+        (q, r), _ = blocked_qr.qr(x, mode="reduced", blocks=blocks)
         return q, r
 
     return Factor(cholesky, trsm, householder)
 
-
-_QR_TAKES_BLOCKS = "blocks" in inspect.signature(blocked_qr.qr).parameters
 
 # MLX's CPU ops (LAPACK): lazy, on the CPU stream, float32 and float64.
 LAPACK = Factor(_lapack_cholesky, _lapack_trsm, _lapack_householder)
