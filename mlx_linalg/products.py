@@ -32,7 +32,9 @@ def matmul(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> m
         float32 and complex64 products stay float32-accurate on devices that multiply in
         TF32 (see ``mlx_linalg._precision``).
         # Note: MLX multiplies only floating-point matrices; integer operands are
-        # multiplied exactly by a broadcast multiply and sum.
+        # multiplied exactly by a broadcast multiply and sum. The sum accumulates small
+        # integers in 32 bits; the result has ``result_type(x1, x2)`` (int8 @ int8 is
+        # int8, wrapping around on overflow as in NumPy), as the Array API requires.
 
     See Also:
         numpy.matmul
@@ -55,7 +57,8 @@ def matmul(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> m
         )
     if x1.ndim > 2 or x2.ndim > 2:
         _batch_shape("matmul", x1.shape[:-2], x2.shape[:-2], x1, x2)
-    if mx.issubdtype(mx.result_type(x1, x2), mx.inexact):
+    result = mx.result_type(x1, x2)
+    if mx.issubdtype(result, mx.inexact):
         return _precision.matmul(x1, x2, stream=stream)
     a = x1[None, :] if x1.ndim == 1 else x1
     b = x2[:, None] if x2.ndim == 1 else x2
@@ -64,7 +67,7 @@ def matmul(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> m
         product = product[..., 0, :]
     if x2.ndim == 1:
         product = product[..., 0]
-    return product
+    return product.astype(result, stream=stream)
 
 
 def outer(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
@@ -151,15 +154,31 @@ def vecdot(
             f"expected equal sizes along axis {axis}, got shapes {tuple(x1.shape)} "
             f"and {tuple(x2.shape)}",
         )
+    result = mx.result_type(x1, x2)
     if mx.issubdtype(x1.dtype, mx.complexfloating):
         x1 = mx.conj(x1)
-    return mx.sum(mx.multiply(x1, x2), axis=axis, stream=stream)
+    # MLX sums small integers into int32/uint32; the Array API asks for result_type(x1, x2).
+    return mx.sum(mx.multiply(x1, x2), axis=axis, stream=stream).astype(result, stream=stream)
 
 
 def cross(
     x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream: StreamOrDevice = None
 ) -> mx.array:
     """Cross product of 3-element vectors along ``axis``, with broadcasting.
+
+    Args:
+        x1: (..., 3, ...) with size 3 along ``axis``.
+        x2: the same size 3 along ``axis``; the other axes broadcast against x1's.
+        axis: the axis of the vectors, counted from the end of each input when negative
+            (positive values index the broadcast shape).
+        stream: MLX stream or device.
+
+    Returns:
+        The broadcast shape, dtype ``result_type(x1, x2)``.
+
+    Raises:
+        ValueError: x1 or x2 is not of size 3 along ``axis`` (a size-1 axis is not
+            broadcast, as the Array API specifies; NumPy also accepts size 2).
 
     See Also:
         numpy.cross
@@ -169,11 +188,14 @@ def cross(
     shape = _batch_shape("cross", x1.shape, x2.shape, x1, x2)
     if not -len(shape) <= axis < len(shape):
         fail("cross", f"expected axis within the broadcast shape {shape}, got {axis}")
-    if shape[axis] != 3 or x1.shape[axis - len(shape) + x1.ndim if axis >= 0 else axis] != 3:
+    # The Array API asks for size 3 in both inputs: a size-1 axis does not broadcast.
+    from_end = axis - len(shape) if axis >= 0 else axis
+    sizes = [x.shape[from_end] if from_end >= -x.ndim else None for x in (x1, x2)]
+    if sizes != [3, 3]:
         fail(
             "cross",
-            f"expected size 3 along axis {axis}, got shapes {tuple(x1.shape)} and "
-            f"{tuple(x2.shape)}",
+            f"expected size 3 along axis {axis} in both x1 and x2, got shapes "
+            f"{tuple(x1.shape)} and {tuple(x2.shape)}",
         )
     a = mx.moveaxis(mx.broadcast_to(x1, shape), axis, -1)
     b = mx.moveaxis(mx.broadcast_to(x2, shape), axis, -1)
@@ -202,7 +224,14 @@ def diagonal(x: mx.array, /, *, offset: int = 0, stream: StreamOrDevice = None) 
     x = as_array("diagonal", x)
     if x.ndim < 2:
         fail("diagonal", f"expected a (..., M, N) array, got shape {tuple(x.shape)}")
-    return mx.diagonal(x, offset=operator.index(offset), axis1=-2, axis2=-1, stream=stream)
+    offset = operator.index(offset)
+    m, n = x.shape[-2:]
+    length = min(m, n - offset) if offset >= 0 else min(m + offset, n)
+    if length <= 0:
+        # An empty diagonal as a fresh array: reducing MLX's empty diagonal view (offset
+        # past the matrix) intermittently never returns (mlx 0.32, CPU).
+        return mx.zeros(tuple(x.shape[:-2]) + (0,), dtype=x.dtype, stream=stream)
+    return mx.diagonal(x, offset=offset, axis1=-2, axis2=-1, stream=stream)
 
 
 def trace(

@@ -188,21 +188,13 @@ def _run(name: str, ns, max_examples: int = 25) -> None:
     run()
 
 
-# mlx_linalg functions that violate the standard on these checks (owned by their family
-# modules; strict xfail so a fix shows up as XPASS and the mark is removed then).
-_INTEGER_PRODUCT_DTYPE = (
-    "mlx_linalg.{} returns int32/uint32 for int8/int16/uint8/uint16 inputs; the standard asks "
-    "for result_type(x1, x2)"
-)
+# Checks that fail for a cause outside the function under test (strict xfail, so a fix
+# shows up as XPASS and the mark is removed then).
 KNOWN_VIOLATIONS = {
-    "test_cross": "mlx_linalg.cross broadcasts a size-1 axis against size 3; the standard "
-    "requires size 3 along axis in both inputs",
-    "test_linalg_matmul": _INTEGER_PRODUCT_DTYPE.format("matmul"),
-    "test_matmul": _INTEGER_PRODUCT_DTYPE.format("matmul"),
-    "test_linalg_tensordot": _INTEGER_PRODUCT_DTYPE.format("tensordot"),
-    "test_tensordot": _INTEGER_PRODUCT_DTYPE.format("tensordot"),
-    "test_linalg_vecdot": _INTEGER_PRODUCT_DTYPE.format("vecdot"),
-    "test_vecdot": _INTEGER_PRODUCT_DTYPE.format("vecdot"),
+    name: "the check's integer true value is array_api.sum(a * b, dtype=res.dtype), and "
+    "mlx_linalg.array_api.sum returns int32 for dtype=int8/int16 (mx.sum promotes); "
+    "vecdot itself returns result_type(x1, x2) (tests/test_edge_cases.py)"
+    for name in ("test_linalg_vecdot", "test_vecdot")
 }
 
 
@@ -222,11 +214,6 @@ def test_official_linalg_check(name):
     _run(name, xp)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mlx_linalg.cross broadcasts a size-1 axis against size 3; the standard requires "
-    "size 3 along axis in both inputs",
-)
 def test_cross_rejects_a_broadcast_axis():
     """The invalid-shape branch of the official test_cross, on the case it can draw."""
     c.check_cross(xp, xp.ones((2, 3)), xp.ones((2, 1)), {})

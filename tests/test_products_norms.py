@@ -40,6 +40,56 @@ def test_integer_matmul_and_tensordot_are_exact(rng):
     np.testing.assert_array_equal(np.asarray(got), np.tensordot(a, a, axes=([1, 2], [1, 2])))
 
 
+SMALL_INTS = [
+    (np.int8, mx.int8),
+    (np.int16, mx.int16),
+    (np.uint8, mx.uint8),
+    (np.uint16, mx.uint16),
+]
+
+
+@pytest.mark.parametrize(("np_dtype", "mx_dtype"), SMALL_INTS)
+def test_small_integer_products_keep_the_operand_dtype(np_dtype, mx_dtype, rng):
+    # The Array API: the result has result_type(x1, x2), wrapping on overflow as NumPy does.
+    info = np.iinfo(np_dtype)
+    a = rng.integers(info.min, info.max, (2, 3, 4), endpoint=True).astype(np_dtype)
+    b = rng.integers(info.min, info.max, (4, 5), endpoint=True).astype(np_dtype)
+    got = la.matmul(mx.array(a), mx.array(b))
+    assert got.dtype == mx_dtype
+    np.testing.assert_array_equal(np.asarray(got), a @ b)
+    got = la.matmul(mx.array(a[0, 0]), mx.array(b))
+    assert got.dtype == mx_dtype
+    np.testing.assert_array_equal(np.asarray(got), a[0, 0] @ b)
+    got = la.tensordot(mx.array(a), mx.array(b), axes=1)
+    assert got.dtype == mx_dtype
+    np.testing.assert_array_equal(np.asarray(got), np.tensordot(a, b, axes=1))
+    got = la.vecdot(mx.array(a), mx.array(a[0]))
+    assert got.dtype == mx_dtype
+    np.testing.assert_array_equal(np.asarray(got), np.vecdot(a, a[0]))
+
+
+def test_mixed_integer_products_promote_like_result_type():
+    x1, x2 = mx.ones((2, 3), dtype=mx.int8), mx.ones((3, 2), dtype=mx.uint8)
+    assert la.matmul(x1, x2).dtype == mx.result_type(x1, x2) == mx.int16
+    assert la.vecdot(x1, x2.T).dtype == mx.int16
+    assert la.tensordot(x1, x2, axes=1).dtype == mx.int16
+
+
+@pytest.mark.parametrize(
+    ("s1", "s2", "axis"),
+    [((2, 3), (2, 1), -1), ((2, 1), (2, 3), -1), ((3, 4), (1, 4), -2), ((3, 4), (4,), -2)],
+)
+def test_cross_requires_size_3_in_both_inputs(s1, s2, axis):
+    with pytest.raises(ValueError, match=r"\[mlx_linalg.cross\] expected size 3 along axis"):
+        la.cross(mx.ones(s1), mx.ones(s2), axis=axis)
+
+
+def test_cross_broadcasts_the_other_axes(rng):
+    u, v = rng.standard_normal((4, 1, 3)), rng.standard_normal((5, 3))
+    got = la.cross(mx.array(u, dtype=mx.float64), mx.array(v, dtype=mx.float64))
+    np.testing.assert_allclose(np.asarray(got), np.cross(u, v), rtol=1e-12)
+
+
 def test_outer_vecdot_cross(rng):
     x, y = rng.standard_normal(4), rng.standard_normal(3)
     np.testing.assert_allclose(
@@ -120,3 +170,14 @@ def test_matrix_power(rng):
         np.testing.assert_allclose(
             np.asarray(la.matrix_power(x, n)), np.linalg.matrix_power(a, n), rtol=1e-9, atol=1e-9
         )
+
+
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float64, mx.int32])
+def test_diagonals_past_the_matrix_are_empty_and_trace_to_zero(dtype):
+    # Reducing MLX's own empty diagonal view intermittently hung (mlx 0.32, CPU); the loop
+    # made that near certain before the fix.
+    x = mx.ones((2, 3, 5), dtype=dtype)
+    for _ in range(200):
+        for k in (5, 6, 7, -3, -4):
+            assert la.diagonal(x, offset=k).shape == (2, 0)
+            np.testing.assert_array_equal(np.asarray(la.trace(x, offset=k)), [0, 0])
