@@ -193,7 +193,7 @@ def _run(name: str, ns, max_examples: int = 25) -> None:
 KNOWN_VIOLATIONS = {
     name: "the check's integer true value is array_api.sum(a * b, dtype=res.dtype), and "
     "mlx_linalg.array_api.sum returns int32 for dtype=int8/int16 (mx.sum promotes); "
-    "vecdot itself returns result_type(x1, x2) (tests/test_edge_cases.py)"
+    "vecdot itself returns result_type(x1, x2) (tests/test_products_norms.py)"
     for name in ("test_linalg_vecdot", "test_vecdot")
 }
 
