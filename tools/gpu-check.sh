@@ -7,6 +7,7 @@
 #        BENCH=0 tools/gpu-check.sh -k cholesky  # extra arguments go to pytest
 #        CONFORMANCE=quick PEERS=1 tools/gpu-check.sh  # also the conformance suite on the GPU
 #                                                      # and the gpu-h100 peer benchmark
+#        BLOCKED=1 BENCH=0 tools/gpu-check.sh          # also time the large-matrix blocks
 #
 # Needs: MLX with a GPU backend (pip install "mlx[cuda13]" on Linux), numpy, scipy, pytest,
 # hypothesis; PyTorch with CUDA for the side-by-side benchmark columns.
@@ -48,6 +49,14 @@ if [ "${BENCH:-1}" != 0 ]; then
   [ "$status" = 0 ] && status=$bench
 fi
 
+# Blocked factorizations and spectral building blocks for large matrices (not dispatched yet):
+# BLOCKED=1 times them against the peers, to choose block sizes and crossovers.
+if [ "${BLOCKED:-0}" != 0 ]; then
+  "$PY" tools/bench_blocked.py --out "$RESULTS" --reps 2 --deadline 300 2>&1 \
+    | tee "$RESULTS/bench-blocked.log"
+  "$PY" tools/bench_spectral_blocks.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-spectral-blocks.log"
+fi
+
 if [ -n "${CONFORMANCE:-}" ]; then
   "$PY" -m conformance "--${CONFORMANCE}" --device gpu --no-progress \
     --out "$RESULTS/conformance-gpu-${CONFORMANCE}" 2>&1 | tail -40
@@ -63,5 +72,7 @@ if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   cp "$RESULTS"/gpu-machine.txt "$RESULTS"/gpu-tests.* "$OUT"/ 2>/dev/null
   cp "$RESULTS"/small_kernels.* "$RESULTS"/bench-small-kernels.log "$OUT"/ 2>/dev/null
   cp -r "$RESULTS"/conformance-gpu-* "$RESULTS"/gpu-h100 "$OUT"/ 2>/dev/null
+  cp "$RESULTS"/blocked.* "$RESULTS"/bench-blocked.log "$RESULTS"/bench-spectral-blocks.log \
+    "$OUT"/ 2>/dev/null
 fi
 exit "$status"
