@@ -188,28 +188,7 @@ def _run(name: str, ns, max_examples: int = 25) -> None:
     run()
 
 
-# Checks that fail for a cause outside the function under test (strict xfail, so a fix
-# shows up as XPASS and the mark is removed then).
-KNOWN_VIOLATIONS = {
-    name: "the check's integer true value is array_api.sum(a * b, dtype=res.dtype), and "
-    "mlx_linalg.array_api.sum returns int32 for dtype=int8/int16 (mx.sum promotes); "
-    "vecdot itself returns result_type(x1, x2) (tests/test_products_norms.py)"
-    for name in ("test_linalg_vecdot", "test_vecdot")
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_VIOLATIONS[n])]
-            if n in KNOWN_VIOLATIONS
-            else [],
-        )
-        for n in sorted(CASES)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_official_linalg_check(name):
     _run(name, xp)
 

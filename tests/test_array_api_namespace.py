@@ -231,6 +231,9 @@ def test_sum_prod_dtype():
     assert xp.sum(x, dtype=xp.int32).item() == 200
     assert xp.prod(x, dtype=xp.int64).item() == 10000
     assert xp.sum(xp.ones((2, 3)), axis=(0, 1)).item() == 6
+    small = xp.sum(x, dtype=xp.int8)  # the requested dtype, wrapping: 200 - 256
+    assert small.dtype == xp.int8 and small.item() == -56
+    assert xp.prod(x, dtype=xp.int16).dtype == xp.int16
 
 
 def test_cumulative():

@@ -80,9 +80,11 @@ def sum(  # noqa: A001 (the standard's name)
     dtype: mx.Dtype | None = None,
     keepdims: bool = False,
 ) -> mx.array:
-    """The sum over ``axis``, accumulated in ``dtype`` when given."""
+    """The sum over ``axis``, accumulated in ``dtype`` when given and returned in it
+    (MLX widens small integers to 32 bits; casting back wraps as integer arithmetic does)."""
     x = x if dtype is None else x.astype(dtype)
-    return mx.sum(x, axis=_axes(axis), keepdims=keepdims)
+    out = mx.sum(x, axis=_axes(axis), keepdims=keepdims)
+    return out if dtype is None else out.astype(dtype)
 
 
 def prod(
@@ -93,9 +95,11 @@ def prod(
     dtype: mx.Dtype | None = None,
     keepdims: bool = False,
 ) -> mx.array:
-    """The product over ``axis``, accumulated in ``dtype`` when given."""
+    """The product over ``axis``, accumulated in ``dtype`` when given and returned in it
+    (MLX widens small integers to 32 bits; casting back wraps as integer arithmetic does)."""
     x = x if dtype is None else x.astype(dtype)
-    return mx.prod(x, axis=_axes(axis), keepdims=keepdims)
+    out = mx.prod(x, axis=_axes(axis), keepdims=keepdims)
+    return out if dtype is None else out.astype(dtype)
 
 
 def std(
