@@ -11,13 +11,15 @@ interchanges as gathers; concatenations). Nothing in them synchronizes with the 
 The building blocks come in two sets with one contract (:class:`Blocks`):
 
 * :data:`KERNELS`, for the GPU: the one-threadgroup-per-matrix kernels of
-  ``mlx_linalg._gpu.small_factor`` (``cholesky_small``, ``trsm_small``, n <= 64);
+  ``mlx_linalg._gpu.small_factor`` (``cholesky_small``, ``trsm_small``, n <= 64) and the
+  tall-panel kernel ``lu_panel``;
 * :data:`REFERENCE`, for any device (the CPU in CI): their MLX-op references from
   ``mlx_linalg._gpu.reference``, the same contracts and the same arithmetic.
 
 So the graph that runs on the GPU is the graph that the CPU tests check, with each kernel
-swapped for its reference. The tall LU panel has no kernel yet: both sets factor it with
-the MLX-op column loop ``blocked_panel.lu_panel`` (getf2), the piece that most wants one.
+swapped for its reference. The tall LU panel (getf2) is one launch of the ``lu_panel``
+kernel in KERNELS (``blocked_panel.lu_panel_kernel``) and the MLX-op column loop
+``blocked_panel.lu_panel`` in REFERENCE.
 """
 
 from collections.abc import Callable
@@ -92,7 +94,7 @@ def _reference_trsm(t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit:
     return solution
 
 
-KERNELS = Blocks(small_factor.MAX_N, _kernel_cholesky, _kernel_trsm, blocked_panel.lu_panel)
+KERNELS = Blocks(small_factor.MAX_N, _kernel_cholesky, _kernel_trsm, blocked_panel.lu_panel_kernel)
 REFERENCE = Blocks(small_factor.MAX_N, _reference_cholesky, _reference_trsm, blocked_panel.lu_panel)
 
 

@@ -3,17 +3,67 @@
 Pivots to a permutation is a tree of compositions (log2 n gathers); a permutation to
 pivots replays the interchanges (n steps of a few ops, only for ``lu_factor``'s output).
 
-No kernel takes a tall (m x b, m > 64) panel yet, so the blocked LU factors its panels
-with :func:`lu_panel`, a column loop of vectorized MLX ops, on every device. It is written
-for few ops per column (each op is one launch on a GPU): rows never move during the loop
-(the pivot row is gathered, the candidates are masked), and the panel is permuted once at
-the end. Per column: a masked argmax, one gather, the multipliers, one masked rank-1
-update and one column store, about 20 ops (against about 65 for the row-swapping
-reference ``reference.lu_small``). This is the piece of the blocked LU that most wants a
-kernel.
+Two implementations of one contract:
+
+* :func:`lu_panel_kernel`, for the GPU: the ``lu_panel`` kernel (``metal/lu_panel.metal``),
+  the whole panel factored by one threadgroup in device memory, one launch per panel;
+* :func:`lu_panel`, for any device (the CPU in CI, and the reference the kernel is tested
+  against): a column loop of vectorized MLX ops, written for few ops per column (each op
+  is one launch on a GPU): rows never move during the loop (the pivot row is gathered, the
+  candidates are masked), and the panel is permuted once at the end. Per column: a masked
+  argmax, one gather, the multipliers, one masked rank-1 update and one column store,
+  about 20 ops (against about 65 for the row-swapping reference ``reference.lu_small``).
 """
 
 import mlx.core as mx
+
+from mlx_linalg import _kernels
+
+# The widest panel the kernel takes (its threadgroup copy of the pivot row); wider panels,
+# other dtypes and empty stacks take the MLX-op loop.
+PANEL_MAX_NB = 256
+
+
+def panel_threads(m: int) -> int:
+    """Threads per threadgroup of the panel kernels for a panel of ``m`` rows: 256 for
+    short panels, 1024 (the most a threadgroup holds) from 1024 rows on."""
+    return 1024 if m >= 1024 else 256
+
+
+def _width_class(nb: int) -> int:
+    return 64 if nb <= 64 else 128 if nb <= 128 else PANEL_MAX_NB
+
+
+def lu_panel_kernel(a: mx.array) -> tuple[mx.array, mx.array]:
+    """:func:`lu_panel`'s contract through the ``lu_panel`` kernel: one launch per panel stack.
+
+    Args:
+        a: (B, r, b) float32, r >= b.
+
+    Returns:
+        ``(packed, perm)`` as :func:`lu_panel`, except that between candidates of exactly
+        equal magnitude the first current position wins, exactly as LAPACK's dgetf2 (the
+        MLX-op loop: the lowest original row), and the rows never chosen as pivots follow
+        in the order getf2's interchanges leave them (LAPACK's permutation exactly; the
+        MLX-op loop keeps them in their original order). Stacks the kernel does not take
+        (another dtype, b > :data:`PANEL_MAX_NB`) go to :func:`lu_panel`; an empty stack
+        comes back as it is, with the identity permutation.
+    """
+    batch, r, b = a.shape
+    if a.size == 0:  # nothing to eliminate
+        return a, mx.broadcast_to(mx.arange(r, dtype=mx.int32), (batch, r))
+    if a.dtype != mx.float32 or b > PANEL_MAX_NB:
+        return lu_panel(a)
+    threads = panel_threads(r)
+    packed, _, perm = _kernels.launch(
+        "lu_panel",
+        [a],
+        template={"NBMAX": _width_class(b)},
+        grid=(batch * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[(batch, r, b), (batch, min(r, b)), (batch, r)],
+    )
+    return packed, perm
 
 
 def lu_panel(a: mx.array) -> tuple[mx.array, mx.array]:
@@ -23,7 +73,8 @@ def lu_panel(a: mx.array) -> tuple[mx.array, mx.array]:
         packed (B, r, b): row i is row perm[i] of the eliminated panel; U in its top b
         rows (on and above the diagonal), the multipliers of unit-lower L below; perm
         (B, r) int32: the pivot rows in the order they were chosen, then the other rows
-        in their original order (the permutation LAPACK's interchanges produce). A zero
+        in their original order (LAPACK's interchanges leave those in another order;
+        the blocked LU needs only the pivot rows and rows packed as perm says). A zero
         pivot is kept and its column's multipliers are left unscaled (as dgetf2); a NaN
         never wins a pivot search. Pivots equal getf2's except between candidates of
         exactly equal magnitude, where the lowest original row index wins (getf2: the

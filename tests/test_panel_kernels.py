@@ -1,0 +1,167 @@
+"""The tall-panel kernels (metal/lu_panel.metal) run on the CPU under
+tools/metal_check/emulate.py (a host thread per GPU thread, real barriers) against their
+MLX-op references: ``blocked_panel.lu_panel`` (the building block they replace) and
+``reference.lu_small`` (getf2 with row swaps: LAPACK's pivots, ties included).
+
+Each case runs one stack of four panels: Gaussian, graded columns (10^0..10^6), an exactly
+zero column (singular), and NaN entries (one whole NaN column and a scattered NaN)."""
+
+import importlib.util
+import shutil
+import subprocess
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_linalg._gpu import blocked_common, blocked_panel
+from mlx_linalg._gpu import reference as ref
+
+ROOT = Path(__file__).resolve().parents[1]
+_espec = importlib.util.spec_from_file_location("emulate", ROOT / "tools/metal_check/emulate.py")
+emulate = importlib.util.module_from_spec(_espec)
+_espec.loader.exec_module(emulate)
+_cspec = importlib.util.spec_from_file_location("metal_check", ROOT / "tools/metal_check/check.py")
+metal_check = importlib.util.module_from_spec(_cspec)
+_cspec.loader.exec_module(metal_check)
+
+
+def _has_cxx20_barrier() -> bool:
+    if shutil.which("g++") is None:
+        return False
+    probe = subprocess.run(
+        ["g++", "-std=c++20", "-fsyntax-only", "-x", "c++", "-"],
+        input="#include <barrier>\nstd::barrier<> b(1);\n",
+        capture_output=True,
+        text=True,
+    )
+    return probe.returncode == 0
+
+
+needs_emulation = pytest.mark.skipif(not _has_cxx20_barrier(), reason="needs g++ with C++20")
+
+
+def _panels(m: int, nb: int, seed: int) -> np.ndarray:
+    """Four (m, nb) panels: Gaussian, graded, a zero column, NaN entries."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((4, m, nb))
+    a[1] *= np.logspace(0, 6, nb)[None, :]
+    a[2, :, nb // 2] = 0.0
+    a[3, :, (nb - 1) // 2] = np.nan
+    a[3, m // 2, nb - 1] = np.nan
+    return a.astype(np.float32)
+
+
+def _assert_close(x: np.ndarray, y: np.ndarray) -> None:
+    """Agreement to rounding, column by column: |x - y| <= 1e-5 max|y[:, c]| + 1e-6 (the
+    graded panels cancel, so entrywise relative agreement is not expected); NaN where the
+    other has NaN."""
+    np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
+    scale = np.nanmax(np.abs(y), axis=-2, keepdims=True, initial=0.0)
+    diff = np.abs(np.where(np.isnan(x), 0.0, x - y))
+    assert (diff <= 1e-5 * scale + 1e-6).all(), float((diff / (scale + 1e-30)).max())
+
+
+def _run(a: np.ndarray, threads: int):
+    batch, m, nb = a.shape
+    return emulate.run(
+        "lu_panel",
+        [a],
+        template={"NBMAX": blocked_panel._width_class(nb)},
+        grid=(batch * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[(batch, m, nb), (batch, min(m, nb)), (batch, m)],
+    )
+
+
+@needs_emulation
+@pytest.mark.parametrize(
+    "m, nb, threads",
+    [(1, 1, 32), (7, 5, 64), (100, 1, 256), (100, 32, 256), (300, 5, 96), (300, 32, 256)],
+)
+def test_emulated_lu_panel_matches_references(m, nb, threads):
+    a = _panels(m, nb, m * 1000 + nb)
+    packed, piv, perm = _run(a, threads)
+
+    # getf2 with row swaps: LAPACK's pivots exactly, on every panel (ties, zero and NaN
+    # columns included), and the same packed factors to rounding.
+    exp_packed, exp_piv, exp_perm = ref.lu_small(mx.array(a))
+    np.testing.assert_array_equal(piv, np.asarray(exp_piv))
+    np.testing.assert_array_equal(perm, np.asarray(exp_perm))
+    _assert_close(packed, np.asarray(exp_packed))
+
+    # The MLX-op building block it replaces: the same pivot rows where no pivot search ties
+    # (the Gaussian and graded panels), and the same factor row for every row of A, to
+    # rounding. (The rows never chosen as pivots follow in getf2's order in the kernel, in
+    # their original order in the MLX-op loop.)
+    k = min(m, nb)
+    blk_packed, blk_perm = (np.asarray(x) for x in blocked_panel.lu_panel(mx.array(a[:2])))
+    np.testing.assert_array_equal(perm[:2, :k], blk_perm[:, :k])
+    for b in range(2):
+        np.testing.assert_array_equal(np.sort(perm[b]), np.arange(m))
+        mine, theirs = np.empty_like(packed[b]), np.empty_like(packed[b])
+        mine[perm[b]], theirs[blk_perm[b]] = packed[b], blk_packed[b]
+        _assert_close(mine, theirs)
+
+    # The pivots are the permutation's interchanges, and P A = L U holds.
+    np.testing.assert_array_equal(
+        piv, np.asarray(blocked_panel.pivots(mx.array(perm), k)).reshape(piv.shape)
+    )
+    for b in range(2):
+        lower = np.tril(packed[b].astype(np.float64), -1)[:, :k] + np.eye(m, k)
+        upper = np.triu(packed[b].astype(np.float64))[:k]
+        pa = a[b][perm[b]].astype(np.float64)
+        error = np.linalg.norm(pa - lower @ upper) / np.linalg.norm(a[b].astype(np.float64))
+        assert error <= 30 * m * 2.0**-24
+
+    # Failure semantics: the zero column is kept (no NaN from it), the NaN stays in its panel.
+    assert np.isfinite(packed[2]).all()
+    assert packed[2, nb // 2, nb // 2] == 0.0
+    assert np.isnan(packed[3]).any()
+
+
+@needs_emulation
+def test_emulated_lu_panel_short_wide_and_ties():
+    """M < NB (k = M steps) and exact ties, where the first current position wins (dgetf2)."""
+    a = np.array([[[1, 2, 3, 4, 5], [-1, 0, 2, 1, 1], [1, 1, 1, 1, 2]]], dtype=np.float32).repeat(
+        2, axis=0
+    )
+    a[1] *= -1
+    packed, piv, perm = _run(a, 32)
+    exp_packed, exp_piv, exp_perm = ref.lu_small(mx.array(a))
+    np.testing.assert_array_equal(piv, np.asarray(exp_piv))
+    np.testing.assert_array_equal(perm, np.asarray(exp_perm))
+    _assert_close(packed, np.asarray(exp_packed))
+    assert piv[0, 0] == 0  # |1| = |-1| = |1|: row 0 is first
+
+
+def test_kernels_set_uses_the_panel_kernel():
+    assert blocked_common.KERNELS.lu is blocked_panel.lu_panel_kernel
+    assert blocked_common.REFERENCE.lu is blocked_panel.lu_panel
+
+
+def test_panel_kernel_falls_back_where_it_does_not_apply():
+    # float64, wider than PANEL_MAX_NB, empty: the MLX-op loop (no GPU needed).
+    rng = np.random.default_rng(1)
+    a = mx.array(rng.standard_normal((1, 20, 6)), dtype=mx.float64)
+    packed, perm = blocked_panel.lu_panel_kernel(a)
+    exp_packed, exp_perm = blocked_panel.lu_panel(a)
+    np.testing.assert_array_equal(np.asarray(perm), np.asarray(exp_perm))
+    np.testing.assert_array_equal(np.asarray(packed), np.asarray(exp_packed))
+    for shape in [(0, 5, 3), (2, 4, 0)]:
+        packed, perm = blocked_panel.lu_panel_kernel(mx.zeros(shape, dtype=mx.float32))
+        assert packed.shape == shape
+        np.testing.assert_array_equal(np.asarray(perm), np.tile(np.arange(shape[1]), (shape[0], 1)))
+
+
+def test_panel_threads():
+    assert blocked_panel.panel_threads(100) == 256
+    assert blocked_panel.panel_threads(16384) == 1024
+    assert [blocked_panel._width_class(w) for w in (1, 64, 65, 128, 200)] == [64, 64, 128, 128, 256]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_lu_panel_compiles_as_metal():
+    for instance, ok, output in metal_check.check(metal_check._kernels.spec("lu_panel"), "metal"):
+        assert ok, f"lu_panel {instance}:\n{output}"
