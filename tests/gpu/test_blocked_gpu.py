@@ -21,6 +21,7 @@ from mlx_linalg._gpu import (
     blocked_cholesky,
     blocked_common,
     blocked_lu,
+    blocked_panel,
     blocked_qr,
     blocked_rules,
     blocked_triangular,
@@ -122,6 +123,40 @@ def test_kernels_agree_with_references(rng, n):
             (xr,), _ = blocked_triangular.solve_triangular(*args, **kw, blocks=REFERENCE)
             scale = np.max(np.abs(_np(xr)))
             np.testing.assert_allclose(_np(xk), _np(xr), rtol=0, atol=AGREE * n * U32 * scale)
+
+
+@pytest.mark.parametrize(
+    "m, nb", [(1, 1), (65, 64), (300, 5), (1000, 128), (5000, 64), (4096, 200), (16384, 128)]
+)
+def test_lu_panel_kernel_matches_reference(rng, m, nb):
+    """The ``lu_panel`` kernel (one threadgroup per panel, device memory) against the MLX-op
+    loop it replaces, on Gaussian, graded, zero-column and NaN panels: the same pivot rows
+    (no ties on these inputs), each row of A's factor row to rounding, P A = L U; the zero
+    column kept, the NaN only in its own panel. Also LAPACK's pivots on the Gaussian panel
+    (scipy.linalg.lu_factor of the panel)."""
+    a = rng.standard_normal((4, m, nb))
+    a[1] *= np.logspace(0, 6, nb)[None, :]
+    a[2, :, nb // 2] = 0.0
+    a[3, :, (nb - 1) // 2] = np.nan
+    a32 = a.astype(np.float32)
+    packed, perm = (np.asarray(x) for x in blocked_panel.lu_panel_kernel(mx.array(a32)))
+    ref_packed, ref_perm = (np.asarray(x) for x in blocked_panel.lu_panel(mx.array(a32)))
+    k = min(m, nb)
+    np.testing.assert_array_equal(perm[:2, :k], ref_perm[:2, :k])
+    for b in range(2):
+        mine, theirs = np.empty_like(packed[b]), np.empty_like(packed[b])
+        mine[perm[b]], theirs[ref_perm[b]] = packed[b], ref_packed[b]
+        scale = np.abs(theirs).max(axis=0, keepdims=True)
+        assert np.all(np.abs(mine - theirs) <= AGREE * np.sqrt(m) * U32 * scale)
+        lower = np.tril(packed[b].astype(np.float64), -1)[:, :k] + np.eye(m, k)
+        upper = np.triu(packed[b].astype(np.float64))[:k]
+        residual = a32[b][perm[b]].astype(np.float64) - lower @ upper
+        assert ratio(residual, m * norm(a32[b].astype(np.float64)), U32) <= LU_RATIO
+    lapack = scipy.linalg.lu_factor(a32[0].astype(np.float64))[1][:k]
+    replayed = np.asarray(blocked_panel.pivots(mx.array(perm[:1]), k))[0]
+    np.testing.assert_array_equal(replayed, lapack)
+    assert np.all(np.isfinite(packed[2])) and packed[2, nb // 2, nb // 2] == 0.0
+    assert np.isnan(packed[3]).any() and np.all(np.isfinite(packed[:3]))
 
 
 @pytest.mark.parametrize("n", SIZES)
