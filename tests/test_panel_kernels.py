@@ -165,3 +165,89 @@ def test_panel_threads():
 def test_lu_panel_compiles_as_metal():
     for instance, ok, output in metal_check.check(metal_check._kernels.spec("lu_panel"), "metal"):
         assert ok, f"lu_panel {instance}:\n{output}"
+
+
+# --- the QR panel (metal/qr_panel.metal) -------------------------------------------------
+
+
+def _qr_panels(m: int, nb: int, seed: int) -> np.ndarray:
+    """Five (m, nb) panels: Gaussian, graded, a zero column, rows scaled by 2^±30 (squares
+    of the small entries underflow unless the norm is scaled), NaN entries."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((5, m, nb))
+    a[1] *= np.logspace(0, 6, nb)[None, :]
+    a[2, :, nb // 2] = 0.0
+    a[3] *= 2.0 ** rng.integers(-30, 30, (m, 1))
+    a[4, m // 2, (nb - 1) // 2] = np.nan
+    return a.astype(np.float32)
+
+
+def _run_qr(a: np.ndarray, threads: int):
+    batch, m, nb = a.shape
+    return emulate.run(
+        "qr_panel",
+        [a],
+        template={"NBMAX": blocked_panel._width_class(nb)},
+        grid=(batch * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[(batch, m, nb), (batch, nb)],
+    )
+
+
+def _q_from_reflectors(packed: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Q (m, m) = H_0 H_1 ⋯ from a packed panel and tau, in float64."""
+    m, nb = packed.shape
+    q = np.eye(m)
+    for j in reversed(range(min(m, nb))):
+        v = np.zeros(m)
+        v[j] = 1.0
+        v[j + 1 :] = packed[j + 1 :, j]
+        q -= tau[j] * np.outer(v, v @ q)
+    return q
+
+
+@needs_emulation
+@pytest.mark.parametrize(
+    "m, nb, threads",
+    [(1, 1, 64), (7, 5, 64), (100, 1, 64), (100, 32, 96), (300, 5, 256), (300, 32, 256)],
+)
+def test_emulated_qr_panel_matches_reference(m, nb, threads):
+    a = _qr_panels(m, nb, m * 1000 + nb + 7)
+    packed, tau = _run_qr(a, threads)
+    exp_packed, exp_tau = (np.asarray(x) for x in blocked_panel.qr_panel(mx.array(a)))
+    # Entrywise against the MLX-op loop, except the row-scaled panel: after the reflectors
+    # of its large rows, what is left of the small rows is rounding noise of the large ones
+    # in both (the float64 loop differs as much), so only the backward checks below apply.
+    same = [0, 1, 2, 4]
+    _assert_close(packed[same], exp_packed[same])
+    _assert_close(tau[same, None, :], exp_tau[same, None, :])
+
+    # Q R = A and QᵀQ = I to DESIGN.md's QR threshold, the scaled rows included.
+    k, u = min(m, nb), 2.0**-24
+    for b in range(4):
+        q = _q_from_reflectors(packed[b].astype(np.float64), tau[b].astype(np.float64))
+        r = np.triu(packed[b].astype(np.float64))
+        a64 = a[b].astype(np.float64)
+        residual = np.linalg.norm(a64 - q[:, :k] @ r[:k]) / max(np.linalg.norm(a64), 1e-300)
+        assert residual / (m * u) <= 30
+        assert np.linalg.norm(np.eye(m) - q.T @ q) / (m * u) <= 30
+
+    # A zero column gives an identity reflector; a NaN stays in its own panel.
+    if m > nb // 2 + 1:
+        assert tau[2, nb // 2] == 0.0
+    assert np.isnan(packed[4]).any() and np.isfinite(packed[:4]).all()
+
+
+def test_kernels_set_uses_the_qr_panel_kernel():
+    assert blocked_common.KERNELS.qr is blocked_panel.qr_panel_kernel
+    assert blocked_common.REFERENCE.qr is blocked_panel.qr_panel
+    rng = np.random.default_rng(2)
+    a = mx.array(rng.standard_normal((1, 20, 6)), dtype=mx.float64)  # falls back: no GPU
+    for x, y in zip(blocked_panel.qr_panel_kernel(a), blocked_panel.qr_panel(a), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_qr_panel_compiles_as_metal():
+    for instance, ok, output in metal_check.check(metal_check._kernels.spec("qr_panel"), "metal"):
+        assert ok, f"qr_panel {instance}:\n{output}"

@@ -12,14 +12,15 @@ The building blocks come in two sets with one contract (:class:`Blocks`):
 
 * :data:`KERNELS`, for the GPU: the one-threadgroup-per-matrix kernels of
   ``mlx_linalg._gpu.small_factor`` (``cholesky_small``, ``trsm_small``, n <= 64) and the
-  tall-panel kernel ``lu_panel``;
+  tall-panel kernels ``lu_panel`` and ``qr_panel``;
 * :data:`REFERENCE`, for any device (the CPU in CI): their MLX-op references from
   ``mlx_linalg._gpu.reference``, the same contracts and the same arithmetic.
 
 So the graph that runs on the GPU is the graph that the CPU tests check, with each kernel
 swapped for its reference. The tall LU panel (getf2) is one launch of the ``lu_panel``
 kernel in KERNELS (``blocked_panel.lu_panel_kernel``) and the MLX-op column loop
-``blocked_panel.lu_panel`` in REFERENCE.
+``blocked_panel.lu_panel`` in REFERENCE; the tall QR panel (geqr2) likewise
+(``qr_panel`` kernel / ``blocked_panel.qr_panel``).
 """
 
 from collections.abc import Callable
@@ -64,12 +65,16 @@ class Blocks(NamedTuple):
         lu: ``lu(a) -> (packed, perm)``: partial-pivoting LU (getf2) of a (B, m, b)
             panel, m >= b: packed L\\U of P·a and the row permutation perm (B, m) int32
             (row i of P·a is row perm[i] of a); zero pivots are kept.
+        qr: ``qr(a) -> (packed, tau)``: Householder QR (geqr2) of a (B, m, b) panel,
+            m >= b: R on and above the diagonal, the reflectors' tails below (unit leading
+            entries implied), tau (B, b). Defaults to the MLX-op loop.
     """
 
     max_n: int
     cholesky: Callable[[mx.array], tuple[mx.array, mx.array]]
     trsm: Callable[..., mx.array]
     lu: Callable[[mx.array], tuple[mx.array, mx.array]]
+    qr: Callable[[mx.array], tuple[mx.array, mx.array]] = blocked_panel.qr_panel
 
 
 def _kernel_cholesky(a: mx.array) -> tuple[mx.array, mx.array]:
@@ -94,8 +99,20 @@ def _reference_trsm(t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit:
     return solution
 
 
-KERNELS = Blocks(small_factor.MAX_N, _kernel_cholesky, _kernel_trsm, blocked_panel.lu_panel_kernel)
-REFERENCE = Blocks(small_factor.MAX_N, _reference_cholesky, _reference_trsm, blocked_panel.lu_panel)
+KERNELS = Blocks(
+    small_factor.MAX_N,
+    _kernel_cholesky,
+    _kernel_trsm,
+    blocked_panel.lu_panel_kernel,
+    blocked_panel.qr_panel_kernel,
+)
+REFERENCE = Blocks(
+    small_factor.MAX_N,
+    _reference_cholesky,
+    _reference_trsm,
+    blocked_panel.lu_panel,
+    blocked_panel.qr_panel,
+)
 
 
 def flat(x: mx.array) -> mx.array:

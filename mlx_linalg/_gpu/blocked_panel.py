@@ -1,9 +1,11 @@
-"""Tall-panel LU with partial pivoting in MLX ops, and LAPACK pivots <-> permutations.
+"""Tall-panel factorizations (LU with partial pivoting, Householder QR) as kernels and in
+MLX ops, and LAPACK pivots <-> permutations.
 
 Pivots to a permutation is a tree of compositions (log2 n gathers); a permutation to
 pivots replays the interchanges (n steps of a few ops, only for ``lu_factor``'s output).
 
-Two implementations of one contract:
+Two implementations of each contract (the QR panel likewise: :func:`qr_panel_kernel`,
+the ``qr_panel`` kernel, and :func:`qr_panel`, a column loop of MLX ops):
 
 * :func:`lu_panel_kernel`, for the GPU: the ``lu_panel`` kernel (``metal/lu_panel.metal``),
   the whole panel factored by one threadgroup in device memory, one launch per panel;
@@ -109,6 +111,83 @@ def lu_panel(a: mx.array) -> tuple[mx.array, mx.array]:
     perm = mx.argsort(order, axis=1).astype(mx.int32)
     packed = mx.take_along_axis(work, mx.broadcast_to(perm[:, :, None], (batch, r, b)), 1)
     return packed, perm
+
+
+def _householder(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+    """LAPACK dlarfg for each column x (B, r): ``(v, tau, beta)`` with v[:, 0] = 1 and
+    (I - tau v vᵀ) x = beta e₁. tau = 0 (H = I) where x[1:] is zero.
+
+    The norm is taken of x scaled by max|x|, so no square overflows or underflows.
+    """
+    alpha, tail = x[:, 0], x[:, 1:]
+    big = mx.max(mx.abs(x), axis=1)
+    scale = mx.where(big > 0, big, 1.0)
+    tail_sq = mx.sum(mx.square(tail / scale[:, None]), axis=1)
+    identity = tail_sq == 0
+    norm = scale * mx.sqrt(mx.square(alpha / scale) + tail_sq)
+    beta = mx.where(alpha >= 0, -norm, norm)
+    beta = mx.where(identity, alpha, beta)
+    safe_beta = mx.where(identity, 1.0, beta)
+    tau = mx.where(identity, 0.0, (beta - alpha) / safe_beta)
+    denominator = mx.where(identity, 1.0, alpha - beta)
+    v = mx.concatenate([mx.ones_like(alpha)[:, None], tail / denominator[:, None]], axis=1)
+    return v, tau, beta
+
+
+def qr_panel(panel: mx.array) -> tuple[mx.array, mx.array]:
+    """Householder QR (geqr2) of a (B, r, b) panel, r >= b, in MLX ops: ``(packed, tau)``.
+
+    A column loop of about 33 ops per column (each a launch on a GPU); the reference of
+    the ``qr_panel`` kernel (:func:`qr_panel_kernel`) and the panel of ``REFERENCE``.
+
+    Returns:
+        packed (B, r, b) with R on and above the diagonal and the Householder vectors'
+        tails below (unit leading entries implied), and tau (B, b).
+
+    Notes:
+        Golub & Van Loan, Matrix Computations 4th ed., Alg. 5.2.1; LAPACK dgeqr2, dlarfg
+        (the norm scaled by max|x|). 2rb² - 2b³/3 flops.
+    """
+    b = panel.shape[-1]
+    work = mx.array(panel)  # a copy: the steps below assign into it
+    taus = []
+    for j in range(b):
+        v, tau, beta = _householder(work[:, j:, j])
+        taus.append(tau)
+        if j + 1 < b:
+            w = mx.sum(v[:, :, None] * work[:, j:, j + 1 :], axis=1)  # vᵀ A, (B, b - j - 1)
+            work[:, j:, j + 1 :] = (
+                work[:, j:, j + 1 :] - v[:, :, None] * (tau[:, None] * w)[:, None, :]
+            )
+        work[:, j:, j] = mx.concatenate([beta[:, None], v[:, 1:]], axis=1)
+    return work, mx.stack(taus, axis=1)
+
+
+def qr_panel_kernel(a: mx.array) -> tuple[mx.array, mx.array]:
+    """:func:`qr_panel`'s contract through the ``qr_panel`` kernel: one launch per panel stack.
+
+    Args:
+        a: (B, r, b) float32, r >= b.
+
+    Returns:
+        ``(packed, tau)`` as :func:`qr_panel` (the same reflectors; rounding differs: the
+        kernel scales the tail by the reciprocal of alpha - beta, as slarfg, and sums in
+        another order). Stacks the kernel does not take (another dtype,
+        b > :data:`PANEL_MAX_NB`, an empty stack) go to :func:`qr_panel`.
+    """
+    batch, r, b = a.shape
+    if a.dtype != mx.float32 or b > PANEL_MAX_NB or a.size == 0:
+        return qr_panel(a)
+    threads = panel_threads(r)
+    packed, tau = _kernels.launch(
+        "qr_panel",
+        [a],
+        template={"NBMAX": _width_class(b)},
+        grid=(batch * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[(batch, r, b), (batch, b)],
+    )
+    return packed, tau
 
 
 def pivots(perm: mx.array, k: int) -> mx.array:

@@ -4,11 +4,10 @@ Implementation contract of ``mlx_linalg._dispatch``: validated float32 arrays in
 MLX-op building blocks also take float64), ``(outputs, failed)`` out, lazy (no host
 synchronization), batch axes kept.
 
-Unlike Cholesky and LU, QR has no panel kernel to plug in: the small QR kernel
-(``qr_small``) takes at most 64 rows and returns Q explicitly, while a blocked QR needs a
-tall panel's Householder vectors. The panel here is a column loop of MLX ops (geqr2), the
-piece that wants a kernel; T comes from one product and one triangular solve (the
-``trsm_small`` kernel on the GPU); everything else is matrix products.
+The tall panel (geqr2) is the building block's ``qr``: one launch of the ``qr_panel``
+kernel in ``KERNELS`` (``blocked_panel.qr_panel_kernel``), the MLX-op column loop
+``blocked_panel.qr_panel`` in ``REFERENCE``; T comes from one product and one triangular
+solve (the ``trsm_small`` kernel on the GPU); everything else is matrix products.
 """
 
 import mlx.core as mx
@@ -23,49 +22,6 @@ from mlx_linalg._gpu.blocked_common import (
     subtract_product,
 )
 from mlx_linalg._gpu.blocked_triangular import trsm
-
-
-def _householder(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
-    """LAPACK dlarfg for each column x (B, r): ``(v, tau, beta)`` with v[:, 0] = 1 and
-    (I - tau v vᵀ) x = beta e₁. tau = 0 (H = I) where x[1:] is zero.
-
-    The norm is taken of x scaled by max|x|, so no square overflows or underflows.
-    """
-    alpha, tail = x[:, 0], x[:, 1:]
-    big = mx.max(mx.abs(x), axis=1)
-    scale = mx.where(big > 0, big, 1.0)
-    tail_sq = mx.sum(mx.square(tail / scale[:, None]), axis=1)
-    identity = tail_sq == 0
-    norm = scale * mx.sqrt(mx.square(alpha / scale) + tail_sq)
-    beta = mx.where(alpha >= 0, -norm, norm)
-    beta = mx.where(identity, alpha, beta)
-    safe_beta = mx.where(identity, 1.0, beta)
-    tau = mx.where(identity, 0.0, (beta - alpha) / safe_beta)
-    denominator = mx.where(identity, 1.0, alpha - beta)
-    v = mx.concatenate([mx.ones_like(alpha)[:, None], tail / denominator[:, None]], axis=1)
-    return v, tau, beta
-
-
-def _panel(panel: mx.array) -> mx.array:
-    """Householder QR (geqr2) of a (B, r, b) panel, r >= b: ``(packed, tau)``.
-
-    Returns:
-        packed (B, r, b) with R on and above the diagonal and the Householder vectors'
-        tails below (unit leading entries implied), and tau (B, b).
-    """
-    b = panel.shape[-1]
-    work = mx.array(panel)  # a copy: the steps below assign into it
-    taus = []
-    for j in range(b):
-        v, tau, beta = _householder(work[:, j:, j])
-        taus.append(tau)
-        if j + 1 < b:
-            w = mx.sum(v[:, :, None] * work[:, j:, j + 1 :], axis=1)  # vᵀ A, (B, b - j - 1)
-            work[:, j:, j + 1 :] = (
-                work[:, j:, j + 1 :] - v[:, :, None] * (tau[:, None] * w)[:, None, :]
-            )
-        work[:, j:, j] = mx.concatenate([beta[:, None], v[:, 1:]], axis=1)
-    return work, mx.stack(taus, axis=1)
 
 
 def _triangular_factor(blocks: Blocks, v: mx.array, tau: mx.array) -> mx.array:
@@ -110,7 +66,7 @@ def geqrf(
         Right-looking blocked Householder QR (Golub & Van Loan, Matrix Computations 4th
         ed., Alg. 5.2.2 with the compact WY representation of §5.1.7, Schreiber & Van Loan
         1989; LAPACK dgeqrf, dgeqr2, dlarft, dlarfb). For each block column: Householder
-        QR of the tall panel (a column loop of MLX ops, ``_panel``); T from the panel's
+        QR of the tall panel (the building block's ``qr``); T from the panel's
         vectors; the trailing columns updated by C -= V (Tᵀ (Vᵀ C)), float32-accurate
         products. The trailing matrix is its own, shrinking array; R is assembled from its
         block rows at the end. 2mn² - 2n³/3 flops, all but O(mnb) in the products.
@@ -122,7 +78,7 @@ def geqrf(
     rows_of_r = []
     for start in range(0, k, block):
         width = min(block, k - start)
-        packed, tau = _panel(trailing[:, :, :width])
+        packed, tau = blocks.qr(trailing[:, :, :width])
         v = _vectors(packed)
         t = _triangular_factor(blocks, v, tau)
         reflectors.append((v, t))
