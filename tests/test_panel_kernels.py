@@ -251,3 +251,40 @@ def test_kernels_set_uses_the_qr_panel_kernel():
 def test_qr_panel_compiles_as_metal():
     for instance, ok, output in metal_check.check(metal_check._kernels.spec("qr_panel"), "metal"):
         assert ok, f"qr_panel {instance}:\n{output}"
+
+
+def _emulated_lu_pivots(a: mx.array):
+    packed, piv, perm = _run(np.asarray(a), 64)
+    return mx.array(packed), mx.array(perm), mx.array(piv)
+
+
+@needs_emulation
+@pytest.mark.parametrize("m, n", [(100, 100), (130, 100)])
+def test_getrf_takes_lapack_pivots_from_the_emulated_panels(m, n):
+    """The blocked LU with the emulated kernel as its panel: LAPACK's pivots formed as panel
+    start + the panel's pivots (dgetrf's rule) equal SciPy's and the replayed permutation's,
+    and the factors equal those of the MLX-op panels to rounding."""
+    import scipy.linalg
+
+    from mlx_linalg._gpu import blocked_lu
+
+    a = np.random.default_rng(m + n).standard_normal((2, m, n)).astype(np.float32)
+    blocks = blocked_common.REFERENCE._replace(lu_pivots=_emulated_lu_pivots)
+    packed, perm, piv = blocked_lu.getrf_pivots(blocks, mx.array(a), block=64)
+    assert piv is not None
+    np.testing.assert_array_equal(
+        np.asarray(piv), np.asarray(blocked_panel.pivots(perm, min(m, n)))
+    )
+    lapack = [scipy.linalg.lu_factor(x.astype(np.float64)) for x in a]
+    np.testing.assert_array_equal(np.asarray(piv), np.stack([p for _, p in lapack]))
+    np.testing.assert_allclose(np.asarray(packed), np.stack([f for f, _ in lapack]), atol=1e-4)
+    (ref_packed, ref_piv), _ = blocked_lu.lu_factor(
+        mx.array(a), blocks=blocked_common.REFERENCE, block=64
+    )
+    # The MLX-op panels: the same pivots, and (rows below min(m, n) reordered to LAPACK's
+    # order by lu_factor) the same packed factors, to rounding.
+    np.testing.assert_array_equal(np.asarray(piv), np.asarray(ref_piv))
+    _assert_close(np.asarray(packed), np.asarray(ref_packed))
+    np.testing.assert_allclose(np.asarray(ref_packed), np.stack([f for f, _ in lapack]), atol=1e-4)
+    assert blocked_common.REFERENCE.lu_pivots is None
+    assert blocked_common.KERNELS.lu_pivots is blocked_panel.lu_panel_kernel_pivots

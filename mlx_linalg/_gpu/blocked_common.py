@@ -68,6 +68,10 @@ class Blocks(NamedTuple):
         qr: ``qr(a) -> (packed, tau)``: Householder QR (geqr2) of a (B, m, b) panel,
             m >= b: R on and above the diagonal, the reflectors' tails below (unit leading
             entries implied), tau (B, b). Defaults to the MLX-op loop.
+        lu_pivots: None, or ``lu_pivots(a) -> (packed, perm, piv)``: ``lu`` plus the
+            panel's getf2 pivots (B, b) int32 (None for a stack it could not give them
+            for), when its row order is getf2's exactly; the blocked getrf then forms
+            LAPACK's pivots as panel start + piv instead of replaying the permutation.
     """
 
     max_n: int
@@ -75,6 +79,7 @@ class Blocks(NamedTuple):
     trsm: Callable[..., mx.array]
     lu: Callable[[mx.array], tuple[mx.array, mx.array]]
     qr: Callable[[mx.array], tuple[mx.array, mx.array]] = blocked_panel.qr_panel
+    lu_pivots: Callable[[mx.array], tuple] | None = None
 
 
 def _kernel_cholesky(a: mx.array) -> tuple[mx.array, mx.array]:
@@ -105,6 +110,7 @@ KERNELS = Blocks(
     _kernel_trsm,
     blocked_panel.lu_panel_kernel,
     blocked_panel.qr_panel_kernel,
+    blocked_panel.lu_panel_kernel_pivots,
 )
 REFERENCE = Blocks(
     small_factor.MAX_N,

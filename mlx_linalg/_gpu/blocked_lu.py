@@ -21,13 +21,23 @@ def _gather_rows(x: mx.array, rows: mx.array) -> mx.array:
 
 
 def getrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array, mx.array]:
-    """LU with partial pivoting of a (B, m, n) stack, blocked: ``(packed, perm)``.
+    """:func:`getrf_pivots` without the pivots: ``(packed, perm)``."""
+    packed, perm, _ = getrf_pivots(blocks, a, block=block)
+    return packed, perm
+
+
+def getrf_pivots(
+    blocks: Blocks, a: mx.array, *, block: int = BLOCK
+) -> tuple[mx.array, mx.array, mx.array | None]:
+    """LU with partial pivoting of a (B, m, n) stack, blocked: ``(packed, perm, piv)``.
 
     Returns:
         packed (B, m, n): U on and above the diagonal, L's multipliers below (unit
-        diagonal implied); perm (B, m) int32, row i of P·A is row perm[i] of A (LAPACK's
-        pivots: ``blocked_panel.pivots``). A zero pivot is kept (as in dgetrf: the
-        factorization completes; solves with it fail).
+        diagonal implied); perm (B, m) int32, row i of P·A is row perm[i] of A; piv
+        (B, min(m, n)) int32, LAPACK's 0-based pivots as dgetrf forms them (panel start
+        + the panel's pivots) when the building block has ``lu_pivots``, else None
+        (``blocked_panel.pivots(perm, k)`` gives them). A zero pivot is kept (as in
+        dgetrf: the factorization completes; solves with it fail).
 
     Notes:
         Right-looking blocked LU (Golub & Van Loan, Matrix Computations 4th ed., Alg.
@@ -45,19 +55,24 @@ def getrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array,
         block column of L once, at the end (one gather each, instead of dlaswp on the
         left columns at every step).
 
-        The panel factorization is a column-by-column loop of MLX ops on the GPU too
-        (``blocked_panel.lu_panel``, about 20 ops per column): the piece of this
-        algorithm that most wants a kernel.
+        The panel factorization is one launch of the ``lu_panel`` kernel on the GPU
+        (``KERNELS``), a column loop of MLX ops (``blocked_panel.lu_panel``) in
+        ``REFERENCE``.
     """
     batch, m, n = a.shape
     k = min(m, n)
     trailing = a
     perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
     panels = []  # (start, the packed panel, perm after its step)
+    piv_parts = []  # LAPACK's pivots of each panel, where the building block gives them
     rows_of_u = []  # (first column, U's block row right of the panel: (B, width, n - first))
     for start in range(0, k, block):
         width = min(block, k - start)
-        packed, local = blocks.lu(trailing[:, :, :width])
+        if blocks.lu_pivots is not None:
+            packed, local, local_piv = blocks.lu_pivots(trailing[:, :, :width])
+        else:
+            (packed, local), local_piv = blocks.lu(trailing[:, :, :width]), None
+        piv_parts.append(None if local_piv is None else local_piv + start)
         perm = mx.concatenate(
             [perm[:, :start], mx.take_along_axis(perm[:, start:], local, axis=1)], axis=1
         )
@@ -76,7 +91,10 @@ def getrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array,
             rows_of_u.append((start + width, u12))
             if start + width < m:
                 trailing = subtract_product(right[:, width:], packed[:, width:], u12)
-    return _assemble(panels, rows_of_u, perm, n), perm
+    piv = None
+    if piv_parts and all(p is not None for p in piv_parts):
+        piv = mx.concatenate(piv_parts, axis=1) if len(piv_parts) > 1 else piv_parts[0]
+    return _assemble(panels, rows_of_u, perm, n), perm, piv
 
 
 def _assemble(panels: list, rows_of_u: list, perm: mx.array, n: int) -> mx.array:
@@ -139,8 +157,17 @@ def lu_factor(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> t
     See Also:
         scipy.linalg.lu_factor
     """
-    packed, perm = getrf(blocks, flat(x), block=block)
-    piv = blocked_panel.pivots(perm, min(x.shape[-2:]))
+    packed, perm, piv = getrf_pivots(blocks, flat(x), block=block)
+    if piv is None:  # the building block gave no pivots: replay the permutation
+        m, k = x.shape[-2], min(x.shape[-2:])
+        piv = blocked_panel.pivots(perm, k)
+        if m > k:
+            # Rows k.. of L in the order LAPACK's interchanges leave them (the MLX-op panel
+            # keeps its non-pivot rows in their original order), so that P·A = L·U holds
+            # for the P these pivots define.
+            order = blocked_panel.permutation(piv, m)
+            inverse = mx.argsort(perm, axis=1).astype(mx.int32)
+            packed = _gather_rows(packed, mx.take_along_axis(inverse, order, axis=1))
     return _unpack(x, (packed, piv)), None
 
 

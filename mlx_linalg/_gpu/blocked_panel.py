@@ -51,13 +51,26 @@ def lu_panel_kernel(a: mx.array) -> tuple[mx.array, mx.array]:
         (another dtype, b > :data:`PANEL_MAX_NB`) go to :func:`lu_panel`; an empty stack
         comes back as it is, with the identity permutation.
     """
+    packed, perm, _ = lu_panel_kernel_pivots(a)
+    return packed, perm
+
+
+def lu_panel_kernel_pivots(a: mx.array) -> tuple[mx.array, mx.array, mx.array | None]:
+    """:func:`lu_panel_kernel` plus the panel's own LAPACK pivots: ``(packed, perm, piv)``.
+
+    piv (B, min(r, b)) int32, 0-based: the interchanges of getf2 that produce ``perm``, so
+    a blocked getrf gets LAPACK's pivots as panel start + piv (dgetrf's rule) without
+    replaying the permutation. None where the stack went to :func:`lu_panel` (whose row
+    order after the pivots is not getf2's).
+    """
     batch, r, b = a.shape
     if a.size == 0:  # nothing to eliminate
-        return a, mx.broadcast_to(mx.arange(r, dtype=mx.int32), (batch, r))
+        perm = mx.broadcast_to(mx.arange(r, dtype=mx.int32), (batch, r))
+        return a, perm, mx.zeros((batch, min(r, b)), dtype=mx.int32)
     if a.dtype != mx.float32 or b > PANEL_MAX_NB:
-        return lu_panel(a)
+        return (*lu_panel(a), None)
     threads = panel_threads(r)
-    packed, _, perm = _kernels.launch(
+    packed, piv, perm = _kernels.launch(
         "lu_panel",
         [a],
         template={"NBMAX": _width_class(b)},
@@ -65,7 +78,7 @@ def lu_panel_kernel(a: mx.array) -> tuple[mx.array, mx.array]:
         threadgroup=(threads, 1, 1),
         output_shapes=[(batch, r, b), (batch, min(r, b)), (batch, r)],
     )
-    return packed, perm
+    return packed, perm, piv
 
 
 def lu_panel(a: mx.array) -> tuple[mx.array, mx.array]:
