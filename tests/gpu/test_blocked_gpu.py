@@ -200,6 +200,22 @@ def test_qr_panel_kernel_matches_reference(rng, m, nb):
     assert np.isnan(packed[4]).any() and np.all(np.isfinite(packed[:4]))
 
 
+@pytest.mark.parametrize("blocks", [blocked_common.KERNELS, REFERENCE], ids=["kernels", "ref"])
+def test_lu_factor_tall_matches_lapack(rng, blocks):
+    """A tall (m > n) lu_factor: LAPACK's pivots (from the panels' own pivots with the
+    kernels, replayed with the references) and SciPy's packed factors, rows below n
+    included (P·A = L·U for the P of its own pivots)."""
+    m, n = 700, 300
+    a = rng.standard_normal((2, m, n)).astype(np.float32)
+    (packed, piv), _ = blocked_lu.lu_factor(mx.array(a), blocks=blocks)
+    lapack = [scipy.linalg.lu_factor(x.astype(np.float64)) for x in a]
+    np.testing.assert_array_equal(np.asarray(piv), np.stack([p for _, p in lapack]))
+    expected = np.stack([f for f, _ in lapack])
+    assert (
+        np.max(np.abs(_np(packed) - expected)) <= AGREE * np.sqrt(m) * U32 * np.abs(expected).max()
+    )
+
+
 @pytest.mark.parametrize("n", SIZES)
 def test_lu_solve_inv(rng, n):
     a = _well_conditioned(rng, (2, n, n))
