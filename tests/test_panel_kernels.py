@@ -288,3 +288,27 @@ def test_getrf_takes_lapack_pivots_from_the_emulated_panels(m, n):
     np.testing.assert_allclose(np.asarray(ref_packed), np.stack([f for f, _ in lapack]), atol=1e-4)
     assert blocked_common.REFERENCE.lu_pivots is None
     assert blocked_common.KERNELS.lu_pivots is blocked_panel.lu_panel_kernel_pivots
+
+
+@needs_emulation
+def test_blocked_qr_with_the_emulated_panel_kernel():
+    """The blocked QR with the emulated ``qr_panel`` kernel as its panel: the same Q and R
+    as with the MLX-op panels, to rounding, and DESIGN.md's QR metric."""
+    from mlx_linalg._gpu import blocked_qr
+
+    def emulated_qr(a):
+        packed, tau = _run_qr(np.asarray(a), 64)
+        return mx.array(packed), mx.array(tau)
+
+    m, n = 150, 100
+    a = np.random.default_rng(5).standard_normal((1, m, n)).astype(np.float32)
+    blocks = blocked_common.REFERENCE._replace(qr=emulated_qr)
+    (q, r), _ = blocked_qr.qr(mx.array(a), mode="reduced", blocks=blocks, block=64)
+    (q_ref, r_ref), _ = blocked_qr.qr(
+        mx.array(a), mode="reduced", blocks=blocked_common.REFERENCE, block=64
+    )
+    _assert_close(np.asarray(q), np.asarray(q_ref))
+    _assert_close(np.asarray(r), np.asarray(r_ref))
+    q64, r64, u = np.asarray(q, np.float64)[0], np.asarray(r, np.float64)[0], 2.0**-24
+    assert np.linalg.norm(a[0] - q64 @ r64) / (m * np.linalg.norm(a[0]) * u) <= 30
+    assert np.linalg.norm(np.eye(n) - q64.T @ q64) / (m * u) <= 30
