@@ -302,7 +302,7 @@ def test_failures_stay_in_their_matrix(rng):
 
 
 def test_lazy_under_compile(rng):
-    n = 70  # the LU panel is a loop of MLX ops: keep the traced graph small
+    n = 70  # two block columns: small enough to trace quickly
     _precision.reduced_precision()  # the once-per-process probe evaluates: do it first
     a = _f32(_spd(rng, (2, n, n)))
     b = _f32(rng.standard_normal((2, n, 2)))
