@@ -170,15 +170,17 @@ def _polar_peers(peers: dict, a: np.ndarray):
     return out
 
 
-def _qr_peers(peers: dict, a: np.ndarray):
+def _linalg_peers(peers: dict, a: np.ndarray, name: str):
+    """The peers' ``linalg.<name>`` (qr, eigh) on ``a``, each on its GPU."""
     out = []
     if "torch" in peers:
         torch = peers["torch"]
         t = torch.from_numpy(a).cuda()
+        fn = getattr(torch.linalg, name)
         out.append(
             (
                 "torch",
-                lambda: torch.linalg.qr(t),
+                lambda: fn(t),
                 lambda o: torch.cuda.synchronize(),
                 lambda o: [x.cpu().numpy() for x in o],
             )
@@ -186,10 +188,11 @@ def _qr_peers(peers: dict, a: np.ndarray):
     if "cupy" in peers:
         cp = peers["cupy"]
         c = cp.asarray(a)
+        cfn = getattr(cp.linalg, name)
         out.append(
             (
                 "cupy",
-                lambda: cp.linalg.qr(c),
+                lambda: cfn(c),
                 lambda o: cp.cuda.Device().synchronize(),
                 lambda o: [cp.asnumpy(x) for x in o],
             )
@@ -197,50 +200,11 @@ def _qr_peers(peers: dict, a: np.ndarray):
     if "jax" in peers:
         jax = peers["jax"]
         j = jax.device_put(a)
-        fn = jax.jit(jax.numpy.linalg.qr)
+        jfn = jax.jit(getattr(jax.numpy.linalg, name))
         out.append(
             (
                 "jax",
-                lambda: fn(j),
-                lambda o: jax.block_until_ready(o),
-                lambda o: [np.asarray(x) for x in o],
-            )
-        )
-    return out
-
-
-def _eigh_peers(peers: dict, a: np.ndarray):
-    out = []
-    if "torch" in peers:
-        torch = peers["torch"]
-        t = torch.from_numpy(a).cuda()
-        out.append(
-            (
-                "torch",
-                lambda: torch.linalg.eigh(t),
-                lambda o: torch.cuda.synchronize(),
-                lambda o: [x.cpu().numpy() for x in o],
-            )
-        )
-    if "cupy" in peers:
-        cp = peers["cupy"]
-        c = cp.asarray(a)
-        out.append(
-            (
-                "cupy",
-                lambda: cp.linalg.eigh(c),
-                lambda o: cp.cuda.Device().synchronize(),
-                lambda o: [cp.asnumpy(x) for x in o],
-            )
-        )
-    if "jax" in peers:
-        jax = peers["jax"]
-        j = jax.device_put(a)
-        fn = jax.jit(jax.numpy.linalg.eigh)
-        out.append(
-            (
-                "jax",
-                lambda: fn(j),
+                lambda: jfn(j),
                 lambda o: jax.block_until_ready(o),
                 lambda o: [np.asarray(x) for x in o],
             )
@@ -365,7 +329,7 @@ def bench_tall(args, peers, factor, rows) -> None:
                 fell_back=int(np.sum(np.asarray(out[2]))),
                 ratio=round(qr_ratio(a, out[0], out[1]), 3) if check else None,
             )
-        for name, fn, sync, to_np in _qr_peers(peers, a):
+        for name, fn, sync, to_np in _linalg_peers(peers, a, "qr"):
             ms, out = _time(fn, sync, args.repeat)
             _row(
                 rows,
@@ -411,7 +375,7 @@ def bench_eigh(args, peers, factor, base, rows) -> None:
             splits=stats["splits"],
             ratio=round(eigh_ratio(a, *out), 3) if check else None,
         )
-        for name, fn, sync, to_np in _eigh_peers(peers, a):
+        for name, fn, sync, to_np in _linalg_peers(peers, a, "eigh"):
             ms, out = _time(fn, sync, args.repeat)
             _row(
                 rows,
