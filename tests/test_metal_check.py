@@ -2,22 +2,15 @@
 kernel and rejects a body with an undeclared name or a syntax error; and the bodies run on
 the CPU under tools/metal_check/emulate.py agree with their MLX-op references."""
 
-import importlib.util
 import shutil
-import subprocess
-from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
 import pytest
+from kernel_emulation import emulate, metal_check, needs_emulation
 
 from mlx_linalg import _kernels
 from mlx_linalg._gpu import reference as ref
-
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("metal_check", ROOT / "tools/metal_check/check.py")
-metal_check = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(metal_check)
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
@@ -110,26 +103,6 @@ def test_cuda_check_rejects_bad_body():
 
 
 # --- the bodies run on the CPU (tools/metal_check/emulate.py) against their references ----
-
-_espec = importlib.util.spec_from_file_location("emulate", ROOT / "tools/metal_check/emulate.py")
-emulate = importlib.util.module_from_spec(_espec)
-_espec.loader.exec_module(emulate)
-
-
-def _has_cxx20_barrier() -> bool:
-    """g++ with C++20's <barrier> (GCC 11+), which the emulation needs."""
-    if shutil.which("g++") is None:
-        return False
-    probe = subprocess.run(
-        ["g++", "-std=c++20", "-fsyntax-only", "-x", "c++", "-"],
-        input="#include <barrier>\nstd::barrier<> b(1);\n",
-        capture_output=True,
-        text=True,
-    )
-    return probe.returncode == 0
-
-
-needs_emulation = pytest.mark.skipif(not _has_cxx20_barrier(), reason="needs g++ with C++20")
 
 
 def _stack(shape, seed):

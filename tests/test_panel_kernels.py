@@ -6,40 +6,13 @@ MLX-op references: ``blocked_panel.lu_panel`` (the building block they replace) 
 Each case runs one stack of four panels: Gaussian, graded columns (10^0..10^6), an exactly
 zero column (singular), and NaN entries (one whole NaN column and a scattered NaN)."""
 
-import importlib.util
-import shutil
-import subprocess
-from pathlib import Path
-
 import mlx.core as mx
 import numpy as np
 import pytest
+from kernel_emulation import emulate, needs_emulation
 
 from mlx_linalg._gpu import blocked_common, blocked_panel
 from mlx_linalg._gpu import reference as ref
-
-ROOT = Path(__file__).resolve().parents[1]
-_espec = importlib.util.spec_from_file_location("emulate", ROOT / "tools/metal_check/emulate.py")
-emulate = importlib.util.module_from_spec(_espec)
-_espec.loader.exec_module(emulate)
-_cspec = importlib.util.spec_from_file_location("metal_check", ROOT / "tools/metal_check/check.py")
-metal_check = importlib.util.module_from_spec(_cspec)
-_cspec.loader.exec_module(metal_check)
-
-
-def _has_cxx20_barrier() -> bool:
-    if shutil.which("g++") is None:
-        return False
-    probe = subprocess.run(
-        ["g++", "-std=c++20", "-fsyntax-only", "-x", "c++", "-"],
-        input="#include <barrier>\nstd::barrier<> b(1);\n",
-        capture_output=True,
-        text=True,
-    )
-    return probe.returncode == 0
-
-
-needs_emulation = pytest.mark.skipif(not _has_cxx20_barrier(), reason="needs g++ with C++20")
 
 
 def _panels(m: int, nb: int, seed: int) -> np.ndarray:
@@ -161,12 +134,6 @@ def test_panel_threads():
     assert [blocked_panel._width_class(w) for w in (1, 64, 65, 128, 200)] == [64, 64, 128, 128, 256]
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
-def test_lu_panel_compiles_as_metal():
-    for instance, ok, output in metal_check.check(metal_check._kernels.spec("lu_panel"), "metal"):
-        assert ok, f"lu_panel {instance}:\n{output}"
-
-
 # --- the QR panel (metal/qr_panel.metal) -------------------------------------------------
 
 
@@ -245,12 +212,6 @@ def test_kernels_set_uses_the_qr_panel_kernel():
     a = mx.array(rng.standard_normal((1, 20, 6)), dtype=mx.float64)  # falls back: no GPU
     for x, y in zip(blocked_panel.qr_panel_kernel(a), blocked_panel.qr_panel(a), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-
-
-@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
-def test_qr_panel_compiles_as_metal():
-    for instance, ok, output in metal_check.check(metal_check._kernels.spec("qr_panel"), "metal"):
-        assert ok, f"qr_panel {instance}:\n{output}"
 
 
 def _emulated_lu_pivots(a: mx.array):
