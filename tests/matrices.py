@@ -81,3 +81,15 @@ def random_spd(rng, shape, dtype=mx.float32) -> mx.array:
 def random_hermitian(rng, shape, dtype=mx.float32) -> mx.array:
     a = np.asarray(random_matrix(rng, shape, dtype))
     return mx.array(((a + ct(a)) / 2).astype(NP_DTYPE[dtype]), dtype=dtype)
+
+
+def graded_stack(rng, batch, m, n, cond) -> np.ndarray:
+    """Float64 NumPy (batch, m, n) with singular values logspaced over 1..1/cond and
+    Haar-random singular vectors."""
+    k = min(m, n)
+    out = []
+    for _ in range(batch):
+        u, _ = np.linalg.qr(rng.standard_normal((m, k)))
+        v, _ = np.linalg.qr(rng.standard_normal((n, k)))
+        out.append((u * np.logspace(0, -np.log10(cond), k)) @ v.T)
+    return np.array(out)

@@ -18,7 +18,15 @@ import pytest
 import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from matrices import EIGH_RATIO, QR_RATIO, SVD_RATIO, norm, ratio, unit_roundoff
+from matrices import (
+    EIGH_RATIO,
+    QR_RATIO,
+    SVD_RATIO,
+    graded_stack,
+    norm,
+    ratio,
+    unit_roundoff,
+)
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import polar, reference_spectral, small_spectral, spectral_dc, tall_skinny
@@ -39,17 +47,6 @@ H_FORWARD = 50
 VS_LAPACK = 10
 FLOOR = 1.0
 SHAPES = [(1, 1), (8, 8), (40, 40), (90, 24), (24, 70)]
-
-
-def _graded(rng, batch, m, n, cond) -> np.ndarray:
-    """Float64 (batch, m, n) with singular values logspaced over 1..1/cond."""
-    k = min(m, n)
-    out = []
-    for _ in range(batch):
-        u, _ = np.linalg.qr(rng.standard_normal((m, k)))
-        v, _ = np.linalg.qr(rng.standard_normal((n, k)))
-        out.append((u * np.logspace(0, -np.log10(cond), k)) @ v.T)
-    return np.array(out)
 
 
 def _mx(x: np.ndarray, dtype) -> mx.array:
@@ -113,7 +110,7 @@ def test_weights_match_paper_limits():
 @pytest.mark.parametrize("cond", [1.0, 1e3, 1e7])
 def test_qdwh_accuracy(dtype, shape, cond):
     rng = np.random.default_rng(hash((shape, cond)) % 2**32)
-    a64 = _graded(rng, 3, *shape, cond)
+    a64 = graded_stack(rng, 3, *shape, cond)
     a = a64.astype(NP[dtype])
     u, h, info = polar.qdwh(_mx(a, dtype))
     un, hn = _np(u), _np(h)
@@ -142,7 +139,7 @@ def test_qdwh_accuracy(dtype, shape, cond):
 @pytest.mark.parametrize("shape", [(30, 12), (12, 30)])
 def test_polar_sides(side, shape):
     rng = np.random.default_rng(3)
-    a = _graded(rng, 2, *shape, 100.0).astype(np.float32)
+    a = graded_stack(rng, 2, *shape, 100.0).astype(np.float32)
     for fn in (polar.qdwh, polar.newton_schulz):
         u, p, _ = fn(mx.array(a), side=side)
         un, pn = _np(u), _np(p)
@@ -188,7 +185,7 @@ def test_polar_zero_matrix():
 @pytest.mark.parametrize("fn", [polar.qdwh, polar.newton_schulz])
 def test_polar_nan_isolated_and_batch_equals_loop(fn):
     rng = np.random.default_rng(5)
-    a = _graded(rng, 6, 20, 12, 10.0).astype(np.float32).reshape(2, 3, 20, 12)
+    a = graded_stack(rng, 6, 20, 12, 10.0).astype(np.float32).reshape(2, 3, 20, 12)
     a[0, 1, 3, 4] = np.nan
     a[1, 2, 0, 0] = np.inf
     u, h, info = fn(mx.array(a))
@@ -209,7 +206,7 @@ def test_qdwh_with_blocked_building_blocks():
     """The GPU graph (blocked Cholesky and triangular solve, MLX-op building blocks)
     gives the same accuracy; n = 80 spans two diagonal blocks."""
     rng = np.random.default_rng(6)
-    a = _graded(rng, 2, 100, 80, 1e5).astype(np.float32)
+    a = graded_stack(rng, 2, 100, 80, 1e5).astype(np.float32)
     u, h, info = polar.qdwh(mx.array(a), tall_skinny.REFERENCE)
     back, orth = _polar_ratios(a.astype(np.float64), _np(u), _np(h), unit_roundoff(mx.float32))
     assert back <= POLAR_RATIO and orth <= POLAR_RATIO
@@ -220,7 +217,7 @@ def test_qdwh_iteration_bound_flags_wrong_hint():
     """A false bound (l_floor = 0.5 for κ = 1e6) gets a 4-iteration schedule; the matrix
     comes back within it, flagged, not as a plausible polar factor."""
     rng = np.random.default_rng(7)
-    a = _graded(rng, 2, 30, 30, 1e6).astype(np.float32)
+    a = graded_stack(rng, 2, 30, 30, 1e6).astype(np.float32)
     u, h, info = polar.qdwh(mx.array(a), l_floor=0.5)
     steps = len(polar.qdwh_schedule(0.5, unit_roundoff(mx.float32)))
     assert np.all(np.asarray(info) == -steps)
@@ -271,7 +268,7 @@ def test_newton_schulz_steps():
 def test_newton_schulz_accuracy_and_bound(dtype, cond):
     """Converges within newton_schulz_steps(σ_min(X₀)) + 1 iterations, where X₀ = A/α."""
     rng = np.random.default_rng(10)
-    a = _graded(rng, 3, 40, 16, cond).astype(NP[dtype])
+    a = graded_stack(rng, 3, 40, 16, cond).astype(NP[dtype])
     a64 = a.astype(np.float64)
     alpha = np.minimum(
         np.linalg.norm(a64, axis=(1, 2)),
@@ -290,7 +287,7 @@ def test_newton_schulz_accuracy_and_bound(dtype, cond):
 def test_newton_schulz_bound_ran_out():
     """κ = 1e4 with 8 iterations: returns after 8, flagged, not orthonormal."""
     rng = np.random.default_rng(11)
-    a = _graded(rng, 2, 20, 20, 1e4).astype(np.float32)
+    a = graded_stack(rng, 2, 20, 20, 1e4).astype(np.float32)
     u, _, info = polar.newton_schulz(mx.array(a), max_iterations=8)
     assert np.all(np.asarray(info) == -8)
     assert ratio(_orthogonality(_np(u)), 20, unit_roundoff(mx.float32)) > POLAR_RATIO
@@ -299,7 +296,7 @@ def test_newton_schulz_bound_ran_out():
 def test_polar_graphs_are_lazy():
     """mx.compile refuses host synchronization: the graphs build under it."""
     rng = np.random.default_rng(12)
-    x = mx.array(_graded(rng, 2, 24, 10, 100.0).astype(np.float32))
+    x = mx.array(graded_stack(rng, 2, 24, 10, 100.0).astype(np.float32))
     for fn in (polar.qdwh, polar.newton_schulz):
         compiled = mx.compile(lambda y, fn=fn: fn(y))
         u, h, info = compiled(x)
@@ -334,7 +331,7 @@ def test_cholesky_qr_accuracy(dtype, method, cond, shape):
     """Within its range the method needs no fallback and meets the QR threshold, R upper
     triangular with a positive diagonal; no worse than 10x float32 LAPACK."""
     rng = np.random.default_rng(13)
-    a = _graded(rng, 3, *shape, cond).astype(NP[dtype])
+    a = graded_stack(rng, 3, *shape, cond).astype(NP[dtype])
     q, r, fell_back = tall_skinny.qr(_mx(a, dtype), method=method, fallback="nan")
     qn, rn = _np(q), _np(r)
     uu = unit_roundoff(dtype)
@@ -360,8 +357,8 @@ def test_fallback_per_matrix(fallback, factor):
     m, n = 200, 12
     a = np.concatenate(
         [
-            _graded(rng, 1, m, n, 10.0),
-            _graded(rng, 1, m, n, 1e6),
+            graded_stack(rng, 1, m, n, 10.0),
+            graded_stack(rng, 1, m, n, 1e6),
             rng.standard_normal((1, m, 2)) @ rng.standard_normal((1, 2, n)),
             rng.standard_normal((1, m, n)),
         ]
@@ -390,7 +387,7 @@ def test_fallback_per_matrix(fallback, factor):
 
 def test_fallback_nan_mode():
     rng = np.random.default_rng(15)
-    a = np.concatenate([_graded(rng, 1, 100, 8, 10.0), _graded(rng, 1, 100, 8, 1e7)])
+    a = np.concatenate([graded_stack(rng, 1, 100, 8, 10.0), graded_stack(rng, 1, 100, 8, 1e7)])
     q, r, fell_back = tall_skinny.qr(mx.array(a.astype(np.float32)), fallback="nan")
     assert np.asarray(fell_back).tolist() == [False, True]
     assert np.all(np.isfinite(np.asarray(q)[0])) and np.all(np.isnan(np.asarray(q)[1]))
@@ -406,7 +403,7 @@ def test_flag_or_accurate():
     conds = [1e3, 3e3, 1e4, 3e4, 1e5, 3e5]
     for method in tall_skinny.METHODS:
         for cond in conds:
-            a = _graded(rng, 3, 300, 16, cond).astype(np.float32)
+            a = graded_stack(rng, 3, 300, 16, cond).astype(np.float32)
             q, r, fell_back = tall_skinny.qr(mx.array(a), method=method, fallback="nan")
             ok = ~np.asarray(fell_back)
             flags[method, cond] = int((~ok).sum())
@@ -422,7 +419,7 @@ def test_blocked_building_blocks_and_batches():
     diagonal block, batch shape (2, 2) kept."""
     rng = np.random.default_rng(17)
     for dtype in DTYPES:
-        a = _graded(rng, 4, 160, 70, 100.0).astype(NP[dtype]).reshape(2, 2, 160, 70)
+        a = graded_stack(rng, 4, 160, 70, 100.0).astype(NP[dtype]).reshape(2, 2, 160, 70)
         q, r, fell_back = tall_skinny.qr(_mx(a, dtype), tall_skinny.REFERENCE, method="scholqr3")
         assert q.shape == (2, 2, 160, 70) and r.shape == (2, 2, 70, 70)
         assert fell_back.shape == (2, 2) and not np.any(np.asarray(fell_back))
@@ -449,7 +446,7 @@ def test_lapack_cholesky_failure_flag():
 
 def test_tall_skinny_lazy():
     rng = np.random.default_rng(18)
-    x = mx.array(_graded(rng, 2, 64, 8, 1e6).astype(np.float32))
+    x = mx.array(graded_stack(rng, 2, 64, 8, 1e6).astype(np.float32))
     compiled = mx.compile(lambda y: tall_skinny.qr(y, method="scholqr3", fallback="where"))
     q, r, fell_back = compiled(x)
     qe, re, fe = tall_skinny.qr(x, method="scholqr3", fallback="where")
@@ -492,7 +489,7 @@ def test_empty_inputs(shape):
 
 def test_transposed_and_strided_inputs():
     rng = np.random.default_rng(19)
-    base = _graded(rng, 4, 60, 30, 100.0).astype(np.float32)
+    base = graded_stack(rng, 4, 60, 30, 100.0).astype(np.float32)
     x = mx.array(base)
     views = {
         "transposed": (mx.swapaxes(mx.array(np.swapaxes(base, -1, -2).copy()), -1, -2), base),
@@ -515,7 +512,7 @@ def test_extreme_scaling(scale):
     """Power-of-two prescaling: no overflow or underflow in the Gram matrices, subnormal
     input included (1e-40 is subnormal in float32); H and R are scaled back exactly."""
     rng = np.random.default_rng(20)
-    a64 = _graded(rng, 2, 30, 20, 10.0) * scale
+    a64 = graded_stack(rng, 2, 30, 20, 10.0) * scale
     a = a64.astype(np.float32)
     # A subnormal input carries fewer significant bits: measure against what was stored.
     stored = a.astype(np.float64)
@@ -736,7 +733,7 @@ def test_qdwh_svd(dtype, shape, kind):
     elif kind == "zero":
         a = np.zeros(shape)
     else:
-        a = _graded(rng, 1, m, n, kind)[0]
+        a = graded_stack(rng, 1, m, n, kind)[0]
     a = a.astype(NP[dtype])
     u, s, vh = spectral_dc.svd(_mx(a, dtype))
     k = min(shape)
@@ -751,7 +748,7 @@ def test_qdwh_svd(dtype, shape, kind):
 
 def test_qdwh_svd_batch_and_nan():
     rng = np.random.default_rng(27)
-    a = _graded(rng, 3, 90, 70, 100.0).astype(np.float32)
+    a = graded_stack(rng, 3, 90, 70, 100.0).astype(np.float32)
     a[2, 0, 1] = np.inf
     u, s, vh = spectral_dc.svd(mx.array(a.reshape(3, 1, 90, 70)))
     assert u.shape == (3, 1, 90, 70) and s.shape == (3, 1, 70) and vh.shape == (3, 1, 70, 70)
@@ -811,9 +808,9 @@ _MX_MATMUL = mx.matmul
 
 def _tf32_cases():
     rng = np.random.default_rng(29)
-    square = _graded(rng, 2, 64, 64, 1e3).astype(np.float32)
-    near = _graded(rng, 2, 64, 64, 10.0).astype(np.float32)
-    tall = _graded(rng, 2, 300, 16, 100.0).astype(np.float32)
+    square = graded_stack(rng, 2, 64, 64, 1e3).astype(np.float32)
+    near = graded_stack(rng, 2, 64, 64, 10.0).astype(np.float32)
+    tall = graded_stack(rng, 2, 300, 16, 100.0).astype(np.float32)
     sym = _symmetric(rng, 80, "gaussian").astype(np.float32)
     uu = unit_roundoff(mx.float32)
     u, h, _ = polar.qdwh(mx.array(square))

@@ -18,7 +18,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import EIGH_RATIO, QR_RATIO, SVD_RATIO, norm, ratio
+from matrices import EIGH_RATIO, QR_RATIO, SVD_RATIO, graded_stack, norm, ratio
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import polar, spectral_dc, tall_skinny
@@ -37,13 +37,7 @@ AGREE = 10
 
 
 def _graded(rng, batch, m, n, cond) -> np.ndarray:
-    k = min(m, n)
-    out = []
-    for _ in range(batch):
-        u, _ = np.linalg.qr(rng.standard_normal((m, k)))
-        v, _ = np.linalg.qr(rng.standard_normal((n, k)))
-        out.append((u * np.logspace(0, -np.log10(cond), k)) @ v.T)
-    return np.array(out).astype(np.float32)
+    return graded_stack(rng, batch, m, n, cond).astype(np.float32)
 
 
 def _np(x: mx.array) -> np.ndarray:
