@@ -86,33 +86,35 @@ def each_matrix(compute: Callable[..., np.ndarray | tuple]) -> Callable[..., tup
         if not math.prod(batch):  # an empty stack: learn the output shapes from an identity
             core = (_identity_like(a), *(np.zeros(o.shape[len(batch) :], o.dtype) for o in others))
             return tuple(np.empty(batch + r.shape, r.dtype) for r in _as_tuple(compute(*core)))
-        outputs: list[np.ndarray] = []
-        for index in np.ndindex(*batch):
-            result = _as_tuple(compute(a[index], *(o[index] for o in others)))
-            if not outputs:
-                outputs = [np.empty(batch + r.shape, dtype=r.dtype) for r in result]
-            for out, r in zip(outputs, result, strict=True):
-                out[index] = r
-        return tuple(outputs)
+        return _loop(batch, lambda index: compute(a[index], *(o[index] for o in others)))
 
     return batched
 
 
 def _one_by_one(compute, a, others, batch):
     failed = np.zeros(batch, dtype=bool)
-    outputs: list[np.ndarray] | None = None
-    for index in np.ndindex(*batch):
+
+    def result_at(index):
         operands = (a[index], *(o[index] for o in others))
         try:
-            result = _as_tuple(compute(*operands))
+            return compute(*operands)
         except np.linalg.LinAlgError:
             failed[index] = True
-            result = _as_tuple(compute(_identity_like(a[index]), *operands[1:]))
-        if outputs is None:
+            return compute(_identity_like(a[index]), *operands[1:])
+
+    return _loop(batch, result_at), failed
+
+
+def _loop(batch: tuple, result_at: Callable) -> tuple[np.ndarray, ...]:
+    """Stack ``result_at(index)`` (an array or tuple of arrays) over a non-empty ``batch``."""
+    outputs: list[np.ndarray] = []
+    for index in np.ndindex(*batch):
+        result = _as_tuple(result_at(index))
+        if not outputs:
             outputs = [np.empty(batch + r.shape, dtype=r.dtype) for r in result]
         for out, r in zip(outputs, result, strict=True):
             out[index] = r
-    return tuple(outputs), failed
+    return tuple(outputs)
 
 
 def _identity_like(a: np.ndarray) -> np.ndarray:
