@@ -28,6 +28,7 @@ import mlx.core as mx
 
 from mlx_linalg._autodiff_traced import permutation
 from mlx_linalg._checks import fail
+from mlx_linalg._devices import eye
 
 
 def vjp(op: str, stream, keywords: dict, primals: tuple, cotangents, outputs) -> tuple:
@@ -125,7 +126,7 @@ def _diagonal(x: mx.array) -> mx.array:
 
 
 def _diag_embed(v: mx.array, dtype) -> mx.array:
-    return v.astype(dtype)[..., :, None] * mx.eye(v.shape[-1], dtype=dtype)
+    return v.astype(dtype)[..., :, None] * eye(v.shape[-1], dtype=dtype)
 
 
 def _hermitian_part(x: mx.array) -> mx.array:
@@ -145,8 +146,8 @@ def _scale_rows(v: mx.array, x: mx.array) -> mx.array:
 def _gap_quotient(x: mx.array, values: mx.array) -> mx.array:
     """``x[i, j] / (values[j] − values[i])`` off the diagonal, 0 on it and where x is 0."""
     gaps = values[..., None, :] - values[..., :, None]
-    eye = mx.eye(values.shape[-1], dtype=mx.bool_)
-    return mx.where(eye | (x == 0), 0, x / mx.where(eye, 1, gaps).astype(x.dtype))
+    on_diagonal = mx.eye(values.shape[-1], dtype=mx.bool_)
+    return mx.where(on_diagonal | (x == 0), 0, x / mx.where(on_diagonal, 1, gaps).astype(x.dtype))
 
 
 def _quotient(x: mx.array, d: mx.array) -> mx.array:
@@ -186,7 +187,7 @@ def _rows(x: mx.array, order: mx.array) -> mx.array:
 
 def _unit_lower(packed: mx.array) -> mx.array:
     n = packed.shape[-1]
-    return _tril(packed, -1) + mx.eye(packed.shape[-2], n, dtype=packed.dtype)
+    return _tril(packed, -1) + eye(packed.shape[-2], n, dtype=packed.dtype)
 
 
 def _square_only(fn: str, a: mx.array) -> None:

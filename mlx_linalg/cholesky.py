@@ -4,6 +4,7 @@ import mlx.core as mx
 
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import as_array, compute_dtype, prepare, prepare_rhs, require_matrix
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._errors import check_failures
 from mlx_linalg._results import ChoFactorResult
 from mlx_linalg._types import StreamOrDevice
@@ -11,6 +12,7 @@ from mlx_linalg._types import StreamOrDevice
 NOT_PD = "matrix is not positive definite"
 
 
+@float64_on_cpu
 def cholesky(x: mx.array, /, *, upper: bool = False, stream: StreamOrDevice = None) -> mx.array:
     """Cholesky factor of a stack of Hermitian positive-definite matrices.
 
@@ -38,6 +40,7 @@ def cholesky(x: mx.array, /, *, upper: bool = False, stream: StreamOrDevice = No
     return factor.astype(result)
 
 
+@float64_on_cpu
 def cho_factor(
     a: mx.array, lower: bool = False, *, stream: StreamOrDevice = None
 ) -> ChoFactorResult:
@@ -61,6 +64,7 @@ def cho_factor(
     return ChoFactorResult(cholesky(a, upper=not lower, stream=stream), bool(lower))
 
 
+@float64_on_cpu
 def cho_solve(c_and_lower: tuple, b: mx.array, *, stream: StreamOrDevice = None) -> mx.array:
     """Solve ``A X = B`` given the Cholesky factor of A from :func:`cho_factor`.
 

@@ -5,10 +5,12 @@ import mlx.core as mx
 
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import prepare
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._results import EigResult
 from mlx_linalg._types import StreamOrDevice
 
 
+@float64_on_cpu
 def eig(x: mx.array, /, *, stream: StreamOrDevice = None) -> EigResult:
     """Eigenvalues and right eigenvectors of a stack of square matrices.
 
@@ -32,6 +34,7 @@ def eig(x: mx.array, /, *, stream: StreamOrDevice = None) -> EigResult:
     return EigResult(w.astype(mx.complex64), v.astype(mx.complex64))
 
 
+@float64_on_cpu
 def eigvals(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Eigenvalues of a stack of square matrices, complex64 (see :func:`eig`).
 

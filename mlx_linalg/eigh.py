@@ -4,10 +4,12 @@ import mlx.core as mx
 
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import prepare, real_dtype
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._results import EighResult
 from mlx_linalg._types import StreamOrDevice
 
 
+@float64_on_cpu
 def eigh(x: mx.array, /, *, stream: StreamOrDevice = None) -> EighResult:
     """Eigenvalues and eigenvectors of a stack of Hermitian matrices.
 
@@ -31,6 +33,7 @@ def eigh(x: mx.array, /, *, stream: StreamOrDevice = None) -> EighResult:
     return EighResult(w.astype(real_dtype(result)), v.astype(result))
 
 
+@float64_on_cpu
 def eigvalsh(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Eigenvalues of a stack of Hermitian matrices, ascending.
 

@@ -11,10 +11,12 @@ from mlx_linalg._checks import (
     real_dtype,
     require_matrix,
 )
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._results import LstsqResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
 
 
+@float64_on_cpu
 def lstsq(
     a: mx.array, b: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice = None
 ) -> LstsqResult:

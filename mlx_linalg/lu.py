@@ -14,11 +14,13 @@ from mlx_linalg._checks import (
     require_matrix,
     trans_code,
 )
+from mlx_linalg._devices import eye, float64_on_cpu
 from mlx_linalg._errors import check_failures
 from mlx_linalg._results import LUFactorResult, LUResult, SlogdetResult
 from mlx_linalg._types import StreamOrDevice
 
 
+@float64_on_cpu
 def lu(a: mx.array, /, *, stream: StreamOrDevice = None) -> LUResult:
     """LU factorization with partial pivoting, ``a = P L U``.
 
@@ -42,13 +44,15 @@ def lu(a: mx.array, /, *, stream: StreamOrDevice = None) -> LUResult:
         # (..., M, M) holds here (the identity), as for every other input.
         batch, (m, n) = tuple(a.shape[:-2]), tuple(a.shape[-2:])
         k = min(m, n)
-        p = mx.broadcast_to(mx.eye(m, dtype=a.dtype), batch + (m, m))
-        lower, upper = mx.zeros(batch + (m, k), a.dtype), mx.zeros(batch + (k, n), a.dtype)
+        p = mx.broadcast_to(eye(m, dtype=a.dtype, stream=stream), batch + (m, m))
+        lower = mx.zeros(batch + (m, k), a.dtype, stream=stream)
+        upper = mx.zeros(batch + (k, n), a.dtype, stream=stream)
     else:
         (p, lower, upper), _ = _dispatch.run("lu", stream, a)
     return LUResult(p.astype(result), lower.astype(result), upper.astype(result))
 
 
+@float64_on_cpu
 def lu_factor(a: mx.array, /, *, stream: StreamOrDevice = None) -> LUFactorResult:
     """Packed LU factorization with partial pivoting, in the form ``lu_solve`` takes.
 
@@ -76,6 +80,7 @@ def lu_factor(a: mx.array, /, *, stream: StreamOrDevice = None) -> LUFactorResul
     return LUFactorResult(packed.astype(result), piv)
 
 
+@float64_on_cpu
 def lu_solve(
     lu_and_piv: tuple, b: mx.array, trans: int | str = 0, *, stream: StreamOrDevice = None
 ) -> mx.array:
@@ -129,6 +134,7 @@ def lu_solve(
     return (x[..., 0] if vector else x).astype(result)
 
 
+@float64_on_cpu
 def det(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Determinant of a stack of square matrices.
 
@@ -150,6 +156,7 @@ def det(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     return d.astype(result)
 
 
+@float64_on_cpu
 def slogdet(x: mx.array, /, *, stream: StreamOrDevice = None) -> SlogdetResult:
     """Sign and natural log of the absolute value of the determinant.
 

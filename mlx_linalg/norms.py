@@ -13,12 +13,14 @@ from mlx_linalg._checks import (
     require_choice,
     require_matrix,
 )
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._types import StreamOrDevice
 
 INF = float("inf")
 _BLOCK = 256  # terms summed by one MLX reduction in _blocked_sum
 
 
+@float64_on_cpu
 def vector_norm(
     x: mx.array,
     /,
@@ -65,6 +67,7 @@ def vector_norm(
     return out.astype(real_dtype(result))
 
 
+@float64_on_cpu
 def matrix_norm(
     x: mx.array,
     /,

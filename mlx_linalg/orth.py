@@ -5,10 +5,12 @@ import numpy as np
 
 from mlx_linalg import _dispatch, _precision
 from mlx_linalg._checks import default_rtol, fail, prepare, require_choice
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._results import PolarResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
 
 
+@float64_on_cpu
 def polar(a: mx.array, side: str = "right", *, stream: StreamOrDevice = None) -> PolarResult:
     """Polar decomposition ``a = u p`` (side="right") or ``a = p u`` (side="left").
 
@@ -38,6 +40,7 @@ def polar(a: mx.array, side: str = "right", *, stream: StreamOrDevice = None) ->
     return PolarResult(unitary.astype(result), p.astype(result))
 
 
+@float64_on_cpu
 def orth(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice = None) -> mx.array:
     """Orthonormal basis for the range of ``a``.
 
@@ -65,6 +68,7 @@ def orth(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice = None)
     return u[..., :rank].astype(result)
 
 
+@float64_on_cpu
 def null_space(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice = None) -> mx.array:
     """Orthonormal basis for the null space of ``a``.
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from mlx_linalg import _precision
 from mlx_linalg._checks import as_array, fail
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._types import StreamOrDevice
 
 
@@ -17,6 +18,7 @@ def _numeric(fn: str, *arrays: mx.array) -> None:
             fail(fn, "expected a numeric array, got bool", TypeError)
 
 
+@float64_on_cpu
 def matmul(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Matrix product with NumPy/Array API broadcasting (1-D operands are promoted).
 
@@ -70,6 +72,7 @@ def matmul(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> m
     return product.astype(result, stream=stream)
 
 
+@float64_on_cpu
 def outer(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Outer product of two vectors: (N,) and (M,) give (N, M).
 
@@ -85,6 +88,7 @@ def outer(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> mx
     return mx.multiply(x1[:, None], x2[None, :], stream=stream)
 
 
+@float64_on_cpu
 def tensordot(
     x1: mx.array, x2: mx.array, /, *, axes: int | tuple = 2, stream: StreamOrDevice = None
 ) -> mx.array:
@@ -132,6 +136,7 @@ def tensordot(
     return matmul(a, b, stream=stream).reshape(out_shape)
 
 
+@float64_on_cpu
 def vecdot(
     x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream: StreamOrDevice = None
 ) -> mx.array:
@@ -161,6 +166,7 @@ def vecdot(
     return mx.sum(mx.multiply(x1, x2), axis=axis, stream=stream).astype(result, stream=stream)
 
 
+@float64_on_cpu
 def cross(
     x1: mx.array, x2: mx.array, /, *, axis: int = -1, stream: StreamOrDevice = None
 ) -> mx.array:
@@ -205,6 +211,7 @@ def cross(
     return mx.moveaxis(c, -1, axis, stream=stream)
 
 
+@float64_on_cpu
 def matrix_transpose(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Swap the last two axes: (..., M, N) -> (..., N, M)."""
     x = as_array("matrix_transpose", x)
@@ -213,6 +220,7 @@ def matrix_transpose(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.arr
     return mx.swapaxes(x, -1, -2, stream=stream)
 
 
+@float64_on_cpu
 def diagonal(x: mx.array, /, *, offset: int = 0, stream: StreamOrDevice = None) -> mx.array:
     """The ``offset`` diagonal of each matrix: (..., M, N) -> (..., L).
 
@@ -234,6 +242,7 @@ def diagonal(x: mx.array, /, *, offset: int = 0, stream: StreamOrDevice = None) 
     return mx.diagonal(x, offset=offset, axis1=-2, axis2=-1, stream=stream)
 
 
+@float64_on_cpu
 def trace(
     x: mx.array, /, *, offset: int = 0, dtype: mx.Dtype | None = None, stream: StreamOrDevice = None
 ) -> mx.array:

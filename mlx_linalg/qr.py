@@ -4,10 +4,12 @@ import mlx.core as mx
 
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import prepare, require_choice
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._results import QRResult
 from mlx_linalg._types import StreamOrDevice
 
 
+@float64_on_cpu
 def qr(x: mx.array, /, *, mode: str = "reduced", stream: StreamOrDevice = None) -> QRResult:
     """QR factorization ``x = Q R`` of a stack of matrices.
 

@@ -6,12 +6,14 @@ import mlx.core as mx
 
 from mlx_linalg import _dispatch, _precision
 from mlx_linalg._checks import as_array, compute_dtype, fail, prepare, prepare_rhs, require_matrix
+from mlx_linalg._devices import eye, float64_on_cpu
 from mlx_linalg._errors import check_failures
 from mlx_linalg._types import StreamOrDevice
 
 SINGULAR = "matrix is singular"
 
 
+@float64_on_cpu
 def solve(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Solve ``x1 X = x2`` for square ``x1``.
 
@@ -41,6 +43,7 @@ def solve(x1: mx.array, x2: mx.array, /, *, stream: StreamOrDevice = None) -> mx
     return (x[..., 0] if vector else x).astype(result)
 
 
+@float64_on_cpu
 def inv(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Inverse of a stack of square matrices.
 
@@ -64,6 +67,7 @@ def inv(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     return xi.astype(result)
 
 
+@float64_on_cpu
 def matrix_power(x: mx.array, n: int, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Raise a stack of square matrices to an integer power.
 
@@ -92,7 +96,7 @@ def matrix_power(x: mx.array, n: int, /, *, stream: StreamOrDevice = None) -> mx
         (x,), failed = _dispatch.run("inv", stream, x)
         check_failures("matrix_power", SINGULAR, failed)
         n = -n
-    power = mx.broadcast_to(mx.eye(x.shape[-1], dtype=x.dtype, stream=stream), x.shape)
+    power = mx.broadcast_to(eye(x.shape[-1], dtype=x.dtype, stream=stream), x.shape)
     while n:
         if n & 1:
             power = _precision.matmul(power, x, stream=stream)

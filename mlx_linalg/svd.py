@@ -5,10 +5,12 @@ import mlx.core as mx
 
 from mlx_linalg import _dispatch, _precision
 from mlx_linalg._checks import default_rtol, fail, prepare, real_dtype, require_choice
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._results import SVDResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
 
 
+@float64_on_cpu
 def svd(x: mx.array, /, *, full_matrices: bool = True, stream: StreamOrDevice = None) -> SVDResult:
     """Singular value decomposition ``x = U diag(S) Vh``.
 
@@ -32,6 +34,7 @@ def svd(x: mx.array, /, *, full_matrices: bool = True, stream: StreamOrDevice = 
     return SVDResult(u.astype(result), s.astype(real_dtype(result)), vh.astype(result))
 
 
+@float64_on_cpu
 def svdvals(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     """Singular values of a stack of matrices.
 
@@ -50,6 +53,7 @@ def svdvals(x: mx.array, /, *, stream: StreamOrDevice = None) -> mx.array:
     return s.astype(real_dtype(result))
 
 
+@float64_on_cpu
 def pinv(x: mx.array, /, *, rtol: Tolerance = None, stream: StreamOrDevice = None) -> mx.array:
     """Moore-Penrose pseudo-inverse.
 
@@ -74,6 +78,7 @@ def pinv(x: mx.array, /, *, rtol: Tolerance = None, stream: StreamOrDevice = Non
     return _precision.matmul(vs, mx.conj(mx.swapaxes(u, -1, -2)), stream=stream).astype(result)
 
 
+@float64_on_cpu
 def matrix_rank(
     x: mx.array, /, *, rtol: Tolerance = None, stream: StreamOrDevice = None
 ) -> mx.array:
@@ -97,6 +102,7 @@ def matrix_rank(
     return (s > cutoff[..., None]).sum(axis=-1).astype(mx.int32)
 
 
+@float64_on_cpu
 def cond(x: mx.array, p: str | float | None = None, *, stream: StreamOrDevice = None) -> mx.array:
     """Condition number of a stack of matrices in the norm ``p``.
 

@@ -4,10 +4,12 @@ import mlx.core as mx
 
 from mlx_linalg import _dispatch
 from mlx_linalg._checks import as_array, compute_dtype, prepare_rhs, require_matrix, trans_code
+from mlx_linalg._devices import float64_on_cpu
 from mlx_linalg._errors import check_failures
 from mlx_linalg._types import StreamOrDevice
 
 
+@float64_on_cpu
 def solve_triangular(
     a: mx.array,
     b: mx.array,

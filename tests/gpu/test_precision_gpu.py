@@ -53,3 +53,34 @@ def test_every_op_accepts_a_gpu_stream_and_returns_gpu_usable_arrays():
     ]
     for r in results:
         mx.eval((r * 2).sum(stream=mx.gpu))
+
+
+@pytest.mark.parametrize("stream", [None, mx.gpu], ids=["default", "gpu-stream"])
+def test_float64_runs_on_the_cpu(stream):
+    """No MLX GPU has float64: with the GPU as default device (or stream=mx.gpu) float64
+    input still works, through LAPACK on the CPU stream, at float64 accuracy."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((2, 40, 40)) + 40 * np.eye(40)
+    b = rng.standard_normal((2, 40, 3))
+    am, bm = mx.array(a), mx.array(b)
+    assert am.dtype == mx.float64
+    np.testing.assert_allclose(la.solve(am, bm, stream=stream), np.linalg.solve(a, b), rtol=1e-12)
+    q, r = la.qr(am, stream=stream)
+    np.testing.assert_allclose(np.asarray(q) @ np.asarray(r), a, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(la.matmul(am, bm, stream=stream), a @ b, rtol=1e-13)
+    np.testing.assert_allclose(
+        la.eigvalsh(am + la.matrix_transpose(am), stream=stream),
+        np.linalg.eigvalsh(a + np.swapaxes(a, -1, -2)),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+
+
+def test_complex64_identities_avoid_the_gpu_scatter():
+    """MLX's GPU scatter rejects complex64: matrix_power and lu of empty stacks build their
+    identities from a real one."""
+    a = mx.array(np.eye(3) * (1 + 1j), mx.complex64)
+    np.testing.assert_allclose(la.matrix_power(a, 0), np.eye(3))
+    np.testing.assert_allclose(la.matrix_power(a, 2), np.eye(3) * 2j, atol=1e-6)
+    p, lower, upper = la.lu(mx.zeros((0, 4, 4), mx.complex64))
+    assert (p.shape, lower.shape, upper.shape) == ((0, 4, 4), (0, 4, 4), (0, 4, 4))
