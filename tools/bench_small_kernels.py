@@ -184,20 +184,35 @@ def machine() -> dict:
     return info
 
 
-# Ops whose kernels have a register (one-simdgroup) variant, timed both ways.
-SIMD_VARIANT_OPS = ("cholesky", "solve", "lu_factor", "inv", "det")
+# Ops whose kernels have a register (one-simdgroup) variant, timed both ways, and the key of
+# small_factor.SIMD_FACTOR that picks their variant.
+SIMD_VARIANT_OPS = {
+    "cholesky": "cholesky",
+    "lu_factor": "lu",
+    "det": "lu",
+    "solve": "solve",
+    "inv": "solve",
+}
 
 
 def run(ops: list[str], reps: int, warmup: int) -> list[dict]:
+    """Rows for every op; the variant mlx_linalg dispatches is labelled by the op's name, the
+    other one ``op [simd]`` or ``op [threadgroup]``."""
     rows = []
-    default = small_factor.SIMD_FACTOR
+    default = dict(small_factor.SIMD_FACTOR)
     for op in ops:
-        variants = (default, not default) if op in SIMD_VARIANT_OPS else (default,)
+        key = SIMD_VARIANT_OPS.get(op)
+        variants = (default[key], not default[key]) if key else (None,)
         for simd in variants:
-            small_factor.SIMD_FACTOR = simd
-            label = op if simd == default else f"{op} [{'simd' if simd else 'threadgroup'}]"
+            if key:
+                small_factor.SIMD_FACTOR = dict.fromkeys(default, simd)
+            label = (
+                op
+                if simd is None or simd == default[key]
+                else (f"{op} [{'simd' if simd else 'threadgroup'}]")
+            )
             rows += _run_op(op, label, reps, warmup)
-    small_factor.SIMD_FACTOR = default
+        small_factor.SIMD_FACTOR = dict(default)
     return rows
 
 

@@ -91,7 +91,7 @@ def _row_scale(x: np.ndarray) -> np.ndarray:
 @pytest.fixture(params=[False, True], ids=["threadgroup", "simd"])
 def variant(request, monkeypatch):
     """Both factorization variants: in threadgroup memory, and in one simdgroup's registers."""
-    monkeypatch.setattr(sf, "SIMD_FACTOR", request.param)
+    monkeypatch.setattr(sf, "SIMD_FACTOR", dict.fromkeys(sf.SIMD_FACTOR, request.param))
     return request.param
 
 
