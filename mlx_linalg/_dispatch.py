@@ -12,13 +12,14 @@ array or tuple of them and ``failed`` is None or a bool MLX array of the batch s
 matrices that failed numerically (their outputs are already NaN).
 """
 
+import functools
 from collections.abc import Callable
 
 import mlx.core as mx
 
 from mlx_linalg import _autodiff
 from mlx_linalg._cpu import lapack
-from mlx_linalg._gpu import small_factor, small_spectral
+from mlx_linalg._gpu import blocked_rules, small_factor, small_spectral
 
 Predicate = Callable[..., bool]
 Implementation = Callable[..., tuple]
@@ -55,6 +56,11 @@ GPU_RULES.update(
     }
 )
 
+# Large float32 matrices: blocked right-looking graphs of panel kernels and matmul updates
+# (mlx_linalg._gpu.blocked_*), from the measured crossover orders of blocked_rules.CROSSOVER.
+for _op, _rule in blocked_rules.dispatch_rules().items():
+    GPU_RULES.setdefault(_op, []).append(_rule)
+
 
 def backend(stream: object = None) -> str:
     """``"gpu"`` or ``"cpu"`` for a ``stream=`` argument as MLX's own functions take it."""
@@ -89,6 +95,7 @@ def _on_stream(impl: Implementation, stream: object) -> Implementation:
     if isinstance(stream, mx.DeviceType):
         stream = mx.Device(stream)
 
+    @functools.wraps(impl)
     def on_stream(*arrays: mx.array, **keywords) -> tuple:
         with mx.stream(stream):
             return impl(*arrays, **keywords)

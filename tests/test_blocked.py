@@ -688,3 +688,24 @@ def test_rules_serve_the_public_functions(rng, monkeypatch):
     bad[1, 80, 80] = -1.0
     with la.errstate(linalg="raise"), pytest.raises(la.LinAlgError, match=r"index \(1,\)"):
         la.cholesky(mx.array(bad))
+
+
+@pytest.mark.parametrize("op", sorted(blocked_rules.RULES))
+def test_dispatch_takes_the_blocked_path_from_the_crossover_on(op):
+    """On the GPU backend, float32 matrices of order CROSSOVER[op] and above take the blocked
+    graph; one order less keeps the CPU (LAPACK) path; float64 never takes it."""
+    crossover = blocked_rules.CROSSOVER[op]
+    _, blocked = blocked_rules.RULES[op]
+
+    def picked(n, dtype=mx.float32):
+        a = mx.zeros((n, n), dtype=dtype)
+        rhs = (mx.zeros((n, 2), dtype=dtype),) if op in RHS_OPS else ()
+        keywords = {"mode": "reduced"} if op == "qr" else {}
+        return _dispatch.implementation(op, mx.gpu, a, *rhs, **keywords)
+
+    assert picked(crossover).__wrapped__ is blocked  # run on the given stream
+    assert picked(crossover - 1) is getattr(_dispatch.lapack, op)
+    assert picked(crossover, mx.float64) is getattr(_dispatch.lapack, op)
+
+
+RHS_OPS = ("cho_solve", "lu_solve", "solve", "solve_triangular")

@@ -1,15 +1,10 @@
-"""The dispatch rules of the blocked large-matrix algorithms, ready for ``GPU_RULES``.
+"""The dispatch rules of the blocked large-matrix algorithms, and where they take over.
 
-Not wired in yet: they go into ``mlx_linalg._dispatch.GPU_RULES`` after the small-matrix
-rules (which take n <= 64) once tests/gpu/test_blocked_gpu.py has passed on a GPU and
-tools/bench_blocked.py has shown them faster than the CPU path::
-
-    for op, rule in blocked_rules.RULES.items():
-        GPU_RULES.setdefault(op, []).append(rule)
-
-Each predicate accepts non-empty float32 stacks with max(M, N) > 64 (square where the op
-needs it, non-empty right-hand sides for the solves); everything else keeps its current
-route.
+``RULES`` says where each blocked algorithm applies: non-empty float32 stacks with
+max(M, N) > 64 (square where the op needs it, non-empty right-hand sides for the solves).
+``mlx_linalg._dispatch`` appends :func:`dispatch_rules` to ``GPU_RULES``, after the
+small-matrix rules (which take n <= 64): those are ``RULES`` restricted to orders of at least
+``CROSSOVER[op]``; smaller matrices keep the CPU (LAPACK) path.
 """
 
 from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_qr, blocked_triangular
@@ -28,3 +23,35 @@ RULES = {
     "slogdet": (applies_square, blocked_lu.slogdet),
     "qr": (applies_matrix, blocked_qr.qr),
 }
+
+# The smallest order max(M, N) at which the blocked graph beat mlx_linalg's CPU path (LAPACK,
+# 16 cores) on one H100, float32, one matrix (tools/bench_blocked.py, docs/kernels-blocked.md):
+# e.g. cholesky 2.5 against 3.4 ms at 512, solve 23 against 26 ms at 1024, inv 62 against
+# 65 ms at 2048, qr 33 against 56 ms at 1024. The triangular solves win from 256 on.
+CROSSOVER = {
+    "cholesky": 512,
+    "cho_solve": 256,
+    "solve_triangular": 256,
+    "lu_factor": 2048,
+    "lu": 2048,
+    "lu_solve": 256,
+    "solve": 1024,
+    "inv": 2048,
+    "det": 2048,
+    "slogdet": 2048,
+    "qr": 1024,
+}
+
+
+def dispatch_rules() -> dict:
+    """``op -> (applies, implementation)`` for ``GPU_RULES``: ``RULES`` from ``CROSSOVER`` on."""
+    return {
+        op: (_from_order(CROSSOVER[op], applies), impl) for op, (applies, impl) in RULES.items()
+    }
+
+
+def _from_order(order: int, applies):
+    def applies_from_order(x, *rest, **keywords) -> bool:
+        return max(x.shape[-2:]) >= order and applies(x, *rest, **keywords)
+
+    return applies_from_order
