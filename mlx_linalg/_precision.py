@@ -14,11 +14,20 @@ accumulation plus the dropped lo·lo term (about 2⁻²² relative): measured on
 n = 4096, 1.1e-5 relative error against 3e-4 for plain TF32, in 0.6x the time of a true
 float32 product (DESIGN.md, "Precision"). Other dtypes and full-precision devices use
 ``mx.matmul`` directly.
+
+The split product carries its own VJP (the split uses a bit view, which MLX cannot
+differentiate), itself split products, so gradients through it are float32-accurate too.
+Forward mode (``mx.jvp``) directly through a split product still fails in MLX 0.32, which
+pushes tangents through the view even when a custom JVP is given; mlx_linalg's own ops give
+JVPs through their VJPs (``mlx_linalg._autodiff``) and are not affected.
+Products with an empty operand are built as zeros without calling ``mx.matmul``: MLX 0.32's
+CUDA build crashed (segmentation fault) on a float64 (0, 3) product on the CPU stream.
 """
 
 import threading
 
 import mlx.core as mx
+import numpy as np
 
 from mlx_linalg._types import StreamOrDevice
 
@@ -39,10 +48,21 @@ def matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> mx.arr
     Returns:
         (..., M, N), as ``mx.matmul``.
     """
+    if a.size == 0 or b.size == 0:
+        shape = _product_shape(tuple(a.shape), tuple(b.shape))
+        return mx.zeros(shape, dtype=mx.result_type(a, b), stream=stream)
     if a.dtype in (mx.float32, mx.complex64) and b.dtype in (mx.float32, mx.complex64):
         if reduced_precision(stream):
             return split_matmul(a, b, stream=stream)
     return mx.matmul(a, b, stream=stream)
+
+
+def _product_shape(a: tuple, b: tuple) -> tuple:
+    """The shape of ``a @ b`` (NumPy's matmul rules, 1-D operands included)."""
+    rows = a[-2:-1] if len(a) > 1 else ()
+    columns = b[-1:] if len(b) > 1 else ()
+    batch = np.broadcast_shapes(a[:-2], b[:-2])
+    return (*batch, *rows, *columns)
 
 
 def split_matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> mx.array:
@@ -52,10 +72,36 @@ def split_matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> 
         real = split_matmul(ar, br, stream=stream) - split_matmul(ai, bi, stream=stream)
         imag = split_matmul(ar, bi, stream=stream) + split_matmul(ai, br, stream=stream)
         return real + 1j * imag
+    if stream is None:
+        return _split_product(a, b)
+    with mx.stream(_device(stream)):
+        return _split_product(a, b)
+
+
+@mx.custom_function
+def _split_product(a: mx.array, b: mx.array) -> mx.array:
+    """Real (..., M, K) @ (..., K, N) from the hi/lo split, on the default stream."""
     a_hi, a_lo = _split(a)
     b_hi, b_lo = _split(b)
-    product = mx.matmul(a_hi, b_lo, stream=stream) + mx.matmul(a_lo, b_hi, stream=stream)
-    return product + mx.matmul(a_hi, b_hi, stream=stream)
+    return mx.matmul(a_hi, b_lo) + mx.matmul(a_lo, b_hi) + mx.matmul(a_hi, b_hi)
+
+
+@_split_product.vjp
+def _split_product_vjp(primals, cotangent, _output):
+    """Cotangents of a @ b: ``G bᵀ`` and ``aᵀ G``, summed over broadcast batch axes."""
+    a, b = primals
+    grad_a = _split_product(cotangent, mx.swapaxes(b, -1, -2))
+    grad_b = _split_product(mx.swapaxes(a, -1, -2), cotangent)
+    return _unbroadcast(grad_a, a.shape), _unbroadcast(grad_b, b.shape)
+
+
+def _unbroadcast(gradient: mx.array, shape) -> mx.array:
+    """``gradient`` summed down to ``shape`` (undoes batch broadcasting)."""
+    extra = gradient.ndim - len(shape)
+    if extra:
+        gradient = gradient.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, size in enumerate(shape) if size == 1 and gradient.shape[i] != 1)
+    return gradient.sum(axis=axes, keepdims=True) if axes else gradient
 
 
 def reduced_precision(stream: StreamOrDevice = None) -> bool:

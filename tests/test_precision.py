@@ -71,3 +71,40 @@ def test_tensordot_matches_numpy_on_floats(rng):
     np.testing.assert_allclose(
         np.asarray(got), np.tensordot(a, b, axes=([1, -1], [1, 0])), rtol=1e-12
     )
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"), [((5, 4), (4, 6)), ((3, 5, 4), (4, 6)), ((2, 1, 5, 4), (3, 4, 6))]
+)
+def test_split_product_gradient_is_that_of_the_product(rng, a_shape, b_shape):
+    """The split product's own VJP (MLX cannot differentiate its bit view): the same
+    gradients as mx.matmul's, broadcast batch axes summed back."""
+    a = mx.array(rng.standard_normal(a_shape).astype(np.float32))
+    b = mx.array(rng.standard_normal(b_shape).astype(np.float32))
+    out_shape = (*np.broadcast_shapes(a_shape[:-2], b_shape[:-2]), a_shape[-2], b_shape[-1])
+    weights = mx.array(rng.standard_normal(out_shape))
+
+    def loss(product):
+        return lambda x, y: (product(x, y) * weights.astype(mx.float32)).sum()
+
+    split = mx.grad(loss(_precision.split_matmul), argnums=(0, 1))(a, b)
+    plain = mx.grad(loss(mx.matmul), argnums=(0, 1))(a, b)
+    for got, expected in zip(split, plain, strict=True):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "shape"),
+    [
+        ((0, 3), (3, 2), (0, 2)),
+        ((3, 0), (0, 3), (3, 3)),
+        ((2, 1, 1, 0), (4, 0, 5), (2, 4, 1, 5)),
+        ((0,), (0,), ()),
+        ((3, 0), (0,), (3,)),
+    ],
+)
+def test_products_with_an_empty_operand_are_zeros(a, b, shape):
+    product = _precision.matmul(mx.ones(a, mx.float64), mx.ones(b, mx.float64), stream=mx.cpu)
+    assert product.shape == shape and product.dtype == mx.float64
+    assert not mx.any(product).item()

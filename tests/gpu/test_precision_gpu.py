@@ -62,8 +62,9 @@ def test_float64_runs_on_the_cpu(stream):
     rng = np.random.default_rng(2)
     a = rng.standard_normal((2, 40, 40)) + 40 * np.eye(40)
     b = rng.standard_normal((2, 40, 3))
-    am, bm = mx.array(a), mx.array(b)
-    assert am.dtype == mx.float64
+    # Note: with the GPU as default device, MLX 0.32 (CUDA) makes float32 arrays of NumPy
+    # float64 ones unless dtype= says otherwise.
+    am, bm = mx.array(a, dtype=mx.float64), mx.array(b, dtype=mx.float64)
     np.testing.assert_allclose(la.solve(am, bm, stream=stream), np.linalg.solve(a, b), rtol=1e-12)
     q, r = la.qr(am, stream=stream)
     np.testing.assert_allclose(np.asarray(q) @ np.asarray(r), a, rtol=0, atol=1e-12)

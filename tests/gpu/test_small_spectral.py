@@ -267,12 +267,14 @@ def test_batch_shapes_match_a_loop():
 
 
 def test_dispatch_picks_the_kernels():
+    """stream=None: the GPU default device (the fixture of tests/gpu/conftest.py), so the implementation is
+    returned as it is, not wrapped to run on a given stream."""
     x = mx.zeros((3, 8, 8))
-    assert _dispatch.implementation("qr", mx.gpu, x, mode="reduced") is ss.qr
-    assert _dispatch.implementation("eigh", mx.gpu, x) is ss.eigh
-    assert _dispatch.implementation("eigvalsh", mx.gpu, x) is ss.eigvalsh
-    assert _dispatch.implementation("svd", mx.gpu, x, full_matrices=True) is ss.svd
-    assert _dispatch.implementation("svdvals", mx.gpu, x) is ss.svdvals
+    assert _dispatch.implementation("qr", None, x, mode="reduced") is ss.qr
+    assert _dispatch.implementation("eigh", None, x) is ss.eigh
+    assert _dispatch.implementation("eigvalsh", None, x) is ss.eigvalsh
+    assert _dispatch.implementation("svd", None, x, full_matrices=True) is ss.svd
+    assert _dispatch.implementation("svdvals", None, x) is ss.svdvals
     big = mx.zeros((2, 65, 65))
-    assert _dispatch.implementation("eigh", mx.gpu, big) is not ss.eigh
+    assert _dispatch.implementation("eigh", None, big) is not ss.eigh
     assert _dispatch.implementation("qr", mx.cpu, x, mode="reduced") is not ss.qr
