@@ -267,8 +267,8 @@ def test_batch_shapes_match_a_loop():
 
 
 def test_dispatch_picks_the_kernels():
-    """stream=None: the GPU default device (the fixture of tests/gpu/conftest.py), so the implementation is
-    returned as it is, not wrapped to run on a given stream."""
+    """stream=None: the GPU default device (the fixture of tests/gpu/conftest.py), so the
+    implementation is returned as it is, not wrapped to run on a given stream."""
     x = mx.zeros((3, 8, 8))
     assert _dispatch.implementation("qr", None, x, mode="reduced") is ss.qr
     assert _dispatch.implementation("eigh", None, x) is ss.eigh
