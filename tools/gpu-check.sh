@@ -22,6 +22,7 @@ TESTS=${TESTS-tests/gpu}  # TESTS= (empty) runs no tests
 mkdir -p "$RESULTS"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX (a peer) would take most of the GPU memory
 PY=${PYTHON:-python3}
 
 if ! "$PY" -c "import mlx.core as mx, sys; sys.exit(0 if mx.is_available(mx.gpu) else 1)"; then
