@@ -16,7 +16,8 @@ import numpy as np
 
 
 def float64_on_cpu(fn: Callable) -> Callable:
-    """``fn`` run on the CPU stream when any array argument is float64.
+    """``fn`` run on the CPU stream when any array argument (or one inside a tuple or list
+    argument) is float64.
 
     ``fn`` takes a keyword ``stream=`` (None, an ``mx.Stream``, ``mx.Device`` or
     ``mx.DeviceType``); for float64 input it is called with ``stream=mx.cpu`` inside
@@ -39,6 +40,8 @@ def _is_float64(value: object) -> bool:
         return value.dtype == mx.float64
     if isinstance(value, np.ndarray | np.generic):
         return value.dtype == np.float64
+    if isinstance(value, tuple | list):  # (c, lower) of cho_solve, (lu, piv) of lu_solve
+        return any(_is_float64(v) for v in value)
     return False
 
 

@@ -25,6 +25,13 @@ def test_float64_runs_on_the_cpu_stream(x):
     assert default.device == mx.cpu
 
 
+def test_float64_inside_a_tuple_argument_counts():
+    """cho_solve's (c, lower) and lu_solve's (lu, piv) carry the factor in a tuple."""
+    factor = (mx.ones((2, 2), mx.float64), True)
+    stream, _ = _devices.float64_on_cpu(_record_stream)(factor, mx.ones(2), stream=mx.gpu)
+    assert stream == mx.cpu
+
+
 def test_other_dtypes_keep_their_stream():
     wrapped = _devices.float64_on_cpu(_record_stream)
     assert wrapped(mx.ones((2, 2)), np.ones(2, np.float32), stream=mx.gpu)[0] == mx.gpu
