@@ -12,6 +12,7 @@ array or tuple of them and ``failed`` is None or a bool MLX array of the batch s
 matrices that failed numerically (their outputs are already NaN).
 """
 
+import contextlib
 import functools
 from collections.abc import Callable
 
@@ -89,15 +90,21 @@ def implementation(op: str, stream: object, *arrays: mx.array, **keywords) -> Im
     return getattr(lapack, op)
 
 
+def on(stream: object) -> contextlib.AbstractContextManager:
+    """A context in which MLX ops run on ``stream`` (a ``stream=`` argument; None: MLX's
+    default device, left as it is). MLX's default stream is per thread, so this does not
+    affect other threads."""
+    if stream is None:
+        return contextlib.nullcontext()
+    return mx.stream(mx.Device(stream) if isinstance(stream, mx.DeviceType) else stream)
+
+
 def _on_stream(impl: Implementation, stream: object) -> Implementation:
-    """``impl`` with every MLX op it builds (kernel launches included) on ``stream``: MLX's
-    default stream is per thread, so this does not affect other threads."""
-    if isinstance(stream, mx.DeviceType):
-        stream = mx.Device(stream)
+    """``impl`` with every MLX op it builds (kernel launches included) on ``stream``."""
 
     @functools.wraps(impl)
     def on_stream(*arrays: mx.array, **keywords) -> tuple:
-        with mx.stream(stream):
+        with on(stream):
             return impl(*arrays, **keywords)
 
     return on_stream

@@ -1,4 +1,5 @@
-"""Orthogonalization from the SVD: polar, orth, null_space."""
+"""Orthogonalization from the SVD: polar, orth, null_space; polar also by QDWH or
+Newton–Schulz iterations (``mlx_linalg._gpu.polar``)."""
 
 import mlx.core as mx
 import numpy as np
@@ -6,38 +7,80 @@ import numpy as np
 from mlx_linalg import _dispatch, _precision
 from mlx_linalg._checks import default_rtol, fail, prepare, require_choice
 from mlx_linalg._devices import float64_on_cpu
+from mlx_linalg._errors import check_failures
+from mlx_linalg._gpu import polar as polar_iterations
+from mlx_linalg._gpu import tall_skinny
 from mlx_linalg._results import PolarResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
 
 
 @float64_on_cpu
-def polar(a: mx.array, side: str = "right", *, stream: StreamOrDevice = None) -> PolarResult:
+def polar(
+    a: mx.array, side: str = "right", *, method: str = "svd", stream: StreamOrDevice = None
+) -> PolarResult:
     """Polar decomposition ``a = u p`` (side="right") or ``a = p u`` (side="left").
 
     Args:
         a: (..., M, N).
         side: "right" gives p (..., N, N); "left" gives p (..., M, M).
+        method: ``"svd"`` (default; any input), ``"qdwh"`` (real input of full rank,
+            κ(a) up to about 10⁷ in float32) or ``"newton_schulz"`` (real input close to
+            orthonormal, κ(a) up to about 10³): see Notes.
         stream: MLX stream or device.
 
     Returns:
         ``PolarResult(u, p)``: u (..., M, N) with orthonormal columns (M ≥ N) or rows
-        (M < N), p Hermitian positive semi-definite.
+        (M < N), p Hermitian positive semi-definite. With ``"qdwh"`` or
+        ``"newton_schulz"``, a matrix whose iteration did not reach an orthonormal u (rank
+        deficient, too ill-conditioned, NaN/Inf) comes back all NaN, or raises
+        :class:`LinAlgError` under ``errstate(linalg="raise")``.
 
     Notes:
-        From the thin SVD a = U Σ Vᴴ: u = U Vᴴ, p = V Σ Vᴴ (right) or U Σ Uᴴ (left)
-        (Higham, Functions of Matrices, 2008, ch. 8).
+        ``"svd"``: from the thin SVD a = U Σ Vᴴ, u = U Vᴴ, p = V Σ Vᴴ (right) or U Σ Uᴴ
+        (left) (Higham, Functions of Matrices, 2008, ch. 8).
+        ``"qdwh"``: the QR-based dynamically weighted Halley iteration (Nakatsukasa, Bai &
+        Gygi 2010), five iterations in float32, built from QR, Cholesky and matrix
+        products (on the GPU: the blocked kernels' graphs, no host synchronization).
+        ``"newton_schulz"``: X ← X(3I − XᵀX)/2, matrix products only, about
+        log₁.₅ κ(a) + 5 iterations (Higham 2008, §8.3): the fastest choice for matrices
+        already nearly orthonormal. docs/kernels-spectral-blocks.md compares the three.
+        Gradients: ``"svd"`` and ``"newton_schulz"`` are differentiable; ``"qdwh"`` is not.
 
     See Also:
         scipy.linalg.polar
     """
     require_choice("polar", "side", side, ("right", "left"))
+    require_choice("polar", "method", method, ("svd", "qdwh", "newton_schulz"))
     a, result = prepare("polar", a)
+    if method != "svd":
+        return _polar_by_iteration(a, side, method, result, stream)
     (u, s, vh), _ = _dispatch.run("svd", stream, a, full_matrices=False)
     unitary = _precision.matmul(u, vh, stream=stream)
     basis = mx.conj(mx.swapaxes(vh, -1, -2)) if side == "right" else u
     scaled = basis * s[..., None, :].astype(basis.dtype)
     p = _precision.matmul(scaled, mx.conj(mx.swapaxes(basis, -1, -2)), stream=stream)
     return PolarResult(unitary.astype(result), p.astype(result))
+
+
+def _polar_by_iteration(
+    a: mx.array, side: str, method: str, result: mx.Dtype, stream: StreamOrDevice
+) -> PolarResult:
+    """``polar`` by QDWH or Newton–Schulz (mlx_linalg._gpu.polar); failures are NaN."""
+    if mx.issubdtype(a.dtype, mx.complexfloating):
+        fail("polar", f"expected real input for method={method!r}, got {a.dtype}", TypeError)
+    on_gpu = _dispatch.backend(stream) == "gpu"
+    with _dispatch.on(stream):
+        if method == "qdwh":
+            factor = tall_skinny.KERNELS if on_gpu and a.dtype == mx.float32 else tall_skinny.LAPACK
+            u, p, info = polar_iterations.qdwh(a, factor, side=side)
+        else:
+            u, p, info = polar_iterations.newton_schulz(a, side=side)
+        failed = info < 0
+        check_failures("polar", f"{method} did not reach an orthonormal factor", failed)
+        nan = mx.array(float("nan"), dtype=u.dtype)
+        u = mx.where(failed[..., None, None], nan, u)
+        p = mx.where(failed[..., None, None], nan, p)
+    return PolarResult(u.astype(result), p.astype(result))
 
 
 @float64_on_cpu

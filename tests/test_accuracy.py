@@ -267,6 +267,78 @@ def test_polar(rng, side, shape):
     np.testing.assert_allclose(np.asarray(p), ref_p, atol=1e-10)
 
 
+@pytest.mark.parametrize("method", ["qdwh", "newton_schulz"])
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("shape", [(7, 7), (3, 9, 4), (4, 9)])
+@pytest.mark.parametrize("dtype", [mx.float64, mx.float32])
+def test_polar_by_iteration_matches_scipy(rng, method, side, shape, dtype):
+    """polar(method=...) on well-conditioned input (κ = 10): the SVD-based factors to
+    rounding (the polar factors are unique for full-rank input)."""
+    a = random_matrix(rng, shape, dtype, cond=10)
+    u, p = la.polar(a, side=side, method=method)
+    a64 = np.asarray(a.astype(mx.float64)).reshape(-1, *shape[-2:])
+    ref_u, ref_p = (
+        np.stack(f) for f in zip(*(scipy.linalg.polar(x, side=side) for x in a64), strict=True)
+    )
+    tolerance = 1e-10 if dtype == mx.float64 else 2e-5
+    assert u.dtype == dtype and p.dtype == dtype
+    np.testing.assert_allclose(np.asarray(u).reshape(ref_u.shape), ref_u, atol=tolerance)
+    np.testing.assert_allclose(np.asarray(p).reshape(ref_p.shape), ref_p, atol=tolerance * 10)
+
+
+def test_polar_newton_schulz_flags_rank_deficient_matrices(rng):
+    """A rank-2 matrix in a stack: zero singular values stay (nearly) zero under
+    Newton–Schulz, so its u is not orthonormal and comes back NaN (raises in raise mode);
+    the other matrix of the stack is unaffected."""
+    a = np.asarray(random_matrix(rng, (2, 8, 5), mx.float64))
+    a[1] = a[1, :, :2] @ a[1, :2, :]
+    u, p = la.polar(mx.array(a, dtype=mx.float64), method="newton_schulz")
+    assert np.isnan(np.asarray(u)[1]).all() and np.isnan(np.asarray(p)[1]).all()
+    np.testing.assert_allclose(np.asarray(u)[0], scipy.linalg.polar(a[0])[0], atol=1e-10)
+    with la.errstate(linalg="raise"), pytest.raises(la.LinAlgError, match=r"index \(1,\)"):
+        la.polar(mx.array(a, dtype=mx.float64), method="newton_schulz")
+
+
+@pytest.mark.parametrize("dtype", [mx.float64, mx.float32])
+def test_polar_qdwh_on_rank_deficient_input(rng, dtype):
+    """QDWH lifts rounding-level singular values to 1 (its iteration count is planned for
+    σ down to ε/16), so a rank-deficient matrix gets one of its many polar factors, with
+    a = u p and u orthonormal, or, where it did not converge, NaN: never a u that is not
+    orthonormal."""
+    a = np.asarray(random_matrix(rng, (4, 8, 5), mx.float64))
+    a = a[:, :, :2] @ a[:, :2, :]
+    u, p = la.polar(mx.array(a, dtype=dtype), method="qdwh")
+    u, p = np.asarray(u.astype(mx.float64)), np.asarray(p.astype(mx.float64))
+    eps = float(np.finfo(np.float64 if dtype == mx.float64 else np.float32).eps)
+    for ui, pi, ai in zip(u, p, a, strict=True):
+        if np.isnan(ui).all():
+            continue
+        assert np.linalg.norm(ui.T @ ui - np.eye(5)) <= 100 * eps
+        assert np.linalg.norm(ui @ pi - ai) <= 100 * eps * np.linalg.norm(ai)
+
+
+def test_polar_by_iteration_rejects_complex_input_and_unknown_methods():
+    z = mx.ones((3, 3), mx.complex64)
+    with pytest.raises(TypeError, match=r"^\[mlx_linalg.polar\] expected real input"):
+        la.polar(z, method="qdwh")
+    with pytest.raises(ValueError, match=r"^\[mlx_linalg.polar\] expected method"):
+        la.polar(mx.ones((3, 3)), method="halley")
+
+
+def test_polar_newton_schulz_gradient_matches_the_svd_method(rng):
+    a = random_matrix(rng, (6, 4), mx.float64, cond=3)
+    weights = mx.array(rng.standard_normal((6, 4)))
+
+    def loss(method):
+        return lambda x: (la.polar(x, method=method).u * weights).sum()
+
+    np.testing.assert_allclose(
+        np.asarray(mx.grad(loss("newton_schulz"))(a)),
+        np.asarray(mx.grad(loss("svd"))(a)),
+        atol=1e-9,
+    )
+
+
 def test_orth_and_null_space(rng):
     a = np.asarray(random_matrix(rng, (8, 5), mx.float64))
     a[:, 4] = a[:, 0] - a[:, 1]

@@ -226,3 +226,22 @@ def test_qdwh_svd_gpu(shape, kind):
     assert np.all(np.diff(sn) <= 0) and np.all(sn >= 0)
     s_ref = np.linalg.svd(a64, compute_uv=False)
     assert np.max(np.abs(sn - s_ref)) <= FORWARD * max(shape) * U32 * s_ref.max()
+
+
+@pytest.mark.parametrize("method", ["qdwh", "newton_schulz"])
+def test_public_polar_methods_gpu(method):
+    """mlx_linalg.polar(method=...) on the GPU (QDWH with the kernels' graphs): the
+    SVD-based factors of SciPy to float32 accuracy, and its gradient (Newton–Schulz)."""
+    import mlx_linalg as la
+
+    rng = np.random.default_rng(7)
+    a = graded_stack(rng, 2, 300, 200, 10.0).astype(np.float32)
+    u, p = la.polar(mx.array(a), method=method)
+    for i in range(2):
+        ref_u, ref_p = scipy.linalg.polar(a[i].astype(np.float64))
+        np.testing.assert_allclose(np.asarray(u)[i], ref_u, atol=5e-5)
+        np.testing.assert_allclose(np.asarray(p)[i], ref_p, atol=5e-5 * norm(ref_p))
+    if method == "newton_schulz":
+        grad = mx.grad(lambda x: la.polar(x, method=method).u.sum())(mx.array(a))
+        reference = mx.grad(lambda x: la.polar(x).u.sum())(mx.array(a))
+        np.testing.assert_allclose(np.asarray(grad), np.asarray(reference), atol=1e-3)
