@@ -53,6 +53,11 @@ def as64(x) -> np.ndarray:
     return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
 
 
+def as_mlx(x: np.ndarray, dtype) -> mx.array:
+    """A NumPy array as an MLX array of ``dtype`` (float64 kept, which MLX would narrow)."""
+    return mx.array(x.astype(NP_DTYPE[dtype]), dtype=dtype)
+
+
 def random_matrix(rng, shape, dtype=mx.float32, cond=None) -> mx.array:
     """Gaussian matrix stack, or with prescribed 2-norm condition number ``cond``."""
     np_dtype = NP_DTYPE[dtype]

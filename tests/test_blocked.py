@@ -20,6 +20,8 @@ from matrices import (
     LU_RATIO,
     QR_RATIO,
     SOLVE_RATIO,
+    as64,
+    as_mlx,
     norm,
     ratio,
     unit_roundoff,
@@ -39,7 +41,6 @@ from mlx_linalg._gpu import (
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 DTYPES = [mx.float64, mx.float32]
-NP = {mx.float64: np.float64, mx.float32: np.float32}
 # n around the block size (64) and several blocks; 1 is a single partial block.
 SIZES = [1, 63, 64, 65, 200]
 # Normwise forward error against float64 SciPy, in units of sqrt(n)·κ·u (DESIGN.md).
@@ -69,14 +70,6 @@ def _triangular(rng, shape, lower: bool) -> np.ndarray:
     return t + d[..., None] * np.eye(n)
 
 
-def _mx(x: np.ndarray, dtype) -> mx.array:
-    return mx.array(x.astype(NP[dtype]), dtype=dtype)
-
-
-def _np(x: mx.array) -> np.ndarray:
-    return np.asarray(x).astype(np.float64)
-
-
 def _lapack_cholesky_ratio(a32: np.ndarray) -> float:
     n = a32.shape[-1]
     a = a32.reshape(-1, n, n)
@@ -89,13 +82,13 @@ def _lapack_cholesky_ratio(a32: np.ndarray) -> float:
 @pytest.mark.parametrize("upper", [False, True])
 def test_cholesky_accuracy(rng, dtype, n, upper):
     a = _spd(rng, (2, n, n))
-    am = _mx(a, dtype)
+    am = as_mlx(a, dtype)
     (factor,), failed = blocked_cholesky.cholesky(am, upper=upper, blocks=REFERENCE)
     assert factor.shape == (2, n, n) and factor.dtype == dtype and failed.shape == (2,)
     assert not np.any(np.asarray(failed))
-    f = _np(factor)
-    a_in = _np(am)
-    u = unit_roundoff(NP[dtype])
+    f = as64(factor)
+    a_in = as64(am)
+    u = unit_roundoff(dtype)
     if upper:
         assert np.all(np.tril(f, -1) == 0)
         rebuilt = np.swapaxes(f, -1, -2) @ f
@@ -116,10 +109,10 @@ def test_cholesky_accuracy(rng, dtype, n, upper):
 @pytest.mark.parametrize("cond", [1e3, 1e6])
 def test_cholesky_ill_conditioned_float32(rng, cond):
     n = 150
-    am = _mx(_spd(rng, (2, n, n), cond), mx.float32)
+    am = as_mlx(_spd(rng, (2, n, n), cond), mx.float32)
     (factor,), failed = blocked_cholesky.cholesky(am, upper=False, blocks=REFERENCE)
     assert not np.any(np.asarray(failed))
-    f, a_in = _np(factor), _np(am)
+    f, a_in = as64(factor), as64(am)
     ours = ratio(f @ np.swapaxes(f, -1, -2) - a_in, n * norm(a_in), unit_roundoff(np.float32))
     assert ours <= CHOLESKY_RATIO
     assert ours <= VS_LAPACK * max(_lapack_cholesky_ratio(np.asarray(am)), FLOOR)
@@ -129,10 +122,10 @@ def test_cholesky_small_blocks_batch_axes(rng):
     """Many blocks (block=16), two batch axes, equal to the matrix-by-matrix result."""
     n = 50
     a = _spd(rng, (2, 3, n, n))
-    am = _mx(a, mx.float64)
+    am = as_mlx(a, mx.float64)
     (factor,), failed = blocked_cholesky.cholesky(am, upper=False, blocks=REFERENCE, block=16)
     assert factor.shape == (2, 3, n, n) and failed.shape == (2, 3)
-    np.testing.assert_allclose(_np(factor), np.linalg.cholesky(a), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(as64(factor), np.linalg.cholesky(a), rtol=0, atol=1e-13)
     (one,), _ = blocked_cholesky.cholesky(am[1, 2], upper=False, blocks=REFERENCE, block=16)
     np.testing.assert_array_equal(np.asarray(one), np.asarray(factor[1, 2]))
 
@@ -143,11 +136,15 @@ def test_cholesky_reads_one_triangle(rng):
     junk = rng.standard_normal((1, n, n)) * 1e3
     lower_only = np.tril(a) + np.triu(junk, 1)
     upper_only = np.triu(a) + np.tril(junk, -1)
-    (lo,), _ = blocked_cholesky.cholesky(_mx(lower_only, mx.float64), upper=False, blocks=REFERENCE)
-    (up,), _ = blocked_cholesky.cholesky(_mx(upper_only, mx.float64), upper=True, blocks=REFERENCE)
+    (lo,), _ = blocked_cholesky.cholesky(
+        as_mlx(lower_only, mx.float64), upper=False, blocks=REFERENCE
+    )
+    (up,), _ = blocked_cholesky.cholesky(
+        as_mlx(upper_only, mx.float64), upper=True, blocks=REFERENCE
+    )
     expected = np.linalg.cholesky(a)
-    np.testing.assert_allclose(_np(lo), expected, atol=1e-12)
-    np.testing.assert_allclose(_np(up), np.swapaxes(expected, -1, -2), atol=1e-12)
+    np.testing.assert_allclose(as64(lo), expected, atol=1e-12)
+    np.testing.assert_allclose(as64(up), np.swapaxes(expected, -1, -2), atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -158,12 +155,12 @@ def test_cholesky_failures_stay_in_their_matrix(rng, dtype):
     a[1, 100, 100] = -5.0  # fails in the second diagonal block
     a[2, 3, 1] = a[2, 1, 3] = np.nan
     a[3, 0, 0] = np.inf
-    (factor,), failed = blocked_cholesky.cholesky(_mx(a, dtype), upper=False, blocks=REFERENCE)
+    (factor,), failed = blocked_cholesky.cholesky(as_mlx(a, dtype), upper=False, blocks=REFERENCE)
     np.testing.assert_array_equal(np.asarray(failed), [False, True, True, True, False])
-    f = _np(factor)
+    f = as64(factor)
     assert np.all(np.isnan(f[1:4]))
     good = a[[0, 4]]
-    u = unit_roundoff(NP[dtype])
+    u = unit_roundoff(dtype)
     g = f[[0, 4]]
     assert ratio(g @ np.swapaxes(g, -1, -2) - good, n * norm(good), u) <= CHOLESKY_RATIO
 
@@ -181,8 +178,8 @@ def test_solve_triangular(rng, dtype, lower, trans, unit):
         t[:, np.arange(n), np.arange(n)] = 1.0
     b = rng.standard_normal((2, n, k))
     (x,), failed = blocked_triangular.solve_triangular(
-        _mx(stored, dtype),
-        _mx(b, dtype),
+        as_mlx(stored, dtype),
+        as_mlx(b, dtype),
         lower=lower,
         unit_diagonal=unit,
         trans=trans,
@@ -191,11 +188,11 @@ def test_solve_triangular(rng, dtype, lower, trans, unit):
     assert x.shape == (2, n, k) and x.dtype == dtype
     assert failed is None if unit else not np.any(np.asarray(failed))
     op = np.swapaxes(t, -1, -2) if trans else t
-    op = _np(_mx(op, dtype))
-    xs = _np(x)
-    u = unit_roundoff(NP[dtype])
-    assert ratio(_np(_mx(b, dtype)) - op @ xs, norm(op) * norm(xs), u) <= SOLVE_RATIO
-    expected = np.linalg.solve(op, _np(_mx(b, dtype)))
+    op = as64(as_mlx(op, dtype))
+    xs = as64(x)
+    u = unit_roundoff(dtype)
+    assert ratio(as64(as_mlx(b, dtype)) - op @ xs, norm(op) * norm(xs), u) <= SOLVE_RATIO
+    expected = np.linalg.solve(op, as64(as_mlx(b, dtype)))
     assert np.max(norm(xs - expected) / norm(expected)) <= FORWARD * np.sqrt(n) * u * np.max(
         np.linalg.cond(op)
     )
@@ -206,15 +203,15 @@ def test_solve_triangular_vector_and_small_blocks(rng):
     t = _triangular(rng, (3, n, n), lower=False)
     b = rng.standard_normal((3, n, 1))
     (x,), _ = blocked_triangular.solve_triangular(
-        _mx(t, mx.float64),
-        _mx(b, mx.float64),
+        as_mlx(t, mx.float64),
+        as_mlx(b, mx.float64),
         lower=False,
         unit_diagonal=False,
         trans=0,
         blocks=REFERENCE,
         block=8,
     )
-    np.testing.assert_allclose(_np(x), np.linalg.solve(t, b), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(as64(x), np.linalg.solve(t, b), rtol=1e-11, atol=1e-12)
 
 
 def test_solve_triangular_zero_diagonal_fails_alone(rng):
@@ -223,15 +220,15 @@ def test_solve_triangular_zero_diagonal_fails_alone(rng):
     t[1, 80, 80] = 0.0
     b = rng.standard_normal((3, n, 4))
     (x,), failed = blocked_triangular.solve_triangular(
-        _mx(t, mx.float32),
-        _mx(b, mx.float32),
+        as_mlx(t, mx.float32),
+        as_mlx(b, mx.float32),
         lower=True,
         unit_diagonal=False,
         trans=0,
         blocks=REFERENCE,
     )
     np.testing.assert_array_equal(np.asarray(failed), [False, True, False])
-    xs = _np(x)
+    xs = as64(x)
     assert np.all(np.isnan(xs[1])) and np.all(np.isfinite(xs[[0, 2]]))
     np.testing.assert_allclose(xs[2], np.linalg.solve(t[2], b[2]), rtol=1e-4, atol=1e-5)
 
@@ -246,14 +243,14 @@ def test_cho_solve(rng, dtype, lower):
         c = np.swapaxes(c, -1, -2)
     b = rng.standard_normal((2, n, k))
     (x,), failed = blocked_triangular.cho_solve(
-        _mx(c, dtype), _mx(b, dtype), lower=lower, blocks=REFERENCE
+        as_mlx(c, dtype), as_mlx(b, dtype), lower=lower, blocks=REFERENCE
     )
     assert not np.any(np.asarray(failed))
-    cm = _np(_mx(c, dtype))
+    cm = as64(as_mlx(c, dtype))
     a_used = cm @ np.swapaxes(cm, -1, -2) if lower else np.swapaxes(cm, -1, -2) @ cm
-    xs = _np(x)
-    u = unit_roundoff(NP[dtype])
-    assert ratio(_np(_mx(b, dtype)) - a_used @ xs, norm(a_used) * norm(xs), u) <= SOLVE_RATIO
+    xs = as64(x)
+    u = unit_roundoff(dtype)
+    assert ratio(as64(as_mlx(b, dtype)) - a_used @ xs, norm(a_used) * norm(xs), u) <= SOLVE_RATIO
 
 
 def test_wide_substitution_tasks(rng):
@@ -261,10 +258,10 @@ def test_wide_substitution_tasks(rng):
     t = _triangular(rng, (2, 20, 20), lower=True)
     b = rng.standard_normal((2, 20, 150))
     x = blocked_common.solve_block(
-        REFERENCE, _mx(t, mx.float64), _mx(b, mx.float64), lower=True, trans=False, unit=False
+        REFERENCE, as_mlx(t, mx.float64), as_mlx(b, mx.float64), lower=True, trans=False, unit=False
     )
     assert x.shape == (2, 20, 150)
-    np.testing.assert_allclose(_np(x), np.linalg.solve(t, b), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(as64(x), np.linalg.solve(t, b), rtol=1e-12, atol=1e-12)
 
 
 def test_graphs_are_lazy(rng):
@@ -277,8 +274,8 @@ def test_graphs_are_lazy(rng):
         mx.compile(synchronizing)(mx.ones((2, 2)))
 
     n = 20  # three blocks of 8: compiling the unrolled reference building blocks is slow
-    a = _mx(_spd(rng, (2, n, n)), mx.float32)
-    b = _mx(rng.standard_normal((2, n, 2)), mx.float32)
+    a = as_mlx(_spd(rng, (2, n, n)), mx.float32)
+    b = as_mlx(rng.standard_normal((2, n, 2)), mx.float32)
 
     def factor_and_solve(a, b):
         (c,), failed = blocked_cholesky.cholesky(a, upper=False, blocks=REFERENCE, block=8)
@@ -287,7 +284,9 @@ def test_graphs_are_lazy(rng):
 
     x, failed = mx.compile(factor_and_solve)(a, b)
     assert not np.any(np.asarray(failed))
-    np.testing.assert_allclose(np.asarray(x), np.linalg.solve(_np(a), _np(b)), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(x), np.linalg.solve(as64(a), as64(b)), rtol=1e-3, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("block", [16, 64, 100, 256])
@@ -297,20 +296,20 @@ def test_block_sizes(rng, block):
     n = 150
     spd = _spd(rng, (2, n, n))
     (factor,), _ = blocked_cholesky.cholesky(
-        _mx(spd, mx.float64), upper=False, blocks=REFERENCE, block=block
+        as_mlx(spd, mx.float64), upper=False, blocks=REFERENCE, block=block
     )
-    np.testing.assert_allclose(_np(factor), np.linalg.cholesky(spd), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(as64(factor), np.linalg.cholesky(spd), rtol=0, atol=1e-13)
     a = rng.standard_normal((2, n, n))
-    (packed, piv), _ = blocked_lu.lu_factor(_mx(a, mx.float64), blocks=REFERENCE, block=block)
+    (packed, piv), _ = blocked_lu.lu_factor(as_mlx(a, mx.float64), blocks=REFERENCE, block=block)
     for i in range(2):
         lu_ref, piv_ref = scipy.linalg.lu_factor(a[i])
         np.testing.assert_array_equal(np.asarray(piv[i]), piv_ref)
-        np.testing.assert_allclose(_np(packed[i]), lu_ref, rtol=0, atol=1e-11)
+        np.testing.assert_allclose(as64(packed[i]), lu_ref, rtol=0, atol=1e-11)
     t = _triangular(rng, (2, n, n), lower=False)
     b = rng.standard_normal((2, n, 5))
     (x,), _ = blocked_triangular.solve_triangular(
-        _mx(t, mx.float64),
-        _mx(b, mx.float64),
+        as_mlx(t, mx.float64),
+        as_mlx(b, mx.float64),
         lower=False,
         unit_diagonal=False,
         trans=1,
@@ -318,17 +317,17 @@ def test_block_sizes(rng, block):
         block=block,
     )
     expected = np.linalg.solve(np.swapaxes(t, -1, -2), b)
-    np.testing.assert_allclose(_np(x), expected, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(as64(x), expected, rtol=1e-11, atol=1e-12)
 
 
 def test_subtract_product_is_float32_accurate(rng):
     a = rng.standard_normal((2, 90, 64))
     b = rng.standard_normal((2, 64, 90))
     c = rng.standard_normal((2, 90, 90))
-    am, bm, cm = (_mx(x, mx.float32) for x in (a, b, c))
-    got = _np(blocked_common.subtract_product(cm, am, bm))
-    expected = _np(cm) - _np(am) @ _np(bm)
-    scale = np.abs(_np(cm)) + np.abs(_np(am)) @ np.abs(_np(bm))
+    am, bm, cm = (as_mlx(x, mx.float32) for x in (a, b, c))
+    got = as64(blocked_common.subtract_product(cm, am, bm))
+    expected = as64(cm) - as64(am) @ as64(bm)
+    scale = np.abs(as64(cm)) + np.abs(as64(am)) @ np.abs(as64(bm))
     assert np.all(np.abs(got - expected) <= 64 * unit_roundoff(np.float32) * scale)
 
 
@@ -370,16 +369,16 @@ def _lapack_lu_ratio(a32: np.ndarray) -> float:
 def test_lu_accuracy_and_pivots(rng, dtype, shape):
     m, n = shape
     a = rng.standard_normal((2, m, n))
-    am = _mx(a, dtype)
+    am = as_mlx(a, dtype)
     (p, lower, upper), failed = blocked_lu.lu(am, blocks=REFERENCE)
     assert failed is None
     k = min(m, n)
     assert p.shape == (2, m, m) and lower.shape == (2, m, k) and upper.shape == (2, k, n)
-    a_in = _np(am)
-    u = unit_roundoff(NP[dtype])
-    lu_ratio = ratio(_np(p) @ _np(lower) @ _np(upper) - a_in, max(m, n) * norm(a_in), u)
+    a_in = as64(am)
+    u = unit_roundoff(dtype)
+    lu_ratio = ratio(as64(p) @ as64(lower) @ as64(upper) - a_in, max(m, n) * norm(a_in), u)
     assert lu_ratio <= LU_RATIO
-    assert np.all(np.abs(_np(lower)) <= 1)  # partial pivoting: |l_ij| <= 1
+    assert np.all(np.abs(as64(lower)) <= 1)  # partial pivoting: |l_ij| <= 1
     (packed, piv), _ = blocked_lu.lu_factor(am, blocks=REFERENCE)
     assert packed.shape == (2, m, n) and piv.shape == (2, k) and piv.dtype == mx.int32
     if dtype == mx.float64:  # LAPACK's pivots (no near-ties in Gaussian matrices)
@@ -394,18 +393,18 @@ def test_lu_accuracy_and_pivots(rng, dtype, shape):
 def test_solve_and_inv(rng, dtype, n):
     a = _graded(rng, (2, n, n), 1e5 if dtype == mx.float32 else 1e10)
     b = rng.standard_normal((2, n, 70))
-    am, bm = _mx(a, dtype), _mx(b, dtype)
+    am, bm = as_mlx(a, dtype), as_mlx(b, dtype)
     (x,), failed = blocked_lu.solve(am, bm, blocks=REFERENCE)
     assert x.shape == (2, n, 70) and not np.any(np.asarray(failed))
-    a_in, b_in, xs = _np(am), _np(bm), _np(x)
-    u = unit_roundoff(NP[dtype])
+    a_in, b_in, xs = as64(am), as64(bm), as64(x)
+    u = unit_roundoff(dtype)
     assert ratio(b_in - a_in @ xs, norm(a_in) * norm(xs), u) <= SOLVE_RATIO
     kappa = np.max(np.linalg.cond(a_in))
     expected = np.linalg.solve(a_in, b_in)
     assert np.max(norm(xs - expected) / norm(expected)) <= FORWARD * np.sqrt(n) * kappa * u
     (ai,), failed = blocked_lu.inv(am, blocks=REFERENCE)
     assert not np.any(np.asarray(failed))
-    ai = _np(ai)
+    ai = as64(ai)
     residual = np.eye(n) - ai @ a_in
     assert ratio(residual, n * norm(a_in) * norm(ai), u) <= INV_RATIO
 
@@ -416,14 +415,14 @@ def test_lu_solve(rng, dtype, trans):
     n = 130
     a = rng.standard_normal((2, n, n))
     b = rng.standard_normal((2, n, 3))
-    am, bm = _mx(a, dtype), _mx(b, dtype)
+    am, bm = as_mlx(a, dtype), as_mlx(b, dtype)
     (packed, piv), _ = blocked_lu.lu_factor(am, blocks=REFERENCE)
     (x,), failed = blocked_lu.lu_solve(packed, piv, bm, trans=trans, blocks=REFERENCE)
     assert not np.any(np.asarray(failed))
-    op = _np(am) if trans == 0 else np.swapaxes(_np(am), -1, -2)
-    xs = _np(x)
-    u = unit_roundoff(NP[dtype])
-    assert ratio(_np(bm) - op @ xs, norm(op) * norm(xs), u) <= SOLVE_RATIO
+    op = as64(am) if trans == 0 else np.swapaxes(as64(am), -1, -2)
+    xs = as64(x)
+    u = unit_roundoff(dtype)
+    assert ratio(as64(bm) - op @ xs, norm(op) * norm(xs), u) <= SOLVE_RATIO
     if dtype == mx.float64:  # SciPy's packed LU and pivots give the same X
         for i in range(2):
             expected = scipy.linalg.lu_solve(scipy.linalg.lu_factor(a[i]), b[i], trans=trans)
@@ -435,17 +434,17 @@ def test_det_and_slogdet(rng):
     a = rng.standard_normal((3, n, n)) / (2 * np.sqrt(n)) + np.eye(n)  # κ ~ 3, |det| ~ 1
     a[1, :, [0, 1]] = a[1, :, [1, 0]]  # one more interchange: sign flips
     for dtype in DTYPES:
-        am = _mx(a, dtype)
-        a_in = _np(am)
-        u = unit_roundoff(NP[dtype])
+        am = as_mlx(a, dtype)
+        a_in = as64(am)
+        u = unit_roundoff(dtype)
         sign, logabs = np.linalg.slogdet(a_in)
         (s, la), failed = blocked_lu.slogdet(am, blocks=REFERENCE)
         assert failed is None and s.shape == (3,)
         np.testing.assert_array_equal(np.asarray(s), sign)
         # logabsdet = sum log|u_ii|: absolute error about n·u per unit of κ (here κ ~ 5).
-        np.testing.assert_allclose(_np(la), logabs, rtol=0, atol=FORWARD * n * u * 5)
+        np.testing.assert_allclose(as64(la), logabs, rtol=0, atol=FORWARD * n * u * 5)
         (d,), _ = blocked_lu.det(am, blocks=REFERENCE)
-        np.testing.assert_allclose(_np(d), sign * np.exp(logabs), rtol=FORWARD * n * u * 5)
+        np.testing.assert_allclose(as64(d), sign * np.exp(logabs), rtol=FORWARD * n * u * 5)
 
 
 def test_singular_and_nan_stay_in_their_matrix(rng):
@@ -454,28 +453,28 @@ def test_singular_and_nan_stay_in_their_matrix(rng):
     a[1, :, 90] = 0.0  # exactly singular, found in the second panel
     a[2, 5, 7] = np.nan
     b = rng.standard_normal((4, n, 2))
-    am, bm = _mx(a, mx.float32), _mx(b, mx.float32)
+    am, bm = as_mlx(a, mx.float32), as_mlx(b, mx.float32)
     (x,), failed = blocked_lu.solve(am, bm, blocks=REFERENCE)
     flags = np.asarray(failed)
     assert flags[1] and not flags[0] and not flags[3]
-    xs = _np(x)
+    xs = as64(x)
     assert np.all(np.isnan(xs[1])) and np.all(np.isnan(xs[2]))
     assert np.all(np.isfinite(xs[[0, 3]]))
     u = unit_roundoff(np.float32)
-    good = _np(am)[[0, 3]]
-    assert ratio(_np(bm)[[0, 3]] - good @ xs[[0, 3]], norm(good) * norm(xs[[0, 3]]), u) <= 30
+    good = as64(am)[[0, 3]]
+    assert ratio(as64(bm)[[0, 3]] - good @ xs[[0, 3]], norm(good) * norm(xs[[0, 3]]), u) <= 30
     (ai,), failed = blocked_lu.inv(am, blocks=REFERENCE)
-    assert np.asarray(failed)[1] and np.all(np.isnan(_np(ai)[1]))
+    assert np.asarray(failed)[1] and np.all(np.isnan(as64(ai)[1]))
     (packed, piv), _ = blocked_lu.lu_factor(am, blocks=REFERENCE)
-    p1 = _np(packed)[1]
+    p1 = as64(packed)[1]
     assert np.all(np.isfinite(p1)) and np.any(np.diagonal(p1) == 0)  # getrf keeps it
     (d,), _ = blocked_lu.det(am, blocks=REFERENCE)
-    assert _np(d)[1] == 0 and np.isnan(_np(d)[2])
+    assert as64(d)[1] == 0 and np.isnan(as64(d)[2])
 
 
 def test_lu_solve_invalid_pivots_fail(rng):
     n = 70
-    a = _mx(rng.standard_normal((2, n, n)), mx.float64)
+    a = as_mlx(rng.standard_normal((2, n, n)), mx.float64)
     (packed, piv), _ = blocked_lu.lu_factor(a, blocks=REFERENCE)
     piv = np.array(piv)
     piv[0, 3] = n
@@ -483,18 +482,18 @@ def test_lu_solve_invalid_pivots_fail(rng):
         packed, mx.array(piv), mx.ones((2, n, 1), dtype=mx.float64), trans=0, blocks=REFERENCE
     )
     np.testing.assert_array_equal(np.asarray(failed), [True, False])
-    assert np.all(np.isnan(_np(x)[0])) and np.all(np.isfinite(_np(x)[1]))
+    assert np.all(np.isnan(as64(x)[0])) and np.all(np.isfinite(as64(x)[1]))
 
 
 def test_lu_small_blocks_batch_axes(rng):
     n = 40
     a = rng.standard_normal((2, 3, n, n))
-    (packed, piv), _ = blocked_lu.lu_factor(_mx(a, mx.float64), blocks=REFERENCE, block=8)
+    (packed, piv), _ = blocked_lu.lu_factor(as_mlx(a, mx.float64), blocks=REFERENCE, block=8)
     assert packed.shape == (2, 3, n, n) and piv.shape == (2, 3, n)
     for idx in np.ndindex(2, 3):
         lu_ref, piv_ref = scipy.linalg.lu_factor(a[idx])
         np.testing.assert_array_equal(np.asarray(piv[idx]), piv_ref)
-        np.testing.assert_allclose(_np(packed[idx]), lu_ref, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(as64(packed[idx]), lu_ref, rtol=1e-10, atol=1e-12)
 
 
 def _lapack_pivots(rng, batch: int, m: int, k: int) -> np.ndarray:
@@ -530,20 +529,20 @@ def test_lu_panel_nan_and_ties(rng):
     a = rng.standard_normal((2, 40, 6))
     a[0, :, 3] = np.nan  # every candidate NaN at step 3
     a[1] = np.round(a[1])  # integer entries: many exact ties
-    packed, perm = blocked_panel.lu_panel(_mx(a, mx.float64))
+    packed, perm = blocked_panel.lu_panel(as_mlx(a, mx.float64))
     perm = np.asarray(perm)
     for row in perm:
         np.testing.assert_array_equal(np.sort(row), np.arange(40))
-    lower = np.tril(_np(packed[1]), -1)[:, :6] + np.eye(40, 6)
-    upper = np.triu(_np(packed[1])[:6])
+    lower = np.tril(as64(packed[1]), -1)[:, :6] + np.eye(40, 6)
+    upper = np.triu(as64(packed[1])[:6])
     np.testing.assert_allclose(lower @ upper, a[1][perm[1]], atol=1e-12)
     assert np.all(np.abs(lower) <= 1)
 
 
 def test_lu_graphs_are_lazy(rng):
     n = 12
-    a = _mx(rng.standard_normal((2, n, n)), mx.float32)
-    b = _mx(rng.standard_normal((2, n, 2)), mx.float32)
+    a = as_mlx(rng.standard_normal((2, n, n)), mx.float32)
+    b = as_mlx(rng.standard_normal((2, n, 2)), mx.float32)
 
     def factor_and_solve(a, b):
         (packed, piv), _ = blocked_lu.lu_factor(a, blocks=REFERENCE, block=4)
@@ -552,8 +551,8 @@ def test_lu_graphs_are_lazy(rng):
 
     x, failed = mx.compile(factor_and_solve)(a, b)
     assert not np.any(np.asarray(failed))
-    expected = np.linalg.solve(_np(a), _np(b))
-    np.testing.assert_allclose(_np(x), expected, rtol=1e-3, atol=1e-3)
+    expected = np.linalg.solve(as64(a), as64(b))
+    np.testing.assert_allclose(as64(x), expected, rtol=1e-3, atol=1e-3)
 
 
 def _qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray, u: float) -> float:
@@ -581,13 +580,13 @@ def _qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray, u: float) -> float:
 def test_qr_accuracy(rng, dtype, shape, mode):
     m, n = shape
     a = rng.standard_normal((2, m, n))
-    am = _mx(a, dtype)
+    am = as_mlx(a, dtype)
     (q, r), failed = blocked_qr.qr(am, mode=mode, blocks=REFERENCE, block=64)
     k = min(m, n) if mode == "reduced" else m
     assert q.shape == (2, m, k) and r.shape == (2, k, n) and q.dtype == dtype
     assert not np.any(np.asarray(failed))
-    qs, rs, a_in = _np(q), _np(r), _np(am)
-    u = unit_roundoff(NP[dtype])
+    qs, rs, a_in = as64(q), as64(r), as64(am)
+    u = unit_roundoff(dtype)
     assert np.all(np.tril(rs, -1) == 0)
     ours = _qr_ratio(a_in, qs, rs, u)
     assert ours <= QR_RATIO
@@ -608,24 +607,24 @@ def test_qr_graded_and_rank_deficient_float32(rng):
     deficient = rng.standard_normal((1, m, 40)) @ rng.standard_normal((1, 40, n))
     deficient[:, :, 5] = 0.0  # a zero column: a reflector that is the identity
     a = np.concatenate([graded, deficient])
-    am = _mx(a, mx.float32)
+    am = as_mlx(a, mx.float32)
     (q, r), _ = blocked_qr.qr(am, mode="reduced", blocks=REFERENCE)
-    assert _qr_ratio(_np(am), _np(q), _np(r), unit_roundoff(np.float32)) <= QR_RATIO
+    assert _qr_ratio(as64(am), as64(q), as64(r), unit_roundoff(np.float32)) <= QR_RATIO
 
 
 def test_qr_nan_stays_in_its_matrix(rng):
     a = rng.standard_normal((3, 100, 80))
     a[1, 50, 70] = np.nan
     a[2, 0, 0] = np.inf
-    (q, r), failed = blocked_qr.qr(_mx(a, mx.float32), mode="reduced", blocks=REFERENCE)
+    (q, r), failed = blocked_qr.qr(as_mlx(a, mx.float32), mode="reduced", blocks=REFERENCE)
     np.testing.assert_array_equal(np.asarray(failed), [False, True, True])
-    qs, rs = _np(q), _np(r)
+    qs, rs = as64(q), as64(r)
     assert np.all(np.isnan(qs[1:])) and np.all(np.isnan(rs[1:]))
     assert np.all(np.isfinite(qs[0])) and np.all(np.isfinite(rs[0]))
 
 
 def test_qr_batch_axes_and_lazy(rng):
-    a = _mx(rng.standard_normal((2, 3, 9, 6)), mx.float32)
+    a = as_mlx(rng.standard_normal((2, 3, 9, 6)), mx.float32)
 
     def factor(a):
         return blocked_qr.qr(a, mode="reduced", blocks=REFERENCE, block=4)[0]
@@ -633,9 +632,9 @@ def test_qr_batch_axes_and_lazy(rng):
     q, r = mx.compile(factor)(a)
     assert q.shape == (2, 3, 9, 6) and r.shape == (2, 3, 6, 6)
     (q1, r1), _ = blocked_qr.qr(a[1, 2], mode="reduced", blocks=REFERENCE, block=4)
-    np.testing.assert_allclose(_np(q[1, 2]), _np(q1), rtol=0, atol=1e-6)
-    np.testing.assert_allclose(_np(r[1, 2]), _np(r1), rtol=0, atol=1e-5)
-    assert _qr_ratio(_np(a), _np(q), _np(r), unit_roundoff(np.float32)) <= QR_RATIO
+    np.testing.assert_allclose(as64(q[1, 2]), as64(q1), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(as64(r[1, 2]), as64(r1), rtol=0, atol=1e-5)
+    assert _qr_ratio(as64(a), as64(q), as64(r), unit_roundoff(np.float32)) <= QR_RATIO
 
 
 def test_rules_serve_the_public_functions(rng, monkeypatch):

@@ -20,8 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from matrices import (
     EIGH_RATIO,
+    NP_DTYPE,
     QR_RATIO,
     SVD_RATIO,
+    as64,
+    as_mlx,
     graded_stack,
     norm,
     ratio,
@@ -32,7 +35,6 @@ from mlx_linalg import _precision
 from mlx_linalg._gpu import polar, reference_spectral, small_spectral, spectral_dc, tall_skinny
 
 DTYPES = [mx.float32, mx.float64]
-NP = {mx.float32: np.float32, mx.float64: np.float64}
 # The polar decomposition is held to the SVD's thresholds (DESIGN.md): backward error
 # ‖A − UH‖/(max(m,n)‖A‖u) and ‖I − UᵀU‖/(max(m,n)u).
 POLAR_RATIO = SVD_RATIO
@@ -47,14 +49,6 @@ H_FORWARD = 50
 VS_LAPACK = 10
 FLOOR = 1.0
 SHAPES = [(1, 1), (8, 8), (40, 40), (90, 24), (24, 70)]
-
-
-def _mx(x: np.ndarray, dtype) -> mx.array:
-    return mx.array(x.astype(NP[dtype]), dtype=dtype)
-
-
-def _np(x: mx.array) -> np.ndarray:
-    return np.asarray(x).astype(np.float64)
 
 
 def _tall(u: np.ndarray) -> np.ndarray:
@@ -111,9 +105,9 @@ def test_weights_match_paper_limits():
 def test_qdwh_accuracy(dtype, shape, cond):
     rng = np.random.default_rng(hash((shape, cond)) % 2**32)
     a64 = graded_stack(rng, 3, *shape, cond)
-    a = a64.astype(NP[dtype])
-    u, h, info = polar.qdwh(_mx(a, dtype))
-    un, hn = _np(u), _np(h)
+    a = a64.astype(NP_DTYPE[dtype])
+    u, h, info = polar.qdwh(as_mlx(a, dtype))
+    un, hn = as64(u), as64(h)
     uu = unit_roundoff(dtype)
     back, orth = _polar_ratios(a.astype(np.float64), un, hn, uu)
     assert back <= POLAR_RATIO and orth <= POLAR_RATIO
@@ -142,7 +136,7 @@ def test_polar_sides(side, shape):
     a = graded_stack(rng, 2, *shape, 100.0).astype(np.float32)
     for fn in (polar.qdwh, polar.newton_schulz):
         u, p, _ = fn(mx.array(a), side=side)
-        un, pn = _np(u), _np(p)
+        un, pn = as64(u), as64(p)
         recon = un @ pn if side == "right" else pn @ un
         size = shape[1] if side == "right" else shape[0]
         assert pn.shape == (2, size, size)
@@ -160,9 +154,9 @@ def test_qdwh_rank_deficient(dtype):
     on the range, its other singular values lie in [0, 1], and a matrix whose U is not
     orthonormal is flagged (info < 0)."""
     rng = np.random.default_rng(4)
-    a = (rng.standard_normal((2, 50, 3)) @ rng.standard_normal((2, 3, 20))).astype(NP[dtype])
-    u, h, info = polar.qdwh(_mx(a, dtype))
-    un, hn = _np(u), _np(h)
+    a = (rng.standard_normal((2, 50, 3)) @ rng.standard_normal((2, 3, 20))).astype(NP_DTYPE[dtype])
+    u, h, info = polar.qdwh(as_mlx(a, dtype))
+    un, hn = as64(u), as64(h)
     uu = unit_roundoff(dtype)
     assert ratio(a - un @ hn, 50 * norm(a), uu) <= POLAR_RATIO
     _, h_ref = _scipy_polar(a.astype(np.float64))
@@ -208,7 +202,7 @@ def test_qdwh_with_blocked_building_blocks():
     rng = np.random.default_rng(6)
     a = graded_stack(rng, 2, 100, 80, 1e5).astype(np.float32)
     u, h, info = polar.qdwh(mx.array(a), tall_skinny.REFERENCE)
-    back, orth = _polar_ratios(a.astype(np.float64), _np(u), _np(h), unit_roundoff(mx.float32))
+    back, orth = _polar_ratios(a.astype(np.float64), as64(u), as64(h), unit_roundoff(mx.float32))
     assert back <= POLAR_RATIO and orth <= POLAR_RATIO
     assert np.all(np.asarray(info) > 0)
 
@@ -221,7 +215,7 @@ def test_qdwh_iteration_bound_flags_wrong_hint():
     u, h, info = polar.qdwh(mx.array(a), l_floor=0.5)
     steps = len(polar.qdwh_schedule(0.5, unit_roundoff(mx.float32)))
     assert np.all(np.asarray(info) == -steps)
-    assert ratio(_orthogonality(_np(u)), 30, unit_roundoff(mx.float32)) > POLAR_RATIO
+    assert ratio(_orthogonality(as64(u)), 30, unit_roundoff(mx.float32)) > POLAR_RATIO
 
 
 def test_qdwh_early_stop_for_nearly_orthonormal():
@@ -232,7 +226,7 @@ def test_qdwh_early_stop_for_nearly_orthonormal():
     a = (q + 1e-3 * rng.standard_normal(q.shape)).astype(np.float32)
     u, h, info = polar.qdwh(mx.array(a))
     assert np.all(np.asarray(info) <= 2) and np.all(np.asarray(info) > 0)
-    back, orth = _polar_ratios(a.astype(np.float64), _np(u), _np(h), unit_roundoff(mx.float32))
+    back, orth = _polar_ratios(a.astype(np.float64), as64(u), as64(h), unit_roundoff(mx.float32))
     assert back <= POLAR_RATIO and orth <= POLAR_RATIO
 
 
@@ -268,7 +262,7 @@ def test_newton_schulz_steps():
 def test_newton_schulz_accuracy_and_bound(dtype, cond):
     """Converges within newton_schulz_steps(σ_min(X₀)) + 1 iterations, where X₀ = A/α."""
     rng = np.random.default_rng(10)
-    a = graded_stack(rng, 3, 40, 16, cond).astype(NP[dtype])
+    a = graded_stack(rng, 3, 40, 16, cond).astype(NP_DTYPE[dtype])
     a64 = a.astype(np.float64)
     alpha = np.minimum(
         np.linalg.norm(a64, axis=(1, 2)),
@@ -277,10 +271,10 @@ def test_newton_schulz_accuracy_and_bound(dtype, cond):
     sigma0 = np.linalg.svd(a64, compute_uv=False)[:, -1] / alpha
     uu = unit_roundoff(dtype)
     bound = max(polar.newton_schulz_steps(s, uu) for s in sigma0) + 1
-    u, h, info = polar.newton_schulz(_mx(a, dtype), max_iterations=bound + 2)
+    u, h, info = polar.newton_schulz(as_mlx(a, dtype), max_iterations=bound + 2)
     infon = np.asarray(info)
     assert np.all(infon > 0) and np.all(infon <= bound)
-    back, orth = _polar_ratios(a64, _np(u), _np(h), uu)
+    back, orth = _polar_ratios(a64, as64(u), as64(h), uu)
     assert back <= POLAR_RATIO and orth <= POLAR_RATIO
 
 
@@ -290,7 +284,7 @@ def test_newton_schulz_bound_ran_out():
     a = graded_stack(rng, 2, 20, 20, 1e4).astype(np.float32)
     u, _, info = polar.newton_schulz(mx.array(a), max_iterations=8)
     assert np.all(np.asarray(info) == -8)
-    assert ratio(_orthogonality(_np(u)), 20, unit_roundoff(mx.float32)) > POLAR_RATIO
+    assert ratio(_orthogonality(as64(u)), 20, unit_roundoff(mx.float32)) > POLAR_RATIO
 
 
 def test_polar_graphs_are_lazy():
@@ -331,9 +325,9 @@ def test_cholesky_qr_accuracy(dtype, method, cond, shape):
     """Within its range the method needs no fallback and meets the QR threshold, R upper
     triangular with a positive diagonal; no worse than 10x float32 LAPACK."""
     rng = np.random.default_rng(13)
-    a = graded_stack(rng, 3, *shape, cond).astype(NP[dtype])
-    q, r, fell_back = tall_skinny.qr(_mx(a, dtype), method=method, fallback="nan")
-    qn, rn = _np(q), _np(r)
+    a = graded_stack(rng, 3, *shape, cond).astype(NP_DTYPE[dtype])
+    q, r, fell_back = tall_skinny.qr(as_mlx(a, dtype), method=method, fallback="nan")
+    qn, rn = as64(q), as64(r)
     uu = unit_roundoff(dtype)
     assert not np.any(np.asarray(fell_back))
     got = _qr_ratio(a.astype(np.float64), qn, rn, uu)
@@ -368,7 +362,7 @@ def test_fallback_per_matrix(fallback, factor):
     for method in tall_skinny.METHODS:
         q, r, fell_back = tall_skinny.qr(mx.array(a), factor, method=method, fallback=fallback)
         assert np.asarray(fell_back).tolist() == [False, True, True, True]
-        qn, rn = _np(q), _np(r)
+        qn, rn = as64(q), as64(r)
         assert np.all(np.isnan(qn[3])) and np.all(np.isnan(rn[3]))
         for i in range(3):
             assert (
@@ -408,7 +402,7 @@ def test_flag_or_accurate():
             ok = ~np.asarray(fell_back)
             flags[method, cond] = int((~ok).sum())
             if ok.any():
-                assert _qr_ratio(a[ok].astype(np.float64), _np(q)[ok], _np(r)[ok], uu) <= QR_RATIO
+                assert _qr_ratio(a[ok].astype(np.float64), as64(q)[ok], as64(r)[ok], uu) <= QR_RATIO
     # The ranges differ: shifted CholeskyQR3 covers κ = 1e4, where CholeskyQR2 fails.
     assert flags["cholqr2", 1e3] == 0 and flags["cholqr2", 1e5] == 3
     assert flags["scholqr3", 1e4] == 0 and flags["scholqr3", 3e5] == 3
@@ -419,13 +413,13 @@ def test_blocked_building_blocks_and_batches():
     diagonal block, batch shape (2, 2) kept."""
     rng = np.random.default_rng(17)
     for dtype in DTYPES:
-        a = graded_stack(rng, 4, 160, 70, 100.0).astype(NP[dtype]).reshape(2, 2, 160, 70)
-        q, r, fell_back = tall_skinny.qr(_mx(a, dtype), tall_skinny.REFERENCE, method="scholqr3")
+        a = graded_stack(rng, 4, 160, 70, 100.0).astype(NP_DTYPE[dtype]).reshape(2, 2, 160, 70)
+        q, r, fell_back = tall_skinny.qr(as_mlx(a, dtype), tall_skinny.REFERENCE, method="scholqr3")
         assert q.shape == (2, 2, 160, 70) and r.shape == (2, 2, 70, 70)
         assert fell_back.shape == (2, 2) and not np.any(np.asarray(fell_back))
         flat = a.reshape(4, 160, 70).astype(np.float64)
         got = _qr_ratio(
-            flat, _np(q).reshape(4, 160, 70), _np(r).reshape(4, 70, 70), unit_roundoff(dtype)
+            flat, as64(q).reshape(4, 160, 70), as64(r).reshape(4, 70, 70), unit_roundoff(dtype)
         )
         assert got <= QR_RATIO
 
@@ -520,11 +514,11 @@ def test_extreme_scaling(scale):
     for fn in (polar.qdwh, polar.newton_schulz):
         u, h, info = fn(mx.array(a))
         assert np.all(np.asarray(info) > 0)
-        back, orth = _polar_ratios(stored, _np(u), _np(h), uu)
+        back, orth = _polar_ratios(stored, as64(u), as64(h), uu)
         assert back <= POLAR_RATIO and orth <= POLAR_RATIO
     q, r, fell_back = tall_skinny.qr(mx.array(a))
     assert not np.any(np.asarray(fell_back))
-    assert _qr_ratio(stored, _np(q), _np(r), uu) <= QR_RATIO
+    assert _qr_ratio(stored, as64(q), as64(r), uu) <= QR_RATIO
 
 
 @settings(max_examples=30, deadline=None)
@@ -539,24 +533,24 @@ def test_hypothesis_shapes(batch, m, n, dtype, seed):
     """Any batch shape and small M, N (wide included), float32 and float64: polar meets the
     thresholds and equals the loop over the batch; tall-skinny QR (M >= N) too."""
     rng = np.random.default_rng(seed)
-    a = rng.standard_normal((*batch, m, n)).astype(NP[dtype])
+    a = rng.standard_normal((*batch, m, n)).astype(NP_DTYPE[dtype])
     uu = unit_roundoff(dtype)
-    u, h, info = polar.qdwh(_mx(a, dtype))
+    u, h, info = polar.qdwh(as_mlx(a, dtype))
     assert u.shape == a.shape and h.shape == (*batch, n, n) and info.shape == tuple(batch)
     if a.size == 0:
         return
     flat = a.reshape(-1, m, n)
-    un, hn = _np(u).reshape(flat.shape), _np(h).reshape(-1, n, n)
+    un, hn = as64(u).reshape(flat.shape), as64(h).reshape(-1, n, n)
     back, _ = _polar_ratios(flat.astype(np.float64), un, hn, uu)
     assert back <= POLAR_RATIO
     ok = np.asarray(info).reshape(-1) > 0
     if ok.any():
         assert ratio(_orthogonality(un[ok]), max(m, n), uu) <= POLAR_RATIO
-    u0, _, _ = polar.qdwh(_mx(flat[0], dtype))
-    np.testing.assert_allclose(un[0], _np(u0), atol=1e3 * uu)
+    u0, _, _ = polar.qdwh(as_mlx(flat[0], dtype))
+    np.testing.assert_allclose(un[0], as64(u0), atol=1e3 * uu)
     if m >= n:
-        q, r, _ = tall_skinny.qr(_mx(a, dtype))
-        qn, rn = _np(q).reshape(flat.shape), _np(r).reshape(-1, n, n)
+        q, r, _ = tall_skinny.qr(as_mlx(a, dtype))
+        qn, rn = as64(q).reshape(flat.shape), as64(r).reshape(-1, n, n)
         assert _qr_ratio(flat.astype(np.float64), qn, rn, uu) <= QR_RATIO
 
 
@@ -596,10 +590,10 @@ def _eigh_ratios(a: np.ndarray, w: np.ndarray, v: np.ndarray, uu: float):
 def test_qdwh_eigh(dtype, kind):
     rng = np.random.default_rng(21)
     n = 150
-    a = _symmetric(rng, n, kind).astype(NP[dtype])
+    a = _symmetric(rng, n, kind).astype(NP_DTYPE[dtype])
     stats = {}
-    w, v = spectral_dc.eigh(_mx(a, dtype), stats=stats)
-    wn, vn = _np(w), _np(v)
+    w, v = spectral_dc.eigh(as_mlx(a, dtype), stats=stats)
+    wn, vn = as64(w), as64(v)
     uu = unit_roundoff(dtype)
     resid, orth = _eigh_ratios(a.astype(np.float64), wn, vn, uu)
     assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
@@ -626,12 +620,14 @@ def test_split_counts_and_subspace():
     n = 90
     a = np.stack([_symmetric(rng, n, "gaussian") for _ in range(2)])
     sigma = np.array([0.0, 0.7])
-    q, c, k, error, info = spectral_dc.split(_mx(a, mx.float64), mx.array(sigma, dtype=mx.float64))
+    q, c, k, error, info = spectral_dc.split(
+        as_mlx(a, mx.float64), mx.array(sigma, dtype=mx.float64)
+    )
     w_ref = np.linalg.eigvalsh(a)
     kn = np.asarray(k)
     assert kn.tolist() == [int(np.sum(w_ref[i] > sigma[i])) for i in range(2)]
     assert np.all(np.asarray(info) > 0)
-    qn, cn = _np(q), _np(c)
+    qn, cn = as64(q), as64(c)
     uu = unit_roundoff(mx.float64)
     assert ratio(np.swapaxes(qn, -1, -2) @ qn - np.eye(n), n, uu) <= QR_RATIO
     for i in range(2):
@@ -653,10 +649,10 @@ def test_split_at_an_eigenvalue():
     kk = int(np.asarray(k)[0])
     assert kk in (50, 51)
     if float(np.asarray(error)[0]) <= spectral_dc.SPLIT_TOLERANCE * n * 2.0**-53:
-        high = np.linalg.eigvalsh(_np(c)[0, :kk, :kk])
+        high = np.linalg.eigvalsh(as64(c)[0, :kk, :kk])
         assert np.allclose(high, np.arange(n - kk + 1, n + 1), atol=1e-10)
     w, _ = spectral_dc.eigh(a)
-    np.testing.assert_allclose(_np(w), np.arange(1.0, n + 1), atol=1e-12)
+    np.testing.assert_allclose(as64(w), np.arange(1.0, n + 1), atol=1e-12)
 
 
 def _jacobi_base(a: mx.array) -> tuple[mx.array, mx.array]:
@@ -677,7 +673,7 @@ def test_qdwh_eigh_jacobi_base_and_blocked_factor():
     a = _symmetric(rng, n, "gaussian").astype(np.float32)
     stats = {}
     w, v = spectral_dc.eigh(mx.array(a), tall_skinny.REFERENCE, base=_jacobi_base, stats=stats)
-    resid, orth = _eigh_ratios(a.astype(np.float64), _np(w), _np(v), unit_roundoff(mx.float32))
+    resid, orth = _eigh_ratios(a.astype(np.float64), as64(w), as64(v), unit_roundoff(mx.float32))
     assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
     assert stats["base"] >= 2 and stats["unsplit"] == 0
 
@@ -734,11 +730,11 @@ def test_qdwh_svd(dtype, shape, kind):
         a = np.zeros(shape)
     else:
         a = graded_stack(rng, 1, m, n, kind)[0]
-    a = a.astype(NP[dtype])
-    u, s, vh = spectral_dc.svd(_mx(a, dtype))
+    a = a.astype(NP_DTYPE[dtype])
+    u, s, vh = spectral_dc.svd(as_mlx(a, dtype))
     k = min(shape)
     assert u.shape == (m, k) and s.shape == (k,) and vh.shape == (k, n)
-    un, sn, vhn = _np(u), _np(s), _np(vh)
+    un, sn, vhn = as64(u), as64(s), as64(vh)
     uu = unit_roundoff(dtype)
     assert _svd_ratios(a.astype(np.float64), un, sn, vhn, uu) <= SVD_RATIO
     assert np.all(np.diff(sn) <= 0) and np.all(sn >= 0)
@@ -757,9 +753,9 @@ def test_qdwh_svd_batch_and_nan():
     assert (
         _svd_ratios(
             a[:2].astype(np.float64),
-            _np(u)[:2, 0],
+            as64(u)[:2, 0],
             sn[:2, 0].astype(np.float64),
-            _np(vh)[:2, 0],
+            as64(vh)[:2, 0],
             unit_roundoff(mx.float32),
         )
         <= SVD_RATIO
@@ -777,11 +773,11 @@ def test_qdwh_eigh_svd_extreme_scaling(scale):
     stats = {}
     w, v = spectral_dc.eigh(mx.array(a), stats=stats)
     assert stats["diagonal"] == 0 and stats["depth"] >= 1
-    resid, orth = _eigh_ratios(a.astype(np.float64), _np(w), _np(v), unit_roundoff(mx.float32))
+    resid, orth = _eigh_ratios(a.astype(np.float64), as64(w), as64(v), unit_roundoff(mx.float32))
     assert resid <= EIGH_RATIO and orth <= EIGH_RATIO
     u, s, vh = spectral_dc.svd(mx.array(a))
     assert (
-        _svd_ratios(a.astype(np.float64), _np(u), _np(s), _np(vh), unit_roundoff(mx.float32))
+        _svd_ratios(a.astype(np.float64), as64(u), as64(s), as64(vh), unit_roundoff(mx.float32))
         <= SVD_RATIO
     )
 
@@ -814,14 +810,14 @@ def _tf32_cases():
     sym = _symmetric(rng, 80, "gaussian").astype(np.float32)
     uu = unit_roundoff(mx.float32)
     u, h, _ = polar.qdwh(mx.array(square))
-    qdwh = max(_polar_ratios(square.astype(np.float64), _np(u), _np(h), uu))
+    qdwh = max(_polar_ratios(square.astype(np.float64), as64(u), as64(h), uu))
     u, h, _ = polar.newton_schulz(mx.array(near))
-    ns = max(_polar_ratios(near.astype(np.float64), _np(u), _np(h), uu))
+    ns = max(_polar_ratios(near.astype(np.float64), as64(u), as64(h), uu))
     q, r, _ = tall_skinny.qr(mx.array(tall), fallback="nan")
-    qr = _qr_ratio(tall.astype(np.float64), _np(q), _np(r), uu)
+    qr = _qr_ratio(tall.astype(np.float64), as64(q), as64(r), uu)
     stats = {}
     w, v = spectral_dc.eigh(mx.array(sym), stats=stats)
-    eig = max(_eigh_ratios(sym.astype(np.float64), _np(w), _np(v), uu))
+    eig = max(_eigh_ratios(sym.astype(np.float64), as64(w), as64(v), uu))
     return {
         "qdwh": qdwh,
         "newton_schulz": ns,

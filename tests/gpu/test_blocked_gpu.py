@@ -13,7 +13,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, QR_RATIO, SOLVE_RATIO, norm, ratio
+from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, QR_RATIO, SOLVE_RATIO, as64, norm, ratio
 
 import mlx_linalg as la
 from mlx_linalg import _dispatch, _precision
@@ -47,10 +47,6 @@ def _f32(x: np.ndarray) -> mx.array:
     return mx.array(x.astype(np.float32))
 
 
-def _np(x: mx.array) -> np.ndarray:
-    return np.asarray(x).astype(np.float64)
-
-
 def _spd(rng, shape) -> np.ndarray:
     n = shape[-1]
     g = rng.standard_normal(shape)
@@ -72,20 +68,20 @@ def test_block_sizes(rng, block):
     n = 700
     am = _f32(_spd(rng, (1, n, n)))
     (factor,), _ = blocked_cholesky.cholesky(am, upper=False, block=block)
-    f, a = _np(factor), _np(am)
+    f, a = as64(factor), as64(am)
     assert ratio(f @ np.swapaxes(f, -1, -2) - a, n * norm(a), U32) <= CHOLESKY_RATIO
     g = _f32(_well_conditioned(rng, (1, n, n)))
     (x,), _ = blocked_lu.solve(g, g, block=block)
-    xs, gs = _np(x), _np(g)
+    xs, gs = as64(x), as64(g)
     assert ratio(gs - gs @ xs, norm(gs) * norm(xs), U32) <= SOLVE_RATIO
 
 
 def test_subtract_product_is_float32_accurate(rng):
     """Whether or not the GPU multiplies float32 in TF32, the update is float32-accurate."""
     a, b, c = (rng.standard_normal(s) for s in ((1, 2048, 64), (1, 64, 2048), (1, 2048, 2048)))
-    got = _np(blocked_common.subtract_product(_f32(c), _f32(a), _f32(b)))
-    expected = _np(_f32(c)) - _np(_f32(a)) @ _np(_f32(b))
-    scale = np.abs(_np(_f32(c))) + np.abs(_np(_f32(a))) @ np.abs(_np(_f32(b)))
+    got = as64(blocked_common.subtract_product(_f32(c), _f32(a), _f32(b)))
+    expected = as64(_f32(c)) - as64(_f32(a)) @ as64(_f32(b))
+    scale = np.abs(as64(_f32(c))) + np.abs(as64(_f32(a))) @ np.abs(as64(_f32(b)))
     # Float32 accumulation over K = 64 terms: at most about 64u, typically 8u; TF32: 8192u.
     assert np.all(np.abs(got - expected) <= 128 * U32 * scale)
 
@@ -95,12 +91,12 @@ def test_cholesky(rng, n):
     am = _f32(_spd(rng, (2, n, n)))
     (factor,), failed = blocked_cholesky.cholesky(am, upper=False)
     assert not np.any(np.asarray(failed))
-    f, a = _np(factor), _np(am)
+    f, a = as64(factor), as64(am)
     assert ratio(f @ np.swapaxes(f, -1, -2) - a, n * norm(a), U32) <= CHOLESKY_RATIO
     expected = np.linalg.cholesky(a)
     assert np.max(norm(f - expected) / norm(expected)) <= FORWARD * 5 * np.sqrt(n) * U32
     (upper,), _ = blocked_cholesky.cholesky(am, upper=True)
-    np.testing.assert_allclose(_np(upper), np.swapaxes(f, -1, -2), rtol=0, atol=AGREE * n * U32)
+    np.testing.assert_allclose(as64(upper), np.swapaxes(f, -1, -2), rtol=0, atol=AGREE * n * U32)
 
 
 @pytest.mark.parametrize("n", [65, 200])
@@ -108,12 +104,12 @@ def test_kernels_agree_with_references(rng, n):
     a = _spd(rng, (3, n, n))
     (k,), _ = blocked_cholesky.cholesky(_f32(a), upper=False)
     (r,), _ = blocked_cholesky.cholesky(_f32(a), upper=False, blocks=REFERENCE)
-    np.testing.assert_allclose(_np(k), _np(r), rtol=0, atol=AGREE * n * U32 * np.sqrt(n))
+    np.testing.assert_allclose(as64(k), as64(r), rtol=0, atol=AGREE * n * U32 * np.sqrt(n))
     g = _well_conditioned(rng, (3, n, n))
     (pk, vk), _ = blocked_lu.lu_factor(_f32(g))
     (pr, vr), _ = blocked_lu.lu_factor(_f32(g), blocks=REFERENCE)
     np.testing.assert_array_equal(np.asarray(vk), np.asarray(vr))
-    np.testing.assert_allclose(_np(pk), _np(pr), rtol=0, atol=AGREE * n * U32)
+    np.testing.assert_allclose(as64(pk), as64(pr), rtol=0, atol=AGREE * n * U32)
     b = rng.standard_normal((3, n, 70))
     for lower in (True, False):
         for trans in (0, 1):
@@ -121,8 +117,8 @@ def test_kernels_agree_with_references(rng, n):
             kw = {"lower": lower, "unit_diagonal": False, "trans": trans}
             (xk,), _ = blocked_triangular.solve_triangular(*args, **kw)
             (xr,), _ = blocked_triangular.solve_triangular(*args, **kw, blocks=REFERENCE)
-            scale = np.max(np.abs(_np(xr)))
-            np.testing.assert_allclose(_np(xk), _np(xr), rtol=0, atol=AGREE * n * U32 * scale)
+            scale = np.max(np.abs(as64(xr)))
+            np.testing.assert_allclose(as64(xk), as64(xr), rtol=0, atol=AGREE * n * U32 * scale)
 
 
 @pytest.mark.parametrize(
@@ -212,7 +208,7 @@ def test_lu_factor_tall_matches_lapack(rng, blocks):
     np.testing.assert_array_equal(np.asarray(piv), np.stack([p for _, p in lapack]))
     expected = np.stack([f for f, _ in lapack])
     assert (
-        np.max(np.abs(_np(packed) - expected)) <= AGREE * np.sqrt(m) * U32 * np.abs(expected).max()
+        np.max(np.abs(as64(packed) - expected)) <= AGREE * np.sqrt(m) * U32 * np.abs(expected).max()
     )
 
 
@@ -220,9 +216,9 @@ def test_lu_factor_tall_matches_lapack(rng, blocks):
 def test_lu_solve_inv(rng, n):
     a = _well_conditioned(rng, (2, n, n))
     am = _f32(a)
-    a32 = _np(am)
+    a32 = as64(am)
     (packed, piv), _ = blocked_lu.lu_factor(am)
-    pk = _np(packed)
+    pk = as64(packed)
     lower = np.tril(pk, -1) + np.eye(n)
     upper = np.triu(pk)
     perm = np.arange(n)[None].repeat(2, 0)
@@ -236,19 +232,19 @@ def test_lu_solve_inv(rng, n):
     bm = _f32(b)
     (x,), failed = blocked_lu.solve(am, bm)
     assert not np.any(np.asarray(failed))
-    xs = _np(x)
-    assert ratio(_np(bm) - a32 @ xs, norm(a32) * norm(xs), U32) <= SOLVE_RATIO
-    expected = np.linalg.solve(a32, _np(bm))
+    xs = as64(x)
+    assert ratio(as64(bm) - a32 @ xs, norm(a32) * norm(xs), U32) <= SOLVE_RATIO
+    expected = np.linalg.solve(a32, as64(bm))
     kappa = np.max(np.linalg.cond(a32))
     assert np.max(norm(xs - expected) / norm(expected)) <= FORWARD * np.sqrt(n) * kappa * U32
     for trans in (0, 1):
         (x,), _ = blocked_lu.lu_solve(packed, piv, bm, trans=trans)
         op = a32 if trans == 0 else np.swapaxes(a32, -1, -2)
-        xs = _np(x)
-        assert ratio(_np(bm) - op @ xs, norm(op) * norm(xs), U32) <= SOLVE_RATIO
+        xs = as64(x)
+        assert ratio(as64(bm) - op @ xs, norm(op) * norm(xs), U32) <= SOLVE_RATIO
     if n <= 513:
         (ai,), _ = blocked_lu.inv(am)
-        ai = _np(ai)
+        ai = as64(ai)
         assert ratio(np.eye(n) - ai @ a32, n * norm(a32) * norm(ai), U32) <= INV_RATIO
         expected_piv = np.stack([scipy.linalg.lu_factor(m)[1] for m in a32])
         np.testing.assert_array_equal(pv, expected_piv)
@@ -263,10 +259,10 @@ def test_solve_triangular_many_rhs(rng, trans):
         _f32(t), _f32(b), lower=True, unit_diagonal=False, trans=trans
     )
     assert not np.any(np.asarray(failed))
-    op = _np(_f32(t))
+    op = as64(_f32(t))
     op = np.swapaxes(op, -1, -2) if trans else op
-    xs = _np(x)
-    assert ratio(_np(_f32(b)) - op @ xs, norm(op) * norm(xs), U32) <= SOLVE_RATIO
+    xs = as64(x)
+    assert ratio(as64(_f32(b)) - op @ xs, norm(op) * norm(xs), U32) <= SOLVE_RATIO
 
 
 @pytest.mark.parametrize(("m", "n"), [(65, 65), (300, 200), (200, 300), (2048, 2048)])
@@ -274,7 +270,7 @@ def test_qr(rng, m, n):
     am = _f32(rng.standard_normal((1, m, n)))
     (q, r), failed = blocked_qr.qr(am, mode="reduced")
     assert not np.any(np.asarray(failed))
-    qs, rs, a = _np(q), _np(r), _np(am)
+    qs, rs, a = as64(q), as64(r), as64(am)
     k = min(m, n)
     factor = norm(a - qs @ rs) / norm(a)
     orthogonality = norm(np.eye(k) - np.swapaxes(qs, -1, -2) @ qs)
@@ -291,13 +287,13 @@ def test_failures_stay_in_their_matrix(rng):
     a[2, 3, 3] = np.nan
     (factor,), failed = blocked_cholesky.cholesky(_f32(a), upper=False)
     np.testing.assert_array_equal(np.asarray(failed), [False, True, True, False])
-    f = _np(factor)
+    f = as64(factor)
     assert np.all(np.isnan(f[1:3])) and np.all(np.isfinite(f[[0, 3]]))
     g = _well_conditioned(rng, (3, n, n))
     g[1, :, 90] = 0.0
     (x,), failed = blocked_lu.solve(_f32(g), _f32(np.ones((3, n, 2))))
     np.testing.assert_array_equal(np.asarray(failed), [False, True, False])
-    xs = _np(x)
+    xs = as64(x)
     assert np.all(np.isnan(xs[1])) and np.all(np.isfinite(xs[[0, 2]]))
 
 
@@ -315,9 +311,9 @@ def test_lazy_under_compile(rng):
 
     x, y, failed = mx.compile(factor_and_solve)(a, b)
     assert not np.any(np.asarray(failed))
-    expected = np.linalg.solve(_np(a), _np(b))
-    np.testing.assert_allclose(_np(x), expected, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(_np(y), expected, rtol=1e-4, atol=1e-5)
+    expected = np.linalg.solve(as64(a), as64(b))
+    np.testing.assert_allclose(as64(x), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(as64(y), expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("n", [50, 300])
@@ -339,32 +335,32 @@ def test_rules_after_the_small_ones(rng, monkeypatch, n):
     spd = _spd(rng, (2, n, n))
     b = rng.standard_normal((2, n, 3))
     am, sm, bm = _f32(a), _f32(spd), _f32(b)
-    a32, s32, b32 = _np(am), _np(sm), _np(bm)
+    a32, s32, b32 = as64(am), as64(sm), as64(bm)
     factor = la.cholesky(sm)
-    f = _np(factor)
+    f = as64(factor)
     assert ratio(f @ np.swapaxes(f, -1, -2) - s32, n * norm(s32), U32) <= CHOLESKY_RATIO
-    x = _np(la.cho_solve((factor, True), bm))
+    x = as64(la.cho_solve((factor, True), bm))
     assert ratio(b32 - s32 @ x, norm(s32) * norm(x), U32) <= SOLVE_RATIO
-    x = _np(la.solve(am, bm))
+    x = as64(la.solve(am, bm))
     assert ratio(b32 - a32 @ x, norm(a32) * norm(x), U32) <= SOLVE_RATIO
-    inverse = _np(la.inv(am))
+    inverse = as64(la.inv(am))
     assert ratio(np.eye(n) - inverse @ a32, n * norm(a32) * norm(inverse), U32) <= INV_RATIO
-    half = _np(_f32(a / 2))  # |det| well inside float32's range
-    np.testing.assert_allclose(_np(la.det(_f32(a / 2))), np.linalg.det(half), rtol=n * 1e-5)
+    half = as64(_f32(a / 2))  # |det| well inside float32's range
+    np.testing.assert_allclose(as64(la.det(_f32(a / 2))), np.linalg.det(half), rtol=n * 1e-5)
     sign, logabs = la.slogdet(am)
     np.testing.assert_array_equal(np.asarray(sign), np.linalg.slogdet(a32)[0])
-    np.testing.assert_allclose(_np(logabs), np.linalg.slogdet(a32)[1], rtol=0, atol=n * 1e-5)
+    np.testing.assert_allclose(as64(logabs), np.linalg.slogdet(a32)[1], rtol=0, atol=n * 1e-5)
     packed, piv = la.lu_factor(am)
-    x = _np(la.lu_solve((packed, piv), bm, trans=1))
+    x = as64(la.lu_solve((packed, piv), bm, trans=1))
     at = np.swapaxes(a32, -1, -2)
     assert ratio(b32 - at @ x, norm(at) * norm(x), U32) <= SOLVE_RATIO
     p, lower, upper = la.lu(am)
-    rebuilt = _np(p) @ _np(lower) @ _np(upper)
+    rebuilt = as64(p) @ as64(lower) @ as64(upper)
     assert ratio(rebuilt - a32, n * norm(a32), U32) <= LU_RATIO
     t = np.triu(a32)
-    x = _np(la.solve_triangular(_f32(t), bm))
+    x = as64(la.solve_triangular(_f32(t), bm))
     assert ratio(b32 - t @ x, norm(t) * norm(x), U32) <= SOLVE_RATIO
     q, r = la.qr(am)
-    q, r = _np(q), _np(r)
+    q, r = as64(q), as64(r)
     assert ratio(a32 - q @ r, n * norm(a32), U32) <= QR_RATIO
     assert used == (set(blocked_rules.RULES) if n > 64 else set())

@@ -18,7 +18,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import EIGH_RATIO, QR_RATIO, SVD_RATIO, graded_stack, norm, ratio
+from matrices import EIGH_RATIO, QR_RATIO, SVD_RATIO, as64, graded_stack, norm, ratio
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import polar, spectral_dc, tall_skinny
@@ -38,10 +38,6 @@ AGREE = 10
 
 def _graded(rng, batch, m, n, cond) -> np.ndarray:
     return graded_stack(rng, batch, m, n, cond).astype(np.float32)
-
-
-def _np(x: mx.array) -> np.ndarray:
-    return np.asarray(x).astype(np.float64)
 
 
 def _orthogonality(u: np.ndarray) -> np.ndarray:
@@ -69,7 +65,7 @@ def test_qdwh_gpu(shape, cond):
     batch = 2 if max(shape) <= 1024 else 1
     a = _graded(rng, batch, *shape, cond)
     u, h, info = polar.qdwh(mx.array(a), tall_skinny.KERNELS)
-    un, hn = _np(u), _np(h)
+    un, hn = as64(u), as64(h)
     back, orth = _polar_ratios(a.astype(np.float64), un, hn)
     assert back <= POLAR_RATIO and orth <= POLAR_RATIO
     assert np.all(np.asarray(info) > 0)
@@ -94,8 +90,8 @@ def test_qdwh_gpu_agrees_with_cpu_graph():
     with mx.stream(mx.cpu):
         uc, hc, infoc = polar.qdwh(mx.array(a), tall_skinny.LAPACK)
         mx.eval(uc, hc, infoc)
-    assert np.all(norm(_np(ug) - _np(uc)) <= AGREE * math.sqrt(128) * 1e3 * U32 * math.sqrt(128))
-    assert np.all(norm(_np(hg) - _np(hc)) <= H_FORWARD * math.sqrt(256) * U32 * norm(_np(hc)))
+    assert np.all(norm(as64(ug) - as64(uc)) <= AGREE * math.sqrt(128) * 1e3 * U32 * math.sqrt(128))
+    assert np.all(norm(as64(hg) - as64(hc)) <= H_FORWARD * math.sqrt(256) * U32 * norm(as64(hc)))
 
 
 @pytest.mark.parametrize("n", [128, 1024])
@@ -104,7 +100,7 @@ def test_newton_schulz_gpu(n):
     a = _graded(rng, 2, n, n, 10.0)
     u, h, info = polar.newton_schulz(mx.array(a))
     assert np.all(np.asarray(info) > 0)
-    back, orth = _polar_ratios(a.astype(np.float64), _np(u), _np(h))
+    back, orth = _polar_ratios(a.astype(np.float64), as64(u), as64(h))
     assert back <= POLAR_RATIO and orth <= POLAR_RATIO
 
 
@@ -136,7 +132,7 @@ def test_tall_skinny_gpu(method, shape, cond):
         mx.array(a), tall_skinny.KERNELS, method=method, fallback="nan"
     )
     assert not np.any(np.asarray(fell_back))
-    got = _qr_ratio(a.astype(np.float64), _np(q), _np(r))
+    got = _qr_ratio(a.astype(np.float64), as64(q), as64(r))
     assert got <= QR_RATIO
     ql, rl = scipy.linalg.qr(a[0], mode="economic")
     lapack = _qr_ratio(
@@ -159,7 +155,7 @@ def test_tall_skinny_gpu_fallback():
         mx.array(a), tall_skinny.KERNELS, method="scholqr3", fallback="where"
     )
     assert np.asarray(fell_back).tolist() == [False, True, True]
-    qn, rn = _np(q), _np(r)
+    qn, rn = as64(q), as64(r)
     assert _qr_ratio(a[:2].astype(np.float64), qn[:2], rn[:2]) <= QR_RATIO
     assert np.all(np.isnan(qn[2]))
 
@@ -170,11 +166,11 @@ def test_gpu_graphs_are_lazy():
     compiled = mx.compile(lambda y: polar.qdwh(y, tall_skinny.KERNELS))
     u, _, info = compiled(x)
     assert np.all(np.asarray(info) > 0)
-    assert ratio(_orthogonality(_np(u)), 512, U32) <= POLAR_RATIO
+    assert ratio(_orthogonality(as64(u)), 512, U32) <= POLAR_RATIO
     compiled = mx.compile(lambda y: tall_skinny.qr(y, tall_skinny.KERNELS, fallback="where"))
     q, _, fell_back = compiled(x)
     assert not np.any(np.asarray(fell_back))
-    assert ratio(_orthogonality(_np(q)), 512, U32) <= QR_RATIO
+    assert ratio(_orthogonality(as64(q)), 512, U32) <= QR_RATIO
 
 
 @pytest.mark.parametrize("n", [200, 1024])
@@ -196,7 +192,7 @@ def test_qdwh_eigh_gpu(n, kind):
     w, v = spectral_dc.eigh(
         mx.array(a), tall_skinny.KERNELS, base=spectral_dc.kernel_eigh, stats=stats
     )
-    wn, vn = _np(w), _np(v)
+    wn, vn = as64(w), as64(v)
     a64 = a.astype(np.float64)
     resid = ratio(a64 - (vn * wn) @ vn.T, n * norm(a64), U32)
     orth = ratio(vn.T @ vn - np.eye(n), n, U32)
@@ -216,7 +212,7 @@ def test_qdwh_svd_gpu(shape, kind):
     else:
         a = (rng.standard_normal((m, 5)) @ rng.standard_normal((5, n))).astype(np.float32)
     u, s, vh = spectral_dc.svd(mx.array(a), tall_skinny.KERNELS, base=spectral_dc.kernel_eigh)
-    un, sn, vhn = _np(u), _np(s), _np(vh)
+    un, sn, vhn = as64(u), as64(s), as64(vh)
     a64 = a.astype(np.float64)
     k = min(shape)
     resid = ratio(a64 - (un * sn) @ vhn, max(shape) * norm(a64), U32)
