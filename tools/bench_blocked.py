@@ -32,6 +32,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
+from bench_timing import best_ms, once_s
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -158,19 +159,11 @@ def _cupy_call(op: str, x: dict):
 
 def _time(fn, sync, reps: int, budget: float) -> tuple[float, object, bool]:
     """(best ms, last result, whether the warm-up ran over ``budget`` seconds)."""
-    start = time.perf_counter()
-    out = fn()
-    sync(out)
-    first = time.perf_counter() - start
+    first, out = once_s(fn, sync)
     if first > budget:
         return first * 1e3, out, True
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        out = fn()
-        sync(out)
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3, out, False
+    best, out = best_ms(fn, sync, reps, warmup=0)
+    return best, out, False
 
 
 def _mx_sync(out) -> None:

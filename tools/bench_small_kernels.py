@@ -18,11 +18,11 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
+from bench_timing import best_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -139,34 +139,13 @@ def _invariant(op: str, result) -> np.ndarray:
     return host(result).astype(np.float64)
 
 
-def _time_mlx(fn, reps: int, warmup: int) -> tuple[float, object]:
-    out = None
-    for _ in range(warmup):
-        out = fn()
-        mx.eval(out)
+def _mlx_sync(out) -> None:
+    mx.eval(out)
     mx.synchronize()
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        out = fn()
-        mx.eval(out)
-        mx.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3, out
 
 
-def _time_torch(fn, reps: int, warmup: int) -> tuple[float, object]:
-    out = None
-    for _ in range(warmup):
-        out = fn()
+def _torch_sync(_) -> None:
     torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        out = fn()
-        torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3, out
 
 
 def machine() -> dict:
@@ -223,7 +202,7 @@ def _run_op(op: str, label: str, reps: int, warmup: int) -> list[dict]:
         data = _inputs(op, batch, n, seed=n)
         mlx_data = {k: mx.array(v) for k, v in data.items()}
         mx.eval(mlx_data)
-        mlx_ms, mlx_out = _time_mlx(_mlx_call(op, mlx_data), reps, warmup)
+        mlx_ms, mlx_out = best_ms(_mlx_call(op, mlx_data), _mlx_sync, reps, warmup=warmup)
         row = {
             "op": label,
             "batch": batch,
@@ -237,7 +216,7 @@ def _run_op(op: str, label: str, reps: int, warmup: int) -> list[dict]:
         }
         if HAS_TORCH:
             tdata = {k: torch.from_numpy(v).cuda() for k, v in data.items()}
-            torch_ms, torch_out = _time_torch(_torch_call(op, tdata), reps, warmup)
+            torch_ms, torch_out = best_ms(_torch_call(op, tdata), _torch_sync, reps, warmup=warmup)
             ours, theirs = _invariant(op, mlx_out), _invariant(op, torch_out)
             scale = np.maximum(np.abs(theirs).max(), np.finfo(np.float32).tiny)
             row.update(

@@ -14,11 +14,11 @@ pair; 0 is the launcher's choice).
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
+from bench_timing import best_ms
 
 import mlx_linalg as la
 from mlx_linalg._gpu import small_spectral
@@ -53,20 +53,6 @@ def accuracy(op: str, a: np.ndarray, out: tuple) -> float:
     orth_u = _fro(np.eye(n) - u.swapaxes(-1, -2) @ u) / (n * U32)
     orth_v = _fro(np.eye(n) - vh @ vh.swapaxes(-1, -2)) / (n * U32)
     return float(np.max(np.maximum(resid, np.maximum(orth_u, orth_v))))
-
-
-def _time(fn, sync, repeat: int) -> tuple[float, object]:
-    out = None
-    for _ in range(2):
-        out = fn()
-        sync(out)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        sync(out)
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3, out
 
 
 def _mlx_fn(op: str, x: mx.array):
@@ -115,8 +101,8 @@ def main() -> None:
             torch_row = {}
             if torch is not None:
                 t = torch.from_numpy(a).cuda()
-                tms, tout = _time(_torch_fn(torch, op, t), lambda o: torch.cuda.synchronize(),
-                                  args.repeat)
+                tms, tout = best_ms(_torch_fn(torch, op, t), lambda o: torch.cuda.synchronize(),
+                                    args.repeat)
                 torch_row = {"torch_ms": round(tms, 3),
                              "torch_ratio": round(accuracy(op, a[:200], [o[:200].cpu().numpy()
                                                                         for o in tout]), 2)}
@@ -125,7 +111,7 @@ def main() -> None:
             for lanes in variants:
                 small_spectral._jacobi_lanes = (
                     default_lanes if lanes == 0 else (lambda m, lanes=lanes: lanes))
-                ms, out = _time(_mlx_fn(op, x), lambda o: mx.eval(o), args.repeat)
+                ms, out = best_ms(_mlx_fn(op, x), lambda o: mx.eval(o), args.repeat)
                 row = {"op": op, "batch": batch, "n": n,
                        "lanes": "-" if op == "qr" else (default_lanes(n) if lanes == 0 else lanes),
                        "mlx_linalg_ms": round(ms, 3),

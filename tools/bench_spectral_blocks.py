@@ -24,11 +24,11 @@ Usage: ``python tools/bench_spectral_blocks.py [--out DIR] [--repeat 5]
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
+from bench_timing import best_ms
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import polar, spectral_dc, tall_skinny
@@ -77,20 +77,6 @@ def svd_ratio(a: np.ndarray, u: np.ndarray, s: np.ndarray, vh: np.ndarray) -> fl
         _fro(u.T @ u - np.eye(u.shape[1])) / (m * U32),
         _fro(vh @ vh.T - np.eye(vh.shape[0])) / (n * U32),
     )
-
-
-def _time(fn, sync, repeat: int):
-    out = None
-    for _ in range(2):
-        out = fn()
-        sync(out)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        sync(out)
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3, out
 
 
 def _peers(skip: bool) -> dict:
@@ -267,7 +253,7 @@ def bench_polar(args, peers, factor, rows) -> None:
                 fn = lambda x=x: polar.qdwh(x, factor)  # noqa: E731
             else:
                 fn = lambda x=x: polar.newton_schulz(x)  # noqa: E731
-            ms, out = _time(fn, mx.eval, args.repeat)
+            ms, out = best_ms(fn, mx.eval, args.repeat)
             _row(
                 rows,
                 op="polar",
@@ -280,7 +266,7 @@ def bench_polar(args, peers, factor, rows) -> None:
             )
         a = _graded(np.random.default_rng(n), n, n, args.cond)
         for name, fn, sync, to_np in _polar_peers(peers, a):
-            ms, out = _time(fn, sync, args.repeat)
+            ms, out = best_ms(fn, sync, args.repeat)
             res = to_np(out)
             _row(
                 rows,
@@ -294,7 +280,7 @@ def bench_polar(args, peers, factor, rows) -> None:
         if n <= args.scipy_max:
             import scipy.linalg
 
-            ms, out = _time(lambda a=a: scipy.linalg.polar(a), lambda o: None, 1)
+            ms, out = best_ms(lambda a=a: scipy.linalg.polar(a), lambda o: None, 1)
             _row(
                 rows,
                 op="polar",
@@ -318,7 +304,7 @@ def bench_tall(args, peers, factor, rows) -> None:
             def fn(x=x, method=method):
                 return tall_skinny.qr(x, factor, method=method, fallback="nan")
 
-            ms, out = _time(fn, mx.eval, args.repeat)
+            ms, out = best_ms(fn, mx.eval, args.repeat)
             _row(
                 rows,
                 op="tall_qr",
@@ -330,7 +316,7 @@ def bench_tall(args, peers, factor, rows) -> None:
                 ratio=round(qr_ratio(a, out[0], out[1]), 3) if check else None,
             )
         for name, fn, sync, to_np in _linalg_peers(peers, a, "qr"):
-            ms, out = _time(fn, sync, args.repeat)
+            ms, out = best_ms(fn, sync, args.repeat)
             _row(
                 rows,
                 op="tall_qr",
@@ -340,7 +326,7 @@ def bench_tall(args, peers, factor, rows) -> None:
                 ms=round(ms, 3),
                 ratio=round(qr_ratio(a, *to_np(out)), 3) if check else None,
             )
-        ms, out = _time(lambda x=x: mx.linalg.qr(x, stream=mx.cpu), mx.eval, 1)
+        ms, out = best_ms(lambda x=x: mx.linalg.qr(x, stream=mx.cpu), mx.eval, 1)
         _row(
             rows,
             op="tall_qr",
@@ -360,7 +346,7 @@ def bench_eigh(args, peers, factor, base, rows) -> None:
         x = mx.array(a)
         mx.eval(x)
         stats: dict = {}
-        ms, out = _time(
+        ms, out = best_ms(
             lambda x=x, stats=stats: spectral_dc.eigh(x, factor, base=base, stats=stats),
             mx.eval,
             args.repeat,
@@ -376,7 +362,7 @@ def bench_eigh(args, peers, factor, base, rows) -> None:
             ratio=round(eigh_ratio(a, *out), 3) if check else None,
         )
         for name, fn, sync, to_np in _linalg_peers(peers, a, "eigh"):
-            ms, out = _time(fn, sync, args.repeat)
+            ms, out = best_ms(fn, sync, args.repeat)
             _row(
                 rows,
                 op="eigh",
@@ -387,7 +373,7 @@ def bench_eigh(args, peers, factor, base, rows) -> None:
                 ratio=round(eigh_ratio(a, *to_np(out)), 3) if check else None,
             )
         if n <= args.scipy_max:
-            ms, out = _time(lambda x=x: mx.linalg.eigh(x, stream=mx.cpu), mx.eval, 1)
+            ms, out = best_ms(lambda x=x: mx.linalg.eigh(x, stream=mx.cpu), mx.eval, 1)
             _row(
                 rows,
                 op="eigh",
@@ -405,7 +391,7 @@ def bench_svd(args, peers, factor, base, rows) -> None:
         check = n <= args.check_max
         x = mx.array(a)
         mx.eval(x)
-        ms, out = _time(lambda x=x: spectral_dc.svd(x, factor, base=base), mx.eval, args.repeat)
+        ms, out = best_ms(lambda x=x: spectral_dc.svd(x, factor, base=base), mx.eval, args.repeat)
         _row(
             rows,
             op="svd",
@@ -416,7 +402,7 @@ def bench_svd(args, peers, factor, base, rows) -> None:
             ratio=round(svd_ratio(a, *out), 3) if check else None,
         )
         for name, fn, sync, to_np in _svd_peers(peers, a):
-            ms, out = _time(fn, sync, args.repeat)
+            ms, out = best_ms(fn, sync, args.repeat)
             _row(
                 rows,
                 op="svd",
@@ -427,7 +413,7 @@ def bench_svd(args, peers, factor, base, rows) -> None:
                 ratio=round(svd_ratio(a, *to_np(out)), 3) if check else None,
             )
         if n <= args.scipy_max:
-            ms, out = _time(lambda x=x: mx.linalg.svd(x, stream=mx.cpu), mx.eval, 1)
+            ms, out = best_ms(lambda x=x: mx.linalg.svd(x, stream=mx.cpu), mx.eval, 1)
             u, s, vh = out
             _row(
                 rows,
