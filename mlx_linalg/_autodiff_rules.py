@@ -22,13 +22,11 @@ because the eigenvectors themselves are not differentiable there. ``eigvalsh`` a
 ``svdvals`` use value-only rules that stay finite and exact at ties.
 """
 
-import contextlib
-
 import mlx.core as mx
 
 from mlx_linalg._autodiff_traced import permutation
 from mlx_linalg._checks import fail
-from mlx_linalg._devices import eye
+from mlx_linalg._devices import eye, on
 
 
 def vjp(op: str, stream, keywords: dict, primals: tuple, cotangents, outputs) -> tuple:
@@ -90,13 +88,9 @@ def _complex(x: mx.array) -> bool:
 
 def _backward_stream(stream, primals):
     """Run the backward pass where the forward ran; float64 always on the CPU."""
-    if stream is None:
-        if any(p.dtype == mx.float64 for p in primals):
-            return mx.stream(mx.cpu)
-        return contextlib.nullcontext()
-    if isinstance(stream, mx.DeviceType):
-        stream = mx.Device(stream)
-    return mx.stream(stream)
+    if stream is None and any(p.dtype == mx.float64 for p in primals):
+        return mx.stream(mx.cpu)
+    return on(stream)
 
 
 def _op(name: str, stream, *arrays: mx.array, **keywords) -> tuple:

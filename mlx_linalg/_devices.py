@@ -4,10 +4,12 @@
   supported on the GPU"). :func:`float64_on_cpu` runs a public function on the CPU stream,
   pre- and post-processing included, whenever one of its array arguments is float64, whatever
   the default device or ``stream=`` says (DESIGN.md: float64 runs on the CPU through LAPACK).
+- :func:`on`: the one context that runs MLX ops on a ``stream=`` argument.
 - complex64 scatter: MLX's GPU scatter rejects complex64, and ``mx.eye`` is a scatter there;
   :func:`eye` builds complex identities from a real one.
 """
 
+import contextlib
 import functools
 from collections.abc import Callable
 
@@ -33,6 +35,15 @@ def float64_on_cpu(fn: Callable) -> Callable:
         return fn(*args, stream=stream, **keywords)
 
     return wrapper
+
+
+def on(stream: object) -> contextlib.AbstractContextManager:
+    """A context in which MLX ops run on ``stream`` (a ``stream=`` argument; None: MLX's
+    default device, left as it is). MLX's default stream is per thread, so this does not
+    affect other threads."""
+    if stream is None:
+        return contextlib.nullcontext()
+    return mx.stream(mx.Device(stream) if isinstance(stream, mx.DeviceType) else stream)
 
 
 def _is_float64(value: object) -> bool:

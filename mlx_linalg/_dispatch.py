@@ -12,13 +12,12 @@ array or tuple of them and ``failed`` is None or a bool MLX array of the batch s
 matrices that failed numerically (their outputs are already NaN).
 """
 
-import contextlib
 import functools
 from collections.abc import Callable
 
 import mlx.core as mx
 
-from mlx_linalg import _autodiff
+from mlx_linalg import _autodiff, _devices
 from mlx_linalg._cpu import lapack
 from mlx_linalg._gpu import blocked_rules, small_factor, small_spectral
 
@@ -90,21 +89,12 @@ def implementation(op: str, stream: object, *arrays: mx.array, **keywords) -> Im
     return getattr(lapack, op)
 
 
-def on(stream: object) -> contextlib.AbstractContextManager:
-    """A context in which MLX ops run on ``stream`` (a ``stream=`` argument; None: MLX's
-    default device, left as it is). MLX's default stream is per thread, so this does not
-    affect other threads."""
-    if stream is None:
-        return contextlib.nullcontext()
-    return mx.stream(mx.Device(stream) if isinstance(stream, mx.DeviceType) else stream)
-
-
 def _on_stream(impl: Implementation, stream: object) -> Implementation:
     """``impl`` with every MLX op it builds (kernel launches included) on ``stream``."""
 
     @functools.wraps(impl)
     def on_stream(*arrays: mx.array, **keywords) -> tuple:
-        with on(stream):
+        with _devices.on(stream):
             return impl(*arrays, **keywords)
 
     return on_stream

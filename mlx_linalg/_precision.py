@@ -29,6 +29,7 @@ import threading
 import mlx.core as mx
 import numpy as np
 
+from mlx_linalg._devices import on
 from mlx_linalg._types import StreamOrDevice
 
 _HI_MASK = 0xFFFFE000  # sign, exponent and the top 10 mantissa bits of a float32
@@ -72,9 +73,7 @@ def split_matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> 
         real = split_matmul(ar, br, stream=stream) - split_matmul(ai, bi, stream=stream)
         imag = split_matmul(ar, bi, stream=stream) + split_matmul(ai, br, stream=stream)
         return real + 1j * imag
-    if stream is None:
-        return _split_product(a, b)
-    with mx.stream(_device(stream)):
+    with on(stream):
         return _split_product(a, b)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from mlx_linalg import _dispatch, _precision
 from mlx_linalg._checks import default_rtol, fail, prepare, require_choice
-from mlx_linalg._devices import float64_on_cpu
+from mlx_linalg._devices import float64_on_cpu, on
 from mlx_linalg._errors import check_failures
 from mlx_linalg._gpu import polar as polar_iterations
 from mlx_linalg._gpu import tall_skinny
@@ -69,7 +69,7 @@ def _polar_by_iteration(
     if mx.issubdtype(a.dtype, mx.complexfloating):
         fail("polar", f"expected real input for method={method!r}, got {a.dtype}", TypeError)
     on_gpu = _dispatch.backend(stream) == "gpu"
-    with _dispatch.on(stream):
+    with on(stream):
         if method == "qdwh":
             factor = tall_skinny.KERNELS if on_gpu and a.dtype == mx.float32 else tall_skinny.LAPACK
             u, p, info = polar_iterations.qdwh(a, factor, side=side)
