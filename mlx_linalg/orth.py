@@ -10,6 +10,7 @@ from mlx_linalg._devices import float64_on_cpu, on
 from mlx_linalg._errors import check_failures
 from mlx_linalg._gpu import polar as polar_iterations
 from mlx_linalg._gpu import tall_skinny
+from mlx_linalg._gpu.blocked_common import nan_where
 from mlx_linalg._results import PolarResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
 
@@ -77,9 +78,7 @@ def _polar_by_iteration(
             u, p, info = polar_iterations.newton_schulz(a, side=side)
         failed = info < 0
         check_failures("polar", f"{method} did not reach an orthonormal factor", failed)
-        nan = mx.array(float("nan"), dtype=u.dtype)
-        u = mx.where(failed[..., None, None], nan, u)
-        p = mx.where(failed[..., None, None], nan, p)
+        u, p = nan_where(failed, u), nan_where(failed, p)
     return PolarResult(u.astype(result), p.astype(result))
 
 
