@@ -88,6 +88,45 @@ LA_INLINE void la_trsv_simd(const LA_TG float* tile, int s, int n, thread float&
   }
 }
 
+// Triangular solve of one right-hand side held by one thread in registers: x[i] is row i
+// (i < n; entries i >= n are neither read nor written). The n x n triangle (n <= NMAX) is
+// read from `tile` (row stride s), element (i, k) at tile[i * s + k], or at tile[k * s + i]
+// when TRANS (the matrix used is then the transpose of the stored one). LOWER: forward
+// substitution with the lower triangle of the matrix used; otherwise back substitution with
+// the upper one. UNIT: the diagonal is taken as ones and not read. Column-oriented (LAPACK
+// trsv's order per entry): step j divides x[j] by the diagonal, then x[i] = fma(-t_ij, x[j],
+// x[i]) for the rows i still to come. Every loop is unrolled, so x stays in registers; each
+// tile address depends only on (i, j), so the lanes of a simdgroup that call this together
+// read the same word (a broadcast, no bank conflict). No barriers, no SIMD-group calls:
+// callable from divergent lanes.
+template <int NMAX, bool LOWER, bool TRANS, bool UNIT>
+LA_INLINE void la_trsv_lane(const LA_TG float* tile, int s, int n, thread float (&x)[NMAX]) {
+  LA_UNROLL
+  for (int t = 0; t < NMAX; ++t) {
+    const int j = LOWER ? t : NMAX - 1 - t;
+    if (j < n) {
+      float xj = x[j];
+      if (!UNIT) {
+        xj = xj / tile[j * s + j];
+        x[j] = xj;
+      }
+      if (LOWER) {
+        LA_UNROLL
+        for (int i = j + 1; i < NMAX; ++i) {
+          if (i < n) {
+            x[i] = metal::fma(-(TRANS ? tile[j * s + i] : tile[i * s + j]), xj, x[i]);
+          }
+        }
+      } else {
+        LA_UNROLL
+        for (int i = 0; i < j; ++i) {
+          x[i] = metal::fma(-(TRANS ? tile[j * s + i] : tile[i * s + j]), xj, x[i]);
+        }
+      }
+    }
+  }
+}
+
 // LU with partial pivoting (LAPACK getf2's arithmetic and pivot choices) of an m x n
 // matrix, m, n <= NMAX = 32 R, held in the registers of one simdgroup: lane l holds rows
 // l + 32 q (q < R), in their original order, which never moves. cp[q] is that row's current

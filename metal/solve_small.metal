@@ -1,27 +1,30 @@
 // @kernel solve_small
 // @inputs A:float32 Bm:float32
 // @outputs X:float32 info:int32
-// @template NMAX:int KC:int EYE:bool SIMD:bool
+// @template NMAX:int EYE:bool SIMD:bool
 // @headers linalg_common.h
-// @check NMAX=32,KC=32,EYE=true,SIMD=false NMAX=32,KC=32,EYE=false,SIMD=true NMAX=64,KC=32,EYE=true,SIMD=false
+// @check NMAX=32,EYE=true,SIMD=false NMAX=32,EYE=false,SIMD=true NMAX=32,EYE=true,SIMD=true NMAX=64,EYE=false,SIMD=false NMAX=64,EYE=true,SIMD=false
 //
-// Solve A X = B for a stack of small square matrices, fused: LU with partial pivoting,
-// then both triangular solves, without leaving threadgroup memory.
+// Solve A X = B for a stack of small square matrices, fused: LU with partial pivoting in
+// threadgroup memory or registers, then both triangular solves in registers.
 //   A     (B, n, n) float32, 1 <= n <= NMAX, NMAX = 32 or 64.
 //   Bm    (B, n, K) float32, the right-hand sides, K >= 1. When EYE, the right-hand side
 //         is the identity (K = n; X = A⁻¹) and Bm is not read: pass A for it.
 //   X     (B, n, K): the solution; every entry NaN when a pivot is exactly zero (singular).
 //   info  (B,) int32: 0, or j + 1 for the first zero pivot j.
-// Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32. KC: right-hand
-// sides per pass through threadgroup memory (KC <= 32 keeps NMAX = 64 under 32 KB).
+// Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32; SIMD needs
+// n <= 32. T = 32 suffices for any n and K; more simdgroups share the trailing updates of
+// the threadgroup LU and the chunks of 32 right-hand sides.
 // Algorithm: getf2 as in lu_small.metal (SIMD: in the registers of simdgroup 0, the factors
 // then written to threadgroup memory by position; else in threadgroup memory, pivot search,
 // swap and scaling by simdgroup 0, trailing update by all), tracking the row permutation;
-// then, per block of KC columns:
-// gather the permuted right-hand sides into threadgroup memory (coalesced), one simdgroup
-// per column solves L y = P b and U x = y in registers (la_trsv_simd: a shuffle and an
-// FMA per lane and step, no barriers), and the block is written back coalesced.
-// Memory traffic: n² + n K floats read, n K floats and one int written.
+// then lane c of a simdgroup owns right-hand-side column c0 + c (chunks c0 of 32 columns
+// shared by the simdgroups) in registers: it loads the permuted column P b (for each row,
+// consecutive lanes read consecutive addresses: coalesced), solves L y = P b and U x = y
+// (la_trsv_lane: per step a division and then FMAs whose factor every lane reads from the
+// same threadgroup word) and stores x coalesced. No threadgroup traffic per column.
+// Memory traffic: n² + n K floats read (none of Bm when EYE), n K floats and one int
+// written.
 
 const int batch = A_shape[0];
 const int n = A_shape[1];
@@ -37,9 +40,7 @@ const int warp = (int)simdgroup_index_in_threadgroup;
 const int nwarps = nthreads / 32;
 constexpr int R = NMAX / 32;
 constexpr int S = NMAX + 1;
-constexpr int SR = KC + 1;
 threadgroup float tile[NMAX * S];
-threadgroup float rhs[NMAX * SR];
 threadgroup int perm_s[NMAX];
 threadgroup int piv_s[NMAX];
 threadgroup int zero_pivot[1];
@@ -131,36 +132,29 @@ if (SIMD) {
 const int fail = zero_pivot[0];
 const float nan_value = la_nan();
 const size_t xbase = (size_t)b * (size_t)n * (size_t)K;
-for (int c0 = 0; c0 < K; c0 += KC) {
-  const int kc = metal::min(KC, K - c0);
-  if (fail == 0) {
-    for (int e = tid; e < n * kc; e += nthreads) {
-      const int i = e / kc;
-      const int c = e - i * kc;
-      const int src = perm_s[i];
-      rhs[i * SR + c] = EYE ? (src == c0 + c ? 1.0f : 0.0f) : Bm[xbase + (size_t)src * K + c0 + c];
-    }
-    threadgroup_barrier(mem_flags::mem_threadgroup);
-    for (int c = warp; c < kc; c += nwarps) {
-      float x0 = lane < n ? rhs[lane * SR + c] : 0.0f;
-      float x1 = lane + 32 < n ? rhs[(lane + 32) * SR + c] : 0.0f;
-      la_trsv_simd<true, false, true>(tile, S, n, x0, x1, (uint)lane);
-      la_trsv_simd<false, false, false>(tile, S, n, x0, x1, (uint)lane);
-      if (lane < n) {
-        rhs[lane * SR + c] = x0;
+// No SIMD-group call follows: lanes past column K simply skip their work.
+for (int c0 = 32 * warp; c0 < K; c0 += 32 * nwarps) {
+  const int col = c0 + lane;
+  if (col < K) {
+    float x[NMAX];
+    if (fail == 0) {
+      LA_UNROLL
+      for (int i = 0; i < NMAX; ++i) {
+        if (i < n) {
+          const int src = perm_s[i];
+          x[i] = EYE ? (src == col ? 1.0f : 0.0f) : Bm[xbase + (size_t)src * K + col];
+        }
       }
-      if (lane + 32 < n) {
-        rhs[(lane + 32) * SR + c] = x1;
+      la_trsv_lane<NMAX, true, false, true>(tile, S, n, x);
+      la_trsv_lane<NMAX, false, false, false>(tile, S, n, x);
+    }
+    LA_UNROLL
+    for (int i = 0; i < NMAX; ++i) {
+      if (i < n) {
+        X[xbase + (size_t)i * K + col] = fail != 0 ? nan_value : x[i];
       }
     }
-    threadgroup_barrier(mem_flags::mem_threadgroup);
   }
-  for (int e = tid; e < n * kc; e += nthreads) {
-    const int i = e / kc;
-    const int c = e - i * kc;
-    X[xbase + (size_t)i * K + c0 + c] = fail != 0 ? nan_value : rhs[i * SR + c];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
 }
 if (tid == 0) {
   info[b] = fail;

@@ -157,25 +157,43 @@ def test_emulated_lu_matches_reference(simd, threads, m, n, nmax):
     np.testing.assert_allclose(packed, np.asarray(exp_packed), rtol=1e-4, atol=1e-5)
 
 
-@needs_emulation
-@pytest.mark.parametrize("simd", [False, True])
-@pytest.mark.parametrize("eye", [False, True])
-@pytest.mark.parametrize("n, nmax", [(20, 32), (64, 64)])
-def test_emulated_solve_matches_reference(simd, eye, n, nmax):
-    a = _stack((3, n, n), n) / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
-    a[0, :, 3] = 0  # exactly singular
-    b = _stack((3, n, 35), n + 1)
-    k = n if eye else 35
+def _emulated_solve(a, b, *, nmax, eye, simd, threads):
+    batch, n, k = b.shape
     x, info = _launch(
         "solve_small",
         [a, a if eye else b],
-        {"NMAX": nmax, "KC": 32, "EYE": eye, "SIMD": simd},
-        128,
-        [(3, n, k), (3,)],
+        {"NMAX": nmax, "EYE": eye, "SIMD": simd},
+        threads,
+        [(batch, n, n if eye else k), (batch,)],
     )
     expected, exp_info = ref.solve_small(mx.array(a), mx.array(b), eye=eye)
     np.testing.assert_array_equal(info, np.asarray(exp_info))
     np.testing.assert_allclose(x, np.asarray(expected), rtol=1e-4, atol=1e-5)
+
+
+@needs_emulation
+@pytest.mark.parametrize("simd, threads", [(False, 128), (True, 32)])
+@pytest.mark.parametrize("eye", [False, True])
+@pytest.mark.parametrize("n, nmax", [(20, 32), (64, 64)])
+def test_emulated_solve_matches_reference(simd, threads, eye, n, nmax):
+    # K = 35: two chunks of right-hand-side columns, the second one partly filled.
+    a = _stack((3, n, n), n) / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
+    a[0, :, 3] = 0  # exactly singular
+    b = _stack((3, n, 35), n + 1)
+    _emulated_solve(a, b, nmax=nmax, eye=eye, simd=simd, threads=threads)
+
+
+@needs_emulation
+@pytest.mark.parametrize("simd", [False, True])
+@pytest.mark.parametrize("k", [1, 33])
+def test_emulated_solve_right_hand_side_counts(simd, k):
+    # One column (31 idle lanes), and 33 columns over two simdgroups (the second one's
+    # chunk holds one column).
+    n = 13
+    a = _stack((2, n, n), k) / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
+    a[1, 5] = 0  # exactly singular
+    b = _stack((2, n, k), k + 1)
+    _emulated_solve(a, b, nmax=32, eye=False, simd=simd, threads=64)
 
 
 @needs_emulation

@@ -33,6 +33,10 @@ _SIMD_LU_MAX_N = 32
 # of a trailing update (rows spread over simdgroups, columns over lanes).
 _CLASSES = ((8, 32, 32), (16, 32, 64), (32, 32, 128), (64, 64, 256))
 _RHS_CHUNK = 32  # right-hand sides per pass through threadgroup memory
+# Substitution kernels (solve_small, trsm_small, lu_solve_small) hold one right-hand-side
+# column per lane: up to this many columns, launch one simdgroup per matrix (0: always the
+# size class's threads). Chosen by reasoning, not measured yet: see _solve_kernel.
+_ONE_SIMDGROUP_MAX_K = 32
 
 
 def _class(n: int) -> tuple[int, int]:
@@ -227,12 +231,20 @@ def slogdet(x: mx.array) -> tuple:
 
 def _solve_kernel(a: mx.array, b: mx.array, eye: bool) -> tuple:
     n, k = b.shape[-2:]
+    simd = SIMD_FACTOR["solve"] and n <= _SIMD_LU_MAX_N
+    # Geometry: the substitutions run one lane per right-hand side, so K <= 32 columns keep
+    # one simdgroup busy and further simdgroups would only wait at the end; the register LU
+    # runs on simdgroup 0 alone as well. So with the register LU and K <= _ONE_SIMDGROUP_MAX_K,
+    # one simdgroup per matrix: no idle warps, and the most matrices resident per SM. The
+    # threadgroup LU spreads its trailing updates over the size class's simdgroups, which
+    # then share the chunks of 32 right-hand sides.
     x, info = _launch(
         "solve_small",
         [_flat(a), _flat(b)],
         [(n, k), ()],
         n,
-        {"KC": _RHS_CHUNK, "EYE": eye, "SIMD": SIMD_FACTOR["solve"] and n <= _SIMD_LU_MAX_N},
+        {"EYE": eye, "SIMD": simd},
+        one_simdgroup=simd and k <= _ONE_SIMDGROUP_MAX_K,
     )
     return (x.reshape(b.shape),), (info != 0).reshape(a.shape[:-2])
 
