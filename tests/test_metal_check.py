@@ -206,16 +206,21 @@ def test_emulated_solve_right_hand_side_counts(simd, k):
         (False, False, True),
     ],
 )
-def test_emulated_trsm_matches_reference(lower, trans, unit):
+@pytest.mark.parametrize("threads, k", [(256, 33), (32, 33), (32, 1)])
+def test_emulated_trsm_matches_reference(lower, trans, unit, threads, k):
+    # K = 33 takes two chunks of right-hand-side columns: shared by eight simdgroups, or
+    # in turn by one; K = 1 leaves 31 lanes idle.
     n = 40
     a = _stack((2, n, n), 3) / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
-    b = _stack((2, n, 33), 4)
+    if not unit:
+        a[1, 7, 7] = 0  # a zero on the diagonal: singular
+    b = _stack((2, n, k), 4)
     x, info = _launch(
         "trsm_small",
         [a, b],
-        {"NMAX": 64, "KC": 32, "LOWER": lower, "TRANS": trans, "UNIT": unit},
-        256,
-        [(2, n, 33), (2,)],
+        {"NMAX": 64, "LOWER": lower, "TRANS": trans, "UNIT": unit},
+        threads,
+        [(2, n, k), (2,)],
     )
     expected, exp_info = ref.trsm_small(
         mx.array(a), mx.array(b), lower=lower, trans=trans, unit=unit

@@ -274,12 +274,15 @@ def lu_solve(packed: mx.array, piv: mx.array, b: mx.array, *, trans: int) -> tup
 
 def _trsm(a: mx.array, b: mx.array, *, lower: bool, trans: bool, unit: bool) -> tuple:
     n, k = b.shape[-2:]
+    # One lane per right-hand side: K <= 32 columns keep one simdgroup busy (see
+    # _solve_kernel); more columns are shared by the size class's simdgroups.
     x, info = _launch(
         "trsm_small",
         [_flat(a), _flat(b)],
         [(n, k), ()],
         n,
-        {"KC": _RHS_CHUNK, "LOWER": lower, "TRANS": trans, "UNIT": unit},
+        {"LOWER": lower, "TRANS": trans, "UNIT": unit},
+        one_simdgroup=k <= _ONE_SIMDGROUP_MAX_K,
     )
     return x.reshape(b.shape), (info != 0).reshape(a.shape[:-2])
 
