@@ -18,7 +18,7 @@
 //   SIMD-group ops   simd_sum/max/min/product, simd_shuffle[_xor/_up/_down],
 //                    simd_broadcast[_first], simd_any/all -> warp shuffles over all 32 lanes
 //   math             metal::sqrt, rsqrt, abs, fabs, fma, min, max, fmin, fmax, copysign,
-//                    hypot, exp, log, isnan, isinf, isfinite, sign, clamp, precise::*
+//                    hypot, exp, frexp, ldexp, log, isnan, isinf, isfinite, sign, clamp, precise::*
 //
 // A warp is 32 lanes on every NVIDIA GPU, as a SIMD-group is on Apple GPUs. The SIMD-group
 // functions use the full warp mask: call them only where all 32 lanes of the simdgroup are
@@ -140,6 +140,8 @@ __device__ __forceinline__ float fmax(float a, float b) { return ::fmaxf(a, b); 
 __device__ __forceinline__ float copysign(float a, float b) { return ::copysignf(a, b); }
 __device__ __forceinline__ float hypot(float a, float b) { return ::hypotf(a, b); }
 __device__ __forceinline__ float exp(float x) { return ::expf(x); }
+__device__ __forceinline__ float frexp(float x, int& e) { return ::frexpf(x, &e); }
+__device__ __forceinline__ float ldexp(float x, int k) { return ::ldexpf(x, k); }
 __device__ __forceinline__ float log(float x) { return ::logf(x); }
 __device__ __forceinline__ float sin(float x) { return ::sinf(x); }
 __device__ __forceinline__ float cos(float x) { return ::cosf(x); }

@@ -90,6 +90,38 @@ def _pairs(n: int) -> list[tuple[list[int], list[int]]]:
     return rounds
 
 
+def _circle_rounds(n: int) -> list[tuple[list[int], list[int]]]:
+    """The ordering of ``metal/jacobi_simd.h``: NP = max(2, next power of two >= n) slots;
+    round r pairs the columns in slots (2g, 2g + 1) (p in slot 2g), then every column but
+    slot 0's moves one step along the cycle 1 -> 2 -> 4 -> ... -> NP-2 -> NP-1 -> NP-3 ->
+    ... -> 3 -> 1. Per round, the (p, q) lists of the pairs of two real columns (< n)."""
+    np_ = max(2, 1 << (n - 1).bit_length())
+    slots = list(range(np_))
+    rounds = []
+    for _ in range(np_ - 1):
+        ps, qs = [], []
+        for g in range(np_ // 2):
+            p, q = slots[2 * g], slots[2 * g + 1]
+            if p < n and q < n:
+                ps.append(p)
+                qs.append(q)
+        rounds.append((ps, qs))
+        moved = list(slots)
+        for s in range(1, np_):
+            moved[_circle_next(np_, s)] = slots[s]
+        slots = moved
+    return rounds
+
+
+def _circle_next(np_: int, s: int) -> int:
+    """The slot the column in slot ``s`` moves to after a round (``la_circle_next``)."""
+    if s == 0:
+        return 0
+    if s & 1:
+        return (2 if np_ >= 4 else 1) if s == 1 else s - 2
+    return np_ - 1 if s == np_ - 2 else s + 2
+
+
 def _rotation(alpha, beta, gamma, tol, active):
     """Rutishauser's rotation for one-sided Jacobi and the rotate mask (jacobi_common.h)."""
     big = (alpha > TINY2) & (beta > TINY2)
@@ -106,17 +138,26 @@ def _rotation(alpha, beta, gamma, tol, active):
 
 
 def jacobi_sweeps(
-    at: mx.array, vt: mx.array | None, *, tol: float, max_sweeps: int
+    at: mx.array,
+    vt: mx.array | None,
+    *,
+    tol: float,
+    max_sweeps: int,
+    rounds: list[tuple[list[int], list[int]]] | None = None,
 ) -> tuple[mx.array, mx.array | None, mx.array]:
     """One-sided Jacobi on the columns of W (given as rows of ``at``, (B, N, M)) and,
     when ``vt`` is given, the same rotations on the rows of ``vt`` (B, N, N).
+
+    Args:
+        rounds: the (p, q) lists of each round of a sweep; default the ordering of
+            ``metal/jacobi_common.h`` (:func:`_pairs`).
 
     Returns:
         ``(at, vt, info)``: the rotated arrays and the sweeps made per matrix (negative if
         ``max_sweeps`` ran out), as ``la_jacobi_sweeps`` in ``metal/jacobi_common.h``.
     """
     batch, n, _ = at.shape
-    rounds = _pairs(n)
+    rounds = _pairs(n) if rounds is None else rounds
     active = mx.ones((batch,), dtype=mx.bool_)
     info = mx.full((batch,), -max_sweeps, dtype=mx.int32)
     for sweep in range(1, max_sweeps + 1):
@@ -147,15 +188,17 @@ def jacobi_sweeps(
 
 
 def _put_pairs(x: mx.array, pi: list[int], qi: list[int], xp: mx.array, xq: mx.array):
-    """``x`` with rows ``pi`` replaced by ``xp`` and rows ``qi`` by ``xq`` (at most one row,
-    the unpaired one of an odd N, keeps its value)."""
+    """``x`` with rows ``pi`` replaced by ``xp`` and rows ``qi`` by ``xq`` (the rows in
+    neither keep their values)."""
     n = x.shape[1]
     npairs = len(pi)
-    order = [2 * npairs] * n
+    order = [-1] * n
     for k, (p, q) in enumerate(zip(pi, qi, strict=True)):
         order[p], order[q] = k, npairs + k
-    rest = [i for i in range(n) if order[i] == 2 * npairs]
-    stacked = mx.concatenate([xp, xq, x[:, rest[:1], :]] if rest else [xp, xq], axis=1)
+    rest = [i for i in range(n) if order[i] < 0]
+    for k, i in enumerate(rest):
+        order[i] = 2 * npairs + k
+    stacked = mx.concatenate([xp, xq, x[:, rest, :]] if rest else [xp, xq], axis=1)
     return stacked[:, mx.array(order), :]
 
 
@@ -256,3 +299,67 @@ def jacobi_eigh(
     if not want_v:
         return w, mx.zeros((1,)), info
     return w, mx.take_along_axis(vt, order[..., None], axis=1), info
+
+
+# ---------------------------------------------------------------------------------------
+# The register kernels (metal/jacobi_eigh_simd.metal, jacobi_svd_simd.metal): raw input,
+# in-kernel power-of-two scaling and NaN for non-finite matrices, final output layouts.
+
+
+def _scale_exponent(a: mx.array, mask: mx.array | None = None) -> tuple[mx.array, mx.array]:
+    """Per matrix of ``a`` (B, R, C): the exponent e with 2^e <= max|a| < 2^(e+1) (0 for a
+    zero matrix) and whether every entry (where ``mask``) is finite."""
+    if mask is not None:
+        a = mx.where(mask, a, 0)
+    finite = mx.all(mx.isfinite(a), axis=(-2, -1))
+    largest = mx.max(mx.abs(mx.where(finite[:, None, None], a, 0)), axis=(-2, -1))
+    exponent = mx.floor(mx.log2(mx.where(largest > 0, largest, 1)))
+    return exponent, finite
+
+
+def _pow2(e: mx.array) -> mx.array:
+    return mx.power(mx.array(2.0, dtype=mx.float32), e)
+
+
+def _nan_unless(finite: mx.array, x: mx.array) -> mx.array:
+    mask = finite.reshape(finite.shape + (1,) * (x.ndim - 1))
+    return mx.where(mask, x, mx.array(float("nan"), dtype=x.dtype))
+
+
+def jacobi_eigh_simd(
+    a: mx.array, *, want_v: bool, max_sweeps: int
+) -> tuple[mx.array, mx.array, mx.array]:
+    """Symmetric eigendecomposition of raw matrices, as ``metal/jacobi_eigh_simd.metal``.
+
+    Args:
+        a: (B, N, N) float32, N <= 32; only the lower triangle is read (the upper one may
+            hold anything).
+        want_v: compute eigenvectors.
+        max_sweeps: sweep bound.
+
+    Returns:
+        ``(W, V, info)``: W (B, N) ascending, V (B, N, N) with column k the eigenvector of
+        W[k], info (B,) sweeps (0 for a matrix with a non-finite lower-triangle entry,
+        whose W and V are NaN). Without ``want_v``, V is zeros of shape (1,).
+    """
+    batch, n, _ = a.shape
+    lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
+    exponent, finite = _scale_exponent(a, lower)
+    low = mx.where(lower & finite[:, None, None], a, 0) * _pow2(-exponent)[:, None, None]
+    sym = low + mx.swapaxes(mx.tril(low, -1), -1, -2)
+    shift = mx.sqrt(mx.sum(sym * sym, axis=(-2, -1)))
+    at = sym + shift[:, None, None] * mx.eye(n, dtype=a.dtype)
+    vt = mx.broadcast_to(mx.eye(n, dtype=a.dtype), (batch, n, n)) if want_v else None
+    at, vt, info = jacobi_sweeps(at, vt, tol=math.sqrt(n) * EPS32, max_sweeps=max_sweeps,
+                                 rounds=_circle_rounds(n))
+    if want_v:
+        lam = mx.sum(vt * at, axis=-1) - shift[:, None]
+    else:
+        lam = mx.sqrt(mx.sum(at * at, axis=-1)) - shift[:, None]
+    order = _rank_permute(lam, descending=False)
+    w = _nan_unless(finite, mx.take_along_axis(lam, order, axis=-1) * _pow2(exponent)[:, None])
+    info = mx.where(finite, info, 0)
+    if not want_v:
+        return w, mx.zeros((1,)), info
+    v = mx.swapaxes(mx.take_along_axis(vt, order[..., None], axis=1), -1, -2)
+    return w, _nan_unless(finite, v), info

@@ -2,15 +2,19 @@
 
 One threadgroup factors one matrix held in threadgroup memory (kernels in ``metal/``:
 ``qr_small``, ``jacobi_eigh``, ``jacobi_svd``; MLX-op references with the same contracts
-in ``mlx_linalg._gpu.reference_spectral``). The functions here follow the implementation
-contract of ``mlx_linalg._dispatch``: validated float32 arrays in, ``(outputs, failed)``
-out, lazy (no host synchronization), batch axes kept.
+in ``mlx_linalg._gpu.reference_spectral``). Matrices with at most :data:`SIMD_MAX` rows and
+columns go instead to the register kernels ``jacobi_eigh_simd`` and ``jacobi_svd_simd``
+(one simdgroup per matrix, lane i holds row i). The functions here follow the
+implementation contract of ``mlx_linalg._dispatch``: validated float32 arrays in,
+``(outputs, failed)`` out, lazy (no host synchronization), batch axes kept.
 
-Around every launch: each matrix is scaled by a power of two so that its largest entry lies
-in [1, 2) (no overflow or underflow in squared norms; undone exactly on R, S and the
-eigenvalues), non-finite matrices are replaced by zeros for the kernel and their outputs
-set to NaN afterwards (so a NaN or Inf touches only its own matrix), and wide SVD inputs
-are transposed so that the kernel always works on the tall orientation.
+Around a launch of the threadgroup-memory kernels: each matrix is scaled by a power of two
+so that its largest entry lies in [1, 2) (no overflow or underflow in squared norms;
+undone exactly on R, S and the eigenvalues), non-finite matrices are replaced by zeros for
+the kernel and their outputs set to NaN afterwards (so a NaN or Inf touches only its own
+matrix), and wide SVD inputs are transposed so that the kernel always works on the tall
+orientation. The register kernels do all of that themselves (they read the raw input and
+write the final layouts), so their path adds no MLX op around the launch.
 """
 
 import mlx.core as mx
@@ -27,6 +31,11 @@ QR_MAX_COLS = 128
 SVD_MAX_ROWS = 128  # the tall dimension
 SVD_MAX_COLS = 64  # the short dimension: one simdgroup per column pair, 1024 threads
 EIGH_MAX = 64
+# Largest matrix dimension served by the register kernels (jacobi_eigh_simd,
+# jacobi_svd_simd: one simdgroup per matrix, a row per lane, so at most 32). Above it, up to
+# EIGH_MAX / SVD_MAX_*, the threadgroup-memory kernels run. Lowering it sends small sizes
+# back to those (time both at n = 8, 16, 32 to place it).
+SIMD_MAX = 32
 _TG_FLOATS = _kernels.MAX_THREADGROUP_MEMORY // 4
 
 
@@ -141,6 +150,29 @@ def jacobi_eigh(
     return w, vt, info
 
 
+def _simd_columns(n: int) -> int:
+    """NP of the register kernels: the power of two >= n, at least 2."""
+    return max(2, 1 << (n - 1).bit_length())
+
+
+def jacobi_eigh_simd(
+    a: mx.array, *, want_v: bool, max_sweeps: int = MAX_SWEEPS
+) -> tuple[mx.array, mx.array, mx.array]:
+    """Launch ``metal/jacobi_eigh_simd.metal`` on raw ``a`` (B, N, N), N <= 32: returns
+    ``(W, V, info)`` as its contract says (final layouts, NaN for non-finite matrices)."""
+    b, n, _ = a.shape
+    w, v, info = _kernels.launch(
+        "jacobi_eigh_simd",
+        [a],
+        template={"N": n, "NP": _simd_columns(n), "WANT_V": bool(want_v),
+                  "MAX_SWEEPS": int(max_sweeps)},
+        grid=(b * 32, 1, 1),
+        threadgroup=(32, 1, 1),
+        output_shapes=[(b, n), (b, n, n) if want_v else (1,), (b,)],
+    )
+    return w, v, info
+
+
 # ---------------------------------------------------------------------------------------
 # Dispatch predicates and implementations (mlx_linalg._dispatch contract).
 
@@ -189,14 +221,23 @@ def _eigh_scaled(x: mx.array, want_v: bool):
 def eigh(x: mx.array) -> tuple[tuple[mx.array, mx.array], None]:
     """Eigenvalues (ascending) and eigenvectors of a stack of small symmetric matrices
     (lower triangle read): ``((w, V), None)``, w (..., N), V (..., N, N)."""
-    w, vt, finite, batch = _eigh_scaled(x, want_v=True)
     n = x.shape[-1]
+    if n <= SIMD_MAX:
+        a, batch = _batched(x)
+        w, v, _ = jacobi_eigh_simd(a, want_v=True)
+        return (w.reshape(*batch, n), v.reshape(*batch, n, n)), None
+    w, vt, finite, batch = _eigh_scaled(x, want_v=True)
     v = mx.swapaxes(_nan_where(finite, vt).reshape(*batch, n, n), -1, -2)
     return (w, v), None
 
 
 def eigvalsh(x: mx.array) -> tuple[tuple[mx.array], None]:
     """Eigenvalues (ascending) of a stack of small symmetric matrices: ``((w,), None)``."""
+    n = x.shape[-1]
+    if n <= SIMD_MAX:
+        a, batch = _batched(x)
+        w, _, _ = jacobi_eigh_simd(a, want_v=False)
+        return (w.reshape(*batch, n),), None
     w, _, _, _ = _eigh_scaled(x, want_v=False)
     return (w,), None
 

@@ -36,6 +36,9 @@ typedef unsigned char uchar;
 struct uint3 {
   uint x, y, z;
 };
+struct float4 {
+  float x, y, z, w;
+};
 
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
 inline mem_flags operator|(mem_flags a, mem_flags b) {
@@ -122,6 +125,8 @@ inline float fmax(float a, float b) { return std::fmax(a, b); }
 inline float copysign(float a, float b) { return std::copysign(a, b); }
 inline float hypot(float a, float b) { return std::hypot(a, b); }
 inline float exp(float x) { return std::exp(x); }
+inline float frexp(float x, int& e) { return std::frexp(x, &e); }
+inline float ldexp(float x, int k) { return std::ldexp(x, k); }
 inline float log(float x) { return std::log(x); }
 inline float sin(float x) { return std::sin(x); }
 inline float cos(float x) { return std::cos(x); }

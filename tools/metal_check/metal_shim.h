@@ -91,6 +91,8 @@ float fmax(float a, float b);
 float copysign(float a, float b);
 float hypot(float a, float b);
 float exp(float x);
+float frexp(float x, thread int& e);
+float ldexp(float x, int k);
 float log(float x);
 float sin(float x);
 float cos(float x);
