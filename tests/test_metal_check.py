@@ -331,3 +331,70 @@ def test_emulated_eigh_simd_matches_reference_and_lapack(n):
         assert np.abs(wk - exact).max() <= tol, k
         assert np.abs(values[k] - exact).max() <= tol, k
         np.testing.assert_allclose(wk, np.asarray(w_ref)[k], rtol=0, atol=tol)
+
+
+SIMD_SVD_RATIO = 50  # DESIGN.md's SVD threshold, in units of max(m, n)·u
+
+
+def _svd_simd_inputs(m, n, seed):
+    """Gaussian, an Inf, zeros, graded (entries 1e-20..1e20 by row and column scaling),
+    a zero column (rank-deficient: U is completed)."""
+    rng = np.random.default_rng(seed)
+    gauss = rng.standard_normal((m, n))
+    with_inf = rng.standard_normal((m, n))
+    with_inf[m - 1, 0] = -np.inf
+    graded = (rng.standard_normal((m, n)) * np.logspace(-10, 10, m)[:, None]
+              * np.logspace(10, -10, n)[None, :])
+    zero_col = rng.standard_normal((m, n))
+    zero_col[:, n // 2] = 0
+    a = np.stack([gauss, with_inf, np.zeros((m, n)), graded, zero_col])
+    return a.astype(np.float32), np.array([True, False, True, True, True])
+
+
+def _svd_simd_launch(a, full, want_uv):
+    batch, rows, cols = a.shape
+    m, n = max(rows, cols), min(rows, cols)
+    wide = rows < cols
+    uc = m if full else n
+    shapes = ([(batch, rows, rows if wide else uc), (batch, n), (batch, uc if wide else n, cols)]
+              if want_uv else [(1,), (batch, n), (1,)])
+    template = {"M": m, "N": n, "NP": _simd_np(n), "FULL": full, "WANT_UV": want_uv,
+                "WIDE": wide, "MAX_SWEEPS": 30}
+    return _launch("jacobi_svd_simd", [a], template, 32, [*shapes, (batch,)])
+
+
+@needs_emulation
+@pytest.mark.parametrize(
+    "m, n, full",
+    [(1, 1, True), (5, 3, False), (3, 5, True), (17, 17, False), (32, 20, True), (20, 32, False),
+     (32, 32, True)],
+)
+def test_emulated_svd_simd_matches_reference_and_lapack(m, n, full):
+    a, finite = _svd_simd_inputs(m, n, seed=m * 33 + n)
+    u, s, vh, info = _svd_simd_launch(a, full, want_uv=True)
+    u_ref, s_ref, vh_ref, info_ref = spectral_ref.jacobi_svd_simd(
+        mx.array(a), full=full, want_uv=True, max_sweeps=30
+    )
+    assert u.shape == tuple(u_ref.shape) and vh.shape == tuple(vh_ref.shape)
+    assert u.shape[-2:] == ((m, m) if full else (m, min(m, n)))
+    assert vh.shape[-2:] == ((n, n) if full else (min(m, n), n))
+    for out in (u, s, vh):
+        assert np.all(np.isnan(out[~finite])) and not np.any(np.isnan(out[finite]))
+    assert np.all(info[finite] > 0) and np.all(info[~finite] == 0)
+    assert np.all(np.abs(info - np.asarray(info_ref)) <= 1)
+    _, s_only, _, _ = _svd_simd_launch(a, full=False, want_uv=False)
+    k, big = min(m, n), max(m, n)
+    for b in np.flatnonzero(finite):
+        ab = a[b].astype(np.float64)
+        ub, sb, vb = (x[b].astype(np.float64) for x in (u, s, vh))
+        norm = max(np.linalg.norm(ab), np.finfo(np.float64).tiny)
+        assert np.all(sb >= 0) and np.all(np.diff(sb) <= 0)
+        resid = np.linalg.norm(ab - (ub[:, :k] * sb) @ vb[:k]) / (big * norm * U32)
+        orth_u = np.linalg.norm(np.eye(ub.shape[1]) - ub.T @ ub) / (m * U32)
+        orth_v = np.linalg.norm(np.eye(vb.shape[0]) - vb @ vb.T) / (n * U32)
+        assert max(resid, orth_u, orth_v) <= SIMD_SVD_RATIO, (b, resid, orth_u, orth_v)
+        exact = np.linalg.svd(ab, compute_uv=False)
+        tol = SIMD_SVD_RATIO * big * U32 * norm
+        assert np.abs(sb - exact).max() <= tol, b
+        assert np.abs(s_only[b] - exact).max() <= tol, b
+        np.testing.assert_allclose(sb, np.asarray(s_ref)[b], rtol=0, atol=tol)

@@ -363,3 +363,54 @@ def jacobi_eigh_simd(
         return w, mx.zeros((1,)), info
     v = mx.swapaxes(mx.take_along_axis(vt, order[..., None], axis=1), -1, -2)
     return w, _nan_unless(finite, v), info
+
+
+def jacobi_svd_simd(
+    a: mx.array, *, full: bool, want_uv: bool, max_sweeps: int
+) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+    """One-sided Jacobi SVD of raw matrices, as ``metal/jacobi_svd_simd.metal`` (which gets
+    WIDE = rows < columns).
+
+    Args:
+        a: (B, R, C) float32, R, C <= 32; a wide matrix (R < C) is factored as its
+            transpose T = aᵀ, a tall one as T = a (T is M x N, M >= N).
+        full: U' with M columns (completed) instead of N.
+        want_uv: compute the singular vectors.
+        max_sweeps: sweep bound.
+
+    Returns:
+        ``(U, S, Vh, info)`` in the layouts svd returns for ``a``: U (B, R, R or K),
+        S (B, K) descending, Vh (B, K or C, C), K = min(R, C); info (B,) sweeps (0 for a
+        matrix with a non-finite entry, whose outputs are NaN). Without ``want_uv``, U and
+        Vh are zeros of shape (1,).
+    """
+    batch, rows, cols = a.shape
+    wide = rows < cols
+    tall = mx.swapaxes(a, -1, -2) if wide else a
+    m, n = tall.shape[1:]
+    exponent, finite = _scale_exponent(tall)
+    scaled = mx.where(finite[:, None, None], tall, 0) * _pow2(-exponent)[:, None, None]
+    at = mx.swapaxes(scaled, -1, -2)
+    vt = mx.broadcast_to(mx.eye(n, dtype=a.dtype), (batch, n, n)) if want_uv else None
+    at, vt, info = jacobi_sweeps(at, vt, tol=math.sqrt(m) * EPS32, max_sweeps=max_sweeps,
+                                 rounds=_circle_rounds(n))
+    info = mx.where(finite, info, 0)
+    sigma = mx.sqrt(mx.sum(at * at, axis=-1))
+    order = _rank_permute(sigma, descending=True)
+    s = mx.take_along_axis(sigma, order, axis=-1)
+    s_out = _nan_unless(finite, s * _pow2(exponent)[:, None])
+    if not want_uv:
+        return mx.zeros((1,)), s_out, mx.zeros((1,)), info
+    w = mx.take_along_axis(at, order[..., None], axis=1)
+    v = mx.take_along_axis(vt, order[..., None], axis=1)
+    inv = mx.where(s > TINY, 1 / mx.where(s > TINY, s, 1), 0)
+    ut = w * inv[..., None]
+    uc = m if full else n
+    if uc > n:
+        ut = mx.concatenate([ut, mx.zeros((batch, uc - n, m), dtype=ut.dtype)], axis=1)
+    ut = _complete(ut, mx.sum(s > TINY, axis=-1))
+    if wide:
+        u, vh = mx.swapaxes(v, -1, -2), ut
+    else:
+        u, vh = mx.swapaxes(ut, -1, -2), v
+    return _nan_unless(finite, u), s_out, _nan_unless(finite, vh), info

@@ -173,6 +173,33 @@ def jacobi_eigh_simd(
     return w, v, info
 
 
+def jacobi_svd_simd(
+    a: mx.array, *, full: bool, want_uv: bool, max_sweeps: int = MAX_SWEEPS
+) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+    """Launch ``metal/jacobi_svd_simd.metal`` on raw ``a`` (B, R, C), R, C <= 32 (a wide
+    matrix is read transposed in-kernel): returns ``(U, S, Vh, info)`` in the layouts svd
+    returns for ``a`` (U (B, R, R or K), S (B, K), Vh (B, K or C, C), K = min(R, C);
+    NaN for non-finite matrices), as the kernel's contract says."""
+    b, rows, cols = a.shape
+    wide = rows < cols
+    m, n = max(rows, cols), min(rows, cols)
+    uc = m if full else n
+    if want_uv:
+        shapes = [(b, rows, rows if wide else uc), (b, n), (b, uc if wide else n, cols), (b,)]
+    else:
+        shapes = [(1,), (b, n), (1,), (b,)]
+    u, s, vh, info = _kernels.launch(
+        "jacobi_svd_simd",
+        [a],
+        template={"M": m, "N": n, "NP": _simd_columns(n), "FULL": bool(full),
+                  "WANT_UV": bool(want_uv), "WIDE": wide, "MAX_SWEEPS": int(max_sweeps)},
+        grid=(b * 32, 1, 1),
+        threadgroup=(32, 1, 1),
+        output_shapes=shapes,
+    )
+    return u, s, vh, info
+
+
 # ---------------------------------------------------------------------------------------
 # Dispatch predicates and implementations (mlx_linalg._dispatch contract).
 
@@ -273,6 +300,11 @@ def svd(x: mx.array, *, full_matrices: bool) -> tuple[tuple[mx.array, ...], None
     (..., M, M) and Vh (..., N, N) when ``full_matrices``, else K = min(M, N) columns/rows.
     """
     m, n = x.shape[-2:]
+    if max(m, n) <= SIMD_MAX:
+        a, batch = _batched(x)
+        u, s, vh, _ = jacobi_svd_simd(a, full=full_matrices, want_uv=True)
+        return (u.reshape(*batch, *u.shape[1:]), s.reshape(*batch, min(m, n)),
+                vh.reshape(*batch, *vh.shape[1:])), None
     ut, s, vt, finite, batch, wide = _svd_scaled(x, full_matrices, want_uv=True)
     ut = _nan_where(finite, ut)
     vt = _nan_where(finite, vt)
@@ -288,5 +320,9 @@ def svd(x: mx.array, *, full_matrices: bool) -> tuple[tuple[mx.array, ...], None
 
 def svdvals(x: mx.array) -> tuple[tuple[mx.array], None]:
     """Singular values (descending) of a stack of small matrices: ``((S,), None)``."""
+    if max(x.shape[-2:]) <= SIMD_MAX:
+        a, batch = _batched(x)
+        _, s, _, _ = jacobi_svd_simd(a, full=False, want_uv=False)
+        return (s.reshape(*batch, s.shape[-1]),), None
     _, s, _, _, _, _ = _svd_scaled(x, full=False, want_uv=False)
     return (s,), None

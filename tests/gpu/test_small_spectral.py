@@ -1,4 +1,5 @@
-"""GPU tests of the batched small-matrix kernels qr_small, jacobi_eigh and jacobi_svd.
+"""GPU tests of the batched small-matrix kernels qr_small, jacobi_eigh and jacobi_svd, and
+of the register kernels jacobi_eigh_simd and jacobi_svd_simd (sizes <= ss.SIMD_MAX).
 
 Each kernel is compared with its MLX-op reference (``mlx_linalg._gpu.reference_spectral``,
 run on the CPU stream) over many shapes, and the public functions running through the
@@ -233,6 +234,50 @@ def test_svd_kernel_matches_reference(shape, full):
     s_only = np.array(la.svdvals(mx.array(a), stream=mx.gpu))
     np.testing.assert_allclose(s_only, np.array(la.svd(mx.array(a), stream=mx.gpu)[1]),
                                atol=SVD_RATIO * max(m, n) * U32 * float(s_only.max()))
+
+
+SIMD_SVD_SHAPES = [(1, 1), (5, 3), (3, 5), (8, 8), (17, 17), (32, 32), (32, 9), (9, 32),
+                   (31, 2)]
+
+
+@pytest.mark.parametrize("shape", SIMD_SVD_SHAPES)
+@pytest.mark.parametrize("full", [False, True])
+def test_svd_simd_kernel_matches_reference(shape, full):
+    """The register SVD kernel on raw input (in-kernel scaling and transposition of wide
+    input, a NaN in one matrix) against its MLX-op reference and LAPACK."""
+    m, n = shape
+    a = _gaussian((BATCH, m, n), seed=m * 19 + n) * np.float32(1e4)
+    a[1, m - 1, n - 1] = np.nan
+    x = mx.array(a)
+    u, s, vh, info = ss.jacobi_svd_simd(x, full=full, want_uv=True)
+    _, s_ref, _, info_ref = _on_cpu(ref.jacobi_svd_simd, x, full=full, want_uv=True,
+                                    max_sweeps=ss.MAX_SWEEPS)
+    u, s, vh, info = np.array(u), np.array(s), np.array(vh), np.array(info)
+    for out in (u, s, vh):
+        assert np.all(np.isnan(out[1]))
+    assert info[1] == 0
+    good = [0, 2, 3, 4]
+    assert np.all(info[good] > 0) and np.all(np.abs(info - np.array(info_ref)) <= 2)
+    np.testing.assert_allclose(s[good], np.array(s_ref)[good], rtol=0,
+                               atol=SVD_RATIO * max(m, n) * U32 * float(s[good].max()))
+    _check_svd(a[good], full)
+    u_pub, s_pub, vh_pub = la.svd(x, full_matrices=full, stream=mx.gpu)
+    np.testing.assert_array_equal(np.array(u_pub), u)
+    np.testing.assert_array_equal(np.array(s_pub), s)
+    np.testing.assert_array_equal(np.array(vh_pub), vh)
+    s_only = np.array(la.svdvals(x, stream=mx.gpu))
+    np.testing.assert_allclose(s_only[good], s[good], rtol=0,
+                               atol=SVD_RATIO * max(m, n) * U32 * float(s[good].max()))
+
+
+def test_svd_above_simd_max_uses_the_threadgroup_kernel():
+    m, n = ss.SIMD_MAX + 1, 8
+    a = _gaussian((3, m, n), seed=6)
+    s = np.array(la.svdvals(mx.array(a), stream=mx.gpu))
+    _, s_old, _, _ = ss.jacobi_svd(_scaled(a), full=False, want_uv=False)
+    scale = np.array(ss._prescale(mx.array(a))[1])
+    np.testing.assert_allclose(s, np.array(s_old) / scale[:, None], rtol=0,
+                               atol=SVD_RATIO * m * U32 * float(s.max()))
 
 
 # ---------------------------------------------------------------------------------------
