@@ -166,7 +166,6 @@ def machine() -> dict:
 # Ops whose kernels have a register (one-simdgroup) variant, timed both ways, and the key of
 # small_factor.SIMD_FACTOR that picks their variant.
 SIMD_VARIANT_OPS = {
-    "cholesky": "cholesky",
     "lu_factor": "lu",
     "det": "lu",
     "solve": "solve",

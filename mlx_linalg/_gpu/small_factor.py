@@ -19,14 +19,13 @@ import mlx.core as mx
 from mlx_linalg import _kernels
 
 MAX_N = 64
-# Which kernels factor in the registers of one simdgroup (cholesky_simd; lu_small and
-# solve_small with SIMD) instead of in threadgroup memory. Same arithmetic and contracts;
-# chosen by measurement on an H100 (float32, docs/kernels.md): registers for Cholesky
-# (10000x32x32: 0.23 against 0.51 ms) and LU (0.32 against 0.52 ms), threadgroup memory for
-# the fused solve (1.08 against 1.36 ms).
+# Which kernels factor in the registers of one simdgroup (lu_small and solve_small with
+# SIMD) instead of in threadgroup memory. Same arithmetic and contracts; chosen by
+# measurement on an H100 (float32, docs/kernels.md): registers for LU (10000x32x32: 0.32
+# against 0.52 ms), threadgroup memory for the fused solve (1.08 against 1.36 ms).
 # The register LU is used for n <= 32 only: at NMAX = 64 it needs 158-164 registers per
 # thread and about a minute of compilation (nvcc, sm_90), against 5 s at NMAX = 32.
-SIMD_FACTOR = {"cholesky": True, "lu": True, "solve": False}
+SIMD_FACTOR = {"lu": True, "solve": False}
 _SIMD_LU_MAX_N = 32
 # Size classes: (largest n, NMAX the tile capacity, threads per threadgroup). Two
 # capacities keep the number of compiled variants small; the threads scale with the work
@@ -82,6 +81,7 @@ def _launch(
     template: dict,
     *,
     one_simdgroup: bool = False,
+    threads: int | None = None,
 ) -> list[mx.array]:
     """Launch a one-threadgroup-per-matrix kernel over a (B, ...) stack.
 
@@ -94,10 +94,13 @@ def _launch(
         n: the order that picks the capacity class.
         template: template arguments besides NMAX.
         one_simdgroup: the kernel runs one simdgroup (32 threads) per matrix.
+        threads: threads per threadgroup, when the kernel fixes them (else the class's).
     """
-    nmax, threads = _class(n)
+    nmax, class_threads = _class(n)
     if one_simdgroup:
         threads = _kernels.SIMD_WIDTH
+    elif threads is None:
+        threads = class_threads
     batch = inputs[0].shape[0]
     per_launch = _kernels.MAX_GRID // threads
     parts = []
@@ -125,25 +128,17 @@ def _flat(x: mx.array) -> mx.array:
 
 
 def cholesky(x: mx.array, *, upper: bool) -> tuple:
-    """Cholesky factor (``cholesky_simd`` or ``cholesky_small``): ``((factor,), failed)``."""
-    if not SIMD_FACTOR["cholesky"]:
-        return cholesky_threadgroup(x, upper=upper)
-    return cholesky_registers(x, upper=upper)
+    """Cholesky factor (``cholesky_small``: blocked by 16-column panels): ``((factor,), failed)``.
 
-
-def cholesky_registers(x: mx.array, *, upper: bool) -> tuple:
-    """Cholesky factor (``cholesky_simd``: in registers): ``((factor,), failed)``."""
+    One simdgroup per matrix up to n = 32, two above: the second one only joins the trailing
+    updates (measured on an H100: 1000x64x64 0.14 ms with 64 threads, 0.15 with 32 and 0.18
+    with 128; at 10000x32x32 one simdgroup is fastest, 0.20 against 0.24 ms).
+    """
     n = x.shape[-1]
-    factor, failed = _launch(
-        "cholesky_simd", [_flat(x)], [(n, n), ()], n, {"UPPER": upper}, one_simdgroup=True
+    threads = _kernels.SIMD_WIDTH * (1 if n <= 32 else 2)
+    factor, info = _launch(
+        "cholesky_small", [_flat(x)], [(n, n), ()], n, {"UPPER": upper}, threads=threads
     )
-    return (factor.reshape(x.shape),), failed.reshape(x.shape[:-2])
-
-
-def cholesky_threadgroup(x: mx.array, *, upper: bool) -> tuple:
-    """Cholesky factor (``cholesky_small``: in threadgroup memory): ``((factor,), failed)``."""
-    n = x.shape[-1]
-    factor, info = _launch("cholesky_small", [_flat(x)], [(n, n), ()], n, {"UPPER": upper})
     return (factor.reshape(x.shape),), (info != 0).reshape(x.shape[:-2])
 
 
