@@ -14,12 +14,6 @@ LA_INLINE float la_nan() {
   return NAN;
 }
 
-// Row `j` of a column held by a simdgroup as two registers per lane: lane l holds rows l
-// (lo) and l + 32 (hi). `j` must be uniform across the simdgroup.
-LA_INLINE float la_lane_row(float lo, float hi, int j) {
-  return simd_shuffle(j < 32 ? lo : hi, (ushort)(j & 31));
-}
-
 // Index of the entry of largest absolute value among rows [j, m) of column `j` of a tile
 // with row stride `s` (m <= 64), the first one on ties, as LAPACK's isamax picks it.
 // Called by all 32 lanes of one simdgroup; every lane gets the same answer. NaN entries
@@ -53,39 +47,6 @@ LA_INLINE int la_pivot_row(const LA_TG float* tile, int s, int m, int j, uint la
     }
   }
   return idx < m ? idx : j;
-}
-
-// Triangular solve of one right-hand side by one simdgroup, in registers: lane l holds
-// rows l and l + 32 of x (x0, x1). The n x n triangle is read from `tile` (row stride s),
-// element (i, k) at tile[i * s + k], or at tile[k * s + i] when TRANS (the matrix used is
-// then the transpose of the stored one). LOWER: forward substitution with the lower
-// triangle of the matrix used; otherwise back substitution with the upper one. UNIT:
-// the diagonal is taken as ones and not read. Per step: one shuffle, one division and
-// one fused multiply-add per lane; threadgroup memory is only read.
-template <bool LOWER, bool TRANS, bool UNIT>
-LA_INLINE void la_trsv_simd(const LA_TG float* tile, int s, int n, thread float& x0,
-                            thread float& x1, uint lane) {
-  const int r0 = (int)lane;
-  const int r1 = r0 + 32;
-  for (int t = 0; t < n; ++t) {
-    const int j = LOWER ? t : n - 1 - t;
-    float xj = la_lane_row(x0, x1, j);
-    if (!UNIT) {
-      xj = xj / tile[j * s + j];
-    }
-    const bool below0 = LOWER ? (r0 > j && r0 < n) : (r0 < j);
-    const bool below1 = LOWER ? (r1 > j && r1 < n) : (r1 < j);
-    if (r0 == j) {
-      x0 = xj;
-    } else if (below0) {
-      x0 = metal::fma(-(TRANS ? tile[j * s + r0] : tile[r0 * s + j]), xj, x0);
-    }
-    if (r1 == j) {
-      x1 = xj;
-    } else if (below1) {
-      x1 = metal::fma(-(TRANS ? tile[j * s + r1] : tile[r1 * s + j]), xj, x1);
-    }
-  }
 }
 
 // Triangular solve of one right-hand side held by one thread in registers: x[i] is row i

@@ -1,9 +1,9 @@
 // @kernel lu_solve_small
 // @inputs LU:float32 piv:int32 Bm:float32
 // @outputs X:float32 info:int32
-// @template NMAX:int KC:int TRANS:bool
+// @template NMAX:int TRANS:bool
 // @headers linalg_common.h
-// @check NMAX=8,KC=8,TRANS=false NMAX=32,KC=32,TRANS=true NMAX=64,KC=32,TRANS=false
+// @check NMAX=8,TRANS=false NMAX=32,TRANS=true NMAX=32,TRANS=false NMAX=64,TRANS=false NMAX=64,TRANS=true
 //
 // Solve A X = B (or Aᵀ X = B when TRANS) given the packed LU factorization of A.
 //   LU    (B, n, n) float32, 1 <= n <= NMAX <= 64, as lu_small.metal writes it: U on and
@@ -13,11 +13,15 @@
 //   X     (B, n, K); every entry NaN when U has an exact zero on its diagonal (singular) or
 //         a pivot index is outside [0, n).
 //   info  (B,) int32: 0; j + 1 for the first zero on U's diagonal; -1 for a bad pivot.
-// Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32; KC <= 32.
+// Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32. T = 32 suffices
+// for any K; more simdgroups share the chunks of 32 right-hand sides.
 // Algorithm: LAPACK getrs. Thread 0 turns the interchanges into a gather (n steps in
-// threadgroup memory). A X = B: x = U⁻¹ L⁻¹ P b with P b gathered on load. Aᵀ X = B:
-// x = P (L⁻ᵀ U⁻ᵀ b) with the permutation applied as a gather on store. One simdgroup per
-// right-hand side in registers (la_trsv_simd), the triangles read transposed for Aᵀ.
+// threadgroup memory). Lane c of a simdgroup owns right-hand-side column c0 + c (chunks c0
+// of 32 columns shared by the simdgroups) in registers. A X = B: x = U⁻¹ L⁻¹ P b with P b
+// gathered on load. Aᵀ X = B: x = P (L⁻ᵀ U⁻ᵀ b), the permutation applied on store as the
+// inverse scatter (register indices stay compile-time). Substitutions by la_trsv_lane (FMAs
+// whose factor every lane reads from the same threadgroup word), the triangles read
+// transposed for Aᵀ; loads and stores coalesced (consecutive lanes, consecutive columns).
 // Memory traffic: n² + n + n K floats/ints read, n K floats and one int written.
 
 const int batch = LU_shape[0];
@@ -33,10 +37,9 @@ const int lane = (int)thread_index_in_simdgroup;
 const int warp = (int)simdgroup_index_in_threadgroup;
 const int nwarps = nthreads / 32;
 constexpr int S = NMAX + 1;
-constexpr int SR = KC + 1;
 threadgroup float tile[NMAX * S];
-threadgroup float rhs[NMAX * SR];
 threadgroup int gather[NMAX];
+threadgroup int scatter[NMAX];
 threadgroup int status[1];
 
 const size_t base = (size_t)b * (size_t)(n * n);
@@ -65,6 +68,12 @@ if (tid == 0) {
   status[0] = bad != 0 ? -1 : 0;
 }
 threadgroup_barrier(mem_flags::mem_threadgroup);
+if (TRANS) {
+  // Entry i of the solution comes from row gather[i] of x: x[r] goes to row scatter[r].
+  for (int i = tid; i < n; i += nthreads) {
+    scatter[gather[i]] = i;
+  }
+}
 if (tid == 0 && status[0] == 0) {
   for (int j = 0; j < n; ++j) {
     if (tile[j * S + j] == 0.0f) {
@@ -78,42 +87,35 @@ threadgroup_barrier(mem_flags::mem_threadgroup);
 const int fail = status[0];
 const float nan_value = la_nan();
 const size_t xbase = (size_t)b * (size_t)n * (size_t)K;
-for (int c0 = 0; c0 < K; c0 += KC) {
-  const int kc = metal::min(KC, K - c0);
-  if (fail == 0) {
-    for (int e = tid; e < n * kc; e += nthreads) {
-      const int i = e / kc;
-      const int c = e - i * kc;
-      const int src = TRANS ? i : gather[i];
-      rhs[i * SR + c] = Bm[xbase + (size_t)src * K + c0 + c];
-    }
-    threadgroup_barrier(mem_flags::mem_threadgroup);
-    for (int c = warp; c < kc; c += nwarps) {
-      float x0 = lane < n ? rhs[lane * SR + c] : 0.0f;
-      float x1 = lane + 32 < n ? rhs[(lane + 32) * SR + c] : 0.0f;
+// No SIMD-group call follows: lanes past column K simply skip their work.
+for (int c0 = 32 * warp; c0 < K; c0 += 32 * nwarps) {
+  const int col = c0 + lane;
+  if (col < K) {
+    float x[NMAX];
+    if (fail == 0) {
+      LA_UNROLL
+      for (int i = 0; i < NMAX; ++i) {
+        if (i < n) {
+          const int src = TRANS ? i : gather[i];
+          x[i] = Bm[xbase + (size_t)src * K + col];
+        }
+      }
       if (TRANS) {
-        la_trsv_simd<true, true, false>(tile, S, n, x0, x1, (uint)lane);
-        la_trsv_simd<false, true, true>(tile, S, n, x0, x1, (uint)lane);
+        la_trsv_lane<NMAX, true, true, false>(tile, S, n, x);
+        la_trsv_lane<NMAX, false, true, true>(tile, S, n, x);
       } else {
-        la_trsv_simd<true, false, true>(tile, S, n, x0, x1, (uint)lane);
-        la_trsv_simd<false, false, false>(tile, S, n, x0, x1, (uint)lane);
-      }
-      if (lane < n) {
-        rhs[lane * SR + c] = x0;
-      }
-      if (lane + 32 < n) {
-        rhs[(lane + 32) * SR + c] = x1;
+        la_trsv_lane<NMAX, true, false, true>(tile, S, n, x);
+        la_trsv_lane<NMAX, false, false, false>(tile, S, n, x);
       }
     }
-    threadgroup_barrier(mem_flags::mem_threadgroup);
+    LA_UNROLL
+    for (int i = 0; i < NMAX; ++i) {
+      if (i < n) {
+        const int dst = TRANS ? scatter[i] : i;
+        X[xbase + (size_t)dst * K + col] = fail != 0 ? nan_value : x[i];
+      }
+    }
   }
-  for (int e = tid; e < n * kc; e += nthreads) {
-    const int i = e / kc;
-    const int c = e - i * kc;
-    const int src = TRANS ? gather[i] : i;
-    X[xbase + (size_t)i * K + c0 + c] = fail != 0 ? nan_value : rhs[src * SR + c];
-  }
-  threadgroup_barrier(mem_flags::mem_threadgroup);
 }
 if (tid == 0) {
   info[b] = fail;

@@ -227,17 +227,20 @@ def test_emulated_trsm_matches_reference(lower, trans, unit, threads, k):
 
 @needs_emulation
 @pytest.mark.parametrize("trans", [False, True])
-def test_emulated_lu_solve_matches_reference(trans):
-    n = 24
-    a = _stack((2, n, n), 5) / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
-    b = _stack((2, n, 3), 6)
+@pytest.mark.parametrize(
+    "n, nmax, threads, k", [(24, 32, 128, 33), (40, 64, 32, 35), (24, 32, 32, 1)]
+)
+def test_emulated_lu_solve_matches_reference(trans, n, nmax, threads, k):
+    a = _stack((2, n, n), 5) + np.eye(n, dtype=np.float32)  # not dominant: rows interchange
+    b = _stack((2, n, k), 6)
     packed, piv, _ = ref.lu_small(mx.array(a))
+    assert np.any(np.asarray(piv) != np.arange(n))  # the interchanges matter
     x, info = _launch(
         "lu_solve_small",
         [np.asarray(packed), np.asarray(piv), b],
-        {"NMAX": 32, "KC": 32, "TRANS": trans},
-        128,
-        [(2, n, 3), (2,)],
+        {"NMAX": nmax, "TRANS": trans},
+        threads,
+        [(2, n, k), (2,)],
     )
     expected, _ = ref.lu_solve_small(packed, piv, mx.array(b), trans=trans)
     assert not info.any()

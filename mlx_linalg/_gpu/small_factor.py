@@ -31,7 +31,6 @@ _SIMD_LU_MAX_N = 32
 # capacities keep the number of compiled variants small; the threads scale with the work
 # of a trailing update (rows spread over simdgroups, columns over lanes).
 _CLASSES = ((8, 32, 32), (16, 32, 64), (32, 32, 128), (64, 64, 256))
-_RHS_CHUNK = 32  # right-hand sides per pass through threadgroup memory
 # Substitution kernels (solve_small, trsm_small, lu_solve_small) hold one right-hand-side
 # column per lane: up to this many columns, launch one simdgroup per matrix (0: always the
 # size class's threads). Chosen by reasoning, not measured yet: see _solve_kernel.
@@ -257,12 +256,15 @@ def inv(x: mx.array) -> tuple:
 def lu_solve(packed: mx.array, piv: mx.array, b: mx.array, *, trans: int) -> tuple:
     """Solve with a packed LU (``lu_solve_small``): ``((X,), failed)``."""
     n, k = b.shape[-2:]
+    # One lane per right-hand side: K <= 32 columns keep one simdgroup busy (see
+    # _solve_kernel); more columns are shared by the size class's simdgroups.
     x, info = _launch(
         "lu_solve_small",
         [_flat(packed), piv.reshape(-1, n), _flat(b)],
         [(n, k), ()],
         n,
-        {"KC": _RHS_CHUNK, "TRANS": trans != 0},
+        {"TRANS": trans != 0},
+        one_simdgroup=k <= _ONE_SIMDGROUP_MAX_K,
     )
     return (x.reshape(b.shape),), (info != 0).reshape(packed.shape[:-2])
 
