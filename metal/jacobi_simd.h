@@ -26,8 +26,8 @@
 // 32 / (NP / 2) lanes g·32/(NP/2) ...: 3·NP/2 - 3 + 3·(5 - log2(NP/2)) shuffles in all
 // (48 at NP = 32) instead of 5 per value. Those lanes compute the rotation as
 // la_jacobi_rotation (the same threshold test), the first of them writes (s, τ),
-// τ = s / (1 + c), to a small threadgroup array (double-buffered by round parity, so one
-// simdgroup barrier per round suffices), and every lane reads all of them (broadcast
+// τ = s / (1 + c), to a small threadgroup array (double-buffered, alternating every
+// round, so one simdgroup barrier per round suffices), and every lane reads all of them (broadcast
 // float4 reads: two pairs each) and applies every rotation to its row of W and V in
 // Rutishauser's update form p' = p - s(q + τp), q' = q + s(p - τq) (no rotation: s = τ = 0,
 // exactly the identity). Per round and lane: 3·NP/2 products, 48 shuffles, NP/4 shared
@@ -115,6 +115,9 @@ LA_INLINE int la_simd_jacobi_sweeps(thread float (&w)[NP], thread float (&v)[NP]
                                     LA_TG float4* rot, float tol, int max_sweeps, uint lane) {
   constexpr int H = NP / 2;
   constexpr int Q = H >= 2 ? H / 2 : 1;  // float4 slots per buffer
+  // Buffer parity alternates over all rounds, across sweeps too (NP - 1 is odd), so the
+  // barrier of round t + 1 orders round t's reads before round t + 2's writes.
+  int parity = 0;
   for (int sweep = 1; sweep <= max_sweeps; ++sweep) {
     bool rotated = false;
     LA_NO_UNROLL
@@ -128,7 +131,8 @@ LA_INLINE int la_simd_jacobi_sweeps(thread float (&w)[NP], thread float (&v)[NP]
       float s;
       rotated = la_jacobi_rotation(alpha, beta, gamma, tol, c, s) || rotated;
       const float tau = s / (1.0f + c);
-      LA_TG float4* buf = rot + (r & 1) * Q;
+      LA_TG float4* buf = rot + parity * Q;
+      parity ^= 1;
       if ((lane & (uint)(32 / H - 1)) == 0) {
         if (g & 1) {
           buf[g >> 1].z = s;
