@@ -49,41 +49,73 @@ LA_INLINE int la_pivot_row(const LA_TG float* tile, int s, int m, int j, uint la
   return idx < m ? idx : j;
 }
 
-// Triangular solve of one right-hand side held by one thread in registers: x[i] is row i
-// (i < n; entries i >= n are neither read nor written). The n x n triangle (n <= NMAX) is
-// read from `tile` (row stride s), element (i, k) at tile[i * s + k], or at tile[k * s + i]
-// when TRANS (the matrix used is then the transpose of the stored one). LOWER: forward
-// substitution with the lower triangle of the matrix used; otherwise back substitution with
-// the upper one. UNIT: the diagonal is taken as ones and not read. Column-oriented (LAPACK
-// trsv's order per entry): step j divides x[j] by the diagonal, then x[i] = fma(-t_ij, x[j],
-// x[i]) for the rows i still to come. Every loop is unrolled, so x stays in registers; each
-// tile address depends only on (i, j), so the lanes of a simdgroup that call this together
-// read the same word (a broadcast, no bank conflict). No barriers, no SIMD-group calls:
-// callable from divergent lanes.
-template <int NMAX, bool LOWER, bool TRANS, bool UNIT>
-LA_INLINE void la_trsv_lane(const LA_TG float* tile, int s, int n, thread float (&x)[NMAX]) {
-  LA_UNROLL
-  for (int t = 0; t < NMAX; ++t) {
-    const int j = LOWER ? t : NMAX - 1 - t;
-    if (j < n) {
-      float xj = x[j];
-      if (!UNIT) {
-        xj = xj / tile[j * s + j];
-        x[j] = xj;
-      }
-      if (LOWER) {
+// Element (i, k) of the matrix used by la_trsv_lane: of the stored tile, or of its
+// transpose when TRANS.
+template <bool TRANS>
+LA_INLINE float la_tile_at(const LA_TG float* tile, int s, int i, int k) {
+  return TRANS ? tile[k * s + i] : tile[i * s + k];
+}
+
+// Triangular solve of one right-hand side owned by one thread: x[32 i] is row i (i < n;
+// rows >= n are neither read nor written), in threadgroup memory with a stride of 32 so that
+// the 32 lanes of a simdgroup, each passing its own column (x = base + lane), hit 32
+// different banks. The n x n triangle is read from `tile` (row stride s), element (i, k) at
+// tile[i * s + k], or at tile[k * s + i] when TRANS (the matrix used is then the transpose
+// of the stored one). LOWER: forward substitution with the lower triangle of the matrix
+// used; otherwise back substitution with the upper one. UNIT: the diagonal is taken as
+// ones and not read. Blocked by 8 rows: a block of x is held in registers and
+// solved with its diagonal block (unrolled), then each row still to come is updated by the
+// block (one load and one store of x per 8 FMAs, in a loop with a small body,
+// so the code stays in the instruction cache). Per entry, the operations and their order
+// are those of column-oriented substitution (LAPACK trsv): x[j] /= t_jj once every update
+// of x[j] is done, then x[i] = fma(-t_ij, x[j], x[i]) for the rows i to come, j ascending
+// (LOWER) or descending. Each tile address depends only on (i, j), so the lanes read the
+// same word (a broadcast). No barriers and no SIMD-group calls: callable from divergent
+// lanes; the caller orders x's writes before this call and its reads after (same thread).
+template <bool LOWER, bool TRANS, bool UNIT>
+LA_INLINE void la_trsv_lane(const LA_TG float* tile, int s, int n, LA_TG float* x) {
+  constexpr int BS = 8;
+  const int nb = (n + BS - 1) / BS;
+  for (int blk = 0; blk < nb; ++blk) {
+    const int jb = BS * (LOWER ? blk : nb - 1 - blk);
+    float r[BS];
+    LA_UNROLL
+    for (int k = 0; k < BS; ++k) {
+      r[k] = jb + k < n ? x[(jb + k) * 32] : 0.0f;
+    }
+    LA_UNROLL
+    for (int t = 0; t < BS; ++t) {
+      const int k = LOWER ? t : BS - 1 - t;
+      const int j = jb + k;
+      if (j < n) {
+        if (!UNIT) {
+          r[k] = r[k] / la_tile_at<TRANS>(tile, s, j, j);
+        }
         LA_UNROLL
-        for (int i = j + 1; i < NMAX; ++i) {
-          if (i < n) {
-            x[i] = metal::fma(-(TRANS ? tile[j * s + i] : tile[i * s + j]), xj, x[i]);
+        for (int k2 = 0; k2 < BS; ++k2) {
+          if ((LOWER ? k2 > k : k2 < k) && jb + k2 < n) {
+            r[k2] = metal::fma(-la_tile_at<TRANS>(tile, s, jb + k2, j), r[k], r[k2]);
           }
         }
-      } else {
-        LA_UNROLL
-        for (int i = 0; i < j; ++i) {
-          x[i] = metal::fma(-(TRANS ? tile[j * s + i] : tile[i * s + j]), xj, x[i]);
+      }
+    }
+    LA_UNROLL
+    for (int k = 0; k < BS; ++k) {
+      if (jb + k < n) {
+        x[(jb + k) * 32] = r[k];
+      }
+    }
+    const int hi = LOWER ? n : jb;
+    for (int i = LOWER ? jb + BS : 0; i < hi; ++i) {
+      float acc = x[i * 32];
+      LA_UNROLL
+      for (int t = 0; t < BS; ++t) {
+        const int k = LOWER ? t : BS - 1 - t;
+        if (jb + k < n) {
+          acc = metal::fma(-la_tile_at<TRANS>(tile, s, i, jb + k), r[k], acc);
         }
       }
+      x[i * 32] = acc;
     }
   }
 }

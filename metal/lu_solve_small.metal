@@ -14,14 +14,14 @@
 //         a pivot index is outside [0, n).
 //   info  (B,) int32: 0; j + 1 for the first zero on U's diagonal; -1 for a bad pivot.
 // Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32. T = 32 suffices
-// for any K; more simdgroups share the chunks of 32 right-hand sides.
+// for any K; up to XW simdgroups share the chunks of 32 right-hand sides.
 // Algorithm: LAPACK getrs. Thread 0 turns the interchanges into a gather (n steps in
 // threadgroup memory). Lane c of a simdgroup owns right-hand-side column c0 + c (chunks c0
-// of 32 columns shared by the simdgroups) in registers. A X = B: x = U⁻¹ L⁻¹ P b with P b
-// gathered on load. Aᵀ X = B: x = P (L⁻ᵀ U⁻ᵀ b), the permutation applied on store as the
-// inverse scatter (register indices stay compile-time). Substitutions by la_trsv_lane (FMAs
-// whose factor every lane reads from the same threadgroup word), the triangles read
-// transposed for Aᵀ; loads and stores coalesced (consecutive lanes, consecutive columns).
+// of 32 columns) in its own column of threadgroup memory (stride 32: no bank conflicts).
+// A X = B: x = U⁻¹ L⁻¹ P b with P b gathered on load. Aᵀ X = B: x = P (L⁻ᵀ U⁻ᵀ b) with the
+// permutation applied as a gather on store. Substitutions by la_trsv_lane (blocks of 8
+// rows in registers, FMAs whose factor every lane reads from the same threadgroup word),
+// the triangles read transposed for Aᵀ; loads and stores coalesced.
 // Memory traffic: n² + n + n K floats/ints read, n K floats and one int written.
 
 const int batch = LU_shape[0];
@@ -38,8 +38,11 @@ const int warp = (int)simdgroup_index_in_threadgroup;
 const int nwarps = nthreads / 32;
 constexpr int S = NMAX + 1;
 threadgroup float tile[NMAX * S];
+// Right-hand-side columns live in threadgroup memory, one per lane (x[32 i + lane] = row i):
+// XW simdgroups substitute, NMAX * 32 floats each (XW = 1 keeps NMAX = 64 under 32 KB).
+constexpr int XW = NMAX > 32 ? 1 : 2;
+threadgroup float xs[XW * NMAX * 32];
 threadgroup int gather[NMAX];
-threadgroup int scatter[NMAX];
 threadgroup int status[1];
 
 const size_t base = (size_t)b * (size_t)(n * n);
@@ -68,12 +71,6 @@ if (tid == 0) {
   status[0] = bad != 0 ? -1 : 0;
 }
 threadgroup_barrier(mem_flags::mem_threadgroup);
-if (TRANS) {
-  // Entry i of the solution comes from row gather[i] of x: x[r] goes to row scatter[r].
-  for (int i = tid; i < n; i += nthreads) {
-    scatter[gather[i]] = i;
-  }
-}
 if (tid == 0 && status[0] == 0) {
   for (int j = 0; j < n; ++j) {
     if (tile[j * S + j] == 0.0f) {
@@ -87,32 +84,28 @@ threadgroup_barrier(mem_flags::mem_threadgroup);
 const int fail = status[0];
 const float nan_value = la_nan();
 const size_t xbase = (size_t)b * (size_t)n * (size_t)K;
+const int nsub = metal::min(nwarps, XW);
 // No SIMD-group call follows: lanes past column K simply skip their work.
-for (int c0 = 32 * warp; c0 < K; c0 += 32 * nwarps) {
-  const int col = c0 + lane;
-  if (col < K) {
-    float x[NMAX];
-    if (fail == 0) {
-      LA_UNROLL
-      for (int i = 0; i < NMAX; ++i) {
-        if (i < n) {
-          const int src = TRANS ? i : gather[i];
-          x[i] = Bm[xbase + (size_t)src * K + col];
+if (warp < nsub) {
+  LA_TG float* x = xs + warp * (NMAX * 32) + lane;
+  for (int c0 = 32 * warp; c0 < K; c0 += 32 * nsub) {
+    const int col = c0 + lane;
+    if (col < K) {
+      if (fail == 0) {
+        for (int i = 0; i < n; ++i) {
+          x[i * 32] = Bm[xbase + (size_t)(TRANS ? i : gather[i]) * K + col];
+        }
+        if (TRANS) {
+          la_trsv_lane<true, true, false>(tile, S, n, x);
+          la_trsv_lane<false, true, true>(tile, S, n, x);
+        } else {
+          la_trsv_lane<true, false, true>(tile, S, n, x);
+          la_trsv_lane<false, false, false>(tile, S, n, x);
         }
       }
-      if (TRANS) {
-        la_trsv_lane<NMAX, true, true, false>(tile, S, n, x);
-        la_trsv_lane<NMAX, false, true, true>(tile, S, n, x);
-      } else {
-        la_trsv_lane<NMAX, true, false, true>(tile, S, n, x);
-        la_trsv_lane<NMAX, false, false, false>(tile, S, n, x);
-      }
-    }
-    LA_UNROLL
-    for (int i = 0; i < NMAX; ++i) {
-      if (i < n) {
-        const int dst = TRANS ? scatter[i] : i;
-        X[xbase + (size_t)dst * K + col] = fail != 0 ? nan_value : x[i];
+      for (int i = 0; i < n; ++i) {
+        const int src = TRANS ? gather[i] : i;
+        X[xbase + (size_t)i * K + col] = fail != 0 ? nan_value : x[src * 32];
       }
     }
   }

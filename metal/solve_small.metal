@@ -14,15 +14,16 @@
 //   info  (B,) int32: 0, or j + 1 for the first zero pivot j.
 // Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32; SIMD needs
 // n <= 32. T = 32 suffices for any n and K; more simdgroups share the trailing updates of
-// the threadgroup LU and the chunks of 32 right-hand sides.
+// the threadgroup LU, and up to XW of them the chunks of 32 right-hand sides.
 // Algorithm: getf2 as in lu_small.metal (SIMD: in the registers of simdgroup 0, the factors
 // then written to threadgroup memory by position; else in threadgroup memory, pivot search,
 // swap and scaling by simdgroup 0, trailing update by all), tracking the row permutation;
-// then lane c of a simdgroup owns right-hand-side column c0 + c (chunks c0 of 32 columns
-// shared by the simdgroups) in registers: it loads the permuted column P b (for each row,
-// consecutive lanes read consecutive addresses: coalesced), solves L y = P b and U x = y
-// (la_trsv_lane: per step a division and then FMAs whose factor every lane reads from the
-// same threadgroup word) and stores x coalesced. No threadgroup traffic per column.
+// then lane c of a simdgroup owns right-hand-side column c0 + c (chunks c0 of 32 columns)
+// in its own column of threadgroup memory (stride 32: no bank conflicts): it loads the
+// permuted column P b (for each row, consecutive lanes read consecutive addresses:
+// coalesced), solves L y = P b and U x = y (la_trsv_lane: blocks of 8 rows in registers,
+// FMAs whose factor every lane reads from the same threadgroup word) and stores x
+// coalesced. No shuffles and no barriers after the LU.
 // Memory traffic: n² + n K floats read (none of Bm when EYE), n K floats and one int
 // written.
 
@@ -41,6 +42,10 @@ const int nwarps = nthreads / 32;
 constexpr int R = NMAX / 32;
 constexpr int S = NMAX + 1;
 threadgroup float tile[NMAX * S];
+// Right-hand-side columns live in threadgroup memory, one per lane (x[32 i + lane] = row i):
+// XW simdgroups substitute, NMAX * 32 floats each (XW = 1 keeps NMAX = 64 under 32 KB).
+constexpr int XW = NMAX > 32 ? 1 : 2;
+threadgroup float xs[XW * NMAX * 32];
 threadgroup int perm_s[NMAX];
 threadgroup int piv_s[NMAX];
 threadgroup int zero_pivot[1];
@@ -132,26 +137,23 @@ if (SIMD) {
 const int fail = zero_pivot[0];
 const float nan_value = la_nan();
 const size_t xbase = (size_t)b * (size_t)n * (size_t)K;
+const int nsub = metal::min(nwarps, XW);
 // No SIMD-group call follows: lanes past column K simply skip their work.
-for (int c0 = 32 * warp; c0 < K; c0 += 32 * nwarps) {
-  const int col = c0 + lane;
-  if (col < K) {
-    float x[NMAX];
-    if (fail == 0) {
-      LA_UNROLL
-      for (int i = 0; i < NMAX; ++i) {
-        if (i < n) {
+if (warp < nsub) {
+  LA_TG float* x = xs + warp * (NMAX * 32) + lane;
+  for (int c0 = 32 * warp; c0 < K; c0 += 32 * nsub) {
+    const int col = c0 + lane;
+    if (col < K) {
+      if (fail == 0) {
+        for (int i = 0; i < n; ++i) {
           const int src = perm_s[i];
-          x[i] = EYE ? (src == col ? 1.0f : 0.0f) : Bm[xbase + (size_t)src * K + col];
+          x[i * 32] = EYE ? (src == col ? 1.0f : 0.0f) : Bm[xbase + (size_t)src * K + col];
         }
+        la_trsv_lane<true, false, true>(tile, S, n, x);
+        la_trsv_lane<false, false, false>(tile, S, n, x);
       }
-      la_trsv_lane<NMAX, true, false, true>(tile, S, n, x);
-      la_trsv_lane<NMAX, false, false, false>(tile, S, n, x);
-    }
-    LA_UNROLL
-    for (int i = 0; i < NMAX; ++i) {
-      if (i < n) {
-        X[xbase + (size_t)i * K + col] = fail != 0 ? nan_value : x[i];
+      for (int i = 0; i < n; ++i) {
+        X[xbase + (size_t)i * K + col] = fail != 0 ? nan_value : x[i * 32];
       }
     }
   }

@@ -13,13 +13,14 @@
 //         when a diagonal entry is exactly zero (and not UNIT).
 //   info  (B,) int32: 0, or j + 1 for the first zero diagonal entry j.
 // Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32. T = 32 suffices
-// for any K; more simdgroups share the chunks of 32 right-hand sides.
+// for any K; up to XW simdgroups share the chunks of 32 right-hand sides.
 // Algorithm: substitution (LAPACK trtrs), n² K flops: the triangle is loaded once into
-// threadgroup memory; lane c of a simdgroup owns column c0 + c (chunks c0 of 32 columns
-// shared by the simdgroups) in registers: a coalesced load, forward substitution (op(A)
-// lower) or back substitution (upper) by la_trsv_lane (per step a division and then FMAs
-// whose factor every lane reads from the same threadgroup word; TRANS reads the stored
-// triangle transposed, so Aᵀ is never formed), and a coalesced store.
+// threadgroup memory; lane c of a simdgroup owns column c0 + c (chunks c0 of 32 columns)
+// in its own column of threadgroup memory (stride 32: no bank conflicts): a coalesced
+// load, forward substitution (op(A) lower) or back substitution (upper) by la_trsv_lane
+// (blocks of 8 rows in registers, FMAs whose factor every lane reads from the same
+// threadgroup word; TRANS reads the stored triangle transposed, so Aᵀ is never formed),
+// and a coalesced store.
 // Memory traffic: n(n+1)/2 + n K floats read, n K floats and one int written.
 
 const int batch = A_shape[0];
@@ -37,6 +38,10 @@ const int nwarps = nthreads / 32;
 constexpr int S = NMAX + 1;
 constexpr bool FORWARD = LOWER != TRANS;  // op(A) is lower triangular
 threadgroup float tile[NMAX * S];
+// Right-hand-side columns live in threadgroup memory, one per lane (x[32 i + lane] = row i):
+// XW simdgroups substitute, NMAX * 32 floats each (XW = 1 keeps NMAX = 64 under 32 KB).
+constexpr int XW = NMAX > 32 ? 1 : 2;
+threadgroup float xs[XW * NMAX * 32];
 
 const size_t base = (size_t)b * (size_t)(n * n);
 for (int e = tid; e < n * n; e += nthreads) {
@@ -59,24 +64,21 @@ if (!UNIT) {
 
 const float nan_value = la_nan();
 const size_t xbase = (size_t)b * (size_t)n * (size_t)K;
+const int nsub = metal::min(nwarps, XW);
 // No SIMD-group call follows: lanes past column K simply skip their work.
-for (int c0 = 32 * warp; c0 < K; c0 += 32 * nwarps) {
-  const int col = c0 + lane;
-  if (col < K) {
-    float x[NMAX];
-    if (fail == 0) {
-      LA_UNROLL
-      for (int i = 0; i < NMAX; ++i) {
-        if (i < n) {
-          x[i] = Bm[xbase + (size_t)i * K + col];
+if (warp < nsub) {
+  LA_TG float* x = xs + warp * (NMAX * 32) + lane;
+  for (int c0 = 32 * warp; c0 < K; c0 += 32 * nsub) {
+    const int col = c0 + lane;
+    if (col < K) {
+      if (fail == 0) {
+        for (int i = 0; i < n; ++i) {
+          x[i * 32] = Bm[xbase + (size_t)i * K + col];
         }
+        la_trsv_lane<FORWARD, TRANS, UNIT>(tile, S, n, x);
       }
-      la_trsv_lane<NMAX, FORWARD, TRANS, UNIT>(tile, S, n, x);
-    }
-    LA_UNROLL
-    for (int i = 0; i < NMAX; ++i) {
-      if (i < n) {
-        X[xbase + (size_t)i * K + col] = fail != 0 ? nan_value : x[i];
+      for (int i = 0; i < n; ++i) {
+        X[xbase + (size_t)i * K + col] = fail != 0 ? nan_value : x[i * 32];
       }
     }
   }

@@ -21,19 +21,21 @@ from mlx_linalg import _kernels
 MAX_N = 64
 # Which kernels factor in the registers of one simdgroup (lu_small and solve_small with
 # SIMD) instead of in threadgroup memory. Same arithmetic and contracts; chosen by
-# measurement on an H100 (float32, docs/kernels.md): registers for LU (10000x32x32: 0.32
-# against 0.52 ms), threadgroup memory for the fused solve (1.08 against 1.36 ms).
+# measurement (float32, docs/kernels.md): registers for LU (H100, 10000x32x32: 0.32 against
+# 0.52 ms) and for the fused solve with lane-per-column substitutions (H200, 10000x32x32:
+# 0.51 against 0.77 ms; inv 0.42 against 0.70 ms).
 # The register LU is used for n <= 32 only: at NMAX = 64 it needs 158-164 registers per
 # thread and about a minute of compilation (nvcc, sm_90), against 5 s at NMAX = 32.
-SIMD_FACTOR = {"lu": True, "solve": False}
+SIMD_FACTOR = {"lu": True, "solve": True}
 _SIMD_LU_MAX_N = 32
 # Size classes: (largest n, NMAX the tile capacity, threads per threadgroup). Two
 # capacities keep the number of compiled variants small; the threads scale with the work
 # of a trailing update (rows spread over simdgroups, columns over lanes).
 _CLASSES = ((8, 32, 32), (16, 32, 64), (32, 32, 128), (64, 64, 256))
-# Substitution kernels (solve_small, trsm_small, lu_solve_small) hold one right-hand-side
-# column per lane: up to this many columns, launch one simdgroup per matrix (0: always the
-# size class's threads). Chosen by reasoning, not measured yet: see _solve_kernel.
+# Substitution kernels (solve_small, trsm_small, lu_solve_small) give each lane one
+# right-hand-side column: up to this many columns, launch one simdgroup per matrix (0:
+# always the size class's threads). See _solve_kernel; measured with it (H200,
+# 10000x32x32, K = 32): solve 0.51 ms, solve_triangular 0.23 ms, lu_solve 0.37 ms.
 _ONE_SIMDGROUP_MAX_K = 32
 
 
