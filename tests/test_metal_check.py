@@ -398,3 +398,16 @@ def test_emulated_svd_simd_matches_reference_and_lapack(m, n, full):
         assert np.abs(sb - exact).max() <= tol, b
         assert np.abs(s_only[b] - exact).max() <= tol, b
         np.testing.assert_allclose(sb, np.asarray(s_ref)[b], rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 17, 32])
+def test_simd_circle_ordering_pairs_every_two_columns_once(n):
+    """The register kernels' ordering (jacobi_simd.h, mirrored by _circle_rounds): a sweep
+    of NP - 1 rounds of disjoint pairs meets every pair of the n columns exactly once."""
+    rounds = spectral_ref._circle_rounds(n)
+    assert len(rounds) == _simd_np(n) - 1
+    met = []
+    for ps, qs in rounds:
+        assert len(set(ps) | set(qs)) == 2 * len(ps)
+        met += [frozenset(pq) for pq in zip(ps, qs, strict=True)]
+    assert sorted(map(sorted, met)) == sorted([i, j] for i in range(n) for j in range(i + 1, n))
