@@ -56,6 +56,21 @@ LA_INLINE float la_tile_at(const LA_TG float* tile, int s, int i, int k) {
   return TRANS ? tile[k * s + i] : tile[i * s + k];
 }
 
+// Row i of la_trsv_lane's x updated by the solved block of rows jb.. held in r: acc minus
+// t_{i,jb+k} r[k] for each k (ascending when LOWER, else descending), FMA by FMA.
+template <bool LOWER, bool TRANS>
+LA_INLINE float la_trsv_update(const LA_TG float* tile, int s, int n, int i, int jb,
+                               thread const float (&r)[8], float acc) {
+  LA_UNROLL
+  for (int t = 0; t < 8; ++t) {
+    const int k = LOWER ? t : 7 - t;
+    if (jb + k < n) {
+      acc = metal::fma(-la_tile_at<TRANS>(tile, s, i, jb + k), r[k], acc);
+    }
+  }
+  return acc;
+}
+
 // Triangular solve of one right-hand side owned by one thread: x[32 i] is row i (i < n;
 // rows >= n are neither read nor written), in threadgroup memory with a stride of 32 so that
 // the 32 lanes of a simdgroup, each passing its own column (x = base + lane), hit 32
@@ -105,17 +120,17 @@ LA_INLINE void la_trsv_lane(const LA_TG float* tile, int s, int n, LA_TG float* 
         x[(jb + k) * 32] = r[k];
       }
     }
+    // The rows still to come, two at a time: two independent FMA chains.
     const int hi = LOWER ? n : jb;
-    for (int i = LOWER ? jb + BS : 0; i < hi; ++i) {
-      float acc = x[i * 32];
-      LA_UNROLL
-      for (int t = 0; t < BS; ++t) {
-        const int k = LOWER ? t : BS - 1 - t;
-        if (jb + k < n) {
-          acc = metal::fma(-la_tile_at<TRANS>(tile, s, i, jb + k), r[k], acc);
-        }
-      }
-      x[i * 32] = acc;
+    int i = LOWER ? jb + BS : 0;
+    for (; i + 1 < hi; i += 2) {
+      const float a0 = la_trsv_update<LOWER, TRANS>(tile, s, n, i, jb, r, x[i * 32]);
+      const float a1 = la_trsv_update<LOWER, TRANS>(tile, s, n, i + 1, jb, r, x[(i + 1) * 32]);
+      x[i * 32] = a0;
+      x[(i + 1) * 32] = a1;
+    }
+    if (i < hi) {
+      x[i * 32] = la_trsv_update<LOWER, TRANS>(tile, s, n, i, jb, r, x[i * 32]);
     }
   }
 }

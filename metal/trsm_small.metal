@@ -13,7 +13,7 @@
 //         when a diagonal entry is exactly zero (and not UNIT).
 //   info  (B,) int32: 0, or j + 1 for the first zero diagonal entry j.
 // Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32. T = 32 suffices
-// for any K; up to XW simdgroups share the chunks of 32 right-hand sides.
+// for any K; up to XW = 2 simdgroups share the chunks of 32 right-hand sides.
 // Algorithm: substitution (LAPACK trtrs), n² K flops: the triangle is loaded once into
 // threadgroup memory; lane c of a simdgroup owns column c0 + c (chunks c0 of 32 columns)
 // in its own column of threadgroup memory (stride 32: no bank conflicts): a coalesced
@@ -35,12 +35,15 @@ const int nthreads = (int)threads_per_threadgroup.x;
 const int lane = (int)thread_index_in_simdgroup;
 const int warp = (int)simdgroup_index_in_threadgroup;
 const int nwarps = nthreads / 32;
-constexpr int S = NMAX + 1;
+// Row stride NMAX: the substitution reads the triangle by broadcasts and the diagonal check
+// with stride NMAX + 1, so no padding is needed, and NMAX = 64 fits two substituting
+// simdgroups in 32 KB.
+constexpr int S = NMAX;
 constexpr bool FORWARD = LOWER != TRANS;  // op(A) is lower triangular
 threadgroup float tile[NMAX * S];
 // Right-hand-side columns live in threadgroup memory, one per lane (x[32 i + lane] = row i):
-// XW simdgroups substitute, NMAX * 32 floats each (XW = 1 keeps NMAX = 64 under 32 KB).
-constexpr int XW = NMAX > 32 ? 1 : 2;
+// XW simdgroups substitute, NMAX * 32 floats each.
+constexpr int XW = 2;
 threadgroup float xs[XW * NMAX * 32];
 
 const size_t base = (size_t)b * (size_t)(n * n);

@@ -204,9 +204,9 @@ def test_emulated_solve_right_hand_side_counts(simd, k):
 )
 @pytest.mark.parametrize("threads, k", [(256, 33), (32, 33), (32, 1)])
 def test_emulated_trsm_matches_reference(lower, trans, unit, threads, k):
-    # K = 33 takes two chunks of right-hand-side columns, in turn by one simdgroup (at
-    # NMAX = 64 only one substitutes; the other seven only load the triangle); K = 1 leaves
-    # 31 lanes idle.
+    # K = 33 takes two chunks of right-hand-side columns: with 256 threads two simdgroups
+    # substitute, one chunk each (the other six only load the triangle); with 32 threads
+    # one takes both in turn. K = 1 leaves 31 lanes idle.
     n = 40
     a = _stack((2, n, n), 3) / np.sqrt(n) + 2 * np.eye(n, dtype=np.float32)
     if not unit:

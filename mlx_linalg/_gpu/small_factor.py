@@ -33,10 +33,9 @@ _SIMD_LU_MAX_N = 32
 # of a trailing update (rows spread over simdgroups, columns over lanes).
 _CLASSES = ((8, 32, 32), (16, 32, 64), (32, 32, 128), (64, 64, 256))
 # Substitution kernels (solve_small, trsm_small, lu_solve_small) give each lane one
-# right-hand-side column: up to this many columns, launch one simdgroup per matrix (0:
-# always the size class's threads). See _solve_kernel; measured with it (H200,
-# 10000x32x32, K = 32): solve 0.51 ms, solve_triangular 0.23 ms, lu_solve 0.37 ms.
-_ONE_SIMDGROUP_MAX_K = 32
+# right-hand-side column; up to this many simdgroups per matrix share the chunks of 32 columns
+# (the kernels' XW: their threadgroup memory holds that many chunks). See _rhs_threads.
+_RHS_SIMDGROUPS = 2
 
 
 def _class(n: int) -> tuple[int, int]:
@@ -225,22 +224,32 @@ def slogdet(x: mx.array) -> tuple:
     return (sign, mx.sum(mx.log(mx.abs(diagonal)), axis=-1)), None
 
 
+def _rhs_threads(k: int) -> int:
+    """Threads per threadgroup for a substitution over ``k`` right-hand sides: one simdgroup
+    per chunk of 32 columns, at most :data:`_RHS_SIMDGROUPS`.
+
+    Each lane owns one column, so more simdgroups than chunks would only wait, while fewer
+    threads per matrix let more matrices be resident per SM (measured on an H200 with one
+    simdgroup at K = 32, 10000x32x32: solve 0.51 ms, solve_triangular 0.23 ms, lu_solve
+    0.37 ms).
+    """
+    chunks = -(-k // _kernels.SIMD_WIDTH)
+    return _kernels.SIMD_WIDTH * min(chunks, _RHS_SIMDGROUPS)
+
+
 def _solve_kernel(a: mx.array, b: mx.array, eye: bool) -> tuple:
     n, k = b.shape[-2:]
     simd = SIMD_FACTOR["solve"] and n <= _SIMD_LU_MAX_N
-    # Geometry: the substitutions run one lane per right-hand side, so K <= 32 columns keep
-    # one simdgroup busy and further simdgroups would only wait at the end; the register LU
-    # runs on simdgroup 0 alone as well. So with the register LU and K <= _ONE_SIMDGROUP_MAX_K,
-    # one simdgroup per matrix: no idle warps, and the most matrices resident per SM. The
-    # threadgroup LU spreads its trailing updates over the size class's simdgroups, which
-    # then share the chunks of 32 right-hand sides.
+    # The register LU runs on simdgroup 0 alone, so its launch is sized by the substitutions
+    # (_rhs_threads); the threadgroup LU spreads its trailing updates over the size class's
+    # simdgroups (threads=None), of which up to _RHS_SIMDGROUPS then substitute.
     x, info = _launch(
         "solve_small",
         [_flat(a), _flat(b)],
         [(n, k), ()],
         n,
         {"EYE": eye, "SIMD": simd},
-        one_simdgroup=simd and k <= _ONE_SIMDGROUP_MAX_K,
+        threads=_rhs_threads(k) if simd else None,
     )
     return (x.reshape(b.shape),), (info != 0).reshape(a.shape[:-2])
 
@@ -258,30 +267,26 @@ def inv(x: mx.array) -> tuple:
 def lu_solve(packed: mx.array, piv: mx.array, b: mx.array, *, trans: int) -> tuple:
     """Solve with a packed LU (``lu_solve_small``): ``((X,), failed)``."""
     n, k = b.shape[-2:]
-    # One lane per right-hand side: K <= 32 columns keep one simdgroup busy (see
-    # _solve_kernel); more columns are shared by the size class's simdgroups.
     x, info = _launch(
         "lu_solve_small",
         [_flat(packed), piv.reshape(-1, n), _flat(b)],
         [(n, k), ()],
         n,
         {"TRANS": trans != 0},
-        one_simdgroup=k <= _ONE_SIMDGROUP_MAX_K,
+        threads=_rhs_threads(k),
     )
     return (x.reshape(b.shape),), (info != 0).reshape(packed.shape[:-2])
 
 
 def _trsm(a: mx.array, b: mx.array, *, lower: bool, trans: bool, unit: bool) -> tuple:
     n, k = b.shape[-2:]
-    # One lane per right-hand side: K <= 32 columns keep one simdgroup busy (see
-    # _solve_kernel); more columns are shared by the size class's simdgroups.
     x, info = _launch(
         "trsm_small",
         [_flat(a), _flat(b)],
         [(n, k), ()],
         n,
         {"LOWER": lower, "TRANS": trans, "UNIT": unit},
-        one_simdgroup=k <= _ONE_SIMDGROUP_MAX_K,
+        threads=_rhs_threads(k),
     )
     return x.reshape(b.shape), (info != 0).reshape(a.shape[:-2])
 
