@@ -6,7 +6,7 @@
 // @check NMAX=32,EYE=true,SIMD=false NMAX=32,EYE=false,SIMD=true NMAX=32,EYE=true,SIMD=true NMAX=64,EYE=false,SIMD=false NMAX=64,EYE=true,SIMD=false
 //
 // Solve A X = B for a stack of small square matrices, fused: LU with partial pivoting in
-// threadgroup memory or registers, then both triangular solves in registers.
+// threadgroup memory or registers, then both triangular solves, one lane per right-hand side.
 //   A     (B, n, n) float32, 1 <= n <= NMAX, NMAX = 32 or 64.
 //   Bm    (B, n, K) float32, the right-hand sides, K >= 1. When EYE, the right-hand side
 //         is the identity (K = n; X = A⁻¹) and Bm is not read: pass A for it.
