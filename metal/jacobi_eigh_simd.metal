@@ -109,30 +109,19 @@ for (int k = 0; k < NP; ++k) {
 const float tol = metal::sqrt((float)N) * 1.1920929e-7f;
 const int sweeps = la_simd_jacobi_sweeps<NP, WANT_V>(w, v, rot, tol, MAX_SWEEPS, lane);
 
-// Eigenvalues (every lane gets all of them), ranks, and the writes.
-float lambda[NP];
+// Eigenvalues (lane k keeps its own), ranks, and the writes.
+float mine = 0.0f;
 LA_UNROLL
 for (int k = 0; k < NP; ++k) {
   const float d = simd_sum(WANT_V ? v[k] * w[k] : w[k] * w[k]);
-  lambda[k] = (WANT_V ? d : metal::sqrt(d)) - shift;
+  mine = (uint)k == lane ? (WANT_V ? d : metal::sqrt(d)) - shift : mine;
 }
-const int my_rank = la_simd_rank<NP, N, false>(lambda, lane);
+const int my_rank = la_simd_rank<N, false>(mine, lane);
 if (lane < (uint)N) {
-  float mine = 0.0f;
-  LA_UNROLL
-  for (int k = 0; k < N; ++k) {
-    mine = (uint)k == lane ? lambda[k] : mine;
-  }
   w_out[my_rank] = metal::ldexp(mine, ex);
 }
 if (WANT_V) {
-  int rank[NP];
-  LA_UNROLL
-  for (int k = 0; k < NP; ++k) {
-    rank[k] = simd_shuffle(my_rank, (ushort)k);
-  }
-  simdgroup_barrier(mem_flags::mem_threadgroup);
-  la_simd_store_columns<NP, N, N>(v, rank, tile, v_out, lane);
+  la_simd_store_columns<NP, N, N>(v, my_rank, tile, v_out, lane);
 }
 if (lane == 0) {
   info[b] = sweeps;

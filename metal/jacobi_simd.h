@@ -209,34 +209,32 @@ LA_INLINE int la_scale_exponent(float largest) {
   return m > 0.0f ? e - 1 : 0;
 }
 
-// Rank of column `lane` among keys[0..N) held by every lane (DESCENDING: larger first),
-// ties by index, as la_rank; lanes >= N get N. Returns the rank of column lane.
-template <int NP, int N, bool DESCENDING>
-LA_INLINE int la_simd_rank(const thread float (&keys)[NP], uint lane) {
-  float mine = 0.0f;
-  LA_UNROLL
-  for (int k = 0; k < N; ++k) {
-    mine = (uint)k == lane ? keys[k] : mine;
-  }
+// Rank of column `lane`, whose key is `mine` (the other keys come by shuffles, so no lane
+// holds them all), among the keys of columns 0..N-1 (DESCENDING: larger first), ties by
+// index, as la_rank; lanes >= N get N. Call from all 32 lanes.
+template <int N, bool DESCENDING>
+LA_INLINE int la_simd_rank(float mine, uint lane) {
   int rank = 0;
   LA_UNROLL
   for (int j = 0; j < N; ++j) {
-    const bool before = DESCENDING ? (keys[j] > mine) : (keys[j] < mine);
-    rank += (before || (keys[j] == mine && (uint)j < lane)) ? 1 : 0;
+    const float other = simd_shuffle(mine, (ushort)j);
+    const bool before = DESCENDING ? (other > mine) : (other < mine);
+    rank += (before || (other == mine && (uint)j < lane)) ? 1 : 0;
   }
   return lane < (uint)N ? rank : N;
 }
 
-// Writes column k of the lanes' rows x[k] (k < N, rows < R) as column rank[k] of the
-// row-major R x N matrix `out`: staged in `tile` (row stride 33) so the global stores are
-// coalesced. Call from all 32 lanes.
+// Writes column k of the lanes' rows x[k] (k < N, rows < R) as column rank_k of the
+// row-major R x N matrix `out`, rank_k = my_rank of lane k: staged in `tile` (row stride
+// 33) so the global stores are coalesced. Call from all 32 lanes.
 template <int NP, int N, int R>
-LA_INLINE void la_simd_store_columns(const thread float (&x)[NP], const thread int (&rank)[NP],
+LA_INLINE void la_simd_store_columns(const thread float (&x)[NP], int my_rank,
                                      LA_TG float* tile, device float* out, uint lane) {
-  if (lane < (uint)R) {
-    LA_UNROLL
-    for (int k = 0; k < N; ++k) {
-      tile[lane * 33 + rank[k]] = x[k];
+  LA_UNROLL
+  for (int k = 0; k < N; ++k) {
+    const int rank = simd_shuffle(my_rank, (ushort)k);
+    if (lane < (uint)R) {
+      tile[lane * 33 + rank] = x[k];
     }
   }
   simdgroup_barrier(mem_flags::mem_threadgroup);

@@ -110,38 +110,28 @@ for (int k = 0; k < NP; ++k) {
 const float tol = metal::sqrt((float)M) * 1.1920929e-7f;
 const int sweeps = la_simd_jacobi_sweeps<NP, WANT_UV>(w, v, rot, tol, MAX_SWEEPS, lane);
 
-// Singular values (every lane gets all of them), ranks, S.
-float sigma[NP];
+// Singular values (lane k keeps its own; the others come by shuffles), ranks, S.
+float mine = 0.0f;
 LA_UNROLL
 for (int k = 0; k < NP; ++k) {
-  sigma[k] = metal::sqrt(simd_sum(w[k] * w[k]));
+  const float d = metal::sqrt(simd_sum(w[k] * w[k]));
+  mine = (uint)k == lane ? d : mine;
 }
-const int my_rank = la_simd_rank<NP, N, true>(sigma, lane);
+const int my_rank = la_simd_rank<N, true>(mine, lane);
 if (lane < (uint)N) {
-  float mine = 0.0f;
-  LA_UNROLL
-  for (int k = 0; k < N; ++k) {
-    mine = (uint)k == lane ? sigma[k] : mine;
-  }
   s_out[my_rank] = metal::ldexp(mine, ex);
 }
 
 if (WANT_UV) {
   const float tiny = 8.8817842e-16f;  // 2^-50
-  int rank[NP];
-  int good = 0;
-  LA_UNROLL
-  for (int k = 0; k < NP; ++k) {
-    rank[k] = simd_shuffle(my_rank, (ushort)k);
-    good += (k < N && sigma[k] > tiny) ? 1 : 0;
-  }
+  const int good = simd_sum((lane < (uint)N && mine > tiny) ? 1 : 0);
   // U' into the tile, row i by lane i, column rank_k (zero for a numerically zero column).
-  simdgroup_barrier(mem_flags::mem_threadgroup);
-  if (lane < (uint)M) {
-    LA_UNROLL
-    for (int k = 0; k < N; ++k) {
-      const float inv = sigma[k] > tiny ? 1.0f / sigma[k] : 0.0f;
-      tile[lane * TS + rank[k]] = w[k] * inv;
+  LA_UNROLL
+  for (int k = 0; k < N; ++k) {
+    const float sk = simd_shuffle(mine, (ushort)k);
+    const int rk = simd_shuffle(my_rank, (ushort)k);
+    if (lane < (uint)M) {
+      tile[lane * TS + rk] = w[k] * (sk > tiny ? 1.0f / sk : 0.0f);
     }
   }
   simdgroup_barrier(mem_flags::mem_threadgroup);
@@ -180,16 +170,17 @@ if (WANT_UV) {
       vh_out[e] = tile[(e % M) * TS + e / M];
     }
     simdgroup_barrier(mem_flags::mem_threadgroup);
-    la_simd_store_columns<NP, N, N>(v, rank, tile, u_out, lane);
+    la_simd_store_columns<NP, N, N>(v, my_rank, tile, u_out, lane);
   } else {
     // U = U' (M x UC) from the tile; Vh = V'ᵀ: row rank_k is v[k] across the lanes.
     for (uint e = lane; e < (uint)(M * UC); e += 32) {
       u_out[e] = tile[(e / UC) * TS + e % UC];
     }
-    if (lane < (uint)N) {
-      LA_UNROLL
-      for (int k = 0; k < N; ++k) {
-        vh_out[rank[k] * N + lane] = v[k];
+    LA_UNROLL
+    for (int k = 0; k < N; ++k) {
+      const int rk = simd_shuffle(my_rank, (ushort)k);
+      if (lane < (uint)N) {
+        vh_out[rk * N + lane] = v[k];
       }
     }
   }
