@@ -122,7 +122,9 @@ def _launch(name, inputs, template, threads, output_shapes):
 
 
 @needs_emulation
-@pytest.mark.parametrize("n, nmax, threads", [(20, 32, 32), (45, 64, 64), (64, 64, 32), (7, 64, 64)])
+@pytest.mark.parametrize(
+    "n, nmax, threads", [(20, 32, 32), (45, 64, 64), (64, 64, 32), (7, 64, 64)]
+)
 @pytest.mark.parametrize("upper", [False, True])
 def test_emulated_cholesky_matches_reference(n, nmax, threads, upper):
     a = _stack((3, n, n), n)
