@@ -233,16 +233,22 @@ def jacobi_svd(
     s = mx.take_along_axis(sigma, order, axis=-1)
     if not want_uv:
         return mx.zeros((1,)), s, mx.zeros((1,)), info
+    u, v = _sorted_factors(at, vt, order, s, uc=m if full else n)
+    return u, s, v, info
+
+
+def _sorted_factors(at, vt, order, s, *, uc: int) -> tuple[mx.array, mx.array]:
+    """Uᵀ (B, uc, M) and Vᵀ (B, N, N) of the converged one-sided Jacobi iterate Wᵀ = ``at``
+    (B, N, M) and ``vt``, rows in ``order``: the columns of W over their norms ``s`` (sorted),
+    zero rows appended up to ``uc`` and completed to an orthonormal set."""
+    batch, n, m = at.shape
     w = mx.take_along_axis(at, order[..., None], axis=1)
     v = mx.take_along_axis(vt, order[..., None], axis=1)
     inv = mx.where(s > TINY, 1 / mx.where(s > TINY, s, 1), 0)
-    u = w * inv[..., None]
-    uc = m if full else n
+    ut = w * inv[..., None]
     if uc > n:
-        u = mx.concatenate([u, mx.zeros((batch, uc - n, m), dtype=u.dtype)], axis=1)
-    good = mx.sum(s > TINY, axis=-1)
-    u = _complete(u, good)
-    return u, s, v, info
+        ut = mx.concatenate([ut, mx.zeros((batch, uc - n, m), dtype=ut.dtype)], axis=1)
+    return _complete(ut, mx.sum(s > TINY, axis=-1)), v
 
 
 def _complete(ut: mx.array, good: mx.array) -> mx.array:
@@ -401,14 +407,7 @@ def jacobi_svd_simd(
     s_out = _nan_unless(finite, s * _pow2(exponent)[:, None])
     if not want_uv:
         return mx.zeros((1,)), s_out, mx.zeros((1,)), info
-    w = mx.take_along_axis(at, order[..., None], axis=1)
-    v = mx.take_along_axis(vt, order[..., None], axis=1)
-    inv = mx.where(s > TINY, 1 / mx.where(s > TINY, s, 1), 0)
-    ut = w * inv[..., None]
-    uc = m if full else n
-    if uc > n:
-        ut = mx.concatenate([ut, mx.zeros((batch, uc - n, m), dtype=ut.dtype)], axis=1)
-    ut = _complete(ut, mx.sum(s > TINY, axis=-1))
+    ut, v = _sorted_factors(at, vt, order, s, uc=m if full else n)
     if wide:
         u, vh = mx.swapaxes(v, -1, -2), ut
     else:
