@@ -7,8 +7,9 @@ results with DESIGN.md's accuracy metrics on the first 200 matrices, and writes 
 Markdown table naming the GPU.
 
 Usage: ``python tools/bench_small_spectral.py [--out DIR] [--repeat 5] [--cases 10000x32,1000x64]
-[--lanes 0,8]`` (``--lanes``: also time the Jacobi kernels with that many lanes per column
-pair; 0 is the launcher's choice).
+[--lanes 0,8]`` (``--lanes``: also time the threadgroup-memory Jacobi kernels with that many
+lanes per column pair; 0 is the launcher's choice, which for n <= ``small_spectral.SIMD_MAX``
+is the register kernels: their rows say "register").
 """
 
 import argparse
@@ -91,6 +92,7 @@ def main() -> None:
         torch = None
     rows = []
     default_lanes = small_spectral._jacobi_lanes
+    default_simd_max = small_spectral.SIMD_MAX
     for case in args.cases.split(","):
         batch, n = (int(v) for v in case.split("x"))
         data = np.random.default_rng(batch + n).standard_normal((batch, n, n)).astype(np.float32)
@@ -111,9 +113,12 @@ def main() -> None:
             for lanes in variants:
                 small_spectral._jacobi_lanes = (
                     default_lanes if lanes == 0 else (lambda m, lanes=lanes: lanes))
+                small_spectral.SIMD_MAX = default_simd_max if lanes == 0 else 0
+                register = op != "qr" and lanes == 0 and n <= default_simd_max
                 ms, out = best_ms(_mlx_fn(op, x), lambda o: mx.eval(o), args.repeat)
                 row = {"op": op, "batch": batch, "n": n,
-                       "lanes": "-" if op == "qr" else (default_lanes(n) if lanes == 0 else lanes),
+                       "lanes": "-" if op == "qr" else ("register" if register else
+                                                         default_lanes(n) if lanes == 0 else lanes),
                        "mlx_linalg_ms": round(ms, 3),
                        "mlx_linalg_ratio": round(accuracy(op, a[:200], [np.array(o)[:200]
                                                                           for o in out]), 2)}
@@ -124,6 +129,7 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
             small_spectral._jacobi_lanes = default_lanes
+            small_spectral.SIMD_MAX = default_simd_max
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench_small_spectral.json").write_text(
