@@ -80,7 +80,6 @@ def _launch(
     n: int,
     template: dict,
     *,
-    one_simdgroup: bool = False,
     threads: int | None = None,
 ) -> list[mx.array]:
     """Launch a one-threadgroup-per-matrix kernel over a (B, ...) stack.
@@ -93,14 +92,10 @@ def _launch(
         batch_shapes: per output, its shape without the leading batch axis.
         n: the order that picks the capacity class.
         template: template arguments besides NMAX.
-        one_simdgroup: the kernel runs one simdgroup (32 threads) per matrix.
-        threads: threads per threadgroup, when the kernel fixes them (else the class's).
+        threads: threads per threadgroup, when the caller fixes them (else the class's).
     """
     nmax, class_threads = _class(n)
-    if one_simdgroup:
-        threads = _kernels.SIMD_WIDTH
-    elif threads is None:
-        threads = class_threads
+    threads = threads or class_threads
     batch = inputs[0].shape[0]
     per_launch = _kernels.MAX_GRID // threads
     parts = []
@@ -151,7 +146,7 @@ def _lu(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
         [(m, n), (min(m, n),), (m,)],
         max(m, n),
         {"SIMD": simd},
-        one_simdgroup=simd,
+        threads=_kernels.SIMD_WIDTH if simd else None,
     )
     batch = x.shape[:-2]
     return packed.reshape(x.shape), piv.reshape(*batch, -1), perm.reshape(*batch, m)
