@@ -10,7 +10,7 @@ from mlx_linalg._devices import float64_on_cpu, on
 from mlx_linalg._errors import check_failures
 from mlx_linalg._gpu import polar as polar_iterations
 from mlx_linalg._gpu import tall_skinny
-from mlx_linalg._gpu.blocked_common import nan_where
+from mlx_linalg._gpu.reference import nan_where
 from mlx_linalg._results import PolarResult
 from mlx_linalg._types import StreamOrDevice, Tolerance
 

@@ -11,6 +11,8 @@ from kernel_emulation import emulate, metal_check, needs_emulation
 
 from mlx_linalg import _kernels
 from mlx_linalg._gpu import reference as ref
+from mlx_linalg._gpu import reference_spectral as spectral_ref
+from mlx_linalg._gpu.small_spectral import simd_columns
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
@@ -271,14 +273,8 @@ def test_emulated_qr_stays_orthogonal_on_badly_scaled_columns():
 
 # --- the register Jacobi kernels (jacobi_eigh_simd, jacobi_svd_simd) under emulation ------
 
-from mlx_linalg._gpu import reference_spectral as spectral_ref  # noqa: E402
-
 SIMD_EIGH_RATIO = 60  # DESIGN.md's eigh threshold, in units of n·u
 U32 = 2.0**-24
-
-
-def _simd_np(n):
-    return max(2, 1 << (n - 1).bit_length())
 
 
 def _sym_lower(a):
@@ -308,7 +304,7 @@ def _eigh_simd_inputs(n, seed):
 def test_emulated_eigh_simd_matches_reference_and_lapack(n):
     a, finite = _eigh_simd_inputs(n, seed=n)
     batch = a.shape[0]
-    template = {"N": n, "NP": _simd_np(n), "WANT_V": True, "MAX_SWEEPS": 30}
+    template = {"N": n, "NP": simd_columns(n), "WANT_V": True, "MAX_SWEEPS": 30}
     w, v, info = _launch("jacobi_eigh_simd", [a], template, 32, [(batch, n), (batch, n, n),
                                                                  (batch,)])
     w_ref, v_ref, info_ref = spectral_ref.jacobi_eigh_simd(mx.array(a), want_v=True,
@@ -360,7 +356,7 @@ def _svd_simd_launch(a, full, want_uv):
     uc = m if full else n
     shapes = ([(batch, rows, rows if wide else uc), (batch, n), (batch, uc if wide else n, cols)]
               if want_uv else [(1,), (batch, n), (1,)])
-    template = {"M": m, "N": n, "NP": _simd_np(n), "FULL": full, "WANT_UV": want_uv,
+    template = {"M": m, "N": n, "NP": simd_columns(n), "FULL": full, "WANT_UV": want_uv,
                 "WIDE": wide, "MAX_SWEEPS": 30}
     return _launch("jacobi_svd_simd", [a], template, 32, [*shapes, (batch,)])
 
@@ -407,7 +403,7 @@ def test_simd_circle_ordering_pairs_every_two_columns_once(n):
     """The register kernels' ordering (jacobi_simd.h, mirrored by _circle_rounds): a sweep
     of NP - 1 rounds of disjoint pairs meets every pair of the n columns exactly once."""
     rounds = spectral_ref._circle_rounds(n)
-    assert len(rounds) == _simd_np(n) - 1
+    assert len(rounds) == simd_columns(n) - 1
     met = []
     for ps, qs in rounds:
         assert len(set(ps) | set(qs)) == 2 * len(ps)

@@ -7,8 +7,9 @@ synchronization), batch axes kept.
 
 import mlx.core as mx
 
-from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, nan_where, subtract_product
+from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, subtract_product
 from mlx_linalg._gpu.blocked_triangular import trsm
+from mlx_linalg._gpu.reference import nan_where
 
 
 def potrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array, mx.array]:

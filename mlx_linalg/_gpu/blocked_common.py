@@ -126,12 +126,6 @@ def flat(x: mx.array) -> mx.array:
     return x.reshape(-1, *x.shape[-2:])
 
 
-def nan_where(failed: mx.array, x: mx.array) -> mx.array:
-    """``x`` with the (B, ...) entries marked in the (B,) ``failed`` set to NaN."""
-    mask = failed.reshape(failed.shape + (1,) * (x.ndim - failed.ndim))
-    return mx.where(mask, mx.array(float("nan"), dtype=x.dtype), x)
-
-
 def subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
     """``c - a @ b``, float32-accurate whatever ``MLX_ENABLE_TF32`` says.
 

@@ -10,8 +10,9 @@ interchanged with row ``piv[i]``.
 import mlx.core as mx
 
 from mlx_linalg._gpu import blocked_panel
-from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, nan_where, subtract_product
+from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, subtract_product
 from mlx_linalg._gpu.blocked_triangular import trsm
+from mlx_linalg._gpu.reference import nan_where
 
 
 def _gather_rows(x: mx.array, rows: mx.array) -> mx.array:

@@ -18,10 +18,10 @@ from mlx_linalg._gpu.blocked_common import (
     KERNELS,
     Blocks,
     flat,
-    nan_where,
     subtract_product,
 )
 from mlx_linalg._gpu.blocked_triangular import trsm
+from mlx_linalg._gpu.reference import nan_where
 
 
 def _triangular_factor(blocks: Blocks, v: mx.array, tau: mx.array) -> mx.array:

@@ -22,7 +22,7 @@ import math
 import mlx.core as mx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_common
+from mlx_linalg._gpu import reference
 from mlx_linalg._gpu.tall_skinny import (
     LAPACK,
     Factor,
@@ -162,8 +162,8 @@ def _finish(a_tall, exponent, u_tall, finite, wide, shape, side, info):
         h = _precision.matmul(mx.swapaxes(u_tall, -1, -2), a_tall)
     else:
         h = _precision.matmul(a_tall, mx.swapaxes(u_tall, -1, -2))
-    h = blocked_common.nan_where(~finite, times_power_of_two(_sym(h), exponent))
-    u_tall = blocked_common.nan_where(~finite, u_tall)
+    h = reference.nan_where(~finite, times_power_of_two(_sym(h), exponent))
+    u_tall = reference.nan_where(~finite, u_tall)
     u = mx.swapaxes(u_tall, -1, -2) if wide else u_tall
     size = n if side == "right" else m
     return u.reshape(*batch, m, n), h.reshape(*batch, size, size), info.reshape(batch)

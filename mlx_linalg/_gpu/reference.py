@@ -12,8 +12,9 @@ All take and return (B, ...) stacks of float32 (int32 for pivots and info).
 import mlx.core as mx
 
 
-def _nan_where(failed: mx.array, x: mx.array) -> mx.array:
-    mask = failed.reshape(failed.shape + (1,) * (x.ndim - 1))
+def nan_where(failed: mx.array, x: mx.array) -> mx.array:
+    """``x`` with the (B, ...) entries marked in the (B,) ``failed`` set to NaN."""
+    mask = failed.reshape(failed.shape + (1,) * (x.ndim - failed.ndim))
     return mx.where(mask, mx.array(float("nan"), dtype=x.dtype), x)
 
 
@@ -34,7 +35,7 @@ def cholesky_small(a: mx.array, *, upper: bool) -> tuple[mx.array, mx.array]:
     factor = mx.tril(work)
     if upper:
         factor = mx.swapaxes(factor, -1, -2)
-    return _nan_where(info != 0, factor), info
+    return nan_where(info != 0, factor), info
 
 
 def _swap_rows(x: mx.array, j: int, p: mx.array) -> mx.array:
@@ -102,7 +103,7 @@ def solve_small(a: mx.array, b: mx.array, *, eye: bool = False) -> tuple[mx.arra
     x = mx.take_along_axis(b, mx.broadcast_to(perm[..., None], b.shape), axis=1)
     x = _substitute(packed, x, lower=True, trans=False, unit=True)
     x = _substitute(packed, x, lower=False, trans=False, unit=False)
-    return _nan_where(zero != 0, x), zero
+    return nan_where(zero != 0, x), zero
 
 
 def _first_zero_diagonal(t: mx.array) -> mx.array:
@@ -119,7 +120,7 @@ def trsm_small(
     t = mx.tril(a) if lower else mx.triu(a)
     info = mx.zeros((a.shape[0],), dtype=mx.int32) if unit else _first_zero_diagonal(t)
     x = _substitute(t, b, lower=lower != trans, trans=trans, unit=unit)
-    return _nan_where(info != 0, x), info
+    return nan_where(info != 0, x), info
 
 
 def lu_solve_small(
@@ -143,4 +144,4 @@ def lu_solve_small(
         x = mx.take_along_axis(b, mx.broadcast_to(gather[..., None], b.shape), axis=1)
         x = _substitute(unit_lower, x, lower=True, trans=False, unit=True)
         x = _substitute(upper, x, lower=False, trans=False, unit=False)
-    return _nan_where(info != 0, x), info
+    return nan_where(info != 0, x), info

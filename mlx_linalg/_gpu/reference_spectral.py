@@ -14,6 +14,9 @@ import math
 
 import mlx.core as mx
 
+from mlx_linalg._gpu.reference import nan_where
+from mlx_linalg._gpu.small_spectral import _prescale, simd_columns
+
 EPS32 = 1.1920929e-07
 TINY2 = 7.8886091e-31  # squared column norm below which a Jacobi column counts as zero
 TINY = 8.8817842e-16  # 2^-50: singular values below this get a completed U column
@@ -95,7 +98,7 @@ def _circle_rounds(n: int) -> list[tuple[list[int], list[int]]]:
     round r pairs the columns in slots (2g, 2g + 1) (p in slot 2g), then every column but
     slot 0's moves one step along the cycle 1 -> 2 -> 4 -> ... -> NP-2 -> NP-1 -> NP-3 ->
     ... -> 3 -> 1. Per round, the (p, q) lists of the pairs of two real columns (< n)."""
-    np_ = max(2, 1 << (n - 1).bit_length())
+    np_ = simd_columns(n)
     slots = list(range(np_))
     rounds = []
     for _ in range(np_ - 1):
@@ -312,26 +315,6 @@ def jacobi_eigh(
 # in-kernel power-of-two scaling and NaN for non-finite matrices, final output layouts.
 
 
-def _scale_exponent(a: mx.array, mask: mx.array | None = None) -> tuple[mx.array, mx.array]:
-    """Per matrix of ``a`` (B, R, C): the exponent e with 2^e <= max|a| < 2^(e+1) (0 for a
-    zero matrix) and whether every entry (where ``mask``) is finite."""
-    if mask is not None:
-        a = mx.where(mask, a, 0)
-    finite = mx.all(mx.isfinite(a), axis=(-2, -1))
-    largest = mx.max(mx.abs(mx.where(finite[:, None, None], a, 0)), axis=(-2, -1))
-    exponent = mx.floor(mx.log2(mx.where(largest > 0, largest, 1)))
-    return exponent, finite
-
-
-def _pow2(e: mx.array) -> mx.array:
-    return mx.power(mx.array(2.0, dtype=mx.float32), e)
-
-
-def _nan_unless(finite: mx.array, x: mx.array) -> mx.array:
-    mask = finite.reshape(finite.shape + (1,) * (x.ndim - 1))
-    return mx.where(mask, x, mx.array(float("nan"), dtype=x.dtype))
-
-
 def jacobi_eigh_simd(
     a: mx.array, *, want_v: bool, max_sweeps: int
 ) -> tuple[mx.array, mx.array, mx.array]:
@@ -350,8 +333,7 @@ def jacobi_eigh_simd(
     """
     batch, n, _ = a.shape
     lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
-    exponent, finite = _scale_exponent(a, lower)
-    low = mx.where(lower & finite[:, None, None], a, 0) * _pow2(-exponent)[:, None, None]
+    low, scale, finite = _prescale(mx.where(lower, a, 0))
     sym = low + mx.swapaxes(mx.tril(low, -1), -1, -2)
     shift = mx.sqrt(mx.sum(sym * sym, axis=(-2, -1)))
     at = sym + shift[:, None, None] * mx.eye(n, dtype=a.dtype)
@@ -363,12 +345,12 @@ def jacobi_eigh_simd(
     else:
         lam = mx.sqrt(mx.sum(at * at, axis=-1)) - shift[:, None]
     order = _rank_permute(lam, descending=False)
-    w = _nan_unless(finite, mx.take_along_axis(lam, order, axis=-1) * _pow2(exponent)[:, None])
+    w = nan_where(~finite, mx.take_along_axis(lam, order, axis=-1) / scale[:, None])
     info = mx.where(finite, info, 0)
     if not want_v:
         return w, mx.zeros((1,)), info
     v = mx.swapaxes(mx.take_along_axis(vt, order[..., None], axis=1), -1, -2)
-    return w, _nan_unless(finite, v), info
+    return w, nan_where(~finite, v), info
 
 
 def jacobi_svd_simd(
@@ -394,8 +376,7 @@ def jacobi_svd_simd(
     wide = rows < cols
     tall = mx.swapaxes(a, -1, -2) if wide else a
     m, n = tall.shape[1:]
-    exponent, finite = _scale_exponent(tall)
-    scaled = mx.where(finite[:, None, None], tall, 0) * _pow2(-exponent)[:, None, None]
+    scaled, scale, finite = _prescale(tall)
     at = mx.swapaxes(scaled, -1, -2)
     vt = mx.broadcast_to(mx.eye(n, dtype=a.dtype), (batch, n, n)) if want_uv else None
     at, vt, info = jacobi_sweeps(at, vt, tol=math.sqrt(m) * EPS32, max_sweeps=max_sweeps,
@@ -404,7 +385,7 @@ def jacobi_svd_simd(
     sigma = mx.sqrt(mx.sum(at * at, axis=-1))
     order = _rank_permute(sigma, descending=True)
     s = mx.take_along_axis(sigma, order, axis=-1)
-    s_out = _nan_unless(finite, s * _pow2(exponent)[:, None])
+    s_out = nan_where(~finite, s / scale[:, None])
     if not want_uv:
         return mx.zeros((1,)), s_out, mx.zeros((1,)), info
     ut, v = _sorted_factors(at, vt, order, s, uc=m if full else n)
@@ -412,4 +393,4 @@ def jacobi_svd_simd(
         u, vh = mx.swapaxes(v, -1, -2), ut
     else:
         u, vh = mx.swapaxes(ut, -1, -2), v
-    return _nan_unless(finite, u), s_out, _nan_unless(finite, vh), info
+    return nan_where(~finite, u), s_out, nan_where(~finite, vh), info

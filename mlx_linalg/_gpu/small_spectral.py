@@ -20,6 +20,7 @@ write the final layouts), so their path adds no MLX op around the launch.
 import mlx.core as mx
 
 from mlx_linalg import _kernels
+from mlx_linalg._gpu.reference import nan_where
 
 # Sweep bound of the Jacobi kernels. Measured in float32 with the kernels' ordering and
 # threshold: 7-9 sweeps for Gaussian 32x32 and 64x64 matrices, 10-11 for eigh at n = 64,
@@ -58,12 +59,6 @@ def _prescale(a: mx.array) -> tuple[mx.array, mx.array, mx.array]:
     scale = mx.power(mx.array(2.0, dtype=a.dtype), -exponent)
     scaled = mx.where(finite[:, None, None], a * scale[:, None, None], 0)
     return scaled, scale, finite
-
-
-def _nan_where(finite: mx.array, x: mx.array) -> mx.array:
-    """``x`` (B, ...) with the entries of non-finite input matrices set to NaN."""
-    mask = finite.reshape(finite.shape + (1,) * (x.ndim - 1))
-    return mx.where(mask, x, mx.array(float("nan"), dtype=x.dtype))
 
 
 def _float32_stack(x: mx.array) -> bool:
@@ -150,8 +145,9 @@ def jacobi_eigh(
     return w, vt, info
 
 
-def _simd_columns(n: int) -> int:
-    """NP of the register kernels: the power of two >= n, at least 2."""
+def simd_columns(n: int) -> int:
+    """NP of the register kernels (their column slots, also the circle ordering's of
+    ``reference_spectral``): the power of two >= n, at least 2."""
     return max(2, 1 << (n - 1).bit_length())
 
 
@@ -164,7 +160,7 @@ def jacobi_eigh_simd(
     w, v, info = _kernels.launch(
         "jacobi_eigh_simd",
         [a],
-        template={"N": n, "NP": _simd_columns(n), "WANT_V": bool(want_v),
+        template={"N": n, "NP": simd_columns(n), "WANT_V": bool(want_v),
                   "MAX_SWEEPS": int(max_sweeps)},
         grid=(b * 32, 1, 1),
         threadgroup=(32, 1, 1),
@@ -191,7 +187,7 @@ def jacobi_svd_simd(
     u, s, vh, info = _kernels.launch(
         "jacobi_svd_simd",
         [a],
-        template={"M": m, "N": n, "NP": _simd_columns(n), "FULL": bool(full),
+        template={"M": m, "N": n, "NP": simd_columns(n), "FULL": bool(full),
                   "WANT_UV": bool(want_uv), "WIDE": wide, "MAX_SWEEPS": int(max_sweeps)},
         grid=(b * 32, 1, 1),
         threadgroup=(32, 1, 1),
@@ -224,8 +220,8 @@ def qr(x: mx.array, *, mode: str) -> tuple[tuple[mx.array, mx.array], None]:
     m, n = a.shape[-2:]
     scaled, scale, finite = _prescale(a)
     qt, r = qr_small(scaled, complete=mode == "complete")
-    qt = _nan_where(finite, qt)
-    r = _nan_where(finite, r / scale[:, None, None])
+    qt = nan_where(~finite, qt)
+    r = nan_where(~finite, r / scale[:, None, None])
     q = mx.swapaxes(qt.reshape(*batch, qt.shape[1], m), -1, -2)
     return (q, r.reshape(*batch, r.shape[1], n)), None
 
@@ -241,7 +237,7 @@ def _eigh_scaled(x: mx.array, want_v: bool):
     lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
     scaled, scale, finite = _prescale(mx.where(lower, a, 0))
     w, vt, _ = jacobi_eigh(scaled, want_v=want_v)
-    w = _nan_where(finite, w / scale[:, None]).reshape(*batch, n)
+    w = nan_where(~finite, w / scale[:, None]).reshape(*batch, n)
     return w, vt, finite, batch
 
 
@@ -254,7 +250,7 @@ def eigh(x: mx.array) -> tuple[tuple[mx.array, mx.array], None]:
         w, v, _ = jacobi_eigh_simd(a, want_v=True)
         return (w.reshape(*batch, n), v.reshape(*batch, n, n)), None
     w, vt, finite, batch = _eigh_scaled(x, want_v=True)
-    v = mx.swapaxes(_nan_where(finite, vt).reshape(*batch, n, n), -1, -2)
+    v = mx.swapaxes(nan_where(~finite, vt).reshape(*batch, n, n), -1, -2)
     return (w, v), None
 
 
@@ -291,7 +287,7 @@ def _svd_scaled(x: mx.array, full: bool, want_uv: bool):
     wide = m < n
     ut, s, vt, _ = jacobi_svd(mx.swapaxes(scaled, -1, -2) if wide else scaled,
                               full=full, want_uv=want_uv)
-    s = _nan_where(finite, s / scale[:, None]).reshape(*batch, min(m, n))
+    s = nan_where(~finite, s / scale[:, None]).reshape(*batch, min(m, n))
     return ut, s, vt, finite, batch, wide
 
 
@@ -306,8 +302,8 @@ def svd(x: mx.array, *, full_matrices: bool) -> tuple[tuple[mx.array, ...], None
         return (u.reshape(*batch, *u.shape[1:]), s.reshape(*batch, min(m, n)),
                 vh.reshape(*batch, *vh.shape[1:])), None
     ut, s, vt, finite, batch, wide = _svd_scaled(x, full_matrices, want_uv=True)
-    ut = _nan_where(finite, ut)
-    vt = _nan_where(finite, vt)
+    ut = nan_where(~finite, ut)
+    vt = nan_where(~finite, vt)
     if wide:
         # The kernel factored xᵀ = U' S V'ᵀ, so x = V' S U'ᵀ: U = V', Vh = U'ᵀ.
         u = mx.swapaxes(vt.reshape(*batch, m, m), -1, -2)

@@ -40,7 +40,13 @@ from typing import NamedTuple
 import mlx.core as mx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_qr, blocked_triangular
+from mlx_linalg._gpu import (
+    blocked_cholesky,
+    blocked_common,
+    blocked_qr,
+    blocked_triangular,
+    reference,
+)
 
 # Largest ‖G − I‖_F of the last round's Gram matrix G = Q₁ᵀQ₁ that is accepted: it bounds
 # ‖G − I‖₂ ≤ 1/2, so κ(Q₁) ≤ √3 and the last round is as accurate as on orthonormal input.
@@ -77,7 +83,7 @@ def _lapack_cholesky(g: mx.array) -> tuple[mx.array, mx.array]:
     # is not all positive marks the failure.
     factor = mx.linalg.cholesky(g, stream=mx.cpu)
     failed = ~mx.all(mx.diagonal(factor, axis1=-2, axis2=-1) > 0, axis=-1)
-    return blocked_common.nan_where(failed, factor), failed
+    return reference.nan_where(failed, factor), failed
 
 
 def _lapack_trsm(lower: mx.array, b: mx.array, trans: bool = False) -> mx.array:
@@ -327,6 +333,6 @@ def qr(
             q[index] = qh
             r[index] = rh
     r = times_power_of_two(r, exponent)
-    q = blocked_common.nan_where(~finite if fallback != "nan" else failed, q)
-    r = blocked_common.nan_where(~finite if fallback != "nan" else failed, r)
+    q = reference.nan_where(~finite if fallback != "nan" else failed, q)
+    r = reference.nan_where(~finite if fallback != "nan" else failed, r)
     return q.reshape(*batch, m, n), r.reshape(*batch, n, n), failed.reshape(batch)
