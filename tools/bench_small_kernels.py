@@ -182,13 +182,11 @@ def run(ops: list[str], reps: int, warmup: int) -> list[dict]:
         key = SIMD_VARIANT_OPS.get(op)
         variants = (default[key], not default[key]) if key else (None,)
         for simd in variants:
+            label = op
             if key:
-                small_factor.SIMD_FACTOR = dict.fromkeys(default, simd)
-            label = (
-                op
-                if simd is None or simd == default[key]
-                else (f"{op} [{'simd' if simd else 'threadgroup'}]")
-            )
+                small_factor.SIMD_FACTOR = {**default, key: simd}
+                if simd != default[key]:
+                    label = f"{op} [{'simd' if simd else 'threadgroup'}]"
             rows += _run_op(op, label, reps, warmup)
         small_factor.SIMD_FACTOR = dict(default)
     return rows
