@@ -98,3 +98,9 @@ def graded_stack(rng, batch, m, n, cond) -> np.ndarray:
         v, _ = np.linalg.qr(rng.standard_normal((n, k)))
         out.append((u * np.logspace(0, -np.log10(cond), k)) @ v.T)
     return np.array(out)
+
+
+def symmetric_from_lower(a: np.ndarray) -> np.ndarray:
+    """The symmetric matrices whose lower triangles are those of ``a`` (..., N, N): what
+    eigh reads."""
+    return np.tril(a) + np.swapaxes(np.tril(a, -1), -1, -2)

@@ -8,6 +8,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from kernel_emulation import emulate, metal_check, needs_emulation
+from matrices import symmetric_from_lower
 
 from mlx_linalg import _kernels
 from mlx_linalg._gpu import reference as ref
@@ -277,10 +278,6 @@ SIMD_EIGH_RATIO = 60  # DESIGN.md's eigh threshold, in units of n·u
 U32 = 2.0**-24
 
 
-def _sym_lower(a):
-    return np.tril(a) + np.swapaxes(np.tril(a, -1), -1, -2)
-
-
 def _eigh_simd_inputs(n, seed):
     """Gaussian, garbage (Inf, NaN, 1e30) above the diagonal, an Inf in the lower triangle,
     zeros, graded (entries 1e-20..1e20 by row and column scaling), clustered eigenvalues."""
@@ -291,7 +288,7 @@ def _eigh_simd_inputs(n, seed):
     with_inf = rng.standard_normal((n, n))
     with_inf[n - 1, 0] = np.inf
     d = np.logspace(-10, 10, n)
-    graded = _sym_lower(rng.standard_normal((n, n))) * d[:, None] * d[None, :]
+    graded = symmetric_from_lower(rng.standard_normal((n, n))) * d[:, None] * d[None, :]
     q, _ = np.linalg.qr(rng.standard_normal((n, n)))
     lam = np.repeat([-1.0, 1e-6, 2.0], [n // 4, n // 2, n - n // 4 - n // 2])
     clustered = (q * lam) @ q.T
@@ -317,7 +314,7 @@ def test_emulated_eigh_simd_matches_reference_and_lapack(n):
         "jacobi_eigh_simd", [a], {**template, "WANT_V": False}, 32, [(batch, n), (1,), (batch,)]
     )[:1]
     for k in np.flatnonzero(finite):
-        sym = _sym_lower(np.where(np.tril(np.ones((n, n), bool)), a[k], 0)).astype(np.float64)
+        sym = symmetric_from_lower(a[k]).astype(np.float64)
         norm = max(np.linalg.norm(sym), np.finfo(np.float64).tiny)
         wk, vk = w[k].astype(np.float64), v[k].astype(np.float64)
         assert np.all(np.diff(wk) >= 0)

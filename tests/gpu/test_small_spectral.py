@@ -10,6 +10,7 @@ rank-deficient and clustered inputs; NaN/Inf must stay in their own matrix.
 import mlx.core as mx
 import numpy as np
 import pytest
+from matrices import symmetric_from_lower
 
 import mlx_linalg as la
 from mlx_linalg import _dispatch
@@ -43,11 +44,6 @@ def _graded(batch: int, m: int, n: int, cond: float, seed: int) -> np.ndarray:
         v, _ = np.linalg.qr(rng.standard_normal((n, n)))
         out.append((u[:, :k] * np.logspace(0, -np.log10(cond), k)) @ v[:k, :])
     return np.array(out, dtype=np.float32)
-
-
-def _symmetric_from(a: np.ndarray) -> np.ndarray:
-    low = np.tril(a)
-    return low + np.swapaxes(np.tril(a, -1), -1, -2)
 
 
 def _on_cpu(fn, *args, **kwargs):
@@ -114,7 +110,7 @@ def _check_svd(a: np.ndarray, full: bool) -> None:
 def _check_eigh(a: np.ndarray) -> None:
     w, v = la.eigh(mx.array(a), stream=mx.gpu)
     w, v = np.array(w), np.array(v)
-    sym = _symmetric_from(a)
+    sym = symmetric_from_lower(a)
     assert np.all(np.diff(w, axis=-1) >= 0)
     resid, orth = _eigh_ratios(sym, w, v)
     assert max(resid, orth) <= EIGH_RATIO, (resid, orth)
@@ -187,7 +183,7 @@ def test_eigh_simd_kernel_matches_reference(n):
     assert np.all(np.isnan(w[2])) and np.all(np.isnan(v[2])) and info[2] == 0
     good = [0, 1, 3, 4]
     assert np.all(info[good] > 0) and np.all(np.abs(info - np.array(info_ref)) <= 2)
-    sym = _symmetric_from(np.where(np.isfinite(a), a, 0))[good]
+    sym = symmetric_from_lower(np.where(np.isfinite(a), a, 0))[good]
     scale = float(np.abs(np.array(w_ref)[good]).max()) + 1e-30
     np.testing.assert_allclose(w[good], np.array(w_ref)[good], rtol=0,
                                atol=EIGH_RATIO * n * U32 * scale)
@@ -204,7 +200,7 @@ def test_eigh_simd_kernel_matches_reference(n):
 
 def test_eigh_above_simd_max_uses_the_threadgroup_kernel():
     n = ss.SIMD_MAX + 1
-    a = _symmetric_from(_gaussian((3, n, n), seed=4))
+    a = symmetric_from_lower(_gaussian((3, n, n), seed=4))
     w, _ = la.eigh(mx.array(a), stream=mx.gpu)
     w_old, _, _ = ss.jacobi_eigh(_scaled(np.tril(a)), want_v=False)
     scale = np.array(ss._prescale(mx.array(np.tril(a)))[1])
