@@ -9,11 +9,13 @@ per process and device, and then forms the product from a hi/lo split of each op
     x = hi + lo,  hi = x with its low 13 mantissa bits cleared (exact in TF32),
     x·y ≈ hi_x·hi_y + hi_x·lo_y + lo_x·hi_y
 
-Each of the three products is exact in its inputs, so the error is that of float32
-accumulation plus the dropped lo·lo term (about 2⁻²² relative): measured on an H100 at
-n = 4096, 1.1e-5 relative error against 3e-4 for plain TF32, in 0.6x the time of a true
-float32 product (DESIGN.md, "Precision"). Other dtypes and full-precision devices use
-``mx.matmul`` directly.
+The three terms are formed as one product of inner size 3K, written out
+as ``[a_hi, a_hi, a_lo] @ [b_hi; b_lo; b_hi]`` (:func:`split_operands`), so the result is
+written once. The hi terms are exact in TF32, so the error is that of float32 accumulation
+plus lo's TF32 rounding and the dropped lo·lo term (about 2⁻²² relative): measured on an
+H100 at n = 4096, 1.1e-5 relative error against 3e-4 for plain TF32 (DESIGN.md,
+"Precision"). Other dtypes and full-precision devices use ``mx.matmul`` directly; so does
+code inside a :func:`reduced_products` context, which opts in to the device's precision.
 
 The split product carries its own VJP (the split uses a bit view, which MLX cannot
 differentiate), itself split products, so gradients through it are float32-accurate too.
@@ -24,6 +26,7 @@ Products with an empty operand are built as zeros without calling ``mx.matmul``:
 CUDA build crashed (segmentation fault) on a float64 (0, 3) product on the CPU stream.
 """
 
+import contextlib
 import threading
 
 import mlx.core as mx
@@ -36,6 +39,7 @@ _HI_MASK = 0xFFFFE000  # sign, exponent and the top 10 mantissa bits of a float3
 _PROBE_SIZE = 128
 _detected: dict[str, bool] = {}
 _lock = threading.Lock()
+_reduced_allowed = threading.local()
 
 
 def matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> mx.array:
@@ -53,7 +57,7 @@ def matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> mx.arr
         shape = _product_shape(tuple(a.shape), tuple(b.shape))
         return mx.zeros(shape, dtype=mx.result_type(a, b), stream=stream)
     if a.dtype in (mx.float32, mx.complex64) and b.dtype in (mx.float32, mx.complex64):
-        if reduced_precision(stream):
+        if needs_split(stream):
             return split_matmul(a, b, stream=stream)
     return mx.matmul(a, b, stream=stream)
 
@@ -80,9 +84,23 @@ def split_matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> 
 @mx.custom_function
 def _split_product(a: mx.array, b: mx.array) -> mx.array:
     """Real (..., M, K) @ (..., K, N) from the hi/lo split, on the default stream."""
+    return mx.matmul(*split_operands(a, b))
+
+
+def split_operands(a: mx.array, b: mx.array) -> tuple[mx.array, mx.array]:
+    """The split product's three terms as one product: ``(A3, B3)`` with ``A3 @ B3 ≈ a @ b``.
+
+    A3 = [a_hi, a_hi, a_lo] (..., M, 3K) and B3 = [b_hi; b_lo; b_hi] (..., 3K, N): one
+    matrix product of inner size 3K sums the three terms in its float32 accumulator, so the
+    (M, N) result is written once (three separate products and their sums wrote it five
+    times, which made large thin-K updates memory-bound).
+    """
     a_hi, a_lo = _split(a)
     b_hi, b_lo = _split(b)
-    return mx.matmul(a_hi, b_lo) + mx.matmul(a_lo, b_hi) + mx.matmul(a_hi, b_hi)
+    return (
+        mx.concatenate([a_hi, a_hi, a_lo], axis=-1),
+        mx.concatenate([b_hi, b_lo, b_hi], axis=-2),
+    )
 
 
 @_split_product.vjp
@@ -101,6 +119,29 @@ def _unbroadcast(gradient: mx.array, shape) -> mx.array:
         gradient = gradient.sum(axis=tuple(range(extra)))
     axes = tuple(i for i, size in enumerate(shape) if size == 1 and gradient.shape[i] != 1)
     return gradient.sum(axis=axes, keepdims=True) if axes else gradient
+
+
+def needs_split(stream: StreamOrDevice = None) -> bool:
+    """Whether float32 products on the stream's device must be split: they lose precision
+    there, and no :func:`reduced_products` context is active in this thread."""
+    return reduced_precision(stream) and not getattr(_reduced_allowed, "on", False)
+
+
+@contextlib.contextmanager
+def reduced_products():
+    """Within this context (this thread), float32 products use the device's own precision.
+
+    For the low-precision half of mixed-precision algorithms (a factorization refined by
+    float32-accurate residuals, as in Haidar et al., SC18): :func:`matmul` and the blocked
+    factorizations' trailing updates then run as plain TF32 products where the device
+    multiplies so. The graph is built inside the context; evaluating it later is fine.
+    """
+    previous = getattr(_reduced_allowed, "on", False)
+    _reduced_allowed.on = True
+    try:
+        yield
+    finally:
+        _reduced_allowed.on = previous
 
 
 def reduced_precision(stream: StreamOrDevice = None) -> bool:

@@ -63,6 +63,45 @@ def test_matmul_routes_by_the_probe(monkeypatch, reduced, rng):
     assert len(calls) == (1 if reduced else 0)
 
 
+def test_reduced_products_context_skips_the_split(monkeypatch, rng):
+    calls = []
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    monkeypatch.setattr(
+        _precision, "split_matmul", lambda a, b, stream=None: calls.append(1) or a @ b
+    )
+    a = mx.array(rng.standard_normal((4, 4)).astype(np.float32))
+    with _precision.reduced_products():
+        la.matmul(a, a)
+    assert calls == []
+    la.matmul(a, a)  # the context ended
+    assert calls == [1]
+
+
+def test_split_trailing_update_is_float32_accurate_with_tf32_products(monkeypatch, rng):
+    """blocked_common.subtract_product under emulated TF32: float32-accurate through the
+    one-product split (inner size 3K), TF32-level inside a reduced_products context."""
+    from mlx_linalg._gpu.blocked_common import subtract_product
+
+    c = rng.standard_normal((2, 70, 50)).astype(np.float32)
+    a = rng.standard_normal((2, 70, 64)).astype(np.float32)
+    b = rng.standard_normal((2, 64, 50)).astype(np.float32)
+    exact = c.astype(np.float64) - a.astype(np.float64) @ b
+
+    def tf32_addmm(c, a, b, alpha=1.0, beta=1.0, stream=None):
+        product = _tf32(np.asarray(a)).astype(np.float64) @ _tf32(np.asarray(b))
+        return mx.array((beta * np.asarray(c) + alpha * product).astype(np.float32))
+
+    def error(got):
+        return float(np.linalg.norm(np.asarray(got) - exact) / np.linalg.norm(exact))
+
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    monkeypatch.setattr(_precision.mx, "addmm", tf32_addmm)
+    args = (mx.array(c), mx.array(a), mx.array(b))
+    assert error(subtract_product(*args)) < FLOAT32_PRODUCT_ERROR
+    with _precision.reduced_products():
+        assert error(subtract_product(*args)) > 1e-4
+
+
 def test_tensordot_matches_numpy_on_floats(rng):
     a, b = rng.standard_normal((3, 4, 5)), rng.standard_normal((5, 4, 2))
     got = la.tensordot(

@@ -129,12 +129,13 @@ def flat(x: mx.array) -> mx.array:
 def subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
     """``c - a @ b``, float32-accurate whatever ``MLX_ENABLE_TF32`` says.
 
-    On devices that multiply float32 in full precision one fused ``mx.addmm`` (C is read and
-    written once); where float32 products lose precision (TF32), the split product of
-    ``mlx_linalg._precision.matmul``.
+    One fused ``mx.addmm``, so C is read and written once; where float32 products lose
+    precision (TF32), its operands are the split product's (``_precision.split_operands``:
+    inner size 3K, three exact TF32 terms summed in one float32 accumulator), unless a
+    ``_precision.reduced_products`` context asks for plain device products.
     """
-    if c.dtype == mx.float32 and _precision.reduced_precision():
-        return c - _precision.matmul(a, b)
+    if c.dtype == mx.float32 and _precision.needs_split():
+        a, b = _precision.split_operands(a, b)
     return mx.addmm(c, a, b, alpha=-1.0)
 
 
