@@ -20,7 +20,7 @@ Each op is timed with every block size of ``--blocks`` (the outer block size of 
 blocked loops; diagonal blocks above 64 are themselves blocked), to pick ``BLOCK``.
 
 Usage: ``python tools/bench_blocked.py [--out DIR] [--sizes 256,1024] [--ops cholesky,solve]
-[--blocks 64,128,256] [--batch 1] [--reps 3] [--budget 20]``.
+[--blocks 64,128,256] [--batch 1] [--reps 3] [--budget 20] [--skip cpu,cupy]``.
 """
 
 import argparse
@@ -242,11 +242,13 @@ def run(
     budget: float,
     deadline: float,
     on_row,
+    skip: frozenset = frozenset(),
 ) -> list[dict]:
     """Rows for every (n, op), smallest n first; none started after ``deadline`` seconds."""
     rows = []
     start = time.perf_counter()
-    skipped = {op: set() for op in ops}  # columns that ran over the budget: not at larger n
+    # columns not run: those in ``skip``, and those that ran over the budget (at larger n)
+    skipped = {op: set(skip) for op in ops}
     for n in sizes:
         for op in ops:
             if time.perf_counter() - start > deadline:
@@ -339,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--budget", type=float, default=20.0)
     parser.add_argument(
+        "--skip", default="", help="comparison columns not to time: cpu, torch, cupy"
+    )
+    parser.add_argument(
         "--deadline", type=float, default=400.0, help="start no row after this many seconds"
     )
     args = parser.parse_args(argv)
@@ -359,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         (out / "blocked.md").write_text(markdown(rows, info, blocks))
 
     ops = args.ops.split(",")
-    rows = run(ops, sizes, blocks, args.batch, args.reps, args.budget, args.deadline, write)
+    skip = frozenset(filter(None, args.skip.split(",")))
+    rows = run(
+        ops, sizes, blocks, args.batch, args.reps, args.budget, args.deadline, write, skip
+    )
     write(rows)
     print(markdown(rows, info, blocks))
     return 0
