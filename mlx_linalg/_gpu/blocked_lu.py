@@ -8,11 +8,21 @@ interchanged with row ``piv[i]``.
 """
 
 import mlx.core as mx
+import numpy as np
 
 from mlx_linalg._gpu import blocked_panel
-from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, subtract_product
+from mlx_linalg._gpu.blocked_common import BLOCK as _COMMON_BLOCK
+from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product
 from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
+
+# Outer block columns per step of the blocked LU, and the widest panel the building
+# block's getf2 (the one-threadgroup ``lu_panel`` kernel on the GPU) factors directly:
+# wider panels are factored recursively (:func:`panel_lu`) down to leaves of at most LEAF
+# columns. Both await measurement on the GPU (tools/bench_blocked.py, blocks 64..256 x
+# leaves 8/16/32); ``leaf=None`` factors every panel with one building-block call.
+BLOCK = _COMMON_BLOCK
+LEAF = 16
 
 
 def _gather_rows(x: mx.array, rows: mx.array) -> mx.array:
@@ -21,16 +31,101 @@ def _gather_rows(x: mx.array, rows: mx.array) -> mx.array:
     return mx.take_along_axis(x, index, axis=1)
 
 
-def getrf(blocks: Blocks, a: mx.array, *, block: int = BLOCK) -> tuple[mx.array, mx.array]:
+def panel_lu(
+    blocks: Blocks, a: mx.array, *, leaf: int | None = LEAF
+) -> tuple[mx.array, mx.array, mx.array | None]:
+    """Partial-pivoting LU of a tall (B, m, w) panel, m >= w, recursive: ``(packed, perm, piv)``.
+
+    The contract of ``Blocks.lu_pivots``: packed (B, m, w) L\\U of P·a (row i is row
+    perm[i] of the eliminated panel); perm (B, m) int32; piv (B, w) int32, the panel's
+    0-based LAPACK pivots (row j was interchanged with row piv[j]), or None where a leaf's
+    building block gave none (``REFERENCE``, whose non-pivot rows keep their original
+    order: its perm is still consistent with packed, but not getf2's).
+
+    Args:
+        blocks: the building blocks; leaves go to ``blocks.lu_pivots`` (else ``blocks.lu``).
+        a: (B, m, w) panel, m >= w.
+        leaf: the widest panel factored by one building-block call; None factors ``a``
+            by one call whatever its width.
+
+    Notes:
+        Toledo's recursive LU (Toledo 1997, "Locality of reference in LU decomposition
+        with partial pivoting", SIAM J. Matrix Anal. Appl. 18(4); Gustavson 1997; LAPACK
+        dgetrf2): factor the left w1 columns recursively, apply their interchanges to
+        the right w2 columns (one gather), U12 = L11⁻¹ A12 (unit-lower substitution),
+        A22 -= L21 U12 (``subtract_product``, float32-accurate), factor A22 recursively,
+        then apply its interchanges to L21 (one gather) and join the four blocks. w1 is
+        half the leaves (rounded down), so every leaf but the last is ``leaf`` wide. The
+        per-column rank-1 sweep of getf2 then spans at most ``leaf`` columns; the rest of
+        the panel's m·w²/2 flops are products. Pivots as dgetrf2: piv2 + w1.
+    """
+    pieces: list = []
+    packed, perm = _recursive(blocks, a, leaf, 0, pieces)
+    return packed, perm, _join_pivots(pieces, 0)
+
+
+def _recursive(
+    blocks: Blocks, a: mx.array, leaf: int | None, column: int, pieces: list
+) -> tuple[mx.array, mx.array]:
+    """:func:`panel_lu` of ``a``, whose first column is ``column`` of the outer panel: the
+    (packed, perm) of ``a``; each leaf appends (its first column, its own pivots or None)
+    to ``pieces`` (LAPACK's pivot of a leaf's column j is the leaf's column + piv[j]:
+    dgetrf2's offsets summed down the recursion)."""
+    width = a.shape[-1]
+    if leaf is None or width <= leaf:
+        if blocks.lu_pivots is not None:
+            packed, perm, piv = blocks.lu_pivots(a)
+        else:
+            (packed, perm), piv = blocks.lu(a), None
+        pieces.append((column, piv))
+        return packed, perm
+    w1 = leaf * (-(-width // leaf) // 2)
+    p1, perm1 = _recursive(blocks, a[:, :, :w1], leaf, column, pieces)
+    right = _gather_rows(a[:, :, w1:], perm1)
+    u12 = trsm(
+        blocks, p1[:, :w1], right[:, :w1], lower=True, trans=False, unit=True, block=blocks.max_n
+    )
+    a22 = subtract_product(right[:, w1:], p1[:, w1:], u12)
+    p2, perm2 = _recursive(blocks, a22, leaf, column + w1, pieces)
+    top = mx.concatenate([p1[:, :w1], u12], axis=2)
+    bottom = mx.concatenate([_gather_rows(p1[:, w1:], perm2), p2], axis=2)
+    packed = mx.concatenate([top, bottom], axis=1)
+    perm = mx.concatenate([perm1[:, :w1], mx.take_along_axis(perm1[:, w1:], perm2, axis=1)], axis=1)
+    return packed, perm
+
+
+def _join_pivots(pieces: list, offset: int) -> mx.array | None:
+    """LAPACK's pivots from the leaves' (first column, own pivots) pieces: one
+    concatenation and one addition of each column's leaf start plus ``offset``. None when
+    a piece has none."""
+    if not pieces or any(piv is None for _, piv in pieces):
+        return None
+    starts = np.concatenate(
+        [np.full(piv.shape[-1], column + offset, dtype=np.int32) for column, piv in pieces]
+    )
+    raw = mx.concatenate([piv for _, piv in pieces], axis=1) if len(pieces) > 1 else pieces[0][1]
+    return raw + mx.array(starts)
+
+
+def getrf(
+    blocks: Blocks, a: mx.array, *, block: int = BLOCK, leaf: int | None = LEAF
+) -> tuple[mx.array, mx.array]:
     """:func:`getrf_pivots` without the pivots: ``(packed, perm)``."""
-    packed, perm, _ = getrf_pivots(blocks, a, block=block)
+    packed, perm, _ = getrf_pivots(blocks, a, block=block, leaf=leaf)
     return packed, perm
 
 
 def getrf_pivots(
-    blocks: Blocks, a: mx.array, *, block: int = BLOCK
+    blocks: Blocks, a: mx.array, *, block: int = BLOCK, leaf: int | None = LEAF
 ) -> tuple[mx.array, mx.array, mx.array | None]:
     """LU with partial pivoting of a (B, m, n) stack, blocked: ``(packed, perm, piv)``.
+
+    Args:
+        blocks: the building blocks.
+        a: (B, m, n).
+        block: columns per outer step.
+        leaf: panels wider than this are factored recursively (:func:`panel_lu`) down to
+            building-block calls on at most ``leaf`` columns; None: one call per panel.
 
     Returns:
         packed (B, m, n): U on and above the diagonal, L's multipliers below (unit
@@ -43,37 +138,34 @@ def getrf_pivots(
     Notes:
         Right-looking blocked LU (Golub & Van Loan, Matrix Computations 4th ed., Alg.
         3.4.2 with §3.4.7's partial pivoting; LAPACK dgetrf). For each block column k of
-        width b: factor the tall panel A_{k:,k} with partial pivoting (the building
-        block's ``lu``, getf2); apply its row interchanges to the trailing columns as one
-        gather; U_{k,k+1:} = L_kk⁻¹ A_{k,k+1:} by unit-lower substitution;
-        A_{k+1:,k+1:} -= L_{k+1:,k} U_{k,k+1:} by a float32-accurate product
-        (``subtract_product``). The panel is ``block`` wide; its triangular solve runs in
-        blocks of ``blocks.max_n``. 2n³/3 flops for a square matrix, all but O(n²b) in the
-        products.
+        width b: factor the tall panel A_{k:,k} with partial pivoting (:func:`panel_lu`:
+        recursive down to the building block's getf2 on ``leaf`` columns); apply its row
+        interchanges to the trailing columns as one gather; U_{k,k+1:} = L_kk⁻¹ A_{k,k+1:}
+        by unit-lower substitution; A_{k+1:,k+1:} -= L_{k+1:,k} U_{k,k+1:} by a
+        float32-accurate product (``subtract_product``). The panel is ``block`` wide; its
+        triangular solve runs in blocks of ``blocks.max_n``. 2n³/3 flops for a square
+        matrix, all but O(n²·leaf) in the products.
 
         The trailing matrix is its own, shrinking array; finished block columns of L and
         block rows of U are kept apart, and the later interchanges are applied to each
         block column of L once, at the end (one gather each, instead of dlaswp on the
         left columns at every step).
 
-        The panel factorization is one launch of the ``lu_panel`` kernel on the GPU
-        (``KERNELS``), a column loop of MLX ops (``blocked_panel.lu_panel``) in
-        ``REFERENCE``.
+        A leaf is one launch of the ``lu_panel`` kernel on the GPU (``KERNELS``), a
+        column loop of MLX ops (``blocked_panel.lu_panel``) in ``REFERENCE``.
     """
     batch, m, n = a.shape
     k = min(m, n)
     trailing = a
     perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
     panels = []  # (start, the packed panel, perm after its step)
-    piv_parts = []  # LAPACK's pivots of each panel, where the building block gives them
+    pieces = []  # (first column, a leaf's own pivots or None), over the whole matrix
     rows_of_u = []  # (first column, U's block row right of the panel: (B, width, n - first))
     for start in range(0, k, block):
         width = min(block, k - start)
-        if blocks.lu_pivots is not None:
-            packed, local, local_piv = blocks.lu_pivots(trailing[:, :, :width])
-        else:
-            (packed, local), local_piv = blocks.lu(trailing[:, :, :width]), None
-        piv_parts.append(None if local_piv is None else local_piv + start)
+        panel_pieces: list = []
+        packed, local = _recursive(blocks, trailing[:, :, :width], leaf, 0, panel_pieces)
+        pieces += [(start + column, piv) for column, piv in panel_pieces]
         perm = mx.concatenate(
             [perm[:, :start], mx.take_along_axis(perm[:, start:], local, axis=1)], axis=1
         )
@@ -92,10 +184,7 @@ def getrf_pivots(
             rows_of_u.append((start + width, u12))
             if start + width < m:
                 trailing = subtract_product(right[:, width:], packed[:, width:], u12)
-    piv = None
-    if piv_parts and all(p is not None for p in piv_parts):
-        piv = mx.concatenate(piv_parts, axis=1) if len(piv_parts) > 1 else piv_parts[0]
-    return _assemble(panels, rows_of_u, perm, n), perm, piv
+    return _assemble(panels, rows_of_u, perm, n), perm, _join_pivots(pieces, 0)
 
 
 def _assemble(panels: list, rows_of_u: list, perm: mx.array, n: int) -> mx.array:
@@ -143,13 +232,16 @@ def _unpack(x: mx.array, outputs: tuple) -> tuple:
     return tuple(o.reshape(*batch, *o.shape[1:]) for o in outputs)
 
 
-def lu_factor(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
+def lu_factor(
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+) -> tuple:
     """Packed LU and pivots of a (..., M, N) stack: ``((lu, piv), None)``.
 
     Args:
         x: (..., M, N).
         blocks: the diagonal-block building blocks (kernels on the GPU).
         block: block size.
+        leaf: recursive panels down to this width (:func:`panel_lu`); None: off.
 
     Returns:
         ``((lu, piv), None)``: lu (..., M, N) packed L\\U; piv (..., min(M, N)) int32,
@@ -158,7 +250,7 @@ def lu_factor(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> t
     See Also:
         scipy.linalg.lu_factor
     """
-    packed, perm, piv = getrf_pivots(blocks, flat(x), block=block)
+    packed, perm, piv = getrf_pivots(blocks, flat(x), block=block, leaf=leaf)
     if piv is None:  # the building block gave no pivots: replay the permutation
         m, k = x.shape[-2], min(x.shape[-2:])
         piv = blocked_panel.pivots(perm, k)
@@ -172,13 +264,16 @@ def lu_factor(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> t
     return _unpack(x, (packed, piv)), None
 
 
-def lu(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
+def lu(
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+) -> tuple:
     """``((P, L, U), None)`` with x = P L U, from the blocked packed LU.
 
     Args:
         x: (..., M, N).
         blocks: the diagonal-block building blocks (kernels on the GPU).
         block: block size.
+        leaf: recursive panels down to this width (:func:`panel_lu`); None: off.
 
     Returns:
         P (..., M, M) permutation matrix, L (..., M, K) unit lower trapezoidal, U
@@ -189,7 +284,7 @@ def lu(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
     """
     m, n = x.shape[-2:]
     k = min(m, n)
-    packed, perm = getrf(blocks, flat(x), block=block)
+    packed, perm = getrf(blocks, flat(x), block=block, leaf=leaf)
     rows = mx.arange(m, dtype=mx.int32)
     p = (perm[..., None, :] == rows[:, None]).astype(x.dtype)
     lower = mx.tril(packed[..., :, :k], -1) + mx.eye(m, k, dtype=x.dtype)
@@ -197,31 +292,37 @@ def lu(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
     return _unpack(x, (p, lower, upper)), None
 
 
-def _lu_diagonal(x: mx.array, blocks: Blocks, block: int) -> tuple[mx.array, mx.array]:
+def _lu_diagonal(
+    x: mx.array, blocks: Blocks, block: int, leaf: int | None
+) -> tuple[mx.array, mx.array]:
     """U's diagonal (B, n) and the permutation's sign (B,) of the LU of ``x``."""
-    packed, perm = getrf(blocks, flat(x), block=block)
+    packed, perm = getrf(blocks, flat(x), block=block, leaf=leaf)
     return mx.diagonal(packed, axis1=-2, axis2=-1), parity(perm).astype(x.dtype)
 
 
-def det(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
+def det(
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+) -> tuple:
     """Determinant of a (..., n, n) stack: ``((det,), None)``, det of shape (...).
 
     Notes:
         The permutation's sign times the product of U's diagonal (numpy.linalg.det's
         method): may overflow or underflow where ``slogdet`` does not.
     """
-    diagonal, swaps_sign = _lu_diagonal(x, blocks, block)
+    diagonal, swaps_sign = _lu_diagonal(x, blocks, block, leaf)
     return ((swaps_sign * mx.prod(diagonal, axis=-1)).reshape(x.shape[:-2]),), None
 
 
-def slogdet(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
+def slogdet(
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+) -> tuple:
     """``((sign, logabsdet), None)`` of a (..., n, n) stack, each of shape (...).
 
     Notes:
         Sums log|u_ii| (no overflow or underflow); sign from the permutation and the
         signs of U's diagonal (0 for a singular matrix, whose logabsdet is -inf).
     """
-    diagonal, swaps_sign = _lu_diagonal(x, blocks, block)
+    diagonal, swaps_sign = _lu_diagonal(x, blocks, block, leaf)
     sign = swaps_sign * mx.prod(mx.sign(diagonal), axis=-1)
     logabsdet = mx.sum(mx.log(mx.abs(diagonal)), axis=-1)
     batch = x.shape[:-2]
@@ -245,7 +346,14 @@ def _getrs(
     return trsm(blocks, packed, y, lower=False, trans=False, unit=False, block=block)
 
 
-def solve(a: mx.array, b: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
+def solve(
+    a: mx.array,
+    b: mx.array,
+    *,
+    blocks: Blocks = KERNELS,
+    block: int = BLOCK,
+    leaf: int | None = LEAF,
+) -> tuple:
     """A X = B by blocked LU with partial pivoting: ``((X,), failed)``.
 
     Args:
@@ -253,6 +361,7 @@ def solve(a: mx.array, b: mx.array, *, blocks: Blocks = KERNELS, block: int = BL
         b: (..., n, K), same batch shape as ``a``.
         blocks: the diagonal-block building blocks (kernels on the GPU).
         block: block size.
+        leaf: recursive panels down to this width (:func:`panel_lu`); None: off.
 
     Returns:
         ``((X,), failed)``: X (..., n, K); ``failed`` (...) marks exactly singular
@@ -265,13 +374,15 @@ def solve(a: mx.array, b: mx.array, *, blocks: Blocks = KERNELS, block: int = BL
     See Also:
         scipy.linalg.solve
     """
-    packed, perm = getrf(blocks, flat(a), block=block)
+    packed, perm = getrf(blocks, flat(a), block=block, leaf=leaf)
     x = _getrs(blocks, packed, perm, flat(b), trans=False, block=block)
     failed = _singular(packed)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(a.shape[:-2])
 
 
-def inv(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
+def inv(
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+) -> tuple:
     """A⁻¹ of a (..., n, n) stack as the solve against the identity: ``((inv,), failed)``.
 
     Notes:
@@ -280,7 +391,7 @@ def inv(x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
     """
     a = flat(x)
     eye = mx.broadcast_to(mx.eye(x.shape[-1], dtype=x.dtype), a.shape)
-    return solve(x, eye.reshape(x.shape), blocks=blocks, block=block)
+    return solve(x, eye.reshape(x.shape), blocks=blocks, block=block, leaf=leaf)
 
 
 def lu_solve(
