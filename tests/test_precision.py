@@ -79,7 +79,7 @@ def test_reduced_products_context_skips_the_split(monkeypatch, rng):
 
 def test_split_trailing_update_is_float32_accurate_with_tf32_products(monkeypatch, rng):
     """blocked_common.subtract_product under emulated TF32: float32-accurate through the
-    one-product split (inner size 3K), TF32-level inside a reduced_products context."""
+    two-product split, TF32-level inside a reduced_products context."""
     from mlx_linalg._gpu.blocked_common import subtract_product
 
     c = rng.standard_normal((2, 70, 50)).astype(np.float32)

@@ -129,13 +129,15 @@ def flat(x: mx.array) -> mx.array:
 def subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
     """``c - a @ b``, float32-accurate whatever ``MLX_ENABLE_TF32`` says.
 
-    One fused ``mx.addmm``, so C is read and written once; where float32 products lose
-    precision (TF32), its operands are the split product's (``_precision.split_operands``:
-    inner size 3K, three exact TF32 terms summed in one float32 accumulator), unless a
-    ``_precision.reduced_products`` context asks for plain device products.
+    One fused ``mx.addmm`` (C read and written once); where float32 products lose
+    precision (TF32), two, with the split product's operands
+    (``_precision.split_operands``: the leading hi·hi term, then both corrections in one
+    product of inner size 2K), unless a ``_precision.reduced_products`` context asks for
+    plain device products.
     """
     if c.dtype == mx.float32 and _precision.needs_split():
-        a, b = _precision.split_operands(a, b)
+        (a_hi, b_hi), (a, b) = _precision.split_operands(a, b)
+        c = mx.addmm(c, a_hi, b_hi, alpha=-1.0)
     return mx.addmm(c, a, b, alpha=-1.0)
 
 
