@@ -24,6 +24,9 @@ from matrices import (
 )
 
 import mlx_linalg as la
+from mlx_linalg import _dispatch
+from mlx_linalg._gpu import blocked_rules
+from mlx_linalg._gpu.blocked_common import REFERENCE
 
 # Forward error ‖x − x*‖/‖x*‖ <= FORWARD_C · max(M, N) · u · (κ + κ² ‖r‖ / (σ₁ ‖x*‖)), the
 # least-squares perturbation bound (Golub and Van Loan, Matrix Computations, Thm. 5.3.1);
@@ -368,6 +371,38 @@ def test_vmap_and_compile_agree_with_the_eager_result(rng):
     eager = np.asarray(solve(a))
     np.testing.assert_allclose(np.asarray(mx.vmap(solve)(a)), eager, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(mx.compile(solve)(a)), eager, rtol=1e-5, atol=1e-6)
+
+
+def test_the_gpu_route_is_lazy_and_right_through_the_blocked_graphs(rng, monkeypatch):
+    """With the GPU backend pretended and qr / solve_triangular routed to the blocked graphs
+    (the MLX-op reference blocks, the GPU kernels' contracts), gels is right, flags a
+    rank-deficient matrix, and runs inside ``mx.compile``, which refuses any host
+    synchronization: the GPU path is a lazy graph."""
+    monkeypatch.setattr(_dispatch, "backend", lambda stream=None: "gpu")
+    used = set()
+    for op in ("qr", "solve_triangular"):
+        applies, impl = blocked_rules.RULES[op]
+
+        def traced(*args, _op=op, _impl=impl, **kwargs):
+            used.add(_op)
+            return _impl(*args, blocks=REFERENCE, **kwargs)
+
+        monkeypatch.setitem(_dispatch.GPU_RULES, op, [(applies, traced)])
+
+    def solve(x, y):
+        return la.lstsq(x, y, driver="gels").solution
+
+    for shape in [(2, 80, 66), (66, 80)]:  # two column panels of the blocked QR (block 64)
+        a = random_matrix(rng, shape, mx.float32, cond=1e2)
+        b = random_matrix(rng, shape[:-1] + (2,), mx.float32)
+        _check_solution(a, b, mx.compile(solve)(a, b), mx.float32)
+        bad = np.asarray(a).copy()
+        if shape[-2] >= shape[-1]:
+            bad[..., :, 65] = bad[..., :, 1]  # a repeated column
+        else:
+            bad[..., 65, :] = 0  # a zero row
+        assert np.isnan(np.asarray(solve(mx.array(bad), b))).all()
+    assert used == {"qr", "solve_triangular"}
 
 
 # ---------------------------------------------------------------------------- GPU
