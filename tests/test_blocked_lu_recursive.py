@@ -1,0 +1,255 @@
+"""The recursive panel factorization of the blocked LU (``blocked_lu.panel_lu``, Toledo 1997 /
+LAPACK dgetrf2) on the CPU.
+
+Leaves run on three building blocks: ``REFERENCE`` (the MLX-op getf2 loop, whose non-pivot
+rows keep their original order, so the pivots are replayed from the permutation),
+``GETF2`` (``REFERENCE`` with the row-swapping ``reference.lu_small`` as ``lu_pivots``: the
+``lu_panel`` kernel's contract, getf2's row order and own pivots, so LAPACK's pivots are
+formed from the leaves' as dgetrf2 does) and, where g++ can emulate it, the ``lu_panel``
+kernel body itself. Float64 pivots must equal SciPy's ``lu_factor`` exactly on Gaussian
+matrices, float32 results meet DESIGN.md's ratios; panels tall and square, widths that are
+not multiples of the leaf, zero and NaN columns, batches, the failure policy and
+``mx.compile`` (no host synchronization).
+"""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+import scipy.linalg
+from kernel_emulation import emulate, needs_emulation
+from matrices import INV_RATIO, LU_RATIO, SOLVE_RATIO, as64, as_mlx, norm, ratio, unit_roundoff
+
+from mlx_linalg._gpu import blocked_lu, blocked_panel
+from mlx_linalg._gpu import reference as ref
+from mlx_linalg._gpu.blocked_common import REFERENCE
+
+
+def _getf2_pivots(a: mx.array):
+    packed, piv, perm = ref.lu_small(a)
+    return packed, perm, piv
+
+
+GETF2 = REFERENCE._replace(lu_pivots=_getf2_pivots)
+SETS = {"reference": REFERENCE, "getf2": GETF2}
+# Our float32 ratio may exceed float32 LAPACK's on the same input by this factor at most
+# (ratios below FLOOR count as FLOOR), as in tests/test_blocked.py.
+VS_LAPACK = 10
+FLOOR = 0.1
+
+
+def _scipy_lu(a: np.ndarray):
+    """SciPy's (packed, pivots) of each matrix of a (B, m, n) float64 stack."""
+    out = [scipy.linalg.lu_factor(x) for x in a]
+    return np.stack([f for f, _ in out]), np.stack([p for _, p in out])
+
+
+def _factors(packed: np.ndarray, w: int):
+    """Unit-lower L (m, w) and upper U (w, w) of a packed tall panel."""
+    lower = np.tril(packed, -1) + np.eye(*packed.shape[-2:])
+    return lower, np.triu(packed[..., :w, :])
+
+
+@pytest.mark.parametrize("blocks", ["reference", "getf2"])
+@pytest.mark.parametrize("m, w, leaf", [(100, 40, 16), (64, 64, 16), (300, 37, 8), (50, 50, 7)])
+def test_panel_matches_lapack(rng, blocks, m, w, leaf):
+    """A tall or square panel, its width not a multiple of the leaf: LAPACK's pivots (replayed
+    from the permutation for REFERENCE, formed from the leaves' for GETF2) and factors."""
+    a = rng.standard_normal((2, m, w))
+    packed, perm, piv = blocked_lu.panel_lu(SETS[blocks], as_mlx(a, mx.float64), leaf=leaf)
+    assert packed.shape == (2, m, w) and perm.shape == (2, m) and perm.dtype == mx.int32
+    lapack_lu, lapack_piv = _scipy_lu(a)
+    packed, perm = as64(packed), np.asarray(perm)
+    lower, upper = _factors(packed, w)
+    for i in range(2):
+        np.testing.assert_array_equal(np.sort(perm[i]), np.arange(m))
+        np.testing.assert_allclose(lower[i] @ upper[i], a[i][perm[i]], atol=1e-12)
+    assert np.all(np.abs(lower) <= 1)
+    replayed = np.asarray(blocked_panel.pivots(mx.array(perm), w))
+    np.testing.assert_array_equal(replayed, lapack_piv)
+    if blocks == "getf2":  # getf2's row order: the packed panel is LAPACK's, pivots formed
+        np.testing.assert_array_equal(np.asarray(piv), lapack_piv)
+        np.testing.assert_allclose(packed, lapack_lu, rtol=1e-10, atol=1e-12)
+    else:
+        assert piv is None
+        np.testing.assert_allclose(packed[:, :w], lapack_lu[:, :w], rtol=1e-10, atol=1e-12)
+
+
+def test_leaves_are_full_width_but_the_last(rng):
+    """Every building-block call gets at most ``leaf`` columns, all but the last exactly
+    ``leaf`` of them (w1 = half the leaves), and no call for a panel within the leaf."""
+    widths = []
+
+    def counting(a):
+        widths.append(a.shape[-1])
+        return _getf2_pivots(a)
+
+    blocks = REFERENCE._replace(lu_pivots=counting)
+    a = as_mlx(rng.standard_normal((1, 120, 100)), mx.float64)
+    blocked_lu.panel_lu(blocks, a, leaf=16)
+    assert widths == [16] * 6 + [4]
+    widths.clear()
+    blocked_lu.panel_lu(blocks, a, leaf=None)
+    blocked_lu.panel_lu(blocks, a, leaf=100)
+    assert widths == [100, 100]
+
+
+@pytest.mark.parametrize("blocks", ["reference", "getf2"])
+@pytest.mark.parametrize(
+    "shape, block, leaf",
+    [((200, 200), 64, 16), ((200, 200), 128, 32), ((150, 70), 100, 7), ((70, 150), 256, 16)],
+)
+def test_lu_factor_pivots_equal_scipy(rng, blocks, shape, block, leaf):
+    a = rng.standard_normal((2, *shape))
+    (packed, piv), _ = blocked_lu.lu_factor(
+        as_mlx(a, mx.float64), blocks=SETS[blocks], block=block, leaf=leaf
+    )
+    lapack_lu, lapack_piv = _scipy_lu(a)
+    np.testing.assert_array_equal(np.asarray(piv), lapack_piv)
+    np.testing.assert_allclose(as64(packed), lapack_lu, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("leaf", [None, 8, 16])
+@pytest.mark.parametrize("shape", [(200, 200), (150, 70), (70, 150)])
+def test_float32_ratios(rng, shape, leaf):
+    """DESIGN.md's LU ratio, and at most VS_LAPACK times float32 LAPACK's on the input."""
+    m, n = shape
+    a = as_mlx(rng.standard_normal((2, m, n)), mx.float32)
+    (p, lower, upper), _ = blocked_lu.lu(a, blocks=GETF2, block=96, leaf=leaf)
+    a_in, u = as64(a), unit_roundoff(mx.float32)
+    lu_ratio = ratio(as64(p) @ as64(lower) @ as64(upper) - a_in, max(m, n) * norm(a_in), u)
+    assert lu_ratio <= LU_RATIO
+    assert np.all(np.abs(as64(lower)) <= 1)
+    lapack = 0.0
+    for one in np.asarray(a):
+        pl, ll, ul = scipy.linalg.lu(one)
+        residual = pl.astype(np.float64) @ ll.astype(np.float64) @ ul.astype(np.float64) - one
+        lapack = max(lapack, ratio(residual, max(m, n) * norm(one), u))
+    assert lu_ratio <= VS_LAPACK * max(lapack, FLOOR)
+
+
+@pytest.mark.parametrize("blocks", ["reference", "getf2"])
+def test_solve_inv_det_float32(rng, blocks):
+    n = 150
+    q1, _ = np.linalg.qr(rng.standard_normal((2, n, n)))
+    q2, _ = np.linalg.qr(rng.standard_normal((2, n, n)))
+    a = (q1 * np.logspace(0, -5, n)) @ q2  # κ = 1e5
+    b = rng.standard_normal((2, n, 3))
+    am, bm = as_mlx(a, mx.float32), as_mlx(b, mx.float32)
+    kw = {"blocks": SETS[blocks], "block": 64, "leaf": 16}
+    (x,), failed = blocked_lu.solve(am, bm, **kw)
+    assert not np.any(np.asarray(failed))
+    a_in, xs, u = as64(am), as64(x), unit_roundoff(mx.float32)
+    assert ratio(as64(bm) - a_in @ xs, norm(a_in) * norm(xs), u) <= SOLVE_RATIO
+    (ai,), failed = blocked_lu.inv(am, **kw)
+    assert not np.any(np.asarray(failed))
+    residual = np.eye(n) - as64(ai) @ a_in
+    assert ratio(residual, n * norm(a_in) * norm(as64(ai)), u) <= INV_RATIO
+    c = rng.standard_normal((2, n, n)) / (2 * np.sqrt(n)) + np.eye(n)  # |det| ~ 1
+    c[1, :, [0, 1]] = c[1, :, [1, 0]]
+    cm = as_mlx(c, mx.float32)
+    sign, logabs = np.linalg.slogdet(as64(cm))
+    (s, la), _ = blocked_lu.slogdet(cm, **kw)
+    np.testing.assert_array_equal(np.asarray(s), sign)
+    np.testing.assert_allclose(as64(la), logabs, rtol=0, atol=10 * n * u * 5)
+    (d,), _ = blocked_lu.det(cm, **kw)
+    np.testing.assert_allclose(as64(d), sign * np.exp(logabs), rtol=10 * n * u * 5)
+
+
+@pytest.mark.parametrize("blocks", ["reference", "getf2"])
+def test_zero_and_nan_columns_stay_in_their_matrix(rng, blocks):
+    """A zero column inside a leaf, a zero column at a leaf's first column, NaN entries: the
+    zero pivot is kept by lu_factor and fails solve; NaN stays in its own matrix."""
+    n = 100
+    a = rng.standard_normal((5, n, n)) / np.sqrt(n)
+    a[1, :, 21] = 0.0  # inside the second leaf of the first panel
+    a[2, :, 48] = 0.0  # the first column of a leaf (leaf 16: 48 = 3·16)
+    a[3, 5, 7] = np.nan
+    a[3, :, 70] = np.nan
+    b = rng.standard_normal((5, n, 2))
+    am, bm = as_mlx(a, mx.float32), as_mlx(b, mx.float32)
+    kw = {"blocks": SETS[blocks], "block": 64, "leaf": 16}
+    (x,), failed = blocked_lu.solve(am, bm, **kw)
+    np.testing.assert_array_equal(np.asarray(failed), [False, True, True, False, False])
+    xs = as64(x)
+    assert np.all(np.isnan(xs[[1, 2, 3]])) and np.all(np.isfinite(xs[[0, 4]]))
+    good = as64(am)[[0, 4]]
+    u = unit_roundoff(mx.float32)
+    assert ratio(as64(bm)[[0, 4]] - good @ xs[[0, 4]], norm(good) * norm(xs[[0, 4]]), u) <= 30
+    (packed, piv), _ = blocked_lu.lu_factor(am, **kw)
+    packed, piv = as64(packed), np.asarray(piv)
+    for i in (1, 2):  # getrf completes and keeps the zero pivot
+        assert np.all(np.isfinite(packed[i])) and np.any(np.diagonal(packed[i]) == 0)
+    assert np.all(np.isfinite(packed[[0, 4]])) and np.all((piv >= 0) & (piv < n))
+    for i in range(5):
+        assert len(set(blocked_panel.permutation(mx.array(piv[i : i + 1]), n).tolist()[0])) == n
+    (d,), _ = blocked_lu.det(am, **kw)
+    d = as64(d)
+    assert d[1] == 0 and d[2] == 0 and np.isnan(d[3]) and np.all(np.isfinite(d[[0, 4]]))
+
+
+def test_batch_axes(rng):
+    n = 45
+    a = rng.standard_normal((2, 3, n, n))
+    (packed, piv), _ = blocked_lu.lu_factor(as_mlx(a, mx.float64), blocks=GETF2, block=24, leaf=5)
+    assert packed.shape == (2, 3, n, n) and piv.shape == (2, 3, n)
+    lapack_lu, lapack_piv = _scipy_lu(a.reshape(-1, n, n))
+    np.testing.assert_array_equal(np.asarray(piv).reshape(-1, n), lapack_piv)
+    np.testing.assert_allclose(as64(packed).reshape(-1, n, n), lapack_lu, rtol=1e-10, atol=1e-12)
+
+
+def test_traces_in_compile(rng):
+    """The recursive graph is lazy: mx.compile traces it (and refuses a host sync)."""
+    n = 40
+    a = as_mlx(rng.standard_normal((2, n, n)), mx.float32)
+    b = as_mlx(rng.standard_normal((2, n, 2)), mx.float32)
+
+    def synchronizing(x):
+        return x * float(mx.sum(x).item())
+
+    with pytest.raises(ValueError):
+        mx.compile(synchronizing)(a)
+
+    def factor_and_solve(a, b):
+        (packed, piv), _ = blocked_lu.lu_factor(a, blocks=GETF2, block=32, leaf=8)
+        (x,), failed = blocked_lu.lu_solve(packed, piv, b, trans=0, blocks=REFERENCE)
+        return x, failed, piv
+
+    x, failed, piv = mx.compile(factor_and_solve)(a, b)
+    assert not np.any(np.asarray(failed))
+    np.testing.assert_allclose(as64(x), np.linalg.solve(as64(a), as64(b)), rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(piv), _scipy_lu(as64(a))[1])
+
+
+def test_same_pivots_with_and_without_recursion(rng):
+    """leaf=None is the previous path (one building-block call per panel): same pivots."""
+    a = as_mlx(rng.standard_normal((2, 130, 130)), mx.float64)
+    results = [blocked_lu.lu_factor(a, blocks=GETF2, block=64, leaf=leaf)[0] for leaf in (None, 16)]
+    np.testing.assert_array_equal(np.asarray(results[0][1]), np.asarray(results[1][1]))
+    np.testing.assert_allclose(as64(results[0][0]), as64(results[1][0]), atol=1e-11)
+
+
+def _emulated_lu_pivots(a: mx.array):
+    batch, m, nb = a.shape
+    packed, piv, perm = emulate.run(
+        "lu_panel",
+        [np.asarray(a)],
+        template={"NBMAX": blocked_panel._width_class(nb)},
+        grid=(batch * 64, 1, 1),
+        threadgroup=(64, 1, 1),
+        output_shapes=[(batch, m, nb), (batch, min(m, nb)), (batch, m)],
+    )
+    return mx.array(packed), mx.array(perm), mx.array(piv)
+
+
+@needs_emulation
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
+def test_emulated_kernel_leaves():
+    """The ``lu_panel`` kernel body (emulated) as the leaves: LAPACK's pivots and factors."""
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((2, 90, 70)).astype(np.float32)
+    a[1, :, 40] = 0.0  # a zero column in the second leaf
+    blocks = REFERENCE._replace(lu_pivots=_emulated_lu_pivots)
+    (packed, piv), _ = blocked_lu.lu_factor(mx.array(a), blocks=blocks, block=64, leaf=32)
+    lapack_lu, lapack_piv = _scipy_lu(a.astype(np.float64))
+    np.testing.assert_array_equal(np.asarray(piv), lapack_piv)
+    np.testing.assert_allclose(np.asarray(packed), lapack_lu, rtol=1e-4, atol=1e-4)
