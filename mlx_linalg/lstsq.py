@@ -45,10 +45,10 @@ def lstsq(
             ``"gels"``: a matrix whose R has a diagonal entry with
             ``|r_ii| <= rcond * max_j |r_jj|`` is numerically rank deficient (a failure).
         driver: ``"gelsd"`` (default): SVD-based, any rank, returns the singular values;
-            runs LAPACK on the CPU. ``"gels"``: QR-based, for full-rank ``a`` only; faster,
-            and runs on the GPU where ``qr`` and ``solve_triangular`` do (lazily, no host
-            synchronization unless ``errstate(linalg="raise")``). Named as in
-            ``torch.linalg.lstsq``.
+            runs LAPACK on the CPU. ``"gels"``: QR-based, for full-rank ``a`` only; runs on
+            the GPU where ``qr`` and ``solve_triangular`` do (lazily, no host
+            synchronization unless ``errstate(linalg="raise")``), so choose it there. Named
+            as in ``torch.linalg.lstsq``.
         stream: MLX stream or device.
 
     Returns:
@@ -68,7 +68,11 @@ def lstsq(
         ``"gels"``: Householder QR as LAPACK xGELS (Golub and Van Loan, Matrix
         Computations, 4th ed., §5.3.3 and §5.6.2): for M ≥ N, a = QR (reduced) and
         x = R⁻¹(Qᴴb); for M < N, the minimum-norm solution from aᴴ = QR,
-        x = Q(R⁻ᴴb). About 2N²(M − N/3) flops plus the triangular solves. Products are
+        x = Q(R⁻ᴴb) (for M < N read M and N swapped below). Unlike xGELS, Q is formed
+        (``qr`` is the differentiable building block): 4N²(M − N/3) flops for Q and R,
+        2MNK for Qᴴb, N²K for the solve. On the CPU that makes it slower than gelsd for
+        large single matrices (2000×500 float32, K = 4: 160 against 67 ms on 2 cores)
+        and faster for stacks of small ones (1000×32×16: 17 against 52 ms). Products are
         float32-accurate on any GPU (``mlx_linalg.matmul``). The rank test reads the
         diagonal of R, which bounds the condition number from below
         (max|r_jj| / min|r_ii| ≤ κ₂(a)): a matrix with κ₂(a) < 1/rcond is never
