@@ -1,27 +1,103 @@
-"""Blocked Householder QR with compact WY for large matrices.
+"""Blocked Householder QR with compact WY and a recursive tall panel, for large matrices.
 
 Implementation contract of ``mlx_linalg._dispatch``: validated float32 arrays in (the
 MLX-op building blocks also take float64), ``(outputs, failed)`` out, lazy (no host
 synchronization), batch axes kept.
 
-The tall panel (geqr2) is the building block's ``qr``: one launch of the ``qr_panel``
-kernel in ``KERNELS`` (``blocked_panel.qr_panel_kernel``), the MLX-op column loop
-``blocked_panel.qr_panel`` in ``REFERENCE``; T comes from one product and one triangular
-solve (the ``trsm_small`` kernel on the GPU); everything else is matrix products.
+Each outer block column (``block`` columns) is a tall panel factored recursively
+(:func:`panel`): halves of it are factored in turn and the right half is updated by the
+left half's reflectors with matrix products, so the building block's ``qr`` (one launch of
+the one-threadgroup ``qr_panel`` kernel in ``KERNELS``, the MLX-op column loop
+``blocked_panel.qr_panel`` in ``REFERENCE``) only ever factors leaves of at most ``leaf``
+columns. T comes from one product and one triangular solve (the ``trsm_small`` kernel on
+the GPU); everything else is matrix products.
 """
 
+from typing import NamedTuple
+
 import mlx.core as mx
+import numpy as np
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu.blocked_common import (
-    BLOCK,
-    KERNELS,
-    Blocks,
-    flat,
-    subtract_product,
-)
+from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product
 from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
+
+# Columns per outer step (panel width). With the recursive panel the panel's cost grows
+# with leaf x width instead of width², so wider outer blocks (fewer, larger trailing
+# updates) may pay off. Both defaults await measurement on the H100 (blocks 64..256 x
+# leaves 8/16/32, tools/bench_blocked.py).
+BLOCK = 128
+# The widest panel the building block's qr (the one-threadgroup qr_panel kernel) factors;
+# wider panels are split in two, recursively. LEAF >= BLOCK gives the non-recursive panel.
+LEAF = 16
+# Products a @ b with batch x rows x inner x columns at most this many elements are formed
+# as a broadcast product and a sum (two launches, exact float32 products) where the device
+# multiplies float32 in reduced precision (the split product there is seven launches).
+EXACT_PRODUCT_ELEMENTS = 1 << 22
+# Identities up to this order are host constants (no launch, copied with the graph's
+# inputs) rather than mx.eye's four ops.
+CONSTANT_ORDER = 512
+
+
+class Panel(NamedTuple):
+    """A factored tall panel (B, r, b) (:func:`panel`).
+
+    Attributes:
+        packed: (B, r, b): R on and above the diagonal, the reflectors' tails below (unit
+            leading entries implied), as geqr2.
+        taus: the leaves' tau arrays (B, leaf width), in column order.
+        v: (B, r, b) the reflectors, unit lower trapezoidal, or None.
+        t: (B, b, b) upper triangular with H₁ ⋯ H_b = I - V T Vᵀ, or None.
+    """
+
+    packed: mx.array
+    taus: list[mx.array]
+    v: mx.array | None
+    t: mx.array | None
+
+
+def _product(a: mx.array, b: mx.array) -> mx.array:
+    """``a @ b`` for (B, p, q) and (B, q, s), float32-accurate whatever the device.
+
+    Where the device multiplies float32 in reduced precision and the product is small
+    (:data:`EXACT_PRODUCT_ELEMENTS`), it is summed from exact elementwise products (two
+    launches instead of the split product's seven); otherwise ``_precision.matmul``.
+    """
+    batch, p, q = a.shape
+    if (
+        a.dtype == mx.float32
+        and batch * p * q * b.shape[-1] <= EXACT_PRODUCT_ELEMENTS
+        and _precision.needs_split()
+    ):
+        return mx.sum(a[:, :, :, None] * b[:, None, :, :], axis=2)
+    return _precision.matmul(a, b)
+
+
+def _identity(n: int, dtype: mx.Dtype) -> mx.array:
+    """The (n, n) identity: a constant (no graph op) up to :data:`CONSTANT_ORDER`, else
+    ``mx.eye`` (four ops)."""
+    if n > CONSTANT_ORDER:
+        return mx.eye(n, dtype=dtype)
+    return mx.array(np.eye(n), dtype=dtype)
+
+
+def _strictly_lower(n: int) -> mx.array:
+    """(n, n) bool constant: True below the diagonal."""
+    return mx.array(np.tri(n, k=-1, dtype=bool))
+
+
+def _vectors(packed: mx.array) -> mx.array:
+    """V (B, r, b): unit lower trapezoidal from a packed panel (two launches)."""
+    r, b = packed.shape[-2:]
+    top = mx.where(_strictly_lower(b), packed[:, :b], _identity(b, packed.dtype))
+    return mx.concatenate([top, packed[:, b:]], axis=1) if r > b else top
+
+
+def _upper(packed: mx.array) -> mx.array:
+    """R's rows (B, b, b) of a packed panel: its top square, zero below the diagonal."""
+    b = packed.shape[-1]
+    return mx.where(_strictly_lower(b), 0.0, packed[:, :b])
 
 
 def _triangular_factor(blocks: Blocks, v: mx.array, tau: mx.array) -> mx.array:
@@ -30,30 +106,79 @@ def _triangular_factor(blocks: Blocks, v: mx.array, tau: mx.array) -> mx.array:
     H₁ ⋯ H_b = I - V T Vᵀ with T⁻¹ = diag(1/tau) + striu(VᵀV) (Puglisi 1992; Joffrain
     et al. 2006), i.e. T = (I + diag(tau) striu(VᵀV))⁻¹ diag(tau): one product and one
     unit-upper triangular solve, valid with tau = 0 (a reflector that is the identity),
-    instead of dlarft's b dependent matrix-vector steps.
+    instead of dlarft's b dependent matrix-vector steps. The solve reads only the strict
+    upper triangle, so diag(tau) VᵀV needs no masking.
     """
     b = v.shape[-1]
-    gram = _precision.matmul(mx.swapaxes(v, -1, -2), v)
-    scaled = tau[:, :, None] * mx.triu(gram, 1)
-    diagonal = tau[:, :, None] * mx.eye(b, dtype=v.dtype)
+    gram = _product(mx.swapaxes(v, -1, -2), v)
+    scaled = tau[:, :, None] * gram
+    diagonal = tau[:, None, :] * _identity(b, v.dtype)
     return trsm(blocks, scaled, diagonal, lower=False, trans=False, unit=True, block=blocks.max_n)
-
-
-def _vectors(packed: mx.array) -> mx.array:
-    """V (B, r, b): unit lower trapezoidal from a packed panel."""
-    r, b = packed.shape[-2:]
-    return mx.tril(packed, -1) + mx.eye(r, b, dtype=packed.dtype)
 
 
 def _reflect(v: mx.array, t: mx.array, c: mx.array, *, transpose: bool) -> mx.array:
     """(I - V T Vᵀ) C, or its transpose applied (LAPACK dlarfb, from the left)."""
-    w = _precision.matmul(mx.swapaxes(v, -1, -2), c)
+    w = _product(mx.swapaxes(v, -1, -2), c)
     op_t = mx.swapaxes(t, -1, -2) if transpose else t
-    return subtract_product(c, v, _precision.matmul(op_t, w))
+    return subtract_product(c, v, _product(op_t, w))
+
+
+def _left_width(b: int, leaf: int) -> int:
+    """Columns of the left half: half the leaves (rounded up) of the ceil(b/leaf) a panel
+    of width b needs, so every leaf but the last is ``leaf`` wide."""
+    leaves = -(-b // leaf)
+    return leaf * -(-leaves // 2)
+
+
+def panel(blocks: Blocks, a: mx.array, *, leaf: int = LEAF, with_t: bool = True) -> Panel:
+    """Householder QR (geqr2's result) of a tall (B, r, b) panel, r >= b, recursively.
+
+    Args:
+        blocks: the building blocks: ``qr`` factors the leaves, ``trsm`` forms T.
+        a: (B, r, b), r >= b.
+        leaf: the widest panel handed to ``blocks.qr``.
+        with_t: also form V and T (the caller applies the reflectors); without, only the
+            packed panel and tau (for a right half, whose reflectors its parent forms).
+
+    Returns:
+        :class:`Panel`: the packed panel and the leaves' tau, equal to ``blocks.qr(a)`` to
+        rounding (the same reflectors, LAPACK's signs), and V and T when ``with_t``.
+
+    Notes:
+        Recursive QR (Elmroth & Gustavson, "Applying recursion to serial and parallel QR
+        factorization leads to better performance", IBM J. Res. Dev. 44(4), 2000; LAPACK
+        dgeqrt3): factor the left half [A₁] (with its V₁, T₁), apply its reflectors to the
+        right half, A₂ ← (I - V₁ T₁ V₁ᵀ)ᵀ A₂ = A₂ - V₁ (T₁ᵀ (V₁ᵀ A₂)), and factor the rows
+        below the left half's, A₂[b₁:], recursively; panels of at most ``leaf`` columns go
+        to ``blocks.qr``. Unlike dgeqrt3, T is not merged from T₁, T₂ and V₁ᵀV₂ at every
+        node (T = [[T₁, -T₁ V₁ᵀV₂ T₂], [0, T₂]]): only left halves and the caller need a
+        T, and each gets it from its own VᵀV by one product and one triangular solve
+        (:func:`_triangular_factor`), so right halves form neither V nor T: fewer launches
+        (docs/kernels-blocked.md). 2rb² - 2b³/3 flops in the leaves and products, plus
+        the T's.
+    """
+    b = a.shape[-1]
+    if b <= leaf:
+        packed, tau = blocks.qr(a)
+        taus = [tau]
+    else:
+        b1 = _left_width(b, leaf)
+        left = panel(blocks, a[:, :, :b1], leaf=leaf, with_t=True)
+        right_columns = _reflect(left.v, left.t, a[:, :, b1:], transpose=True)
+        right = panel(blocks, right_columns[:, b1:], leaf=leaf, with_t=False)
+        packed = mx.concatenate(
+            [left.packed, mx.concatenate([right_columns[:, :b1], right.packed], axis=1)], axis=2
+        )
+        taus = left.taus + right.taus
+    if not with_t:
+        return Panel(packed, taus, None, None)
+    v = _vectors(packed)
+    tau = mx.concatenate(taus, axis=1) if len(taus) > 1 else taus[0]
+    return Panel(packed, taus, v, _triangular_factor(blocks, v, tau))
 
 
 def geqrf(
-    blocks: Blocks, a: mx.array, *, block: int = BLOCK
+    blocks: Blocks, a: mx.array, *, block: int = BLOCK, leaf: int = LEAF
 ) -> tuple[mx.array, list[tuple[mx.array, mx.array]]]:
     """Blocked Householder QR of a (B, m, n) stack: ``(R, reflectors)``.
 
@@ -65,11 +190,12 @@ def geqrf(
     Notes:
         Right-looking blocked Householder QR (Golub & Van Loan, Matrix Computations 4th
         ed., Alg. 5.2.2 with the compact WY representation of §5.1.7, Schreiber & Van Loan
-        1989; LAPACK dgeqrf, dgeqr2, dlarft, dlarfb). For each block column: Householder
-        QR of the tall panel (the building block's ``qr``); T from the panel's
-        vectors; the trailing columns updated by C -= V (Tᵀ (Vᵀ C)), float32-accurate
-        products. The trailing matrix is its own, shrinking array; R is assembled from its
-        block rows at the end. 2mn² - 2n³/3 flops, all but O(mnb) in the products.
+        1989; LAPACK dgeqrf, dlarft, dlarfb). For each block column: Householder QR of the
+        tall panel, recursively with leaves of at most ``leaf`` columns (:func:`panel`),
+        with its V and T; the trailing columns updated by C -= V (Tᵀ (Vᵀ C)),
+        float32-accurate products. The trailing matrix is its own, shrinking array; R is
+        assembled from its block rows at the end. 2mn² - 2n³/3 flops, all but O(mn·leaf)
+        in the products.
     """
     _, m, n = a.shape
     k = min(m, n)
@@ -78,35 +204,54 @@ def geqrf(
     rows_of_r = []
     for start in range(0, k, block):
         width = min(block, k - start)
-        packed, tau = blocks.qr(trailing[:, :, :width])
-        v = _vectors(packed)
-        t = _triangular_factor(blocks, v, tau)
-        reflectors.append((v, t))
-        row = mx.triu(packed[:, :width])
+        factored = panel(blocks, trailing[:, :, :width], leaf=leaf)
+        reflectors.append((factored.v, factored.t))
+        row = _upper(factored.packed)
         if start + width < n:
-            updated = _reflect(v, t, trailing[:, :, width:], transpose=True)
+            updated = _reflect(factored.v, factored.t, trailing[:, :, width:], transpose=True)
             row = mx.concatenate([row, updated[:, :width]], axis=2)
             trailing = updated[:, width:]
-        rows_of_r.append(mx.pad(row, [(0, 0), (0, 0), (start, 0)]))
+        rows_of_r.append(mx.pad(row, [(0, 0), (0, 0), (start, 0)]) if start else row)
     r = mx.concatenate(rows_of_r, axis=1) if len(rows_of_r) > 1 else rows_of_r[0]
     return r, reflectors
 
 
-def qr(x: mx.array, *, mode: str, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
+def _eye(rows: int, columns: int, batch: int, dtype: mx.Dtype) -> mx.array:
+    """(batch, rows, columns) identity: a padded constant (one launch at most)."""
+    size = min(rows, columns)
+    eye = _identity(size, dtype)
+    if (rows, columns) != (size, size):
+        eye = mx.pad(eye, [(0, rows - size), (0, columns - size)])
+    return mx.broadcast_to(eye, (batch, rows, columns))
+
+
+def qr(
+    x: mx.array,
+    *,
+    mode: str,
+    blocks: Blocks = KERNELS,
+    block: int = BLOCK,
+    leaf: int = LEAF,
+) -> tuple:
     """Householder QR of a stack, blocked: ``((Q, R), failed)``.
 
     Args:
         x: (..., M, N).
         mode: ``"reduced"`` (Q (..., M, K), R (..., K, N), K = min(M, N)) or
             ``"complete"`` (Q (..., M, M), R (..., M, N)).
-        blocks: the diagonal-block building blocks (kernels on the GPU: the triangular
-            solve that forms T).
-        block: block size (panel width).
+        blocks: the diagonal-block building blocks (kernels on the GPU: the panel
+            leaves and the triangular solve that forms T).
+        block: block size (outer panel width).
+        leaf: the widest panel the building block's ``qr`` factors; wider panels are
+            factored recursively (:func:`panel`). ``leaf >= block``: no recursion.
 
     Returns:
         ``((Q, R), failed)``: R upper trapezoidal with LAPACK's signs (R's diagonal may be
         negative); ``failed`` (...) marks matrices with a NaN or Inf entry, whose Q and R
         are NaN.
+
+    Raises:
+        ValueError: ``block`` or ``leaf`` below 1.
 
     Notes:
         geqrf, then Q formed by applying the blocks' reflectors to the first columns of
@@ -118,24 +263,21 @@ def qr(x: mx.array, *, mode: str, blocks: Blocks = KERNELS, block: int = BLOCK) 
     See Also:
         scipy.linalg.qr
     """
+    if block < 1 or leaf < 1:
+        raise ValueError(f"[mlx_linalg.qr] block and leaf must be >= 1, got {block}, {leaf}")
     a = flat(x)
     batch, m, n = a.shape
     k = min(m, n)
-    r, reflectors = geqrf(blocks, a, block=block)
+    r, reflectors = geqrf(blocks, a, block=block, leaf=leaf)
     columns = m if mode == "complete" else k
     if columns > k:  # complete Q of a tall matrix: R gets zero rows
         r = mx.pad(r, [(0, 0), (0, columns - k), (0, 0)])
     starts = list(range(0, k, block))
-    corner = mx.broadcast_to(
-        mx.eye(m - starts[-1], columns - starts[-1], dtype=a.dtype),
-        (batch, m - starts[-1], columns - starts[-1]),
-    )
+    corner = _eye(m - starts[-1], columns - starts[-1], batch, a.dtype)
     for start, (v, t) in zip(reversed(starts), reversed(reflectors), strict=True):
         width = v.shape[-1]
         if corner.shape[1] < m - start:  # border the corner with the identity's rows
-            top = mx.broadcast_to(
-                mx.eye(width, columns - start, dtype=a.dtype), (batch, width, columns - start)
-            )
+            top = _eye(width, columns - start, batch, a.dtype)
             corner = mx.concatenate([top, mx.pad(corner, [(0, 0), (0, 0), (width, 0)])], axis=1)
         corner = _reflect(v, t, corner, transpose=False)
     failed = mx.logical_not(mx.all(mx.isfinite(a), axis=(-2, -1)))
