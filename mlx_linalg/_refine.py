@@ -30,7 +30,7 @@ Precisions, by the working (compute) dtype:
   CUDA backend, Apple M5) the blocked LU's trailing updates and substitutions are plain TF32
   products (u_low = 2⁻¹¹) instead of the three-term split; residuals use the float32-accurate
   ``_precision.matmul``. On a full-precision device (the CPU, Apple M1-M4) the factors are
-  float32's own: 0 or 1 corrections.
+  float32's own: 0 to 2 corrections (fixed-precision refinement of LAPACK-quality solutions).
 * float64 (on the CPU): the factorization and corrections in float32 (LAPACK sgetrf/sgetrs),
   residuals in float64: dsgesv itself.
 
@@ -206,7 +206,7 @@ def _refine(a: mx.array, b: mx.array, steps: Steps, stream: object, itermax: int
                 _take(piv, active, count),
                 _take(r, keep, len(going)).astype(low),
             )
-        x = _add(x, active, d.astype(dtype), count)
+        x = _put(x, active, _take(sub_x, keep, len(going)) + d.astype(dtype), count)
     failed = None
     if fell_back.any():
         again = np.flatnonzero(fell_back)
@@ -243,16 +243,14 @@ def _take(x: mx.array, index: np.ndarray, count: int) -> mx.array:
 
 
 def _put(x: mx.array, index: np.ndarray, values: mx.array, count: int) -> mx.array:
-    """x with its first-axis entries ``index`` replaced by ``values``."""
+    """x with its first-axis entries ``index`` replaced by ``values``.
+
+    A gather from ``[x; values]`` rather than a scatter: MLX's GPU scatter rejects
+    complex64.
+    """
     if len(index) == count:
         return values.astype(x.dtype)
-    x = mx.array(x)
-    x[mx.array(index)] = values.astype(x.dtype)
-    return x
-
-
-def _add(x: mx.array, index: np.ndarray, values: mx.array, count: int) -> mx.array:
-    """x with ``values`` added to its first-axis entries ``index``."""
-    if len(index) == count:
-        return x + values
-    return x.at[mx.array(index)].add(values)
+    position = np.arange(count)
+    position[index] = count + np.arange(len(index))
+    both = mx.concatenate([x, values.astype(x.dtype)], axis=0)
+    return mx.take(both, mx.array(position), axis=0)

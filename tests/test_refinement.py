@@ -21,7 +21,7 @@ import scipy.linalg
 from matrices import SOLVE_RATIO, as64, graded_stack, norm, ratio, unit_roundoff
 
 import mlx_linalg as la
-from mlx_linalg import _precision, _refine
+from mlx_linalg import _dispatch, _precision, _refine
 from mlx_linalg._gpu import blocked_lu
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
@@ -260,14 +260,22 @@ def test_float64_is_factored_in_float32_and_refined_in_float64(rng):
 
 
 def test_complex64(rng):
+    """complex64, with a singular matrix in the batch: it alone falls back (NaN)."""
     n = 30
-    a = rng.standard_normal((2, n, n)) + 1j * rng.standard_normal((2, n, n))
+    a = rng.standard_normal((3, n, n)) + 1j * rng.standard_normal((3, n, n))
     a = (a + 2 * np.sqrt(n) * np.eye(n)).astype(np.complex64)
-    b = (rng.standard_normal((2, n, 3)) + 1j * rng.standard_normal((2, n, 3))).astype(np.complex64)
-    x = la.solve(mx.array(a), mx.array(b), refine=True)
-    assert x.dtype == mx.complex64
+    a[1, :, 4] = 0
+    b = (rng.standard_normal((3, n, 2)) + 1j * rng.standard_normal((3, n, 2))).astype(np.complex64)
+    result = _refine.solve(mx.array(a), mx.array(b))
+    assert result.x.dtype == mx.complex64
+    assert result.fell_back.tolist() == [False, True, False]
+    x = np.asarray(la.solve(mx.array(a), mx.array(b), refine=True))
+    np.testing.assert_array_equal(x, np.asarray(result.x))
+    assert np.isnan(x[1]).all()
+    good = [0, 2]
     u = unit_roundoff(np.float32)
-    assert ratio(as64(b) - as64(a) @ as64(x), norm(a) * norm(np.asarray(x)), u) <= SOLVE_RATIO
+    residual = as64(b[good]) - as64(a[good]) @ as64(x[good])
+    assert ratio(residual, norm(a[good]) * norm(x[good]), u) <= SOLVE_RATIO
 
 
 def test_half_precision_input_returns_its_dtype(rng):
@@ -313,3 +321,60 @@ def test_refine_cannot_be_traced(rng):
 def test_refine_must_be_a_bool():
     with pytest.raises(TypeError, match=r"^\[mlx_linalg\.solve\] expected refine to be a bool"):
         la.solve(mx.eye(2), mx.ones(2), refine="yes")
+
+
+# On a GPU (``python -m pytest tests/test_refinement.py -m gpu``): the real dispatch, with
+# the blocked LU from its crossover order (2048) and TF32 products where the device
+# multiplies float32 so (MLX's CUDA backend), and the small-matrix kernels for n <= 64.
+GPU_N = 2048
+needs_gpu = pytest.mark.skipif(not mx.is_available(mx.gpu), reason="needs an MLX GPU backend")
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("cond", [1e1, 1e3])
+def test_gpu_refinement_is_float32_accurate(rng, cond):
+    """The low-precision factors alone are TF32-level where the GPU multiplies in TF32;
+    the refined result is float32-accurate."""
+    a, b = _system(rng, [cond], n=GPU_N, k=2)
+    am, bm = mx.array(a), mx.array(b)
+    result = _refine.solve(am, bm, stream=mx.gpu)
+    assert not result.fell_back.any()
+    _assert_float32_accurate(result.x, a, b)
+    _assert_float32_accurate(la.solve(am, bm, refine=True, stream=mx.gpu), a, b)
+    with _precision.reduced_products():
+        (packed, piv), _ = _dispatch.run("lu_factor", mx.gpu, am)
+        (low,), _ = _dispatch.run("lu_solve", mx.gpu, packed, piv, bm, trans=0)
+    if _precision.reduced_precision(mx.gpu):
+        assert _forward(low, a, b)[0] > TF32_LEVEL
+        assert (result.iterations >= 1).all()
+    else:
+        assert (result.iterations <= 2).all()  # fixed-precision refinement only
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_ill_conditioned_falls_back_and_singular_is_nan(rng):
+    a, b = _system(rng, [1e1, 1e6, 1e1], n=GPU_N, k=1)
+    a[2, :, 7] = 0
+    result = _refine.solve(mx.array(a), mx.array(b), stream=mx.gpu)
+    if _precision.reduced_precision(mx.gpu):
+        assert result.fell_back.tolist() == [False, True, True]
+    assert np.asarray(result.failed).tolist() == [False, False, True]
+    x = np.asarray(result.x)
+    assert np.isnan(x[2]).all()
+    _assert_float32_accurate(x[:2], a[:2], b[:2])
+    with la.errstate(linalg="raise"):
+        with pytest.raises(la.LinAlgError, match=r"batch index \(2,\)"):
+            la.solve(mx.array(a), mx.array(b), refine=True, stream=mx.gpu)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_small_matrix_batch(rng):
+    """A batch of 32 x 32 systems goes to the small-matrix kernels."""
+    a = rng.standard_normal((500, 32, 32)).astype(np.float32) + 8 * np.eye(32, dtype=np.float32)
+    b = rng.standard_normal((500, 32, 1)).astype(np.float32)
+    x = la.solve(mx.array(a), mx.array(b), refine=True, stream=mx.gpu)
+    assert x.shape == (500, 32, 1)
+    _assert_float32_accurate(x, a, b)
