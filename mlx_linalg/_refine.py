@@ -239,7 +239,7 @@ def _host(*arrays: mx.array) -> list[np.ndarray]:
 
 def _take(x: mx.array, index: np.ndarray, count: int) -> mx.array:
     """Entries ``index`` of x's first axis (x itself when ``index`` is all ``count``)."""
-    return x if len(index) == count else mx.take(x, mx.array(index), axis=0)
+    return x if len(index) == count else mx.take(x, mx.array(index.astype(np.int32)), axis=0)
 
 
 def _put(x: mx.array, index: np.ndarray, values: mx.array, count: int) -> mx.array:
@@ -253,4 +253,4 @@ def _put(x: mx.array, index: np.ndarray, values: mx.array, count: int) -> mx.arr
     position = np.arange(count)
     position[index] = count + np.arange(len(index))
     both = mx.concatenate([x, values.astype(x.dtype)], axis=0)
-    return mx.take(both, mx.array(position), axis=0)
+    return mx.take(both, mx.array(position.astype(np.int32)), axis=0)
