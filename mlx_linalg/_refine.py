@@ -47,7 +47,7 @@ from typing import NamedTuple
 import mlx.core as mx
 import numpy as np
 
-from mlx_linalg import _dispatch, _precision
+from mlx_linalg import _autodiff_rules, _dispatch, _precision
 from mlx_linalg._checks import fail
 from mlx_linalg._devices import on
 
@@ -135,8 +135,8 @@ def solve(
         itermax: corrections tried before falling back.
 
     Returns:
-        :class:`Refined`. Gradients flow to ``a`` and ``b`` as those of A⁻¹b (VJP
-        b̄ = A⁻ᴴ x̄, Ā = −b̄ xᴴ, through the ordinary solve).
+        :class:`Refined`. Gradients flow to ``a`` and ``b`` as those of A⁻¹b: the VJP is
+        ``solve``'s own rule (``_autodiff_rules``), not the iteration's.
     """
     steps = dispatched(stream) if steps is None else steps
     outcome: list[Refined] = []
@@ -149,13 +149,7 @@ def solve(
 
     @solution.vjp
     def solution_vjp(primals, cotangent, output):
-        a, _ = primals
-        with on(stream):
-            adjoint = mx.conj(mx.swapaxes(a, -1, -2))
-            (grad_b,), _ = steps.solve(adjoint.reshape(-1, *a.shape[-2:]), _flat(cotangent))
-            grad_b = grad_b.reshape(cotangent.shape)
-            grad_a = -_precision.matmul(grad_b, mx.conj(mx.swapaxes(output, -1, -2)))
-        return grad_a, grad_b
+        return _autodiff_rules.vjp("solve", stream, {}, primals, (cotangent,), (output,))
 
     x = solution(a, b)
     return outcome[-1]._replace(x=x)
