@@ -33,7 +33,8 @@ BLOCK = 128
 LEAF = 16
 # Products a @ b with batch x rows x inner x columns at most this many elements are formed
 # as a broadcast product and a sum (two launches, exact float32 products) where the device
-# multiplies float32 in reduced precision (the split product there is seven launches).
+# multiplies float32 in reduced precision (the split product there is eight to ten
+# launches). Memory traffic grows with the limit: 4M elements are 16 MB written and read.
 EXACT_PRODUCT_ELEMENTS = 1 << 22
 # Identities up to this order are host constants (no launch, copied with the graph's
 # inputs) rather than mx.eye's four ops.
@@ -57,21 +58,33 @@ class Panel(NamedTuple):
     t: mx.array | None
 
 
-def _product(a: mx.array, b: mx.array) -> mx.array:
-    """``a @ b`` for (B, p, q) and (B, q, s), float32-accurate whatever the device.
-
-    Where the device multiplies float32 in reduced precision and the product is small
-    (:data:`EXACT_PRODUCT_ELEMENTS`), it is summed from exact elementwise products (two
-    launches instead of the split product's seven); otherwise ``_precision.matmul``.
-    """
+def _exact(a: mx.array, b: mx.array) -> bool:
+    """Whether ``a @ b`` is better formed by :func:`_exact_product`: the device multiplies
+    float32 in reduced precision and the product is small."""
     batch, p, q = a.shape
-    if (
+    return (
         a.dtype == mx.float32
         and batch * p * q * b.shape[-1] <= EXACT_PRODUCT_ELEMENTS
         and _precision.needs_split()
-    ):
-        return mx.sum(a[:, :, :, None] * b[:, None, :, :], axis=2)
-    return _precision.matmul(a, b)
+    )
+
+
+def _exact_product(a: mx.array, b: mx.array) -> mx.array:
+    """(B, p, q) @ (B, q, s) as a broadcast product and a sum: exact float32 products summed
+    in float32, two launches (the split product is eight to ten)."""
+    return mx.sum(a[:, :, :, None] * b[:, None, :, :], axis=2)
+
+
+def _product(a: mx.array, b: mx.array) -> mx.array:
+    """``a @ b`` for (B, p, q) and (B, q, s), float32-accurate whatever the device."""
+    return _exact_product(a, b) if _exact(a, b) else _precision.matmul(a, b)
+
+
+def _subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
+    """``c - a @ b``, float32-accurate: ``blocked_common.subtract_product`` (one ``addmm``,
+    or the split product), or three launches through :func:`_exact_product` where that
+    is the better choice."""
+    return c - _exact_product(a, b) if _exact(a, b) else subtract_product(c, a, b)
 
 
 def _identity(n: int, dtype: mx.Dtype) -> mx.array:
@@ -120,7 +133,7 @@ def _reflect(v: mx.array, t: mx.array, c: mx.array, *, transpose: bool) -> mx.ar
     """(I - V T Vᵀ) C, or its transpose applied (LAPACK dlarfb, from the left)."""
     w = _product(mx.swapaxes(v, -1, -2), c)
     op_t = mx.swapaxes(t, -1, -2) if transpose else t
-    return subtract_product(c, v, _product(op_t, w))
+    return _subtract_product(c, v, _product(op_t, w))
 
 
 def _left_width(b: int, leaf: int) -> int:
