@@ -12,6 +12,8 @@ not multiples of the leaf, zero and NaN columns, batches, the failure policy and
 ``mx.compile`` (no host synchronization).
 """
 
+import collections
+
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
 from matrices import INV_RATIO, LU_RATIO, SOLVE_RATIO, as64, as_mlx, norm, ratio, unit_roundoff
 
+from mlx_linalg import _kernels
 from mlx_linalg._gpu import blocked_lu, blocked_panel
 from mlx_linalg._gpu import reference as ref
 from mlx_linalg._gpu.blocked_common import REFERENCE
@@ -251,5 +254,69 @@ def test_emulated_kernel_leaves():
     blocks = REFERENCE._replace(lu_pivots=_emulated_lu_pivots)
     (packed, piv), _ = blocked_lu.lu_factor(mx.array(a), blocks=blocks, block=64, leaf=32)
     lapack_lu, lapack_piv = _scipy_lu(a.astype(np.float64))
+    np.testing.assert_array_equal(np.asarray(piv), lapack_piv)
+    np.testing.assert_allclose(np.asarray(packed), lapack_lu, rtol=1e-4, atol=1e-4)
+
+
+def _with_join(join):
+    """``GETF2`` with an ``lu_join`` building block (a field ``Blocks`` may gain)."""
+    fields = (*REFERENCE._fields, "lu_join")
+    extended = collections.namedtuple("BlocksWithJoin", fields)
+    return extended(*GETF2, join)
+
+
+def test_join_building_block_is_used(rng):
+    """``blocks.lu_join`` replaces the MLX-op join at every internal node (leaves - 1 of them);
+    one that returns None leaves it to the MLX ops."""
+    calls = []
+
+    def counting_join(*args):
+        calls.append([x.shape for x in args])
+        return blocked_lu.join(*args) if len(calls) % 2 else None
+
+    a = as_mlx(rng.standard_normal((2, 90, 70)), mx.float64)
+    (packed, piv), _ = blocked_lu.lu_factor(a, blocks=_with_join(counting_join), block=64, leaf=16)
+    assert len(calls) == 3  # the 64-wide panel: 4 leaves; the 6-wide one: 1
+    assert calls[0] == [(2, 90, 16), (2, 16, 16), (2, 74, 16), (2, 90), (2, 74)]
+    lapack_lu, lapack_piv = _scipy_lu(as64(a))
+    np.testing.assert_array_equal(np.asarray(piv), lapack_piv)
+    np.testing.assert_allclose(as64(packed), lapack_lu, rtol=1e-10, atol=1e-12)
+
+
+@needs_emulation
+@pytest.mark.skipif("lu_join" not in _kernels.kernel_names(), reason="no metal/lu_join.metal")
+def test_emulated_join_kernel(rng):
+    """The ``lu_join`` kernel body (emulated) equals the MLX-op join bit for bit, and as the
+    join of the recursive panel gives LAPACK's pivots and factors."""
+
+    def emulated_join(p1, u12, p2, perm1, perm2):
+        batch, m, w1 = p1.shape
+        w = w1 + u12.shape[-1]
+        total = -(-batch * m * w // 64) * 64
+        out = emulate.run(
+            "lu_join",
+            [np.asarray(x) for x in (p1, u12, p2, perm1, perm2)],
+            template={},
+            grid=(total, 1, 1),
+            threadgroup=(64, 1, 1),
+            output_shapes=[(batch, m, w), (batch, m)],
+        )
+        return tuple(mx.array(x) for x in out)
+
+    m, w1, w2 = 37, 16, 12
+    args = (
+        as_mlx(rng.standard_normal((3, m, w1)), mx.float32),
+        as_mlx(rng.standard_normal((3, w1, w2)), mx.float32),
+        as_mlx(rng.standard_normal((3, m - w1, w2)), mx.float32),
+        mx.array(np.stack([rng.permutation(m) for _ in range(3)]).astype(np.int32)),
+        mx.array(np.stack([rng.permutation(m - w1) for _ in range(3)]).astype(np.int32)),
+    )
+    for x, y in zip(emulated_join(*args), blocked_lu.join(*args), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    a = rng.standard_normal((1, 60, 48))
+    (packed, piv), _ = blocked_lu.lu_factor(
+        as_mlx(a, mx.float32), blocks=_with_join(emulated_join), block=48, leaf=16
+    )
+    lapack_lu, lapack_piv = _scipy_lu(a.astype(np.float32).astype(np.float64))
     np.testing.assert_array_equal(np.asarray(piv), lapack_piv)
     np.testing.assert_allclose(np.asarray(packed), lapack_lu, rtol=1e-4, atol=1e-4)

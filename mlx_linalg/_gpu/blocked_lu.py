@@ -54,10 +54,11 @@ def panel_lu(
         dgetrf2): factor the left w1 columns recursively, apply their interchanges to
         the right w2 columns (one gather), U12 = L11⁻¹ A12 (unit-lower substitution),
         A22 -= L21 U12 (``subtract_product``, float32-accurate), factor A22 recursively,
-        then apply its interchanges to L21 (one gather) and join the four blocks. w1 is
-        half the leaves (rounded down), so every leaf but the last is ``leaf`` wide. The
-        per-column rank-1 sweep of getf2 then spans at most ``leaf`` columns; the rest of
-        the panel's m·w²/2 flops are products. Pivots as dgetrf2: piv2 + w1.
+        then apply its interchanges to L21 and join the four blocks (:func:`join`, or
+        ``blocks.lu_join`` where the building blocks have one). w1 is half the leaves
+        (rounded down), so every leaf but the last is ``leaf`` wide. The per-column
+        rank-1 sweep of getf2 then spans at most ``leaf`` columns; the rest of the
+        panel's m·w²/2 flops are products. Pivots as dgetrf2: piv2 + w1.
     """
     pieces: list = []
     packed, perm = _recursive(blocks, a, leaf, 0, pieces)
@@ -87,6 +88,31 @@ def _recursive(
     )
     a22 = subtract_product(right[:, w1:], p1[:, w1:], u12)
     p2, perm2 = _recursive(blocks, a22, leaf, column + w1, pieces)
+    kernel = getattr(blocks, "lu_join", None)  # a building block Blocks may gain
+    joined = None if kernel is None else kernel(p1, u12, p2, perm1, perm2)
+    return join(p1, u12, p2, perm1, perm2) if joined is None else joined
+
+
+def join(
+    p1: mx.array, u12: mx.array, p2: mx.array, perm1: mx.array, perm2: mx.array
+) -> tuple[mx.array, mx.array]:
+    """The join step of :func:`panel_lu` in MLX ops: ``(packed, perm)`` of the (B, m, w) panel.
+
+    Args:
+        p1: (B, m, w1) packed L\\U of the left columns, rows in their pivot order.
+        u12: (B, w1, w2) U's block right of them.
+        p2: (B, m - w1, w2) packed L\\U of A22, rows in its pivot order.
+        perm1: (B, m) int32, row i of p1 is row perm1[i] of the panel.
+        perm2: (B, m - w1) int32, row i of p2 is row w1 + perm2[i] of p1.
+
+    Returns:
+        packed (B, m, w1 + w2): [p1[:w1] u12; p1[w1 + perm2] p2]; perm (B, m):
+        [perm1[:w1]; perm1[w1 + perm2]]. Ten launches on a GPU (two gathers, four
+        two-input concatenations); the contract of a one-launch join kernel
+        (``lu_join``: the ``lu_join`` field that ``Blocks`` may gain, which returns None
+        for inputs it does not take).
+    """
+    w1 = p1.shape[-1]
     top = mx.concatenate([p1[:, :w1], u12], axis=2)
     bottom = mx.concatenate([_gather_rows(p1[:, w1:], perm2), p2], axis=2)
     packed = mx.concatenate([top, bottom], axis=1)
