@@ -1,6 +1,6 @@
 // @kernel cholesky_small
 // @inputs A:float32
-// @outputs L:float32 info:int32
+// @outputs L:float32 failed:bool
 // @template NMAX:int UPPER:bool
 // @headers linalg_common.h
 // @check NMAX=64,UPPER=false NMAX=64,UPPER=true NMAX=32,UPPER=false
@@ -12,7 +12,8 @@
 //   L       (B, n, n): the lower factor L with A = L Lᵀ and zeros above the diagonal, or,
 //           when UPPER, U = Lᵀ with A = Uᵀ U. Every entry NaN for a matrix whose pivot at
 //           some column is not positive and finite (not positive definite, or NaN/Inf).
-//   info    (B,) int32: 0, or j + 1 for the first column j whose pivot failed.
+//   failed  (B,) bool: whether some pivot failed (so that no comparison op follows the
+//           kernel: the caller needs only the mask, and one more launch costs ~5 us).
 // Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32 (measured on an
 // H100: 32 for n <= 32, 64 above; more threads only help the first trailing updates).
 // Algorithm: right-looking blocked Cholesky (LAPACK potrf with potf2 panels), n³/3 flops,
@@ -27,7 +28,7 @@
 // contraction. Only n / 16 steps need the whole threadgroup, and the unrolled code
 // is one panel's: a 64-column register factorization with every loop unrolled spent most
 // of its time fetching instructions on the H100 (109 us for 1000 x 64 x 64, against 61).
-// Memory traffic: n² floats read, n² floats and one int written.
+// Memory traffic: n² floats read, n² floats and one bool written.
 
 constexpr int PW = 16;
 constexpr int TB = 4;
@@ -203,5 +204,5 @@ for (int r = 0; r < n; ++r) {
   }
 }
 if (tid == 0) {
-  info[b] = fail;
+  failed[b] = fail != 0;
 }

@@ -23,6 +23,7 @@ kernel in KERNELS (``blocked_panel.lu_panel_kernel``) and the MLX-op column loop
 (``qr_panel`` kernel / ``blocked_panel.qr_panel``).
 """
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -94,11 +95,6 @@ def _kernel_trsm(t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bo
     return solution
 
 
-def _reference_cholesky(a: mx.array) -> tuple[mx.array, mx.array]:
-    factor, info = reference.cholesky_small(a, upper=False)
-    return factor, info != 0
-
-
 def _reference_trsm(t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bool) -> mx.array:
     solution, _ = reference.trsm_small(t, x, lower=lower, trans=trans, unit=unit)
     return solution
@@ -114,7 +110,7 @@ KERNELS = Blocks(
 )
 REFERENCE = Blocks(
     small_factor.MAX_N,
-    _reference_cholesky,
+    functools.partial(reference.cholesky_small, upper=False),
     _reference_trsm,
     blocked_panel.lu_panel,
     blocked_panel.qr_panel,

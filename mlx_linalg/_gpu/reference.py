@@ -19,7 +19,7 @@ def nan_where(failed: mx.array, x: mx.array) -> mx.array:
 
 
 def cholesky_small(a: mx.array, *, upper: bool) -> tuple[mx.array, mx.array]:
-    """``cholesky_small``: (L or U, info). Right-looking potf2."""
+    """``cholesky_small``: (L or U, failed). Right-looking potf2."""
     batch, n = a.shape[0], a.shape[-1]
     work = mx.tril(mx.swapaxes(a, -1, -2) if upper else a)
     info = mx.zeros((batch,), dtype=mx.int32)
@@ -35,7 +35,8 @@ def cholesky_small(a: mx.array, *, upper: bool) -> tuple[mx.array, mx.array]:
     factor = mx.tril(work)
     if upper:
         factor = mx.swapaxes(factor, -1, -2)
-    return nan_where(info != 0, factor), info
+    failed = info != 0
+    return nan_where(failed, factor), failed
 
 
 def _swap_rows(x: mx.array, j: int, p: mx.array) -> mx.array:

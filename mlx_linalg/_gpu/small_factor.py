@@ -131,10 +131,10 @@ def cholesky(x: mx.array, *, upper: bool) -> tuple:
     """
     n = x.shape[-1]
     threads = _kernels.SIMD_WIDTH * (1 if n <= 32 else 2)
-    factor, info = _launch(
+    factor, failed = _launch(
         "cholesky_small", [_flat(x)], [(n, n), ()], n, {"UPPER": upper}, threads=threads
     )
-    return (factor.reshape(x.shape),), (info != 0).reshape(x.shape[:-2])
+    return (factor.reshape(x.shape),), failed.reshape(x.shape[:-2])
 
 
 def _lu(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
