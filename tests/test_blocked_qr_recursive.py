@@ -221,10 +221,11 @@ def test_exact_small_product(rng, monkeypatch):
         assert np.all(np.abs(ours - exact) <= bound)
 
 
-def test_leaf_at_least_the_block_is_one_call_per_panel(rng):
+@pytest.mark.parametrize("leaf", [None, 32, 100])
+def test_no_recursion_is_one_call_per_panel(rng, leaf):
     a = as_mlx(rng.standard_normal((1, 100, 100)), mx.float32)
     blocks, widths = _spy(REFERENCE)
-    blocked_qr.qr(a, mode="reduced", blocks=blocks, block=32, leaf=32)
+    blocked_qr.qr(a, mode="reduced", blocks=blocks, block=32, leaf=leaf)
     assert widths == [32, 32, 32, 4]
 
 

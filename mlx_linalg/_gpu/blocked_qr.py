@@ -143,13 +143,13 @@ def _left_width(b: int, leaf: int) -> int:
     return leaf * -(-leaves // 2)
 
 
-def panel(blocks: Blocks, a: mx.array, *, leaf: int = LEAF, with_t: bool = True) -> Panel:
+def panel(blocks: Blocks, a: mx.array, *, leaf: int | None = LEAF, with_t: bool = True) -> Panel:
     """Householder QR (geqr2's result) of a tall (B, r, b) panel, r >= b, recursively.
 
     Args:
         blocks: the building blocks: ``qr`` factors the leaves, ``trsm`` forms T.
         a: (B, r, b), r >= b.
-        leaf: the widest panel handed to ``blocks.qr``.
+        leaf: the widest panel handed to ``blocks.qr``; None: the whole panel.
         with_t: also form V and T (the caller applies the reflectors); without, only the
             packed panel and tau (for a right half, whose reflectors its parent forms).
 
@@ -171,7 +171,7 @@ def panel(blocks: Blocks, a: mx.array, *, leaf: int = LEAF, with_t: bool = True)
         the T's.
     """
     b = a.shape[-1]
-    if b <= leaf:
+    if leaf is None or b <= leaf:
         packed, tau = blocks.qr(a)
         taus = [tau]
     else:
@@ -191,7 +191,7 @@ def panel(blocks: Blocks, a: mx.array, *, leaf: int = LEAF, with_t: bool = True)
 
 
 def geqrf(
-    blocks: Blocks, a: mx.array, *, block: int = BLOCK, leaf: int = LEAF
+    blocks: Blocks, a: mx.array, *, block: int = BLOCK, leaf: int | None = LEAF
 ) -> tuple[mx.array, list[tuple[mx.array, mx.array]]]:
     """Blocked Householder QR of a (B, m, n) stack: ``(R, reflectors)``.
 
@@ -244,7 +244,7 @@ def qr(
     mode: str,
     blocks: Blocks = KERNELS,
     block: int = BLOCK,
-    leaf: int = LEAF,
+    leaf: int | None = LEAF,
 ) -> tuple:
     """Householder QR of a stack, blocked: ``((Q, R), failed)``.
 
@@ -256,7 +256,8 @@ def qr(
             leaves and the triangular solve that forms T).
         block: block size (outer panel width).
         leaf: the widest panel the building block's ``qr`` factors; wider panels are
-            factored recursively (:func:`panel`). ``leaf >= block``: no recursion.
+            factored recursively (:func:`panel`). None, or ``leaf >= block``: no
+            recursion (one building-block call per panel).
 
     Returns:
         ``((Q, R), failed)``: R upper trapezoidal with LAPACK's signs (R's diagonal may be
@@ -276,7 +277,7 @@ def qr(
     See Also:
         scipy.linalg.qr
     """
-    if block < 1 or leaf < 1:
+    if block < 1 or (leaf is not None and leaf < 1):
         raise ValueError(f"[mlx_linalg.qr] block and leaf must be >= 1, got {block}, {leaf}")
     a = flat(x)
     batch, m, n = a.shape
