@@ -197,7 +197,8 @@ def test_batch_axes_inside_compile(rng):
 
 def test_with_split_products(rng, monkeypatch):
     """As on a device that multiplies float32 in TF32: the split product for large
-    products, exact broadcast products for small ones (both run exactly on the CPU)."""
+    products, float32 broadcast products and sums for small ones (the CPU multiplies
+    float32 exactly, so both run here as they would there)."""
     am = as_mlx(rng.standard_normal((1, 130, 100)), mx.float32)
     (q0, r0), _ = blocked_qr.qr(am, mode="reduced", blocks=REFERENCE, block=64, leaf=8)
     monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
@@ -208,17 +209,17 @@ def test_with_split_products(rng, monkeypatch):
     np.testing.assert_allclose(as64(r), as64(r0), rtol=0, atol=1e-4)
 
 
-def test_exact_small_product(rng, monkeypatch):
+def test_small_products_are_float32_accurate(rng, monkeypatch):
     monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
     a = rng.standard_normal((2, 5, 300)).astype(np.float32)
     b = rng.standard_normal((2, 300, 7)).astype(np.float32)
-    # Small: exact float32 products summed in float32; large: the split product.
-    for limit in (blocked_qr.EXACT_PRODUCT_ELEMENTS, 0):
-        monkeypatch.setattr(blocked_qr, "EXACT_PRODUCT_ELEMENTS", limit)
+    # Small: float32 products summed in float32; large: the split product.
+    for limit in (blocked_qr.ELEMENTWISE_PRODUCT_ELEMENTS, 0):
+        monkeypatch.setattr(blocked_qr, "ELEMENTWISE_PRODUCT_ELEMENTS", limit)
         ours = np.asarray(blocked_qr._product(mx.array(a), mx.array(b)), np.float64)
-        exact = a.astype(np.float64) @ b.astype(np.float64)
+        expected = a.astype(np.float64) @ b.astype(np.float64)
         bound = 300 * unit_roundoff(np.float32) * (np.abs(a) @ np.abs(b))
-        assert np.all(np.abs(ours - exact) <= bound)
+        assert np.all(np.abs(ours - expected) <= bound)
 
 
 @pytest.mark.parametrize("leaf", [None, 32, 100])

@@ -29,13 +29,14 @@ from mlx_linalg._gpu.reference import nan_where
 # leaves 8/16/32, tools/bench_blocked.py).
 BLOCK = 128
 # The widest panel the building block's qr (the one-threadgroup qr_panel kernel) factors;
-# wider panels are split in two, recursively. LEAF >= BLOCK gives the non-recursive panel.
+# wider panels are split in two, recursively. None (or LEAF >= BLOCK): the non-recursive
+# panel, one qr_panel launch per outer block.
 LEAF = 16
 # Products a @ b with batch x rows x inner x columns at most this many elements are formed
-# as a broadcast product and a sum (two launches, exact float32 products) where the device
+# as a broadcast product and a sum (two launches, float32 arithmetic) where the device
 # multiplies float32 in reduced precision (the split product there is eight to ten
 # launches). Memory traffic grows with the limit: 4M elements are 16 MB written and read.
-EXACT_PRODUCT_ELEMENTS = 1 << 22
+ELEMENTWISE_PRODUCT_ELEMENTS = 1 << 22
 # Identities up to this order are host constants (no launch, copied with the graph's
 # inputs) rather than mx.eye's four ops.
 CONSTANT_ORDER = 512
@@ -58,33 +59,34 @@ class Panel(NamedTuple):
     t: mx.array | None
 
 
-def _exact(a: mx.array, b: mx.array) -> bool:
-    """Whether ``a @ b`` is better formed by :func:`_exact_product`: the device multiplies
+def _elementwise(a: mx.array, b: mx.array) -> bool:
+    """Whether ``a @ b`` is better formed by :func:`_elementwise_product`: the device multiplies
     float32 in reduced precision and the product is small."""
     batch, p, q = a.shape
     return (
         a.dtype == mx.float32
-        and batch * p * q * b.shape[-1] <= EXACT_PRODUCT_ELEMENTS
+        and batch * p * q * b.shape[-1] <= ELEMENTWISE_PRODUCT_ELEMENTS
         and _precision.needs_split()
     )
 
 
-def _exact_product(a: mx.array, b: mx.array) -> mx.array:
-    """(B, p, q) @ (B, q, s) as a broadcast product and a sum: exact float32 products summed
-    in float32, two launches (the split product is eight to ten)."""
+def _elementwise_product(a: mx.array, b: mx.array) -> mx.array:
+    """(B, p, q) @ (B, q, s) as a broadcast product and a sum: float32 products and sums
+    (a float32 GEMM's arithmetic, never TF32), two launches (the split product is eight
+    to ten) and a (B, p, q, s) temporary."""
     return mx.sum(a[:, :, :, None] * b[:, None, :, :], axis=2)
 
 
 def _product(a: mx.array, b: mx.array) -> mx.array:
     """``a @ b`` for (B, p, q) and (B, q, s), float32-accurate whatever the device."""
-    return _exact_product(a, b) if _exact(a, b) else _precision.matmul(a, b)
+    return _elementwise_product(a, b) if _elementwise(a, b) else _precision.matmul(a, b)
 
 
 def _subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
     """``c - a @ b``, float32-accurate: ``blocked_common.subtract_product`` (one ``addmm``,
-    or the split product), or three launches through :func:`_exact_product` where that
+    or the split product), or three launches through :func:`_elementwise_product` where that
     is the better choice."""
-    return c - _exact_product(a, b) if _exact(a, b) else subtract_product(c, a, b)
+    return c - _elementwise_product(a, b) if _elementwise(a, b) else subtract_product(c, a, b)
 
 
 def _identity(n: int, dtype: mx.Dtype) -> mx.array:
