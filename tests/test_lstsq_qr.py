@@ -411,16 +411,16 @@ def test_the_gpu_route_is_lazy_and_right_through_the_blocked_graphs(rng, monkeyp
 @pytest.mark.gpu
 @pytest.mark.skipif(not mx.is_available(mx.gpu), reason="needs an MLX GPU backend")
 @pytest.mark.parametrize(
-    "shape",
+    ("shape", "all_gpu"),
     [
-        (200, 32, 16),  # small-kernel QR and triangular solve
-        (16, 48),  # wide: QR of aᴴ, trans solve
-        (300, 200),  # LAPACK QR, products on the GPU
-        (1100, 600),  # blocked QR and blocked triangular solve
-        (600, 1100),
+        ((200, 32, 16), True),  # small-kernel QR and triangular solve
+        ((16, 48), True),  # wide: small-kernel QR of aᴴ, transposed solve
+        ((300, 200), False),  # LAPACK QR and triangular solve, products on the GPU
+        ((1100, 600), True),  # blocked QR and blocked triangular solve
+        ((600, 1100), True),
     ],
 )
-def test_float32_on_the_gpu_matches_float64(rng, shape):
+def test_float32_on_the_gpu_matches_float64(rng, shape, all_gpu):
     a = random_matrix(rng, shape, mx.float32, cond=1e3)
     b = random_matrix(rng, shape[:-1] + (2,), mx.float32)
     m, n = shape[-2:]
@@ -429,10 +429,39 @@ def test_float32_on_the_gpu_matches_float64(rng, shape):
         bad[..., :, -1] = bad[..., :, 0]  # a repeated column
     else:
         bad[..., -1, :] = bad[..., 0, :]  # a repeated row
-    x, residuals, _, _ = la.lstsq(a, b, driver="gels", stream=mx.gpu)
+
+    def solve(x, y):
+        with mx.stream(mx.gpu):
+            return la.lstsq(x, y, driver="gels", stream=mx.gpu)
+
+    x, residuals, _, _ = solve(a, b)
     _check_solution(a, b, x, mx.float32, c=GPU_FORWARD_C)
     if m > n:
         r = as64(b) - as64(a) @ as64(x)
         np.testing.assert_allclose(as64(residuals), (np.abs(r) ** 2).sum(-2), rtol=1e-3)
-    flagged = la.lstsq(mx.array(bad), b, driver="gels", stream=mx.gpu).solution
-    assert np.isnan(np.asarray(flagged)).all()
+    assert np.isnan(np.asarray(solve(mx.array(bad), b).solution)).all()
+    if all_gpu:  # every step on the GPU: a lazy graph, which mx.compile accepts
+        compiled = mx.compile(lambda x, y: solve(x, y).solution)(a, b)
+        _check_solution(a, b, compiled, mx.float32, c=GPU_FORWARD_C)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not mx.is_available(mx.gpu), reason="needs an MLX GPU backend")
+@pytest.mark.parametrize("shape", [(3, 32, 16), (16, 40), (300, 200)])
+def test_float32_gpu_gradient_matches_float64_cpu(rng, shape):
+    a = np.asarray(random_matrix(rng, shape, mx.float64, cond=1e2))
+    b = np.asarray(random_matrix(rng, shape[:-1] + (2,), mx.float64))
+
+    def grad(dtype, device):
+        bm = mx.array(b, dtype=dtype)
+
+        def loss(x):
+            result = la.lstsq(x, bm, driver="gels", stream=device)
+            return (result.solution**2).sum() + result.residuals.sum()
+
+        with mx.stream(device):
+            return np.asarray(mx.grad(loss)(mx.array(a, dtype=dtype)))
+
+    reference, gpu = grad(mx.float64, mx.cpu), grad(mx.float32, mx.gpu)
+    scale = np.abs(reference).max()
+    np.testing.assert_allclose(gpu, reference, rtol=2e-3, atol=2e-3 * scale)
