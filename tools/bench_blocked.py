@@ -17,10 +17,12 @@ seconds. Writes ``blocked.json`` and ``blocked.md`` to ``--out`` (default docs/r
 after every row, naming the machine, and prints the table.
 
 Each op is timed with every block size of ``--blocks`` (the outer block size of the
-blocked loops; diagonal blocks above 64 are themselves blocked), to pick ``BLOCK``.
+blocked loops; diagonal blocks above 64 are themselves blocked), to pick ``BLOCK``; an
+entry ``BLOCK/LEAF`` also sets the leaf width of LU's and QR's recursive tall panels
+(``none``: the whole panel in one kernel call), and is skipped for the other ops.
 
 Usage: ``python tools/bench_blocked.py [--out DIR] [--sizes 256,1024] [--ops cholesky,solve]
-[--blocks 64,128,256] [--batch 1] [--reps 3] [--budget 20] [--skip cpu,cupy]``.
+[--blocks 64,128/16,128/none] [--batch 1] [--reps 3] [--budget 20] [--skip cpu,cupy]``.
 """
 
 import argparse
@@ -101,8 +103,23 @@ def _inputs(op: str, batch: int, n: int, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _blocked_call(op: str, x: dict, block: int):
+LEAF_OPS = {"lu_factor", "solve", "inv", "qr"}  # recursive tall panels (``leaf=``)
+
+
+def parse_config(text: str) -> tuple[int, int | None | str]:
+    """``"128"`` -> (128, "default"); ``"128/16"`` -> (128, 16); ``"128/none"`` ->
+    (128, None): the outer block and the recursive panel's leaf width."""
+    block, _, leaf = text.partition("/")
+    if not leaf:
+        return int(block), "default"
+    return int(block), None if leaf == "none" else int(leaf)
+
+
+def _blocked_call(op: str, x: dict, config: str):
+    block, leaf = parse_config(config)
     a, b, k = x["a"], x.get("b"), {"block": block}
+    if leaf != "default" and op in LEAF_OPS:
+        k["leaf"] = leaf
     calls = {
         "cholesky": lambda: blocked_cholesky.cholesky(a, upper=False, **k)[0][0],
         "lu_factor": lambda: blocked_lu.lu_factor(a, **k)[0],
@@ -236,7 +253,7 @@ def machine() -> dict:
 def run(
     ops: list[str],
     sizes: list[int],
-    blocks: list[int],
+    blocks: list[str],
     batch: int,
     reps: int,
     budget: float,
@@ -263,7 +280,7 @@ def run(
             blocked = None
             for block in blocks:
                 key = f"blocked_{block}"
-                if key in over:
+                if key in over or ("/" in block and op not in LEAF_OPS):
                     continue
                 fn = _blocked_call(op, gpu, block)
                 ms, blocked, slow = _time(fn, _mx_sync, reps, budget)
@@ -297,7 +314,7 @@ def _cell(row: dict, key: str, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def markdown(rows: list[dict], info: dict, blocks: list[int]) -> str:
+def markdown(rows: list[dict], info: dict, blocks: list[str]) -> str:
     blocked_heads = "".join(f"block {b} (ms) | ratio | " for b in blocks)
     lines = [
         "# Blocked large-matrix algorithms (issue #7)",
@@ -336,7 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--sizes", default="256,512,1024,2048,4096,8192")
     parser.add_argument("--ops", default=",".join(OPS))
-    parser.add_argument("--blocks", default="64,128,256", help="block sizes to time")
+    parser.add_argument(
+        "--blocks",
+        default="64,128,256",
+        help="outer block sizes to time; BLOCK/LEAF (a leaf width, or none: one panel "
+        "kernel call per block) sets the recursive panel's leaves of LU and QR",
+    )
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--budget", type=float, default=20.0)
@@ -353,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     mx.set_default_device(mx.gpu)
     info = machine()
     sizes = [int(s) for s in args.sizes.split(",")]
-    blocks = [int(b) for b in args.blocks.split(",")]
+    blocks = args.blocks.split(",")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
