@@ -4,9 +4,11 @@ Times each public function (``mlx_linalg.cholesky``, ``qr``, ``eigh``, ``svd``, 
 ``lu_factor``, ``inv``, ``solve_triangular``, ``det``) on stacks of 32x32 and 64x64
 float32 matrices on the GPU, and the matching ``torch.linalg`` function on the same
 matrices on the same GPU, in one process: the minimum over repetitions after warm-up runs
-(the warm-up also compiles the kernels), MLX timed to ``mx.synchronize()``, PyTorch to
-``torch.cuda.synchronize()``. Each row also checks that both libraries agree on an
-invariant of the result (the factor, the solution, singular values or eigenvalues).
+(the warm-up also compiles the kernels; at least ``--reps`` runs, more until they add up to
+``MIN_SECONDS``, at most ``MAX_REPEAT``, the same rule for both libraries), MLX timed to
+``mx.synchronize()``, PyTorch to ``torch.cuda.synchronize()``. Each row also checks that
+both libraries agree on an invariant of the result (the factor, the solution, singular
+values or eigenvalues).
 
 Writes ``small_kernels.json`` and ``small_kernels.md`` to ``--out`` (default
 docs/results), naming the GPU, and prints the table. Without PyTorch on CUDA the PyTorch
@@ -40,6 +42,10 @@ except ImportError:  # PyTorch is optional: MLX columns only
     HAS_TORCH = False
 
 SHAPES = ((10000, 32), (1000, 64))
+# Timed runs: at least --reps, more until they add up to MIN_SECONDS, at most MAX_REPEAT
+# (a 0.2 ms call's minimum over 5 runs varied by 10% between runs on the H100).
+MIN_SECONDS = 1.0
+MAX_REPEAT = 200
 # PyTorch on an H100, float32 (DESIGN.md / issue #6), and the speedups the issue asks for.
 PUBLISHED_TORCH_MS = {
     ("cholesky", 10000, 32): 0.36,
@@ -199,7 +205,8 @@ def _run_op(op: str, label: str, reps: int, warmup: int) -> list[dict]:
         data = _inputs(op, batch, n, seed=n)
         mlx_data = {k: mx.array(v) for k, v in data.items()}
         mx.eval(mlx_data)
-        mlx_ms, mlx_out = best_ms(_mlx_call(op, mlx_data), _mlx_sync, reps, warmup=warmup)
+        timing = {"warmup": warmup, "min_seconds": MIN_SECONDS, "max_repeat": MAX_REPEAT}
+        mlx_ms, mlx_out = best_ms(_mlx_call(op, mlx_data), _mlx_sync, reps, **timing)
         row = {
             "op": label,
             "batch": batch,
@@ -213,7 +220,7 @@ def _run_op(op: str, label: str, reps: int, warmup: int) -> list[dict]:
         }
         if HAS_TORCH:
             tdata = {k: torch.from_numpy(v).cuda() for k, v in data.items()}
-            torch_ms, torch_out = best_ms(_torch_call(op, tdata), _torch_sync, reps, warmup=warmup)
+            torch_ms, torch_out = best_ms(_torch_call(op, tdata), _torch_sync, reps, **timing)
             ours, theirs = _invariant(op, mlx_out), _invariant(op, torch_out)
             scale = np.maximum(np.abs(theirs).max(), np.finfo(np.float32).tiny)
             row.update(

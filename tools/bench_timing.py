@@ -15,14 +15,21 @@ def once_s(fn, sync) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def best_ms(fn, sync, repeat: int, *, warmup: int = 2) -> tuple[float, object]:
-    """Minimum in ms over ``repeat`` timed runs after ``warmup`` untimed ones, and the
-    last result."""
+def best_ms(
+    fn, sync, repeat: int, *, warmup: int = 2, min_seconds: float = 0.0, max_repeat: int = 0
+) -> tuple[float, object]:
+    """Minimum in ms over at least ``repeat`` timed runs after ``warmup`` untimed ones, and
+    the last result.
+
+    With ``min_seconds``, runs continue (up to ``max_repeat`` in all) until the timed runs
+    add up to that long, so that the minimum of a fast call is taken over as many runs as
+    a slow call's few (timeit's rule; the same for every library timed).
+    """
     out = None
     for _ in range(warmup):
         _, out = once_s(fn, sync)
-    best = float("inf")
-    for _ in range(repeat):
+    best, total, runs = float("inf"), 0.0, 0
+    while runs < repeat or (total < min_seconds and runs < max_repeat):
         seconds, out = once_s(fn, sync)
-        best = min(best, seconds)
+        best, total, runs = min(best, seconds), total + seconds, runs + 1
     return best * 1e3, out
