@@ -12,7 +12,6 @@ not multiples of the leaf, zero and NaN columns, batches, the failure policy and
 ``mx.compile`` (no host synchronization).
 """
 
-import collections
 
 import mlx.core as mx
 import numpy as np
@@ -21,7 +20,6 @@ import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
 from matrices import INV_RATIO, LU_RATIO, SOLVE_RATIO, as64, as_mlx, norm, ratio, unit_roundoff
 
-from mlx_linalg import _kernels
 from mlx_linalg._gpu import blocked_lu, blocked_panel
 from mlx_linalg._gpu import reference as ref
 from mlx_linalg._gpu.blocked_common import REFERENCE
@@ -259,10 +257,8 @@ def test_emulated_kernel_leaves():
 
 
 def _with_join(join):
-    """``GETF2`` with an ``lu_join`` building block (a field ``Blocks`` may gain)."""
-    fields = (*REFERENCE._fields, "lu_join")
-    extended = collections.namedtuple("BlocksWithJoin", fields)
-    return extended(*GETF2, join)
+    """``GETF2`` with an ``lu_join`` building block."""
+    return GETF2._replace(lu_join=join)
 
 
 def test_join_building_block_is_used(rng):
@@ -284,7 +280,6 @@ def test_join_building_block_is_used(rng):
 
 
 @needs_emulation
-@pytest.mark.skipif("lu_join" not in _kernels.kernel_names(), reason="no metal/lu_join.metal")
 def test_emulated_join_kernel(rng):
     """The ``lu_join`` kernel body (emulated) equals the MLX-op join bit for bit, and as the
     join of the recursive panel gives LAPACK's pivots and factors."""

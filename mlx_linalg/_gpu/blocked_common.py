@@ -73,6 +73,9 @@ class Blocks(NamedTuple):
             panel's getf2 pivots (B, b) int32 (None for a stack it could not give them
             for), when its row order is getf2's exactly; the blocked getrf then forms
             LAPACK's pivots as panel start + piv instead of replaying the permutation.
+        lu_join: None, or ``lu_join(p1, u12, p2, perm1, perm2) -> (packed, perm)``: the
+            join step of the recursive LU panel (``blocked_lu.join``'s contract) in one
+            launch; it may return None for input it does not take (then the MLX ops join).
     """
 
     max_n: int
@@ -81,6 +84,7 @@ class Blocks(NamedTuple):
     lu: Callable[[mx.array], tuple[mx.array, mx.array]]
     qr: Callable[[mx.array], tuple[mx.array, mx.array]] = blocked_panel.qr_panel
     lu_pivots: Callable[[mx.array], tuple] | None = None
+    lu_join: Callable[..., tuple | None] | None = None
 
 
 def _kernel_cholesky(a: mx.array) -> tuple[mx.array, mx.array]:
@@ -107,6 +111,7 @@ KERNELS = Blocks(
     blocked_panel.lu_panel_kernel,
     blocked_panel.qr_panel_kernel,
     blocked_panel.lu_panel_kernel_pivots,
+    blocked_panel.lu_join_kernel,
 )
 REFERENCE = Blocks(
     small_factor.MAX_N,

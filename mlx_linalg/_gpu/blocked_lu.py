@@ -89,8 +89,7 @@ def _recursive(
     )
     a22 = subtract_product(right[:, w1:], p1[:, w1:], u12)
     p2, perm2 = _recursive(blocks, a22, leaf, column + w1, pieces)
-    kernel = getattr(blocks, "lu_join", None)  # a building block Blocks may gain
-    joined = None if kernel is None else kernel(p1, u12, p2, perm1, perm2)
+    joined = None if blocks.lu_join is None else blocks.lu_join(p1, u12, p2, perm1, perm2)
     return join(p1, u12, p2, perm1, perm2) if joined is None else joined
 
 
@@ -109,9 +108,8 @@ def join(
     Returns:
         packed (B, m, w1 + w2): [p1[:w1] u12; p1[w1 + perm2] p2]; perm (B, m):
         [perm1[:w1]; perm1[w1 + perm2]]. Ten launches on a GPU (two gathers, four
-        two-input concatenations); the contract of a one-launch join kernel
-        (``lu_join``: the ``lu_join`` field that ``Blocks`` may gain, which returns None
-        for inputs it does not take).
+        two-input concatenations); the contract of the one-launch ``lu_join`` kernel
+        (``Blocks.lu_join``), which KERNELS use.
     """
     w1 = p1.shape[-1]
     top = mx.concatenate([p1[:, :w1], u12], axis=2)

@@ -248,3 +248,26 @@ def permutation(piv: mx.array, m: int) -> mx.array:
             swaps = mx.concatenate([swaps, identity], axis=1)
         swaps = mx.take_along_axis(swaps[:, 0::2], swaps[:, 1::2], axis=2)
     return swaps[:, 0]
+
+
+def lu_join_kernel(
+    p1: mx.array, u12: mx.array, p2: mx.array, perm1: mx.array, perm2: mx.array
+) -> tuple[mx.array, mx.array] | None:
+    """``blocked_lu.join``'s contract (shapes there) in one launch of the ``lu_join``
+    kernel, one thread per entry of the joined panel; None for input it does not take
+    (another dtype, nothing to write, more entries than one grid holds)."""
+    batch, m, w1 = p1.shape
+    w = w1 + u12.shape[-1]
+    threads = 256
+    entries = batch * m * w
+    if p1.dtype != mx.float32 or entries == 0 or entries + threads > _kernels.MAX_GRID:
+        return None
+    packed, perm = _kernels.launch(
+        "lu_join",
+        [p1, u12, p2, perm1, perm2],
+        template={},
+        grid=(-(-batch * m * w // threads) * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[(batch, m, w), (batch, m)],
+    )
+    return packed, perm

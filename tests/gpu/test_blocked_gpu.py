@@ -26,7 +26,7 @@ from mlx_linalg._gpu import (
     blocked_rules,
     blocked_triangular,
 )
-from mlx_linalg._gpu.blocked_common import REFERENCE
+from mlx_linalg._gpu.blocked_common import KERNELS, REFERENCE
 
 pytestmark = pytest.mark.gpu
 
@@ -119,6 +119,34 @@ def test_kernels_agree_with_references(rng, n):
             (xr,), _ = blocked_triangular.solve_triangular(*args, **kw, blocks=REFERENCE)
             scale = np.max(np.abs(as64(xr)))
             np.testing.assert_allclose(as64(xk), as64(xr), rtol=0, atol=AGREE * n * U32 * scale)
+
+
+@pytest.mark.parametrize("m, w, leaf", [(300, 37, 16), (4096, 256, 16), (16384, 128, 32)])
+def test_recursive_panel_with_join_kernel_gives_lapack_pivots(rng, m, w, leaf):
+    """The recursive LU panel on the GPU building blocks (``lu_panel`` leaves, the
+    ``lu_join`` kernel at every internal node) against the panel's LAPACK factorization:
+    the same pivots, P A = L U to DESIGN.md's ratio; and the join kernel equals the MLX-op
+    join bit for bit."""
+    a32 = rng.standard_normal((2, m, w)).astype(np.float32)
+    factored = blocked_lu.panel_lu(KERNELS, mx.array(a32), leaf=leaf)
+    packed, perm, piv = (np.asarray(x) for x in factored)
+    lapack = scipy.linalg.lu_factor(a32[0].astype(np.float64))[1]
+    np.testing.assert_array_equal(piv[0], lapack)
+    for b in range(2):
+        lower = np.tril(packed[b].astype(np.float64), -1) + np.eye(m, w)
+        upper = np.triu(packed[b].astype(np.float64))[:w]
+        residual = a32[b][perm[b]].astype(np.float64) - lower @ upper
+        assert ratio(residual, m * norm(a32[b].astype(np.float64)), U32) <= LU_RATIO
+    w1 = w // 2
+    args = (
+        mx.array(a32[:, :, :w1]),
+        mx.array(a32[:, :w1, w1:]),
+        mx.array(a32[:, w1:, w1:]),
+        mx.array(np.stack([rng.permutation(m) for _ in range(2)]).astype(np.int32)),
+        mx.array(np.stack([rng.permutation(m - w1) for _ in range(2)]).astype(np.int32)),
+    )
+    for x, y in zip(blocked_panel.lu_join_kernel(*args), blocked_lu.join(*args), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 @pytest.mark.parametrize(
