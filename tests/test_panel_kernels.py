@@ -231,7 +231,9 @@ def test_getrf_takes_lapack_pivots_from_the_emulated_panels(m, n):
 
     a = np.random.default_rng(m + n).standard_normal((2, m, n)).astype(np.float32)
     blocks = blocked_common.REFERENCE._replace(lu_pivots=_emulated_lu_pivots)
-    packed, perm, piv = blocked_lu.getrf_pivots(blocks, mx.array(a), block=64)
+    # leaf=None: one kernel call per panel (the recursive panel's leaves are tested with
+    # the emulated kernel in tests/test_blocked_lu_recursive.py)
+    packed, perm, piv = blocked_lu.getrf_pivots(blocks, mx.array(a), block=64, leaf=None)
     assert piv is not None
     np.testing.assert_array_equal(
         np.asarray(piv), np.asarray(blocked_panel.pivots(perm, min(m, n)))
@@ -240,7 +242,7 @@ def test_getrf_takes_lapack_pivots_from_the_emulated_panels(m, n):
     np.testing.assert_array_equal(np.asarray(piv), np.stack([p for _, p in lapack]))
     np.testing.assert_allclose(np.asarray(packed), np.stack([f for f, _ in lapack]), atol=1e-4)
     (ref_packed, ref_piv), _ = blocked_lu.lu_factor(
-        mx.array(a), blocks=blocked_common.REFERENCE, block=64
+        mx.array(a), blocks=blocked_common.REFERENCE, block=64, leaf=None
     )
     # The MLX-op panels: the same pivots, and (rows below min(m, n) reordered to LAPACK's
     # order by lu_factor) the same packed factors, to rounding.
@@ -264,9 +266,9 @@ def test_blocked_qr_with_the_emulated_panel_kernel():
     m, n = 150, 100
     a = np.random.default_rng(5).standard_normal((1, m, n)).astype(np.float32)
     blocks = blocked_common.REFERENCE._replace(qr=emulated_qr)
-    (q, r), _ = blocked_qr.qr(mx.array(a), mode="reduced", blocks=blocks, block=64)
+    (q, r), _ = blocked_qr.qr(mx.array(a), mode="reduced", blocks=blocks, block=64, leaf=None)
     (q_ref, r_ref), _ = blocked_qr.qr(
-        mx.array(a), mode="reduced", blocks=blocked_common.REFERENCE, block=64
+        mx.array(a), mode="reduced", blocks=blocked_common.REFERENCE, block=64, leaf=None
     )
     _assert_close(np.asarray(q), np.asarray(q_ref))
     _assert_close(np.asarray(r), np.asarray(r_ref))
