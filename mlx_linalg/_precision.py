@@ -100,10 +100,24 @@ def split_operands(a: mx.array, b: mx.array) -> tuple[tuple, tuple]:
     """
     a_hi, a_lo = _split(a)
     b_hi, b_lo = _split(b)
-    return (a_hi, b_hi), (
-        mx.concatenate([a_hi, a_lo], axis=-1),
-        mx.concatenate([b_lo, b_hi], axis=-2),
+    return (a_hi, b_hi), (_pair(a_hi, a_lo, -1), _pair(b_lo, b_hi, -2))
+
+
+def _pair(first: mx.array, second: mx.array, axis: int) -> mx.array:
+    """``mx.concatenate([first, second], axis)`` for axis -1 or -2, in one launch.
+
+    MLX's GPU concatenate copies each input by its own launch; a ``where`` over a new
+    axis of length two in front of ``axis``, reshaped (free: the result is contiguous),
+    writes the same array at once.
+    """
+    pick_second = mx.array([False, True]).reshape(2, *([1] * -axis))
+    new_axis = axis - 1
+    stacked = mx.where(
+        pick_second, mx.expand_dims(second, new_axis), mx.expand_dims(first, new_axis)
     )
+    shape = list(first.shape)
+    shape[axis] *= 2
+    return stacked.reshape(shape)
 
 
 @_split_product.vjp

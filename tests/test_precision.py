@@ -63,6 +63,18 @@ def test_matmul_routes_by_the_probe(monkeypatch, reduced, rng):
     assert len(calls) == (1 if reduced else 0)
 
 
+@pytest.mark.parametrize("shape", [(5, 4), (3, 5, 4), (2, 1, 1, 7)])
+def test_split_operands_are_the_concatenated_split_terms(shape, rng):
+    """A2 = [a_hi, a_lo] and B2 = [b_lo; b_hi], bit for bit (built by one where each)."""
+    a = mx.array(rng.standard_normal(shape).astype(np.float32))
+    b = mx.swapaxes(mx.array(rng.standard_normal(shape).astype(np.float32)), -1, -2)
+    (a_hi, b_hi), (a2, b2) = _precision.split_operands(a, b)
+    a_lo, b_lo = a - a_hi, b - b_hi
+    assert bool(mx.all(a2 == mx.concatenate([a_hi, a_lo], axis=-1)))
+    assert bool(mx.all(b2 == mx.concatenate([b_lo, b_hi], axis=-2)))
+    assert bool(mx.all(a_hi + a_lo == a)) and bool(mx.all(b_hi + b_lo == b))
+
+
 def test_reduced_products_context_skips_the_split(monkeypatch, rng):
     calls = []
     monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
