@@ -32,7 +32,14 @@ from matrices import (
 )
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import polar, reference_spectral, small_spectral, spectral_dc, tall_skinny
+from mlx_linalg._gpu import (
+    polar,
+    reference_spectral,
+    scaling,
+    small_spectral,
+    spectral_dc,
+    tall_skinny,
+)
 
 DTYPES = [mx.float32, mx.float64]
 # The polar decomposition is held to the SVD's thresholds (DESIGN.md): backward error
@@ -658,11 +665,11 @@ def test_split_at_an_eigenvalue():
 def _jacobi_base(a: mx.array) -> tuple[mx.array, mx.array]:
     """The batched Jacobi kernel's algorithm (its MLX-op reference), as the GPU would use
     it for the base case: float32, n <= 64."""
-    scaled, scale, _ = small_spectral._prescale(mx.tril(a)[None])
+    scaled, exponent, _ = scaling.prescale(mx.tril(a)[None])
     w, vt, _ = reference_spectral.jacobi_eigh(
         scaled, want_v=True, max_sweeps=small_spectral.MAX_SWEEPS
     )
-    return w[0] / scale[0], mx.swapaxes(vt[0], -1, -2)
+    return scaling.times_power_of_two(w, exponent)[0], mx.swapaxes(vt[0], -1, -2)
 
 
 def test_qdwh_eigh_jacobi_base_and_blocked_factor():

@@ -23,14 +23,8 @@ import mlx.core as mx
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import reference
-from mlx_linalg._gpu.tall_skinny import (
-    LAPACK,
-    Factor,
-    gram,
-    prescale,
-    times_power_of_two,
-    unit_roundoff,
-)
+from mlx_linalg._gpu.scaling import prescale, times_power_of_two
+from mlx_linalg._gpu.tall_skinny import LAPACK, Factor, gram, unit_roundoff
 
 # QDWH iterations whose weight c_k exceeds this use the QR-based form (backward stable for
 # any c_k); below it, the Cholesky-based form, whose Gram matrix I + c_k XᵀX then has

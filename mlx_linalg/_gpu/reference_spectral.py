@@ -15,7 +15,8 @@ import math
 import mlx.core as mx
 
 from mlx_linalg._gpu.reference import nan_where
-from mlx_linalg._gpu.small_spectral import _prescale, simd_columns
+from mlx_linalg._gpu.scaling import prescale, times_power_of_two
+from mlx_linalg._gpu.small_spectral import simd_columns
 
 EPS32 = 1.1920929e-07
 TINY2 = 7.8886091e-31  # squared column norm below which a Jacobi column counts as zero
@@ -333,7 +334,7 @@ def jacobi_eigh_simd(
     """
     batch, n, _ = a.shape
     lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
-    low, scale, finite = _prescale(mx.where(lower, a, 0))
+    low, exponent, finite = prescale(mx.where(lower, a, 0))
     sym = low + mx.swapaxes(mx.tril(low, -1), -1, -2)
     shift = mx.sqrt(mx.sum(sym * sym, axis=(-2, -1)))
     at = sym + shift[:, None, None] * mx.eye(n, dtype=a.dtype)
@@ -345,7 +346,7 @@ def jacobi_eigh_simd(
     else:
         lam = mx.sqrt(mx.sum(at * at, axis=-1)) - shift[:, None]
     order = _rank_permute(lam, descending=False)
-    w = nan_where(~finite, mx.take_along_axis(lam, order, axis=-1) / scale[:, None])
+    w = nan_where(~finite, times_power_of_two(mx.take_along_axis(lam, order, axis=-1), exponent))
     info = mx.where(finite, info, 0)
     if not want_v:
         return w, mx.zeros((1,)), info
@@ -376,7 +377,7 @@ def jacobi_svd_simd(
     wide = rows < cols
     tall = mx.swapaxes(a, -1, -2) if wide else a
     m, n = tall.shape[1:]
-    scaled, scale, finite = _prescale(tall)
+    scaled, exponent, finite = prescale(tall)
     at = mx.swapaxes(scaled, -1, -2)
     vt = mx.broadcast_to(mx.eye(n, dtype=a.dtype), (batch, n, n)) if want_uv else None
     at, vt, info = jacobi_sweeps(at, vt, tol=math.sqrt(m) * EPS32, max_sweeps=max_sweeps,
@@ -385,7 +386,7 @@ def jacobi_svd_simd(
     sigma = mx.sqrt(mx.sum(at * at, axis=-1))
     order = _rank_permute(sigma, descending=True)
     s = mx.take_along_axis(sigma, order, axis=-1)
-    s_out = nan_where(~finite, s / scale[:, None])
+    s_out = nan_where(~finite, times_power_of_two(s, exponent))
     if not want_uv:
         return mx.zeros((1,)), s_out, mx.zeros((1,)), info
     ut, v = _sorted_factors(at, vt, order, s, uc=m if full else n)

@@ -17,6 +17,7 @@ propagate through its own elimination.
 import mlx.core as mx
 
 from mlx_linalg import _kernels
+from mlx_linalg._gpu.scaling import times_power_of_two
 
 MAX_N = 64
 # Which kernels factor in the registers of one simdgroup (lu_small and solve_small with
@@ -201,15 +202,8 @@ def scaled_product(d: mx.array) -> mx.array:
     """
     nonzero = d != 0
     exponent = mx.where(nonzero, mx.floor(mx.log2(mx.abs(d))), 0)
-    mantissa = mx.where(nonzero, _times_power_of_two(d, -exponent), d)
-    return _times_power_of_two(mx.prod(mantissa, axis=-1), mx.sum(exponent, axis=-1))
-
-
-def _times_power_of_two(x: mx.array, e: mx.array) -> mx.array:
-    """``x · 2^e`` for integer-valued ``e`` beyond float32's exponent range (2^e itself may not
-    be representable, e.g. 2^140 for a denormal x): two exact half steps."""
-    half = mx.floor(e / 2)
-    return x * mx.power(2.0, half) * mx.power(2.0, e - half)
+    mantissa = mx.where(nonzero, times_power_of_two(d, -exponent), d)
+    return times_power_of_two(mx.prod(mantissa, axis=-1), mx.sum(exponent, axis=-1))
 
 
 def slogdet(x: mx.array) -> tuple:

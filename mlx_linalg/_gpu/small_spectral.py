@@ -21,6 +21,7 @@ import mlx.core as mx
 
 from mlx_linalg import _kernels
 from mlx_linalg._gpu.reference import nan_where
+from mlx_linalg._gpu.scaling import prescale, times_power_of_two
 
 # Sweep bound of the Jacobi kernels. Measured in float32 with the kernels' ordering and
 # threshold: 7-9 sweeps for Gaussian 32x32 and 64x64 matrices, 10-11 for eigh at n = 64,
@@ -44,21 +45,6 @@ def _batched(x: mx.array) -> tuple[mx.array, tuple[int, ...]]:
     """``x`` (..., M, N) as (B, M, N) and its batch shape."""
     batch = tuple(x.shape[:-2])
     return x.reshape(-1, *x.shape[-2:]), batch
-
-
-def _prescale(a: mx.array) -> tuple[mx.array, mx.array, mx.array]:
-    """Scale each matrix of ``a`` (B, M, N) by a power of two to a largest entry in [1, 2).
-
-    Returns:
-        ``(scaled, scale, finite)``: the scaled stack with non-finite matrices zeroed, the
-        (B,) scale factors, and the (B,) mask of finite matrices.
-    """
-    finite = mx.all(mx.isfinite(a), axis=(-2, -1))
-    largest = mx.max(mx.abs(mx.where(finite[:, None, None], a, 0)), axis=(-2, -1))
-    exponent = mx.floor(mx.log2(mx.where(largest > 0, largest, 1)))
-    scale = mx.power(mx.array(2.0, dtype=a.dtype), -exponent)
-    scaled = mx.where(finite[:, None, None], a * scale[:, None, None], 0)
-    return scaled, scale, finite
 
 
 def _float32_stack(x: mx.array) -> bool:
@@ -218,10 +204,10 @@ def qr(x: mx.array, *, mode: str) -> tuple[tuple[mx.array, mx.array], None]:
     """
     a, batch = _batched(x)
     m, n = a.shape[-2:]
-    scaled, scale, finite = _prescale(a)
+    scaled, exponent, finite = prescale(a)
     qt, r = qr_small(scaled, complete=mode == "complete")
     qt = nan_where(~finite, qt)
-    r = nan_where(~finite, r / scale[:, None, None])
+    r = nan_where(~finite, times_power_of_two(r, exponent))
     q = mx.swapaxes(qt.reshape(*batch, qt.shape[1], m), -1, -2)
     return (q, r.reshape(*batch, r.shape[1], n)), None
 
@@ -235,9 +221,9 @@ def _eigh_scaled(x: mx.array, want_v: bool):
     a, batch = _batched(x)
     n = a.shape[-1]
     lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
-    scaled, scale, finite = _prescale(mx.where(lower, a, 0))
+    scaled, exponent, finite = prescale(mx.where(lower, a, 0))
     w, vt, _ = jacobi_eigh(scaled, want_v=want_v)
-    w = nan_where(~finite, w / scale[:, None]).reshape(*batch, n)
+    w = nan_where(~finite, times_power_of_two(w, exponent)).reshape(*batch, n)
     return w, vt, finite, batch
 
 
@@ -283,11 +269,11 @@ def svdvals_applies(x: mx.array) -> bool:
 def _svd_scaled(x: mx.array, full: bool, want_uv: bool):
     a, batch = _batched(x)
     m, n = a.shape[-2:]
-    scaled, scale, finite = _prescale(a)
+    scaled, exponent, finite = prescale(a)
     wide = m < n
     ut, s, vt, _ = jacobi_svd(mx.swapaxes(scaled, -1, -2) if wide else scaled,
                               full=full, want_uv=want_uv)
-    s = nan_where(~finite, s / scale[:, None]).reshape(*batch, min(m, n))
+    s = nan_where(~finite, times_power_of_two(s, exponent)).reshape(*batch, min(m, n))
     return ut, s, vt, finite, batch, wide
 
 

@@ -47,6 +47,7 @@ from mlx_linalg._gpu import (
     blocked_triangular,
     reference,
 )
+from mlx_linalg._gpu.scaling import prescale, times_power_of_two
 
 # Largest ‖G − I‖_F of the last round's Gram matrix G = Q₁ᵀQ₁ that is accepted: it bounds
 # ‖G − I‖₂ ≤ 1/2, so κ(Q₁) ≤ √3 and the last round is as accurate as on orthonormal input.
@@ -123,31 +124,6 @@ KERNELS = _blocked(blocked_common.KERNELS)
 def unit_roundoff(dtype: mx.Dtype) -> float:
     """u = 2⁻²⁴ for float32, 2⁻⁵³ for float64."""
     return 2.0**-53 if dtype == mx.float64 else 2.0**-24
-
-
-def times_power_of_two(x: mx.array, exponent: mx.array) -> mx.array:
-    """x (B, ...) times 2^exponent (B,), exactly, in two steps so that neither factor
-    overflows (2^±149 reaches the subnormals of float32, whose largest power is 2^127)."""
-    half = mx.floor(exponent / 2)
-    two = mx.array(2.0, dtype=x.dtype)
-    shape = exponent.shape + (1,) * (x.ndim - exponent.ndim)
-    first = mx.power(two, half).reshape(shape)
-    second = mx.power(two, exponent - half).reshape(shape)
-    return x * first * second
-
-
-def prescale(a: mx.array) -> tuple[mx.array, mx.array, mx.array]:
-    """Each matrix of (B, M, N) scaled by a power of two to a largest entry in [1, 2), its
-    non-finite matrices zeroed: ``(scaled, exponent, finite)`` with a = scaled·2^exponent.
-
-    Exact, and Gram matrices of the scaled stack can neither overflow nor underflow
-    (subnormal input included).
-    """
-    finite = mx.all(mx.isfinite(a), axis=(-2, -1))
-    clean = mx.where(finite[:, None, None], a, 0)
-    largest = mx.max(mx.abs(clean), axis=(-2, -1))
-    exponent = mx.floor(mx.log2(mx.where(largest > 0, largest, 1))).astype(a.dtype)
-    return times_power_of_two(clean, -exponent), exponent, finite
 
 
 def gram(x: mx.array) -> mx.array:
