@@ -106,9 +106,12 @@ def _inputs(op: str, batch: int, n: int, seed: int) -> dict[str, np.ndarray]:
 LEAF_OPS = {"lu_factor", "solve", "inv", "qr"}  # recursive tall panels (``leaf=``)
 
 
-def parse_config(text: str) -> tuple[int, int | None | str]:
+def parse_config(text: str) -> tuple[int | None, int | None | str]:
     """``"128"`` -> (128, "default"); ``"128/16"`` -> (128, 16); ``"128/none"`` ->
-    (128, None): the outer block and the recursive panel's leaf width."""
+    (128, None): the outer block and the recursive panel's leaf width; ``"default"`` ->
+    (None, "default"): each op's own defaults (what the dispatcher runs)."""
+    if text == "default":
+        return None, "default"
     block, _, leaf = text.partition("/")
     if not leaf:
         return int(block), "default"
@@ -117,7 +120,8 @@ def parse_config(text: str) -> tuple[int, int | None | str]:
 
 def _blocked_call(op: str, x: dict, config: str):
     block, leaf = parse_config(config)
-    a, b, k = x["a"], x.get("b"), {"block": block}
+    a, b = x["a"], x.get("b")
+    k = {} if block is None else {"block": block}
     if leaf != "default" and op in LEAF_OPS:
         k["leaf"] = leaf
     calls = {
@@ -357,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         "--blocks",
         default="64,128,256",
         help="outer block sizes to time; BLOCK/LEAF (a leaf width, or none: one panel "
-        "kernel call per block) sets the recursive panel's leaves of LU and QR",
+        "kernel call per block) sets the recursive panel's leaves of LU and QR; default: "
+        "each op's own defaults",
     )
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
