@@ -34,7 +34,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, once_s
+from bench_timing import best_ms, cell, once_s
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -313,10 +313,6 @@ def run(
     return rows
 
 
-def _cell(row: dict, key: str, spec: str) -> str:
-    value = row.get(key)
-    return "" if value is None else format(value, spec)
-
 
 def markdown(rows: list[dict], info: dict, blocks: list[str]) -> str:
     blocked_heads = "".join(f"block {b} (ms) | ratio | " for b in blocks)
@@ -338,15 +334,15 @@ def markdown(rows: list[dict], info: dict, blocks: list[str]) -> str:
             r["op"],
             f"{r['batch']}x{r['n']}",
             *(
-                _cell(r, f"blocked_{b}_{part}", spec)
+                cell(r.get(f"blocked_{b}_{part}"), spec)
                 for b in blocks
                 for part, spec in (("ms", ".3f"), ("ratio", ".2f"))
             ),
-            _cell(r, "cpu_ms", ".1f"),
-            _cell(r, "torch_ms", ".3f"),
-            _cell(r, "cupy_ms", ".3f"),
-            _cell(r, "published_peer_ms", ""),
-            _cell(r, "rel_diff_cpu", ".1e"),
+            cell(r.get("cpu_ms"), ".1f"),
+            cell(r.get("torch_ms"), ".3f"),
+            cell(r.get("cupy_ms"), ".3f"),
+            cell(r.get("published_peer_ms"), ""),
+            cell(r.get("rel_diff_cpu"), ".1e"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

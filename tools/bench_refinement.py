@@ -43,7 +43,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, once_s
+from bench_timing import best_ms, cell, once_s
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -192,10 +192,6 @@ def row(
     return out
 
 
-def _cell(r: dict, key: str, spec: str) -> str:
-    value = r.get(key)
-    return "" if value is None else format(value, spec)
-
 
 def markdown(rows: list[dict], info: dict) -> str:
     lines = [
@@ -216,17 +212,17 @@ def markdown(rows: list[dict], info: dict) -> str:
             r["kind"],
             str(r["n"]),
             str(r["k"]),
-            _cell(r, "solve_ms", ".2f"),
-            _cell(r, "solve_ratio", ".2f"),
-            _cell(r, "refine_ms", ".2f"),
-            _cell(r, "refine_ratio", ".2f"),
-            _cell(r, "iterations", "d"),
-            _cell(r, "fell_back", ""),
-            _cell(r, "lu32_ms", ".2f"),
-            _cell(r, "lu_low_ms", ".2f"),
-            _cell(r, "torch_ms", ".2f"),
-            _cell(r, "torch_ratio", ".2f"),
-            _cell(r, "refine_vs_solve", ".1e"),
+            cell(r.get("solve_ms"), ".2f"),
+            cell(r.get("solve_ratio"), ".2f"),
+            cell(r.get("refine_ms"), ".2f"),
+            cell(r.get("refine_ratio"), ".2f"),
+            cell(r.get("iterations"), "d"),
+            cell(r.get("fell_back"), ""),
+            cell(r.get("lu32_ms"), ".2f"),
+            cell(r.get("lu_low_ms"), ".2f"),
+            cell(r.get("torch_ms"), ".2f"),
+            cell(r.get("torch_ratio"), ".2f"),
+            cell(r.get("refine_vs_solve"), ".1e"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

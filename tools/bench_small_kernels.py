@@ -24,7 +24,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms
+from bench_timing import best_ms, cell
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -233,9 +233,6 @@ def _run_op(op: str, label: str, reps: int, warmup: int) -> list[dict]:
     return rows
 
 
-def _fmt(value, spec: str) -> str:
-    return "" if value is None else format(value, spec)
-
 
 def markdown(rows: list[dict], info: dict) -> str:
     lines = [
@@ -259,12 +256,12 @@ def markdown(rows: list[dict], info: dict) -> str:
         cells = [
             r["op"],
             f"{r['batch']}x{r['n']}x{r['n']}",
-            _fmt(r["mlx_linalg_ms"], ".3f"),
-            _fmt(r["torch_ms"], ".3f"),
-            _fmt(r["speedup"], ""),
+            cell(r["mlx_linalg_ms"], ".3f"),
+            cell(r["torch_ms"], ".3f"),
+            cell(r["speedup"], ""),
             "" if target is None else f"{target}x",
             met,
-            _fmt(r["max_rel_diff"], ".1e"),
+            cell(r["max_rel_diff"], ".1e"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""The timing loop of the kernel benchmarks in tools/: the best of synchronized runs.
+"""The timing loop of the kernel benchmarks in tools/ (the best of synchronized runs), and
+their table cells.
 
 ``sync(out)`` must wait for the work behind ``out`` (``mx.eval`` plus ``mx.synchronize``,
 ``torch.cuda.synchronize``...), so that a timed run covers the whole computation.
@@ -33,3 +34,8 @@ def best_ms(
         seconds, out = once_s(fn, sync)
         best, total, runs = min(best, seconds), total + seconds, runs + 1
     return best * 1e3, out
+
+
+def cell(value, spec: str) -> str:
+    """A markdown table cell: ``value`` formatted by ``spec``, empty for None."""
+    return "" if value is None else format(value, spec)
