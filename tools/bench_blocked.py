@@ -313,7 +313,6 @@ def run(
     return rows
 
 
-
 def markdown(rows: list[dict], info: dict, blocks: list[str]) -> str:
     blocked_heads = "".join(f"block {b} (ms) | ratio | " for b in blocks)
     lines = [

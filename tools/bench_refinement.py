@@ -192,7 +192,6 @@ def row(
     return out
 
 
-
 def markdown(rows: list[dict], info: dict) -> str:
     lines = [
         "# solve vs solve(refine=True): mixed-precision iterative refinement (issue #7)",

@@ -233,7 +233,6 @@ def _run_op(op: str, label: str, reps: int, warmup: int) -> list[dict]:
     return rows
 
 
-
 def markdown(rows: list[dict], info: dict) -> str:
     lines = [
         "# Batched small-matrix kernels vs PyTorch",
