@@ -268,6 +268,13 @@ def _specs() -> list[OpSpec]:
                lambda fn, args, stream: {"X": fn(*args, stream=stream)[..., None]},
                lambda a, b: {"X": (scipy.linalg.solve(a, b) if a.size else b)[..., None]},
                lambda ctx: C.check_solve()(C.vector_ctx(ctx)), main="X"),
+        # refine=True: solve's cases, metric and failure policy. Ill-conditioned cases
+        # (κ·u_low ≳ 1; float64 factors in float32) must fall back to the ordinary solve.
+        OpSpec("solve[refine]", "solve", "solve", nonsingular, _ab(),
+               _call_with(("X",), refine=True),
+               R.scipy_ref(scipy.linalg.solve, lambda a, b: b.copy(), "X"),
+               C.check_solve(), policies=("nonfinite", "singular"), nan_on_failure=("X",),
+               main="X"),
         OpSpec("inv", "inv", "inv", nonsingular, _a, q(("X",)),
                R.scipy_ref(scipy.linalg.inv, np.copy, "X"), C.check_inv,
                policies=("nonfinite", "singular"), nan_on_failure=("X",), main="X"),
