@@ -47,6 +47,7 @@ Each kernel is compiled once per (name, template arguments) in a thread-safe cac
 machine without an MLX GPU backend, :func:`launch` raises a RuntimeError saying so.
 """
 
+import functools
 import importlib.resources
 import threading
 from pathlib import Path
@@ -340,17 +341,48 @@ def launch(
         RuntimeError: no GPU backend in this MLX build.
         ValueError, TypeError: a launch that breaks the kernel's declaration.
     """
+    function, args, output_dtypes = _checked(
+        name,
+        tuple(x.dtype for x in inputs),
+        tuple((t, type(v), v) for t, v in template.items()),
+        tuple(grid),
+        tuple(threadgroup),
+        len(output_shapes),
+    )
+    return function(
+        inputs=inputs,
+        template=args,
+        grid=grid,
+        threadgroup=threadgroup,
+        output_shapes=output_shapes,
+        output_dtypes=output_dtypes,
+        init_value=init_value,
+        stream=stream if stream is not None else _default_gpu_stream(),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked(
+    name: str,
+    dtypes: tuple,
+    template: tuple,
+    grid: tuple[int, ...],
+    threadgroup: tuple[int, ...],
+    outputs: int,
+) -> tuple:
+    """A launch checked against the declaration, once per distinct launch (the checks cost
+    microseconds per call, a tenth of a small batch's whole time on a GPU): ``(kernel
+    object, template list, output dtypes)``. ``template`` holds (name, type, value)
+    triples, so that True and 1 are different launches."""
     kernel = spec(name)
-    if len(inputs) != len(kernel.inputs) or len(output_shapes) != len(kernel.outputs):
+    if len(dtypes) != len(kernel.inputs) or outputs != len(kernel.outputs):
         raise ValueError(
             f"[mlx_linalg.kernels] {name}: expected {len(kernel.inputs)} inputs and "
-            f"{len(kernel.outputs)} outputs, got {len(inputs)} and {len(output_shapes)}"
+            f"{len(kernel.outputs)} outputs, got {len(dtypes)} and {outputs}"
         )
-    for x, (arg, dtype) in zip(inputs, kernel.inputs, strict=True):
-        if x.dtype != DTYPES[dtype]:
-            raise TypeError(
-                f"[mlx_linalg.kernels] {name}: input {arg} must be {dtype}, got {x.dtype}"
-            )
+    for got, (arg, dtype) in zip(dtypes, kernel.inputs, strict=True):
+        if got != DTYPES[dtype]:
+            raise TypeError(f"[mlx_linalg.kernels] {name}: input {arg} must be {dtype}, got {got}")
     threads = threadgroup[0] * threadgroup[1] * threadgroup[2]
     if threads % SIMD_WIDTH or not 0 < threads <= MAX_THREADS_PER_THREADGROUP:
         raise ValueError(
@@ -359,18 +391,8 @@ def launch(
         )
     if any(not 0 < g <= MAX_GRID for g in grid):
         raise ValueError(f"[mlx_linalg.kernels] {name}: grid {grid} out of range")
-    args = _template_args(kernel, template)
-    function = compiled(name, args)
-    return function(
-        inputs=inputs,
-        template=list(args),
-        grid=grid,
-        threadgroup=threadgroup,
-        output_shapes=output_shapes,
-        output_dtypes=[DTYPES[d] for _, d in kernel.outputs],
-        init_value=init_value,
-        stream=stream if stream is not None else _default_gpu_stream(),
-    )
+    args = _template_args(kernel, {t: v for t, _, v in template})
+    return compiled(name, args), list(args), [DTYPES[d] for _, d in kernel.outputs]
 
 
 def _default_gpu_stream() -> mx.Device | None:
