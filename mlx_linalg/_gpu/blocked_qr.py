@@ -4,13 +4,15 @@ Implementation contract of ``mlx_linalg._dispatch``: validated float32 arrays in
 MLX-op building blocks also take float64), ``(outputs, failed)`` out, lazy (no host
 synchronization), batch axes kept.
 
-Each outer block column (``block`` columns) is a tall panel factored recursively
-(:func:`panel`): halves of it are factored in turn and the right half is updated by the
-left half's reflectors with matrix products, so the building block's ``qr`` (one launch of
-the one-threadgroup ``qr_panel`` kernel in ``KERNELS``, the MLX-op column loop
-``blocked_panel.qr_panel`` in ``REFERENCE``) only ever factors leaves of at most ``leaf``
-columns. T comes from one product and one triangular solve (the ``trsm_small`` kernel on
-the GPU); everything else is matrix products.
+Each outer block column (``block`` columns) is a tall panel (:func:`panel`), factored by
+the building block's ``qr`` (one launch of the one-threadgroup ``qr_panel`` kernel in
+``KERNELS``, the MLX-op column loop ``blocked_panel.qr_panel`` in ``REFERENCE``), or, with
+``leaf=``, recursively: halves of it are factored in turn and the right half is updated by
+the left half's reflectors with matrix products, so the building block only factors leaves
+of at most ``leaf`` columns. The defaults (32-column panels, no recursion) were the fastest
+on an H100 (docs/kernels-blocked-recursive.md). T comes from one product and one
+triangular solve (the ``trsm_small`` kernel on the GPU); everything else is matrix
+products.
 """
 
 from typing import NamedTuple
