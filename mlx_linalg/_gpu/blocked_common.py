@@ -147,25 +147,38 @@ def solve_block(
 ) -> mx.array:
     """op(T)⁻¹ x for one (B, b, b) diagonal block and a (B, b, K) block of any width K.
 
-    The K columns are split into tasks of :data:`TRSM_COLUMNS` (the last one zero-padded)
-    that join the batch axis, so the building block sees (B·tasks, b, b) and
-    (B·tasks, b, TRSM_COLUMNS): each task is one threadgroup of the kernel. The copies of
-    ``t`` this makes cost b² per task against b·TRSM_COLUMNS of right-hand side.
+    The K columns are split into the fewest tasks of at most :data:`TRSM_COLUMNS` columns,
+    all of one width (:func:`task_width`: K = 150 is three tasks of 50), that join the
+    batch axis, so the building block sees (B·tasks, b, b) and (B·tasks, b, width): each
+    task is one threadgroup of the kernel, and each column is solved on its own, so the
+    split does not change the result. Only when no such width divides K are the last
+    columns zero-padded (one ``pad``; fewer than ``tasks`` columns). The copies of ``t``
+    this makes cost b² per task against b·width of right-hand side.
     """
     batch, b, k = x.shape
     if k <= TRSM_COLUMNS:
         return blocks.trsm(t, x, lower=lower, trans=trans, unit=unit)
-    tasks = -(-k // TRSM_COLUMNS)
-    pad = tasks * TRSM_COLUMNS - k
+    width = task_width(k)
+    tasks = -(-k // width)
+    pad = tasks * width - k
     if pad:
-        x = mx.concatenate([x, mx.zeros((batch, b, pad), dtype=x.dtype)], axis=-1)
-    x = mx.swapaxes(x.reshape(batch, b, tasks, TRSM_COLUMNS), 1, 2)
+        x = mx.pad(x, [(0, 0), (0, 0), (0, pad)])
+    x = mx.swapaxes(x.reshape(batch, b, tasks, width), 1, 2)
     t = mx.broadcast_to(t[:, None], (batch, tasks, b, b))
     solution = blocks.trsm(
-        t.reshape(-1, b, b), x.reshape(-1, b, TRSM_COLUMNS), lower=lower, trans=trans, unit=unit
+        t.reshape(-1, b, b), x.reshape(-1, b, width), lower=lower, trans=trans, unit=unit
     )
-    solution = mx.swapaxes(solution.reshape(batch, tasks, b, TRSM_COLUMNS), 1, 2)
-    return solution.reshape(batch, b, tasks * TRSM_COLUMNS)[..., :k]
+    solution = mx.swapaxes(solution.reshape(batch, tasks, b, width), 1, 2)
+    solution = solution.reshape(batch, b, tasks * width)
+    return solution[..., :k] if pad else solution
+
+
+def task_width(k: int) -> int:
+    """Columns per substitution task for K > :data:`TRSM_COLUMNS` right-hand sides:
+    ⌈K / tasks⌉ for the fewest tasks, ⌈K / TRSM_COLUMNS⌉: K itself split evenly when
+    ``tasks`` divides it, else fewer than ``tasks`` columns of padding in all."""
+    tasks = -(-k // TRSM_COLUMNS)
+    return -(-k // tasks)
 
 
 def _large(x: mx.array, *, square: bool = True) -> bool:

@@ -1,0 +1,212 @@
+"""Launch counts of the blocked large-matrix graphs, built lazily on the CPU (issue #7).
+
+The method of docs/kernels-blocked-recursive.md ("The counting script"): each graph is built
+on one float32 n x n matrix (n right-hand sides or one) without evaluating anything, with the
+building blocks of ``blocked_common.KERNELS`` replaced by stand-ins that add no graph node
+and count one launch each, and exported with ``mx.export_to_dot``. *Nodes* are the graph's
+non-view nodes (:data:`VIEWS` not counted) plus the building-block calls; *launches* also
+count each input of a Concatenate as one copy, as MLX's GPU concatenate does. The *TF32*
+columns build the graph as on an H100 (``_precision.reduced_precision`` pretended true, so
+``needs_split`` is true: every trailing update is the split product, and QR's small
+products are elementwise).
+
+Not counted (as in that method): copies that the GPU makes of non-contiguous views, e.g.
+a kernel's ``ensure_row_contiguous`` copy of a sliced input or a reshape that cannot be a
+view.
+
+Usage: ``python tools/count_launches.py [--sizes 1024,4096] [--ops cholesky,...]``.
+"""
+
+import argparse
+import collections
+import contextlib
+import re
+import tempfile
+from collections.abc import Callable
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_linalg import _precision
+from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_qr, blocked_triangular
+from mlx_linalg._gpu.blocked_common import KERNELS, Blocks
+
+VIEWS = frozenset(
+    {
+        "Broadcast",
+        "Slice",
+        "ExpandDims",
+        "Squeeze",
+        "Reshape",
+        "Transpose",
+        "View",
+        "AsStrided",
+        "StopGradient",
+        "Depends",
+        "CustomTransforms",
+    }
+)
+OPS = (
+    "cholesky",
+    "cholesky_upper",
+    "solve_triangular",
+    "solve_triangular_1",
+    "cho_solve",
+    "cho_solve_1",
+    "lu_factor",
+    "solve",
+    "qr",
+)
+
+
+class Counts(collections.Counter):
+    """Building-block calls by name."""
+
+
+def _constant(shape: tuple, dtype) -> mx.array:
+    """A host array: a graph input, no node."""
+    return mx.array(np.zeros(shape, dtype=dtype))
+
+
+def stubs(calls: Counts) -> Blocks:
+    """``KERNELS`` with every building block replaced by a one-launch stand-in (no node)."""
+
+    def cholesky(a):
+        calls["cholesky_small"] += 1
+        return a, _constant(a.shape[:1], np.bool_)
+
+    def trsm(t, x, **_):
+        calls["trsm_small"] += 1
+        return mx.depends(x, t)
+
+    def lu_pivots(a):
+        calls["lu_panel"] += 1
+        batch, m, w = a.shape
+        perm = np.broadcast_to(np.arange(m, dtype=np.int32), (batch, m)).copy()
+        return a, mx.array(perm), _constant((batch, min(m, w)), np.int32)
+
+    def lu_join(p1, u12, p2, perm1, perm2):
+        calls["lu_join"] += 1
+        batch, m, w1 = p1.shape
+        packed = _constant((batch, m, w1 + p2.shape[-1]), np.float32)
+        return tuple(mx.depends([packed, perm1], [p1, u12, p2, perm2]))
+
+    def qr(a):
+        calls["qr_panel"] += 1
+        batch, m, w = a.shape
+        return a, _constant((batch, min(m, w)), np.float32)
+
+    return KERNELS._replace(
+        cholesky=cholesky,
+        trsm=trsm,
+        lu=lambda a: lu_pivots(a)[:2],
+        lu_pivots=lu_pivots,
+        lu_join=lu_join,
+        qr=qr,
+    )
+
+
+def graph_counts(outputs: list[mx.array]) -> tuple[int, int]:
+    """(nodes, launches) of the lazy graph of ``outputs``, building blocks not included."""
+    outputs = [x for x in outputs if x is not None]
+    with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
+        mx.export_to_dot(f.name, *outputs)
+        text = f.read()
+    labels = dict(re.findall(r'\{ (\d+) \[label ="(\w+)"', text))
+    indegree = collections.Counter(re.findall(r"-> (\d+)\n", text))
+    nodes = sum(1 for kind in labels.values() if kind not in VIEWS)
+    copies = sum(indegree[i] - 1 for i, kind in labels.items() if kind == "Concatenate")
+    return nodes, nodes + copies
+
+
+def _spd_inputs(n: int, k: int) -> tuple[mx.array, mx.array]:
+    return mx.zeros((1, n, n), dtype=mx.float32), mx.zeros((1, n, k), dtype=mx.float32)
+
+
+def builders(blocks: Blocks) -> dict[str, Callable[[int], list[mx.array]]]:
+    """Each op at the dispatcher's defaults: n -> its outputs (lazy)."""
+
+    def flat_outputs(result) -> list[mx.array]:
+        outputs, failed = result
+        return [*outputs, failed]
+
+    def triangular(n: int, k: int) -> list[mx.array]:
+        a, b = _spd_inputs(n, k)
+        return flat_outputs(
+            blocked_triangular.solve_triangular(
+                a, b, lower=True, unit_diagonal=False, trans=0, blocks=blocks
+            )
+        )
+
+    def cho_solve(n: int, k: int) -> list[mx.array]:
+        c, b = _spd_inputs(n, k)
+        return flat_outputs(blocked_triangular.cho_solve(c, b, lower=True, blocks=blocks))
+
+    def lu_factor(n: int) -> list[mx.array]:
+        packed, piv = blocked_lu.lu_factor(_spd_inputs(n, 1)[0], blocks=blocks)[0]
+        return [packed, piv]
+
+    def solve(n: int) -> list[mx.array]:
+        return flat_outputs(blocked_lu.solve(*_spd_inputs(n, n), blocks=blocks))
+
+    return {
+        "cholesky": lambda n: flat_outputs(
+            blocked_cholesky.cholesky(_spd_inputs(n, 1)[0], upper=False, blocks=blocks)
+        ),
+        "cholesky_upper": lambda n: flat_outputs(
+            blocked_cholesky.cholesky(_spd_inputs(n, 1)[0], upper=True, blocks=blocks)
+        ),
+        "solve_triangular": lambda n: triangular(n, n),
+        "solve_triangular_1": lambda n: triangular(n, 1),
+        "cho_solve": lambda n: cho_solve(n, n),
+        "cho_solve_1": lambda n: cho_solve(n, 1),
+        "lu_factor": lu_factor,
+        "solve": solve,
+        "qr": lambda n: flat_outputs(
+            blocked_qr.qr(_spd_inputs(n, 1)[0], mode="reduced", blocks=blocks)
+        ),
+    }
+
+
+@contextlib.contextmanager
+def tf32(on: bool):
+    """Within this context, float32 products count as reduced precision (as on an H100)."""
+    saved = _precision.reduced_precision
+    if on:
+        _precision.reduced_precision = lambda *_, **__: True
+    try:
+        yield
+    finally:
+        _precision.reduced_precision = saved
+
+
+def count(op: str, n: int, *, split: bool) -> dict:
+    """Kernel calls, nodes and launches of ``op`` on one n x n float32 matrix."""
+    calls = Counts()
+    with tf32(split):
+        outputs = builders(stubs(calls))[op](n)
+        nodes, launches = graph_counts(outputs)
+    kernels = sum(calls.values())
+    return {"calls": dict(calls), "nodes": nodes + kernels, "launches": launches + kernels}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1024,4096")
+    parser.add_argument("--ops", default=",".join(OPS))
+    args = parser.parse_args()
+    print("| op | n | kernel calls | nodes | launches | nodes, TF32 | launches, TF32 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for n in (int(s) for s in args.sizes.split(",")):
+        for op in args.ops.split(","):
+            plain, split = count(op, n, split=False), count(op, n, split=True)
+            calls = " + ".join(f"{v} {k}" for k, v in sorted(plain["calls"].items()))
+            print(
+                f"| {op} | {n} | {calls} | {plain['nodes']} | {plain['launches']} "
+                f"| {split['nodes']} | {split['launches']} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
