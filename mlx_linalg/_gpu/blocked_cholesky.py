@@ -7,13 +7,13 @@ synchronization), batch axes kept.
 
 import mlx.core as mx
 
-from mlx_linalg._gpu.blocked_common import (
-    BLOCK,
-    KERNELS,
-    Blocks,
-    flat,
-    solve_block,
-    subtract_product,
+from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, solve_block
+from mlx_linalg._gpu.blocked_triangular import (
+    left,
+    right,
+    split_parts,
+    subtract,
+    transposed_parts,
 )
 from mlx_linalg._gpu.reference import nan_where
 
@@ -59,7 +59,10 @@ def potrf(
         padded and concatenated per step; and ``failed`` is the last diagonal block's
         flag alone: a failed block's factor is all NaN (the building block's contract),
         so its panel, every later trailing matrix and with it every later diagonal block
-        are NaN and fail too.
+        are NaN and fail too. Where products are split (TF32 devices), each panel L21 is
+        split into hi and lo parts once for its two products (the trailing update, and the
+        coupling of the enclosing panel's solve), as ``subtract_product`` would split it,
+        so the results are the same bit for bit.
     """
     batch, n = a.shape[0], a.shape[-1]
     pieces: list[Piece] = []
@@ -73,9 +76,10 @@ def _factor(
     """Factor ``a`` (B, m, m), whose corner is (offset, offset) of the whole factor.
 
     Appends the factor's pieces to ``pieces`` and returns its leaves (each diagonal
-    block's factor and the transposed column below it within ``a``, None for the last;
-    complete when ``block <= blocks.max_n``, as in the recursive calls) and the last
-    diagonal block's failure flag (B,).
+    block's factor and the column below it within ``a`` as a left
+    ``blocked_triangular.Operand``, None for the last; complete when
+    ``block <= blocks.max_n``, as in the recursive calls) and the last diagonal block's
+    failure flag (B,).
     """
     m = a.shape[-1]
     trailing = a
@@ -90,17 +94,19 @@ def _factor(
             diagonal_leaves = [(l11, None)]
         else:
             diagonal_leaves, failed = _factor(blocks, diagonal, blocks.max_n, corner, pieces)
-        l21t = None
+        below = None
         if start + width < m:
             # L21 = A21 L11⁻ᵀ, i.e. L21ᵀ = L11⁻¹ A21ᵀ: the panel's rows are right-hand sides.
             panel = mx.swapaxes(trailing[:, width:, :width], -1, -2)
             l21t = _forward(blocks, diagonal_leaves, panel)
             pieces.append((corner + width, corner, l21t, True))
-            trailing = subtract_product(
-                trailing[:, width:, width:], mx.swapaxes(l21t, -1, -2), l21t
-            )
+            # L21 split once for its products: this update and, in a recursive call, the
+            # panel solve's coupling (blocked_triangular.Operand).
+            parts = split_parts(l21t)
+            below = left(mx.swapaxes(l21t, -1, -2), transposed_parts(parts))
+            trailing = subtract(trailing[:, width:, width:], below, right(l21t, parts))
         if width <= blocks.max_n:
-            leaves.append((l11, l21t))
+            leaves.append((l11, below))
     return leaves, failed
 
 
@@ -116,7 +122,7 @@ def _forward(blocks: Blocks, leaves: list, x: mx.array) -> mx.array:
         xk = solve_block(blocks, diagonal, rhs, lower=True, trans=False, unit=False)
         solved.append(xk)
         if rest.shape[1]:
-            rest = subtract_product(rest, mx.swapaxes(below, -1, -2), xk)
+            rest = subtract(rest, below, right(xk))
     return mx.concatenate(solved, axis=1) if len(solved) > 1 else solved[0]
 
 

@@ -5,8 +5,11 @@ MLX-op building blocks also take float64), ``(outputs, failed)`` out, lazy (no h
 synchronization), batch axes kept.
 """
 
+from typing import NamedTuple
+
 import mlx.core as mx
 
+from mlx_linalg import _precision
 from mlx_linalg._gpu.blocked_common import (
     BLOCK,
     KERNELS,
@@ -18,6 +21,63 @@ from mlx_linalg._gpu.blocked_common import (
 from mlx_linalg._gpu.reference import nan_where
 
 
+class Operand(NamedTuple):
+    """An operand of ``c - a @ b`` (:func:`subtract`) with its split formed once.
+
+    Attributes:
+        value: the operand.
+        hi: its hi part where float32 products are split (``_precision.needs_split``),
+            else None.
+        pair: the operand of the split's correction product: [a_hi, a_lo] (..., M, 2K)
+            for a left operand, [b_lo; b_hi] (..., 2K, N) for a right one; None with hi.
+    """
+
+    value: mx.array
+    hi: mx.array | None = None
+    pair: mx.array | None = None
+
+
+def split_parts(x: mx.array) -> tuple[mx.array, mx.array] | None:
+    """(hi, lo) of float32 ``x`` where float32 products are split, else None: the split
+    ``subtract_product`` forms for each operand, formed once for an array that several
+    products read (a triangular matrix's couplings, a Cholesky panel)."""
+    if x.dtype == mx.float32 and _precision.needs_split():
+        return _precision._split(x)  # the split of subtract_product's split_operands
+    return None
+
+
+def transposed_parts(parts: tuple | None) -> tuple | None:
+    """The split parts of ``x`` as those of its transpose (``mx.swapaxes(x, -1, -2)``)."""
+    return None if parts is None else tuple(mx.swapaxes(p, -1, -2) for p in parts)
+
+
+def left(a: mx.array, parts: tuple | None = None) -> Operand:
+    """``a`` as the left operand, with ``parts`` (its :func:`split_parts`) if given."""
+    parts = split_parts(a) if parts is None else parts
+    if parts is None:
+        return Operand(a)
+    hi, lo = parts
+    return Operand(a, hi, _precision._pair(hi, lo, -1))
+
+
+def right(b: mx.array, parts: tuple | None = None) -> Operand:
+    """``b`` as the right operand, with ``parts`` (its :func:`split_parts`) if given."""
+    parts = split_parts(b) if parts is None else parts
+    if parts is None:
+        return Operand(b)
+    hi, lo = parts
+    return Operand(b, hi, _precision._pair(lo, hi, -2))
+
+
+def subtract(c: mx.array, a: Operand, b: Operand) -> mx.array:
+    """``subtract_product(c, a.value, b.value)``, the same ops (so the same result, bit for
+    bit), with the operands' splits as given instead of formed for this product."""
+    if c.dtype == mx.float32 and a.hi is not None and b.hi is not None:
+        c = mx.addmm(c, a.hi, b.hi, alpha=-1.0)
+        return mx.addmm(c, a.pair, b.pair, alpha=-1.0)
+    return subtract_product(c, a.value, b.value)
+
+
 def trsm(
     blocks: Blocks,
     a: mx.array,
@@ -27,26 +87,46 @@ def trsm(
     trans: bool,
     unit: bool,
     block: int = BLOCK,
+    parts: tuple | None = None,
 ) -> mx.array:
     """op(A)⁻¹ X for (B, n, n) triangular ``a`` and (B, n, K) ``x``, blocked.
 
     Only the triangle of ``a`` named by ``lower`` is read; op(A) = Aᵀ when ``trans``;
     ``unit`` assumes a unit diagonal. A zero diagonal entry makes that matrix's result
-    non-finite (the caller marks it failed).
+    non-finite (the caller marks it failed). ``parts``: ``a``'s :func:`split_parts`, when
+    the caller has them (``cho_solve`` splits its factor once for both solves).
 
     Notes:
         Right-looking blocked substitution (LAPACK dtrsm's blocked form, Golub & Van Loan,
         Matrix Computations 4th ed., §3.1.4): with op(A) lower, for each block row k,
         X_k = op(A)_kk⁻¹ R_k by the diagonal-block building block (substitution, never an
         explicit inverse), then R_{k+1:} -= op(A)_{k+1:,k} X_k by a float32-accurate matrix
-        product (``subtract_product``); op(A) upper runs the same from the last block up.
-        A diagonal block larger than the building blocks take (``blocks.max_n``) is solved
-        the same way with blocks of that size. n²K flops, all but n·block·K of them in the
-        products. op(A) = Aᵀ is a transposed view of ``a``.
+        product (``subtract_product``'s ops); op(A) upper runs the same from the last block
+        up. A diagonal block larger than the building blocks take (``blocks.max_n``) is
+        solved the same way with blocks of that size. n²K flops, all but n·block·K of them
+        in the products. op(A) = Aᵀ is a transposed view of ``a``. Where products are split
+        (TF32 devices), ``a`` is split into hi and lo parts once, and each coupling block's
+        parts are slices of those (two launches fewer per product).
     """
     n = a.shape[-1]
-    t = mx.swapaxes(a, -1, -2) if trans else a
-    forward = lower != trans  # op(A) is lower triangular
+    if parts is None and n > min(block, blocks.max_n):
+        parts = split_parts(a)
+    t, t_parts = (mx.swapaxes(a, -1, -2), transposed_parts(parts)) if trans else (a, parts)
+    return _solve(blocks, t, t_parts, x, forward=lower != trans, unit=unit, block=block)
+
+
+def _solve(
+    blocks: Blocks,
+    t: mx.array,
+    parts: tuple | None,
+    x: mx.array,
+    *,
+    forward: bool,
+    unit: bool,
+    block: int,
+) -> mx.array:
+    """:func:`trsm` of op(A) = ``t`` (lower when ``forward``), ``parts`` its split or None."""
+    n = t.shape[-1]
     starts = list(range(0, n, block))
     if not forward:
         starts.reverse()
@@ -62,13 +142,16 @@ def trsm(
         if stop - start <= blocks.max_n:
             xk = solve_block(blocks, diagonal, rhs, lower=forward, trans=False, unit=unit)
         else:
-            xk = trsm(
-                blocks, diagonal, rhs, lower=forward, trans=False, unit=unit, block=blocks.max_n
+            inner = None if parts is None else tuple(p[:, start:stop, start:stop] for p in parts)
+            xk = _solve(
+                blocks, diagonal, inner, rhs, forward=forward, unit=unit, block=blocks.max_n
             )
         solved.append(xk)
         if rest.shape[1]:
-            coupling = t[:, stop:, start:stop] if forward else t[:, :start, start:stop]
-            rest = subtract_product(rest, coupling, xk)
+            rows = slice(stop, None) if forward else slice(None, start)
+            coupling = t[:, rows, start:stop]
+            pieces = None if parts is None else tuple(p[:, rows, start:stop] for p in parts)
+            rest = subtract(rest, left(coupling, pieces), right(xk))
     if not forward:
         solved.reverse()
     return mx.concatenate(solved, axis=1) if len(solved) > 1 else solved[0]
@@ -138,7 +221,8 @@ def cho_solve(
         scipy.linalg.cho_solve
     """
     cf, bf = flat(c), flat(b)
-    y = trsm(blocks, cf, bf, lower=lower, trans=not lower, unit=False, block=block)
-    x = trsm(blocks, cf, y, lower=lower, trans=lower, unit=False, block=block)
+    parts = split_parts(cf) if c.shape[-1] > min(block, blocks.max_n) else None
+    y = trsm(blocks, cf, bf, lower=lower, trans=not lower, unit=False, block=block, parts=parts)
+    x = trsm(blocks, cf, y, lower=lower, trans=lower, unit=False, block=block, parts=parts)
     failed = _zero_diagonal(cf)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(c.shape[:-2])
