@@ -1,0 +1,170 @@
+"""Launch counts of the blocked Cholesky and triangular-solve graphs (issue #7), and the
+pieces that cut them: counted on the CPU by tools/count_launches.py (lazy graphs, building
+blocks stubbed, nothing evaluated), so a change that adds launches shows here. Counts, not
+timings."""
+
+import importlib.util
+import pathlib
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from matrices import as64, as_mlx
+
+from mlx_linalg import _precision
+from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_triangular
+from mlx_linalg._gpu.blocked_common import REFERENCE
+
+_TOOL = pathlib.Path(__file__).resolve().parents[1] / "tools" / "count_launches.py"
+_SPEC = importlib.util.spec_from_file_location("count_launches", _TOOL)
+count_launches = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(count_launches)
+
+# (op, n): (kernel calls, largest launches, largest launches with TF32 split products).
+# Measured when written (plain / TF32): cholesky 108 / 211, solve_triangular 63 / 140,
+# cho_solve 118 / 270; before issue #7's cuts 291 / 445, 63 / 168 and 118 / 328.
+BOUNDS = {
+    ("cholesky", 1024): ({"cholesky_small": 16, "trsm_small": 22}, 110, 215),
+    ("cholesky_upper", 1024): ({"cholesky_small": 16, "trsm_small": 22}, 110, 215),
+    ("solve_triangular", 1024): ({"trsm_small": 16}, 65, 145),
+    ("solve_triangular_1", 1024): ({"trsm_small": 16}, 65, 145),
+    ("cho_solve", 1024): ({"trsm_small": 32}, 120, 275),
+}
+
+
+@pytest.mark.parametrize(("op", "n"), list(BOUNDS))
+def test_launch_counts_stay_bounded(op, n):
+    calls, plain_bound, split_bound = BOUNDS[(op, n)]
+    plain = count_launches.count(op, n, split=False)
+    split = count_launches.count(op, n, split=True)
+    assert plain["calls"] == calls
+    assert split["calls"] == calls
+    assert plain["launches"] <= plain_bound
+    assert split["launches"] <= split_bound
+    assert plain["nodes"] <= plain["launches"] <= split["launches"]
+
+
+def test_cholesky_launches_grow_by_a_fixed_count_per_step():
+    """Per outer step of 128 columns: the kernels (2 cholesky_small, 3 trsm_small), three
+    products, two copies for the panel's concatenation and four slice updates (the pieces);
+    nothing that grows with the step's index."""
+    small = count_launches.count("cholesky", 1024, split=False)
+    large = count_launches.count("cholesky", 2048, split=False)
+    per_step = (large["launches"] - small["launches"]) / 8
+    assert per_step <= 14
+
+
+def test_count_method_counts_concatenation_copies():
+    """The counting method itself: a three-input concatenation is three launches (one
+    node), an addition one, views none (``a`` is a host array: no node)."""
+    a = mx.array(np.zeros((1, 4, 4), dtype=np.float32))
+    nodes, launches = count_launches.graph_counts(
+        [mx.concatenate([a[:, :1], a[:, 1:2] + 1, mx.swapaxes(a, 1, 2)[:, 2:]], axis=1)]
+    )
+    assert (nodes, launches) == (2, 4)
+
+
+def _spd(rng, batch, n):
+    g = rng.standard_normal((batch, n, n))
+    return g @ np.swapaxes(g, -1, -2) / n + np.eye(n)
+
+
+@pytest.mark.parametrize("dtype", [mx.float64, mx.float32])
+@pytest.mark.parametrize("block", [16, 128])
+def test_cholesky_failed_flag_from_the_last_block(rng, dtype, block):
+    """``failed`` is the last diagonal block's flag: a failure in any block (first, middle,
+    last, inside a recursive diagonal block; NaN, Inf, indefinite) reaches it by NaN, and
+    the other matrices of the batch are untouched."""
+    n = 150
+    a = _spd(rng, 7, n)
+    a[1, 0, 0] = -1.0  # first block
+    a[2, 70, 70] = -1e3  # a middle block (inside the first 128-block's second leaf)
+    a[3, n - 1, n - 1] = -1e3  # the last block
+    a[4, 90, 3] = np.nan  # below the diagonal, in a panel
+    a[5, n - 1, 20] = np.inf
+    (factor,), failed = blocked_cholesky.cholesky(
+        as_mlx(a, dtype), upper=False, blocks=REFERENCE, block=block
+    )
+    expected = [False, True, True, True, True, True, False]
+    assert np.asarray(failed).tolist() == expected
+    f = as64(factor)
+    assert np.all(np.isnan(f[1:6]))
+    for i in (0, 6):
+        np.testing.assert_allclose(f[i], np.linalg.cholesky(a[i]), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_cholesky_factor_is_triangular_and_contiguous_pieces(rng, upper):
+    """The pieces written into one zero array give the triangular factor (zeros on the
+    other side exactly), in the requested orientation."""
+    n = 200
+    a = _spd(rng, 2, n)
+    (factor,), _ = blocked_cholesky.cholesky(
+        as_mlx(a, mx.float64), upper=upper, blocks=REFERENCE, block=128
+    )
+    f = as64(factor)
+    lower = np.linalg.cholesky(a)
+    expected = np.swapaxes(lower, -1, -2) if upper else lower
+    np.testing.assert_allclose(f, expected, rtol=1e-10, atol=1e-12)
+    zeros = np.tril(f, -1) if upper else np.triu(f, 1)
+    assert not np.any(zeros)
+
+
+def test_split_operands_formed_once_equal_subtract_product(rng):
+    """With split products (TF32 pretended), ``subtract`` with operands split once gives
+    ``subtract_product``'s result bit for bit, transposed operands included."""
+    c = as_mlx(rng.standard_normal((2, 70, 50)), mx.float32)
+    xt = as_mlx(rng.standard_normal((2, 30, 70)), mx.float32)
+    b = as_mlx(rng.standard_normal((2, 30, 50)), mx.float32)
+    saved = _precision.reduced_precision
+    _precision.reduced_precision = lambda *_, **__: True
+    try:
+        parts = blocked_triangular.split_parts(xt)
+        assert parts is not None
+        a = blocked_triangular.left(
+            mx.swapaxes(xt, -1, -2), blocked_triangular.transposed_parts(parts)
+        )
+        ours = blocked_triangular.subtract(c, a, blocked_triangular.right(b))
+        theirs = blocked_common.subtract_product(c, mx.swapaxes(xt, -1, -2), b)
+        mx.eval(ours, theirs)
+    finally:
+        _precision.reduced_precision = saved
+    assert np.array_equal(np.asarray(ours).view(np.uint32), np.asarray(theirs).view(np.uint32))
+    plain = blocked_common.subtract_product(c, mx.swapaxes(xt, -1, -2), b)
+    assert not np.array_equal(np.asarray(ours), np.asarray(plain))  # the split path ran
+
+
+@pytest.mark.parametrize(("k", "width"), [(65, 33), (128, 64), (130, 44), (150, 50), (4032, 64)])
+def test_task_widths(k, width):
+    assert blocked_common.task_width(k) == width
+
+
+@pytest.mark.parametrize("k", [130, 150])
+def test_solve_block_tasks_one_call(rng, k):
+    """One building-block call over (B·tasks, b, width), evenly split (150) or padded by
+    fewer than ``tasks`` columns (130), each column solved as on its own."""
+    shapes = []
+
+    def trsm(t, x, **kw):
+        shapes.append((t.shape, x.shape))
+        return REFERENCE.trsm(t, x, **kw)
+
+    b = 20
+    t = np.tril(rng.standard_normal((2, b, b))) + 4 * np.eye(b)
+    rhs = rng.standard_normal((2, b, k))
+    x = blocked_common.solve_block(
+        REFERENCE._replace(trsm=trsm),
+        as_mlx(t, mx.float64),
+        as_mlx(rhs, mx.float64),
+        lower=True,
+        trans=False,
+        unit=False,
+    )
+    tasks = 3
+    width = blocked_common.task_width(k)
+    assert shapes == [((2 * tasks, b, b), (2 * tasks, b, width))]
+    assert x.shape == (2, b, k)
+    alone = REFERENCE.trsm(
+        as_mlx(t, mx.float64), as_mlx(rhs, mx.float64), lower=True, trans=False, unit=False
+    )
+    assert np.array_equal(as64(x), as64(alone))
