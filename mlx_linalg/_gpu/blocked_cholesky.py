@@ -39,12 +39,11 @@ def potrf(
         L_{k+1:,k} = A_{k+1:,k} L_kk⁻ᵀ as a substitution with the panel's rows as
         right-hand sides (never an explicit inverse, so the panel is as accurate as
         LAPACK's dtrsm); A_{k+1:,k+1:} -= L_{k+1:,k} L_{k+1:,k}ᵀ by a float32-accurate
-        matrix product (``subtract_product``). A diagonal block larger than the building
-        blocks take (``blocks.max_n``) is factored by this algorithm with blocks of that
-        size, so every leaf is one kernel launch, and the panel's substitution runs over
-        those leaves (the diagonal blocks and the columns below them as they came out).
-        n³/3 flops in LAPACK; here the trailing product forms the full square instead of
-        one triangle (MLX has no syrk), about 2n³/3.
+        matrix product (``subtract_product``'s ops). A block column wider than the
+        building blocks take (``blocks.max_n``) is factored in leaves of that width, each
+        leaf's substitution covering every row below it (:func:`_panel`), so every leaf is
+        one kernel launch. n³/3 flops in LAPACK; here the trailing product forms the full
+        square instead of one triangle (MLX has no syrk), about 2n³/3.
 
         Right-looking rather than left-looking because each step's trailing update is one
         large product of shape (n-k) x b x (n-k), the shape GPUs multiply fastest; a
@@ -52,78 +51,84 @@ def potrf(
         parallelizes poorly. The trailing matrix is its own, shrinking array (the fused
         update reads and writes it once per step, with no copy of the whole matrix).
 
-        Launches (issue #7: the graph is launch-bound on the GPU): the building blocks'
-        factors are lower triangular with zeros above (their contract), so no ``tril``;
-        the pieces (each leaf's diagonal block and each panel, as the kernels wrote them)
-        are written once into one zero n x n array, one slice update each, instead of
-        padded and concatenated per step; and ``failed`` is the last diagonal block's
-        flag alone: a failed block's factor is all NaN (the building block's contract),
-        so its panel, every later trailing matrix and with it every later diagonal block
-        are NaN and fail too. Where products are split (TF32 devices), each panel L21 is
-        split into hi and lo parts once for its two products (the trailing update, and the
-        coupling of the enclosing panel's solve), as ``subtract_product`` would split it,
-        so the results are the same bit for bit.
+        Launches (issue #7: the graph is launch-bound on the GPU; counts in
+        docs/kernels-blocked.md): the building blocks' factors are lower triangular with
+        zeros above (their contract), so no ``tril``; the pieces (each leaf's factor and
+        the substitution below it, as the kernels wrote them) are written once into one
+        zero n x n array, one slice update each, instead of padded and concatenated per
+        step; ``failed`` is the last leaf's flag alone: a failed leaf's factor is all NaN
+        (the building block's contract), so the substitution below it, every later
+        trailing matrix and with it every later leaf are NaN and fail too; and where
+        products are split (TF32 devices) each substitution's result is split into hi
+        and lo parts once for its products. On the CPU the result is the earlier
+        per-step graph's bit for bit; with split products the two correction terms of
+        a leaf's coupling product are summed in the other order (rounding level).
     """
     batch, n = a.shape[0], a.shape[-1]
     pieces: list[Piece] = []
-    _, failed = _factor(blocks, a, block, 0, pieces)
+    trailing = a
+    for start in range(0, n, block):
+        width = min(block, n - start)
+        below, failed = _panel(blocks, trailing[:, :, :width], start, pieces)
+        if below is not None:
+            parts = split_parts(below)
+            trailing = subtract(
+                trailing[:, width:, width:],
+                left(mx.swapaxes(below, -1, -2), transposed_parts(parts)),
+                right(below, parts),
+            )
     return nan_where(failed, _assemble(pieces, batch, n, a.dtype, upper)), failed
 
 
-def _factor(
-    blocks: Blocks, a: mx.array, block: int, offset: int, pieces: list[Piece]
-) -> tuple[list, mx.array]:
-    """Factor ``a`` (B, m, m), whose corner is (offset, offset) of the whole factor.
+def _panel(
+    blocks: Blocks, panel: mx.array, corner: int, pieces: list[Piece]
+) -> tuple[mx.array | None, mx.array]:
+    """Factor one block column: the (B, m, w) panel of the trailing matrix whose top
+    square is the diagonal block at (corner, corner) of the whole factor.
 
-    Appends the factor's pieces to ``pieces`` and returns its leaves (each diagonal
-    block's factor and the column below it within ``a`` as a left
-    ``blocked_triangular.Operand``, None for the last; complete when
-    ``block <= blocks.max_n``, as in the recursive calls) and the last diagonal block's
-    failure flag (B,).
+    Appends its pieces to ``pieces``; returns Lᵀ's part right of the diagonal block,
+    (B, w, m - w) (None where m = w), and the last leaf's failure flag (B,).
+
+    Notes:
+        In leaves of ``blocks.max_n`` columns (one leaf when w <= max_n): L_jj =
+        chol(A_jj); then X_j = L_jj⁻¹ A_{j+1:,j}ᵀ (L's rows below the leaf, transposed)
+        by one substitution whose right-hand sides are the rows inside the block and
+        below it together; then the block's columns right of the leaf, all rows below
+        it, less L_{j+1:,j} L_{j+1:w,j}ᵀ by one product. The same arithmetic as factoring
+        the diagonal block first and then solving the panel against it (dpotrf with
+        dtrsm's blocked loop), in fewer launches: one substitution and one product per
+        leaf instead of two each.
     """
-    m = a.shape[-1]
-    trailing = a
-    leaves: list = []
-    for start in range(0, m, block):
-        width = min(block, m - start)
-        corner = offset + start
-        diagonal = trailing[:, :width, :width]
-        if width <= blocks.max_n:
-            l11, failed = blocks.cholesky(diagonal)
-            pieces.append((corner, corner, l11, False))
-            diagonal_leaves = [(l11, None)]
-        else:
-            diagonal_leaves, failed = _factor(blocks, diagonal, blocks.max_n, corner, pieces)
-        below = None
-        if start + width < m:
-            # L21 = A21 L11⁻ᵀ, i.e. L21ᵀ = L11⁻¹ A21ᵀ: the panel's rows are right-hand sides.
-            panel = mx.swapaxes(trailing[:, width:, :width], -1, -2)
-            l21t = _forward(blocks, diagonal_leaves, panel)
-            pieces.append((corner + width, corner, l21t, True))
-            # L21 split once for its products: this update and, in a recursive call, the
-            # panel solve's coupling (blocked_triangular.Operand).
-            parts = split_parts(l21t)
-            below = left(mx.swapaxes(l21t, -1, -2), transposed_parts(parts))
-            trailing = subtract(trailing[:, width:, width:], below, right(l21t, parts))
-        if width <= blocks.max_n:
-            leaves.append((l11, below))
-    return leaves, failed
-
-
-def _forward(blocks: Blocks, leaves: list, x: mx.array) -> mx.array:
-    """L⁻¹ x for the lower triangular L given by its leaves (``_factor``'s): for each
-    diagonal block, its substitution, then the rows below less the column below it times
-    the solution (as ``blocked_triangular.trsm`` with blocks of the leaves' width)."""
-    rest = x
-    solved = []
-    for diagonal, below in leaves:
-        width = diagonal.shape[-1]
-        rhs, rest = rest[:, :width], rest[:, width:]
-        xk = solve_block(blocks, diagonal, rhs, lower=True, trans=False, unit=False)
-        solved.append(xk)
-        if rest.shape[1]:
-            rest = subtract(rest, below, right(xk))
-    return mx.concatenate(solved, axis=1) if len(solved) > 1 else solved[0]
+    m, w = panel.shape[1:]
+    rest = panel
+    below = []
+    for start in range(0, w, blocks.max_n):
+        width = min(blocks.max_n, w - start)
+        l11, failed = blocks.cholesky(rest[:, :width, :width])
+        pieces.append((corner + start, corner + start, l11, False))
+        if width == rest.shape[1]:
+            break
+        xt = solve_block(
+            blocks,
+            l11,
+            mx.swapaxes(rest[:, width:, :width], -1, -2),
+            lower=True,
+            trans=False,
+            unit=False,
+        )
+        pieces.append((corner + start + width, corner + start, xt, True))
+        columns = w - start - width  # of the block, right of this leaf
+        if columns:
+            parts = split_parts(xt)
+            rest = subtract(
+                rest[:, width:, width:],
+                left(mx.swapaxes(xt, -1, -2), transposed_parts(parts)),
+                right(xt[:, :, :columns], parts and tuple(p[:, :, :columns] for p in parts)),
+            )
+        below.append(xt[:, :, columns:])
+    if not below:
+        return None, failed
+    return (mx.concatenate(below, axis=1) if len(below) > 1 else below[0]), failed
 
 
 def _assemble(pieces: list[Piece], batch: int, n: int, dtype: mx.Dtype, upper: bool) -> mx.array:
