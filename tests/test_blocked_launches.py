@@ -134,15 +134,18 @@ def test_split_operands_formed_once_equal_subtract_product(rng):
     assert not np.array_equal(np.asarray(ours), np.asarray(plain))  # the split path ran
 
 
-@pytest.mark.parametrize(("k", "width"), [(65, 33), (128, 64), (130, 44), (150, 50), (4032, 64)])
+@pytest.mark.parametrize(
+    ("k", "width"), [(65, 33), (128, 64), (130, 26), (131, 44), (150, 50), (1000, 50), (4032, 64)]
+)
 def test_task_widths(k, width):
     assert blocked_common.task_width(k) == width
 
 
-@pytest.mark.parametrize("k", [130, 150])
+@pytest.mark.parametrize("k", [131, 150])
 def test_solve_block_tasks_one_call(rng, k):
-    """One building-block call over (B·tasks, b, width), evenly split (150) or padded by
-    fewer than ``tasks`` columns (130), each column solved as on its own."""
+    """One building-block call over (B·tasks, b, width), evenly split (150: 3 x 50) or
+    padded by fewer than ``tasks`` columns (131: 3 x 44), each column solved as on its
+    own (the same bits as one call on all K columns)."""
     shapes = []
 
     def trsm(t, x, **kw):

@@ -147,12 +147,12 @@ def solve_block(
 ) -> mx.array:
     """op(T)⁻¹ x for one (B, b, b) diagonal block and a (B, b, K) block of any width K.
 
-    The K columns are split into the fewest tasks of at most :data:`TRSM_COLUMNS` columns,
-    all of one width (:func:`task_width`: K = 150 is three tasks of 50), that join the
-    batch axis, so the building block sees (B·tasks, b, b) and (B·tasks, b, width): each
-    task is one threadgroup of the kernel, and each column is solved on its own, so the
-    split does not change the result. Only when no such width divides K are the last
-    columns zero-padded (one ``pad``; fewer than ``tasks`` columns). The copies of ``t``
+    The K columns are split into tasks of at most :data:`TRSM_COLUMNS` columns, all of
+    one width (:func:`task_width`: K = 150 is three tasks of 50), that join the batch
+    axis, so the building block sees (B·tasks, b, b) and (B·tasks, b, width): each task
+    is one threadgroup of the kernel, and each column is solved on its own, so the split
+    does not change the result. Only when no such width divides K are the last
+    columns zero-padded (one ``pad`` of fewer than ``tasks`` columns). The copies of ``t``
     this makes cost b² per task against b·width of right-hand side.
     """
     batch, b, k = x.shape
@@ -174,10 +174,17 @@ def solve_block(
 
 
 def task_width(k: int) -> int:
-    """Columns per substitution task for K > :data:`TRSM_COLUMNS` right-hand sides:
-    ⌈K / tasks⌉ for the fewest tasks, ⌈K / TRSM_COLUMNS⌉: K itself split evenly when
-    ``tasks`` divides it, else fewer than ``tasks`` columns of padding in all."""
+    """Columns per substitution task for K > :data:`TRSM_COLUMNS` right-hand sides.
+
+    The widest width that splits K exactly into between ⌈K / TRSM_COLUMNS⌉ and twice as
+    many tasks (K = 1000: 20 tasks of 50), so that no padding is needed; where there is
+    none (K prime, say), ⌈K / tasks⌉ for the fewest tasks, with fewer than ``tasks``
+    columns of padding.
+    """
     tasks = -(-k // TRSM_COLUMNS)
+    for count in range(tasks, 2 * tasks + 1):
+        if k % count == 0:
+            return k // count
     return -(-k // tasks)
 
 
