@@ -9,6 +9,7 @@ import pathlib
 import mlx.core as mx
 import numpy as np
 import pytest
+from kernel_emulation import emulate, needs_emulation
 from matrices import as64, as_mlx
 
 from mlx_linalg import _precision
@@ -171,3 +172,67 @@ def test_solve_block_tasks_one_call(rng, k):
         as_mlx(t, mx.float64), as_mlx(rhs, mx.float64), lower=True, trans=False, unit=False
     )
     assert np.array_equal(as64(x), as64(alone))
+
+
+def _emulated_trsm(t, x, *, lower, trans, unit):
+    """The ``trsm_small`` kernel body run on the CPU (tools/metal_check/emulate.py)."""
+    batch = t.shape[0]
+    out, _ = emulate.run(
+        "trsm_small",
+        [np.asarray(t), np.asarray(x)],
+        template={"NMAX": 64, "LOWER": lower, "TRANS": trans, "UNIT": unit},
+        grid=(batch * 64, 1, 1),
+        threadgroup=(64, 1, 1),
+        output_shapes=[tuple(x.shape), (batch,)],
+    )
+    return mx.array(out)
+
+
+@needs_emulation
+@pytest.mark.parametrize("k", [131, 150])
+def test_task_split_keeps_the_kernels_bits(rng, k):
+    """The ``trsm_small`` kernel solves each column on its own: split into tasks (150 = 3 x
+    50; 131 = 3 x 44 with one padded column) or not, the same bits."""
+    b = 64
+    t = (np.tril(rng.standard_normal((1, b, b))) + 4 * np.eye(b)).astype(np.float32)
+    rhs = rng.standard_normal((1, b, k)).astype(np.float32)
+    blocks = REFERENCE._replace(trsm=_emulated_trsm)
+    split = blocked_common.solve_block(
+        blocks, mx.array(t), mx.array(rhs), lower=True, trans=False, unit=False
+    )
+    whole = _emulated_trsm(mx.array(t), mx.array(rhs), lower=True, trans=False, unit=False)
+    assert np.array_equal(np.asarray(split).view(np.uint32), np.asarray(whole).view(np.uint32))
+
+
+def _emulated_cholesky(a):
+    batch, n = a.shape[0], a.shape[-1]
+    factor, failed = emulate.run(
+        "cholesky_small",
+        [np.asarray(a)],
+        template={"NMAX": 64, "UPPER": False},
+        grid=(batch * 64, 1, 1),
+        threadgroup=(64, 1, 1),
+        output_shapes=[(batch, n, n), (batch,)],
+    )
+    return mx.array(factor), mx.array(failed.astype(bool))
+
+
+@needs_emulation
+def test_blocked_cholesky_on_the_emulated_kernels(rng):
+    """The kernels' contract that the graph relies on (no ``tril``, ``failed`` from the last
+    leaf): with the emulated ``cholesky_small`` and ``trsm_small`` bodies as building blocks,
+    the factor has exact zeros above the diagonal, a failure in the first leaf reaches the
+    last one, and the healthy matrix matches LAPACK."""
+    n = 150
+    a = _spd(rng, 3, n).astype(np.float32)
+    a[1, 3, 3] = -1.0
+    a[2, 100, 7] = np.nan
+    blocks = REFERENCE._replace(cholesky=_emulated_cholesky, trsm=_emulated_trsm)
+    (factor,), failed = blocked_cholesky.cholesky(
+        mx.array(a), upper=False, blocks=blocks, block=128
+    )
+    assert np.asarray(failed).tolist() == [False, True, True]
+    f = np.asarray(factor)
+    assert np.all(np.isnan(f[1:]))
+    assert not np.any(np.triu(f[0], 1))
+    np.testing.assert_allclose(f[0], np.linalg.cholesky(a[0].astype(np.float64)), atol=1e-4)
