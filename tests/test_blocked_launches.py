@@ -22,14 +22,14 @@ count_launches = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(count_launches)
 
 # (op, n): (kernel calls, largest launches, largest launches with TF32 split products).
-# Measured when written (plain / TF32): cholesky 94 / 169, solve_triangular 63 / 140,
-# cho_solve 118 / 270; before issue #7's cuts 291 / 445, 63 / 168 and 118 / 328.
+# Measured when written (plain / TF32): cholesky 94 / 169, solve_triangular 60 / 137,
+# cho_solve 115 / 267; before issue #7's cuts 291 / 445, 63 / 168 and 118 / 328.
 BOUNDS = {
     ("cholesky", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 96, 172),
     ("cholesky_upper", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 96, 172),
-    ("solve_triangular", 1024): ({"trsm_small": 16}, 65, 145),
-    ("solve_triangular_1", 1024): ({"trsm_small": 16}, 65, 145),
-    ("cho_solve", 1024): ({"trsm_small": 32}, 120, 275),
+    ("solve_triangular", 1024): ({"trsm_small": 16}, 62, 140),
+    ("solve_triangular_1", 1024): ({"trsm_small": 16}, 62, 140),
+    ("cho_solve", 1024): ({"trsm_small": 32}, 117, 270),
 }
 
 

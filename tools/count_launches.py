@@ -14,7 +14,9 @@ Not counted (as in that method): copies that the GPU makes of non-contiguous vie
 a kernel's ``ensure_row_contiguous`` copy of a sliced input or a reshape that cannot be a
 view.
 
-Usage: ``python tools/count_launches.py [--sizes 1024,4096] [--ops cholesky,...]``.
+Usage: ``python tools/count_launches.py [--sizes 1024,4096] [--ops cholesky,...] [--kinds]``
+(``--kinds``: the TF32 launches by primitive). An older revision's counts: run this script
+with ``PYTHONPATH`` set to that revision's tree (``git archive REV mlx_linalg metal``).
 """
 
 import argparse
@@ -106,17 +108,32 @@ def stubs(calls: Counts) -> Blocks:
     )
 
 
-def graph_counts(outputs: list[mx.array]) -> tuple[int, int]:
-    """(nodes, launches) of the lazy graph of ``outputs``, building blocks not included."""
+def _graph(outputs: list[mx.array]) -> tuple[dict, collections.Counter]:
+    """The graph's primitives by node id, and each node's number of inputs."""
     outputs = [x for x in outputs if x is not None]
     with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
         mx.export_to_dot(f.name, *outputs)
         text = f.read()
     labels = dict(re.findall(r'\{ (\d+) \[label ="(\w+)"', text))
-    indegree = collections.Counter(re.findall(r"-> (\d+)\n", text))
+    return labels, collections.Counter(re.findall(r"-> (\d+)\n", text))
+
+
+def graph_counts(outputs: list[mx.array]) -> tuple[int, int]:
+    """(nodes, launches) of the lazy graph of ``outputs``, building blocks not included."""
+    labels, indegree = _graph(outputs)
     nodes = sum(1 for kind in labels.values() if kind not in VIEWS)
     copies = sum(indegree[i] - 1 for i, kind in labels.items() if kind == "Concatenate")
     return nodes, nodes + copies
+
+
+def graph_kinds(outputs: list[mx.array]) -> collections.Counter:
+    """Launches of the lazy graph of ``outputs`` by primitive (views left out)."""
+    labels, indegree = _graph(outputs)
+    kinds = collections.Counter(kind for kind in labels.values() if kind not in VIEWS)
+    kinds["Concatenate"] += sum(
+        indegree[i] - 1 for i, kind in labels.items() if kind == "Concatenate"
+    )
+    return +kinds
 
 
 def _spd_inputs(n: int, k: int) -> tuple[mx.array, mx.array]:
@@ -181,19 +198,29 @@ def tf32(on: bool):
 
 
 def count(op: str, n: int, *, split: bool) -> dict:
-    """Kernel calls, nodes and launches of ``op`` on one n x n float32 matrix."""
+    """Kernel calls, nodes and launches (and launches by primitive: ``kinds``) of ``op`` on
+    one n x n float32 matrix."""
     calls = Counts()
     with tf32(split):
         outputs = builders(stubs(calls))[op](n)
         nodes, launches = graph_counts(outputs)
+        kinds = graph_kinds(outputs)
     kernels = sum(calls.values())
-    return {"calls": dict(calls), "nodes": nodes + kernels, "launches": launches + kernels}
+    return {
+        "calls": dict(calls),
+        "nodes": nodes + kernels,
+        "launches": launches + kernels,
+        "kinds": dict(kinds + collections.Counter(calls)),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1024,4096")
     parser.add_argument("--ops", default=",".join(OPS))
+    parser.add_argument(
+        "--kinds", action="store_true", help="also print the TF32 launches by primitive"
+    )
     args = parser.parse_args()
     print("| op | n | kernel calls | nodes | launches | nodes, TF32 | launches, TF32 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -206,6 +233,9 @@ def main() -> None:
                 f"| {split['nodes']} | {split['launches']} |",
                 flush=True,
             )
+            if args.kinds:
+                kinds = sorted(split["kinds"].items(), key=lambda item: -item[1])
+                print("    TF32:", ", ".join(f"{k} {v}" for k, v in kinds))
 
 
 if __name__ == "__main__":

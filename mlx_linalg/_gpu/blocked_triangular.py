@@ -158,7 +158,11 @@ def _solve(
 
 
 def _zero_diagonal(a: mx.array) -> mx.array:
-    return mx.any(mx.diagonal(a, axis1=-2, axis2=-1) == 0, axis=-1)
+    """(B,) whether each (B, n, n) matrix has a zero diagonal entry. The diagonal is every
+    (n + 1)-th entry of the flattened matrix, a strided view (``mx.diagonal`` is two
+    aranges and a gather: three launches)."""
+    batch, n = a.shape[0], a.shape[-1]
+    return mx.any(a.reshape(batch, n * n)[:, :: n + 1] == 0, axis=-1)
 
 
 def solve_triangular(
