@@ -120,10 +120,11 @@ def _panel(
         columns = w - start - width  # of the block, right of this leaf
         if columns:
             parts = split_parts(xt)
+            inside = None if parts is None else tuple(p[:, :, :columns] for p in parts)
             rest = subtract(
                 rest[:, width:, width:],
                 left(mx.swapaxes(xt, -1, -2), transposed_parts(parts)),
-                right(xt[:, :, :columns], parts and tuple(p[:, :, :columns] for p in parts)),
+                right(xt[:, :, :columns], inside),
             )
         below.append(xt[:, :, columns:])
     if not below:
