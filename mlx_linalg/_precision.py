@@ -98,12 +98,12 @@ def split_operands(a: mx.array, b: mx.array) -> tuple[tuple, tuple]:
     three terms writes the result once, but it adds the corrections into the leading
     term's accumulator: on an H100 its error was 2.2e-5 at n = 2048, against 1e-5 here.
     """
-    a_hi, a_lo = _split(a)
-    b_hi, b_lo = _split(b)
-    return (a_hi, b_hi), (_pair(a_hi, a_lo, -1), _pair(b_lo, b_hi, -2))
+    a_hi, a_lo = split_float32(a)
+    b_hi, b_lo = split_float32(b)
+    return (a_hi, b_hi), (pair(a_hi, a_lo, -1), pair(b_lo, b_hi, -2))
 
 
-def _pair(first: mx.array, second: mx.array, axis: int) -> mx.array:
+def pair(first: mx.array, second: mx.array, axis: int) -> mx.array:
     """``mx.concatenate([first, second], axis)`` for axis -1 or -2, in one launch.
 
     MLX's GPU concatenate copies each input by its own launch; a ``where`` over a new
@@ -178,7 +178,9 @@ def reduced_precision(stream: StreamOrDevice = None) -> bool:
         return _detected[key]
 
 
-def _split(x: mx.array) -> tuple[mx.array, mx.array]:
+def split_float32(x: mx.array) -> tuple[mx.array, mx.array]:
+    """``(hi, lo)`` of float32 ``x``: hi = x with its low 13 mantissa bits cleared (exact in
+    TF32), lo = x − hi (exact)."""
     hi = mx.view(mx.view(x, mx.uint32) & _HI_MASK, mx.float32)
     return hi, x - hi
 

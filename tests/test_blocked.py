@@ -254,7 +254,8 @@ def test_cho_solve(rng, dtype, lower):
 
 
 def test_wide_substitution_tasks(rng):
-    """solve_block splits K = 150 into 3 tasks of 64 (the last one padded)."""
+    """solve_block splits K = 150 into tasks (3 of 50: widths that divide K where they can,
+    blocked_common.task_width) and joins them back."""
     t = _triangular(rng, (2, 20, 20), lower=True)
     b = rng.standard_normal((2, 20, 150))
     x = blocked_common.solve_block(

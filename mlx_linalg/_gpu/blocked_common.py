@@ -57,8 +57,10 @@ class Blocks(NamedTuple):
     Attributes:
         max_n: the largest diagonal block the operations take.
         cholesky: ``cholesky(a) -> (L, failed)``: a (B, b, b) stack (lower triangle read)
-            to its lower Cholesky factor and a (B,) bool array of matrices that are not
-            positive definite (whose factor is NaN).
+            to its lower Cholesky factor, zeros above the diagonal, and a (B,) bool array
+            of matrices that are not positive definite, whose factor is all NaN (the
+            blocked Cholesky relies on both: it writes the factors unmasked and takes
+            ``failed`` from the last diagonal block, which a failure's NaN reaches).
         trsm: ``trsm(t, x, lower=, trans=, unit=) -> X``: solves op(T) X = x for (B, b, b)
             triangular ``t`` (only the triangle named by ``lower`` is read; op(T) = Tᵀ when
             ``trans``; unit diagonal assumed when ``unit``) and (B, b, K) ``x``. A zero

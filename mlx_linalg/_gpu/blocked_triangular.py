@@ -42,7 +42,7 @@ def split_parts(x: mx.array) -> tuple[mx.array, mx.array] | None:
     ``subtract_product`` forms for each operand, formed once for an array that several
     products read (a triangular matrix's couplings, a Cholesky panel)."""
     if x.dtype == mx.float32 and _precision.needs_split():
-        return _precision._split(x)  # the split of subtract_product's split_operands
+        return _precision.split_float32(x)  # the split of subtract_product's split_operands
     return None
 
 
@@ -57,7 +57,7 @@ def left(a: mx.array, parts: tuple | None = None) -> Operand:
     if parts is None:
         return Operand(a)
     hi, lo = parts
-    return Operand(a, hi, _precision._pair(hi, lo, -1))
+    return Operand(a, hi, _precision.pair(hi, lo, -1))
 
 
 def right(b: mx.array, parts: tuple | None = None) -> Operand:
@@ -66,7 +66,7 @@ def right(b: mx.array, parts: tuple | None = None) -> Operand:
     if parts is None:
         return Operand(b)
     hi, lo = parts
-    return Operand(b, hi, _precision._pair(lo, hi, -2))
+    return Operand(b, hi, _precision.pair(lo, hi, -2))
 
 
 def subtract(c: mx.array, a: Operand, b: Operand) -> mx.array:
