@@ -10,8 +10,9 @@ interchanged with row ``piv[i]``.
 import mlx.core as mx
 import numpy as np
 
+from mlx_linalg import _precision
 from mlx_linalg._gpu import blocked_panel
-from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product
+from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, solve_block, subtract_product
 from mlx_linalg._gpu.blocked_triangular import left, right, split_parts, subtract, trsm
 from mlx_linalg._gpu.reference import nan_where
 
@@ -202,22 +203,33 @@ def getrf_pivots(
             # The panel split once (TF32 devices) for both products that read it: the
             # substitution's coupling block and the trailing update.
             parts = split_parts(packed)
-            u12 = trsm(
-                blocks,
-                packed[:, :width],
-                moved[:, :width],
-                lower=True,
-                trans=False,
-                unit=True,
-                block=blocks.max_n,
-                parts=None if parts is None else tuple(p[:, :width] for p in parts),
-            )
+            u12 = _unit_lower_solve(blocks, packed[:, :width], parts, moved[:, :width])
             if start + width < m:
                 below = None if parts is None else tuple(p[:, width:] for p in parts)
                 trailing = subtract(moved[:, width:], left(packed[:, width:], below), right(u12))
         steps.append((packed, local, u12))
     packed, perm = _assemble(blocks, steps)
     return packed, perm, _join_pivots(pieces, 0)
+
+
+def _unit_lower_solve(blocks: Blocks, t: mx.array, parts: tuple | None, x: mx.array) -> mx.array:
+    """U12 = L⁻¹ x for the (B, w, w) unit-lower block ``t`` of a panel (``parts``: the
+    panel's split or None), as ``trsm`` with blocks of ``blocks.max_n`` computes it.
+
+    A block of two diagonal blocks (w = 2·max_n, the default 128 = 2 x 64) is solved here
+    with trsm's ops (first block, coupling product, second block) and its two halves
+    joined by one ``_precision.pair`` (a ``where``: one launch, where trsm's concatenation
+    is one copy per half): the same entries.
+    """
+    half, w = blocks.max_n, t.shape[-1]
+    inner = None if parts is None else tuple(p[:, :w] for p in parts)
+    if w != 2 * half:
+        return trsm(blocks, t, x, lower=True, trans=False, unit=True, block=half, parts=inner)
+    first = solve_block(blocks, t[:, :half, :half], x[:, :half], lower=True, trans=False, unit=True)
+    coupling = None if inner is None else tuple(p[:, half:, :half] for p in inner)
+    rest = subtract(x[:, half:], left(t[:, half:, :half], coupling), right(first))
+    second = solve_block(blocks, t[:, half:, half:], rest, lower=True, trans=False, unit=True)
+    return _precision.pair(first, second, -2)
 
 
 def _assemble(blocks: Blocks, steps: list) -> tuple[mx.array, mx.array]:
