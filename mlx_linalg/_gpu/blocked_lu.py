@@ -179,10 +179,13 @@ def getrf_pivots(
         triangular solve runs in blocks of ``blocks.max_n``. 2n³/3 flops for a square
         matrix, all but O(n²·leaf) in the products.
 
-        The trailing matrix is its own, shrinking array; finished block columns of L and
-        block rows of U are kept apart, and the later interchanges are applied to each
-        block column of L once, at the end (one gather each, instead of dlaswp on the
-        left columns at every step).
+        The trailing matrix is its own, shrinking array; each step's panel, row order and
+        block row of U are kept apart and joined to the trailing matrix's LU at the end,
+        from the last step back, by the recursive panel's join (:func:`_assemble`: one
+        ``lu_join`` launch per step), which applies the later interchanges to the panel's
+        L rows (instead of dlaswp on the left columns at every step) and composes the
+        permutation. Where products are split (TF32), the panel is split once for both of
+        its step's products.
 
         A leaf is one launch of the ``lu_panel`` kernel on the GPU (``KERNELS``), a
         column loop of MLX ops (``blocked_panel.lu_panel``) in ``REFERENCE``.
