@@ -13,8 +13,7 @@ from kernel_emulation import emulate, needs_emulation
 from matrices import as64, as_mlx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_lu, blocked_triangular
-from mlx_linalg._gpu import reference as ref
+from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_triangular
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 _TOOL = pathlib.Path(__file__).resolve().parents[1] / "tools" / "count_launches.py"
@@ -32,24 +31,6 @@ BOUNDS = {
     ("solve_triangular_1", 1024): ({"trsm_small": 16}, 62, 140),
     ("cho_solve", 1024): ({"trsm_small": 32}, 117, 270),
 }
-# The blocked LU family at n = 1024, measured when written (plain / TF32): lu_factor
-# 403 / 879, solve (n or 1 right-hand sides) 453 / 1081, inv 454 / 1082, lu_solve
-# 139 / 291, det 376 / 852, slogdet 380 / 856; before the LU cuts 496 / 986, 549 / 1193,
-# 553 / 1197, 142 / 296, 474 / 964 and 478 / 968.
-_LU = {"lu_join": 63, "lu_panel": 64, "trsm_small": 70}
-_LU_SOLVE = {"lu_join": 63, "lu_panel": 64, "trsm_small": 102}
-BOUNDS.update(
-    {
-        ("lu_factor", 1024): (_LU, 405, 882),
-        ("solve", 1024): (_LU_SOLVE, 455, 1084),
-        ("solve_1", 1024): (_LU_SOLVE, 455, 1084),
-        ("inv", 1024): (_LU_SOLVE, 457, 1086),
-        ("lu_solve", 1024): ({"trsm_small": 32}, 141, 294),
-        ("lu_solve_1", 1024): ({"trsm_small": 32}, 141, 294),
-        ("det", 1024): (_LU, 379, 855),
-        ("slogdet", 1024): (_LU, 383, 859),
-    }
-)
 
 
 @pytest.mark.parametrize(("op", "n"), list(BOUNDS))
@@ -255,110 +236,3 @@ def test_blocked_cholesky_on_the_emulated_kernels(rng):
     assert np.all(np.isnan(f[1:]))
     assert not np.any(np.triu(f[0], 1))
     np.testing.assert_allclose(f[0], np.linalg.cholesky(a[0].astype(np.float64)), atol=1e-4)
-
-
-def test_lu_launches_grow_by_a_fixed_count_per_step():
-    """Per outer step of 128 columns (the recursive panel's 8 leaves, 7 joins, 7 products
-    and substitutions; the step's gather, two-block substitution joined by one ``where``,
-    product and join; the pivots' concatenation copies): nothing that grows with the
-    step's index (``_assemble`` was about 9 launches per panel plus 3 per step for the
-    permutation)."""
-    small = count_launches.count("lu_factor", 1024, split=False)
-    large = count_launches.count("lu_factor", 2048, split=False)
-    assert (large["launches"] - small["launches"]) / 8 <= 52
-
-
-def _getf2_pivots(a):
-    packed, piv, perm = ref.lu_small(a)
-    return packed, perm, piv
-
-
-_GETF2 = REFERENCE._replace(lu_pivots=_getf2_pivots)
-
-
-def _bits(x):
-    x = np.asarray(x)
-    return x.view(np.uint64 if x.dtype == np.float64 else np.uint32) if x.dtype.kind == "f" else x
-
-
-@pytest.mark.parametrize("dtype", [mx.float64, mx.float32])
-@pytest.mark.parametrize("shape", [(200, 200), (230, 150), (150, 230)])
-def test_lu_outer_steps_join_as_the_panels_do(rng, dtype, shape):
-    """The outer steps are joined by ``blocks.lu_join`` where the building blocks have one,
-    else by the MLX-op :func:`blocked_lu.join`: the same bits either way (a join only moves
-    entries), square, tall and wide; every join of a 200 x 200 LU with blocks of 64 and
-    leaves of 16 (panels of 64, 64, 64 and 8 columns: 3 internal nodes in each 64-wide one,
-    then 3 outer joins, of 64-column panels with 200, 136 and 72 rows) goes to the building
-    block."""
-    calls = []
-
-    def counting_join(*args):
-        calls.append(args[0].shape)
-        return blocked_lu.join(*args)
-
-    a = as_mlx(rng.standard_normal((2, *shape)), dtype)
-    kw = {"block": 64, "leaf": 16}
-    (lu1, piv1), _ = blocked_lu.lu_factor(a, blocks=_GETF2, **kw)
-    (lu2, piv2), _ = blocked_lu.lu_factor(a, blocks=_GETF2._replace(lu_join=counting_join), **kw)
-    assert np.array_equal(_bits(lu1), _bits(lu2))
-    assert np.array_equal(np.asarray(piv1), np.asarray(piv2))
-    if shape == (200, 200):
-        assert len(calls) == 3 * 3 + 3
-        assert sorted(c[1] for c in calls if c[2] == 64) == [72, 136, 200]
-
-
-@needs_emulation
-@pytest.mark.parametrize("shape", [(150, 150), (170, 130), (130, 170)])
-def test_lu_on_the_emulated_join_kernel(rng, shape):
-    """With the emulated ``lu_join`` kernel body as the join (of the panels' halves and of
-    the outer steps), the float32 LU, solve and slogdet equal the MLX-op joins' bit for
-    bit."""
-
-    def emulated_join(p1, u12, p2, perm1, perm2):
-        batch, m, w1 = p1.shape
-        w = w1 + u12.shape[-1]
-        total = -(-batch * m * w // 64) * 64
-        out = emulate.run(
-            "lu_join",
-            [np.asarray(x) for x in (p1, u12, p2, perm1, perm2)],
-            template={},
-            grid=(total, 1, 1),
-            threadgroup=(64, 1, 1),
-            output_shapes=[(batch, m, w), (batch, m)],
-        )
-        return tuple(mx.array(x) for x in out)
-
-    a = as_mlx(rng.standard_normal((2, *shape)), mx.float32)
-    kw = {"block": 64, "leaf": 16}
-    kernel = _GETF2._replace(lu_join=emulated_join)
-    (lu1, piv1), _ = blocked_lu.lu_factor(a, blocks=_GETF2, **kw)
-    (lu2, piv2), _ = blocked_lu.lu_factor(a, blocks=kernel, **kw)
-    assert np.array_equal(_bits(lu1), _bits(lu2))
-    assert np.array_equal(np.asarray(piv1), np.asarray(piv2))
-    if shape[0] == shape[1]:
-        b = as_mlx(rng.standard_normal((2, shape[0], 3)), mx.float32)
-        (x1,), _ = blocked_lu.solve(a, b, blocks=_GETF2, **kw)
-        (x2,), _ = blocked_lu.solve(a, b, blocks=kernel, **kw)
-        assert np.array_equal(_bits(x1), _bits(x2))
-        s1 = blocked_lu.slogdet(a, blocks=_GETF2, **kw)[0]
-        s2 = blocked_lu.slogdet(a, blocks=kernel, **kw)[0]
-        assert all(np.array_equal(_bits(u), _bits(v)) for u, v in zip(s1, s2, strict=True))
-
-
-@pytest.mark.parametrize("blocks", [REFERENCE, _GETF2], ids=["reference", "getf2"])
-def test_lu_strided_diagonal_and_host_identity(rng, blocks):
-    """``failed`` from the strided diagonal view marks exactly the matrices with a zero
-    pivot (NaN solution), and ``inv`` from the host-built identity is A⁻¹."""
-    n = 150
-    a = rng.standard_normal((3, n, n))
-    a[1, :, 7] = 0.0  # singular: a zero column
-    (x,), failed = blocked_lu.inv(as_mlx(a, mx.float64), blocks=blocks, block=64)
-    assert np.asarray(failed).tolist() == [False, True, False]
-    x = as64(x)
-    assert np.all(np.isnan(x[1]))
-    for i in (0, 2):
-        np.testing.assert_allclose(x[i] @ a[i], np.eye(n), atol=1e-9)
-    (sign, logabs), _ = blocked_lu.slogdet(as_mlx(a, mx.float64), blocks=blocks, block=64)
-    expected = np.linalg.slogdet(a)
-    np.testing.assert_array_equal(np.asarray(sign), expected[0])
-    np.testing.assert_allclose(np.asarray(logabs), expected[1], rtol=1e-12)

@@ -57,12 +57,6 @@ OPS = (
     "cho_solve_1",
     "lu_factor",
     "solve",
-    "solve_1",
-    "inv",
-    "lu_solve",
-    "lu_solve_1",
-    "det",
-    "slogdet",
     "qr",
 )
 
@@ -169,15 +163,8 @@ def builders(blocks: Blocks) -> dict[str, Callable[[int], list[mx.array]]]:
         packed, piv = blocked_lu.lu_factor(_spd_inputs(n, 1)[0], blocks=blocks)[0]
         return [packed, piv]
 
-    def solve(n: int, k: int) -> list[mx.array]:
-        return flat_outputs(blocked_lu.solve(*_spd_inputs(n, k), blocks=blocks))
-
-    def lu_solve(n: int, k: int) -> list[mx.array]:
-        # The packed LU and pivots are inputs here (host arrays: no node), as from an
-        # earlier lu_factor.
-        packed, b = _spd_inputs(n, k)
-        piv = mx.array(np.arange(n, dtype=np.int32)[None])
-        return flat_outputs(blocked_lu.lu_solve(packed, piv, b, trans=0, blocks=blocks))
+    def solve(n: int) -> list[mx.array]:
+        return flat_outputs(blocked_lu.solve(*_spd_inputs(n, n), blocks=blocks))
 
     return {
         "cholesky": lambda n: flat_outputs(
@@ -191,13 +178,7 @@ def builders(blocks: Blocks) -> dict[str, Callable[[int], list[mx.array]]]:
         "cho_solve": lambda n: cho_solve(n, n),
         "cho_solve_1": lambda n: cho_solve(n, 1),
         "lu_factor": lu_factor,
-        "solve": lambda n: solve(n, n),
-        "solve_1": lambda n: solve(n, 1),
-        "inv": lambda n: flat_outputs(blocked_lu.inv(_spd_inputs(n, 1)[0], blocks=blocks)),
-        "lu_solve": lambda n: lu_solve(n, n),
-        "lu_solve_1": lambda n: lu_solve(n, 1),
-        "det": lambda n: flat_outputs(blocked_lu.det(_spd_inputs(n, 1)[0], blocks=blocks)),
-        "slogdet": lambda n: flat_outputs(blocked_lu.slogdet(_spd_inputs(n, 1)[0], blocks=blocks)),
+        "solve": solve,
         "qr": lambda n: flat_outputs(
             blocked_qr.qr(_spd_inputs(n, 1)[0], mode="reduced", blocks=blocks)
         ),

@@ -10,10 +10,9 @@ interchanged with row ``piv[i]``.
 import mlx.core as mx
 import numpy as np
 
-from mlx_linalg import _precision
 from mlx_linalg._gpu import blocked_panel
-from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, solve_block, subtract_product
-from mlx_linalg._gpu.blocked_triangular import left, right, split_parts, subtract, trsm
+from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product
+from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
 
 # Outer block columns per step of the blocked LU, and the widest panel the building
@@ -84,19 +83,12 @@ def _recursive(
         return packed, perm
     w1 = leaf * (-(-width // leaf) // 2)
     p1, perm1 = _recursive(blocks, a[:, :, :w1], leaf, column, pieces)
-    moved = _gather_rows(a[:, :, w1:], perm1)
+    right = _gather_rows(a[:, :, w1:], perm1)
     u12 = trsm(
-        blocks, p1[:, :w1], moved[:, :w1], lower=True, trans=False, unit=True, block=blocks.max_n
+        blocks, p1[:, :w1], right[:, :w1], lower=True, trans=False, unit=True, block=blocks.max_n
     )
-    a22 = subtract_product(moved[:, w1:], p1[:, w1:], u12)
+    a22 = subtract_product(right[:, w1:], p1[:, w1:], u12)
     p2, perm2 = _recursive(blocks, a22, leaf, column + w1, pieces)
-    return _join(blocks, p1, u12, p2, perm1, perm2)
-
-
-def _join(
-    blocks: Blocks, p1: mx.array, u12: mx.array, p2: mx.array, perm1: mx.array, perm2: mx.array
-) -> tuple[mx.array, mx.array]:
-    """:func:`join` by ``blocks.lu_join`` where it has one and takes the input, else MLX ops."""
     joined = None if blocks.lu_join is None else blocks.lu_join(p1, u12, p2, perm1, perm2)
     return join(p1, u12, p2, perm1, perm2) if joined is None else joined
 
@@ -179,13 +171,10 @@ def getrf_pivots(
         triangular solve runs in blocks of ``blocks.max_n``. 2n³/3 flops for a square
         matrix, all but O(n²·leaf) in the products.
 
-        The trailing matrix is its own, shrinking array; each step's panel, row order and
-        block row of U are kept apart and joined to the trailing matrix's LU at the end,
-        from the last step back, by the recursive panel's join (:func:`_assemble`: one
-        ``lu_join`` launch per step), which applies the later interchanges to the panel's
-        L rows (instead of dlaswp on the left columns at every step) and composes the
-        permutation. Where products are split (TF32), the panel is split once for both of
-        its step's products.
+        The trailing matrix is its own, shrinking array; finished block columns of L and
+        block rows of U are kept apart, and the later interchanges are applied to each
+        block column of L once, at the end (one gather each, instead of dlaswp on the
+        left columns at every step).
 
         A leaf is one launch of the ``lu_panel`` kernel on the GPU (``KERNELS``), a
         column loop of MLX ops (``blocked_panel.lu_panel``) in ``REFERENCE``.
@@ -193,64 +182,70 @@ def getrf_pivots(
     batch, m, n = a.shape
     k = min(m, n)
     trailing = a
-    steps = []  # (the packed panel, its rows' order in ``trailing``, U's block row right of it)
+    perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
+    panels = []  # (start, the packed panel, perm after its step)
     pieces = []  # (first column, a leaf's own pivots or None), over the whole matrix
+    rows_of_u = []  # (first column, U's block row right of the panel: (B, width, n - first))
     for start in range(0, k, block):
         width = min(block, k - start)
         panel_pieces: list = []
         packed, local = _recursive(blocks, trailing[:, :, :width], leaf, 0, panel_pieces)
         pieces += [(start + column, piv) for column, piv in panel_pieces]
-        u12 = None
+        perm = mx.concatenate(
+            [perm[:, :start], mx.take_along_axis(perm[:, start:], local, axis=1)], axis=1
+        )
+        panels.append((start, packed, perm))
         if start + width < n:
-            moved = _gather_rows(trailing[:, :, width:], local)
-            # The panel split once (TF32 devices) for both products that read it: the
-            # substitution's coupling block and the trailing update.
-            parts = split_parts(packed)
-            u12 = _unit_lower_solve(blocks, packed[:, :width], parts, moved[:, :width])
+            right = _gather_rows(trailing[:, :, width:], local)
+            u12 = trsm(
+                blocks,
+                packed[:, :width],
+                right[:, :width],
+                lower=True,
+                trans=False,
+                unit=True,
+                block=blocks.max_n,
+            )
+            rows_of_u.append((start + width, u12))
             if start + width < m:
-                below = None if parts is None else tuple(p[:, width:] for p in parts)
-                trailing = subtract(moved[:, width:], left(packed[:, width:], below), right(u12))
-        steps.append((packed, local, u12))
-    packed, perm = _assemble(blocks, steps)
-    return packed, perm, _join_pivots(pieces, 0)
+                trailing = subtract_product(right[:, width:], packed[:, width:], u12)
+    return _assemble(panels, rows_of_u, perm, n), perm, _join_pivots(pieces, 0)
 
 
-def _unit_lower_solve(blocks: Blocks, t: mx.array, parts: tuple | None, x: mx.array) -> mx.array:
-    """U12 = L⁻¹ x for the (B, w, w) unit-lower block ``t`` of a panel (``parts``: the
-    panel's split or None), as ``trsm`` with blocks of ``blocks.max_n`` computes it.
+def _assemble(panels: list, rows_of_u: list, perm: mx.array, n: int) -> mx.array:
+    """The packed (B, m, n) LU from its panels and U's block rows right of each panel.
 
-    A block of two diagonal blocks (w = 2·max_n, the default 128 = 2 x 64) is solved here
-    with trsm's ops (first block, coupling product, second block) and its two halves
-    joined by one ``_precision.pair`` (a ``where``: one launch, where trsm's concatenation
-    is one copy per half): the same entries.
+    U's block rows, each widened to n columns by one gather (static indices; the columns
+    left of its panel repeat its first column and are never read), are stacked once:
+    ``upper`` (B, rows, n). Block column j is then ``upper``'s entries above its panel (one
+    slice) over the panel itself, whose rows still need the interchanges of the later
+    steps: row i >= start of the final order is row perm[i] of A, which sat at position
+    inverse(perm_j)[perm[i]] when the panel was factored (rows above start + width are
+    final already, so the same gather leaves them in place). About 9 launches per panel
+    (one concatenation of j + 1 pieces per block column was j + 5).
     """
-    half, w = blocks.max_n, t.shape[-1]
-    inner = None if parts is None else tuple(p[:, :w] for p in parts)
-    if w != 2 * half:
-        return trsm(blocks, t, x, lower=True, trans=False, unit=True, block=half, parts=inner)
-    first = solve_block(blocks, t[:, :half, :half], x[:, :half], lower=True, trans=False, unit=True)
-    coupling = None if inner is None else tuple(p[:, half:, :half] for p in inner)
-    rest = subtract(x[:, half:], left(t[:, half:, :half], coupling), right(first))
-    second = solve_block(blocks, t[:, half:, half:], rest, lower=True, trans=False, unit=True)
-    return _precision.pair(first, second, -2)
-
-
-def _assemble(blocks: Blocks, steps: list) -> tuple[mx.array, mx.array]:
-    """The packed (B, m, n) LU and its row permutation (B, m) from the outer steps.
-
-    Each step's (packed panel (B, m - start, width), its rows' order ``local`` in that
-    step's trailing matrix, U's block row u12 (B, width, n - start - width) or None) with
-    the LU of the trailing matrix after it is exactly :func:`join`'s (p1, u12, p2, perm1,
-    perm2): the steps are joined from the last one back (one ``lu_join`` launch per step
-    where the building blocks have it). A wide matrix's last step has U's columns right of
-    its panel and no trailing rows: one concatenation.
-    """
-    packed, perm, u12 = steps[-1]
-    if u12 is not None:
-        packed = mx.concatenate([packed, u12], axis=2)
-    for p1, perm1, u12 in reversed(steps[:-1]):
-        packed, perm = _join(blocks, p1, u12, packed, perm1, perm)
-    return packed, perm
+    batch = perm.shape[0]
+    upper = None
+    if rows_of_u:
+        widened = []
+        for first, u in rows_of_u:
+            columns = np.maximum(np.arange(n, dtype=np.int32) - first, 0)
+            index = mx.broadcast_to(mx.array(columns), (batch, u.shape[1], n))
+            widened.append(mx.take_along_axis(u, index, axis=2))
+        upper = mx.concatenate(widened, axis=1) if len(widened) > 1 else widened[0]
+    columns = []
+    for start, packed, perm_then in panels:
+        width = packed.shape[-1]
+        inverse = mx.argsort(perm_then, axis=1)
+        index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - start
+        below = _gather_rows(packed, index)
+        if start:
+            below = mx.concatenate([upper[:, :start, start : start + width], below], axis=1)
+        columns.append(below)
+    k = panels[-1][0] + panels[-1][1].shape[-1]
+    if n > k:  # a wide matrix: U's columns right of the last panel
+        columns.append(upper[:, :, k:])
+    return mx.concatenate(columns, axis=2) if len(columns) > 1 else columns[0]
 
 
 def parity(perm: mx.array) -> mx.array:
@@ -261,13 +256,12 @@ def parity(perm: mx.array) -> mx.array:
     about 3 log2 m ops, against a loop of m steps to replay LAPACK's interchanges.
     """
     m = perm.shape[-1]
-    positions = mx.array(np.arange(m, dtype=np.int32))  # a host constant: no launch
-    label = mx.broadcast_to(positions, perm.shape)
+    label = mx.broadcast_to(mx.arange(m, dtype=mx.int32), perm.shape)
     step = perm
     for _ in range(max(m - 1, 0).bit_length()):
         label = mx.minimum(label, mx.take_along_axis(label, step, axis=1))
         step = mx.take_along_axis(step, step, axis=1)
-    cycles = mx.sum(label == positions, axis=-1)
+    cycles = mx.sum(label == mx.arange(m, dtype=mx.int32), axis=-1)
     return 1 - 2 * ((m - cycles) % 2).astype(mx.float32)
 
 
@@ -342,7 +336,7 @@ def _lu_diagonal(
 ) -> tuple[mx.array, mx.array]:
     """U's diagonal (B, n) and the permutation's sign (B,) of the LU of ``x``."""
     packed, perm = getrf(blocks, flat(x), block=block, leaf=leaf)
-    return _diagonal(packed), parity(perm).astype(x.dtype)
+    return mx.diagonal(packed, axis1=-2, axis2=-1), parity(perm).astype(x.dtype)
 
 
 def det(
@@ -374,41 +368,21 @@ def slogdet(
     return (sign.reshape(batch), logabsdet.reshape(batch)), None
 
 
-def _diagonal(packed: mx.array) -> mx.array:
-    """The diagonal (B, n) of a (B, n, n) stack as a strided view: every (n + 1)-th entry of
-    the flattened matrix (``mx.diagonal`` is two aranges and a gather: three launches)."""
-    batch, n = packed.shape[0], packed.shape[-1]
-    return packed.reshape(batch, n * n)[:, :: n + 1]
-
-
 def _singular(packed: mx.array) -> mx.array:
-    return mx.any(_diagonal(packed) == 0, axis=-1)
+    return mx.any(mx.diagonal(packed, axis1=-2, axis2=-1) == 0, axis=-1)
 
 
 def _getrs(
     blocks: Blocks, packed: mx.array, perm: mx.array, b: mx.array, *, trans: bool, block: int
 ) -> mx.array:
-    """Solve with a (B, n, n) packed LU and its row permutation ``perm`` (B, n): getrs.
-
-    Where products are split (TF32 devices), ``packed`` is split once for both
-    substitutions (each would split it again: two launches over n² entries)."""
-    parts = split_parts(packed) if packed.shape[-1] > min(block, blocks.max_n) else None
+    """Solve with a (B, n, n) packed LU and its row permutation ``perm`` (B, n): getrs."""
     if trans:
         # Aᵀ = Uᵀ Lᵀ P: Uᵀ y = b, Lᵀ z = y, x = Pᵀ z (x[perm[i]] = z[i]).
-        y = trsm(blocks, packed, b, lower=False, trans=True, unit=False, block=block, parts=parts)
-        z = trsm(blocks, packed, y, lower=True, trans=True, unit=True, block=block, parts=parts)
+        y = trsm(blocks, packed, b, lower=False, trans=True, unit=False, block=block)
+        z = trsm(blocks, packed, y, lower=True, trans=True, unit=True, block=block)
         return _gather_rows(z, mx.argsort(perm, axis=-1).astype(mx.int32))
-    y = trsm(
-        blocks,
-        packed,
-        _gather_rows(b, perm),
-        lower=True,
-        trans=False,
-        unit=True,
-        block=block,
-        parts=parts,
-    )
-    return trsm(blocks, packed, y, lower=False, trans=False, unit=False, block=block, parts=parts)
+    y = trsm(blocks, packed, _gather_rows(b, perm), lower=True, trans=False, unit=True, block=block)
+    return trsm(blocks, packed, y, lower=False, trans=False, unit=False, block=block)
 
 
 def solve(
@@ -455,10 +429,7 @@ def inv(
         works in place; here both substitutions are blocked products).
     """
     a = flat(x)
-    # The identity from host position vectors (two launches; ``mx.eye`` is four).
-    positions = np.arange(x.shape[-1], dtype=np.int32)
-    identity = mx.array(positions[:, None]) == mx.array(positions[None, :])
-    eye = mx.broadcast_to(identity.astype(x.dtype), a.shape)
+    eye = mx.broadcast_to(mx.eye(x.shape[-1], dtype=x.dtype), a.shape)
     return solve(x, eye.reshape(x.shape), blocks=blocks, block=block, leaf=leaf)
 
 
