@@ -13,7 +13,7 @@ from kernel_emulation import emulate, needs_emulation
 from matrices import as64, as_mlx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_cholesky, blocked_common, blocked_triangular
+from mlx_linalg._gpu import blocked_cholesky, blocked_common
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 _TOOL = pathlib.Path(__file__).resolve().parents[1] / "tools" / "count_launches.py"
@@ -120,12 +120,12 @@ def test_split_operands_formed_once_equal_subtract_product(rng):
     saved = _precision.reduced_precision
     _precision.reduced_precision = lambda *_, **__: True
     try:
-        parts = blocked_triangular.split_parts(xt)
+        parts = blocked_common.split_parts(xt)
         assert parts is not None
-        a = blocked_triangular.left(
-            mx.swapaxes(xt, -1, -2), blocked_triangular.transposed_parts(parts)
+        a = blocked_common.left(
+            mx.swapaxes(xt, -1, -2), blocked_common.transposed_parts(parts)
         )
-        ours = blocked_triangular.subtract(c, a, blocked_triangular.right(b))
+        ours = blocked_common.subtract(c, a, blocked_common.right(b))
         theirs = blocked_common.subtract_product(c, mx.swapaxes(xt, -1, -2), b)
         mx.eval(ours, theirs)
     finally:

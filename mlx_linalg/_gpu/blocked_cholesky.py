@@ -7,10 +7,14 @@ synchronization), batch axes kept.
 
 import mlx.core as mx
 
-from mlx_linalg._gpu.blocked_common import BLOCK, KERNELS, Blocks, flat, solve_block
-from mlx_linalg._gpu.blocked_triangular import (
+from mlx_linalg._gpu.blocked_common import (
+    BLOCK,
+    KERNELS,
+    Blocks,
+    flat,
     left,
     right,
+    solve_block,
     split_parts,
     subtract,
     transposed_parts,

@@ -133,15 +133,70 @@ def subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
     """``c - a @ b``, float32-accurate whatever ``MLX_ENABLE_TF32`` says.
 
     One fused ``mx.addmm`` (C read and written once); where float32 products lose
-    precision (TF32), two, with the split product's operands
-    (``_precision.split_operands``: the leading hi·hi term, then both corrections in one
-    product of inner size 2K), unless a ``_precision.reduced_products`` context asks for
-    plain device products.
+    precision (TF32), two, with the split product's operands (the leading hi·hi term, then
+    both corrections in one product of inner size 2K, as ``_precision.split_operands``),
+    unless a ``_precision.reduced_products`` context asks for plain device products.
+    :func:`subtract` with operands split once serves arrays that several products read.
     """
-    if c.dtype == mx.float32 and _precision.needs_split():
-        (a_hi, b_hi), (a, b) = _precision.split_operands(a, b)
-        c = mx.addmm(c, a_hi, b_hi, alpha=-1.0)
-    return mx.addmm(c, a, b, alpha=-1.0)
+    return subtract(c, left(a), right(b))
+
+
+class Operand(NamedTuple):
+    """An operand of ``c - a @ b`` (:func:`subtract`) with its split formed once.
+
+    Attributes:
+        value: the operand.
+        hi: its hi part where float32 products are split (``_precision.needs_split``),
+            else None.
+        pair: the operand of the split's correction product: [a_hi, a_lo] (..., M, 2K)
+            for a left operand, [b_lo; b_hi] (..., 2K, N) for a right one; None with hi.
+    """
+
+    value: mx.array
+    hi: mx.array | None = None
+    pair: mx.array | None = None
+
+
+def split_parts(x: mx.array) -> tuple[mx.array, mx.array] | None:
+    """(hi, lo) of float32 ``x`` where float32 products are split, else None: the split
+    ``subtract_product`` forms for each operand, formed once for an array that several
+    products read (a triangular matrix's couplings, a Cholesky panel)."""
+    if x.dtype == mx.float32 and _precision.needs_split():
+        return _precision.split_float32(x)  # the split of subtract_product's split_operands
+    return None
+
+
+def transposed_parts(parts: tuple | None) -> tuple | None:
+    """The split parts of ``x`` as those of its transpose (``mx.swapaxes(x, -1, -2)``)."""
+    return None if parts is None else tuple(mx.swapaxes(p, -1, -2) for p in parts)
+
+
+def left(a: mx.array, parts: tuple | None = None) -> Operand:
+    """``a`` as the left operand, with ``parts`` (its :func:`split_parts`) if given."""
+    parts = split_parts(a) if parts is None else parts
+    if parts is None:
+        return Operand(a)
+    hi, lo = parts
+    return Operand(a, hi, _precision.pair(hi, lo, -1))
+
+
+def right(b: mx.array, parts: tuple | None = None) -> Operand:
+    """``b`` as the right operand, with ``parts`` (its :func:`split_parts`) if given."""
+    parts = split_parts(b) if parts is None else parts
+    if parts is None:
+        return Operand(b)
+    hi, lo = parts
+    return Operand(b, hi, _precision.pair(lo, hi, -2))
+
+
+def subtract(c: mx.array, a: Operand, b: Operand) -> mx.array:
+    """``c - a @ b`` with the operands' splits as given (:func:`left`, :func:`right`): one
+    fused ``mx.addmm``, or, where they are split, two (the hi·hi term, then both
+    corrections in one product of inner size 2K)."""
+    if c.dtype == mx.float32 and a.hi is not None and b.hi is not None:
+        c = mx.addmm(c, a.hi, b.hi, alpha=-1.0)
+        return mx.addmm(c, a.pair, b.pair, alpha=-1.0)
+    return mx.addmm(c, a.value, b.value, alpha=-1.0)
 
 
 def solve_block(
