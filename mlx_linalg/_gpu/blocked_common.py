@@ -230,6 +230,14 @@ def solve_block(
     return solution[..., :k] if pad else solution
 
 
+def zero_diagonal(a: mx.array) -> mx.array:
+    """(B,) whether each (B, n, n) matrix has a zero diagonal entry. The diagonal is every
+    (n + 1)-th entry of the flattened matrix, a strided view (``mx.diagonal`` is two
+    aranges and a gather: three launches)."""
+    batch, n = a.shape[0], a.shape[-1]
+    return mx.any(a.reshape(batch, n * n)[:, :: n + 1] == 0, axis=-1)
+
+
 def task_width(k: int) -> int:
     """Columns per substitution task for K > :data:`TRSM_COLUMNS` right-hand sides.
 

@@ -11,7 +11,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg._gpu import blocked_panel
-from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product
+from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product, zero_diagonal
 from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
 
@@ -63,7 +63,7 @@ def panel_lu(
     """
     pieces: list = []
     packed, perm = _recursive(blocks, a, leaf, 0, pieces)
-    return packed, perm, _join_pivots(pieces, 0)
+    return packed, perm, _join_pivots(pieces)
 
 
 def _recursive(
@@ -119,14 +119,14 @@ def join(
     return packed, perm
 
 
-def _join_pivots(pieces: list, offset: int) -> mx.array | None:
+def _join_pivots(pieces: list) -> mx.array | None:
     """LAPACK's pivots from the leaves' (first column, own pivots) pieces: one
-    concatenation and one addition of each column's leaf start plus ``offset``. None when
-    a piece has none."""
+    concatenation and one addition of each column's leaf start. None when a piece has
+    none."""
     if not pieces or any(piv is None for _, piv in pieces):
         return None
     starts = np.concatenate(
-        [np.full(piv.shape[-1], column + offset, dtype=np.int32) for column, piv in pieces]
+        [np.full(piv.shape[-1], column, dtype=np.int32) for column, piv in pieces]
     )
     raw = mx.concatenate([piv for _, piv in pieces], axis=1) if len(pieces) > 1 else pieces[0][1]
     return raw + mx.array(starts)
@@ -209,7 +209,7 @@ def getrf_pivots(
             rows_of_u.append((start + width, u12))
             if start + width < m:
                 trailing = subtract_product(right[:, width:], packed[:, width:], u12)
-    return _assemble(panels, rows_of_u, perm, n), perm, _join_pivots(pieces, 0)
+    return _assemble(panels, rows_of_u, perm, n), perm, _join_pivots(pieces)
 
 
 def _assemble(panels: list, rows_of_u: list, perm: mx.array, n: int) -> mx.array:
@@ -368,10 +368,6 @@ def slogdet(
     return (sign.reshape(batch), logabsdet.reshape(batch)), None
 
 
-def _singular(packed: mx.array) -> mx.array:
-    return mx.any(mx.diagonal(packed, axis1=-2, axis2=-1) == 0, axis=-1)
-
-
 def _getrs(
     blocks: Blocks, packed: mx.array, perm: mx.array, b: mx.array, *, trans: bool, block: int
 ) -> mx.array:
@@ -415,7 +411,7 @@ def solve(
     """
     packed, perm = getrf(blocks, flat(a), block=block, leaf=leaf)
     x = _getrs(blocks, packed, perm, flat(b), trans=False, block=block)
-    failed = _singular(packed)
+    failed = zero_diagonal(packed)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(a.shape[:-2])
 
 
@@ -470,5 +466,5 @@ def lu_solve(
     bad = mx.any((piv < 0) | (piv >= n), axis=-1)
     perm = blocked_panel.permutation(mx.clip(piv, 0, n - 1), n)
     x = _getrs(blocks, pf, perm, flat(b), trans=trans != 0, block=block)
-    failed = bad | _singular(pf)
+    failed = bad | zero_diagonal(pf)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(packed.shape[:-2])

@@ -18,6 +18,7 @@ from mlx_linalg._gpu.blocked_common import (
     split_parts,
     subtract,
     transposed_parts,
+    zero_diagonal,
 )
 from mlx_linalg._gpu.reference import nan_where
 
@@ -101,14 +102,6 @@ def _solve(
     return mx.concatenate(solved, axis=1) if len(solved) > 1 else solved[0]
 
 
-def _zero_diagonal(a: mx.array) -> mx.array:
-    """(B,) whether each (B, n, n) matrix has a zero diagonal entry. The diagonal is every
-    (n + 1)-th entry of the flattened matrix, a strided view (``mx.diagonal`` is two
-    aranges and a gather: three launches)."""
-    batch, n = a.shape[0], a.shape[-1]
-    return mx.any(a.reshape(batch, n * n)[:, :: n + 1] == 0, axis=-1)
-
-
 def solve_triangular(
     a: mx.array,
     b: mx.array,
@@ -141,7 +134,7 @@ def solve_triangular(
     x = trsm(blocks, af, bf, lower=lower, trans=trans != 0, unit=unit_diagonal, block=block)
     if unit_diagonal:
         return (x.reshape(b.shape),), None
-    failed = _zero_diagonal(af)
+    failed = zero_diagonal(af)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(a.shape[:-2])
 
 
@@ -172,5 +165,5 @@ def cho_solve(
     parts = split_parts(cf) if c.shape[-1] > min(block, blocks.max_n) else None
     y = trsm(blocks, cf, bf, lower=lower, trans=not lower, unit=False, block=block, parts=parts)
     x = trsm(blocks, cf, y, lower=lower, trans=lower, unit=False, block=block, parts=parts)
-    failed = _zero_diagonal(cf)
+    failed = zero_diagonal(cf)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(c.shape[:-2])
