@@ -50,6 +50,7 @@ import numpy as np
 from mlx_linalg import _autodiff_rules, _dispatch, _precision
 from mlx_linalg._checks import fail
 from mlx_linalg._devices import on
+from mlx_linalg._gpu.blocked_common import flat
 
 # LAPACK dsgesv's ITERMAX: corrections tried before falling back to the working precision.
 ITERMAX = 30
@@ -158,7 +159,7 @@ def solve(
 def _refine(a: mx.array, b: mx.array, steps: Steps, stream: object, itermax: int) -> Refined:
     """The iteration on flattened (B, n, n) and (B, n, K) stacks."""
     batch, n = a.shape[:-2], a.shape[-1]
-    af, bf = _flat(a), _flat(b)
+    af, bf = flat(a), flat(b)
     count, dtype, low = af.shape[0], a.dtype, LOW_DTYPE[a.dtype]
     with _precision.reduced_products():
         (packed, piv), _ = steps.factor(af.astype(low))
@@ -210,10 +211,6 @@ def _refine(a: mx.array, b: mx.array, steps: Steps, stream: object, itermax: int
             failed = _put(mx.zeros((count,), dtype=mx.bool_), again, failed_again, count)
             failed = failed.reshape(batch)
     return Refined(x.reshape(b.shape), failed, iterations.reshape(batch), fell_back.reshape(batch))
-
-
-def _flat(x: mx.array) -> mx.array:
-    return x.reshape(-1, *x.shape[-2:])
 
 
 def _host(*arrays: mx.array) -> list[np.ndarray]:
