@@ -171,10 +171,18 @@ def getrf_pivots(
         triangular solve runs in blocks of ``blocks.max_n``. 2n³/3 flops for a square
         matrix, all but O(n²·leaf) in the products.
 
-        The trailing matrix is its own, shrinking array; finished block columns of L and
-        block rows of U are kept apart, and the later interchanges are applied to each
-        block column of L once, at the end (one gather each, instead of dlaswp on the
-        left columns at every step).
+        The trailing matrix is its own, shrinking array. Memory (issue #7): the result
+        is one zero (B, m, n) array that each step's U block row is written into by a
+        slice update as soon as it is solved (final then: later interchanges move rows
+        below it only); the packed panels (m·k - k²/2 entries in all) are kept, and the
+        later interchanges are applied to each of them once, at the end, by one gather
+        whose result is written into its place (instead of dlaswp on the left columns
+        at every step). The trailing rows are gathered in two parts, the panel's pivot
+        rows (the right-hand side of U's block row) and the rows below them, whose own
+        buffer the trailing update then overwrites (a fused product donates a whole
+        array, not a row slice of one): one trailing-sized buffer per step, and about
+        two n² above the input in all (the result and the trailing matrix) where the
+        earlier concatenated assembly kept three to five.
 
         A leaf is one launch of the ``lu_panel`` kernel on the GPU (``KERNELS``), a
         column loop of MLX ops (``blocked_panel.lu_panel``) in ``REFERENCE``.
@@ -183,9 +191,9 @@ def getrf_pivots(
     k = min(m, n)
     trailing = a
     perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
+    factor = mx.zeros((batch, m, n), dtype=a.dtype)
     panels = []  # (start, the packed panel, perm after its step)
     pieces = []  # (first column, a leaf's own pivots or None), over the whole matrix
-    rows_of_u = []  # (first column, U's block row right of the panel: (B, width, n - first))
     for start in range(0, k, block):
         width = min(block, k - start)
         panel_pieces: list = []
@@ -196,56 +204,26 @@ def getrf_pivots(
         )
         panels.append((start, packed, perm))
         if start + width < n:
-            right = _gather_rows(trailing[:, :, width:], local)
+            rest = trailing[:, :, width:]
             u12 = trsm(
                 blocks,
                 packed[:, :width],
-                right[:, :width],
+                _gather_rows(rest, local[:, :width]),
                 lower=True,
                 trans=False,
                 unit=True,
                 block=blocks.max_n,
             )
-            rows_of_u.append((start + width, u12))
+            factor[:, start : start + width, start + width :] = u12
             if start + width < m:
-                trailing = subtract_product(right[:, width:], packed[:, width:], u12)
-    return _assemble(panels, rows_of_u, perm, n), perm, _join_pivots(pieces)
-
-
-def _assemble(panels: list, rows_of_u: list, perm: mx.array, n: int) -> mx.array:
-    """The packed (B, m, n) LU from its panels and U's block rows right of each panel.
-
-    U's block rows, each widened to n columns by one gather (static indices; the columns
-    left of its panel repeat its first column and are never read), are stacked once:
-    ``upper`` (B, rows, n). Block column j is then ``upper``'s entries above its panel (one
-    slice) over the panel itself, whose rows still need the interchanges of the later
-    steps: row i >= start of the final order is row perm[i] of A, which sat at position
-    inverse(perm_j)[perm[i]] when the panel was factored (rows above start + width are
-    final already, so the same gather leaves them in place). About 9 launches per panel
-    (one concatenation of j + 1 pieces per block column was j + 5).
-    """
-    batch = perm.shape[0]
-    upper = None
-    if rows_of_u:
-        widened = []
-        for first, u in rows_of_u:
-            columns = np.maximum(np.arange(n, dtype=np.int32) - first, 0)
-            index = mx.broadcast_to(mx.array(columns), (batch, u.shape[1], n))
-            widened.append(mx.take_along_axis(u, index, axis=2))
-        upper = mx.concatenate(widened, axis=1) if len(widened) > 1 else widened[0]
-    columns = []
+                trailing = subtract_product(
+                    _gather_rows(rest, local[:, width:]), packed[:, width:], u12
+                )
     for start, packed, perm_then in panels:
-        width = packed.shape[-1]
         inverse = mx.argsort(perm_then, axis=1)
         index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - start
-        below = _gather_rows(packed, index)
-        if start:
-            below = mx.concatenate([upper[:, :start, start : start + width], below], axis=1)
-        columns.append(below)
-    k = panels[-1][0] + panels[-1][1].shape[-1]
-    if n > k:  # a wide matrix: U's columns right of the last panel
-        columns.append(upper[:, :, k:])
-    return mx.concatenate(columns, axis=2) if len(columns) > 1 else columns[0]
+        factor[:, start:, start : start + packed.shape[-1]] = _gather_rows(packed, index)
+    return factor, perm, _join_pivots(pieces)
 
 
 def parity(perm: mx.array) -> mx.array:
