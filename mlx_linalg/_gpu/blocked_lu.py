@@ -7,11 +7,19 @@ synchronization), batch axes kept. Pivots are LAPACK's, 0-based int32: row i was
 interchanged with row ``piv[i]``.
 """
 
+import functools
+
 import mlx.core as mx
 import numpy as np
 
 from mlx_linalg._gpu import blocked_panel
-from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product, zero_diagonal
+from mlx_linalg._gpu.blocked_common import (
+    KERNELS,
+    Blocks,
+    flat,
+    subtract_product,
+    zero_diagonal,
+)
 from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
 
@@ -349,14 +357,20 @@ def slogdet(
 def _getrs(
     blocks: Blocks, packed: mx.array, perm: mx.array, b: mx.array, *, trans: bool, block: int
 ) -> mx.array:
-    """Solve with a (B, n, n) packed LU and its row permutation ``perm`` (B, n): getrs."""
+    """Solve with a (B, n, n) packed LU and its row permutation ``perm`` (B, n): getrs.
+
+    Where products are split (TF32), each step's block column of ``packed`` is split on
+    its own (``trsm``'s ``slabs``): the right-hand side is often narrow, and splitting the
+    whole of ``packed`` would keep two more n² arrays alive through both substitutions.
+    """
+    solve = functools.partial(trsm, blocks, packed, block=block, slabs=True)
     if trans:
         # Aᵀ = Uᵀ Lᵀ P: Uᵀ y = b, Lᵀ z = y, x = Pᵀ z (x[perm[i]] = z[i]).
-        y = trsm(blocks, packed, b, lower=False, trans=True, unit=False, block=block)
-        z = trsm(blocks, packed, y, lower=True, trans=True, unit=True, block=block)
+        y = solve(b, lower=False, trans=True, unit=False)
+        z = solve(y, lower=True, trans=True, unit=True)
         return _gather_rows(z, mx.argsort(perm, axis=-1).astype(mx.int32))
-    y = trsm(blocks, packed, _gather_rows(b, perm), lower=True, trans=False, unit=True, block=block)
-    return trsm(blocks, packed, y, lower=False, trans=False, unit=False, block=block)
+    y = solve(_gather_rows(b, perm), lower=True, trans=False, unit=True)
+    return solve(y, lower=False, trans=False, unit=False)
 
 
 def solve(

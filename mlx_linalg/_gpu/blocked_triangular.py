@@ -33,6 +33,7 @@ def trsm(
     unit: bool,
     block: int = BLOCK,
     parts: tuple | None = None,
+    slabs: bool = False,
 ) -> mx.array:
     """op(A)⁻¹ X for (B, n, n) triangular ``a`` and (B, n, K) ``x``, blocked.
 
@@ -40,6 +41,11 @@ def trsm(
     ``unit`` assumes a unit diagonal. A zero diagonal entry makes that matrix's result
     non-finite (the caller marks it failed). ``parts``: ``a``'s :func:`split_parts`, when
     the caller has them (``cho_solve`` splits its factor once for both solves).
+    ``slabs``: where products are split and no ``parts`` are given, split each step's
+    block column of op(A) (the diagonal block and its coupling) on its own, two launches
+    per step and two block columns of memory, instead of the whole matrix once, two
+    launches and two n² arrays (``getrs``: n² of split parts against a narrow
+    right-hand side). The same values either way.
 
     Notes:
         Right-looking blocked substitution (LAPACK dtrsm's blocked form, Golub & Van Loan,
@@ -54,10 +60,12 @@ def trsm(
         parts are slices of those (two launches fewer per product).
     """
     n = a.shape[-1]
-    if parts is None and n > min(block, blocks.max_n):
+    if parts is None and n > min(block, blocks.max_n) and not slabs:
         parts = split_parts(a)
     t, t_parts = (mx.swapaxes(a, -1, -2), transposed_parts(parts)) if trans else (a, parts)
-    return _solve(blocks, t, t_parts, x, forward=lower != trans, unit=unit, block=block)
+    return _solve(
+        blocks, t, t_parts, x, forward=lower != trans, unit=unit, block=block, slabs=slabs
+    )
 
 
 def _solve(
@@ -69,8 +77,10 @@ def _solve(
     forward: bool,
     unit: bool,
     block: int,
+    slabs: bool = False,
 ) -> mx.array:
-    """:func:`trsm` of op(A) = ``t`` (lower when ``forward``), ``parts`` its split or None."""
+    """:func:`trsm` of op(A) = ``t`` (lower when ``forward``), ``parts`` its split or None
+    (with ``slabs``: split per step)."""
     n = t.shape[-1]
     starts = list(range(0, n, block))
     if not forward:
@@ -84,22 +94,42 @@ def _solve(
         else:
             rhs, rest = rest[:, start:], rest[:, :start]
         diagonal = t[:, start:stop, start:stop]
+        rows = slice(stop, None) if forward else slice(None, start)
+        inner, pieces = _step_parts(t, parts, start, stop, forward, slabs and len(starts) > 1)
         if stop - start <= blocks.max_n:
             xk = solve_block(blocks, diagonal, rhs, lower=forward, trans=False, unit=unit)
         else:
-            inner = None if parts is None else tuple(p[:, start:stop, start:stop] for p in parts)
             xk = _solve(
                 blocks, diagonal, inner, rhs, forward=forward, unit=unit, block=blocks.max_n
             )
         solved.append(xk)
         if rest.shape[1]:
-            rows = slice(stop, None) if forward else slice(None, start)
             coupling = t[:, rows, start:stop]
-            pieces = None if parts is None else tuple(p[:, rows, start:stop] for p in parts)
             rest = subtract(rest, left(coupling, pieces), right(xk))
     if not forward:
         solved.reverse()
     return mx.concatenate(solved, axis=1) if len(solved) > 1 else solved[0]
+
+
+def _step_parts(
+    t: mx.array, parts: tuple | None, start: int, stop: int, forward: bool, slab: bool
+) -> tuple[tuple | None, tuple | None]:
+    """The split parts of a step's diagonal block and of its coupling block (the rows below
+    it, forward, or above it): slices of ``parts``; with ``slab`` (and no ``parts``), of
+    the split of the step's block column alone; else None (each product splits its own)."""
+    if parts is None and slab:
+        slab_rows = slice(start, None) if forward else slice(None, stop)
+        slab_parts = split_parts(t[:, slab_rows, start:stop])
+        if slab_parts is not None:
+            top, width = (0, stop - start) if forward else (start, stop - start)
+            rows = slice(width, None) if forward else slice(None, start)
+            diagonal = tuple(p[:, top : top + width] for p in slab_parts)
+            return diagonal, tuple(p[:, rows] for p in slab_parts)
+    if parts is None:
+        return None, None
+    rows = slice(stop, None) if forward else slice(None, start)
+    diagonal = tuple(p[:, start:stop, start:stop] for p in parts)
+    return diagonal, tuple(p[:, rows, start:stop] for p in parts)
 
 
 def solve_triangular(
