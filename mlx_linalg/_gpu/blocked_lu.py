@@ -363,13 +363,19 @@ def _getrs(
     its own (``trsm``'s ``slabs``): the right-hand side is often narrow, and splitting the
     whole of ``packed`` would keep two more n² arrays alive through both substitutions.
     """
-    solve = functools.partial(trsm, blocks, packed, block=block, slabs=True)
     if trans:
         # Aᵀ = Uᵀ Lᵀ P: Uᵀ y = b, Lᵀ z = y, x = Pᵀ z (x[perm[i]] = z[i]).
+        solve = functools.partial(trsm, blocks, packed, block=block, slabs=True)
         y = solve(b, lower=False, trans=True, unit=False)
         z = solve(y, lower=True, trans=True, unit=True)
         return _gather_rows(z, mx.argsort(perm, axis=-1).astype(mx.int32))
-    y = solve(_gather_rows(b, perm), lower=True, trans=False, unit=True)
+    return _substitute(blocks, packed, _gather_rows(b, perm), block)
+
+
+def _substitute(blocks: Blocks, packed: mx.array, pb: mx.array, block: int) -> mx.array:
+    """U⁻¹ L⁻¹ ``pb`` for a (B, n, n) packed LU and the permuted right-hand side P·b."""
+    solve = functools.partial(trsm, blocks, packed, block=block, slabs=True)
+    y = solve(pb, lower=True, trans=False, unit=True)
     return solve(y, lower=False, trans=False, unit=False)
 
 
@@ -414,11 +420,17 @@ def inv(
 
     Notes:
         getrf + getrs with B = I: 2n³/3 + 2n³ flops (LAPACK's getri needs 2n³ in all but
-        works in place; here both substitutions are blocked products).
+        works in place; here both substitutions are blocked products). The permuted
+        identity P·I is formed directly (row i is e_perm[i], one comparison), not as
+        an identity and its row gather: one n² array fewer.
     """
     a = flat(x)
-    eye = mx.broadcast_to(mx.eye(x.shape[-1], dtype=x.dtype), a.shape)
-    return solve(x, eye.reshape(x.shape), blocks=blocks, block=block, leaf=leaf)
+    n = a.shape[-1]
+    packed, perm = getrf(blocks, a, block=block, leaf=leaf)
+    permuted = (perm[:, :, None] == mx.arange(n, dtype=mx.int32)).astype(a.dtype)
+    inverse = _substitute(blocks, packed, permuted, block)
+    failed = zero_diagonal(packed)
+    return (nan_where(failed, inverse).reshape(x.shape),), failed.reshape(x.shape[:-2])
 
 
 def lu_solve(
