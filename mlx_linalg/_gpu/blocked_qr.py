@@ -134,9 +134,16 @@ def _triangular_factor(blocks: Blocks, v: mx.array, tau: mx.array) -> mx.array:
     return trsm(blocks, scaled, diagonal, lower=False, trans=False, unit=True, block=blocks.max_n)
 
 
-def _reflect(v: mx.array, t: mx.array, c: mx.array, *, transpose: bool) -> mx.array:
-    """(I - V T Vᵀ) C, or its transpose applied (LAPACK dlarfb, from the left)."""
+def _reflect(v: mx.array, t: mx.array, c: mx.array, *, transpose: bool, skip: int = 0) -> mx.array:
+    """(I - V T Vᵀ) C[..., skip:], or its transpose applied (LAPACK dlarfb, from the left).
+
+    Vᵀ C is formed for all of C's columns and its first ``skip`` dropped: C is then read
+    whole (a contiguous array where C[..., skip:] would be a strided view, which a matrix
+    product copies first) at the cost of ``skip`` more columns of a thin product.
+    """
     w = _product(mx.swapaxes(v, -1, -2), c)
+    if skip:
+        w, c = w[..., skip:], c[..., skip:]
     op_t = mx.swapaxes(t, -1, -2) if transpose else t
     return _subtract_product(c, v, _product(op_t, w))
 
@@ -196,14 +203,26 @@ def panel(blocks: Blocks, a: mx.array, *, leaf: int | None = LEAF, with_t: bool 
 
 
 def geqrf(
-    blocks: Blocks, a: mx.array, *, block: int = BLOCK, leaf: int | None = LEAF
+    blocks: Blocks,
+    a: mx.array,
+    *,
+    block: int = BLOCK,
+    leaf: int | None = LEAF,
+    rows: int | None = None,
 ) -> tuple[mx.array, list[tuple[mx.array, mx.array]]]:
     """Blocked Householder QR of a (B, m, n) stack: ``(R, reflectors)``.
 
+    Args:
+        blocks: the diagonal-block building blocks.
+        a: (B, m, n).
+        block: block size (outer panel width).
+        leaf: the widest panel the building block's ``qr`` factors (:func:`panel`).
+        rows: R's rows: k = min(m, n) (None) or more, the rest zero.
+
     Returns:
-        R (B, k, n), k = min(m, n), upper trapezoidal; reflectors, per block column
-        starting at ``start``, ``(V, T)`` with V (B, m - start, b) and T (B, b, b): that
-        block's reflectors are I - V T Vᵀ acting on rows start: (compact WY).
+        R (B, rows, n) upper trapezoidal; reflectors, per block column starting at
+        ``start``, ``(V, T)`` with V (B, m - start, b) and T (B, b, b): that block's
+        reflectors are I - V T Vᵀ acting on rows start: (compact WY).
 
     Notes:
         Right-looking blocked Householder QR (Golub & Van Loan, Matrix Computations 4th
@@ -211,26 +230,36 @@ def geqrf(
         1989; LAPACK dgeqrf, dlarft, dlarfb). For each block column: Householder QR of the
         tall panel, recursively with leaves of at most ``leaf`` columns (:func:`panel`),
         with its V and T; the trailing columns updated by C -= V (Tᵀ (Vᵀ C)),
-        float32-accurate products. The trailing matrix is its own, shrinking array; R is
-        assembled from its block rows at the end. 2mn² - 2n³/3 flops, all but O(mn·leaf)
-        in the products.
+        float32-accurate products. 2mn² - 2n³/3 flops, all but O(mn·leaf) in the
+        products.
+
+        Memory (docs/kernels-blocked.md, "Memory"): the trailing matrix is its own,
+        shrinking array, and each step's block row of R is copied out of it (one
+        concatenate) before the next step starts: the next trailing matrix depends on that
+        copy (``mx.depends``, no launch). Without the dependency MLX's evaluation order
+        (the tape is built breadth-first from the outputs and run in reverse) deferred the
+        block rows, which only R's assembly reads, to the end, and the block rows are
+        views of the step's whole updated array: every step's array stayed alive, about
+        n/(3·block) n² at once. R is a zero array that the block rows are written into
+        (slice updates, in place).
     """
     _, m, n = a.shape
     k = min(m, n)
+    r = mx.zeros((a.shape[0], k if rows is None else rows, n), dtype=a.dtype)
     trailing = a
     reflectors = []
-    rows_of_r = []
     for start in range(0, k, block):
         width = min(block, k - start)
+        end = start + width
         factored = panel(blocks, trailing[:, :, :width], leaf=leaf)
         reflectors.append((factored.v, factored.t))
         row = _upper(factored.packed)
-        if start + width < n:
-            updated = _reflect(factored.v, factored.t, trailing[:, :, width:], transpose=True)
+        if end < n:
+            updated = _reflect(factored.v, factored.t, trailing, transpose=True, skip=width)
             row = mx.concatenate([row, updated[:, :width]], axis=2)
-            trailing = updated[:, width:]
-        rows_of_r.append(mx.pad(row, [(0, 0), (0, 0), (start, 0)]) if start else row)
-    r = mx.concatenate(rows_of_r, axis=1) if len(rows_of_r) > 1 else rows_of_r[0]
+            if end < k:
+                trailing = mx.depends(updated[:, width:], row)
+        r[:, start:end, start:] = row
     return r, reflectors
 
 
@@ -241,6 +270,14 @@ def _eye(rows: int, columns: int, batch: int, dtype: mx.Dtype) -> mx.array:
     if (rows, columns) != (size, size):
         eye = mx.pad(eye, [(0, rows - size), (0, columns - size)])
     return mx.broadcast_to(eye, (batch, rows, columns))
+
+
+def _border(corner: mx.array, width: int) -> mx.array:
+    """[[I, 0], [0, corner]] with a (width, width) identity: one pad and one slice update
+    (in place) of the identity block."""
+    bordered = mx.pad(corner, [(0, 0), (width, 0), (width, 0)])
+    bordered[:, :width, :width] = _identity(width, corner.dtype)
+    return bordered
 
 
 def qr(
@@ -287,17 +324,13 @@ def qr(
     a = flat(x)
     batch, m, n = a.shape
     k = min(m, n)
-    r, reflectors = geqrf(blocks, a, block=block, leaf=leaf)
     columns = m if mode == "complete" else k
-    if columns > k:  # complete Q of a tall matrix: R gets zero rows
-        r = mx.pad(r, [(0, 0), (0, columns - k), (0, 0)])
+    r, reflectors = geqrf(blocks, a, block=block, leaf=leaf, rows=columns)
     starts = list(range(0, k, block))
     corner = _eye(m - starts[-1], columns - starts[-1], batch, a.dtype)
     for start, (v, t) in zip(reversed(starts), reversed(reflectors), strict=True):
-        width = v.shape[-1]
         if corner.shape[1] < m - start:  # border the corner with the identity's rows
-            top = _eye(width, columns - start, batch, a.dtype)
-            corner = mx.concatenate([top, mx.pad(corner, [(0, 0), (0, 0), (width, 0)])], axis=1)
+            corner = _border(corner, v.shape[-1])
         corner = _reflect(v, t, corner, transpose=False)
     failed = mx.logical_not(mx.all(mx.isfinite(a), axis=(-2, -1)))
     shape = x.shape[:-2]
