@@ -6,7 +6,7 @@
 // @check NMAX=64,UPPER=false NMAX=64,UPPER=true NMAX=32,UPPER=false
 //
 // Cholesky factors of a stack of small symmetric positive-definite matrices, one
-// threadgroup per matrix, blocked by panels of PW = 16 columns.
+// threadgroup per matrix, blocked by panels of PW = 8 columns.
 //   A       (B, n, n) float32, 1 <= n <= NMAX, NMAX = 32 or 64. Only the lower triangle is
 //           read (the upper one when UPPER).
 //   L       (B, n, n): the lower factor L with A = L Lᵀ and zeros above the diagonal, or,
@@ -18,19 +18,23 @@
 // H100: 32 for n <= 32, 64 above; more threads only help the first trailing updates).
 // Algorithm: right-looking blocked Cholesky (LAPACK potrf with potf2 panels), n³/3 flops,
 // the lower triangle in threadgroup memory (odd row stride). Per panel of columns
-// [c0, c0 + 16): simdgroup 0 loads rows c0.. of the panel into registers (lane l: rows
+// [c0, c0 + PW): simdgroup 0 loads rows c0.. of the panel into registers (lane l: rows
 // c0 + l + 32 q) and factors it in registers (pivot and multipliers broadcast by shuffles,
 // every column loop unrolled: the diagonal block's potf2 and the trsm below it in one
 // pass), then stores it back; after a barrier every thread updates 4 x 4 tiles of
-// the trailing lower triangle, a_ik -= sum_p l_ip l_kp over the panel's 16 columns in
+// the trailing lower triangle, a_ik -= sum_p l_ip l_kp over the panel's PW columns in
 // ascending p, one fused multiply-add each: the same operations in the same order as the
 // unblocked potf2 (and the MLX reference), so results agree to the last bit up to fma
-// contraction. Only n / 16 steps need the whole threadgroup, and the unrolled code
+// contraction. Only n / PW steps need the whole threadgroup, and the unrolled code
 // is one panel's: a 64-column register factorization with every loop unrolled spent most
 // of its time fetching instructions on the H100 (109 us for 1000 x 64 x 64, against 61).
+// PW = 8 (H100, 2026-11-26, min of up to 200 calls, two interleaved rounds): 1000 x 64 x 64
+// 0.146-0.147 ms against 0.157-0.166 with PW = 16 and 0.144-0.152 with PW = 4; 10000 x 32
+// x 32 0.177 against 0.189-0.194. The panel (simdgroup 0 alone) costs ~PW per column, the
+// trailing updates (every thread) the same flops in more, shorter passes.
 // Memory traffic: n² floats read, n² floats and one bool written.
 
-constexpr int PW = 16;
+constexpr int PW = 8;
 constexpr int TB = 4;
 constexpr int RF = 16;
 constexpr int R = NMAX / 32;
