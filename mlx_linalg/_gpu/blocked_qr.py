@@ -35,6 +35,12 @@ from mlx_linalg._gpu.reference import nan_where
 # cost more than the narrow panel saves: narrow unrecursed panels win.
 BLOCK = 32
 LEAF = None
+# Reflector columns applied per step of Q's formation: the blocks' reflectors are merged,
+# this many columns (a multiple of BLOCK) at a time, into one compact WY block, so that
+# forming Q takes a fourth of the steps, each on a wider block: fewer launches, and fewer
+# (B, m, n)-sized arrays per launch (which bounds the memory that MLX's evaluation keeps
+# in flight ahead of the device: docs/kernels-blocked.md, "Memory").
+Q_BLOCK = 128
 # Products a @ b with batch x rows x inner x columns at most this many elements are formed
 # as a broadcast product and a sum (two launches, float32 arithmetic) where the device
 # multiplies float32 in reduced precision (the split product there is eight to ten
@@ -54,12 +60,29 @@ class Panel(NamedTuple):
         taus: the leaves' tau arrays (B, leaf width), in column order.
         v: (B, r, b) the reflectors, unit lower trapezoidal, or None.
         t: (B, b, b) upper triangular with H₁ ⋯ H_b = I - V T Vᵀ, or None.
+        tau: (B, b) all the panel's tau, with V and T, or None.
     """
 
     packed: mx.array
     taus: list[mx.array]
     v: mx.array | None
     t: mx.array | None
+    tau: mx.array | None = None
+
+
+class Reflectors(NamedTuple):
+    """One block column's reflectors in compact WY form: I - V T Vᵀ acts on the rows from
+    the block's first column on (:func:`geqrf`).
+
+    Attributes:
+        v: (B, r, b) unit lower trapezoidal.
+        t: (B, b, b) upper triangular.
+        tau: (B, b) the reflectors' tau (T's diagonal).
+    """
+
+    v: mx.array
+    t: mx.array
+    tau: mx.array
 
 
 def _elementwise(a: mx.array, b: mx.array) -> bool:
@@ -199,7 +222,7 @@ def panel(blocks: Blocks, a: mx.array, *, leaf: int | None = LEAF, with_t: bool 
         return Panel(packed, taus, None, None)
     v = _vectors(packed)
     tau = mx.concatenate(taus, axis=1) if len(taus) > 1 else taus[0]
-    return Panel(packed, taus, v, _triangular_factor(blocks, v, tau))
+    return Panel(packed, taus, v, _triangular_factor(blocks, v, tau), tau)
 
 
 def geqrf(
@@ -209,7 +232,7 @@ def geqrf(
     block: int = BLOCK,
     leaf: int | None = LEAF,
     rows: int | None = None,
-) -> tuple[mx.array, list[tuple[mx.array, mx.array]]]:
+) -> tuple[mx.array, list[Reflectors]]:
     """Blocked Householder QR of a (B, m, n) stack: ``(R, reflectors)``.
 
     Args:
@@ -220,8 +243,8 @@ def geqrf(
         rows: R's rows: k = min(m, n) (None) or more, the rest zero.
 
     Returns:
-        R (B, rows, n) upper trapezoidal; reflectors, per block column starting at
-        ``start``, ``(V, T)`` with V (B, m - start, b) and T (B, b, b): that block's
+        R (B, rows, n) upper trapezoidal; the :class:`Reflectors` of each block column,
+        V (B, m - start, b) for the block starting at column ``start``: that block's
         reflectors are I - V T Vᵀ acting on rows start: (compact WY).
 
     Notes:
@@ -252,7 +275,7 @@ def geqrf(
         width = min(block, k - start)
         end = start + width
         factored = panel(blocks, trailing[:, :, :width], leaf=leaf)
-        reflectors.append((factored.v, factored.t))
+        reflectors.append(Reflectors(factored.v, factored.t, factored.tau))
         row = _upper(factored.packed)
         if end < n:
             updated = _reflect(factored.v, factored.t, trailing, transpose=True, skip=width)
@@ -261,6 +284,31 @@ def geqrf(
                 trailing = mx.depends(updated[:, width:], row)
         r[:, start:end, start:] = row
     return r, reflectors
+
+
+def _merge(blocks: Blocks, group: list[Reflectors], after: mx.array) -> tuple[mx.array, mx.array]:
+    """(V, T) of consecutive blocks' reflectors as one compact WY block (dlarft over the
+    blocks' columns together).
+
+    The blocks' V, each shifted down by the columns before it (the rows above a reflector
+    are zero), side by side: one pad and a slice update per further block (in place); T
+    from V and the blocks' tau as :func:`_triangular_factor` forms a panel's. All of it
+    runs after ``after`` (``mx.depends``, no launch): so forming T, many small launches,
+    comes between the steps of Q's formation, instead of all of it before the first
+    step, and the steps' large arrays are spread out (docs/kernels-blocked.md, "Memory").
+    """
+    if len(group) == 1:
+        return group[0].v, group[0].t
+    first = mx.depends(group[0].v, after)
+    rows, width = first.shape[1], sum(block.v.shape[-1] for block in group)
+    v = mx.pad(first, [(0, 0), (0, 0), (0, width - first.shape[-1])])
+    column = first.shape[-1]
+    for block in group[1:]:
+        b = block.v.shape[-1]
+        v[:, rows - block.v.shape[1] :, column : column + b] = block.v
+        column += b
+    tau = mx.concatenate([block.tau for block in group], axis=1)
+    return v, _triangular_factor(blocks, v, tau)
 
 
 def _eye(rows: int, columns: int, batch: int, dtype: mx.Dtype) -> mx.array:
@@ -287,6 +335,7 @@ def qr(
     blocks: Blocks = KERNELS,
     block: int = BLOCK,
     leaf: int | None = LEAF,
+    q_block: int = Q_BLOCK,
 ) -> tuple:
     """Householder QR of a stack, blocked: ``((Q, R), failed)``.
 
@@ -300,6 +349,8 @@ def qr(
         leaf: the widest panel the building block's ``qr`` factors; wider panels are
             factored recursively (:func:`panel`). None, or ``leaf >= block``: no
             recursion (one building-block call per panel).
+        q_block: reflector columns per step of Q's formation (a multiple of ``block``
+            merges that many blocks' reflectors; ``block`` or less: one block per step).
 
     Returns:
         ``((Q, R), failed)``: R upper trapezoidal with LAPACK's signs (R's diagonal may be
@@ -311,10 +362,12 @@ def qr(
 
     Notes:
         geqrf, then Q formed by applying the blocks' reflectors to the first columns of
-        the identity from the last block to the first (LAPACK dorgqr). When block j is
-        applied, Q is the identity outside rows and columns start_j:, so each step works
-        on the (m - start_j) x (columns - start_j) corner only and makes it a new array.
-        4m²n - 2mn² + 2n³/3 flops (reduced, m >= n) in all.
+        the identity from the last block to the first (LAPACK dorgqr), ``q_block``
+        columns of reflectors at a time (:func:`_merge`). When the block starting at
+        column s is applied, Q is the identity outside rows and columns s:, so each step
+        works on the (m - s) x (columns - s) corner only and makes it a new array.
+        4m²n - 2mn² + 2n³/3 flops (reduced, m >= n) in all, plus O(q_block) more per
+        row and column for the merged blocks' T and corners.
 
     See Also:
         scipy.linalg.qr
@@ -326,11 +379,18 @@ def qr(
     k = min(m, n)
     columns = m if mode == "complete" else k
     r, reflectors = geqrf(blocks, a, block=block, leaf=leaf, rows=columns)
-    starts = list(range(0, k, block))
-    corner = _eye(m - starts[-1], columns - starts[-1], batch, a.dtype)
-    for start, (v, t) in zip(reversed(starts), reversed(reflectors), strict=True):
+    merged = max(1, q_block // block)
+    groups = [
+        (start, reflectors[i : i + merged])
+        for i, start in enumerate(range(0, k, block))
+        if i % merged == 0
+    ]
+    last = groups[-1][0]
+    corner = _eye(m - last, columns - last, batch, a.dtype)
+    for start, group in reversed(groups):
+        v, t = _merge(blocks, group, corner)
         if corner.shape[1] < m - start:  # border the corner with the identity's rows
-            corner = _border(corner, v.shape[-1])
+            corner = _border(corner, m - start - corner.shape[1])
         corner = _reflect(v, t, corner, transpose=False)
     failed = mx.logical_not(mx.all(mx.isfinite(a), axis=(-2, -1)))
     shape = x.shape[:-2]
