@@ -12,7 +12,6 @@ not multiples of the leaf, zero and NaN columns, batches, the failure policy and
 ``mx.compile`` (no host synchronization).
 """
 
-
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -315,3 +314,32 @@ def test_emulated_join_kernel(rng):
     lapack_lu, lapack_piv = _scipy_lu(a.astype(np.float32).astype(np.float64))
     np.testing.assert_array_equal(np.asarray(piv), lapack_piv)
     np.testing.assert_allclose(np.asarray(packed), lapack_lu, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("n", "block"), [(300, 128), (520, 64), (1030, 128)])
+@pytest.mark.parametrize(("lower", "trans"), [(True, False), (False, False), (False, True)])
+def test_getrs_slabs_give_the_whole_split_bits(rng, n, block, lower, trans):
+    """getrs splits the packed LU a slab of block columns at a time (``trsm``'s ``slabs``,
+    issue #7's memory): with split products (as on a TF32 device) the substitutions give
+    the bits of the whole matrix split once, whatever the steps per slab (1, 3, 3 with a
+    shorter last slab) and direction."""
+    from mlx_linalg import _precision
+    from mlx_linalg._gpu import blocked_triangular
+
+    a = as_mlx(rng.standard_normal((1, n, n)) / n**0.5 + 4 * np.eye(n), mx.float32)
+    b = as_mlx(rng.standard_normal((1, n, 5)), mx.float32)
+    saved = _precision.reduced_precision
+    _precision.reduced_precision = lambda *_, **__: True
+    try:
+        assert blocked_triangular.split_parts(a) is not None
+        solves = [
+            blocked_triangular.trsm(
+                REFERENCE, a, b, lower=lower, trans=trans, unit=lower, block=block, slabs=slabs
+            )
+            for slabs in (False, True)
+        ]
+        mx.eval(solves)
+    finally:
+        _precision.reduced_precision = saved
+    assert np.array_equal(np.array(solves[0]), np.array(solves[1]))
+    assert np.all(np.isfinite(np.array(solves[1])))

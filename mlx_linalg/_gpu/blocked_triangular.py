@@ -22,6 +22,11 @@ from mlx_linalg._gpu.blocked_common import (
 )
 from mlx_linalg._gpu.reference import nan_where
 
+# Slabs of block columns that trsm(..., slabs=True) splits op(A) into, one after another,
+# where products are split: memory for split parts of about 2n²/SLABS (against 2n² for the
+# whole matrix at once) for 2·SLABS launches (against 2).
+SLABS = 4
+
 
 def trsm(
     blocks: Blocks,
@@ -41,11 +46,11 @@ def trsm(
     ``unit`` assumes a unit diagonal. A zero diagonal entry makes that matrix's result
     non-finite (the caller marks it failed). ``parts``: ``a``'s :func:`split_parts`, when
     the caller has them (``cho_solve`` splits its factor once for both solves).
-    ``slabs``: where products are split and no ``parts`` are given, split each step's
-    block column of op(A) (the diagonal block and its coupling) on its own, two launches
-    per step and two block columns of memory, instead of the whole matrix once, two
-    launches and two n² arrays (``getrs``: n² of split parts against a narrow
-    right-hand side). The same values either way.
+    ``slabs``: where products are split and no ``parts`` are given, split op(A) in about
+    :data:`SLABS` slabs of whole block columns, each when its first step comes (two
+    launches per slab; about 2n²/SLABS entries alive), instead of the whole matrix at
+    once (two launches; two n² arrays alive through the solve): ``getrs``, whose
+    right-hand side is often narrow. The same values either way.
 
     Notes:
         Right-looking blocked substitution (LAPACK dtrsm's blocked form, Golub & Van Loan,
@@ -80,22 +85,26 @@ def _solve(
     slabs: bool = False,
 ) -> mx.array:
     """:func:`trsm` of op(A) = ``t`` (lower when ``forward``), ``parts`` its split or None
-    (with ``slabs``: split per step)."""
+    (with ``slabs``: split a slab of block columns at a time)."""
     n = t.shape[-1]
     starts = list(range(0, n, block))
     if not forward:
         starts.reverse()
+    group = -(-len(starts) // SLABS)  # steps per slab
+    region = None if parts is None else (0, 0, parts)
     rest = x
     solved: list[mx.array] = []
-    for start in starts:
+    for i, start in enumerate(starts):
         stop = min(start + block, n)
+        if slabs and parts is None and len(starts) > 1 and i % group == 0:
+            region = _slab(t, starts[i : i + group], block, forward)
         if forward:
             rhs, rest = rest[:, : stop - start], rest[:, stop - start :]
         else:
             rhs, rest = rest[:, start:], rest[:, :start]
         diagonal = t[:, start:stop, start:stop]
         rows = slice(stop, None) if forward else slice(None, start)
-        inner, pieces = _step_parts(t, parts, start, stop, forward, slabs and len(starts) > 1)
+        inner, pieces = _step_parts(region, start, stop, forward)
         if stop - start <= blocks.max_n:
             xk = solve_block(blocks, diagonal, rhs, lower=forward, trans=False, unit=unit)
         else:
@@ -111,25 +120,35 @@ def _solve(
     return mx.concatenate(solved, axis=1) if len(solved) > 1 else solved[0]
 
 
+def _slab(t: mx.array, starts: list[int], block: int, forward: bool) -> tuple | None:
+    """The split of the block columns of the steps ``starts`` (in solve order) over every
+    row those steps read (from the first one's diagonal block down, forward; up to it,
+    backward): ``(first row, first column, parts)``, or None where products are not
+    split."""
+    n = t.shape[-1]
+    first, last = starts[0], starts[-1]
+    if forward:
+        row, columns, region = first, slice(first, min(last + block, n)), t[:, first:]
+    else:
+        stop = min(first + block, n)
+        row, columns, region = 0, slice(last, stop), t[:, :stop]
+    parts = split_parts(region[:, :, columns])
+    return None if parts is None else (row, columns.start, parts)
+
+
 def _step_parts(
-    t: mx.array, parts: tuple | None, start: int, stop: int, forward: bool, slab: bool
+    region: tuple | None, start: int, stop: int, forward: bool
 ) -> tuple[tuple | None, tuple | None]:
     """The split parts of a step's diagonal block and of its coupling block (the rows below
-    it, forward, or above it): slices of ``parts``; with ``slab`` (and no ``parts``), of
-    the split of the step's block column alone; else None (each product splits its own)."""
-    if parts is None and slab:
-        slab_rows = slice(start, None) if forward else slice(None, stop)
-        slab_parts = split_parts(t[:, slab_rows, start:stop])
-        if slab_parts is not None:
-            top, width = (0, stop - start) if forward else (start, stop - start)
-            rows = slice(width, None) if forward else slice(None, start)
-            diagonal = tuple(p[:, top : top + width] for p in slab_parts)
-            return diagonal, tuple(p[:, rows] for p in slab_parts)
-    if parts is None:
+    it, forward, or above it), as slices of ``region`` ((first row, first column, parts)
+    of a split covering them); None, None without one (each product splits its own)."""
+    if region is None:
         return None, None
-    rows = slice(stop, None) if forward else slice(None, start)
-    diagonal = tuple(p[:, start:stop, start:stop] for p in parts)
-    return diagonal, tuple(p[:, rows, start:stop] for p in parts)
+    row, column, parts = region
+    columns = slice(start - column, stop - column)
+    rows = slice(stop - row, None) if forward else slice(None, start - row)
+    diagonal = tuple(p[:, start - row : stop - row, columns] for p in parts)
+    return diagonal, tuple(p[:, rows, columns] for p in parts)
 
 
 def solve_triangular(
