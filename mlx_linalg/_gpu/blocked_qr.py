@@ -103,9 +103,29 @@ def _elementwise_product(a: mx.array, b: mx.array) -> mx.array:
     return mx.sum(a[:, :, :, None] * b[:, None, :, :], axis=2)
 
 
+def _split_product(a: mx.array, b: mx.array) -> mx.array:
+    """(B, p, q) @ (B, q, s), float32-accurate where the device multiplies float32 in
+    reduced precision: hi·hi + hi·lo + lo·hi (``_precision.split_float32``'s halves) as
+    three accumulating products (a matmul and two addmm).
+
+    ``_precision.matmul`` forms the same three terms as two products, the corrections in
+    one of inner size 2q, for which it stacks both halves of each operand: for Vᵀ C, with
+    C a (B, m, n) trailing matrix or Q's corner, that is two more (B, m, n) arrays at
+    once. Here only the halves exist, and one launch fewer (no stacking).
+    """
+    a_hi, a_lo = _precision.split_float32(a)
+    b_hi, b_lo = _precision.split_float32(b)
+    product = mx.addmm(mx.matmul(a_hi, b_hi), a_hi, b_lo)
+    return mx.addmm(product, a_lo, b_hi)
+
+
 def _product(a: mx.array, b: mx.array) -> mx.array:
     """``a @ b`` for (B, p, q) and (B, q, s), float32-accurate whatever the device."""
-    return _elementwise_product(a, b) if _elementwise(a, b) else _precision.matmul(a, b)
+    if _elementwise(a, b):
+        return _elementwise_product(a, b)
+    if a.dtype == mx.float32 and _precision.needs_split():
+        return _split_product(a, b)
+    return mx.matmul(a, b)
 
 
 def _subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
