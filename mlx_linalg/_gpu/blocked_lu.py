@@ -359,8 +359,8 @@ def _getrs(
 ) -> mx.array:
     """Solve with a (B, n, n) packed LU and its row permutation ``perm`` (B, n): getrs.
 
-    Where products are split (TF32), each step's block column of ``packed`` is split on
-    its own (``trsm``'s ``slabs``): the right-hand side is often narrow, and splitting the
+    Where products are split (TF32), ``packed`` is split a slab of block columns at a
+    time (``trsm``'s ``slabs``): the right-hand side is often narrow, and splitting the
     whole of ``packed`` would keep two more n² arrays alive through both substitutions.
     """
     if trans:
