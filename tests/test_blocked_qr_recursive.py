@@ -127,6 +127,48 @@ def test_float64_equals_lapack(rng, shape, block, leaf, mode):
     assert _qr_ratio(a, qs, rs, unit_roundoff(np.float64)) <= QR_RATIO
 
 
+@pytest.mark.parametrize("mode", ["reduced", "complete"])
+def test_q_formed_from_merged_blocks(rng, mode):
+    """Q's formation merges ``q_block // block`` blocks' reflectors per step (the last
+    group partial here, and one of them only two columns wide): LAPACK's Q whatever the
+    grouping, and R does not depend on it at all."""
+    m, n, block = 150, 130, 16  # nine blocks: eight of 16 columns, one of 2
+    a = rng.standard_normal((2, m, n))
+    lapack = [scipy.linalg.qr(one, mode="economic" if mode == "reduced" else "full") for one in a]
+    lq, lr = np.stack([q for q, _ in lapack]), np.stack([r for _, r in lapack])
+    results = {}
+    for q_block in (block, 48, 64, 1000):
+        (q, r), _ = blocked_qr.qr(
+            as_mlx(a, mx.float64), mode=mode, blocks=REFERENCE, block=block, q_block=q_block
+        )
+        results[q_block] = as64(q), as64(r)
+        np.testing.assert_allclose(results[q_block][0], lq, rtol=0, atol=1e-12)
+    for q_block in (48, 64, 1000):
+        np.testing.assert_array_equal(results[q_block][1], results[block][1])
+        np.testing.assert_allclose(results[q_block][0], results[block][0], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(results[block][1], lr, rtol=0, atol=1e-11)
+
+
+def test_merged_block_is_the_blocks_product(rng):
+    """``_merge``: one (V, T) whose I - V T Vᵀ is the product of the blocks' own."""
+    m, n = 90, 60
+    a = as_mlx(rng.standard_normal((2, m, n)), mx.float64)
+    _, reflectors = blocked_qr.geqrf(REFERENCE, a, block=16)  # 16, 16, 16, 12 columns
+    v, t = (np.asarray(x) for x in blocked_qr._merge(REFERENCE, reflectors, a))
+    assert v.shape == (2, m, n) and t.shape == (2, n, n)
+    np.testing.assert_array_equal(np.triu(v[:, :n], 1), 0.0)
+    np.testing.assert_array_equal(np.tril(t, -1), 0.0)
+    for one in range(2):
+        expected = np.eye(m)
+        for block in reflectors:
+            bv, bt = np.asarray(block.v)[one], np.asarray(block.t)[one]
+            h = np.eye(m)
+            h[m - bv.shape[0] :, m - bv.shape[0] :] -= bv @ bt @ bv.T
+            expected = expected @ h
+        merged = np.eye(m) - v[one] @ t[one] @ v[one].T
+        np.testing.assert_allclose(merged, expected, rtol=0, atol=1e-13 * m)
+
+
 def _lapack_ratio(a32: np.ndarray) -> float:
     u = unit_roundoff(np.float32)
     worst = 0.0
