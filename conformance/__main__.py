@@ -3,6 +3,7 @@
 Examples:
     python -m conformance --quick                      # the CI tier
     python -m conformance --full --device gpu          # the GPU paths, all sizes
+    python -m conformance --large --device gpu         # blocked GPU paths, n = 2048..8192
     python -m conformance --quick --ops qr,svd --dtypes float32 --out /tmp/conf
 
 Exit status: 0 when every case passes, 1 when any fails, 2 on a usage error.
@@ -20,6 +21,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="CI tier: small sizes, a few minutes on 2 cores")
     tier.add_argument("--full", dest="tier", action="store_const", const="full",
                       help="all sizes up to 1024 and every condition number (default)")
+    tier.add_argument("--large", dest="tier", action="store_const", const="large",
+                      help="the blocked large-matrix GPU paths at n = 2048, 4096, 8192, float32 "
+                      "only: QR, Cholesky, LU family, triangular solves, lstsq[gels]; skips the "
+                      "ops without a blocked path (eigh, svd, eig, lstsq, norms, ...): minutes "
+                      "each on the CPU at n = 8192 (see --large --list)")
     p.set_defaults(tier="full")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None,
                    help="MLX default device for the run (default: MLX's default device)")
@@ -43,27 +49,51 @@ def _split(s: str | None) -> list[str] | None:
     return [x.strip() for x in s.split(",") if x.strip()] if s else None
 
 
+def _escape(text: str) -> str:
+    """``text`` safe from rich's markup (op names such as qr[complete] are not tags)."""
+    from conformance import report
+
+    if not report.HAVE_RICH:
+        return text
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from conformance import ops, report, runner, zoo
+    from conformance import report, runner, zoo
 
     console = report.console()
     if args.list:
-        print("ops:", ", ".join(ops.op_names()))
-        print("dtypes:", ", ".join(zoo.DTYPES))
+        print(f"tier: {args.tier}")
+        print("ops:", ", ".join(runner.tier_ops(args.tier)))
+        print("dtypes:", ", ".join(runner.tier_dtypes(args.tier)))
         print("classes:", ", ".join(zoo.class_names(args.tier)))
+        if args.tier == "large":
+            from conformance import large
+
+            print("skipped:", large.SKIPPED)
+            print("cases (matrix: ops that run where they apply):")
+            for name, _, names in large.plan_table():
+                print(f"  {name}: {', '.join(names)}")
         return 0
     if args.device == "gpu":
         import mlx.core as mx
 
         if not mx.is_available(mx.gpu):
-            console.print("[red][conformance] --device gpu: no MLX GPU backend here[/red]")
+            console.print("[red]" + _escape("[conformance] --device gpu: no MLX GPU backend here")
+                          + "[/red]")
             return 2
     try:
-        runner.plan(args.tier, _split(args.ops), _split(args.dtypes), _split(args.classes))
+        runner.check_filters(args.tier, _split(args.ops), _split(args.dtypes),
+                             _split(args.classes))
     except ValueError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{_escape(str(e))}[/red]")
         return 2
+    if args.tier == "large":
+        console.print(_escape("[conformance] large tier: building the matrices and their "
+                              "condition estimates first (float64, on the host)"))
 
     trace = args.trace.open("w") if args.trace else None
     kwargs = dict(only_ops=_split(args.ops), dtypes=_split(args.dtypes),

@@ -119,9 +119,9 @@ def _as64(d: dict) -> dict:
     for k, v in d.items():
         v = np.asarray(v)
         if np.issubdtype(v.dtype, np.complexfloating):
-            v = v.astype(np.complex128)
+            v = v.astype(np.complex128, copy=False)
         elif np.issubdtype(v.dtype, np.floating):
-            v = v.astype(np.float64)
+            v = v.astype(np.float64, copy=False)
         out[k] = v
     return out
 
@@ -312,15 +312,51 @@ def resolve(spec: O.OpSpec, overrides: dict[str, Callable] | None) -> Callable:
     return getattr(la, spec.fn)
 
 
+def tier_ops(tier: str) -> list[str]:
+    """The op names a tier runs (the large tier: those with a blocked GPU path)."""
+    if tier == "large":
+        from conformance import large
+
+        return list(large.OPS)
+    return O.op_names()
+
+
+def tier_dtypes(tier: str) -> list[str]:
+    """The dtypes a tier runs (the large tier: float32)."""
+    if tier == "large":
+        from conformance import large
+
+        return list(large.DTYPES)
+    return list(zoo.DTYPES)
+
+
+def check_filters(tier: str, only_ops=None, dtypes=None, classes=None) -> None:
+    """Raise ValueError for an op, dtype or class the tier does not have (builds nothing)."""
+    if tier not in zoo.TIERS:
+        raise ValueError(f"[conformance] unknown tier {tier!r}; choose from {zoo.TIERS}")
+    outside = [n for n in only_ops or () if n not in tier_ops(tier)
+               and n.split("[")[0] not in {o.split("[")[0] for o in tier_ops(tier)}
+               and any(n == a or n == a.split("[")[0] for a in O.op_names())]
+    if outside:
+        raise ValueError(f"[conformance] not in the {tier} tier: {', '.join(outside)}; "
+                         f"it runs {', '.join(tier_ops(tier))}")
+    select(only_ops, tier_ops(tier), "ops")
+    select(dtypes, tier_dtypes(tier), "dtypes")
+    select(classes, zoo.class_names(tier), "classes")
+
+
 def plan(tier: str, only_ops=None, dtypes=None, classes=None, seed: int = 0):
     """The (spec, case) pairs to run, in order."""
-    op_names = select(only_ops, O.op_names(), "ops")
-    dtype_names = select(dtypes, list(zoo.DTYPES), "dtypes")
+    check_filters(tier, only_ops, dtypes, classes)
+    op_names = select(only_ops, tier_ops(tier), "ops")
+    dtype_names = select(dtypes, tier_dtypes(tier), "dtypes")
     class_set = set(select(classes, zoo.class_names(tier), "classes")) if classes else None
     pairs = []
     for dtype in dtype_names:
         for case in zoo.cases(tier, dtype, seed=seed, classes=class_set):
             for name in op_names:
+                if case.ops is not None and name not in case.ops:
+                    continue
                 spec = O.SPECS[name]
                 if case.policy is None and spec.applies(case):
                     pairs.append((spec, case))
@@ -344,7 +380,8 @@ def run_suite(
     """Run the conformance suite.
 
     Args:
-        tier: "quick" (CI) or "full".
+        tier: "quick" (CI), "full" or "large" (the blocked GPU paths at n = 2048..8192,
+            float32; ``conformance.large``).
         ops: overrides: op or function name -> a callable with mlx_linalg's signature.
         only_ops: run only these ops (names or function names); None runs all.
         dtypes: run only these dtypes; None runs all five.

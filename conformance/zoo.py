@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import numpy as np
 
-TIERS = ("quick", "full")
+TIERS = ("quick", "full", "large")  # "large": conformance.large
 
 # Condition numbers of the prescribed-spectrum classes, by dtype (largest below ~1/u).
 CONDITIONS = {
@@ -90,6 +90,8 @@ class Case:
             failure-policy case whose ``bad`` batch entry must fail and the others not.
         bad: the failing batch index of a policy case.
         seed: the case's random seed (for right-hand sides drawn by ops).
+        ops: the only op names that run on this case (None: every op that applies); the
+            large tier's cases name theirs.
     """
 
     cls: str
@@ -104,6 +106,7 @@ class Case:
     policy: str | None = None
     bad: int | None = None
     seed: int = 0
+    ops: tuple[str, ...] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -391,7 +394,7 @@ def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None)
     """All cases of a tier for a dtype, optionally only the named classes.
 
     Args:
-        tier: "quick" or "full".
+        tier: "quick", "full" or "large" (``conformance.large``: float32 only).
         dtype: one of ``DTYPES``.
         seed: suite seed; the same seed gives bit-identical matrices.
         classes: keep only these matrix classes (None keeps all).
@@ -401,6 +404,10 @@ def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None)
     """
     if tier not in TIERS:
         raise ValueError(f"[conformance.zoo] expected tier in {TIERS}, got {tier!r}")
+    if tier == "large":
+        from conformance import large
+
+        return large.cases(dtype, seed=seed, classes=classes)
     complex_ = is_complex(dtype)
     out = []
     for spec in _specs(tier, dtype):
@@ -428,6 +435,10 @@ def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None)
 
 def class_names(tier: str = "full") -> list[str]:
     """The matrix class names, in zoo order."""
+    if tier == "large":
+        from conformance import large
+
+        return large.class_names()
     seen: dict[str, None] = {}
     for dtype in DTYPES:
         for spec in _specs(tier, dtype):
