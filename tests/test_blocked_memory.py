@@ -66,10 +66,10 @@ def _peak(shape: tuple, mode: str, *, live: bool) -> float:
 
 
 @pytest.mark.parametrize(("shape", "mode", "bound"), LIVE)
-def test_live_set_is_a_few_outputs(cpu, shape, mode, bound):
+def test_qr_live_set_is_a_few_outputs(cpu, shape, mode, bound):
     assert _peak(shape, mode, live=True) <= bound
 
 
 @pytest.mark.parametrize(("shape", "mode", "bound"), PEAK)
-def test_peak_is_a_few_outputs(cpu, shape, mode, bound):
+def test_qr_peak_is_a_few_outputs(cpu, shape, mode, bound):
     assert _peak(shape, mode, live=False) <= bound

@@ -12,7 +12,12 @@ the left half's reflectors with matrix products, so the building block only fact
 of at most ``leaf`` columns. The defaults (32-column panels, no recursion) were the fastest
 on an H100 (docs/kernels-blocked-recursive.md). T comes from one product and one
 triangular solve (the ``trsm_small`` kernel on the GPU); everything else is matrix
-products.
+products. Q is formed ``Q_BLOCK`` reflector columns (several panels) at a time.
+
+Memory: the graph keeps a few (B, m, n)-sized arrays alive at once (R, Q's corner, the
+trailing matrix and its update, the reflectors); docs/kernels-blocked.md, "Memory of the
+QR graph", says what kept every step's array alive before and how MLX's evaluation order
+was steered (``mx.depends``).
 """
 
 from typing import NamedTuple
@@ -39,12 +44,13 @@ LEAF = None
 # this many columns (a multiple of BLOCK) at a time, into one compact WY block, so that
 # forming Q takes a fourth of the steps, each on a wider block: fewer launches, and fewer
 # (B, m, n)-sized arrays per launch (which bounds the memory that MLX's evaluation keeps
-# in flight ahead of the device: docs/kernels-blocked.md, "Memory").
+# in flight ahead of the device: docs/kernels-blocked.md, "Memory of the QR graph").
 Q_BLOCK = 128
 # Products a @ b with batch x rows x inner x columns at most this many elements are formed
 # as a broadcast product and a sum (two launches, float32 arithmetic) where the device
-# multiplies float32 in reduced precision (the split product there is eight to ten
-# launches). Memory traffic grows with the limit: 4M elements are 16 MB written and read.
+# multiplies float32 in reduced precision (the split product there is seven launches,
+# :func:`_split_product`). Memory traffic grows with the limit: 4M elements are 16 MB
+# written and read.
 ELEMENTWISE_PRODUCT_ELEMENTS = 1 << 22
 # Identities up to this order are host constants (no launch, copied with the graph's
 # inputs) rather than mx.eye's four ops.
@@ -276,8 +282,8 @@ def geqrf(
         float32-accurate products. 2mn² - 2n³/3 flops, all but O(mn·leaf) in the
         products.
 
-        Memory (docs/kernels-blocked.md, "Memory"): the trailing matrix is its own,
-        shrinking array, and each step's block row of R is copied out of it (one
+        Memory (docs/kernels-blocked.md, "Memory of the QR graph"): the trailing matrix is
+        its own, shrinking array, and each step's block row of R is copied out of it (one
         concatenate) before the next step starts: the next trailing matrix depends on that
         copy (``mx.depends``, no launch). Without the dependency MLX's evaluation order
         (the tape is built breadth-first from the outputs and run in reverse) deferred the
@@ -315,7 +321,8 @@ def _merge(blocks: Blocks, group: list[Reflectors], after: mx.array) -> tuple[mx
     from V and the blocks' tau as :func:`_triangular_factor` forms a panel's. All of it
     runs after ``after`` (``mx.depends``, no launch): so forming T, many small launches,
     comes between the steps of Q's formation, instead of all of it before the first
-    step, and the steps' large arrays are spread out (docs/kernels-blocked.md, "Memory").
+    step, and the steps' large arrays are spread out (docs/kernels-blocked.md, "Memory
+    of the QR graph").
     """
     if len(group) == 1:
         return group[0].v, group[0].t
