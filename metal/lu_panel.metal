@@ -19,7 +19,7 @@
 // Pivot choice: the first entry of largest magnitude among current positions j..M-1 of
 // column j, exactly as dgetf2/isamax and la_pivot_row; a NaN never wins (it scores below
 // every number), so every thread agrees on the pivot.
-// Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32 (256-1024): panel
+// Launch: grid (B * T, 1, 1), threadgroup (T, 1, 1), T a multiple of 32 (256-1024), T >= NB: panel
 // b = threadgroup_position_in_grid.x.
 // Algorithm: right-looking unblocked LU with partial pivoting (LAPACK dgetf2; Golub & Van
 // Loan 4th ed. Alg. 3.4.1 with §3.4.7), M NB² - NB³/3 flops. Per column j, three barriers:
@@ -31,12 +31,14 @@
 //      the pivot row is copied to threadgroup memory; barrier;
 //   3. rows below j divide their column-j entry by the pivot (not when it is zero); barrier;
 //   4. the trailing (M-j-1) x (NB-j-1) block gets the rank-1 update a_ic -= l_ij u_jc,
-//      threads over its entries in row-major order (coalesced); the threads that update
-//      column j+1 keep the best of its new entries (rows ascend within a thread), the
-//      candidates of step 1 for the next column, so no pass scans the column again.
+//      thread (g, c) of T / (NB-j-1) groups updating column c of every G-th row
+//      (consecutive threads, consecutive columns); the threads of column j+1 keep the
+//      best of its new entries, the candidates of step 1 for the next column, so no
+//      pass scans the column again.
 // Barriers order device memory within the threadgroup (mem_device); no grid-wide
 // synchronization is needed, since a panel belongs to one threadgroup. The separate scan
-// of each column (one more pass and barrier) took 225 us per 4096 x 16 panel on an H100;
+// of each column (one more pass and barrier) and an update over the entries in row-major
+// order (a 64-bit index division per entry) took 225 us per 4096 x 16 panel on an H100;
 // the pivots and factors are the same bit for bit.
 // Memory traffic: M NB floats read from A; per column the trailing block is read and
 // written once (about M NB²/2 floats each way in all, mostly cached), column j read and
@@ -46,7 +48,7 @@ const int batch = A_shape[0];
 const int m = A_shape[1];
 const int nb = A_shape[2];
 const uint b = threadgroup_position_in_grid.x;
-if (b >= (uint)batch || nb > NBMAX || m < 1 || nb < 1) {
+if (b >= (uint)batch || nb > NBMAX || m < 1 || nb < 1 || nb > (int)threads_per_threadgroup.x) {
   return;
 }
 const int tid = (int)thread_index_in_threadgroup;
@@ -138,27 +140,29 @@ for (int j = 0; j < k; ++j) {
   }
   threadgroup_barrier(mem_flags::mem_device);
 
-  // 4. Rank-1 update of the trailing block, its entries in row-major order, and the
-  // candidates of column j + 1 (rows j+1..).
+  // 4. Rank-1 update of the trailing block, and the candidates of column j + 1 (rows
+  // j+1..): thread (g, c) of G = T / width groups updates column c of rows j+1+g,
+  // j+1+g+G, ... (consecutive threads, consecutive columns; no index division per entry).
   v = -1.0f;
   idx = m;
   const int width = nb - j - 1;
   if (width > 0) {
-    const size_t count = (size_t)(m - j - 1) * (size_t)width;
-    for (size_t e = (size_t)tid; e < count; e += (size_t)nthreads) {
-      const int r = (int)(e / (size_t)width);
-      const int i = j + 1 + r;
-      const int cc = (int)(e - (size_t)r * (size_t)width);
-      const int c = j + 1 + cc;
-      const float lij = P[(size_t)i * nb + j];
-      const float updated = metal::fma(-lij, urow[c], P[(size_t)i * nb + c]);
-      P[(size_t)i * nb + c] = updated;
-      if (cc == 0) {
-        float w = metal::abs(updated);
-        w = w >= 0.0f ? w : -0.5f;
-        if (w > v) {
-          v = w;
-          idx = i;
+    const int groups = nthreads / width;  // >= 1: width < NBMAX <= nthreads
+    const int g = tid / width;
+    const int c = j + 1 + (tid - g * width);
+    if (g < groups) {
+      const float ujc = urow[c];
+      for (int i = j + 1 + g; i < m; i += groups) {
+        const size_t at = (size_t)i * nb + c;
+        const float updated = metal::fma(-P[(size_t)i * nb + j], ujc, P[at]);
+        P[at] = updated;
+        if (c == j + 1) {  // rows ascend within a thread: the first of equals stays
+          float w = metal::abs(updated);
+          w = w >= 0.0f ? w : -0.5f;
+          if (w > v) {
+            v = w;
+            idx = i;
+          }
         }
       }
     }

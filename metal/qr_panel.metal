@@ -29,14 +29,15 @@
 //      tau; w = tau vᵀ A[j:, j+1:] by G = T / width groups of threads, thread (g, c) summing
 //      rows j+g, j+g+G, ... of column c (consecutive threads read consecutive columns),
 //      partials in threadgroup memory reduced in order; two barriers;
-//   3. A[j:, j+1:] -= v wᵀ, threads over its entries in row-major order; the threads that
-//      update column j+1 below row j+1 also take the max|.| of its new entries, the next
-//      column's scale (reduced like the sums); barrier.
+//   3. A[j:, j+1:] -= v wᵀ by the threads of step 2, thread (g, c) updating column c of
+//      rows j+g, j+g+G, ...; the threads of column j+1 also take the max|.| of its new
+//      entries below row j+1, the next column's scale (reduced like the sums); barrier.
 // v's tail (rows j+1..) is P[i][j] * scale wherever it is read in column j's passes, and is
 // written into the panel in column j+1's first pass (after the last loop, by one more pass):
 // the same products as scaling first and reading back, so results are bitwise those of the
 // five-pass form (max, sum of squares, scaling, w, update; six barriers), which took 1.0 ms
-// per 4096 x 32 panel on an H100.
+// per 4096 x 32 panel on an H100, most of it in the update's per-entry 64-bit index
+// division (the update then ran over the entries in row-major order).
 // Memory traffic: M NB floats read from A; per column the trailing block is read twice and
 // written once (mostly cached), the column j once more; tau written once.
 
@@ -161,20 +162,21 @@ for (int j = 0; j < k; ++j) {
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
 
-    // 3. A[j:, j+1:] -= v wᵀ, and max|.| of column j + 1's new tail (rows j+2..).
-    const size_t count = (size_t)(m - j) * (size_t)width;
-    for (size_t e = (size_t)tid; e < count; e += (size_t)nthreads) {
-      const int r = (int)(e / (size_t)width);
-      const int i = j + r;
-      const int cc = (int)(e - (size_t)r * (size_t)width);
-      const float vi = r == 0 ? 1.0f : P[(size_t)i * nb + j] * (scaled ? scale : 1.0f);
-      const size_t at = (size_t)i * nb + j + 1 + cc;
-      const float updated = metal::fma(-vi, wv[cc], P[at]);
-      P[at] = updated;
-      if (cc == 0 && r >= 2) {
-        float w = metal::abs(updated);
-        w = w >= 0.0f ? w : INFINITY;
-        amax = w > amax ? w : amax;
+    // 3. A[j:, j+1:] -= v wᵀ by the same threads as w: thread (g, c) updates column c of
+    // rows j+g, j+g+G, ... (no index division per entry), and the threads of column j + 1
+    // take the max|.| of its new tail (rows j+2..).
+    if (g < groups) {
+      const float wc = wv[c - j - 1];
+      for (int i = j + g; i < m; i += groups) {
+        const float vi = i == j ? 1.0f : P[(size_t)i * nb + j] * (scaled ? scale : 1.0f);
+        const size_t at = (size_t)i * nb + c;
+        const float updated = metal::fma(-vi, wc, P[at]);
+        P[at] = updated;
+        if (c == j + 1 && i >= j + 2) {
+          float w = metal::abs(updated);
+          w = w >= 0.0f ? w : INFINITY;
+          amax = w > amax ? w : amax;
+        }
       }
     }
   }
