@@ -152,19 +152,23 @@ def _singular_triangular(n: int):
 def specs() -> Iterator[LargeSpec]:
     """The tier's cases, smallest order first (module constants read at call time).
 
-    qr[complete] of a square matrix is the reduced QR (the same call), so it runs on the
-    tall class only; cho_factor is cholesky(upper=True), so it runs where cholesky[upper]
-    does not: the small order and the stack. At the medium and large orders the classes
-    whose construction costs a QR of n x n (Haar factors) are left out, and at the large
-    order the LU variants run on the Gaussian matrix only.
+    qr[complete] of a square matrix is the reduced QR (the same call), so it runs on the tall
+    class only; cho_factor is cholesky(upper=True), so it runs at the small order and on the
+    stack only. The classes whose construction costs a QR of n x n (Haar factors) stay below
+    the large order. At the large order, where the host's float64 references and metric
+    products dominate the run time, each op runs on one class, and lu (lu_factor's
+    factorization assembled as P, L, U), lu_solve (lu_factor, then solve's substitutions),
+    det (slogdet's; it overflows float32 for a Gaussian matrix) and cholesky[upper]
+    (cholesky, transposed) are left to the smaller orders.
     """
     small, medium, large = SIZES
     lu_qr = LU_OPS + ("qr",)
+    gaussian = {small: lu_qr + ("solve[vector]",) + GELS_OPS, medium: lu_qr,
+                large: ("lu_factor", "solve", "solve[refine]", "inv", "slogdet", "qr")}
     for n, cholesky in ((small, CHOLESKY_OPS), (medium, ("cholesky", "cholesky[upper]",
                                                          "cho_solve")),
                         (large, ("cholesky", "cho_solve"))):
-        yield LargeSpec("gaussian", f"gaussian/{n}x{n}", _gaussian(n, n),
-                        lu_qr + ("solve[vector]",) + GELS_OPS if n == small else lu_qr)
+        yield LargeSpec("gaussian", f"gaussian/{n}x{n}", _gaussian(n, n), gaussian[n])
         yield LargeSpec("spd_wishart", f"spd_wishart/{n}x{n}", _wishart(n), cholesky,
                         hermitian=True)
         for which in ("upper", "lower"):
