@@ -101,18 +101,18 @@ def _matrices(n: int):
 
 
 @pytest.mark.parametrize("n", [40, 160])
-def test_estimate_cond_is_a_lower_bound_within_1e_3_of_the_svd(n):
+def test_estimate_cond_is_a_lower_bound_within_2e_4_of_the_svd(n):
     for name, a, kw in _matrices(n):
         a = zoo.round_to(a, "float32")
         cond, scaled, spd = large.estimate_cond(a, **kw)
         exact, exact_scaled = zoo._cond(a), zoo._cond(zoo._equilibrated(a))
-        assert exact * (1 - 1e-3) <= cond <= exact * (1 + 1e-9), (name, cond, exact)
-        assert exact_scaled * (1 - 1e-3) <= scaled <= exact_scaled * (1 + 1e-9), name
+        assert exact * (1 - 2e-4) <= cond <= exact * (1 + 1e-9), (name, cond, exact)
+        assert exact_scaled * (1 - 2e-4) <= scaled <= exact_scaled * (1 + 1e-9), name
         assert spd == (name == "wishart")
     for shape in ((2 * n, n), (n // 2, n)):
         a = zoo.gaussian(np.random.default_rng(1), shape, False)
         cond, scaled, spd = large.estimate_cond(a)
-        assert cond == pytest.approx(zoo._cond(a), rel=1e-3) and scaled is None and not spd
+        assert cond == pytest.approx(zoo._cond(a), rel=2e-4) and scaled is None and not spd
 
 
 def test_estimate_cond_of_singular_and_indefinite_matrices():
