@@ -407,12 +407,16 @@ def run_suite(
             if trace is not None:
                 trace.write(f"{spec.name} {case.dtype} {case.name} ...")
                 trace.flush()
+            case_start = time.perf_counter()
             rec = run_case(spec, case, resolve(spec, ops))
             if trace is not None:
                 bad = "; ".join(f"{m.name}={m.value:.3g} (err {m.error}, SciPy {m.peer_error}"
                                 f"{', ' + m.note if m.note else ''})"
                                 for m in rec.metrics if not m.passed)
-                trace.write(f" {rec.seconds:.4f} s {'ok' if rec.passed else 'FAIL ' + bad}\n")
+                # the op's own time, then the case's with references and metrics
+                whole = time.perf_counter() - case_start
+                trace.write(f" {rec.seconds:.4f} s (case {whole:.2f} s) "
+                            f"{'ok' if rec.passed else 'FAIL ' + bad}\n")
                 trace.flush()
             records.append(rec)
             if progress is not None:
@@ -434,6 +438,10 @@ def run_suite(
         "peer_factor": M.PEER_FACTOR,
         "ratio_floor": M.RATIO_FLOOR,
     }
+    if tier == "large":
+        from conformance import large
+
+        meta["large_orders"] = list(large.SIZES)
     try:
         import scipy
 

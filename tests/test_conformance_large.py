@@ -168,7 +168,7 @@ def scaled_result(scaled):
 def test_scaled_tier_passes_on_the_cpu(scaled_result):
     res = scaled_result
     assert res.records and res.passed, [(r.op, r.case) for r in res.failures]
-    assert res.meta["tier"] == "large"
+    assert res.meta["tier"] == "large" and res.meta["large_orders"] == [48, 64, 96]
     assert {r.dtype for r in res.records} == {"float32"}
     assert {r.op for r in res.records} == set(large.OPS)
     assert {r.cls for r in res.records} == set(large.class_names())
