@@ -345,14 +345,18 @@ def estimate_cond(a: np.ndarray, *, hermitian: bool = False, triangular: str | N
 # ----------------------------------------------------------------------------- cases
 
 
-def cases(dtype: str, seed: int = 0, classes: set[str] | None = None) -> list[zoo.Case]:
+def cases(dtype: str, seed: int = 0, classes: set[str] | None = None,
+          ops: set[str] | None = None) -> list[zoo.Case]:
     """The tier's cases for ``dtype`` (none unless float32), as ``zoo.cases`` builds them:
-    seeded by name, rounded to the dtype, Hermitian ones symmetrized after rounding."""
+    seeded by name, rounded to the dtype, Hermitian ones symmetrized after rounding; only
+    those of ``classes`` and naming one of ``ops`` (None: all)."""
     if dtype not in DTYPES:
         return []
     out = []
     for spec in specs():
         if classes is not None and spec.cls not in classes:
+            continue
+        if ops is not None and not set(spec.ops) & set(ops):
             continue
         case_seed = zlib.crc32(f"{seed}:{spec.name}:False".encode())
         rng = np.random.default_rng(case_seed)

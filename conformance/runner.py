@@ -353,7 +353,8 @@ def plan(tier: str, only_ops=None, dtypes=None, classes=None, seed: int = 0):
     class_set = set(select(classes, zoo.class_names(tier), "classes")) if classes else None
     pairs = []
     for dtype in dtype_names:
-        for case in zoo.cases(tier, dtype, seed=seed, classes=class_set):
+        for case in zoo.cases(tier, dtype, seed=seed, classes=class_set,
+                              ops=set(op_names) if only_ops else None):
             for name in op_names:
                 if case.ops is not None and name not in case.ops:
                     continue

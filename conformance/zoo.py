@@ -390,7 +390,8 @@ def _analyse(a: np.ndarray, hermitian: bool) -> tuple[bool, float | None, float 
     return spd, cond, _cond(_equilibrated(a))
 
 
-def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None) -> list[Case]:
+def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None,
+          ops: set[str] | None = None) -> list[Case]:
     """All cases of a tier for a dtype, optionally only the named classes.
 
     Args:
@@ -398,6 +399,7 @@ def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None)
         dtype: one of ``DTYPES``.
         seed: suite seed; the same seed gives bit-identical matrices.
         classes: keep only these matrix classes (None keeps all).
+        ops: large tier only: build only the cases that name one of these ops.
 
     Returns:
         The cases, in a fixed order.
@@ -407,7 +409,7 @@ def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None)
     if tier == "large":
         from conformance import large
 
-        return large.cases(dtype, seed=seed, classes=classes)
+        return large.cases(dtype, seed=seed, classes=classes, ops=ops)
     complex_ = is_complex(dtype)
     out = []
     for spec in _specs(tier, dtype):

@@ -198,6 +198,9 @@ def test_scaled_tier_reports_planted_bugs(scaled):
     assert {("qr", "gaussian"), ("cholesky", "not_pd")} <= failing
     names = {m.name for r in res.failures for m in r.metrics if not m.passed}
     assert {"ratio", "failed_entry_nan:L"} <= names
+    # an op filter builds only the cases that run one of the ops
+    built = {c.name for c in zoo.cases("large", "float32", ops={"cholesky"})}
+    assert built == {s.name for s in large.specs() if "cholesky" in s.ops}
 
 
 def test_scaled_tier_from_the_command_line(scaled, tmp_path):
