@@ -118,7 +118,7 @@ def _launch(
     return [mx.concatenate(group, axis=0) for group in zip(*parts, strict=True)]
 
 
-def _flat(x: mx.array) -> mx.array:
+def flat(x: mx.array) -> mx.array:
     """(..., M, N) as (B, M, N)."""
     return x.reshape(-1, *x.shape[-2:])
 
@@ -133,7 +133,7 @@ def cholesky(x: mx.array, *, upper: bool) -> tuple:
     n = x.shape[-1]
     threads = _kernels.SIMD_WIDTH * (1 if n <= 32 else 2)
     factor, failed = _launch(
-        "cholesky_small", [_flat(x)], [(n, n), ()], n, {"UPPER": upper}, threads=threads
+        "cholesky_small", [flat(x)], [(n, n), ()], n, {"UPPER": upper}, threads=threads
     )
     return (factor.reshape(x.shape),), failed.reshape(x.shape[:-2])
 
@@ -143,7 +143,7 @@ def _lu(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
     simd = SIMD_FACTOR["lu"] and max(m, n) <= _SIMD_LU_MAX_N
     packed, piv, perm = _launch(
         "lu_small",
-        [_flat(x)],
+        [flat(x)],
         [(m, n), (min(m, n),), (m,)],
         max(m, n),
         {"SIMD": simd},
@@ -234,7 +234,7 @@ def _solve_kernel(a: mx.array, b: mx.array, eye: bool) -> tuple:
     # simdgroups (threads=None), of which up to _RHS_SIMDGROUPS then substitute.
     x, info = _launch(
         "solve_small",
-        [_flat(a), _flat(b)],
+        [flat(a), flat(b)],
         [(n, k), ()],
         n,
         {"EYE": eye, "SIMD": simd},
@@ -258,7 +258,7 @@ def lu_solve(packed: mx.array, piv: mx.array, b: mx.array, *, trans: int) -> tup
     n, k = b.shape[-2:]
     x, info = _launch(
         "lu_solve_small",
-        [_flat(packed), piv.reshape(-1, n), _flat(b)],
+        [flat(packed), piv.reshape(-1, n), flat(b)],
         [(n, k), ()],
         n,
         {"TRANS": trans != 0},
@@ -271,7 +271,7 @@ def _trsm(a: mx.array, b: mx.array, *, lower: bool, trans: bool, unit: bool) -> 
     n, k = b.shape[-2:]
     x, info = _launch(
         "trsm_small",
-        [_flat(a), _flat(b)],
+        [flat(a), flat(b)],
         [(n, k), ()],
         n,
         {"LOWER": lower, "TRANS": trans, "UNIT": unit},
