@@ -4,6 +4,7 @@ Examples:
     python -m conformance --quick                      # the CI tier
     python -m conformance --full --device gpu          # the GPU paths, all sizes
     python -m conformance --large --device gpu         # blocked GPU paths, n = 2048..8192
+    python -m conformance --large --sizes 8192 --device gpu   # one order of the large tier
     python -m conformance --quick --ops qr,svd --dtypes float32 --out /tmp/conf
 
 Exit status: 0 when every case passes, 1 when any fails, 2 on a usage error.
@@ -34,6 +35,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtypes", default=None,
                    help="comma-separated dtypes: float32,float64,complex64,float16,bfloat16")
     p.add_argument("--classes", default=None, help="comma-separated matrix classes")
+    p.add_argument("--sizes", default=None,
+                   help="large tier only: comma-separated orders of 2048,4096,8192; build and "
+                   "run only the cases planned under them (the stacks, policy stacks and "
+                   "the tall matrix belong to 2048), to split the tier over several runs")
     p.add_argument("--seed", type=int, default=0, help="zoo seed (default 0)")
     p.add_argument("--out", type=Path, default=Path("results/conformance"),
                    help="results folder (default results/conformance)")
@@ -60,19 +65,51 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+def _sizes(args: argparse.Namespace) -> frozenset[int] | None:
+    """The ``--sizes`` orders, checked against the large tier's; ValueError if wrong."""
+    if args.sizes is None:
+        return None
+    from conformance import large
+
+    if args.tier != "large":
+        raise ValueError("[conformance] --sizes: only with --large")
+    try:
+        sizes = frozenset(int(x) for x in _split(args.sizes) or [])
+    except ValueError:
+        raise ValueError(f"[conformance] --sizes: not integers: {args.sizes!r}") from None
+    if not sizes or not sizes <= set(large.SIZES):
+        raise ValueError(f"[conformance] --sizes: {sorted(sizes)} not among the large tier's "
+                         f"orders {list(large.SIZES)}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from conformance import report, runner, zoo
+    from conformance import large, report
 
     console = report.console()
+    try:
+        sizes = _sizes(args)
+    except ValueError as e:
+        console.print(f"[red]{_escape(str(e))}[/red]")
+        return 2
+    previous = large.ONLY_SIZES, large.BUILD_LOG
+    large.ONLY_SIZES = sizes
+    try:
+        return _main(args, console)
+    finally:
+        large.ONLY_SIZES, large.BUILD_LOG = previous
+
+
+def _main(args: argparse.Namespace, console) -> int:
+    from conformance import large, report, runner, zoo
+
     if args.list:
         print(f"tier: {args.tier}")
         print("ops:", ", ".join(runner.tier_ops(args.tier)))
         print("dtypes:", ", ".join(runner.tier_dtypes(args.tier)))
         print("classes:", ", ".join(zoo.class_names(args.tier)))
         if args.tier == "large":
-            from conformance import large
-
             print("skipped:", large.SKIPPED)
             print("cases (matrix: ops that run where they apply):")
             for name, _, names in large.plan_table():
@@ -93,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.tier == "large":
         console.print(_escape("[conformance] large tier: building the matrices and their "
-                              "condition estimates first (float64, on the host)"))
+                              "condition estimates first (float64, on the host"
+                              + (", times in the trace)" if args.trace else ")")))
 
     trace = args.trace.open("w") if args.trace else None
+    large.BUILD_LOG = trace
     kwargs = dict(only_ops=_split(args.ops), dtypes=_split(args.dtypes),
                   classes=_split(args.classes), device=args.device, seed=args.seed,
                   trace=trace)

@@ -28,10 +28,12 @@ whose ops read it. ``Case.spd`` is "a float64 Cholesky of the rounded matrix exi
 """
 
 import math
+import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 import scipy.linalg
@@ -40,6 +42,12 @@ from conformance import zoo
 
 # The orders of the tier (small, medium, large). Tests shrink them to run the plan on a CPU.
 SIZES = (2048, 4096, 8192)
+# ``--sizes``: build only the cases planned under these orders (None: all). Each case belongs
+# to one order of SIZES (LargeSpec.order): the stacks, the policy stacks and the tall
+# matrix to the smallest.
+ONLY_SIZES: frozenset[int] | None = None
+# ``--trace``: a text file that gets each case's build time (matrix, κ estimates), flushed.
+BUILD_LOG: TextIO | None = None
 # Stacks: (batch, n) of the Gaussian stack (every LU and QR op) and of the SPD and
 # triangular stacks (Cholesky and triangular solves, blocked from n = 512 and 256).
 GAUSSIAN_STACK = (2, 2048)
@@ -80,6 +88,8 @@ class LargeSpec:
         triangular: "upper", "lower" or None.
         cond: the construction's κ₂ (prescribed spectra), or None to estimate it.
         policy: None, or the failure-policy kind of a stack whose entry ``bad`` fails.
+        bad: the failing entry of a policy stack.
+        order: the order of ``SIZES`` the case is planned under (``--sizes`` selects by it).
     """
 
     cls: str
@@ -91,6 +101,7 @@ class LargeSpec:
     cond: float | None = None
     policy: str | None = None
     bad: int | None = None
+    order: int = 0
 
 
 # ----------------------------------------------------------------------------- matrices
@@ -151,7 +162,16 @@ def _singular_triangular(n: int):
 
 
 def specs() -> Iterator[LargeSpec]:
-    """The tier's cases, smallest order first (module constants read at call time).
+    """The tier's cases, smallest order first (module constants read at call time), only
+    those of the orders in ``ONLY_SIZES`` when it is set."""
+    for order, spec in _all_specs():
+        if ONLY_SIZES is None or order in ONLY_SIZES:
+            spec.order = order
+            yield spec
+
+
+def _all_specs() -> Iterator[tuple[int, LargeSpec]]:
+    """(order, case) for every case of the tier.
 
     qr[complete] of a square matrix is the reduced QR (the same call), so it runs on the tall
     class only; cho_factor is cholesky(upper=True), so it runs at the small order and on the
@@ -169,39 +189,39 @@ def specs() -> Iterator[LargeSpec]:
     for n, cholesky in ((small, CHOLESKY_OPS), (medium, ("cholesky", "cholesky[upper]",
                                                          "cho_solve")),
                         (large, ("cholesky", "cho_solve"))):
-        yield LargeSpec("gaussian", f"gaussian/{n}x{n}", _gaussian(n, n), gaussian[n])
+        yield n, LargeSpec("gaussian", f"gaussian/{n}x{n}", _gaussian(n, n), gaussian[n])
         # solve[refine] converges on the GPU's TF32 factors only where κ·2⁻¹¹ < 1: here
         # (κ ≈ 5), not on the Gaussian matrices (κ ≈ 10⁴-10⁵), where it falls back.
-        yield LargeSpec("spd_wishart", f"spd_wishart/{n}x{n}", _wishart(n),
+        yield n, LargeSpec("spd_wishart", f"spd_wishart/{n}x{n}", _wishart(n),
                         cholesky + ("solve[refine]",), hermitian=True)
         for which in ("upper", "lower"):
-            yield LargeSpec("triangular", f"{which}/{n}x{n}", _triangular(n, which),
+            yield n, LargeSpec("triangular", f"{which}/{n}x{n}", _triangular(n, which),
                             TRIANGULAR_OPS, triangular=which)
         for cond in {small: (1e3, 1e5), medium: (1e3,), large: ()}[n]:
             label = f"cond_1e{round(math.log10(cond))}"
-            yield LargeSpec(label, f"{label}/{n}x{n}", _prescribed(n, cond), lu_qr + GELS_OPS,
+            yield n, LargeSpec(label, f"{label}/{n}x{n}", _prescribed(n, cond), lu_qr + GELS_OPS,
                             cond=cond)
         if n != small:
             continue
-        yield LargeSpec("spd_cond_1e3", f"spd_cond_1e3/{n}x{n}",
+        yield n, LargeSpec("spd_cond_1e3", f"spd_cond_1e3/{n}x{n}",
                         lambda r, n=n: zoo.spd_from(r, n, 1e3, False), CHOLESKY_OPS,
                         hermitian=True, cond=1e3)
-        yield LargeSpec("tall", f"tall/{2 * n}x{n}", _gaussian(2 * n, n), QR_OPS + GELS_OPS)
+        yield n, LargeSpec("tall", f"tall/{2 * n}x{n}", _gaussian(2 * n, n), QR_OPS + GELS_OPS)
         b, m = GAUSSIAN_STACK
-        yield LargeSpec(f"stack_{b}", f"stack_{b}/{b}x{m}x{m}", _stack(_gaussian(m, m), b),
+        yield n, LargeSpec(f"stack_{b}", f"stack_{b}/{b}x{m}x{m}", _stack(_gaussian(m, m), b),
                         lu_qr)
         b, m = SMALL_STACK
-        yield LargeSpec(f"stack_{b}", f"stack_{b}_spd/{b}x{m}x{m}", _stack(_wishart(m), b),
+        yield n, LargeSpec(f"stack_{b}", f"stack_{b}_spd/{b}x{m}x{m}", _stack(_wishart(m), b),
                         CHOLESKY_OPS, hermitian=True)
-        yield LargeSpec(f"stack_{b}", f"stack_{b}_upper/{b}x{m}x{m}",
+        yield n, LargeSpec(f"stack_{b}", f"stack_{b}_upper/{b}x{m}x{m}",
                         _stack(_triangular(m, "upper"), b), TRIANGULAR_OPS, triangular="upper")
         m = POLICY_N
         for kind in ("nonfinite", "not_pd", "singular"):
             label = "nonfinite_nan" if kind == "nonfinite" else kind
-            yield LargeSpec(kind, f"{label}/3x{m}x{m}", _policy_stack(m, kind),
+            yield n, LargeSpec(kind, f"{label}/3x{m}x{m}", _policy_stack(m, kind),
                             _checked_on(kind), hermitian=kind != "singular", policy=kind,
                             bad=1)
-        yield LargeSpec("singular", f"singular_triangular/3x{m}x{m}", _singular_triangular(m),
+        yield n, LargeSpec("singular", f"singular_triangular/3x{m}x{m}", _singular_triangular(m),
                         _checked_on("singular"), triangular="upper", policy="singular", bad=1)
 
 
@@ -217,39 +237,68 @@ def _checked_on(policy: str) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------- κ₂ estimates
 
 
-def _largest_singular_value(matvec, rmatvec, shape, rng) -> float:
-    """σ_max of a linear operator by Golub-Kahan-Lanczos bidiagonalization with full
-    reorthogonalization (Golub and Van Loan, Matrix Computations, 4th ed., 10.4): σ_max of
-    the k x k bidiagonal B_k = U_kᵀ A V_k is a lower bound that increases to σ_max(A)."""
+def _largest_singular_values(matvec, rmatvec, shape, starts: np.ndarray) -> list[float]:
+    """σ_max of p linear operators M_0..M_{p-1} at once by Golub-Kahan-Lanczos
+    bidiagonalization with full reorthogonalization (Golub and Van Loan, Matrix Computations,
+    4th ed., 10.4): σ_max of the k x k bidiagonal B_k = U_kᵀ M_i V_k is a lower bound that
+    increases to σ_max(M_i).
+
+    The p iterations are independent (each its own start vector, bidiagonal and stopping
+    rule) but run in lockstep, so that each step applies the operators to an (n, q) block of
+    the q still running: one GEMM or one multi-right-hand-side triangular solve (level-3 BLAS)
+    instead of q level-2 calls. Each column's numbers are those of a single-vector run.
+
+    Args:
+        matvec: ``matvec(x, idx)`` -> M_i x_c for the columns c of x (n, q) and the problems
+            i = idx[c] (m, q).
+        rmatvec: ``rmatvec(y, idx)`` -> M_iᵀ y_c (n, q).
+        shape: (m, n) of every M_i.
+        starts: (p, n) start vectors.
+
+    Returns:
+        The p estimates, in the order of ``starts``.
+    """
     m, n = shape
+    p = len(starts)
     steps = min(MAX_STEPS, m, n)
-    us, vs = np.zeros((steps, m)), np.zeros((steps + 1, n))
-    alpha, beta = np.zeros(steps), np.zeros(steps)
-    v = rng.standard_normal(n)
-    vs[0] = v / np.linalg.norm(v)
-    history: list[float] = []
+    us, vs = np.zeros((p, steps, m)), np.zeros((p, steps + 1, n))
+    alpha, beta = np.zeros((p, steps)), np.zeros((p, steps))
+    vs[:, 0] = starts / np.linalg.norm(starts, axis=1, keepdims=True)
+    history: list[list[float]] = [[] for _ in range(p)]
+    active = list(range(p))
     for j in range(steps):
-        u = matvec(vs[j]) - (beta[j - 1] * us[j - 1] if j else 0)
-        u -= us[:j].T @ (us[:j] @ u)
-        alpha[j] = np.linalg.norm(u)
-        if alpha[j] == 0 or not np.isfinite(alpha[j]):
+        if not active:
             break
-        us[j] = u / alpha[j]
-        w = rmatvec(us[j]) - alpha[j] * vs[j]
-        w -= vs[: j + 1].T @ (vs[: j + 1] @ w)
-        beta[j] = np.linalg.norm(w)
-        k = j + 1
-        if beta[j] <= 1e-14 * alpha[j] or k == steps or k % CHECK_EVERY == 0:
-            bidiagonal = np.diag(alpha[:k]) + np.diag(beta[: k - 1], 1)
-            history.append(float(scipy.linalg.svdvals(bidiagonal)[0]))
-            if beta[j] <= 1e-14 * alpha[j]:  # an invariant subspace: B_k's values are exact
-                break
-            if len(history) > 1 and history[-1] - history[-2] <= TOL * history[-1]:
-                break
-        vs[j + 1] = w / beta[j]
-    if not history:
-        return float(alpha[0]) if alpha[0] > 0 else 0.0
-    return history[-1]
+        image = matvec(vs[active, j].T, active)
+        running = []
+        for c, i in enumerate(active):
+            u = image[:, c] - (beta[i, j - 1] * us[i, j - 1] if j else 0)
+            u -= us[i, :j].T @ (us[i, :j] @ u)
+            alpha[i, j] = np.linalg.norm(u)
+            if alpha[i, j] == 0 or not np.isfinite(alpha[i, j]):
+                continue
+            us[i, j] = u / alpha[i, j]
+            running.append(i)
+        active = []
+        if not running:
+            break
+        back = rmatvec(us[running, j].T, running)
+        for c, i in enumerate(running):
+            w = back[:, c] - alpha[i, j] * vs[i, j]
+            w -= vs[i, : j + 1].T @ (vs[i, : j + 1] @ w)
+            beta[i, j] = np.linalg.norm(w)
+            k = j + 1
+            if beta[i, j] <= 1e-14 * alpha[i, j] or k == steps or k % CHECK_EVERY == 0:
+                bidiagonal = np.diag(alpha[i, :k]) + np.diag(beta[i, : k - 1], 1)
+                history[i].append(float(scipy.linalg.svdvals(bidiagonal)[0]))
+                if beta[i, j] <= 1e-14 * alpha[i, j]:  # an invariant subspace: exact values
+                    continue
+                if len(history[i]) > 1 and history[i][-1] - history[i][-2] <= TOL * history[i][-1]:
+                    continue
+            vs[i, j + 1] = w / beta[i, j]
+            active.append(i)
+    return [h[-1] if h else (float(alpha[i, 0]) if alpha[i, 0] > 0 else 0.0)
+            for i, h in enumerate(history)]
 
 
 def _solver(a: np.ndarray, hermitian: bool, triangular: str | None):
@@ -323,22 +372,27 @@ def estimate_cond(a: np.ndarray, *, hermitian: bool = False, triangular: str | N
         k = min(m, n)
         return estimate_cond(r[:k, :k], triangular="upper", rng=rng, scaled=False)[0], None, False
     solve, solve_t, spd = _solver(a, hermitian, triangular)
-
-    def kappa(row: np.ndarray, col: np.ndarray) -> float:
-        # B = diag(row) A diag(col), B⁻¹ = diag(1/col) A⁻¹ diag(1/row).
-        smax = _largest_singular_value(lambda x: row * (a @ (col * x)),
-                                       lambda y: col * (a.T @ (row * y)), (n, n), rng)
-        if solve is None:
-            return math.inf
-        inv = _largest_singular_value(lambda y: solve(y / row) / col,
-                                      lambda x: solve_t(x / col) / row, (n, n), rng)
-        if not np.isfinite(inv):
-            return math.inf
-        return smax * inv
-
+    # (row, col) scalings B = diag(row) A diag(col), B⁻¹ = diag(1/col) A⁻¹ diag(1/row): A
+    # itself, then the equilibrated matrix. The start vectors are drawn in the order of
+    # one run at a time (σ_max(B), then σ_max(B⁻¹), per scaling).
     ones = np.ones(n)
-    cond = kappa(ones, ones)
-    cond_scaled = kappa(*equilibration(a)) if scaled else None
+    scalings = [(ones, ones)] + ([equilibration(a)] if scaled else [])
+    rows = np.stack([r for r, _ in scalings], axis=1)  # (n, p)
+    cols = np.stack([c for _, c in scalings], axis=1)
+    starts = [[rng.standard_normal(n) for _ in range(1 if solve is None else 2)]
+              for _ in scalings]
+    smax = _largest_singular_values(lambda x, i: rows[:, i] * (a @ (cols[:, i] * x)),
+                                    lambda y, i: cols[:, i] * (a.T @ (rows[:, i] * y)),
+                                    (n, n), np.stack([s[0] for s in starts]))
+    if solve is None:
+        inv = [math.inf] * len(scalings)
+    else:
+        inv = _largest_singular_values(lambda y, i: solve(y / rows[:, i]) / cols[:, i],
+                                       lambda x, i: solve_t(x / cols[:, i]) / rows[:, i],
+                                       (n, n), np.stack([s[1] for s in starts]))
+    kappas = [s * v if np.isfinite(v) else math.inf for s, v in zip(smax, inv, strict=True)]
+    cond = kappas[0]
+    cond_scaled = kappas[1] if scaled else None
     return cond, cond_scaled, spd
 
 
@@ -346,10 +400,11 @@ def estimate_cond(a: np.ndarray, *, hermitian: bool = False, triangular: str | N
 
 
 def cases(dtype: str, seed: int = 0, classes: set[str] | None = None,
-          ops: set[str] | None = None) -> list[zoo.Case]:
+          ops: set[str] | None = None, sizes: set[int] | None = None) -> list[zoo.Case]:
     """The tier's cases for ``dtype`` (none unless float32), as ``zoo.cases`` builds them:
     seeded by name, rounded to the dtype, Hermitian ones symmetrized after rounding; only
-    those of ``classes`` and naming one of ``ops`` (None: all)."""
+    those of ``classes``, naming one of ``ops`` and planned under one of ``sizes`` (None: all;
+    ``sizes`` None also means ``ONLY_SIZES``). Each build's times go to ``BUILD_LOG``."""
     if dtype not in DTYPES:
         return []
     out = []
@@ -358,13 +413,24 @@ def cases(dtype: str, seed: int = 0, classes: set[str] | None = None,
             continue
         if ops is not None and not set(spec.ops) & set(ops):
             continue
+        if sizes is not None and spec.order not in sizes:
+            continue
+        if BUILD_LOG is not None:
+            BUILD_LOG.write(f"build {spec.name} ...")
+            BUILD_LOG.flush()
+        start = time.perf_counter()
         case_seed = zlib.crc32(f"{seed}:{spec.name}:False".encode())
         rng = np.random.default_rng(case_seed)
         with np.errstate(invalid="ignore", over="ignore"):
             a = zoo.round_to(np.asarray(spec.build(rng)), dtype)
             if spec.hermitian:
                 a = zoo.symmetrize(a)
+        built = time.perf_counter()
         cond, cond_scaled, spd = _analyse(a, spec, np.random.default_rng([case_seed, 1]))
+        if BUILD_LOG is not None:
+            BUILD_LOG.write(f" matrix {built - start:.2f} s, κ {time.perf_counter() - built:.2f} s"
+                            f" (κ₂ {cond:.3g})\n")
+            BUILD_LOG.flush()
         out.append(zoo.Case(spec.cls, spec.name, dtype, a, hermitian=spec.hermitian, spd=spd,
                             triangular=spec.triangular, cond=cond, cond_scaled=cond_scaled,
                             policy=spec.policy, bad=spec.bad, seed=case_seed, ops=spec.ops))
@@ -402,7 +468,8 @@ def class_names() -> list[str]:
 
 
 def plan_table() -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
-    """(case name, shape, ops) of every case, without building a matrix (``--list``)."""
+    """(case name, shape, ops) of every case (of ``ONLY_SIZES``), without building a matrix
+    (``--list``)."""
     out = []
     for s in specs():
         shape = tuple(int(x) for x in s.name.split("/")[1].split("x"))

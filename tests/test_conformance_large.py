@@ -86,6 +86,35 @@ def test_the_plan_builds_no_matrix_and_other_dtypes_have_no_cases(monkeypatch, c
     assert main(["--large", "--classes", "hilbert", "--no-progress"]) == 2
 
 
+def test_sizes_split_the_plan_without_building_a_matrix(monkeypatch, capsys):
+    from conformance.__main__ import main
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a matrix was built")
+
+    monkeypatch.setattr(zoo, "round_to", no_build)
+
+    def listed(*argv):
+        assert main(["--large", "--list", *argv]) == 0
+        out = capsys.readouterr().out.split("cases (matrix: ops that run where they apply):\n")
+        return [line.split(":")[0].strip() for line in out[1].splitlines()]
+
+    everything = listed()
+    parts = {n: listed("--sizes", str(n)) for n in large.SIZES}
+    assert large.ONLY_SIZES is None  # main restores it
+    assert sorted(sum(parts.values(), [])) == sorted(everything)
+    assert all(_order(name) == 8192 for name in parts[8192]) and len(parts[8192]) == 4
+    assert all(_order(name) == 4096 for name in parts[4096]) and parts[4096]
+    # the stacks, policy stacks and the tall matrix run with the smallest order
+    assert {"tall/4096x2048", "stack_2/2x2048x2048", "not_pd/3x2048x2048"} <= set(parts[2048])
+    assert listed("--sizes", "4096, 8192") == parts[4096] + parts[8192]
+    assert {s.order for s in large.specs()} == set(large.SIZES)
+    for bad in (["--large", "--sizes", "1024"], ["--large", "--sizes", "big"],
+                ["--large", "--sizes", ","], ["--quick", "--sizes", "2048"]):
+        assert main([*bad, "--no-progress"]) == 2, bad
+        assert "--sizes" in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------------------- κ estimates
 
 
@@ -201,17 +230,28 @@ def test_scaled_tier_reports_planted_bugs(scaled):
     # an op filter builds only the cases that run one of the ops
     built = {c.name for c in zoo.cases("large", "float32", ops={"cholesky"})}
     assert built == {s.name for s in large.specs() if "cholesky" in s.ops}
+    # ... and a size filter only those planned under the sizes
+    built = {c.name for c in large.cases("float32", ops={"cholesky", "qr"}, sizes={64})}
+    assert built == {"gaussian/64x64", "spd_wishart/64x64"}
 
 
 def test_scaled_tier_from_the_command_line(scaled, tmp_path):
     from conformance.__main__ import main
 
+    trace = tmp_path / "trace.txt"
     status = main(["--large", "--device", "cpu", "--ops", "cholesky,solve_triangular",
-                   "--classes", "spd_wishart,triangular", "--out", str(tmp_path),
-                   "--no-progress", "--no-plots"])
-    assert status == 0
+                   "--classes", "spd_wishart,triangular", "--sizes", "48,96",
+                   "--out", str(tmp_path), "--trace", str(trace), "--no-progress",
+                   "--no-plots"])
+    assert status == 0 and large.ONLY_SIZES is None and large.BUILD_LOG is None
     data = json.loads((tmp_path / "conformance.json").read_text())
     assert data["meta"]["tier"] == "large" and data["summary"]["failures"] == 0
     assert {c["op"] for c in data["cases"]} == {"cholesky", "cholesky[upper]", "solve_triangular",
                                               "solve_triangular[T]"}
     assert {c["class"] for c in data["cases"]} == {"spd_wishart", "triangular"}
+    assert {max(c["shape"][-2:]) for c in data["cases"]} == {48, 96}
+    # the trace gives each matrix's build time before the ops' lines
+    built = [line for line in trace.read_text().splitlines() if line.startswith("build ")]
+    assert [line.split()[1] for line in built] == [
+        f"{name}/{n}x{n}" for n in (48, 96) for name in ("spd_wishart", "upper", "lower")]
+    assert all(" matrix " in line and " κ " in line for line in built)
