@@ -232,7 +232,7 @@ def test_scaled_tier_reports_planted_bugs(scaled):
     assert built == {s.name for s in large.specs() if "cholesky" in s.ops}
     # ... and a size filter only those planned under the sizes
     built = {c.name for c in large.cases("float32", ops={"cholesky", "qr"}, sizes={64})}
-    assert built == {"gaussian/64x64", "spd_wishart/64x64"}
+    assert built == {"gaussian/64x64", "spd_wishart/64x64", "cond_1e3/64x64"}
 
 
 def test_scaled_tier_from_the_command_line(scaled, tmp_path):
