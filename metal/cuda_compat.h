@@ -19,6 +19,7 @@
 //                    simd_broadcast[_first], simd_any/all -> warp shuffles over all 32 lanes
 //   math             metal::sqrt, rsqrt, abs, fabs, fma, min, max, fmin, fmax, copysign,
 //                    hypot, exp, frexp, ldexp, log, isnan, isinf, isfinite, sign, clamp, precise::*
+//   bit casts        as_type<uint>(float), as_type<float>(uint) -> __float_as_uint, __uint_as_float
 //
 // A warp is 32 lanes on every NVIDIA GPU, as a SIMD-group is on Apple GPUs. The SIMD-group
 // functions use the full warp mask: call them only where all 32 lanes of the simdgroup are
@@ -71,6 +72,13 @@ enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_te
 __device__ __forceinline__ mem_flags operator|(mem_flags a, mem_flags b) {
   return static_cast<mem_flags>(static_cast<int>(a) | static_cast<int>(b));
 }
+
+template <typename T, typename U>
+__device__ __forceinline__ T as_type(U x);
+template <>
+__device__ __forceinline__ uint as_type<uint, float>(float x) { return __float_as_uint(x); }
+template <>
+__device__ __forceinline__ float as_type<float, uint>(uint x) { return __uint_as_float(x); }
 
 __device__ __forceinline__ void threadgroup_barrier(mem_flags) { __syncthreads(); }
 __device__ __forceinline__ void simdgroup_barrier(mem_flags) { __syncwarp(); }

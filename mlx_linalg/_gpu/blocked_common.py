@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import mlx.core as mx
 
-from mlx_linalg import _precision
+from mlx_linalg import _kernels, _precision
 from mlx_linalg._gpu import blocked_panel, reference, small_factor
 
 # Block columns per step of the blocked loops. A diagonal block larger than the kernels'
@@ -43,6 +43,13 @@ BLOCK = 128
 # this many columns, folded into the batch axis, so that the one-threadgroup-per-matrix
 # triangular-solve kernel runs on many threadgroups at once.
 TRSM_COLUMNS = 64
+# Whether a split operand's hi part and stacked pair come from the one-pass ``split_pair``
+# kernel (metal/split_pair.metal: one launch) instead of three MLX ops (bit mask,
+# subtraction, select) where the default device is a GPU. Off until it has run on a GPU:
+# so far it is checked on the CPU under emulation only (tests/test_split_pair_kernel.py).
+FUSED_SPLIT = False
+# Threads per threadgroup of the split_pair kernel (one thread per entry).
+SPLIT_THREADS = 256
 # The smallest order that takes the blocked path on the GPU: at and below it the whole
 # matrix fits one small-matrix kernel (mlx_linalg._gpu.small_factor).
 MIN_N = small_factor.MAX_N + 1
@@ -172,6 +179,8 @@ def transposed_parts(parts: tuple | None) -> tuple | None:
 
 def left(a: mx.array, parts: tuple | None = None) -> Operand:
     """``a`` as the left operand, with ``parts`` (its :func:`split_parts`) if given."""
+    if parts is None and _fused_split(a):
+        return Operand(a, *split_pair_kernel(a, right=False))
     parts = split_parts(a) if parts is None else parts
     if parts is None:
         return Operand(a)
@@ -181,11 +190,45 @@ def left(a: mx.array, parts: tuple | None = None) -> Operand:
 
 def right(b: mx.array, parts: tuple | None = None) -> Operand:
     """``b`` as the right operand, with ``parts`` (its :func:`split_parts`) if given."""
+    if parts is None and _fused_split(b):
+        return Operand(b, *split_pair_kernel(b, right=True))
     parts = split_parts(b) if parts is None else parts
     if parts is None:
         return Operand(b)
     hi, lo = parts
     return Operand(b, hi, _precision.pair(lo, hi, -2))
+
+
+def _fused_split(x: mx.array) -> bool:
+    """Whether :func:`left` / :func:`right` split ``x`` with the ``split_pair`` kernel."""
+    return (
+        FUSED_SPLIT
+        and x.dtype == mx.float32
+        and x.ndim >= 2
+        and 0 < x.size <= _kernels.MAX_GRID
+        and mx.default_device() == mx.gpu
+        and _precision.needs_split()
+    )
+
+
+def split_pair_kernel(x: mx.array, *, right: bool) -> tuple[mx.array, mx.array]:
+    """``(hi, pair)`` of float32 ``x`` (..., R, C) in one launch of ``split_pair``: hi as
+    ``_precision.split_float32``'s, pair = [hi, lo] along the last axis for a left operand,
+    [lo; hi] along the second-to-last for a right one, bit for bit what :func:`left` and
+    :func:`right` form with ``_precision.pair``."""
+    rows, cols = x.shape[-2:]
+    stack = x.reshape(-1, rows, cols)
+    pair_shape = (stack.shape[0], 2 * rows, cols) if right else (stack.shape[0], rows, 2 * cols)
+    hi, pair = _kernels.launch(
+        "split_pair",
+        [stack],
+        template={"RIGHT": right},
+        grid=(x.size, 1, 1),
+        threadgroup=(SPLIT_THREADS, 1, 1),
+        output_shapes=[stack.shape, pair_shape],
+    )
+    batch = x.shape[:-2]
+    return hi.reshape(x.shape), pair.reshape(*batch, *pair_shape[1:])
 
 
 def subtract(c: mx.array, a: Operand, b: Operand) -> mx.array:

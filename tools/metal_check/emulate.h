@@ -146,3 +146,12 @@ inline float rsqrt(float x) { return 1.0f / std::sqrt(x); }
 inline float divide(float a, float b) { return a / b; }
 }  // namespace precise
 }  // namespace metal
+
+// Metal's bit cast (as_type<uint>(x) of a float, and back).
+template <typename T, typename U>
+T as_type(U x) {
+  static_assert(sizeof(T) == sizeof(U), "as_type: sizes differ");
+  T t;
+  std::memcpy(&t, &x, sizeof t);
+  return t;
+}

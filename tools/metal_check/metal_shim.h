@@ -67,6 +67,7 @@ mem_flags operator|(mem_flags a, mem_flags b);
 void threadgroup_barrier(mem_flags flags);
 void simdgroup_barrier(mem_flags flags);
 
+template <typename T, typename U> T as_type(U x);
 template <typename T> T simd_sum(T x);
 template <typename T> T simd_product(T x);
 template <typename T> T simd_max(T x);
