@@ -179,24 +179,24 @@ def transposed_parts(parts: tuple | None) -> tuple | None:
 
 def left(a: mx.array, parts: tuple | None = None) -> Operand:
     """``a`` as the left operand, with ``parts`` (its :func:`split_parts`) if given."""
-    if parts is None and _fused_split(a):
-        return Operand(a, *split_pair_kernel(a, right=False))
-    parts = split_parts(a) if parts is None else parts
-    if parts is None:
-        return Operand(a)
-    hi, lo = parts
-    return Operand(a, hi, _precision.pair(hi, lo, -1))
+    return _operand(a, parts, right=False)
 
 
 def right(b: mx.array, parts: tuple | None = None) -> Operand:
     """``b`` as the right operand, with ``parts`` (its :func:`split_parts`) if given."""
-    if parts is None and _fused_split(b):
-        return Operand(b, *split_pair_kernel(b, right=True))
-    parts = split_parts(b) if parts is None else parts
+    return _operand(b, parts, right=True)
+
+
+def _operand(x: mx.array, parts: tuple | None, *, right: bool) -> Operand:
+    """:func:`left` / :func:`right`: the pair is [hi, lo] along the last axis for a left
+    operand, [lo; hi] along the second-to-last for a right one."""
+    if parts is None and _fused_split(x):
+        return Operand(x, *split_pair_kernel(x, right=right))
+    parts = split_parts(x) if parts is None else parts
     if parts is None:
-        return Operand(b)
+        return Operand(x)
     hi, lo = parts
-    return Operand(b, hi, _precision.pair(lo, hi, -2))
+    return Operand(x, hi, _precision.pair(lo, hi, -2) if right else _precision.pair(hi, lo, -1))
 
 
 def _fused_split(x: mx.array) -> bool:
