@@ -336,12 +336,9 @@ def _solver(a: np.ndarray, hermitian: bool, triangular: str | None):
 
 def equilibration(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row and column scale vectors r, c (powers of two) with ``zoo._equilibrated(a)`` equal
-    to ``r[:, None] * a * c[None, :]`` for one matrix (LAPACK xGEEQU-style)."""
-    rows = np.max(np.abs(a), axis=-1)
-    r = np.where(rows > 0, 2.0 ** -np.floor(np.log2(np.where(rows > 0, rows, 1))), 1)
-    cols = np.max(np.abs(a * r[:, None]), axis=-2)
-    c = np.where(cols > 0, 2.0 ** -np.floor(np.log2(np.where(cols > 0, cols, 1))), 1)
-    return r, c
+    to ``r[:, None] * a * c[None, :]`` for one matrix (``zoo.equilibration_scales``)."""
+    r, c = zoo.equilibration_scales(a)
+    return r[:, 0], c[0]
 
 
 def estimate_cond(a: np.ndarray, *, hermitian: bool = False, triangular: str | None = None,

@@ -366,13 +366,22 @@ def _cond(a: np.ndarray) -> float:
     return math.inf if math.isnan(cond) else cond
 
 
+def equilibration_scales(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column scale factors, powers of two, r (..., M, 1) and c (..., 1, N): rows,
+    then columns, scaled to max-norm about 1 (LAPACK xGEEQU); (a·r)·c is
+    :func:`_equilibrated`'s matrix."""
+    with np.errstate(divide="ignore"):
+        rows = np.max(np.abs(a), axis=-1, keepdims=True)
+        r = np.where(rows > 0, 2.0 ** -np.floor(np.log2(np.where(rows > 0, rows, 1))), 1)
+        cols = np.max(np.abs(a * r), axis=-2, keepdims=True)
+        c = np.where(cols > 0, 2.0 ** -np.floor(np.log2(np.where(cols > 0, cols, 1))), 1)
+    return r, c
+
+
 def _equilibrated(a: np.ndarray) -> np.ndarray:
     """Rows, then columns, scaled by powers of two to max-norm about 1 (LAPACK xGEEQU)."""
-    with np.errstate(divide="ignore"):
-        r = np.max(np.abs(a), axis=-1, keepdims=True)
-        a = a * np.where(r > 0, 2.0 ** -np.floor(np.log2(np.where(r > 0, r, 1))), 1)
-        c = np.max(np.abs(a), axis=-2, keepdims=True)
-        return a * np.where(c > 0, 2.0 ** -np.floor(np.log2(np.where(c > 0, c, 1))), 1)
+    r, c = equilibration_scales(a)
+    return a * r * c
 
 
 def _analyse(a: np.ndarray, hermitian: bool) -> tuple[bool, float | None, float | None]:
