@@ -334,13 +334,14 @@ def check_filters(tier: str, only_ops=None, dtypes=None, classes=None) -> None:
     """Raise ValueError for an op, dtype or class the tier does not have (builds nothing)."""
     if tier not in zoo.TIERS:
         raise ValueError(f"[conformance] unknown tier {tier!r}; choose from {zoo.TIERS}")
-    outside = [n for n in only_ops or () if n not in tier_ops(tier)
-               and n.split("[")[0] not in {o.split("[")[0] for o in tier_ops(tier)}
+    names = tier_ops(tier)
+    bases = {o.split("[")[0] for o in names}
+    outside = [n for n in only_ops or () if n not in names and n.split("[")[0] not in bases
                and any(n == a or n == a.split("[")[0] for a in O.op_names())]
     if outside:
         raise ValueError(f"[conformance] not in the {tier} tier: {', '.join(outside)}; "
-                         f"it runs {', '.join(tier_ops(tier))}")
-    select(only_ops, tier_ops(tier), "ops")
+                         f"it runs {', '.join(names)}")
+    select(only_ops, names, "ops")
     select(dtypes, tier_dtypes(tier), "dtypes")
     select(classes, zoo.class_names(tier), "classes")
 
