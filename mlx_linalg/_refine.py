@@ -50,7 +50,7 @@ import numpy as np
 from mlx_linalg import _autodiff_rules, _dispatch, _precision
 from mlx_linalg._checks import fail
 from mlx_linalg._devices import on
-from mlx_linalg._gpu.blocked_common import flat
+from mlx_linalg._gpu.small_factor import flat
 
 # LAPACK dsgesv's ITERMAX: corrections tried before falling back to the working precision.
 ITERMAX = 30
