@@ -19,7 +19,7 @@ import mlx.core as mx
 
 from mlx_linalg import _autodiff, _devices
 from mlx_linalg._cpu import lapack
-from mlx_linalg._gpu import blocked_rules, small_factor, small_spectral
+from mlx_linalg._gpu import blocked_rules, small_factor, small_spectral, tall_rules
 
 Predicate = Callable[..., bool]
 Implementation = Callable[..., tuple]
@@ -55,6 +55,12 @@ GPU_RULES.update(
         "svdvals": [(small_spectral.svdvals_applies, small_spectral.svdvals)],
     }
 )
+
+# Tall-skinny float32 stacks, after the small-matrix kernels and before the blocked graphs:
+# reduced QR by CholeskyQR2 with a Householder fallback, and SVD/svdvals of up to 64 columns
+# (or rows) as QR then the Jacobi kernel on R (mlx_linalg._gpu.tall_rules).
+for _op, _rule in tall_rules.dispatch_rules().items():
+    GPU_RULES.setdefault(_op, []).append(_rule)
 
 # Large float32 matrices: blocked right-looking graphs of panel kernels and matmul updates
 # (mlx_linalg._gpu.blocked_*), from the measured crossover orders of blocked_rules.CROSSOVER.
