@@ -46,6 +46,12 @@ LEAF = None
 # (B, m, n)-sized arrays per launch (which bounds the memory that MLX's evaluation keeps
 # in flight ahead of the device: docs/kernels-blocked.md, "Memory of the QR graph").
 Q_BLOCK = 128
+# How each panel is factored (:func:`geqrf`'s ``panel``): "kernel", the building block's
+# ``qr`` (one launch of the one-threadgroup ``qr_panel`` kernel per panel, or the recursion
+# of :func:`panel`), or "tsqr", TSQR with Householder reconstruction on the whole GPU
+# (``mlx_linalg._gpu.tsqr``; docs/kernels-blocked.md, "TSQR panel").
+PANEL = "kernel"
+PANELS = ("kernel", "tsqr")
 # Products a @ b with batch x rows x inner x columns at most this many elements are formed
 # as a broadcast product and a sum (two launches, float32 arithmetic) where the device
 # multiplies float32 in reduced precision (the split product there is seven launches,
@@ -251,6 +257,15 @@ def panel(blocks: Blocks, a: mx.array, *, leaf: int | None = LEAF, with_t: bool 
     return Panel(packed, taus, v, _triangular_factor(blocks, v, tau), tau)
 
 
+def _factor_panel(blocks: Blocks, a: mx.array, *, leaf: int | None, kind: str) -> Panel:
+    """A panel with V and T, by :func:`panel` (``kind`` "kernel") or ``tsqr.panel``."""
+    if kind == "tsqr":
+        from mlx_linalg._gpu import tsqr  # tsqr builds on this module
+
+        return tsqr.panel(blocks, a)
+    return panel(blocks, a, leaf=leaf)
+
+
 def geqrf(
     blocks: Blocks,
     a: mx.array,
@@ -258,6 +273,7 @@ def geqrf(
     block: int = BLOCK,
     leaf: int | None = LEAF,
     rows: int | None = None,
+    panel: str = PANEL,
 ) -> tuple[mx.array, list[Reflectors]]:
     """Blocked Householder QR of a (B, m, n) stack: ``(R, reflectors)``.
 
@@ -267,6 +283,9 @@ def geqrf(
         block: block size (outer panel width).
         leaf: the widest panel the building block's ``qr`` factors (:func:`panel`).
         rows: R's rows: k = min(m, n) (None) or more, the rest zero.
+        panel: how each panel is factored (:data:`PANELS`): "kernel" (:func:`panel`)
+            or "tsqr" (``tsqr.panel``: TSQR and Householder reconstruction; ``leaf``
+            unused).
 
     Returns:
         R (B, rows, n) upper trapezoidal; the :class:`Reflectors` of each block column,
@@ -300,7 +319,7 @@ def geqrf(
     for start in range(0, k, block):
         width = min(block, k - start)
         end = start + width
-        factored = panel(blocks, trailing[:, :, :width], leaf=leaf)
+        factored = _factor_panel(blocks, trailing[:, :, :width], leaf=leaf, kind=panel)
         reflectors.append(Reflectors(factored.v, factored.t, factored.tau))
         row = _upper(factored.packed)
         if end < n:
@@ -363,6 +382,7 @@ def qr(
     block: int = BLOCK,
     leaf: int | None = LEAF,
     q_block: int = Q_BLOCK,
+    panel: str = PANEL,
 ) -> tuple:
     """Householder QR of a stack, blocked: ``((Q, R), failed)``.
 
@@ -378,6 +398,8 @@ def qr(
             recursion (one building-block call per panel).
         q_block: reflector columns per step of Q's formation (a multiple of ``block``
             merges that many blocks' reflectors; ``block`` or less: one block per step).
+        panel: how each panel is factored (:data:`PANELS`, default :data:`PANEL`):
+            "kernel" or "tsqr" (TSQR and Householder reconstruction, ``tsqr.panel``).
 
     Returns:
         ``((Q, R), failed)``: R upper trapezoidal with LAPACK's signs (R's diagonal may be
@@ -385,7 +407,7 @@ def qr(
         are NaN.
 
     Raises:
-        ValueError: ``block`` or ``leaf`` below 1.
+        ValueError: ``block`` or ``leaf`` below 1, or an unknown ``panel``.
 
     Notes:
         geqrf, then Q formed by applying the blocks' reflectors to the first columns of
@@ -401,11 +423,13 @@ def qr(
     """
     if block < 1 or (leaf is not None and leaf < 1):
         raise ValueError(f"[mlx_linalg.qr] block and leaf must be >= 1, got {block}, {leaf}")
+    if panel not in PANELS:
+        raise ValueError(f"[mlx_linalg.qr] panel must be one of {PANELS}, got {panel!r}")
     a = flat(x)
     batch, m, n = a.shape
     k = min(m, n)
     columns = m if mode == "complete" else k
-    r, reflectors = geqrf(blocks, a, block=block, leaf=leaf, rows=columns)
+    r, reflectors = geqrf(blocks, a, block=block, leaf=leaf, rows=columns, panel=panel)
     merged = max(1, q_block // block)
     groups = [
         (start, reflectors[i : i + merged])
