@@ -79,9 +79,7 @@ def qr_applies(x: mx.array, *, mode: str) -> bool:
         return False
     m, n = x.shape[-2:]
     return (
-        m >= QR_TALL_RATIO * n
-        and n <= QR_MAX_COLS
-        and not small_spectral.qr_applies(x, mode=mode)
+        m >= QR_TALL_RATIO * n and n <= QR_MAX_COLS and not small_spectral.qr_applies(x, mode=mode)
     )
 
 
