@@ -15,7 +15,11 @@ float32 accuracy with TF32 products emulated. The same on a GPU: tests/gpu/test_
 """
 
 import functools
+import importlib.util
+import json
 import math
+import pathlib
+import sys
 
 import mlx.core as mx
 import numpy as np
@@ -498,3 +502,64 @@ def test_with_the_emulated_jacobi_kernel(rng, monkeypatch):
     u, s, vh = _svd(a, False)
     assert max(_svd_ratios(a.astype(np.float64), u, s, vh)) <= SVD_RATIO
     np.testing.assert_allclose(s, reference[1], rtol=0, atol=1e-5 * s.max())
+
+
+# ---------------------------------------------------------------------------------------
+# tools/bench_tall.py: a smoke run on the CPU, and the thresholds it suggests
+
+
+def _bench_tall():
+    tools = pathlib.Path(__file__).resolve().parents[1] / "tools"
+    if str(tools) not in sys.path:
+        sys.path.insert(0, str(tools))
+    spec = importlib.util.spec_from_file_location("bench_tall", tools / "bench_tall.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_tall_smoke_run_on_the_cpu(tmp_path, monkeypatch):
+    """``--device cpu`` runs every column with the MLX-op references and writes the JSON and
+    the Markdown table; the tall results meet the thresholds."""
+    bench = _bench_tall()
+    for name in ("jacobi_svd", "jacobi_svd_simd", "qr_small"):  # --device cpu replaces them
+        monkeypatch.setattr(small_spectral, name, getattr(small_spectral, name))
+    argv = ["--device", "cpu", "--out", str(tmp_path), "--cols", "4", "--ratios", "2,40"]
+    argv += ["--full-max", "8", "--repeat", "1"]
+    assert bench.main(argv) == 0
+    result = json.loads((tmp_path / "bench_tall.json").read_text())
+    rows = {(r["op"], r["m"]): r for r in result["rows"]}
+    assert set(rows) == {("qr", 8), ("qr", 160), ("svd", 8), ("svd", 160), ("svd_full", 8)}
+    assert rows["qr", 160]["rule_applies"] and not rows["qr", 8]["rule_applies"]
+    for row in result["rows"]:
+        assert row["tall_ms"] > 0 and row["cpu_ms"] > 0
+        assert row["tall_ratio"] <= (QR_RATIO if row["op"] == "qr" else SVD_RATIO)
+    assert rows["qr", 160]["tall_fallback_ratio"] <= QR_RATIO
+    assert "small_ms" in rows["qr", 8] and "small_ms" not in rows["qr", 160]
+    assert "## QR (reduced)" in (tmp_path / "bench_tall.md").read_text()
+
+
+def test_bench_tall_suggests_the_crossovers():
+    bench = _bench_tall()
+
+    def row(op, n, r, tall, **rivals):
+        return {"op": op, "m": r * n, "n": n, "ratio": r, "tall_ms": tall} | {
+            f"{k}_ms": v for k, v in rivals.items()
+        }
+
+    rows = [
+        row("qr", 64, 2, 5.0, blocked=3.0, cpu=4.0),
+        row("qr", 64, 4, 3.0, blocked=3.5, cpu=4.0),  # wins from 4 on
+        row("qr", 64, 16, 3.0, blocked=9.0, cpu=8.0),
+        row("qr", 512, 4, 9.0, blocked=8.0, cpu=20.0),
+        row("qr", 512, 16, 9.0, blocked=12.0, cpu=30.0),  # wins from 16 on
+        row("qr", 1024, 16, 50.0, blocked=40.0, cpu=60.0),  # never
+        row("svd", 32, 2, 2.0, small=1.0, cpu=3.0),
+        row("svd", 32, 8, 1.5, cpu=3.0),  # wins from 8 on
+        row("svd_full", 256, 8, 5.0, cpu=9.0),
+        row("svd_full", 1024, 32, 50.0, cpu=40.0),
+    ]
+    suggested = bench.suggest(rows)
+    assert suggested["qr_ratio_by_n"] == {64: 4, 512: 16, 1024: None}
+    assert suggested["QR_TALL_RATIO"] == 16 and suggested["QR_MAX_COLS"] == 512
+    assert suggested["SVD_TALL_RATIO"] == 8 and suggested["SVD_FULL_MAX_ROWS"] == 2048

@@ -30,12 +30,13 @@ references) on the CPU; its timings say nothing about the GPU.
 
 Usage: ``python tools/bench_tall.py --out DIR [--cols 16,32,64,128,256,512]
 [--ratios 2,4,8,16,64,256] [--max-elements 16777216] [--full-max 4096] [--repeat 3]
-[--budget 10] [--deadline 200] [--skip-peers] [--device gpu|cpu]``.
+[--budget 10] [--deadline 180] [--skip-peers] [--device gpu|cpu]``.
 """
 
 import argparse
 import functools
 import json
+import os
 import platform
 import sys
 import time
@@ -109,6 +110,8 @@ def _peers(skip: bool) -> dict:
             peers["cupy"] = cupy
     except Exception:  # ImportError, or CUDA errors without a device
         pass
+    # JAX would otherwise take most of the GPU memory at its first use.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         import jax
 
@@ -449,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-max", type=int, default=1 << 21)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--budget", type=float, default=10.0)
-    parser.add_argument("--deadline", type=float, default=200.0)
+    parser.add_argument("--deadline", type=float, default=180.0)
     parser.add_argument("--ops", default="qr,svd,svd_full")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--device", choices=("gpu", "cpu"), default="gpu")
