@@ -137,7 +137,6 @@ def _lapack_svd_ratios(a: np.ndarray) -> tuple[float, float, float]:
 # κ = 1e6: CholeskyQR2 fails, Householder's QR comes back (not at 4096 x 64: CPU time).
 QR_CASES = [
     *((shape, cond) for shape in [(1000, 1), (300, 16), (2, 3, 200, 8)] for cond in CONDS),
-    ((4096, 64), 1.0),
     ((4096, 64), 1e3),
 ]
 
@@ -222,9 +221,8 @@ def test_svd_accuracy(rng, shape, cond, full):
     _check_svd(_graded(rng, shape, cond), full)
 
 
-@pytest.mark.parametrize("cond", [1.0, 1e3])
-def test_svd_4096x64(rng, cond):
-    _check_svd(_graded(rng, (4096, 64), cond), False)
+def test_svd_4096x64(rng):
+    _check_svd(_graded(rng, (4096, 64), 1e3), False)
 
 
 @pytest.mark.parametrize("full", [False, True])
@@ -292,7 +290,7 @@ def test_qr_applies_boundaries():
     assert not applies(m, n, dtype=mx.float64) and not applies(m, n, dtype=mx.float16)
     assert not applies(m, n, batch=(0,))
     assert not applies(small_spectral.QR_MAX_ROWS, 4)  # the small kernel's
-    assert applies(small_spectral.QR_MAX_ROWS + 1, 4)
+    assert applies(max(small_spectral.QR_MAX_ROWS + 1, ratio_ * 4), 4)
     widest = tall_rules.QR_MAX_COLS
     assert applies(ratio_ * widest, widest) and not applies(ratio_ * (widest + 1), widest + 1)
 
@@ -311,7 +309,7 @@ def test_svd_applies_boundaries():
     assert not applies(tall, short + 1) and not applies(short + 1, tall)
     assert not applies(tall, short, dtype=mx.float64)
     assert not applies(100, 20)  # the small Jacobi kernel's (small_spectral.svd_applies)
-    assert applies(small_spectral.SVD_MAX_ROWS + 1, 8)
+    assert applies(max(small_spectral.SVD_MAX_ROWS + 1, tall_rules.SVD_TALL_RATIO * 8), 8)
     ratio_rows = tall_rules.SVD_TALL_RATIO * short
     if ratio_rows > short and not small_spectral.svd_applies(mx.zeros((ratio_rows - 1, short))):
         assert not applies(ratio_rows - 1, short)
@@ -320,6 +318,19 @@ def test_svd_applies_boundaries():
     assert not applies(biggest + 1, 8, full=True) and applies(biggest + 1, 8)
 
 
+# The thresholds the routing tests assume (the module's first guesses): the measured values
+# may differ, what these tests check (the order of the rules, the public functions served)
+# does not depend on them.
+PINNED = {"QR_TALL_RATIO": 8, "QR_MAX_COLS": 1024, "SVD_TALL_RATIO": 2, "SVD_FULL_MAX_ROWS": 16384}
+
+
+@pytest.fixture
+def pinned_thresholds(monkeypatch):
+    for name, value in PINNED.items():
+        monkeypatch.setattr(tall_rules, name, value)
+
+
+@pytest.mark.usefixtures("pinned_thresholds")
 def test_rules_sit_between_the_small_and_the_blocked_ones():
     """On the GPU backend: small matrices keep the small kernels, tall-skinny ones take
     tall_rules, large square ones the blocked QR, float64 LAPACK."""
@@ -350,7 +361,7 @@ def test_rules_sit_between_the_small_and_the_blocked_ones():
 
 
 @pytest.fixture
-def pretend_gpu(monkeypatch):
+def pretend_gpu(monkeypatch, pinned_thresholds):
     """The GPU backend pretended, the tall rules (REFERENCE building blocks) its only rules
     (every other op runs LAPACK): returns the set of ops they served."""
     monkeypatch.setattr(_dispatch, "backend", lambda stream=None: "gpu")
