@@ -1,6 +1,6 @@
 // @kernel tsqr_householder
 // @inputs Q1:float32 R:float32
-// @outputs packed:float32 V:float32 T:float32 tau:float32 Uinv:float32
+// @outputs Rh:float32 V:float32 T:float32 tau:float32 Uinv:float32
 // @template NB:int SQUARE:bool
 // @check NB=8,SQUARE=false NB=32,SQUARE=true NB=32,SQUARE=false NB=64,SQUARE=false
 //
@@ -17,14 +17,15 @@
 //   [1, 2]). With SQUARE (the panel is b x b: its last reflector has nothing below the
 //   diagonal, which geqr2 makes the identity) the last sign is s = +sign(d), so that
 //   U's last pivot and T's last column vanish; T's last column and tau are then set to 0.
-//   packed  (B, b, b): geqr2's top block: R_h = S R on and above the diagonal, L below.
+//   Rh      (B, b, b): geqr2's R, R_h = S R (upper triangular, zeros below).
 //   V       (B, b, b): the reflectors' top block: L with a unit diagonal, zeros above.
 //   T       (B, b, b): the compact-WY T = -U S L⁻ᵀ (upper triangular, zeros below).
 //   tau     (B, b): T's diagonal.
 //   Uinv    (B, b, b): U⁻¹ (upper triangular, zeros below): the rest of the panel's
 //           reflectors are Y₂ = Q₂ U⁻¹. Not finite in its last column with SQUARE (U's last
 //           pivot is zero there; there is no Q₂).
-//   Then I - V T Vᵀ (V extended by Y₂) = H₁ ⋯ H_b and the panel is (I - V T Vᵀ) [R_h; 0].
+//   Then I - V T Vᵀ (V extended by Y₂) = H₁ ⋯ H_b and the panel is (I - V T Vᵀ) [R_h; 0];
+//   geqr2's packed top block is R_h on and above the diagonal, V below.
 //   NaN/Inf entries propagate within their own matrix; every loop is bounded by b.
 // Launch: grid (B * W, 1, 1), threadgroup (W, 1, 1), W = 32 * ceil(b / 32): thread i owns
 //   row i of the elimination and of T, column i of U⁻¹.
@@ -80,12 +81,12 @@ if (i < NB) {
 }
 threadgroup_barrier(mem_flags::mem_threadgroup);
 
-// packed and V, coalesced.
+// R_h and V, coalesced.
 for (int e = tid; e < NB * NB; e += nthreads) {
   const int r = e / NB;
   const int c = e - r * NB;
   const float l = tile[r * S + c];
-  packed[base + e] = c < r ? l : signs[r] * R[base + e];
+  Rh[base + e] = c < r ? 0.0f : signs[r] * R[base + e];
   V[base + e] = c < r ? l : (c == r ? 1.0f : 0.0f);
 }
 

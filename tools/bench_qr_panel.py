@@ -58,8 +58,9 @@ def _constant(shape: tuple) -> mx.array:
 
 
 def count_panel(panel: str, r: int, b: int, *, split: bool) -> dict:
-    """Launches of one (1, r, b) panel with V and T: building-block calls (one launch
-    each) plus the graph's launches (Concatenate inputs counted as copies)."""
+    """Launches of one (1, r, b) panel as ``blocked_qr.geqrf`` uses it (V, T, tau and R's
+    rows): building-block calls (one launch each) plus the graph's launches (Concatenate
+    inputs counted as copies)."""
     calls = collections.Counter()
 
     def qr_small(a):
@@ -88,7 +89,8 @@ def count_panel(panel: str, r: int, b: int, *, split: bool) -> dict:
             out = tsqr.panel(blocks, a, ops=tsqr.Ops(qr_small, reconstruct))
         else:
             out = blocked_qr.panel(blocks, a, leaf=None)
-        _, launches = graph_counts([out.packed, out.v, out.t, out.tau])
+        rows = blocked_qr._upper(out.packed) if out.r is None else out.r
+        _, launches = graph_counts([rows, out.v, out.t, out.tau])
     return {"launches": launches + sum(calls.values()), "calls": dict(calls)}
 
 

@@ -73,6 +73,9 @@ class Panel(NamedTuple):
         v: (B, r, b) the reflectors, unit lower trapezoidal, or None.
         t: (B, b, b) upper triangular with H₁ ⋯ H_b = I - V T Vᵀ, or None.
         tau: (B, b) all the panel's tau, with V and T, or None.
+        r: (B, b, b) R's rows (packed's top square, zero below the diagonal) where the
+            panel has them apart (the TSQR panel: so :func:`geqrf` reads them without
+            forming ``packed``), or None.
     """
 
     packed: mx.array
@@ -80,6 +83,7 @@ class Panel(NamedTuple):
     v: mx.array | None
     t: mx.array | None
     tau: mx.array | None = None
+    r: mx.array | None = None
 
 
 class Reflectors(NamedTuple):
@@ -321,7 +325,7 @@ def geqrf(
         end = start + width
         factored = _factor_panel(blocks, trailing[:, :, :width], leaf=leaf, kind=panel)
         reflectors.append(Reflectors(factored.v, factored.t, factored.tau))
-        row = _upper(factored.packed)
+        row = _upper(factored.packed) if factored.r is None else factored.r
         if end < n:
             updated = _reflect(factored.v, factored.t, trailing, transpose=True, skip=width)
             row = mx.concatenate([row, updated[:, :width]], axis=2)

@@ -10,23 +10,24 @@ is factored by the whole GPU, in a number of launches that grows with log(r), no
    batched launch of the small Householder QR kernel (``qr_small``: thin Q and R), the
    leaves' R stacked in groups and factored again, up a tree to one b x b R. The explicit
    thin Q is then carried top-down by batched products (float32-accurate where the device
-   multiplies in TF32: ``blocked_qr._product``).
+   multiplies in TF32: :func:`_product`).
 2. Householder reconstruction (Ballard, Demmel, Grigori, Jacobsen, Knight & Nguyen,
    "Reconstructing Householder vectors from Tall-Skinny QR", IPDPS 2014 / JPDC 85, 2015,
    "Modified LU"): the LU without pivoting Q - S = L U, S = diag(±1) chosen during the
    elimination so that every pivot has magnitude >= 1, gives the reflectors Y = L (unit
    lower trapezoidal), T = -U S Y₁⁻ᵀ and R = S R_tsqr, with I - Y T Yᵀ = H₁ ⋯ H_b. Only
    the b x b top block Q₁ needs the elimination (one launch of ``tsqr_householder``:
-   signs, L₁, U⁻¹, T, the packed top block); the rows below are Y₂ = Q₂ U⁻¹, which is
+   signs, L₁, U⁻¹, T and R); the rows below are Y₂ = Q₂ U⁻¹, which is
    formed with the last level of Q's top-down products (Q₂'s leaves times C U⁻¹, C the
    leaves' factors from the levels above), so the panel's Q is never formed as such.
 
 The signs are LAPACK's (tau in [1, 2]), so for a full-rank panel the result is geqr2's to
 rounding; where geqr2 makes a reflector the identity (tau = 0: a column already zero below
-the diagonal, as for a zero column) the reconstruction gives another reflector that is just
-as valid (tau = 2, R's row negated), except for a square panel's last reflector, which is
-made the identity as geqr2's. TSQR is unconditionally stable and so is the modified LU
-(Ballard et al., Theorem 6), rank-deficient panels included.
+the diagonal, as for a zero column) the reconstruction gives another, equally valid
+reflector (tau >= 1; R's row negated where the column was already reduced), except for a
+square panel's last reflector, which is made the identity as geqr2's. TSQR is
+unconditionally stable and so is the modified LU (Ballard et al.), rank-deficient panels
+included.
 
 Launches per panel (r = 4096, b = 32, leaves of 128 rows: a tree of 32, 8, 2 and 1
 nodes), counted by ``tools/bench_qr_panel.py --count``: four ``qr_small``, one
@@ -37,8 +38,9 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import mlx.core as mx
+import numpy as np
 
-from mlx_linalg import _kernels
+from mlx_linalg import _kernels, _precision
 from mlx_linalg._gpu import blocked_panel, blocked_qr, reference, reference_spectral
 from mlx_linalg._gpu.blocked_common import Blocks
 from mlx_linalg._gpu.small_spectral import QR_MAX_ROWS, qr_small
@@ -47,6 +49,11 @@ from mlx_linalg._gpu.small_spectral import QR_MAX_ROWS, qr_small
 # its threadgroup memory). Smaller leaves mean more threadgroups at the leaf level and one
 # more tree level.
 LEAF_ROWS = 128
+# The leaves' product (B·leaves, rows, b) @ (B·leaves, b, b) is formed as a broadcast product
+# and a sum (two launches, float32 arithmetic) where float32 products are split, up to this
+# many elements (a (B·leaves, rows, b, b) temporary: 64 MB at 2²⁴, one 16384-row panel of
+# 32 columns), instead of the split product's seven launches.
+LEAF_PRODUCT_ELEMENTS = 1 << 24
 _TG_FLOATS = _kernels.MAX_THREADGROUP_MEMORY // 4
 
 
@@ -57,7 +64,7 @@ class Ops(NamedTuple):
         qr: ``qr(a) -> (Qt, R)``: thin Householder QR of a (B, M, N) stack, M >= N: Qt
             (B, N, M) (row c is Q's column c), R (B, N, N) upper triangular (``qr_small``'s
             contract).
-        reconstruct: ``reconstruct(q1, r, square) -> (packed, V, T, tau, Uinv)``: the
+        reconstruct: ``reconstruct(q1, r, square) -> (Rh, V, T, tau, Uinv)``: the
             modified LU of the top block (``tsqr_householder``'s contract).
     """
 
@@ -97,7 +104,8 @@ def reconstruct_reference(q1: mx.array, r: mx.array, square: bool) -> tuple[mx.a
         square: the panel is b x b (its last reflector is made the identity).
 
     Returns:
-        ``(packed, V, T, tau, Uinv)`` (B, b, b), (B, b, b), (B, b, b), (B, b), (B, b, b).
+        ``(Rh, V, T, tau, Uinv)`` (B, b, b), (B, b, b), (B, b, b), (B, b), (B, b, b):
+        geqr2's R, the reflectors' top block, T, tau and U⁻¹.
     """
     batch, b, _ = q1.shape
     work = mx.array(q1)  # a copy: assigned into below
@@ -118,7 +126,7 @@ def reconstruct_reference(q1: mx.array, r: mx.array, square: bool) -> tuple[mx.a
     upper = mx.triu(work) - s[:, :, None] * eye
     lower = mx.tril(work, -1)
     v = lower + eye
-    packed = lower + mx.triu(s[:, :, None] * r)
+    rh = mx.triu(s[:, :, None] * r)
     uinv, _ = reference.trsm_small(
         upper, mx.broadcast_to(eye, (batch, b, b)), lower=False, trans=False, unit=False
     )
@@ -130,7 +138,24 @@ def reconstruct_reference(q1: mx.array, r: mx.array, square: bool) -> tuple[mx.a
     if square:
         t = mx.where(mx.arange(b) == b - 1, 0.0, t).astype(q1.dtype)
     tau = mx.diagonal(t, axis1=-2, axis2=-1)
-    return packed, v, t, tau, uinv
+    return rh, v, t, tau, uinv
+
+
+def _strictly_lower(b: int) -> mx.array:
+    return mx.array(np.tri(b, k=-1, dtype=bool))
+
+
+def _product(a: mx.array, b: mx.array) -> mx.array:
+    """``a @ b`` for (B, p, q) and (B, q, s), float32-accurate: ``blocked_qr._product``,
+    or the broadcast product and sum up to :data:`LEAF_PRODUCT_ELEMENTS`."""
+    batch, p, q = a.shape
+    if (
+        a.dtype == mx.float32
+        and _precision.needs_split()
+        and batch * p * q * b.shape[-1] <= LEAF_PRODUCT_ELEMENTS
+    ):
+        return blocked_qr._elementwise_product(a, b)
+    return blocked_qr._product(a, b)
 
 
 def _kernel_qr(a: mx.array) -> tuple[mx.array, mx.array]:
@@ -238,23 +263,24 @@ def panel(
     factor = None
     for level in range(len(qts) - 1, 0, -1):
         q = mx.swapaxes(qts[level], -1, -2)
-        q = q if factor is None else blocked_qr._product(q, factor)
+        q = q if factor is None else _product(q, factor)
         children, parents, size = levels[level - 1]
         factor = q.reshape(batch, parents * size, b, b)[:, :children].reshape(-1, b, b)
 
     leaf_q = mx.swapaxes(qts[0], -1, -2)  # (B·leaves, h, b)
     q1 = leaf_q.reshape(batch, leaves, h, b)[:, 0, :b]
     if factor is not None:
-        q1 = blocked_qr._product(q1, factor.reshape(batch, leaves, b, b)[:, 0])
-    packed, v, t, tau, uinv = ops.reconstruct(q1, r_tsqr, r == b)
+        q1 = _product(q1, factor.reshape(batch, leaves, b, b)[:, 0])
+    rh, v, t, tau, uinv = ops.reconstruct(q1, r_tsqr, r == b)
+    packed = mx.where(_strictly_lower(b), v[:, :b], rh)  # lazy: geqrf reads rh
     if r > b:
         # Y₂ = Q₂ U⁻¹ = (leaf Q)(C U⁻¹), leaf by leaf; Y's first b rows are V's top block.
         if factor is None:
             scaled = uinv
         else:
-            scaled = blocked_qr._product(factor.reshape(batch, leaves * b, b), uinv)
+            scaled = _product(factor.reshape(batch, leaves * b, b), uinv)
             scaled = scaled.reshape(batch * leaves, b, b)
-        y = blocked_qr._product(leaf_q, scaled).reshape(batch, leaves * h, b)[:, b:r]
+        y = _product(leaf_q, scaled).reshape(batch, leaves * h, b)[:, b:r]
         packed = mx.concatenate([packed, y], axis=1)
         v = mx.concatenate([v, y], axis=1)
-    return blocked_qr.Panel(packed, [tau], v, t, tau)
+    return blocked_qr.Panel(packed, [tau], v, t, tau, rh)

@@ -38,7 +38,7 @@ def test_reconstruction_kernel_matches_reference(rng, b, square):
     q1, r = _f32(q[:, :b]), _f32(r)
     ours = tsqr.reconstruct_kernel(q1, r, square)
     expected = tsqr.reconstruct_reference(q1, r, square)
-    for name, x, y in zip(("packed", "V", "T", "tau", "Uinv"), ours, expected, strict=True):
+    for name, x, y in zip(("Rh", "V", "T", "tau", "Uinv"), ours, expected, strict=True):
         if square and name == "Uinv":
             continue  # U's last pivot is zero: no Q₂ to solve for
         x, y = as64(x), as64(y)
