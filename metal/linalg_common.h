@@ -232,3 +232,18 @@ LA_INLINE int la_lu_simd(thread float (&row)[R][NMAX], thread int (&cp)[R], int 
   }
   return zero;
 }
+
+// x rounded to the nearest TF32 value (10 mantissa bits; ties away from zero), as float32:
+// _precision.tf32_round bit for bit. A finite x that would round to infinity has its low 13
+// bits cleared instead; infinities and NaNs are returned unchanged.
+LA_INLINE float tf32_round(float x) {
+  const uint bits = as_type<uint>(x);
+  if ((bits & 0x7F800000u) == 0x7F800000u) {
+    return x;
+  }
+  uint rounded = (bits + 0x1000u) & 0xFFFFE000u;
+  if ((rounded & 0x7F800000u) == 0x7F800000u) {
+    rounded = bits & 0xFFFFE000u;
+  }
+  return as_type<float>(rounded);
+}

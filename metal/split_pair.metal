@@ -2,15 +2,17 @@
 // @inputs X:float32
 // @outputs HI:float32 PAIR:float32
 // @template RIGHT:bool
+// @headers linalg_common.h
 // @check RIGHT=false RIGHT=true
 //
 // The hi/lo split of a float32 stack for the split (TF32) product, and the stacked operand
 // of its correction product, in one pass: what _precision.split_float32 and
 // _precision.pair form with three launches (a bit mask, a subtraction, a select).
 //   X     (B, R, C) float32.
-//   HI    (B, R, C): X with its low 13 mantissa bits cleared (exact in TF32).
+//   HI    (B, R, C): X rounded to TF32 (_precision.tf32_round).
 //   PAIR  (B, R, 2C) [HI | LO] for a left operand (RIGHT = false), (B, 2R, C) [LO ; HI]
-//         for a right one, LO = X - HI (exact), as blocked_common.left / right stack them.
+//         for a right one, LO = X - HI rounded to TF32, as blocked_common.left / right
+//         stack them.
 // Launch: grid (B R C, 1, 1), threadgroup (T, 1, 1): one thread per entry of X.
 
 const int rows = X_shape[1];
@@ -21,8 +23,8 @@ if (i >= total) {
   return;
 }
 const float x = X[i];
-const float hi = as_type<float>(as_type<uint>(x) & 0xFFFFE000u);
-const float lo = x - hi;
+const float hi = tf32_round(x);
+const float lo = tf32_round(x - hi);
 HI[i] = hi;
 const size_t c = i % (size_t)cols;
 const size_t r = (i / (size_t)cols) % (size_t)rows;

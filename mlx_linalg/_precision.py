@@ -6,15 +6,20 @@ TF32 product has relative error about 3e-4, far above float32's 6e-8, which woul
 factorization built on it TF32-accurate. ``matmul`` detects reduced-precision products once
 per process and device, and then forms the product from a hi/lo split of each operand:
 
-    x = hi + lo,  hi = x with its low 13 mantissa bits cleared (exact in TF32),
+    x ≈ hi + lo,  hi = x rounded to nearest in TF32,  lo = (x − hi) rounded to nearest in TF32,
     x·y ≈ hi_x·hi_y + hi_x·lo_y + lo_x·hi_y
 
-The leading term is one product and the two corrections another of inner size 2K,
-``[a_hi, a_lo] @ [b_lo; b_hi]`` (:func:`split_operands`), added in its epilogue
-(``mx.addmm``), so the result is written twice, not five times. The hi terms are exact in
-TF32, so the error is that of float32 accumulation plus lo's TF32 rounding and the dropped
-lo·lo term (about 2⁻²² relative): measured on an H100 at n = 4096, 1.1e-5 relative error
-against 3e-4 for plain TF32 (DESIGN.md, "Precision"). Other dtypes and full-precision
+(the 3xTF32 split of CUTLASS). The leading term is one product and the two corrections
+another of inner size 2K, ``[a_hi, a_lo] @ [b_lo; b_hi]`` (:func:`split_operands`), added in
+its epilogue (``mx.addmm``), so the result is written twice, not five times. Both halves are
+exact in TF32, so the product unit reads them unchanged whether it rounds or truncates
+float32 to TF32; the error is that of float32 accumulation plus the dropped parts, lo·lo and
+x − hi − lo, both about 2⁻²² relative and of either sign (measured on an H100 at n = 4096,
+1.1e-5 relative error against 3e-4 for plain TF32: DESIGN.md, "Precision"). Clearing hi's
+low bits instead (truncation) left lo with 13 significant bits of x's sign, which a product
+unit that truncates cuts towards zero: errors of one sign that add up in Gram-like products
+(QᵀQ). On an H100 MLX's batched products behaved so: the blocked QR of a stack of two
+2048 x 2048 matrices lost orthogonality 3x faster than of one matrix alone. Other dtypes and full-precision
 devices use ``mx.matmul`` directly; so does code inside a :func:`reduced_products`
 context, which opts in to the device's precision.
 
@@ -37,6 +42,8 @@ from mlx_linalg._devices import on
 from mlx_linalg._types import StreamOrDevice
 
 _HI_MASK = 0xFFFFE000  # sign, exponent and the top 10 mantissa bits of a float32
+_ROUND_HALF = 0x1000  # half a unit in TF32's last place, in float32 mantissa bits
+_EXPONENT = 0x7F800000
 _PROBE_SIZE = 128
 _detected: dict[str, bool] = {}
 _lock = threading.Lock()
@@ -178,11 +185,23 @@ def reduced_precision(stream: StreamOrDevice = None) -> bool:
         return _detected[key]
 
 
+def tf32_round(x: mx.array) -> mx.array:
+    """float32 ``x`` rounded to the nearest TF32 value (10 mantissa bits; ties away from zero),
+    in float32. A finite x that would round to infinity has its low 13 bits cleared instead;
+    infinities and NaNs are returned unchanged."""
+    bits = mx.view(x, mx.uint32)
+    rounded = (bits + _ROUND_HALF) & _HI_MASK
+    rounded = mx.where((rounded & _EXPONENT) == _EXPONENT, bits & _HI_MASK, rounded)
+    return mx.view(mx.where((bits & _EXPONENT) == _EXPONENT, bits, rounded), mx.float32)
+
+
+@mx.compile
 def split_float32(x: mx.array) -> tuple[mx.array, mx.array]:
-    """``(hi, lo)`` of float32 ``x``: hi = x with its low 13 mantissa bits cleared (exact in
-    TF32), lo = x − hi (exact)."""
-    hi = mx.view(mx.view(x, mx.uint32) & _HI_MASK, mx.float32)
-    return hi, x - hi
+    """``(hi, lo)`` of float32 ``x``: hi = x rounded to TF32, lo = x − hi (exact) rounded to
+    TF32, both exact in TF32; x − hi − lo is below 2⁻²²|x| (module docstring). One fused
+    kernel on the GPU (``mx.compile``)."""
+    hi = tf32_round(x)
+    return hi, tf32_round(x - hi)
 
 
 def _device(stream: StreamOrDevice) -> mx.Device:

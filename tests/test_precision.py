@@ -69,10 +69,58 @@ def test_split_operands_are_the_concatenated_split_terms(shape, rng):
     a = mx.array(rng.standard_normal(shape).astype(np.float32))
     b = mx.swapaxes(mx.array(rng.standard_normal(shape).astype(np.float32)), -1, -2)
     (a_hi, b_hi), (a2, b2) = _precision.split_operands(a, b)
-    a_lo, b_lo = a - a_hi, b - b_hi
+    a_lo, b_lo = _precision.tf32_round(a - a_hi), _precision.tf32_round(b - b_hi)
     assert bool(mx.all(a2 == mx.concatenate([a_hi, a_lo], axis=-1)))
     assert bool(mx.all(b2 == mx.concatenate([b_lo, b_hi], axis=-2)))
-    assert bool(mx.all(a_hi + a_lo == a)) and bool(mx.all(b_hi + b_lo == b))
+    for x, hi, lo in ((a, a_hi, a_lo), (b, b_hi, b_lo)):
+        # both halves exact in TF32, and what they leave out below 2^-22 |x|
+        assert bool(mx.all(_precision.tf32_round(hi) == hi))
+        assert bool(mx.all(_precision.tf32_round(lo) == lo))
+        assert bool(mx.all(mx.abs(x - hi - lo) <= 2.0**-22 * mx.abs(x)))
+
+
+def _tf32_truncated(x: np.ndarray) -> np.ndarray:
+    """float32 values cut to TF32's 10-bit mantissa (towards zero), as a product unit that
+    truncates reads them."""
+    return (x.astype(np.float32).view(np.uint32) & 0xFFFFE000).view(np.float32)
+
+
+@pytest.mark.parametrize("tf32", [_tf32, _tf32_truncated], ids=["rounding", "truncating"])
+def test_split_gram_product_is_unbiased_whatever_the_tf32_conversion(monkeypatch, rng, tf32):
+    """QᵀQ of an orthonormal Q: the split product's error does not depend on whether the
+    product unit rounds or truncates its float32 inputs (with a truncated hi, a truncating
+    unit cut lo towards zero, an error of one sign on QᵀQ's diagonal)."""
+    n = 512
+    q = np.linalg.qr(rng.standard_normal((n, n)))[0].astype(np.float32)
+
+    def tf32_matmul(x, y, stream=None):
+        return mx.array(np.matmul(tf32(np.asarray(x)), tf32(np.asarray(y))))
+
+    def tf32_addmm(c, x, y, alpha=1.0, beta=1.0, stream=None):
+        return mx.array(beta * np.asarray(c) + alpha * np.asarray(tf32_matmul(x, y)))
+
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    monkeypatch.setattr(_precision.mx, "matmul", tf32_matmul)
+    monkeypatch.setattr(_precision.mx, "addmm", tf32_addmm)
+    exact = q.T.astype(np.float64) @ q
+    got = np.asarray(_precision.matmul(mx.array(q.T.copy()), mx.array(q)))
+    diagonal_bias = abs(float(np.mean(np.diag(got) - np.diag(exact))))
+    assert diagonal_bias < 2.0**-24
+    assert _relative_error(got, q.T, q) < FLOAT32_PRODUCT_ERROR
+
+
+def test_tf32_round_edges():
+    """Ties away from zero, no overflow to infinity, infinities and NaNs unchanged."""
+    x = np.array([1 + 2**-11, -(1 + 2**-11), 1 + 2**-12, 3.4028235e38, np.inf, -np.inf, 0.0,
+                  -0.0, 1e-40], dtype=np.float32)
+    special = np.array([0x7FFFFFFF, 0xFFFFFFFF, 0x7FC00000], dtype=np.uint32).view(np.float32)
+    got = np.asarray(_precision.tf32_round(mx.array(x)))
+    assert got[0] == np.float32(1 + 2**-10) and got[1] == -np.float32(1 + 2**-10)
+    assert got[2] == 1.0 and np.isfinite(got[3]) and got[3] <= x[3]
+    assert list(got[4:6]) == [np.inf, -np.inf] and got[6] == 0 and np.signbit(got[7])
+    assert abs(float(got[8]) - float(x[8])) <= 2.0**-137  # half a TF32 unit among subnormals
+    assert np.array_equal(np.asarray(_precision.tf32_round(mx.array(special))).view(np.uint32),
+                          special.view(np.uint32))
 
 
 def test_reduced_products_context_skips_the_split(monkeypatch, rng):
