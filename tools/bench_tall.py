@@ -30,7 +30,8 @@ references) on the CPU; its timings say nothing about the GPU.
 
 Usage: ``python tools/bench_tall.py --out DIR [--cols 16,32,64,128,256,512]
 [--ratios 2,4,8,16,64,256] [--max-elements 16777216] [--full-max 4096] [--repeat 3]
-[--budget 10] [--deadline 180] [--skip-peers] [--device gpu|cpu]``.
+[--budget 10] [--deadline 180] [--peers torch,cupy,jax] [--skip-peers]
+[--device gpu|cpu]``.
 """
 
 import argparse
@@ -91,11 +92,19 @@ def _mx_sync(out) -> None:
     mx.synchronize()
 
 
-def _peers(skip: bool) -> dict:
-    """PyTorch, CuPy and JAX, where importable with a GPU."""
+def _peers(wanted: set) -> dict:
+    """Those of PyTorch, CuPy and JAX in ``wanted`` that are importable with a GPU."""
     peers: dict = {}
-    if skip:
-        return peers
+    if "torch" in wanted:
+        _import_torch(peers)
+    if "cupy" in wanted:
+        _import_cupy(peers)
+    if "jax" in wanted:
+        _import_jax(peers)
+    return peers
+
+
+def _import_torch(peers: dict) -> None:
     try:
         import torch
 
@@ -103,6 +112,9 @@ def _peers(skip: bool) -> dict:
             peers["torch"] = torch
     except ImportError:
         pass
+
+
+def _import_cupy(peers: dict) -> None:
     try:
         import cupy
 
@@ -110,6 +122,9 @@ def _peers(skip: bool) -> dict:
             peers["cupy"] = cupy
     except Exception:  # ImportError, or CUDA errors without a device
         pass
+
+
+def _import_jax(peers: dict) -> None:
     # JAX would otherwise take most of the GPU memory at its first use.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
@@ -120,7 +135,6 @@ def _peers(skip: bool) -> dict:
             peers["jax"] = jax
     except Exception:  # ImportError, or no GPU backend
         pass
-    return peers
 
 
 def _peer_calls(peers: dict, a: np.ndarray, op: str, full: bool = False) -> dict:
@@ -454,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=10.0)
     parser.add_argument("--deadline", type=float, default=180.0)
     parser.add_argument("--ops", default="qr,svd,svd_full")
+    parser.add_argument(
+        "--peers",
+        default="torch,cupy,jax",
+        help="peers to time where importable (JAX "
+        "compiles each shape: leave it out for a shorter run)",
+    )
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--device", choices=("gpu", "cpu"), default="gpu")
     args = parser.parse_args(argv)
@@ -467,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         mx.set_default_device(mx.cpu)
     setup = Setup(args.device)
-    peers = _peers(args.skip_peers or args.device == "cpu")
+    skip = args.skip_peers or args.device == "cpu"
+    peers = _peers(set() if skip else set(args.peers.split(",")))
     info = machine(args.device, peers)
     print(json.dumps(info), flush=True)
     out = Path(args.out)
