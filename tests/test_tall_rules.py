@@ -364,7 +364,10 @@ def test_rules_sit_between_the_small_and_the_blocked_ones():
 def pretend_gpu(monkeypatch, pinned_thresholds):
     """The GPU backend pretended, the tall rules (REFERENCE building blocks) its only rules
     (every other op runs LAPACK): returns the set of ops they served."""
-    monkeypatch.setattr(_dispatch, "backend", lambda stream=None: "gpu")
+    real_backend = _dispatch.backend  # an explicit stream=mx.cpu still means the CPU
+    monkeypatch.setattr(
+        _dispatch, "backend", lambda stream=None: "gpu" if stream is None else real_backend(stream)
+    )
     monkeypatch.setattr(_dispatch, "GPU_RULES", {})
     used = set()
     keywords = {
@@ -434,6 +437,22 @@ def test_traced_calls_fall_back_to_the_lazy_cpu_form(rng, pretend_gpu):
     q, r = mx.compile(lambda y: tuple(la.qr(y)))(x)
     assert _qr_ratio(a.astype(np.float64), as64(q), as64(r)) <= QR_RATIO
     assert pretend_gpu == {"svdvals", "qr"}
+
+
+def test_gradients_through_the_tall_rules(rng, pretend_gpu):
+    """mx.grad of sign-invariant functions of the SVD (the rank-3 part U₃V₃ᵀ, the singular
+    values) is the same through the tall rules as through LAPACK."""
+
+    def loss(x, stream=None):
+        u, _, vh = la.svd(x, full_matrices=False, stream=stream)
+        return (u[:, :3] @ vh[:3]).sum() + la.svdvals(x, stream=stream).sum()
+
+    x = mx.array(_graded(rng, (300, 10), 10.0))
+    lapack = np.asarray(mx.grad(functools.partial(loss, stream=mx.cpu))(x))
+    assert not pretend_gpu
+    through_tall = np.asarray(mx.grad(loss)(x))
+    assert pretend_gpu == {"svd", "svdvals"}
+    np.testing.assert_allclose(through_tall, lapack, rtol=0, atol=1e-4 * np.abs(lapack).max())
 
 
 # ---------------------------------------------------------------------------------------
