@@ -150,9 +150,11 @@ def test_rank_deficient_panels_give_valid_reflectors(rng, dtype):
 
 
 def test_building_blocks_are_one_call_per_tree_level(rng):
-    """One batched QR per level of the tree (all leaves of all matrices at once) and one
-    reconstruction per panel: r = 4000 rows of 32 columns are 32 leaves of 128 rows (the
-    last 32 real rows and 96 zero rows), a tree of 32, 8, 2 and 1 nodes."""
+    """One batched QR per level of the tree (all leaves of all matrices at once), one
+    reconstruction and five products per panel: r = 4000 rows of 32 columns are 32 leaves
+    of 128 rows (the last 32 real rows and 96 zero rows), a tree of 32, 8, 2 and 1 nodes;
+    down the tree, the products of the 2 and the 8 nodes' Q with their factors, then Q₁,
+    C U⁻¹ and V (below its top block)."""
     calls = []
 
     def qr(a):
@@ -163,15 +165,54 @@ def test_building_blocks_are_one_call_per_tree_level(rng):
         calls.append(("reconstruct", q1.shape))
         return tsqr.REFERENCE_OPS.reconstruct(q1, r, square)
 
+    def product(a, bm, top, *, trans, batch, rows):
+        out = tsqr.REFERENCE_OPS.product(a, bm, top, trans=trans, batch=batch, rows=rows)
+        calls.append(("product", a.shape, top is not None, out.shape))
+        return out
+
     a = as_mlx(rng.standard_normal((2, 4000, 32)), mx.float32)
-    tsqr.panel(REFERENCE, a, ops=tsqr.Ops(qr, reconstruct))
+    factored = tsqr.panel(REFERENCE, a, ops=tsqr.Ops(qr, reconstruct, product))
     assert calls == [
         ("qr", (64, 128, 32)),
         ("qr", (16, 128, 32)),
         ("qr", (4, 128, 32)),
         ("qr", (2, 64, 32)),
+        ("product", (4, 32, 128), False, (1, 512, 32)),
+        ("product", (16, 32, 128), False, (1, 2048, 32)),
+        ("product", (64, 32, 128), False, (2, 32, 32)),
         ("reconstruct", (2, 32, 32)),
+        ("product", (2, 1024, 32), False, (1, 2048, 32)),
+        ("product", (64, 32, 128), True, (2, 4000, 32)),
     ]
+    assert factored.v.shape == (2, 4000, 32)
+
+
+def test_product_reference_contract(rng):
+    """``tsqr_product``'s contract: products laid end to end per matrix, sliced, topped."""
+    a = rng.standard_normal((6, 5, 4))  # G = 6, K = 5, MA = 4 (transposed storage)
+    bm = rng.standard_normal((6, 5, 3))
+    top = rng.standard_normal((2, 2, 3))
+    out = tsqr.product_reference(
+        as_mlx(a, mx.float64),
+        as_mlx(bm, mx.float64),
+        as_mlx(top, mx.float64),
+        trans=True,
+        batch=2,
+        rows=10,
+    )
+    products = np.swapaxes(a, -1, -2) @ bm  # (6, 4, 3)
+    expected = products.reshape(2, 12, 3)[:, :10].copy()
+    expected[:, :2] = top
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-12, atol=1e-12)
+    plain = tsqr.product_reference(
+        as_mlx(np.swapaxes(a, -1, -2), mx.float64),
+        as_mlx(bm, mx.float64),
+        None,
+        trans=False,
+        batch=1,
+        rows=24,
+    )
+    np.testing.assert_allclose(np.asarray(plain), products.reshape(1, 24, 3), rtol=1e-12)
 
 
 # --- the blocked QR with the TSQR panel ----------------------------------------------------
@@ -319,6 +360,41 @@ def _emulated_reconstruct(q1, r, square):
     return tuple(mx.array(x) for x in outs)
 
 
+def _emulated_product(a, bm, top, *, trans, batch, rows):
+    n = bm.shape[-1]
+    threads = tsqr.PRODUCT_THREADS
+    (out,) = emulate.run(
+        "tsqr_product",
+        [
+            np.asarray(a),
+            np.asarray(bm),
+            np.asarray(bm if top is None else top),
+            np.array([batch, rows], dtype=np.int32),
+        ],
+        template={"TRANS": bool(trans), "TOP": 0 if top is None else top.shape[1]},
+        grid=(-(-batch * rows * n // threads) * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[(batch, rows, n)],
+    )
+    return mx.array(out)
+
+
+@needs_emulation
+def test_product_kernel_matches_reference(rng):
+    a = rng.standard_normal((6, 8, 20)).astype(np.float32)  # G = 6, K = 8, MA = 20
+    bm = rng.standard_normal((6, 8, 8)).astype(np.float32)
+    top = rng.standard_normal((3, 8, 8)).astype(np.float32)
+    for args, kwargs in (
+        ((a, bm, top), {"trans": True, "batch": 3, "rows": 35}),
+        ((a, bm, None), {"trans": True, "batch": 1, "rows": 120}),
+        ((np.swapaxes(a, -1, -2).copy(), bm, None), {"trans": False, "batch": 2, "rows": 60}),
+    ):
+        arrays = [None if x is None else mx.array(x) for x in args]
+        ours = np.asarray(_emulated_product(*arrays, **kwargs))
+        expected = np.asarray(tsqr.product_reference(*arrays, **kwargs))
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-5)
+
+
 @needs_emulation
 @pytest.mark.parametrize(("b", "square"), [(32, False), (32, True), (40, False)])
 def test_reconstruction_kernel_matches_reference(rng, b, square):
@@ -341,8 +417,8 @@ def test_reconstruction_kernel_matches_reference(rng, b, square):
 
 @needs_emulation
 def test_panel_with_the_emulated_kernels(rng):
-    """The whole TSQR panel with both kernels emulated (``qr_small`` leaves and nodes,
-    ``tsqr_householder``): geqr2's reflectors to rounding."""
+    """The whole TSQR panel with its kernels emulated (``qr_small`` leaves and nodes,
+    ``tsqr_householder``, ``tsqr_product``): geqr2's reflectors to rounding."""
 
     def emulated_qr(a):
         batch, m, n = a.shape
@@ -358,7 +434,8 @@ def test_panel_with_the_emulated_kernels(rng):
         return mx.array(qt), mx.array(r)
 
     a = as_mlx(rng.standard_normal((1, 300, 16)), mx.float32)  # leaves of 128, 128, 44
-    ours = tsqr.panel(REFERENCE, a, ops=tsqr.Ops(emulated_qr, _emulated_reconstruct))
+    ops = tsqr.Ops(emulated_qr, _emulated_reconstruct, _emulated_product)
+    ours = tsqr.panel(REFERENCE, a, ops=ops)
     expected = blocked_qr.panel(REFERENCE, a, leaf=None)
     for x, y in ((ours.packed, expected.packed), (ours.v, expected.v), (ours.t, expected.t)):
         _close(as64(x), as64(y), 1e-5 * np.sqrt(300))

@@ -74,6 +74,10 @@ def count_panel(panel: str, r: int, b: int, *, split: bool) -> dict:
         outs = [_constant((batch, n, n))] * 3 + [_constant((batch, n)), _constant((batch, n, n))]
         return tuple(mx.depends(outs, [q1, r_factor]))
 
+    def product(a, bm, top, *, trans, batch, rows):
+        calls["tsqr_product"] += 1
+        return mx.depends(_constant((batch, rows, bm.shape[-1])), [a, bm])
+
     def qr_panel(a):
         calls["qr_panel"] += 1
         return a, _constant(a.shape[::2])
@@ -86,7 +90,7 @@ def count_panel(panel: str, r: int, b: int, *, split: bool) -> dict:
     a = mx.array(np.zeros((1, r, b), dtype=np.float32))
     with tf32(split):
         if panel == "tsqr":
-            out = tsqr.panel(blocks, a, ops=tsqr.Ops(qr_small, reconstruct))
+            out = tsqr.panel(blocks, a, ops=tsqr.Ops(qr_small, reconstruct, product))
         else:
             out = blocked_qr.panel(blocks, a, leaf=None)
         rows = blocked_qr._upper(out.packed) if out.r is None else out.r

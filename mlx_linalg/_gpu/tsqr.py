@@ -49,11 +49,13 @@ from mlx_linalg._gpu.small_spectral import QR_MAX_ROWS, qr_small
 # its threadgroup memory). Smaller leaves mean more threadgroups at the leaf level and one
 # more tree level.
 LEAF_ROWS = 128
-# The leaves' product (B·leaves, rows, b) @ (B·leaves, b, b) is formed as a broadcast product
-# and a sum (two launches, float32 arithmetic) where float32 products are split, up to this
-# many elements (a (B·leaves, rows, b, b) temporary: 64 MB at 2²⁴, one 16384-row panel of
+# The references' products (B, p, q) @ (B, q, s) are formed as a broadcast product and a
+# sum (two launches, float32 arithmetic) where float32 products are split, up to this many
+# elements (a (B, p, q, s) temporary: 64 MB at 2²⁴, the leaves of one 16384-row panel of
 # 32 columns), instead of the split product's seven launches.
 LEAF_PRODUCT_ELEMENTS = 1 << 24
+# Threads per threadgroup of ``tsqr_product`` (one thread per entry).
+PRODUCT_THREADS = 256
 _TG_FLOATS = _kernels.MAX_THREADGROUP_MEMORY // 4
 
 
@@ -66,10 +68,13 @@ class Ops(NamedTuple):
             contract).
         reconstruct: ``reconstruct(q1, r, square) -> (Rh, V, T, tau, Uinv)``: the
             modified LU of the top block (``tsqr_householder``'s contract).
+        product: ``product(a, bm, top, *, trans, batch, rows) -> C``: batched products
+            laid end to end (``tsqr_product``'s contract, :func:`product_reference`).
     """
 
     qr: Callable[[mx.array], tuple[mx.array, mx.array]]
     reconstruct: Callable[..., tuple[mx.array, ...]]
+    product: Callable[..., mx.array]
 
 
 def _threads(b: int) -> int:
@@ -158,6 +163,51 @@ def _product(a: mx.array, b: mx.array) -> mx.array:
     return blocked_qr._product(a, b)
 
 
+def product_reference(
+    a: mx.array, bm: mx.array, top: mx.array | None, *, trans: bool, batch: int, rows: int
+) -> mx.array:
+    """``tsqr_product``'s contract (metal/tsqr_product.metal) in MLX ops.
+
+    Args:
+        a: (G, MA, K), or (G, K, MA) when ``trans`` (op(A) = Aᵀ).
+        bm: (G, K, N).
+        top: (batch, TOP, N) or None.
+        trans: whether op(A) = Aᵀ.
+        batch: BT, a divisor of G.
+        rows: ROWS <= (G / batch)·MA.
+
+    Returns:
+        C (batch, rows, N): matrix bt's products op(A_g) Bm_g, g = bt·G/batch, ...,
+        stacked row after row, their first ``rows`` rows, the first TOP rows replaced by
+        ``top``; float32-accurate products (:func:`_product`).
+    """
+    op_a = mx.swapaxes(a, -1, -2) if trans else a
+    c = _product(op_a, bm)
+    c = c.reshape(batch, -1, c.shape[-1])[:, :rows]
+    return c if top is None else mx.concatenate([top, c[:, top.shape[1] :]], axis=1)
+
+
+def product_kernel(
+    a: mx.array, bm: mx.array, top: mx.array | None, *, trans: bool, batch: int, rows: int
+) -> mx.array:
+    """:func:`product_reference`'s contract in one launch of ``tsqr_product`` (float32
+    arithmetic, one thread per entry of C; other dtypes: the reference)."""
+    if a.dtype != mx.float32:
+        return product_reference(a, bm, top, trans=trans, batch=batch, rows=rows)
+    n = bm.shape[-1]
+    entries = batch * rows * n
+    dims = mx.array([batch, rows], dtype=mx.int32)
+    (c,) = _kernels.launch(
+        "tsqr_product",
+        [a, bm, bm if top is None else top, dims],
+        template={"TRANS": bool(trans), "TOP": 0 if top is None else top.shape[1]},
+        grid=(-(-entries // PRODUCT_THREADS) * PRODUCT_THREADS, 1, 1),
+        threadgroup=(PRODUCT_THREADS, 1, 1),
+        output_shapes=[(batch, rows, n)],
+    )
+    return c
+
+
 def _kernel_qr(a: mx.array) -> tuple[mx.array, mx.array]:
     if a.dtype != mx.float32:
         return reference_spectral.qr_small(a, complete=False)
@@ -168,8 +218,8 @@ def _reference_qr(a: mx.array) -> tuple[mx.array, mx.array]:
     return reference_spectral.qr_small(a, complete=False)
 
 
-KERNEL_OPS = Ops(_kernel_qr, reconstruct_kernel)
-REFERENCE_OPS = Ops(_reference_qr, reconstruct_reference)
+KERNEL_OPS = Ops(_kernel_qr, reconstruct_kernel, product_kernel)
+REFERENCE_OPS = Ops(_reference_qr, reconstruct_reference, product_reference)
 
 
 def ops_for(blocks: Blocks) -> Ops:
@@ -262,25 +312,34 @@ def panel(
     # Down the tree: each node's factor C (B·nodes, b, b), its rows of the parent's Q.
     factor = None
     for level in range(len(qts) - 1, 0, -1):
-        q = mx.swapaxes(qts[level], -1, -2)
-        q = q if factor is None else _product(q, factor)
+        qt = qts[level]
+        if factor is None:  # the root: its Q itself
+            q = mx.swapaxes(qt, -1, -2)
+        else:
+            nodes, _, rows = qt.shape
+            q = ops.product(qt, factor, None, trans=True, batch=1, rows=nodes * rows)
         children, parents, size = levels[level - 1]
         factor = q.reshape(batch, parents * size, b, b)[:, :children].reshape(-1, b, b)
 
-    leaf_q = mx.swapaxes(qts[0], -1, -2)  # (B·leaves, h, b)
-    q1 = leaf_q.reshape(batch, leaves, h, b)[:, 0, :b]
-    if factor is not None:
-        q1 = _product(q1, factor.reshape(batch, leaves, b, b)[:, 0])
+    if factor is None:  # one leaf
+        q1 = mx.swapaxes(qts[0], -1, -2)[:, :b]
+    else:  # the first b rows of the first leaf's Q times its factor
+        q1 = ops.product(qts[0], factor, None, trans=True, batch=batch, rows=b)
     rh, v, t, tau, uinv = ops.reconstruct(q1, r_tsqr, r == b)
-    packed = mx.where(_strictly_lower(b), v[:, :b], rh)  # lazy: geqrf reads rh
+    packed = mx.where(_strictly_lower(b), v, rh)  # lazy: geqrf reads rh
     if r > b:
-        # Y₂ = Q₂ U⁻¹ = (leaf Q)(C U⁻¹), leaf by leaf; Y's first b rows are V's top block.
+        # Y₂ = Q₂ U⁻¹ = (leaf Q)(C U⁻¹), leaf by leaf, written below V's top block.
         if factor is None:
             scaled = uinv
         else:
-            scaled = _product(factor.reshape(batch, leaves * b, b), uinv)
-            scaled = scaled.reshape(batch * leaves, b, b)
-        y = _product(leaf_q, scaled).reshape(batch, leaves * h, b)[:, b:r]
-        packed = mx.concatenate([packed, y], axis=1)
-        v = mx.concatenate([v, y], axis=1)
+            scaled = ops.product(
+                factor.reshape(batch, leaves * b, b),
+                uinv,
+                None,
+                trans=False,
+                batch=1,
+                rows=batch * leaves * b,
+            ).reshape(batch * leaves, b, b)
+        v = ops.product(qts[0], scaled, v, trans=True, batch=batch, rows=r)
+        packed = mx.concatenate([packed, v[:, b:]], axis=1)
     return blocked_qr.Panel(packed, [tau], v, t, tau, rh)

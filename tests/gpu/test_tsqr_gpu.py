@@ -1,5 +1,6 @@
 """GPU tests of the TSQR panel (``mlx_linalg._gpu.tsqr``, issue #7) with the real kernels
-(``qr_small`` for the tree, ``tsqr_householder`` for the reconstruction).
+(``qr_small`` for the tree, ``tsqr_householder`` for the reconstruction, ``tsqr_product``
+for the products).
 
 The kernels agree with their MLX-op references; the TSQR panel gives the ``qr_panel``
 kernel's reflectors to rounding; the blocked QR with ``panel="tsqr"`` and with
@@ -44,6 +45,19 @@ def test_reconstruction_kernel_matches_reference(rng, b, square):
         x, y = as64(x), as64(y)
         assert np.all(np.isfinite(x)), name
         np.testing.assert_allclose(x, y, rtol=0, atol=AGREE * b * U32 * max(np.abs(y).max(), 1))
+
+
+@pytest.mark.parametrize(("trans", "top"), [(True, False), (True, True), (False, False)])
+def test_product_kernel_matches_reference(rng, trans, top):
+    g, k, ma, n, batch = 64, 32, 128, 32, 2
+    a = _f32(rng.standard_normal((g, k, ma) if trans else (g, ma, k)))
+    bm = _f32(rng.standard_normal((g, k, n)))
+    first = _f32(rng.standard_normal((batch, n, n))) if top else None
+    rows = (g // batch) * ma - 17
+    ours = tsqr.product_kernel(a, bm, first, trans=trans, batch=batch, rows=rows)
+    expected = tsqr.product_reference(a, bm, first, trans=trans, batch=batch, rows=rows)
+    assert ours.shape == (batch, rows, n)
+    np.testing.assert_allclose(as64(ours), as64(expected), rtol=0, atol=AGREE * k * U32 * 10)
 
 
 @pytest.mark.parametrize(("r", "b"), [(32, 32), (1000, 32), (4096, 32), (8192, 32), (500, 20)])
