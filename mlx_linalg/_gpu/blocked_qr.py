@@ -266,7 +266,7 @@ def _factor_panel(blocks: Blocks, a: mx.array, *, leaf: int | None, kind: str) -
     if kind == "tsqr":
         from mlx_linalg._gpu import tsqr  # tsqr builds on this module
 
-        return tsqr.panel(blocks, a)
+        return tsqr.panel(blocks, a, leaf=leaf)
     return panel(blocks, a, leaf=leaf)
 
 

@@ -29,9 +29,13 @@ square panel's last reflector, which is made the identity as geqr2's. TSQR is
 unconditionally stable and so is the modified LU (Ballard et al.), rank-deficient panels
 included.
 
-Launches per panel (r = 4096, b = 32, leaves of 128 rows: a tree of 32, 8, 2 and 1
-nodes), counted by ``tools/bench_qr_panel.py --count``: four ``qr_small``, one
-``tsqr_householder``, the top-down products, two concatenations.
+The products (down the tree, Q₁, C U⁻¹, and V written below its top block) are one launch
+each of ``tsqr_product`` (float32 FMAs, never TF32). Launches per panel as the blocked QR
+uses it (``tools/bench_qr_panel.py``; r x 32, leaves of 128 rows): 10 at r = 4096 and 8192
+(a tree of 4 levels: four ``qr_small``, one ``tsqr_householder``, five ``tsqr_product``),
+12 at 16384, 7 at 300, whether or not the device multiplies in TF32; plus one copy of the
+root's transposed Q. The ``qr_panel`` path takes 10 (17 at 8192 under TF32), but its one
+kernel walks the panel on one multiprocessor.
 """
 
 from collections.abc import Callable
@@ -259,7 +263,12 @@ def leaf_shape(r: int, b: int, leaf_rows: int = LEAF_ROWS) -> tuple[int, int] | 
 
 
 def panel(
-    blocks: Blocks, a: mx.array, *, ops: Ops | None = None, leaf_rows: int = LEAF_ROWS
+    blocks: Blocks,
+    a: mx.array,
+    *,
+    ops: Ops | None = None,
+    leaf_rows: int = LEAF_ROWS,
+    leaf: int | None = None,
 ) -> blocked_qr.Panel:
     """Householder QR (geqr2's result) of a tall (B, r, b) panel by TSQR and Householder
     reconstruction, with V and T.
@@ -271,6 +280,7 @@ def panel(
         a: (B, r, b), r >= b.
         ops: the TSQR building blocks (default: :func:`ops_for` ``blocks``).
         leaf_rows: rows per leaf at most.
+        leaf: ``blocked_qr.panel``'s leaf width for the panels TSQR does not take.
 
     Returns:
         ``blocked_qr.Panel``: packed (B, r, b) (R on and above the diagonal, the
@@ -286,7 +296,7 @@ def panel(
     batch, r, b = a.shape
     shape = leaf_shape(r, b, leaf_rows) if applies(b) and r >= b else None
     if shape is None:
-        return blocked_qr.panel(blocks, a, leaf=None)
+        return blocked_qr.panel(blocks, a, leaf=leaf)
     ops = ops_for(blocks) if ops is None else ops
     group = max_rows(b) // b  # R factors per tree node at most
     leaves, h = shape
