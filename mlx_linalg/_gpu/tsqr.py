@@ -289,9 +289,9 @@ def panel(
 
     Notes:
         TSQR with a flat batched tree (Demmel et al. 2012) and the modified-LU
-        reconstruction (Ballard et al. 2015), module docstring. About 2rb² flops in the
-        leaves, 2rb² in the top-down products, O(r b² / leaf) in the tree and O(b³) in the
-        reconstruction.
+        reconstruction (Ballard et al. 2015), module docstring. About 4rb² flops in the
+        leaves (factor and explicit Q), 2rb² in the product that forms Y, about rb² in
+        the tree above them and O(b³) in the reconstruction.
     """
     batch, r, b = a.shape
     shape = leaf_shape(r, b, leaf_rows) if applies(b) and r >= b else None
