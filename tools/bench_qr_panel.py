@@ -16,8 +16,10 @@ Timing: the minimum over ``--reps`` runs after one warm-up, to ``mx.synchronize(
 Writes ``qr_panel.json`` and ``qr_panel.md`` to ``--out`` after every row.
 
 Usage: ``python tools/bench_qr_panel.py [--out DIR] [--sizes 1024,2048,4096,8192]
-[--panels 4096,8192] [--reps 5] [--deadline 200] [--cpu]`` (``--cpu``: a smoke run on the
-CPU with the MLX-op building blocks, e.g. ``--cpu --sizes 100 --panels 300 --reps 1``).
+[--panels 4096,8192] [--reps 5] [--deadline 200] [--leaf-rows 64] [--cpu]`` (``--leaf-rows``:
+also the QR with TSQR leaves of at most that many rows, a ``tsqr_leafN_ms`` column in the
+JSON; ``--cpu``: a smoke run on the CPU with the MLX-op building blocks, e.g. ``--cpu
+--sizes 100 --panels 300 --reps 1``).
 """
 
 import argparse
@@ -113,8 +115,9 @@ def _relative(x: mx.array, y: mx.array) -> float:
     return float(mx.linalg.norm((x - y)[0]) / mx.linalg.norm(y[0]))
 
 
-def qr_row(n: int, blocks, reps: int, rng) -> dict:
-    """Times (ms) of the blocked QR with each panel and of PyTorch, on one n x n matrix."""
+def qr_row(n: int, blocks, reps: int, rng, leaf_rows: tuple[int, ...] = ()) -> dict:
+    """Times (ms) of the blocked QR with each panel and of PyTorch, on one n x n matrix
+    (and with TSQR leaves of each of ``leaf_rows`` rows at most)."""
     a_np = rng.standard_normal((1, n, n)).astype(np.float32)
     a = mx.array(a_np)
     row = {"op": "qr", "n": n}
@@ -127,6 +130,18 @@ def qr_row(n: int, blocks, reps: int, rng) -> dict:
         row[f"{panel}_ms"], results[panel] = best_ms(factor, _sync, reps, warmup=1)
         row[f"{panel}_orthogonality"] = _orthogonality(results[panel][0])
     row["r_difference"] = _relative(results["tsqr"][1], results["kernel"][1])
+    default = tsqr.LEAF_ROWS
+    for rows in leaf_rows:
+        tsqr.LEAF_ROWS = rows
+        try:
+            row[f"tsqr_leaf{rows}_ms"], _ = best_ms(
+                lambda: blocked_qr.qr(a, mode="reduced", blocks=blocks, panel="tsqr")[0],
+                _sync,
+                reps,
+                warmup=1,
+            )
+        finally:
+            tsqr.LEAF_ROWS = default
     if HAS_TORCH and blocks is KERNELS:
         at = torch.from_numpy(a_np[0]).cuda()
 
@@ -137,7 +152,7 @@ def qr_row(n: int, blocks, reps: int, rng) -> dict:
     return row
 
 
-def panel_row(r: int, blocks, reps: int, rng) -> dict:
+def panel_row(r: int, blocks, reps: int, rng, leaf_rows: tuple[int, ...] = ()) -> dict:
     """Times (ms) of one r x WIDTH panel (with V and T) by each method, and launch counts."""
     a = mx.array(rng.standard_normal((1, r, WIDTH)).astype(np.float32))
     row = {"op": "panel", "n": r}
@@ -187,6 +202,11 @@ def markdown(rows: list[dict], info: dict) -> str:
             f"| {row['r_difference']:.1e} | {row['kernel_orthogonality']:.2f} "
             f"| {row['tsqr_orthogonality']:.2f} |"
         )
+    for row in (r for r in rows if r["op"] == "qr"):
+        others = [(k[len("tsqr_leaf") : -len("_ms")], v) for k, v in row.items() if "_leaf" in k]
+        if others:
+            cells = ", ".join(f"{leaf} rows {ms:.2f}" for leaf, ms in others)
+            lines.append(f"\nn = {row['n']}, TSQR with leaves of at most {cells} ms")
     lines += [
         "",
         f"Panel alone (r x {WIDTH}, with V and T); launches per panel as MLX's TF32 default "
@@ -211,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--panels", default="4096,8192", help="panel rows (x 32 columns)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--deadline", type=float, default=200.0)
+    parser.add_argument(
+        "--leaf-rows", default="", help="also time the QR with TSQR leaves of these rows (64,96)"
+    )
     parser.add_argument("--cpu", action="store_true", help="smoke run: CPU, MLX-op blocks")
     args = parser.parse_args(argv)
     if args.cpu:
@@ -234,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "qr_panel.md").write_text(markdown(rows, info))
 
     rng = np.random.default_rng(0)
+    leaf_rows = tuple(int(x) for x in args.leaf_rows.split(",") if x)
     start = time.perf_counter()
     jobs = [(panel_row, int(r)) for r in args.panels.split(",")]
     jobs += [(qr_row, int(n)) for n in args.sizes.split(",")]
@@ -241,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         if time.perf_counter() - start > args.deadline:
             print(f"bench_qr_panel: deadline reached before {job.__name__} {size}", flush=True)
             break
-        rows.append(job(size, blocks, args.reps, rng))
+        rows.append(job(size, blocks, args.reps, rng, leaf_rows))
         print(json.dumps(rows[-1]), flush=True)
         write()
     print(markdown(rows, info))

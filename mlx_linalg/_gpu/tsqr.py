@@ -267,7 +267,7 @@ def panel(
     a: mx.array,
     *,
     ops: Ops | None = None,
-    leaf_rows: int = LEAF_ROWS,
+    leaf_rows: int | None = None,
     leaf: int | None = None,
 ) -> blocked_qr.Panel:
     """Householder QR (geqr2's result) of a tall (B, r, b) panel by TSQR and Householder
@@ -279,7 +279,7 @@ def panel(
             take: b > 63, or no leaf height fits).
         a: (B, r, b), r >= b.
         ops: the TSQR building blocks (default: :func:`ops_for` ``blocks``).
-        leaf_rows: rows per leaf at most.
+        leaf_rows: rows per leaf at most (None: :data:`LEAF_ROWS`, read at the call).
         leaf: ``blocked_qr.panel``'s leaf width for the panels TSQR does not take.
 
     Returns:
@@ -294,6 +294,7 @@ def panel(
         the tree above them and O(b³) in the reconstruction.
     """
     batch, r, b = a.shape
+    leaf_rows = LEAF_ROWS if leaf_rows is None else leaf_rows
     shape = leaf_shape(r, b, leaf_rows) if applies(b) and r >= b else None
     if shape is None:
         return blocked_qr.panel(blocks, a, leaf=leaf)
