@@ -275,59 +275,59 @@ def test_svd_extreme_scaling(rng, scale):
 # The rules: where they apply, their place in GPU_RULES
 
 
-def test_qr_applies_boundaries():
-    ratio_ = tall_rules.QR_TALL_RATIO
-
-    def applies(m, n, dtype=mx.float32, mode="reduced", batch=()):
-        return tall_rules.qr_applies(mx.zeros((*batch, m, n), dtype=dtype), mode=mode)
-
-    n = 20
-    m = ratio_ * n  # beyond qr_small's 128 rows
-    assert m > small_spectral.QR_MAX_ROWS
-    assert applies(m, n) and applies(m, n, batch=(3,))
-    assert not applies(m - 1, n)  # not tall enough
-    assert not applies(m, n, mode="complete")
-    assert not applies(m, n, dtype=mx.float64) and not applies(m, n, dtype=mx.float16)
-    assert not applies(m, n, batch=(0,))
-    assert not applies(small_spectral.QR_MAX_ROWS, 4)  # the small kernel's
-    assert applies(max(small_spectral.QR_MAX_ROWS + 1, ratio_ * 4), 4)
-    widest = tall_rules.QR_MAX_COLS
-    assert applies(ratio_ * widest, widest) and not applies(ratio_ * (widest + 1), widest + 1)
-
-
-def test_svd_applies_boundaries():
-    short = small_spectral.SVD_MAX_COLS
-    tall = max(tall_rules.SVD_TALL_RATIO * short, small_spectral.SVD_MAX_ROWS + 1)
-
-    def applies(m, n, full=False, dtype=mx.float32):
-        x = mx.zeros((m, n), dtype=dtype)
-        return tall_rules.svd_applies(x, full_matrices=full) and (
-            full or tall_rules.svdvals_applies(x)
-        )
-
-    assert applies(tall, short) and applies(short, tall)  # tall and wide
-    assert not applies(tall, short + 1) and not applies(short + 1, tall)
-    assert not applies(tall, short, dtype=mx.float64)
-    assert not applies(100, 20)  # the small Jacobi kernel's (small_spectral.svd_applies)
-    assert applies(max(small_spectral.SVD_MAX_ROWS + 1, tall_rules.SVD_TALL_RATIO * 8), 8)
-    ratio_rows = tall_rules.SVD_TALL_RATIO * short
-    if ratio_rows > short and not small_spectral.svd_applies(mx.zeros((ratio_rows - 1, short))):
-        assert not applies(ratio_rows - 1, short)
-    biggest = tall_rules.SVD_FULL_MAX_ROWS
-    assert applies(biggest, 8, full=True) and applies(8, biggest, full=True)
-    assert not applies(biggest + 1, 8, full=True) and applies(biggest + 1, 8)
-
-
-# The thresholds the routing tests assume (the module's first guesses): the measured values
-# may differ, what these tests check (the order of the rules, the public functions served)
-# does not depend on them.
-PINNED = {"QR_TALL_RATIO": 8, "QR_MAX_COLS": 1024, "SVD_TALL_RATIO": 2, "SVD_FULL_MAX_ROWS": 16384}
+# The thresholds the routing tests pin (the module's first guesses, with a smaller least
+# work): the measured values may differ; what these tests check (each condition of the
+# rules, their order, the public functions served) does not depend on them.
+PINNED = {
+    "QR_TALL_RATIO": 8,
+    "QR_MAX_COLS": 1024,
+    "QR_MIN_WORK": 1 << 16,
+    "SVD_TALL_RATIO": 2,
+    "SVD_MIN_WORK": 1 << 16,
+    "SVD_FULL_MAX_ROWS": 16384,
+}
 
 
 @pytest.fixture
 def pinned_thresholds(monkeypatch):
     for name, value in PINNED.items():
         monkeypatch.setattr(tall_rules, name, value)
+
+
+@pytest.mark.usefixtures("pinned_thresholds")
+def test_qr_applies_boundaries():
+    def applies(m, n, dtype=mx.float32, mode="reduced", batch=()):
+        return tall_rules.qr_applies(mx.zeros((*batch, m, n), dtype=dtype), mode=mode)
+
+    assert applies(192, 24) and applies(192, 24, batch=(3,))
+    assert not applies(191, 24)  # M < 8N
+    assert not applies(192, 24, mode="complete")
+    assert not applies(192, 24, dtype=mx.float64) and not applies(192, 24, dtype=mx.float16)
+    assert not applies(192, 24, batch=(0,))
+    assert applies(256, 16) and not applies(255, 16)  # B·M·N² = 2^16 and just below
+    assert applies(255, 16, batch=(2,))
+    assert not applies(128, 32, batch=(100,))  # the small kernel's (M, N <= 128, 32 KB)
+    assert applies(8 * 1024, 1024) and not applies(8 * 1025, 1025)  # QR_MAX_COLS
+
+
+@pytest.mark.usefixtures("pinned_thresholds")
+def test_svd_applies_boundaries():
+    def applies(m, n, full=False, dtype=mx.float32, batch=()):
+        x = mx.zeros((*batch, m, n), dtype=dtype)
+        return tall_rules.svd_applies(x, full_matrices=full) and (
+            full or tall_rules.svdvals_applies(x)
+        )
+
+    assert applies(129, 64) and applies(64, 129)  # tall and wide
+    assert applies(128, 64)  # within the small kernel's rows, not its 32 KB
+    assert not applies(127, 64)  # T < 2S
+    assert not applies(200, 65) and not applies(65, 200)  # S > 64
+    assert not applies(200, 64, dtype=mx.float64)
+    assert not applies(100, 20, batch=(1000,))  # the small Jacobi kernel's
+    assert applies(1024, 8) and not applies(1023, 8)  # B·T·S² = 2^16 and just below
+    assert applies(1023, 8, batch=(2,)) and applies(8, 1023, batch=(2,))
+    assert applies(16384, 8, full=True) and applies(8, 16384, full=True)
+    assert not applies(16385, 8, full=True) and applies(16385, 8)  # SVD_FULL_MAX_ROWS
 
 
 @pytest.mark.usefixtures("pinned_thresholds")
@@ -364,6 +364,8 @@ def test_rules_sit_between_the_small_and_the_blocked_ones():
 def pretend_gpu(monkeypatch, pinned_thresholds):
     """The GPU backend pretended, the tall rules (REFERENCE building blocks) its only rules
     (every other op runs LAPACK): returns the set of ops they served."""
+    monkeypatch.setattr(tall_rules, "QR_MIN_WORK", 0)  # small matrices keep the tests fast
+    monkeypatch.setattr(tall_rules, "SVD_MIN_WORK", 0)
     real_backend = _dispatch.backend  # an explicit stream=mx.cpu still means the CPU
     monkeypatch.setattr(
         _dispatch, "backend", lambda stream=None: "gpu" if stream is None else real_backend(stream)
@@ -560,7 +562,12 @@ def test_bench_tall_smoke_run_on_the_cpu(tmp_path, monkeypatch):
     result = json.loads((tmp_path / "bench_tall.json").read_text())
     rows = {(r["op"], r["m"]): r for r in result["rows"]}
     assert set(rows) == {("qr", 8), ("qr", 160), ("svd", 8), ("svd", 160), ("svd_full", 8)}
-    assert rows["qr", 160]["rule_applies"] and not rows["qr", 8]["rule_applies"]
+    for (op, m), row in rows.items():
+        x = mx.zeros((m, 4))
+        applies = tall_rules.qr_applies(x, mode="reduced") if op == "qr" else None
+        if op != "qr":
+            applies = tall_rules.svd_applies(x, full_matrices=op == "svd_full")
+        assert row["rule_applies"] == applies
     for row in result["rows"]:
         assert row["tall_ms"] > 0 and row["cpu_ms"] > 0
         assert row["tall_ratio"] <= (QR_RATIO if row["op"] == "qr" else SVD_RATIO)
@@ -579,17 +586,24 @@ def test_bench_tall_suggests_the_crossovers():
 
     rows = [
         row("qr", 64, 2, 5.0, blocked=3.0, cpu=4.0),
-        row("qr", 64, 4, 3.0, blocked=3.5, cpu=4.0),  # wins from 4 on
+        row("qr", 64, 4, 3.0, blocked=3.5, cpu=4.0),  # beats blocked from M = 256, CPU too
         row("qr", 64, 16, 3.0, blocked=9.0, cpu=8.0),
-        row("qr", 512, 4, 9.0, blocked=8.0, cpu=20.0),
-        row("qr", 512, 16, 9.0, blocked=12.0, cpu=30.0),  # wins from 16 on
-        row("qr", 1024, 16, 50.0, blocked=40.0, cpu=60.0),  # never
+        row("qr", 512, 4, 9.0, blocked=8.0, cpu=20.0),  # beats the CPU from M = 2048
+        row("qr", 512, 16, 9.0, blocked=12.0, cpu=30.0),  # beats blocked from M = 8192
+        row("qr", 1024, 16, 50.0, blocked=40.0, cpu=60.0),  # never beats blocked
+        row("qr", 16, 8, 2.0, blocked=3.0, small=1.0, cpu=1.0),  # the small kernel wins
+        row("qr", 16, 64, 2.0, blocked=3.0, cpu=1.5),  # beats the GPU paths, not the CPU
         row("svd", 32, 2, 2.0, small=1.0, cpu=3.0),
-        row("svd", 32, 8, 1.5, cpu=3.0),  # wins from 8 on
+        row("svd", 32, 8, 1.5, cpu=3.0),  # wins from M = 256
+        row("svd", 64, 4, 1.5, cpu=3.0),  # wins from M = 256
         row("svd_full", 256, 8, 5.0, cpu=9.0),
         row("svd_full", 1024, 32, 50.0, cpu=40.0),
     ]
     suggested = bench.suggest(rows)
-    assert suggested["qr_ratio_by_n"] == {64: 4, 512: 16, 1024: None}
-    assert suggested["QR_TALL_RATIO"] == 16 and suggested["QR_MAX_COLS"] == 512
-    assert suggested["SVD_TALL_RATIO"] == 8 and suggested["SVD_FULL_MAX_ROWS"] == 2048
+    assert suggested["qr_least_m_vs_gpu_paths_by_n"] == {16: 1024, 64: 256, 512: 8192, 1024: None}
+    assert suggested["qr_least_m_vs_cpu_by_n"] == {16: None, 64: 256, 512: 2048, 1024: 16384}
+    assert suggested["QR_TALL_RATIO"] == 64 and suggested["QR_MAX_COLS"] == 512
+    assert suggested["QR_MIN_WORK"] == 16384 * 1024 * 1024
+    assert suggested["svd_least_m_vs_cpu_by_n"] == {32: 256, 64: 256}
+    assert suggested["SVD_TALL_RATIO"] == 4 and suggested["SVD_MIN_WORK"] == 256 * 64 * 64
+    assert suggested["SVD_FULL_MAX_ROWS"] == 2048

@@ -349,37 +349,50 @@ def _gpu_columns(row: dict, columns: tuple) -> dict:
     return {c: row[f"{c}_ms"] for c in columns if f"{c}_ms" in row}
 
 
+def _least_winning_m(rows: list[dict], op: str, rivals: tuple) -> dict:
+    """For each N: the least M from which the tall path beats every rival timed in the row
+    at every larger M measured (None: it loses at the largest)."""
+    by_n: dict[int, list] = {}
+    for r in rows:
+        if r["op"] == op and "tall_ms" in r:
+            times = [r[f"{c}_ms"] for c in rivals if f"{c}_ms" in r]
+            by_n.setdefault(r["n"], []).append((r["m"], bool(times) and r["tall_ms"] < min(times)))
+    least_by_n = {}
+    for n, results in sorted(by_n.items()):
+        least = None
+        for m, wins in sorted(results, reverse=True):
+            if not wins:
+                break
+            least = m
+        least_by_n[n] = least
+    return least_by_n
+
+
 def suggest(rows: list[dict]) -> dict:
-    """Thresholds the timings suggest: for each N, the least ratio M/N from which the tall
-    path is the fastest mlx_linalg choice (QR: against the blocked QR, the small kernel and
-    the CPU path; SVD: against the small kernel and the CPU path) at every larger ratio
-    measured; the widest N where the tall QR wins somewhere; the largest M where the full
-    SVD's tall path beats the CPU path."""
-    out: dict = {"qr_ratio_by_n": {}, "svd_ratio_by_n": {}}
-    for op, rivals, key in (
-        ("qr", ("blocked", "small", "cpu"), "qr_ratio_by_n"),
-        ("svd", ("small", "cpu"), "svd_ratio_by_n"),
-    ):
-        by_n: dict[int, list] = {}
-        for r in rows:
-            if r["op"] == op and "tall_ms" in r:
-                best_rival = min((r[f"{c}_ms"] for c in rivals if f"{c}_ms" in r), default=None)
-                wins = best_rival is not None and r["tall_ms"] < best_rival
-                by_n.setdefault(r["n"], []).append((r["ratio"], wins))
-        for n, results in sorted(by_n.items()):
-            results.sort()
-            least = None
-            for ratio, wins in reversed(results):
-                if not wins:
-                    break
-                least = ratio
-            out[key][n] = least
-    qr_wins = [n for n, least in out["qr_ratio_by_n"].items() if least is not None]
-    out["QR_MAX_COLS"] = max(qr_wins, default=None)
-    ratios = [v for v in out["qr_ratio_by_n"].values() if v is not None]
-    out["QR_TALL_RATIO"] = max(ratios, default=None)
-    ratios = [v for v in out["svd_ratio_by_n"].values() if v is not None]
-    out["SVD_TALL_RATIO"] = max(ratios, default=None)
+    """Thresholds the timings suggest. Shape (QR against the blocked QR and the small
+    kernel, the other GPU paths): for each N the least M from which the tall QR is faster at
+    every larger M; QR_TALL_RATIO the largest such M/N, QR_MAX_COLS the widest N that has
+    one. Size (against the CPU path): for each N the least M from which the tall path is
+    faster than LAPACK at every larger M; QR_MIN_WORK / SVD_MIN_WORK the largest such M·N²
+    (the work measure of the rules). SVD_TALL_RATIO: the least M/N at which the tall SVD
+    beats the CPU path and the small kernel for some N. SVD_FULL_MAX_ROWS: the largest M at
+    which the full SVD's tall path beats the CPU path."""
+    qr_gpu = _least_winning_m(rows, "qr", ("blocked", "small"))
+    qr_cpu = _least_winning_m(rows, "qr", ("cpu",))
+    svd_cpu = _least_winning_m(rows, "svd", ("cpu", "small"))
+    out: dict = {
+        "qr_least_m_vs_gpu_paths_by_n": qr_gpu,
+        "qr_least_m_vs_cpu_by_n": qr_cpu,
+        "svd_least_m_vs_cpu_by_n": svd_cpu,
+    }
+    qr_gpu_won = {n: m for n, m in qr_gpu.items() if m is not None}
+    out["QR_TALL_RATIO"] = max((m // n for n, m in qr_gpu_won.items()), default=None)
+    both = [n for n in qr_gpu_won if qr_cpu.get(n) is not None]
+    out["QR_MAX_COLS"] = max(both, default=None)
+    out["QR_MIN_WORK"] = max((m * n * n for n, m in qr_cpu.items() if m), default=None)
+    svd_won = {n: m for n, m in svd_cpu.items() if m is not None}
+    out["SVD_TALL_RATIO"] = min((m // n for n, m in svd_won.items()), default=None)
+    out["SVD_MIN_WORK"] = max((m * n * n for n, m in svd_won.items()), default=None)
     full_wins = [
         r["m"]
         for r in rows
@@ -398,10 +411,15 @@ def machine(device: str, peers: dict) -> dict:
         "peers": sorted(peers),
         "tf32_detected": _precision.reduced_precision(mx.gpu) if device == "gpu" else None,
         "thresholds": {
-            "QR_TALL_RATIO": tall_rules.QR_TALL_RATIO,
-            "QR_MAX_COLS": tall_rules.QR_MAX_COLS,
-            "SVD_TALL_RATIO": tall_rules.SVD_TALL_RATIO,
-            "SVD_FULL_MAX_ROWS": tall_rules.SVD_FULL_MAX_ROWS,
+            name: getattr(tall_rules, name)
+            for name in (
+                "QR_TALL_RATIO",
+                "QR_MAX_COLS",
+                "QR_MIN_WORK",
+                "SVD_TALL_RATIO",
+                "SVD_MIN_WORK",
+                "SVD_FULL_MAX_ROWS",
+            )
         },
     }
     if "torch" in peers:

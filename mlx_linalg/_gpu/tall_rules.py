@@ -4,20 +4,20 @@ The building blocks exist elsewhere; this module routes to them (``mlx_linalg._d
 appends :func:`dispatch_rules` to ``GPU_RULES`` after the small-matrix kernel rules and
 before the blocked ones):
 
-* **qr** (``mode="reduced"``) of an M x N stack with M >= :data:`QR_TALL_RATIO`·N and
-  N <= :data:`QR_MAX_COLS`, beyond the one-threadgroup ``qr_small`` kernel's limits:
-  CholeskyQR2 with a Householder fallback (``tall_skinny.qr(x, tall_skinny.KERNELS,
-  method="cholqr2", fallback="sync")``; Yamamoto, Nakatsukasa, Yanagisawa & Fukaya, ETNA 44,
-  2015). Two Gram products and two triangular solves with M right-hand sides, where the
-  blocked Householder QR (``blocked_qr``) runs a one-threadgroup panel kernel down all M rows
-  for every 32 columns.
+* **qr** (``mode="reduced"``) of an M x N stack with M >= :data:`QR_TALL_RATIO`·N,
+  N <= :data:`QR_MAX_COLS` and at least :data:`QR_MIN_WORK` (B·M·N²), beyond the
+  one-threadgroup ``qr_small`` kernel's limits: CholeskyQR2 with a Householder fallback
+  (``tall_skinny.qr(x, tall_skinny.KERNELS, method="cholqr2", fallback="sync")``; Yamamoto,
+  Nakatsukasa, Yanagisawa & Fukaya, ETNA 44, 2015). Two Gram products and two triangular
+  solves with M right-hand sides, where the blocked Householder QR (``blocked_qr``) runs a
+  one-threadgroup panel kernel down all M rows for every 32 columns.
 * **svd** / **svdvals** of a stack whose tall orientation T x S (T >= S; a wide matrix is
-  transposed) has S <= ``small_spectral.SVD_MAX_COLS`` (64), T >= :data:`SVD_TALL_RATIO`·S
-  and lies beyond ``small_spectral.svd_applies``: the QR-preconditioned SVD, X = QR by the
-  same tall-skinny QR, R = U_R Σ Vᵀ by the batched one-sided Jacobi kernel
-  (``small_spectral.svd``), U = Q U_R. LAPACK's xGESVD/xGESDD take this route when M is
-  much larger than N (the "M >> N" path: QR first, then the bidiagonal SVD of R); Demmel &
-  Veselić (SIAM J. Matrix Anal. Appl. 13, 1992) and Drmač & Veselić (SIAM J. Matrix Anal.
+  transposed) has S <= ``small_spectral.SVD_MAX_COLS`` (64), T >= :data:`SVD_TALL_RATIO`·S,
+  at least :data:`SVD_MIN_WORK` (B·T·S²), and lies beyond ``small_spectral.svd_applies``:
+  the QR-preconditioned SVD, X = QR by the same tall-skinny QR, R = U_R Σ Vᵀ by the batched
+  one-sided Jacobi kernel (``small_spectral.svd``), U = Q U_R. LAPACK's xGESVD/xGESDD take
+  this route when M is much larger than N (QR first, then the bidiagonal SVD of R); Demmel
+  & Veselić (SIAM J. Matrix Anal. Appl. 13, 1992) and Drmač & Veselić (SIAM J. Matrix Anal.
   Appl. 29, 2008, "New fast and accurate Jacobi SVD algorithm I") use QR as the
   preconditioner of one-sided Jacobi. With Q orthonormal to O(u) and X = QR + O(u‖X‖), the
   SVD is backward stable and the singular values have absolute errors O(u‖X‖₂).
@@ -54,14 +54,22 @@ from mlx_linalg._gpu import blocked_common, blocked_qr, small_spectral, tall_ski
 from mlx_linalg._gpu.reference import nan_where
 from mlx_linalg._gpu.scaling import prescale, times_power_of_two
 
-# To be measured on the H100 (tools/bench_tall.py). QR: the least M/N ratio and the widest
-# N served; CholeskyQR2's 4MN² flops are Gram products, Householder's panel loop is not.
+# To be measured on the H100 (tools/bench_tall.py). QR: the least M/N ratio (against the
+# blocked Householder QR, whose one-threadgroup panel kernel runs down all M rows) and the
+# widest N served; CholeskyQR2's 4MN² flops are Gram products. The least work B·M·N² (B the
+# batch) served (against the CPU path): the graph is some 80 launches (counted with
+# tools/count_launches.py's stand-ins at 65536 x 64, TF32 split products) plus one host
+# read, about 1.5-2 ms of launch overhead at MLX's CUDA launch cost, which LAPACK beats on
+# small single matrices.
 QR_TALL_RATIO = 8
 QR_MAX_COLS = 1024
-# SVD: the least T/S ratio (T the tall side, S <= small_spectral.SVD_MAX_COLS), and the
-# largest T for full_matrices=True, whose complete U (T x T, 4T²S flops and a few T x T
-# arrays in Householder's complete QR: 1 GiB each at 16384) is the whole cost.
+QR_MIN_WORK = 1 << 22
+# SVD: the least T/S ratio (T the tall side, S <= small_spectral.SVD_MAX_COLS), the least
+# work B·T·S² (as for QR), and the largest T for full_matrices=True, whose complete U (T x T,
+# 4T²S flops and a few T x T arrays in Householder's complete QR: 1 GiB each at 16384) is
+# the whole cost.
 SVD_TALL_RATIO = 2
+SVD_MIN_WORK = 1 << 22
 SVD_FULL_MAX_ROWS = 16384
 # The tall-skinny QR variant: CholeskyQR2 (κ up to about 4·10³ in float32; beyond it, and
 # for rank-deficient input, the Householder fallback).
@@ -72,14 +80,23 @@ def _shape_ok(x: mx.array) -> bool:
     return x.dtype == mx.float32 and x.ndim >= 2 and x.size > 0
 
 
+def work(x: mx.array) -> int:
+    """B·T·S² of a (..., M, N) stack (T, S its long and short side): the Gram products'
+    flops over 2, the measure of the rules' size thresholds."""
+    return x.size * min(x.shape[-2:])
+
+
 def qr_applies(x: mx.array, *, mode: str) -> bool:
-    """Reduced QR of float32 stacks with M >= QR_TALL_RATIO·N, N <= QR_MAX_COLS, beyond the
-    small ``qr_small`` kernel's limits."""
+    """Reduced QR of float32 stacks with M >= QR_TALL_RATIO·N, N <= QR_MAX_COLS and work
+    B·M·N² >= QR_MIN_WORK, beyond the small ``qr_small`` kernel's limits."""
     if mode != "reduced" or not _shape_ok(x):
         return False
     m, n = x.shape[-2:]
     return (
-        m >= QR_TALL_RATIO * n and n <= QR_MAX_COLS and not small_spectral.qr_applies(x, mode=mode)
+        m >= QR_TALL_RATIO * n
+        and n <= QR_MAX_COLS
+        and work(x) >= QR_MIN_WORK
+        and not small_spectral.qr_applies(x, mode=mode)
     )
 
 
@@ -113,8 +130,8 @@ def qr(
 
 def svd_applies(x: mx.array, *, full_matrices: bool = False) -> bool:
     """SVD of float32 stacks whose tall orientation T x S has S <= SVD_MAX_COLS (64),
-    T >= SVD_TALL_RATIO·S and is beyond ``small_spectral.svd_applies``; with
-    ``full_matrices`` and T > S, T <= SVD_FULL_MAX_ROWS."""
+    T >= SVD_TALL_RATIO·S, work B·T·S² >= SVD_MIN_WORK, and is beyond
+    ``small_spectral.svd_applies``; with ``full_matrices`` and T > S, T <= SVD_FULL_MAX_ROWS."""
     if not _shape_ok(x):
         return False
     tall, short = max(x.shape[-2:]), min(x.shape[-2:])
@@ -123,6 +140,7 @@ def svd_applies(x: mx.array, *, full_matrices: bool = False) -> bool:
     return (
         short <= small_spectral.SVD_MAX_COLS
         and tall >= SVD_TALL_RATIO * short
+        and work(x) >= SVD_MIN_WORK
         and not small_spectral.svd_applies(x)
     )
 

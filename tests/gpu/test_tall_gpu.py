@@ -6,8 +6,11 @@ The checks of tests/test_tall_rules.py through ``mlx_linalg.qr`` / ``svd`` / ``s
 what is built on them: DESIGN.md's ratios, singular values against SciPy's float64 ones,
 10x float32 LAPACK, κ = 1, 1e3 and 1e6 (the Householder fallback), rank-deficient, zero and
 NaN/Inf matrices in a batch, full_matrices both ways, wide input, agreement with the CPU path,
-and ``mx.compile`` (the fallback's host read sends it to the lazy CPU form). Each test first
-asserts that the dispatch picks the tall rule. Run by tools/gpu-check.sh. Not yet run on a GPU.
+and ``mx.compile`` (the fallback's host read sends it to the lazy CPU form). The thresholds
+are pinned to permissive values (every shape here takes the tall rule, whatever the measured
+ones are) and each test first asserts that the dispatch picks it. Run by tools/gpu-check.sh.
+Not yet run on a GPU (rehearsed on the CPU with the REFERENCE building blocks and the
+Jacobi references: all pass).
 """
 
 import math
@@ -51,11 +54,27 @@ def _svd_ratios(a, u, s, vh) -> tuple[float, float, float]:
     return resid, ratio(_gram_error(u), m, U32), ratio(_gram_error(np.swapaxes(vh, -1, -2)), n, U32)
 
 
+PERMISSIVE = {
+    "QR_TALL_RATIO": 8,
+    "QR_MAX_COLS": 1024,
+    "QR_MIN_WORK": 0,
+    "SVD_TALL_RATIO": 2,
+    "SVD_MIN_WORK": 0,
+    "SVD_FULL_MAX_ROWS": 16384,
+}
+
+
+@pytest.fixture(autouse=True)
+def permissive_thresholds(monkeypatch):
+    """The tall rules for every shape here, whatever thresholds tools/bench_tall.py set (the
+    tests check the path's results, not where it pays off): no least work, the first-guess
+    ratios and limits."""
+    for name, value in PERMISSIVE.items():
+        monkeypatch.setattr(tall_rules, name, value)
+
+
 def _assert_tall_rule(op: str, x: mx.array, **keywords) -> None:
-    """The dispatch picks the tall rule for ``x``; a shape outside the thresholds in force
-    (measured with tools/bench_tall.py) skips the test."""
-    if not getattr(tall_rules, f"{op}_applies")(x, **keywords):
-        pytest.skip(f"{op} of {tuple(x.shape)} is outside the tall rule's current thresholds")
+    """The dispatch picks the tall rule for ``x``."""
     impl = _dispatch.implementation(op, mx.gpu, x, **keywords)
     assert getattr(impl, "__wrapped__", None) is getattr(tall_rules, op), (op, x.shape)
 
