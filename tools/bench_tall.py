@@ -29,7 +29,7 @@ blocks (``tall_skinny.REFERENCE``, ``blocked_common.REFERENCE``, the Jacobi kern
 references) on the CPU; its timings say nothing about the GPU.
 
 Usage: ``python tools/bench_tall.py --out DIR [--cols 16,32,64,128,256,512]
-[--ratios 2,4,8,16,64,256] [--max-elements 16777216] [--full-max 4096] [--repeat 3]
+[--ratios 2,4,8,16,64,256,1024] [--max-elements 16777216] [--full-max 4096] [--repeat 3]
 [--budget 10] [--deadline 180] [--peers torch,cupy,jax] [--skip-peers]
 [--device gpu|cpu]``.
 """
@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--cols", default="16,32,64,128,256,512")
-    parser.add_argument("--ratios", default="2,4,8,16,64,256")
+    parser.add_argument("--ratios", default="2,4,8,16,64,256,1024")
     parser.add_argument("--max-elements", type=int, default=1 << 24)
     parser.add_argument("--full-max", type=int, default=4096)
     parser.add_argument("--check-max", type=int, default=1 << 21)
