@@ -10,7 +10,9 @@ the building block's ``qr`` (one launch of the one-threadgroup ``qr_panel`` kern
 ``leaf=``, recursively: halves of it are factored in turn and the right half is updated by
 the left half's reflectors with matrix products, so the building block only factors leaves
 of at most ``leaf`` columns. The defaults (32-column panels, no recursion) were the fastest
-on an H100 (docs/kernels-blocked-recursive.md). T comes from one product and one
+on an H100 (docs/kernels-blocked-recursive.md). With ``panel="tsqr"`` each panel is
+factored instead by TSQR and Householder reconstruction over the whole GPU
+(``mlx_linalg._gpu.tsqr``, which also gives V and T). T comes from one product and one
 triangular solve (the ``trsm_small`` kernel on the GPU); everything else is matrix
 products. Q is formed ``Q_BLOCK`` reflector columns (several panels) at a time.
 
