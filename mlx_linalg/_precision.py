@@ -13,15 +13,15 @@ per process and device, and then forms the product from a hi/lo split of each op
 another of inner size 2K, ``[a_hi, a_lo] @ [b_lo; b_hi]`` (:func:`split_operands`), added in
 its epilogue (``mx.addmm``), so the result is written twice, not five times. Both halves are
 exact in TF32, so the product unit reads them unchanged whether it rounds or truncates
-float32 to TF32; the error is that of float32 accumulation plus the dropped parts, lo·lo and
-x − hi − lo, both about 2⁻²² relative and of either sign (measured on an H100 at n = 4096,
-1.1e-5 relative error against 3e-4 for plain TF32: DESIGN.md, "Precision"). Clearing hi's
-low bits instead (truncation) left lo with 13 significant bits of x's sign, which a product
-unit that truncates cuts towards zero: errors of one sign that add up in Gram-like products
-(QᵀQ). On an H100 MLX's batched products behaved so: the blocked QR of a stack of two
-2048 x 2048 matrices lost orthogonality 3x faster than of one matrix alone. Other dtypes and full-precision
-devices use ``mx.matmul`` directly; so does code inside a :func:`reduced_products`
-context, which opts in to the device's precision.
+float32 to TF32; the error is that of float32 accumulation plus the dropped parts: x − hi −
+lo (at most 2⁻²²|x|, of either sign) and lo·lo (at most 2⁻²² relative; positive on the
+diagonal of a Gram product). Measured on an H100 at n = 4096: 1.1e-5 relative error against
+3e-4 for plain TF32 (DESIGN.md, "Precision"). Clearing hi's low bits instead (truncation)
+left lo with up to 13 significant bits of x's sign, a dropped lo·lo up to 2⁻²⁰, and errors
+of one sign where a product unit truncates lo: the blocked QR's orthogonality ratio on an
+H100 at n = 2048 went from 1.31 to 0.93 with the rounded split. Other dtypes and
+full-precision devices use ``mx.matmul`` directly; so does code inside a
+:func:`reduced_products` context, which opts in to the device's precision.
 
 The split product carries its own VJP (the split uses a bit view, which MLX cannot
 differentiate), itself split products, so gradients through it are float32-accurate too.
