@@ -85,7 +85,7 @@ def _sizes(args: argparse.Namespace) -> frozenset[int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from conformance import large, report
+    from conformance import report
 
     console = report.console()
     try:
@@ -93,15 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         console.print(f"[red]{_escape(str(e))}[/red]")
         return 2
-    previous = large.ONLY_SIZES, large.BUILD_LOG
-    large.ONLY_SIZES = sizes
-    try:
-        return _main(args, console)
-    finally:
-        large.ONLY_SIZES, large.BUILD_LOG = previous
+    return _main(args, sizes, console)
 
 
-def _main(args: argparse.Namespace, console) -> int:
+def _main(args: argparse.Namespace, sizes: frozenset[int] | None, console) -> int:
     from conformance import large, report, runner, zoo
 
     if args.list:
@@ -112,7 +107,7 @@ def _main(args: argparse.Namespace, console) -> int:
         if args.tier == "large":
             print("skipped:", large.SKIPPED)
             print("cases (matrix: ops that run where they apply):")
-            for name, _, names in large.plan_table():
+            for name, _, names in large.plan_table(sizes):
                 print(f"  {name}: {', '.join(names)}")
         return 0
     if args.device == "gpu":
@@ -129,15 +124,20 @@ def _main(args: argparse.Namespace, console) -> int:
         console.print(f"[red]{_escape(str(e))}[/red]")
         return 2
     if args.tier == "large":
+        rates = large.host_rates()
+        print(large.host_summary(rates))
+        guess = large.estimate(sizes, _split(args.classes), _split(args.ops), rates)
+        print("[conformance] estimated host seconds (build, references, metrics; a model, "
+              "see large.estimate): " + ", ".join(f"{s:.0f} at {n}" for n, s in
+                                                  sorted(guess.items())), flush=True)
         console.print(_escape("[conformance] large tier: building the matrices and their "
                               "condition estimates first (float64, on the host"
                               + (", times in the trace)" if args.trace else ")")))
 
     trace = args.trace.open("w") if args.trace else None
-    large.BUILD_LOG = trace
     kwargs = dict(only_ops=_split(args.ops), dtypes=_split(args.dtypes),
                   classes=_split(args.classes), device=args.device, seed=args.seed,
-                  trace=trace)
+                  trace=trace, sizes=sizes)
     if args.no_progress:
         result = runner.run_suite(args.tier, **kwargs)
     elif not report.HAVE_RICH:
@@ -174,6 +174,8 @@ def _main(args: argparse.Namespace, console) -> int:
     report.print_summary(result, console)
     paths = report.write_all(result, args.out, plots=not args.no_plots and report.HAVE_MPL)
     console.print(f"report: {paths['markdown']}  json: {paths['json']}")
+    if args.tier == "large":
+        print(large.phase_table(result.phases, result.meta["seconds"]), flush=True)
     return 0 if result.passed else 1
 
 

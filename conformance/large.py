@@ -34,7 +34,7 @@ import math
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -45,12 +45,6 @@ from conformance import zoo
 
 # The orders of the tier (small, medium, large). Tests shrink them to run the plan on a CPU.
 SIZES = (2048, 4096, 8192)
-# ``--sizes``: build only the cases planned under these orders (None: all). Each case belongs
-# to one order of SIZES (LargeSpec.order): the stacks, the policy stacks and the tall
-# matrix to the smallest.
-ONLY_SIZES: frozenset[int] | None = None
-# ``--trace``: a text file that gets each case's build time (matrix, κ estimates), flushed.
-BUILD_LOG: TextIO | None = None
 # Stacks: (batch, n) of the Gaussian stack (every LU and QR op) and of the SPD and
 # triangular stacks (Cholesky and triangular solves, blocked from n = 512 and 256).
 GAUSSIAN_STACK = (2, 2048)
@@ -165,11 +159,13 @@ def _singular_triangular(n: int):
     return build
 
 
-def specs() -> Iterator[LargeSpec]:
+def specs(sizes: Collection[int] | None = None) -> Iterator[LargeSpec]:
     """The tier's cases, smallest order first (module constants read at call time), only
-    those of the orders in ``ONLY_SIZES`` when it is set."""
+    those planned under one of ``sizes`` (``--sizes``; None: all). Each case belongs to one
+    order of ``SIZES`` (``LargeSpec.order``): the stacks, the policy stacks and the tall
+    matrix to the smallest."""
     for order, spec in _all_specs():
-        if ONLY_SIZES is None or order in ONLY_SIZES:
+        if sizes is None or order in sizes:
             spec.order = order
             yield spec
 
@@ -453,38 +449,52 @@ def estimate_cond(a: np.ndarray, *, hermitian: bool = False, triangular: str | N
 # ----------------------------------------------------------------------------- cases
 
 
-def cases(dtype: str, seed: int = 0, classes: set[str] | None = None,
-          ops: set[str] | None = None, sizes: set[int] | None = None) -> list[zoo.Case]:
+def cases(dtype: str, seed: int = 0, classes: Collection[str] | None = None,
+          ops: Collection[str] | None = None, sizes: Collection[int] | None = None,
+          log: TextIO | None = None, phases=None) -> list[zoo.Case]:
     """The tier's cases for ``dtype`` (none unless float32), as ``zoo.cases`` builds them:
-    seeded by name, rounded to the dtype, Hermitian ones symmetrized after rounding; only
-    those of ``classes``, naming one of ``ops`` and planned under one of ``sizes`` (None: all;
-    ``sizes`` None also means ``ONLY_SIZES``). Each build's times go to ``BUILD_LOG``."""
+    seeded by name, rounded to the dtype, Hermitian ones symmetrized after rounding.
+
+    Args:
+        dtype: "float32" (other dtypes have no case).
+        seed: suite seed.
+        classes, ops, sizes: only the cases of these classes, naming one of these ops and
+            planned under one of these orders (``--classes``, ``--ops``, ``--sizes``; None:
+            all).
+        log: a text file (``--trace``) that gets each case's build times (matrix, κ
+            estimates), flushed before and after, so a run cut off while building shows
+            where.
+        phases: ``conformance.runner.Phases`` (or anything with its ``add``) that gets
+            the wall and CPU seconds of the phases "matrix" and "condition" per order.
+    """
     if dtype not in DTYPES:
         return []
     out = []
-    for spec in specs():
+    for spec in specs(sizes):
         if classes is not None and spec.cls not in classes:
             continue
         if ops is not None and not set(spec.ops) & set(ops):
             continue
-        if sizes is not None and spec.order not in sizes:
-            continue
-        if BUILD_LOG is not None:
-            BUILD_LOG.write(f"build {spec.name} ...")
-            BUILD_LOG.flush()
-        start = time.perf_counter()
+        if log is not None:
+            log.write(f"build {spec.name} ...")
+            log.flush()
+        start, start_cpu = time.perf_counter(), time.process_time()
         case_seed = zlib.crc32(f"{seed}:{spec.name}:False".encode())
         rng = np.random.default_rng(case_seed)
         with np.errstate(invalid="ignore", over="ignore"):
             a = zoo.round_to(np.asarray(spec.build(rng)), dtype)
             if spec.hermitian:
                 a = zoo.symmetrize(a)
-        built = time.perf_counter()
+        built, built_cpu = time.perf_counter(), time.process_time()
         cond, cond_scaled, spd = _analyse(a, spec, np.random.default_rng([case_seed, 1]))
-        if BUILD_LOG is not None:
-            BUILD_LOG.write(f" matrix {built - start:.2f} s, κ {time.perf_counter() - built:.2f} s"
-                            f" (κ₂ {cond:.3g})\n")
-            BUILD_LOG.flush()
+        done, done_cpu = time.perf_counter(), time.process_time()
+        if phases is not None:
+            phases.add("matrix", spec.order, built - start, built_cpu - start_cpu)
+            phases.add("condition", spec.order, done - built, done_cpu - built_cpu)
+        if log is not None:
+            log.write(f" matrix {built - start:.2f} s, κ {done - built:.2f} s"
+                      f" (κ₂ {cond:.3g})\n")
+            log.flush()
         out.append(zoo.Case(spec.cls, spec.name, dtype, a, hermitian=spec.hermitian, spd=spd,
                             triangular=spec.triangular, cond=cond, cond_scaled=cond_scaled,
                             policy=spec.policy, bad=spec.bad, seed=case_seed, ops=spec.ops))
@@ -521,11 +531,129 @@ def class_names() -> list[str]:
     return list(dict.fromkeys(s.cls for s in specs()))
 
 
-def plan_table() -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
-    """(case name, shape, ops) of every case (of ``ONLY_SIZES``), without building a matrix
+def plan_table(sizes: Collection[int] | None = None
+               ) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
+    """(case name, shape, ops) of every case (of ``sizes``; None: all), without building a matrix
     (``--list``)."""
     out = []
-    for s in specs():
+    for s in specs(sizes):
         shape = tuple(int(x) for x in s.name.split("/")[1].split("x"))
         out.append((s.name, shape, s.ops))
     return out
+
+
+# ----------------------------------------------------------------------------- run time
+
+# Host work of each op per matrix, in float64 flops / n³ (M·N² for a rectangular one): the
+# float64 reference and the float32 LAPACK peer (counted half), and the metric products
+# (2 per n x n GEMM: Q R and QᵀQ twice for qr, P L U and X A twice for lu and inv, L Lᵀ
+# twice (SYRK, 1 each) for the Cholesky ops).
+HOST_FLOPS = {"qr": 12.0, "qr[complete]": 16.0, "cholesky": 2.5, "cholesky[upper]": 2.5,
+              "cho_factor": 2.5, "cho_solve": 0.5, "lu": 5.0, "lu_factor": 5.0,
+              "lu_solve": 1.0, "solve": 1.0, "solve[refine]": 1.0, "solve[vector]": 1.0,
+              "inv": 7.0, "det": 1.0, "slogdet": 1.0, "solve_triangular": 0.0,
+              "solve_triangular[T]": 0.0, "lstsq[gels]": 3.0}
+# Building each class's matrix and its κ estimate's factorization (float64 flops / n³).
+BUILD_FLOPS = {"gaussian": 0.7, "spd_wishart": 1.4, "triangular": 0.0, "cond_1e3": 8.0,
+               "cond_1e5": 8.0, "spd_cond_1e3": 6.0, "tall": 1.4, "stack_2": 0.7,
+               "stack_4": 1.4, "nonfinite": 1.4, "not_pd": 1.4, "singular": 1.0}
+# Single-threaded NumPy passes over an n x n float64 array per op (conversions, roundings,
+# differences and norms of the metrics) and per matrix built (rounding, symmetrizing,
+# equilibration scales, the κ estimate's passes over the matrix or its factors).
+OP_PASSES = 30
+BUILD_PASSES = 60
+
+
+def host_rates() -> tuple[float, float, float]:
+    """(float64 GEMM Gflop/s, CPU/wall of that GEMM (cores busy), elementwise passes over a
+    2048 x 2048 float64 array per second), measured now (about a second)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2048, 2048)), rng.standard_normal((2048, 2048))
+    a @ b  # warm-up: BLAS threads start
+    wall, cpu = time.perf_counter(), time.process_time()
+    a @ b
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    out = np.empty_like(a)
+    start = time.perf_counter()
+    for _ in range(5):
+        np.subtract(a, b, out=out)
+    passes = 5 / (time.perf_counter() - start)
+    return 2 * 2048**3 / wall / 1e9, cpu / wall, passes
+
+
+def host_summary(rates: tuple[float, float, float] | None = None) -> str:
+    """What decides the tier's host time: CPUs (and a cgroup CPU quota), the BLAS libraries
+    and their threads (threadpoolctl, where installed), the thread environment variables,
+    and the GEMM and elementwise rates (``host_rates``; measured now unless given)."""
+    import os
+    from pathlib import Path
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    lines = [f"[conformance] host: {os.cpu_count()} CPUs, {usable} usable by this process"]
+    quota = Path("/sys/fs/cgroup/cpu.max")
+    if quota.exists():
+        lines[0] += f", cgroup cpu.max {quota.read_text().strip()!r}"
+    env = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                            "MKL_NUM_THREADS") if k in os.environ]
+    if env:
+        lines.append("  environment: " + " ".join(env))
+    try:
+        import threadpoolctl
+
+        for info in threadpoolctl.threadpool_info():
+            lines.append(f"  {info['internal_api']} {info.get('version')}: "
+                         f"{info['num_threads']} threads ({Path(info['filepath']).name})")
+    except ImportError:
+        lines.append("  BLAS threads: unknown (threadpoolctl is not installed)")
+    rate, busy, passes = host_rates() if rates is None else rates
+    lines.append(f"  float64 GEMM n = 2048: {rate:.0f} Gflop/s on {busy:.1f} cores; "
+                 f"{passes:.0f} elementwise passes/s over 2048 x 2048 float64")
+    return "\n".join(lines)
+
+
+def estimate(sizes: Collection[int] | None = None, classes: Collection[str] | None = None,
+             ops: Collection[str] | None = None,
+             rates: tuple[float, float, float] | None = None) -> dict[int, float]:
+    """Estimated host seconds (build, references, metrics; not the ops) per order of the
+    planned cases: ``HOST_FLOPS`` and ``BUILD_FLOPS`` at the measured GEMM rate plus
+    ``OP_PASSES`` and ``BUILD_PASSES`` elementwise passes at the measured pass rate (scaled
+    by n²). A model (LAPACK runs below the GEMM rate; the metrics' passes vary by op): the
+    per-phase times printed at the end of a run are the measurement."""
+    rate, _, passes = host_rates() if rates is None else rates
+    out: dict[int, float] = {}
+    for spec in specs(sizes):
+        if (classes is not None and spec.cls not in classes) or (
+                ops is not None and not set(spec.ops) & set(ops)):
+            continue
+        shape = tuple(int(x) for x in spec.name.split("/")[1].split("x"))
+        batch = math.prod(shape[:-2])
+        m, n = shape[-2:]
+        cube = batch * max(m, n) * min(m, n) ** 2 / (rate * 1e9)
+        square = batch * m * n / 2048**2 / passes
+        names = [o for o in spec.ops if ops is None or o in ops or o.split("[")[0] in ops]
+        seconds = cube * (BUILD_FLOPS.get(spec.cls, 1.0) + sum(HOST_FLOPS[o] for o in names))
+        seconds += square * (BUILD_PASSES + OP_PASSES * len(names))
+        out[spec.order] = out.get(spec.order, 0.0) + seconds
+    return out
+
+
+def phase_table(phases, seconds: float | None = None) -> str:
+    """The seconds of each phase per order (``conformance.runner.Phases``) as text: wall
+    clock, and CPU/wall (cores busy) in parentheses."""
+    from conformance.runner import PHASES
+
+    if phases is None or not phases.wall:
+        return "[conformance] no phase timings"
+    orders = sorted({n for _, n in phases.wall})
+    lines = ["[conformance] seconds per phase (wall; CPU/wall = cores busy):",
+             f"  {'order':>6} " + " ".join(f"{p:>18}" for p in PHASES) + f" {'total':>8}"]
+    for n in orders:
+        cells, total = [], 0.0
+        for p in PHASES:
+            wall, cpu = phases.wall.get((p, n), 0.0), phases.cpu.get((p, n), 0.0)
+            total += wall
+            cells.append(f"{wall:9.1f} ({cpu / wall if wall else 0:4.1f})".rjust(18))
+        lines.append(f"  {n:>6} " + " ".join(cells) + f" {total:8.1f}")
+    if seconds is not None:
+        lines.append(f"  whole run {seconds:.1f} s")
+    return "\n".join(lines)

@@ -78,6 +78,7 @@ class Record:
 class SuiteResult:
     records: list[Record]
     meta: dict
+    phases: "Phases | None" = None
 
     @property
     def passed(self) -> bool:
@@ -86,6 +87,52 @@ class SuiteResult:
     @property
     def failures(self) -> list[Record]:
         return [r for r in self.records if not r.passed]
+
+
+# Phases of a run, in report order: building the matrices and their κ estimates (large tier),
+# the float64 references and the LAPACK peer, the op under test (with its transfers), and
+# the metrics (the products and norms of conformance.checks).
+PHASES = ("matrix", "condition", "references", "ops", "metrics")
+
+
+@dataclass
+class Phases:
+    """Seconds per phase of a run and per order (max(M, N) of a case's matrices): wall clock
+    and process CPU time (every thread of the process: CPU/wall is the number of cores
+    busy, e.g. how many BLAS threads did work)."""
+
+    wall: dict[tuple[str, int], float] = field(default_factory=dict)
+    cpu: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def add(self, phase: str, order: int, wall: float, cpu: float) -> None:
+        key = (phase, int(order))
+        self.wall[key] = self.wall.get(key, 0.0) + wall
+        self.cpu[key] = self.cpu.get(key, 0.0) + cpu
+
+    @contextlib.contextmanager
+    def timed(self, phase: str, order: int):
+        """Add the wall and CPU seconds of the ``with`` block to ``phase`` at ``order``."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.add(phase, order, time.perf_counter() - wall, time.process_time() - cpu)
+
+    def to_json(self) -> list[dict]:
+        """[{"phase", "order", "wall", "cpu"}] in PHASES order, then by order."""
+        rank = {p: i for i, p in enumerate(PHASES)}
+        keys = sorted(self.wall, key=lambda k: (rank.get(k[0], len(rank)), k[0], k[1]))
+        return [{"phase": p, "order": n, "wall": round(self.wall[p, n], 3),
+                 "cpu": round(self.cpu[p, n], 3)} for p, n in keys]
+
+
+def _timed(phases: Phases | None, phase: str, order: int):
+    return contextlib.nullcontext() if phases is None else phases.timed(phase, order)
+
+
+def order_of(case: zoo.Case) -> int:
+    """max(M, N) of the case's matrices (the large tier's orders; 0 if empty)."""
+    return max(case.a.shape[-2:] + (0,))
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -200,11 +247,19 @@ def _execute(call, fn, args_mx, stream) -> tuple[dict, dict]:
     return {k: to_np(v) for k, v in out.items()}, dtypes
 
 
-def _evaluate(spec: O.OpSpec, case: zoo.Case, args: tuple, out: dict, dtypes: dict) -> list:
+def _evaluate(spec: O.OpSpec, case: zoo.Case, args: tuple, out: dict, dtypes: dict,
+              phases: Phases | None = None) -> list:
     """Every metric of a value case whose outputs are already computed."""
-    main_dtype = dtypes.get(spec.main)
-    ref_fn = R.reference_for_case(spec, case)
-    ref, peer, peer_fwd = _references(spec, case, args, ref_fn, main_dtype)
+    with _timed(phases, "references", order_of(case)):
+        main_dtype = dtypes.get(spec.main)
+        ref_fn = R.reference_for_case(spec, case)
+        ref, peer, peer_fwd = _references(spec, case, args, ref_fn, main_dtype)
+    with _timed(phases, "metrics", order_of(case)):
+        return _metrics(spec, case, args, out, dtypes, ref, peer, peer_fwd, main_dtype)
+
+
+def _metrics(spec, case, args, out, dtypes, ref, peer, peer_fwd, main_dtype) -> list:
+    """The metrics of ``_evaluate`` once the references are computed."""
     ref = _rounded_like(ref, dtypes)
     peer = _rounded_like(peer, dtypes)
     peer_fwd = peer if case.dtype != "float64" else _rounded_like(peer_fwd, dtypes)
@@ -233,31 +288,35 @@ def _subcase(case: zoo.Case, keep: list[int]) -> zoo.Case:
     return sub
 
 
-def run_case(spec: O.OpSpec, case: zoo.Case, fn: Callable, stream=None) -> Record:
-    """Run one op on one case and measure it (a value case or a failure-policy case)."""
+def run_case(spec: O.OpSpec, case: zoo.Case, fn: Callable, stream=None,
+             phases: Phases | None = None) -> Record:
+    """Run one op on one case and measure it (a value case or a failure-policy case); each
+    phase's seconds go to ``phases`` if given."""
     rec = Record(spec.name, case.dtype, case.cls, case.name, case.shape, case.cond, case.policy)
     call = O.call_for_case(spec, case)
     try:
         args = spec.make(case)
-        args_mx = [to_mx(a, case.dtype) for a in args]
-        start = time.perf_counter()
-        out, dtypes = _execute(call, fn, args_mx, stream)
-        rec.seconds = time.perf_counter() - start
+        with _timed(phases, "ops", order_of(case)):
+            args_mx = [to_mx(a, case.dtype) for a in args]
+            start = time.perf_counter()
+            out, dtypes = _execute(call, fn, args_mx, stream)
+            rec.seconds = time.perf_counter() - start
     except Exception as e:  # the op under test failed: that is a finding, not a crash
         rec.error = f"{type(e).__name__}: {e}"
         rec.metrics.append(Metric("exception", "policy", math.inf, 0.0, note=rec.error))
         return rec
     try:
         if case.policy is None:
-            rec.metrics += _evaluate(spec, case, args, out, dtypes)
+            rec.metrics += _evaluate(spec, case, args, out, dtypes, phases)
         else:
-            rec.metrics += _policy(spec, case, args, args_mx, out, dtypes, call, fn, stream)
+            rec.metrics += _policy(spec, case, args, args_mx, out, dtypes, call, fn, stream,
+                                   phases)
     except Exception:
         rec.error = "harness: " + traceback.format_exc()[-700:]
     return rec
 
 
-def _policy(spec, case, args, args_mx, out, dtypes, call, fn, stream) -> list:
+def _policy(spec, case, args, args_mx, out, dtypes, call, fn, stream, phases=None) -> list:
     """DESIGN.md failure policy: the bad entry fails alone; raise mode names it."""
     metrics = []
     keep = [i for i in range(case.a.shape[0]) if i != case.bad]
@@ -268,7 +327,7 @@ def _policy(spec, case, args, args_mx, out, dtypes, call, fn, stream) -> list:
                                   float(np.sum(~np.isnan(bad))), 0.0,
                                   note="entries of the failing matrix that are not NaN"))
         try:
-            with la.errstate(linalg="raise"):
+            with la.errstate(linalg="raise"), _timed(phases, "ops", order_of(case)):
                 _execute(call, fn, args_mx, stream)
             metrics.append(Metric("raise_mode", "policy", 1.0, 0.0, note="did not raise"))
         except la.LinAlgError as e:
@@ -281,7 +340,7 @@ def _policy(spec, case, args, args_mx, out, dtypes, call, fn, stream) -> list:
     sub = _subcase(case, keep)
     sub_args = tuple(np.asarray(a)[keep] for a in args)
     sub_out = {k: np.asarray(v)[keep] if np.ndim(v) else v for k, v in out.items()}
-    for m in _evaluate(spec, sub, sub_args, sub_out, dtypes):
+    for m in _evaluate(spec, sub, sub_args, sub_out, dtypes, phases):
         m.name = f"others:{m.name}"
         metrics.append(m)
     return metrics
@@ -346,8 +405,10 @@ def check_filters(tier: str, only_ops=None, dtypes=None, classes=None) -> None:
     select(classes, zoo.class_names(tier), "classes")
 
 
-def plan(tier: str, only_ops=None, dtypes=None, classes=None, seed: int = 0):
-    """The (spec, case) pairs to run, in order."""
+def plan(tier: str, only_ops=None, dtypes=None, classes=None, seed: int = 0, sizes=None,
+         log=None, phases: Phases | None = None):
+    """The (spec, case) pairs to run, in order; ``sizes``, ``log`` and ``phases`` go to the
+    large tier's build (``conformance.large.cases``)."""
     check_filters(tier, only_ops, dtypes, classes)
     op_names = select(only_ops, tier_ops(tier), "ops")
     dtype_names = select(dtypes, tier_dtypes(tier), "dtypes")
@@ -355,7 +416,9 @@ def plan(tier: str, only_ops=None, dtypes=None, classes=None, seed: int = 0):
     pairs = []
     for dtype in dtype_names:
         for case in zoo.cases(tier, dtype, seed=seed, classes=class_set,
-                              ops=set(op_names) if only_ops else None):
+                              ops=set(op_names) if only_ops else None,
+                              sizes=None if sizes is None else set(sizes), log=log,
+                              phases=phases):
             for name in op_names:
                 if case.ops is not None and name not in case.ops:
                     continue
@@ -378,6 +441,7 @@ def run_suite(
     seed: int = 0,
     progress: Callable[[int, int, Record], None] | None = None,
     trace=None,
+    sizes: Iterable[int] | None = None,
 ) -> SuiteResult:
     """Run the conformance suite.
 
@@ -392,15 +456,22 @@ def run_suite(
         seed: zoo seed.
         progress: called after each case with (done, total, record).
         trace: a text file; each case's name is written (and flushed) before it runs and
-            its time after, so a hard crash (segfault) or a hang can be located.
+            its time after, so a hard crash (segfault) or a hang can be located (the large
+            tier also writes each matrix's build times there, before the cases).
+        sizes: large tier only: build and run only the cases planned under these orders
+            (``--sizes``; None: all).
 
     Returns:
-        A :class:`SuiteResult` with one record per (op, dtype, case).
+        A :class:`SuiteResult` with one record per (op, dtype, case), and the seconds of
+        each phase per order (``SuiteResult.phases``, also in ``meta["phases"]``).
     """
+    if sizes is not None and tier != "large":
+        raise ValueError("[conformance] sizes: only for the large tier")
     if device is not None:
         mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
     start = time.time()
-    pairs = plan(tier, only_ops, dtypes, classes, seed)
+    phases = Phases()
+    pairs = plan(tier, only_ops, dtypes, classes, seed, sizes=sizes, log=trace, phases=phases)
     records = []
     with warnings.catch_warnings():
         # Singular and ill-conditioned inputs are the point here; their warnings are noise.
@@ -410,7 +481,7 @@ def run_suite(
                 trace.write(f"{spec.name} {case.dtype} {case.name} ...")
                 trace.flush()
             case_start = time.perf_counter()
-            rec = run_case(spec, case, resolve(spec, ops))
+            rec = run_case(spec, case, resolve(spec, ops), phases=phases)
             if trace is not None:
                 bad = "; ".join(f"{m.name}={m.value:.3g} (err {m.error}, SciPy {m.peer_error}"
                                 f"{', ' + m.note if m.note else ''})"
@@ -443,11 +514,12 @@ def run_suite(
     if tier == "large":
         from conformance import large
 
-        meta["large_orders"] = sorted(large.ONLY_SIZES or large.SIZES)
+        meta["large_orders"] = sorted(sizes or large.SIZES)
+    meta["phases"] = phases.to_json()
     try:
         import scipy
 
         meta["scipy"] = scipy.__version__
     except ImportError:  # pragma: no cover - scipy is a hard dependency of mlx_linalg
         pass
-    return SuiteResult(records, meta)
+    return SuiteResult(records, meta, phases)

@@ -400,7 +400,8 @@ def _analyse(a: np.ndarray, hermitian: bool) -> tuple[bool, float | None, float 
 
 
 def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None,
-          ops: set[str] | None = None) -> list[Case]:
+          ops: set[str] | None = None, sizes: set[int] | None = None, log=None,
+          phases=None) -> list[Case]:
     """All cases of a tier for a dtype, optionally only the named classes.
 
     Args:
@@ -409,6 +410,10 @@ def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None,
         seed: suite seed; the same seed gives bit-identical matrices.
         classes: keep only these matrix classes (None keeps all).
         ops: large tier only: build only the cases that name one of these ops.
+        sizes: large tier only: build only the cases planned under these orders.
+        log: large tier only: a text file that gets each case's build times.
+        phases: large tier only: ``conformance.runner.Phases`` that gets the build's
+            seconds (``conformance.large.cases``).
 
     Returns:
         The cases, in a fixed order.
@@ -418,7 +423,10 @@ def cases(tier: str, dtype: str, seed: int = 0, classes: set[str] | None = None,
     if tier == "large":
         from conformance import large
 
-        return large.cases(dtype, seed=seed, classes=classes, ops=ops)
+        return large.cases(dtype, seed=seed, classes=classes, ops=ops, sizes=sizes, log=log,
+                           phases=phases)
+    if sizes is not None:
+        raise ValueError("[conformance.zoo] sizes: only for the large tier")
     complex_ = is_complex(dtype)
     out = []
     for spec in _specs(tier, dtype):
