@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="large tier only: comma-separated orders of 2048,4096,8192; build and "
                    "run only the cases planned under them (the stacks, policy stacks and "
                    "the tall matrix belong to 2048), to split the tier over several runs")
+    p.add_argument("--blas-threads", type=int, default=None,
+                   help="threads of each BLAS library of the process (NumPy's and SciPy's "
+                   "OpenBLAS; through threadpoolctl) for the run; default: theirs")
     p.add_argument("--seed", type=int, default=0, help="zoo seed (default 0)")
     p.add_argument("--out", type=Path, default=Path("results/conformance"),
                    help="results folder (default results/conformance)")
@@ -93,7 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         console.print(f"[red]{_escape(str(e))}[/red]")
         return 2
-    return _main(args, sizes, console)
+    if args.blas_threads is None:
+        return _main(args, sizes, console)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        console.print("[red]" + _escape("[conformance] --blas-threads needs threadpoolctl; "
+                                        "set OPENBLAS_NUM_THREADS instead") + "[/red]")
+        return 2
+    if args.blas_threads < 1:
+        console.print("[red]" + _escape("[conformance] --blas-threads: at least 1") + "[/red]")
+        return 2
+    with threadpool_limits(limits=args.blas_threads, user_api="blas"):
+        return _main(args, sizes, console)
 
 
 def _main(args: argparse.Namespace, sizes: frozenset[int] | None, console) -> int:

@@ -31,6 +31,7 @@ whose ops read it. ``Case.spd`` is "a float64 Cholesky of the rounded matrix exi
 """
 
 import math
+import os
 import time
 import warnings
 import zlib
@@ -478,19 +479,21 @@ def cases(dtype: str, seed: int = 0, classes: Collection[str] | None = None,
         if log is not None:
             log.write(f"build {spec.name} ...")
             log.flush()
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start, start_cpu = time.perf_counter(), os.times()
         case_seed = zlib.crc32(f"{seed}:{spec.name}:False".encode())
         rng = np.random.default_rng(case_seed)
         with np.errstate(invalid="ignore", over="ignore"):
             a = zoo.round_to(np.asarray(spec.build(rng)), dtype)
             if spec.hermitian:
                 a = zoo.symmetrize(a)
-        built, built_cpu = time.perf_counter(), time.process_time()
+        built, built_cpu = time.perf_counter(), os.times()
         cond, cond_scaled, spd = _analyse(a, spec, np.random.default_rng([case_seed, 1]))
-        done, done_cpu = time.perf_counter(), time.process_time()
+        done, done_cpu = time.perf_counter(), os.times()
         if phases is not None:
-            phases.add("matrix", spec.order, built - start, built_cpu - start_cpu)
-            phases.add("condition", spec.order, done - built, done_cpu - built_cpu)
+            for phase, (w0, c0), (w1, c1) in (("matrix", (start, start_cpu), (built, built_cpu)),
+                                              ("condition", (built, built_cpu), (done, done_cpu))):
+                phases.add(phase, spec.order, w1 - w0, c1.user + c1.system - c0.user - c0.system,
+                           c1.system - c0.system)
         if log is not None:
             log.write(f" matrix {built - start:.2f} s, κ {done - built:.2f} s"
                       f" (κ₂ {cond:.3g})\n")
@@ -582,10 +585,10 @@ def host_rates() -> tuple[float, float, float]:
 
 
 def host_summary(rates: tuple[float, float, float] | None = None) -> str:
-    """What decides the tier's host time: CPUs (and a cgroup CPU quota), the BLAS libraries
-    and their threads (threadpoolctl, where installed), the thread environment variables,
-    and the GEMM and elementwise rates (``host_rates``; measured now unless given)."""
-    import os
+    """What decides the tier's host time: CPUs (and a cgroup CPU quota), memory, the BLAS
+    libraries and their threads (threadpoolctl, where installed), the thread environment
+    variables, and the GEMM and elementwise rates (``host_rates``; measured now unless
+    given)."""
     from pathlib import Path
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -593,6 +596,10 @@ def host_summary(rates: tuple[float, float, float] | None = None) -> str:
     quota = Path("/sys/fs/cgroup/cpu.max")
     if quota.exists():
         lines[0] += f", cgroup cpu.max {quota.read_text().strip()!r}"
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        total = [x for x in meminfo.read_text().splitlines() if x.startswith("MemTotal")]
+        lines[0] += f", {' '.join(total[0].split()[1:]) if total else '?'} MemTotal"
     env = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                             "MKL_NUM_THREADS") if k in os.environ]
     if env:
@@ -639,20 +646,23 @@ def estimate(sizes: Collection[int] | None = None, classes: Collection[str] | No
 
 def phase_table(phases, seconds: float | None = None) -> str:
     """The seconds of each phase per order (``conformance.runner.Phases``) as text: wall
-    clock, and CPU/wall (cores busy) in parentheses."""
+    clock, then CPU/wall (cores busy) and the system share of the CPU time."""
     from conformance.runner import PHASES
 
     if phases is None or not phases.wall:
         return "[conformance] no phase timings"
     orders = sorted({n for _, n in phases.wall})
-    lines = ["[conformance] seconds per phase (wall; CPU/wall = cores busy):",
-             f"  {'order':>6} " + " ".join(f"{p:>18}" for p in PHASES) + f" {'total':>8}"]
+    lines = ["[conformance] seconds per phase: wall (cores busy = CPU/wall, system share of "
+             "the CPU time)",
+             f"  {'order':>6} " + " ".join(f"{p:>20}" for p in PHASES) + f" {'total':>8}"]
     for n in orders:
         cells, total = [], 0.0
         for p in PHASES:
             wall, cpu = phases.wall.get((p, n), 0.0), phases.cpu.get((p, n), 0.0)
+            sys = phases.sys.get((p, n), 0.0)
             total += wall
-            cells.append(f"{wall:9.1f} ({cpu / wall if wall else 0:4.1f})".rjust(18))
+            cells.append(f"{wall:8.1f} ({cpu / wall if wall else 0:4.1f}, "
+                         f"{sys / cpu if cpu else 0:3.0%})".rjust(20))
         lines.append(f"  {n:>6} " + " ".join(cells) + f" {total:8.1f}")
     if seconds is not None:
         lines.append(f"  whole run {seconds:.1f} s")

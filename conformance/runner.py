@@ -8,6 +8,7 @@ suite reports them.
 
 import contextlib
 import math
+import os
 import platform
 import time
 import traceback
@@ -97,33 +98,39 @@ PHASES = ("matrix", "condition", "references", "ops", "metrics")
 
 @dataclass
 class Phases:
-    """Seconds per phase of a run and per order (max(M, N) of a case's matrices): wall clock
-    and process CPU time (every thread of the process: CPU/wall is the number of cores
-    busy, e.g. how many BLAS threads did work)."""
+    """Seconds per phase of a run and per order (max(M, N) of a case's matrices): wall clock,
+    and the process's CPU time (every thread: CPU/wall is the number of cores busy, e.g. how
+    many BLAS threads did work) and its system part (page faults, thread wake-ups and
+    yields: a large share means time lost to the OS rather than to arithmetic)."""
 
     wall: dict[tuple[str, int], float] = field(default_factory=dict)
     cpu: dict[tuple[str, int], float] = field(default_factory=dict)
+    sys: dict[tuple[str, int], float] = field(default_factory=dict)
 
-    def add(self, phase: str, order: int, wall: float, cpu: float) -> None:
+    def add(self, phase: str, order: int, wall: float, cpu: float, sys: float = 0.0) -> None:
         key = (phase, int(order))
         self.wall[key] = self.wall.get(key, 0.0) + wall
         self.cpu[key] = self.cpu.get(key, 0.0) + cpu
+        self.sys[key] = self.sys.get(key, 0.0) + sys
 
     @contextlib.contextmanager
     def timed(self, phase: str, order: int):
-        """Add the wall and CPU seconds of the ``with`` block to ``phase`` at ``order``."""
-        wall, cpu = time.perf_counter(), time.process_time()
+        """Add the wall, CPU and system seconds of the ``with`` block to ``phase``."""
+        wall, cpu = time.perf_counter(), os.times()
         try:
             yield
         finally:
-            self.add(phase, order, time.perf_counter() - wall, time.process_time() - cpu)
+            now = os.times()
+            self.add(phase, order, time.perf_counter() - wall,
+                     now.user + now.system - cpu.user - cpu.system, now.system - cpu.system)
 
     def to_json(self) -> list[dict]:
-        """[{"phase", "order", "wall", "cpu"}] in PHASES order, then by order."""
+        """[{"phase", "order", "wall", "cpu", "sys"}] in PHASES order, then by order."""
         rank = {p: i for i, p in enumerate(PHASES)}
         keys = sorted(self.wall, key=lambda k: (rank.get(k[0], len(rank)), k[0], k[1]))
         return [{"phase": p, "order": n, "wall": round(self.wall[p, n], 3),
-                 "cpu": round(self.cpu[p, n], 3)} for p, n in keys]
+                 "cpu": round(self.cpu[p, n], 3), "sys": round(self.sys.get((p, n), 0.0), 3)}
+                for p, n in keys]
 
 
 def _timed(phases: Phases | None, phase: str, order: int):
