@@ -16,14 +16,14 @@ runs each op once at 8192 (``specs`` says which variants stay below). docs/confo
 Condition numbers. The zoo's ``_analyse`` takes SVDs (O(n^3) with a large constant; minutes
 at n = 8192). Here ``Case.cond`` is the construction's own κ₂ for the prescribed-spectrum
 classes (``cond_1eK``, ``spd_cond_1e3``) and otherwise :func:`estimate_cond`: block
-Krylov iteration (8 start vectors, at most 200 basis vectors) on A for σ_max and on A⁻¹
+Krylov iteration (4 start vectors, at most 200 basis vectors) on A for σ_max and on A⁻¹
 (through one float64 LU, Cholesky or the triangle itself) for 1/σ_min. Its Rayleigh-Ritz
 values σ_max(M V) (V orthonormal) approach the extreme singular values from inside, so the
 estimate is a lower bound on κ₂ (up to rounding errors of relative order κ₂·2⁻⁵³) that
 converges to it, and the κ·u allowance of the forward guard can only get tighter than with
-the exact κ₂, never looser. Against SVDs at n = 2048: within 2e-7 (Gaussian, triangular)
-and 4e-4 for the Wishart class, whose smallest eigenvalues cluster at the hard edge
-(κ₂ ≈ 5 there, far below the c·√n of the guard, so that κ·u term never decides);
+the exact κ₂, never looser. Against SVDs at n = 2048: within 1e-6 (Gaussian, triangular,
+equilibrated matrices) and 1e-4 for the Wishart class, whose smallest eigenvalues cluster at
+the hard edge (κ₂ ≈ 5 there, far below the c·√n of the guard: its κ·u term never decides);
 tests/test_conformance_large.py checks 2e-4 at n = 40 and 160. ``Case.cond_scaled`` (the κ₂
 after row and column equilibration, which decides which square matrices are singular to
 working precision) is estimated the same way through the same factorization, for the cases
@@ -69,7 +69,7 @@ SKIPPED = ("eigh, eigvalsh, eig, eigvals, svd, svdvals, polar, pinv, matrix_rank
 # κ₂ estimates (block Krylov): BLOCK start vectors per operator, at most MAX_DIM basis
 # vectors, stopping once the estimate grew by less than TOL (relative) in two consecutive
 # steps.
-BLOCK = 8
+BLOCK = 4
 MAX_DIM = 200
 TOL = 1e-6
 
@@ -256,10 +256,11 @@ def _largest_singular_values(matvec, rmatvec, shape, starts: list[np.ndarray],
     The p problems run in lockstep, so that each step applies the operators to one (n, q)
     block of the q columns of those still running: one GEMM or one multi-right-hand-side
     triangular solve (level-3 BLAS), one pass over the matrix or its factors per step for
-    all of them, where a single-vector Lanczos iteration takes one pass per vector. Blocks
-    converge in far fewer steps than single vectors (the start block also captures the
-    clustered top of a spectrum at once), and a pass over an n x n matrix costs about the
-    same for 2 or 32 columns at n = 8192 (memory-bound).
+    all of them. Blocks converge in fewer steps than single vectors (a Gaussian matrix's
+    κ₂ at n = 2048: 62 passes over A or its LU factors with 4 start vectors, 128 with
+    single-vector Lanczos), and at n = 8192 a pass costs about the same for 2 or 16 columns
+    (memory-bound): fewer, larger BLAS calls, at the price of more flops (a wash on the
+    2-core CPU machine at n = 8192, slower there at 2048).
 
     Args:
         matvec: ``matvec(x, idx)`` -> the columns M_i x_c for the columns c of x (n, q) and
