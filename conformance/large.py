@@ -501,7 +501,8 @@ def cases(dtype: str, seed: int = 0, classes: Collection[str] | None = None,
             log.flush()
         out.append(zoo.Case(spec.cls, spec.name, dtype, a, hermitian=spec.hermitian, spd=spd,
                             triangular=spec.triangular, cond=cond, cond_scaled=cond_scaled,
-                            policy=spec.policy, bad=spec.bad, seed=case_seed, ops=spec.ops))
+                            policy=spec.policy, bad=spec.bad, seed=case_seed, ops=spec.ops,
+                            order=spec.order))
     return out
 
 
@@ -557,10 +558,11 @@ HOST_FLOPS = {"qr": 12.0, "qr[complete]": 16.0, "cholesky": 2.5, "cholesky[upper
               "lu_solve": 1.0, "solve": 1.0, "solve[refine]": 1.0, "solve[vector]": 1.0,
               "inv": 7.0, "det": 1.0, "slogdet": 1.0, "solve_triangular": 0.0,
               "solve_triangular[T]": 0.0, "lstsq[gels]": 3.0}
-# Building each class's matrix and its κ estimate's factorization (float64 flops / n³).
+# Building each class's matrix and its κ estimate's factorization (float64 flops / n³ per
+# matrix; the stacks by kind: Gaussian (LU), SPD (GEMM, Cholesky), triangular (none)).
 BUILD_FLOPS = {"gaussian": 0.7, "spd_wishart": 1.4, "triangular": 0.0, "cond_1e3": 8.0,
-               "cond_1e5": 8.0, "spd_cond_1e3": 6.0, "tall": 1.4, "stack_2": 0.7,
-               "stack_4": 1.4, "nonfinite": 1.4, "not_pd": 1.4, "singular": 1.0}
+               "cond_1e5": 8.0, "spd_cond_1e3": 6.0, "tall": 1.4, "nonfinite": 1.4,
+               "not_pd": 1.4, "singular": 1.0}
 # Single-threaded NumPy passes over an n x n float64 array per op (conversions, roundings,
 # differences and norms of the metrics) and per matrix built (rounding, symmetrizing,
 # equilibration scales, the κ estimate's passes over the matrix or its factors).
@@ -639,7 +641,9 @@ def estimate(sizes: Collection[int] | None = None, classes: Collection[str] | No
         cube = batch * max(m, n) * min(m, n) ** 2 / (rate * 1e9)
         square = batch * m * n / 2048**2 / passes
         names = [o for o in spec.ops if ops is None or o in ops or o.split("[")[0] in ops]
-        seconds = cube * (BUILD_FLOPS.get(spec.cls, 1.0) + sum(HOST_FLOPS[o] for o in names))
+        build = BUILD_FLOPS.get(spec.cls, 1.4 if spec.hermitian else 0.0 if spec.triangular
+                                else 0.7)
+        seconds = cube * (build + sum(HOST_FLOPS[o] for o in names))
         seconds += square * (BUILD_PASSES + OP_PASSES * len(names))
         out[spec.order] = out.get(spec.order, 0.0) + seconds
     return out

@@ -138,8 +138,8 @@ def _timed(phases: Phases | None, phase: str, order: int):
 
 
 def order_of(case: zoo.Case) -> int:
-    """max(M, N) of the case's matrices (the large tier's orders; 0 if empty)."""
-    return max(case.a.shape[-2:] + (0,))
+    """The order a case is planned under (the large tier's ``--sizes``), else max(M, N)."""
+    return case.order if case.order is not None else max(case.a.shape[-2:] + (0,))
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -291,7 +291,7 @@ def _metrics(spec, case, args, out, dtypes, ref, peer, peer_fwd, main_dtype) -> 
 def _subcase(case: zoo.Case, keep: list[int]) -> zoo.Case:
     sub = zoo.Case(case.cls, case.name, case.dtype, case.a[keep], hermitian=case.hermitian,
                    spd=case.spd, triangular=case.triangular, cond=case.cond,
-                   cond_scaled=case.cond_scaled, seed=case.seed)
+                   cond_scaled=case.cond_scaled, seed=case.seed, order=case.order)
     return sub
 
 

@@ -92,6 +92,8 @@ class Case:
         seed: the case's random seed (for right-hand sides drawn by ops).
         ops: the only op names that run on this case (None: every op that applies); the
             large tier's cases name theirs.
+        order: the large tier's order the case is planned under (``--sizes``; the stacks,
+            policy stacks and tall matrix go with the smallest); None elsewhere.
     """
 
     cls: str
@@ -107,6 +109,7 @@ class Case:
     bad: int | None = None
     seed: int = 0
     ops: tuple[str, ...] | None = None
+    order: int | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:

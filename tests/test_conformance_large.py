@@ -206,6 +206,11 @@ def test_scaled_tier_passes_on_the_cpu(scaled_result):
     assert all(r.op in ops_of[r.case] for r in res.records)
     # every case of the plan ran each of its ops that applies, and the policy cases ran
     assert {"nonfinite", "not_pd", "singular"} <= {r.policy for r in res.records}
+    # each phase's time is booked under the order a case is planned under (the stacks of
+    # order 32 and the tall matrix under the smallest order)
+    booked = {(p["phase"], p["order"]) for p in res.meta["phases"]}
+    assert booked == {(p, n) for p in runner.PHASES for n in (48, 64, 96)}
+    assert all(0 <= p["sys"] <= p["cpu"] + 1e-6 for p in res.meta["phases"])
     assert all(r.cond is not None and r.cond >= 1 for r in res.records if r.policy is None)
 
 
@@ -235,7 +240,7 @@ def test_scaled_tier_reports_planted_bugs(scaled):
     assert built == {"gaussian/64x64", "spd_wishart/64x64", "cond_1e3/64x64"}
 
 
-def test_scaled_tier_from_the_command_line(scaled, tmp_path):
+def test_scaled_tier_from_the_command_line(scaled, tmp_path, capsys):
     from conformance.__main__ import main
 
     trace = tmp_path / "trace.txt"
@@ -255,3 +260,21 @@ def test_scaled_tier_from_the_command_line(scaled, tmp_path):
     assert [line.split()[1] for line in built] == [
         f"{name}/{n}x{n}" for n in (48, 96) for name in ("spd_wishart", "upper", "lower")]
     assert all(" matrix " in line and " κ " in line for line in built)
+    # the host summary and estimate first, the seconds of each phase per order last
+    out = capsys.readouterr().out
+    assert "Gflop/s" in out and "estimated host seconds" in out
+    table = out.split("seconds per phase")[1].splitlines()
+    assert [line.split()[0] for line in table[2:4]] == ["48", "96"]
+
+
+def test_the_estimate_counts_the_planned_work():
+    rates = (100.0, 1.0, 100.0)
+    whole = large.estimate(rates=rates)
+    small, medium, big = large.SIZES  # the real ones, or the scaled fixture's
+    assert set(whole) == {small, medium, big} and all(s > 0 for s in whole.values())
+    assert whole[big] > whole[medium]  # n³: 8x the work of each matrix
+    part = large.estimate(sizes={big}, classes={"triangular"}, rates=rates)
+    assert set(part) == {big} and 0 < part[big] < whole[big]
+    assert set(large.HOST_FLOPS) == set(large.OPS)
+    assert set(large.BUILD_FLOPS) == {c for c in large.class_names()
+                                      if not c.startswith("stack_")}
