@@ -15,19 +15,21 @@ runs each op once at 8192 (``specs`` says which variants stay below). docs/confo
 
 Condition numbers. The zoo's ``_analyse`` takes SVDs (O(n^3) with a large constant; minutes
 at n = 8192). Here ``Case.cond`` is the construction's own κ₂ for the prescribed-spectrum
-classes (``cond_1eK``, ``spd_cond_1e3``) and otherwise :func:`estimate_cond`: block
-Krylov iteration (4 start vectors, at most 200 basis vectors) on A for σ_max and on A⁻¹
-(through one float64 LU, Cholesky or the triangle itself) for 1/σ_min. Its Rayleigh-Ritz
-values σ_max(M V) (V orthonormal) approach the extreme singular values from inside, so the
-estimate is a lower bound on κ₂ (up to rounding errors of relative order κ₂·2⁻⁵³) that
+classes (``cond_1eK``, ``spd_cond_1e3``) and otherwise :func:`estimate_cond`: block Krylov
+iteration (4 start vectors, 8 from n = 4096; at most 200 basis vectors) on A for σ_max and
+on A⁻¹ (through one float64 LU, Cholesky or the triangle itself) for 1/σ_min. Its
+Rayleigh-Ritz values σ_max(M V) (V orthonormal) approach the extreme singular values from
+inside, so
+the estimate is a lower bound on κ₂ (up to rounding errors of relative order κ₂·2⁻⁵³) that
 converges to it, and the κ·u allowance of the forward guard can only get tighter than with
 the exact κ₂, never looser. Against SVDs at n = 2048: within 1e-6 (Gaussian, triangular,
-equilibrated matrices) and 1e-4 for the Wishart class, whose smallest eigenvalues cluster at
-the hard edge (κ₂ ≈ 5 there, far below the c·√n of the guard: its κ·u term never decides);
-tests/test_conformance_large.py checks 2e-4 at n = 40 and 160. ``Case.cond_scaled`` (the κ₂
-after row and column equilibration, which decides which square matrices are singular to
-working precision) is estimated the same way through the same factorization, for the cases
-whose ops read it. ``Case.spd`` is "a float64 Cholesky of the rounded matrix exists".
+equilibrated matrices) and 1e-4 for the Wishart class, whose smallest eigenvalues cluster
+at the hard edge (κ₂ ≈ 5 there, far below the c·√n of the guard: its κ·u term never
+decides); tests/test_conformance_large.py checks 2e-4 at n = 40 and 160.
+``Case.cond_scaled`` (the κ₂ after row and column equilibration, which decides which square
+matrices are singular to working precision) is estimated the same way through the same
+factorization, for the cases whose ops read it. ``Case.spd`` is "a float64 Cholesky of the
+rounded matrix exists".
 """
 
 import math
@@ -66,10 +68,11 @@ SKIPPED = ("eigh, eigvalsh, eig, eigvals, svd, svdvals, polar, pinv, matrix_rank
            "null_space, cond, lstsq (gelsd), matrix_power, norms, products: no blocked GPU "
            "path (CPU LAPACK above n = 64, minutes at n = 8192)")
 
-# κ₂ estimates (block Krylov): BLOCK start vectors per operator, at most MAX_DIM basis
-# vectors, stopping once the estimate grew by less than TOL (relative) in two consecutive
-# steps.
-BLOCK = 4
+# κ₂ estimates (block Krylov): BLOCK[0] start vectors per operator below the order
+# BLOCK[1], BLOCK[2] from there (where a pass over the matrix costs about the same for 2 or
+# 16 columns, and fewer passes win), at most MAX_DIM basis vectors, stopping once the
+# estimate grew by less than TOL (relative) in two consecutive steps.
+BLOCK = (4, 4096, 8)
 MAX_DIM = 200
 TOL = 1e-6
 
@@ -246,7 +249,7 @@ def _largest_singular_values(matvec, rmatvec, shape, starts: list[np.ndarray],
     block Krylov methods, NeurIPS 2015).
 
     Each problem keeps an orthonormal basis V (n, k) of its Krylov subspace, grown by one
-    block of ``BLOCK`` vectors per step: K(M_iᵀM_i, V₀) (one application of M_i and one of
+    block of the start blocks' width per step: K(M_iᵀM_i, V₀) (one application of M_i and one of
     M_iᵀ per step), or K(M_i, V₀) for a symmetric M_i (one application). The estimate is
     σ_max(M_i V) = ‖M_i restricted to span V‖₂, the square root of the largest eigenvalue of
     the Gram matrix (M_i V)ᵀ(M_i V) (k x k, updated by one block per step). Since V has
@@ -257,10 +260,10 @@ def _largest_singular_values(matvec, rmatvec, shape, starts: list[np.ndarray],
     block of the q columns of those still running: one GEMM or one multi-right-hand-side
     triangular solve (level-3 BLAS), one pass over the matrix or its factors per step for
     all of them. Blocks converge in fewer steps than single vectors (a Gaussian matrix's
-    κ₂ at n = 2048: 62 passes over A or its LU factors with 4 start vectors, 128 with
-    single-vector Lanczos), and at n = 8192 a pass costs about the same for 2 or 16 columns
-    (memory-bound): fewer, larger BLAS calls, at the price of more flops (a wash on the
-    2-core CPU machine at n = 8192, slower there at 2048).
+    κ₂ at n = 2048: 62 passes over A or its LU factors with 4 start vectors, 52 with 8,
+    128 with single-vector Lanczos), and at n = 8192 a pass costs about the same for 2 or
+    16 columns (memory-bound): fewer, larger BLAS calls, at the price of more flops (a wash
+    on the 2-core CPU machine at n = 8192, slower there at 2048).
 
     Args:
         matvec: ``matvec(x, idx)`` -> the columns M_i x_c for the columns c of x (n, q) and
@@ -431,7 +434,8 @@ def estimate_cond(a: np.ndarray, *, hermitian: bool = False, triangular: str | N
     cols = np.stack([c for _, c in scalings], axis=1)
     symmetric = hermitian and triangular is None and np.array_equal(a, a.T)
     same = tuple(symmetric and np.array_equal(r, c) for r, c in scalings)
-    starts = [[rng.standard_normal((n, BLOCK)) for _ in range(1 if solve is None else 2)]
+    width = BLOCK[0] if n < BLOCK[1] else BLOCK[2]
+    starts = [[rng.standard_normal((n, width)) for _ in range(1 if solve is None else 2)]
               for _ in scalings]
     smax = _largest_singular_values(lambda x, i: rows[:, i] * (a @ (cols[:, i] * x)),
                                     lambda y, i: cols[:, i] * (a.T @ (rows[:, i] * y)),
