@@ -19,13 +19,12 @@ classes (``cond_1eK``, ``spd_cond_1e3``) and otherwise :func:`estimate_cond`: bl
 iteration (4 start vectors, 8 from n = 4096; at most 200 basis vectors) on A for σ_max and
 on A⁻¹ (through one float64 LU, Cholesky or the triangle itself) for 1/σ_min. Its
 Rayleigh-Ritz values σ_max(M V) (V orthonormal) approach the extreme singular values from
-inside, so
-the estimate is a lower bound on κ₂ (up to rounding errors of relative order κ₂·2⁻⁵³) that
-converges to it, and the κ·u allowance of the forward guard can only get tighter than with
-the exact κ₂, never looser. Against SVDs at n = 2048: within 1e-6 (Gaussian, triangular,
-equilibrated matrices) and 1e-4 for the Wishart class, whose smallest eigenvalues cluster
-at the hard edge (κ₂ ≈ 5 there, far below the c·√n of the guard: its κ·u term never
-decides); tests/test_conformance_large.py checks 2e-4 at n = 40 and 160.
+inside, so the estimate is a lower bound on κ₂ (up to rounding errors of relative order
+κ₂·2⁻⁵³) that converges to it, and the κ·u allowance of the forward guard can only get
+tighter than with the exact κ₂, never looser. Against SVDs at n = 2048: within 1e-6 (Gaussian,
+triangular, equilibrated matrices) and 1e-4 for the Wishart class, whose smallest
+eigenvalues cluster at the hard edge (κ₂ ≈ 5 there, far below the c·√n of the guard: its
+κ·u term never decides); tests/test_conformance_large.py checks 2e-4 at n = 40 and 160.
 ``Case.cond_scaled`` (the κ₂ after row and column equilibration, which decides which square
 matrices are singular to working precision) is estimated the same way through the same
 factorization, for the cases whose ops read it. ``Case.spd`` is "a float64 Cholesky of the
