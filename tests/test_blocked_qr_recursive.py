@@ -27,6 +27,13 @@ VS_LAPACK = 10
 FLOOR = 0.1
 
 
+@pytest.fixture(autouse=True)
+def kernel_panel(monkeypatch):
+    """The recursion belongs to the ``qr_panel`` kernel's panel (``panel="kernel"``); the
+    default TSQR panel (tests/test_tsqr.py) does not recurse."""
+    monkeypatch.setattr(blocked_qr, "PANEL", "kernel")
+
+
 def _qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray, u: float) -> float:
     """DESIGN.md's QR metric: max(‖A − QR‖/(m‖A‖u), ‖I − QᵀQ‖/(m u))."""
     m, k = a.shape[-2], q.shape[-1]

@@ -51,8 +51,12 @@ Q_BLOCK = 128
 # How each panel is factored (:func:`geqrf`'s ``panel``): "kernel", the building block's
 # ``qr`` (one launch of the one-threadgroup ``qr_panel`` kernel per panel, or the recursion
 # of :func:`panel`), or "tsqr", TSQR with Householder reconstruction on the whole GPU
-# (``mlx_linalg._gpu.tsqr``; docs/kernels-blocked.md, "TSQR panel").
-PANEL = "kernel"
+# (``mlx_linalg._gpu.tsqr``; docs/kernels-blocked.md, "TSQR panel"). TSQR measured faster
+# on an H100 (2026-11-26, tools/bench_qr_panel.py, float32, ms, kernel -> tsqr): the QR at
+# n = 1024 25.0 -> 22.3, 2048 63.0 -> 51.9, 4096 220 -> 189, 8192 922 -> 612, with the same
+# R to 7e-7 and the same orthogonality; a 4096 x 32 panel alone 2.0 -> 1.0, 8192 x 32
+# 3.5 -> 1.1.
+PANEL = "tsqr"
 PANELS = ("kernel", "tsqr")
 # Products a @ b with batch x rows x inner x columns at most this many elements are formed
 # as a broadcast product and a sum (two launches, float32 arithmetic) where the device
@@ -279,7 +283,7 @@ def geqrf(
     block: int = BLOCK,
     leaf: int | None = LEAF,
     rows: int | None = None,
-    panel: str = PANEL,
+    panel: str | None = None,
 ) -> tuple[mx.array, list[Reflectors]]:
     """Blocked Householder QR of a (B, m, n) stack: ``(R, reflectors)``.
 
@@ -289,9 +293,9 @@ def geqrf(
         block: block size (outer panel width).
         leaf: the widest panel the building block's ``qr`` factors (:func:`panel`).
         rows: R's rows: k = min(m, n) (None) or more, the rest zero.
-        panel: how each panel is factored (:data:`PANELS`): "kernel" (:func:`panel`)
-            or "tsqr" (``tsqr.panel``: TSQR and Householder reconstruction; ``leaf``
-            unused).
+        panel: how each panel is factored (:data:`PANELS`; None: :data:`PANEL` at the
+            call): "kernel" (:func:`panel`) or "tsqr" (``tsqr.panel``: TSQR and
+            Householder reconstruction; ``leaf`` unused).
 
     Returns:
         R (B, rows, n) upper trapezoidal; the :class:`Reflectors` of each block column,
@@ -317,6 +321,7 @@ def geqrf(
         n/(3·block) n² at once. R is a zero array that the block rows are written into
         (slice updates, in place).
     """
+    panel = PANEL if panel is None else panel
     _, m, n = a.shape
     k = min(m, n)
     r = mx.zeros((a.shape[0], k if rows is None else rows, n), dtype=a.dtype)
@@ -388,7 +393,7 @@ def qr(
     block: int = BLOCK,
     leaf: int | None = LEAF,
     q_block: int = Q_BLOCK,
-    panel: str = PANEL,
+    panel: str | None = None,
 ) -> tuple:
     """Householder QR of a stack, blocked: ``((Q, R), failed)``.
 
@@ -404,8 +409,8 @@ def qr(
             recursion (one building-block call per panel).
         q_block: reflector columns per step of Q's formation (a multiple of ``block``
             merges that many blocks' reflectors; ``block`` or less: one block per step).
-        panel: how each panel is factored (:data:`PANELS`, default :data:`PANEL`):
-            "kernel" or "tsqr" (TSQR and Householder reconstruction, ``tsqr.panel``).
+        panel: how each panel is factored (:data:`PANELS`; None: :data:`PANEL` at the
+            call): "kernel" or "tsqr" (TSQR and Householder reconstruction, ``tsqr.panel``).
 
     Returns:
         ``((Q, R), failed)``: R upper trapezoidal with LAPACK's signs (R's diagonal may be
@@ -429,6 +434,7 @@ def qr(
     """
     if block < 1 or (leaf is not None and leaf < 1):
         raise ValueError(f"[mlx_linalg.qr] block and leaf must be >= 1, got {block}, {leaf}")
+    panel = PANEL if panel is None else panel
     if panel not in PANELS:
         raise ValueError(f"[mlx_linalg.qr] panel must be one of {PANELS}, got {panel!r}")
     a = flat(x)
