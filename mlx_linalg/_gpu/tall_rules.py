@@ -54,22 +54,27 @@ from mlx_linalg._gpu import blocked_common, blocked_qr, small_spectral, tall_ski
 from mlx_linalg._gpu.reference import nan_where
 from mlx_linalg._gpu.scaling import prescale, times_power_of_two
 
-# To be measured on the H100 (tools/bench_tall.py). QR: the least M/N ratio (against the
-# blocked Householder QR, whose one-threadgroup panel kernel runs down all M rows) and the
-# widest N served; CholeskyQR2's 4MN² flops are Gram products. The least work B·M·N² (B the
-# batch) served (against the CPU path): the graph is some 80 launches (counted with
-# tools/count_launches.py's stand-ins at 65536 x 64, TF32 split products) plus one host
-# read, about 1.5-2 ms of launch overhead at MLX's CUDA launch cost, which LAPACK beats on
-# small single matrices.
+# Measured on an H100 (2026-11-26, tools/bench_tall.py, float32, one matrix; the table is in
+# docs/kernels-spectral-blocks.md). QR: the least M/N ratio (against the blocked Householder
+# QR) and the widest N served; CholeskyQR2's 4MN² flops are Gram products. At M/N >= 8 the
+# tall graph beat the blocked QR and the CPU path from N = 64 to 512 (4096 x 512: 13.6 ms
+# against 34.4 blocked and 104 CPU; 65536 x 64: 3.5 against 43.7 and 66), at M/N = 4 it lost
+# to the blocked QR (512 x 128: 7.0 against 4.7). N is capped at 256: at N = 512 its QR ratio
+# rose to 2.0-2.2 (0.08 at 2048 x 256), above ten times LAPACK's. The least work B·M·N² (B
+# the batch) served, against the CPU path: the graph is some 80 launches plus one host read
+# (about 1.5 ms), which LAPACK beats on small matrices (2048 x 32, 2·10⁶: 2.2 against 1.9 ms;
+# 1024 x 64, 4·10⁶: 1.7 against 3.4).
 QR_TALL_RATIO = 8
-QR_MAX_COLS = 1024
+QR_MAX_COLS = 256
 QR_MIN_WORK = 1 << 22
 # SVD: the least T/S ratio (T the tall side, S <= small_spectral.SVD_MAX_COLS), the least
-# work B·T·S² (as for QR), and the largest T for full_matrices=True, whose complete U (T x T,
+# work B·T·S² (as for QR: 512 x 64, 2·10⁶: 2.9 against 4.1 ms on the CPU path; 256 x 64,
+# 10⁶: 3.1 against 2.5), and the largest T for full_matrices=True, whose complete U (T x T,
 # 4T²S flops and a few T x T arrays in Householder's complete QR: 1 GiB each at 16384) is
-# the whole cost.
-SVD_TALL_RATIO = 2
-SVD_MIN_WORK = 1 << 22
+# the whole cost (measured to T = 4096: 8.1 against 461 ms on the CPU path at 4096 x 64; the
+# CPU path's cost grows like the graph's, as T²S, beyond it).
+SVD_TALL_RATIO = 8
+SVD_MIN_WORK = 1 << 21
 SVD_FULL_MAX_ROWS = 16384
 # The tall-skinny QR variant: CholeskyQR2 (κ up to about 4·10³ in float32; beyond it, and
 # for rank-deficient input, the Householder fallback).
