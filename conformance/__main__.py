@@ -139,8 +139,9 @@ def _main(args: argparse.Namespace, sizes: frozenset[int] | None, console) -> in
         console.print(f"[red]{_escape(str(e))}[/red]")
         return 2
     if args.tier == "large":
+        kept = large.keep_freed_memory()
         rates = large.host_rates()
-        print(large.host_summary(rates))
+        print(large.host_summary(rates) + (f"\n  {kept}" if kept else ""))
         guess = large.estimate(sizes, _split(args.classes), _split(args.ops), rates)
         print("[conformance] estimated host seconds (build, references, metrics; a model, "
               "see large.estimate): " + ", ".join(f"{s:.0f} at {n}" for n, s in
