@@ -11,7 +11,10 @@ Exit status: 0 when every case passes, 1 when any fails, 2 on a usage error.
 """
 
 import argparse
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, sizes: frozenset[int] | None, console) -> int:
-    from conformance import large, report, runner, zoo
+    from conformance import large, runner, zoo
 
     if args.list:
         print(f"tier: {args.tier}")
@@ -151,9 +154,43 @@ def _main(args: argparse.Namespace, sizes: frozenset[int] | None, console) -> in
                               + (", times in the trace)" if args.trace else ")")))
 
     trace = args.trace.open("w") if args.trace else None
+    phases = runner.Phases()
     kwargs = dict(only_ops=_split(args.ops), dtypes=_split(args.dtypes),
                   classes=_split(args.classes), device=args.device, seed=args.seed,
-                  trace=trace, sizes=sizes)
+                  trace=trace, sizes=sizes, phases=phases)
+    if args.tier != "large":
+        return _run(args, console, kwargs)
+    # A large run stopped by SIGTERM (``timeout``) still says where its time went.
+    start = time.perf_counter()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        return _run(args, console, kwargs)
+    except _Stopped:
+        print(f"[conformance] stopped by SIGTERM after {time.perf_counter() - start:.0f} s",
+              flush=True)
+        print(large.phase_table(phases), flush=True)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(BaseException):
+    """SIGTERM arrived during a large run (a BaseException, like KeyboardInterrupt, so that
+    the runner's handlers of failing ops do not take it for one)."""
+
+
+def _stop(signum, frame):
+    raise _Stopped()
+
+
+def _run(args: argparse.Namespace, console, kwargs: dict) -> int:
+    """Run the suite with a progress display, print and write the report (and, for the
+    large tier, the seconds of each phase)."""
+    from conformance import large, report, runner
+
     if args.no_progress:
         result = runner.run_suite(args.tier, **kwargs)
     elif not report.HAVE_RICH:

@@ -452,6 +452,7 @@ def run_suite(
     progress: Callable[[int, int, Record], None] | None = None,
     trace=None,
     sizes: Iterable[int] | None = None,
+    phases: Phases | None = None,
 ) -> SuiteResult:
     """Run the conformance suite.
 
@@ -470,6 +471,8 @@ def run_suite(
             tier also writes each matrix's build times there, before the cases).
         sizes: large tier only: build and run only the cases planned under these orders
             (``--sizes``; None: all).
+        phases: where the seconds of each phase go (a new :class:`Phases` if None); the
+            caller's own is readable while the run goes on, or after it was interrupted.
 
     Returns:
         A :class:`SuiteResult` with one record per (op, dtype, case), and the seconds of
@@ -480,7 +483,7 @@ def run_suite(
     if device is not None:
         mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
     start = time.time()
-    phases = Phases()
+    phases = Phases() if phases is None else phases
     pairs = plan(tier, only_ops, dtypes, classes, seed, sizes=sizes, log=trace, phases=phases)
     records = []
     with warnings.catch_warnings():

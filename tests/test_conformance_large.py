@@ -278,3 +278,28 @@ def test_the_estimate_counts_the_planned_work():
     assert set(large.HOST_FLOPS) == set(large.OPS)
     assert set(large.BUILD_FLOPS) == {c for c in large.class_names()
                                       if not c.startswith("stack_")}
+
+
+def test_a_large_run_stopped_by_sigterm_still_prints_its_phases(scaled, tmp_path, capsys,
+                                                                monkeypatch):
+    import os
+    import signal
+
+    from conformance.__main__ import main
+
+    real_run_case = runner.run_case
+
+    def killed(*args, **kwargs):
+        rec = real_run_case(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # as `timeout` does
+        return rec
+
+    monkeypatch.setattr(runner, "run_case", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    status = main(["--large", "--device", "cpu", "--classes", "triangular", "--sizes", "48",
+                   "--out", str(tmp_path), "--no-progress", "--no-plots"])
+    out = capsys.readouterr().out
+    assert status == 1 and "stopped by SIGTERM" in out
+    table = out.split("seconds per phase")[1].splitlines()
+    assert table[2].split()[0] == "48"  # the build and the first case, booked under 48
+    assert signal.getsignal(signal.SIGTERM) is before
