@@ -123,7 +123,7 @@ def null_space(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice =
         (..., N, N − R) with R the numerical rank.
 
     Notes:
-        The trailing right singular vectors of the full SVD.
+        The trailing right singular vectors of the SVD (the full one for wide input).
         # Note: as in :func:`orth`, the shape depends on the data and the batch must share
         # one rank.
 
@@ -131,7 +131,9 @@ def null_space(a: mx.array, rcond: Tolerance = None, *, stream: StreamOrDevice =
         scipy.linalg.null_space
     """
     a, result = prepare("null_space", a)
-    (_, s, vh), _ = _dispatch.run("svd", stream, a, full_matrices=True)
+    # Vh is N x N in the reduced SVD when M >= N: the full one only adds U's M - N columns.
+    wide = a.shape[-2] < a.shape[-1]
+    (_, s, vh), _ = _dispatch.run("svd", stream, a, full_matrices=wide)
     rank = _common_rank("null_space", a, result, s, rcond)
     return mx.conj(mx.swapaxes(vh[..., rank:, :], -1, -2)).astype(result)
 
