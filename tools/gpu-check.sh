@@ -54,12 +54,14 @@ if [ "${BENCH:-1}" != 0 ]; then
   [ "$status" = 0 ] && status=$bench
 fi
 
-# Blocked factorizations and spectral building blocks for large matrices (not dispatched yet):
-# BLOCKED=1 times them against the peers, to choose block sizes and crossovers.
+# Blocked factorizations, the QR panels, the tall-skinny rules and the spectral building
+# blocks: BLOCKED=1 times them against the peers, to choose block sizes and crossovers.
 if [ "${BLOCKED:-0}" != 0 ]; then
   "$PY" tools/bench_blocked.py --out "$RESULTS" --reps 2 --deadline 300 2>&1 \
     | tee "$RESULTS/bench-blocked.log"
   "$PY" tools/bench_spectral_blocks.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-spectral-blocks.log"
+  "$PY" tools/bench_qr_panel.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-qr-panel.log"
+  "$PY" tools/bench_tall.py --out "$RESULTS" --peers torch 2>&1 | tee "$RESULTS/bench-tall.log"
 fi
 
 if [ -n "${CONFORMANCE:-}" ]; then
