@@ -261,8 +261,9 @@ def _largest_singular_values(matvec, rmatvec, shape, starts: list[np.ndarray],
     all of them. Blocks converge in fewer steps than single vectors (a Gaussian matrix's
     κ₂ at n = 2048: 62 passes over A or its LU factors with 4 start vectors, 52 with 8,
     128 with single-vector Lanczos), and at n = 8192 a pass costs about the same for 2 or
-    16 columns (memory-bound): fewer, larger BLAS calls, at the price of more flops (a wash
-    on the 2-core CPU machine at n = 8192, slower there at 2048).
+    16 columns (memory-bound): fewer, larger BLAS calls, at the price of more flops (10%
+    faster on the 2-core CPU machine at n = 8192, 1.6 times slower there at 2048 and 4096,
+    where the flops count).
 
     Args:
         matvec: ``matvec(x, idx)`` -> the columns M_i x_c for the columns c of x (n, q) and
