@@ -104,3 +104,27 @@ def symmetric_from_lower(a: np.ndarray) -> np.ndarray:
     """The symmetric matrices whose lower triangles are those of ``a`` (..., N, N): what
     eigh reads."""
     return np.tril(a) + np.swapaxes(np.tril(a, -1), -1, -2)
+
+
+def gram_error(u: np.ndarray) -> np.ndarray:
+    """UᴴU − I over U's columns."""
+    return ct(u) @ u - np.eye(u.shape[-1])
+
+
+def qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray, u: float) -> float:
+    """DESIGN.md's QR metric over a batch: max(‖A − QR‖/(m‖A‖u), ‖I − QᴴQ‖/(m u))."""
+    m = a.shape[-2]
+    return max(ratio(a - q @ r, m * norm(a), u), ratio(gram_error(q), m, u))
+
+
+def svd_ratios(a, u_factor, s, vh, u: float) -> tuple[float, float, float]:
+    """DESIGN.md's SVD ratios over a batch, reduced or full factors:
+    ‖A − UΣVᴴ‖/(max(m,n)‖A‖u), ‖I − UᴴU‖/(m u), ‖I − VᴴV‖/(n u)."""
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    product = (u_factor[..., :k] * s[..., None, :]) @ vh[..., :k, :]
+    return (
+        ratio(a - product, max(m, n) * norm(a), u),
+        ratio(gram_error(u_factor), m, u),
+        ratio(gram_error(ct(vh)), n, u),
+    )

@@ -23,6 +23,7 @@ from matrices import (
     as64,
     as_mlx,
     norm,
+    qr_ratio,
     ratio,
     unit_roundoff,
 )
@@ -556,13 +557,6 @@ def test_lu_graphs_are_lazy(rng):
     np.testing.assert_allclose(as64(x), expected, rtol=1e-3, atol=1e-3)
 
 
-def _qr_ratio(a: np.ndarray, q: np.ndarray, r: np.ndarray, u: float) -> float:
-    """DESIGN.md's QR metric: max(‖A − QR‖/(m‖A‖u), ‖I − QᵀQ‖/(m u))."""
-    m = a.shape[-2]
-    k = q.shape[-1]
-    factor = ratio(a - q @ r, m * norm(a), u)
-    orthogonality = ratio(np.eye(k) - np.swapaxes(q, -1, -2) @ q, m, u)
-    return max(factor, orthogonality)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -589,7 +583,7 @@ def test_qr_accuracy(rng, dtype, shape, mode):
     qs, rs, a_in = as64(q), as64(r), as64(am)
     u = unit_roundoff(dtype)
     assert np.all(np.tril(rs, -1) == 0)
-    ours = _qr_ratio(a_in, qs, rs, u)
+    ours = qr_ratio(a_in, qs, rs, u)
     assert ours <= QR_RATIO
     if dtype == mx.float64:  # LAPACK's reflectors (dlarfg signs): the same R
         expected = np.stack([scipy.linalg.qr(one, mode="economic")[1] for one in a])
@@ -598,7 +592,7 @@ def test_qr_accuracy(rng, dtype, shape, mode):
         lapack = 0.0
         for one in np.asarray(am):
             lq, lr = scipy.linalg.qr(one, mode="economic")
-            lapack = max(lapack, _qr_ratio(one.astype(np.float64), lq, lr, u))
+            lapack = max(lapack, qr_ratio(one.astype(np.float64), lq, lr, u))
         assert ours <= VS_LAPACK * max(lapack, FLOOR)
 
 
@@ -610,7 +604,7 @@ def test_qr_graded_and_rank_deficient_float32(rng):
     a = np.concatenate([graded, deficient])
     am = as_mlx(a, mx.float32)
     (q, r), _ = blocked_qr.qr(am, mode="reduced", blocks=REFERENCE)
-    assert _qr_ratio(as64(am), as64(q), as64(r), unit_roundoff(np.float32)) <= QR_RATIO
+    assert qr_ratio(as64(am), as64(q), as64(r), unit_roundoff(np.float32)) <= QR_RATIO
 
 
 def test_qr_nan_stays_in_its_matrix(rng):
@@ -635,7 +629,7 @@ def test_qr_batch_axes_and_lazy(rng):
     (q1, r1), _ = blocked_qr.qr(a[1, 2], mode="reduced", blocks=REFERENCE, block=4)
     np.testing.assert_allclose(as64(q[1, 2]), as64(q1), rtol=0, atol=1e-6)
     np.testing.assert_allclose(as64(r[1, 2]), as64(r1), rtol=0, atol=1e-5)
-    assert _qr_ratio(as64(a), as64(q), as64(r), unit_roundoff(np.float32)) <= QR_RATIO
+    assert qr_ratio(as64(a), as64(q), as64(r), unit_roundoff(np.float32)) <= QR_RATIO
 
 
 def test_rules_serve_the_public_functions(rng, monkeypatch):

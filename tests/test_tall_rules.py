@@ -26,7 +26,17 @@ import numpy as np
 import pytest
 import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
-from matrices import QR_RATIO, SVD_RATIO, as64, graded_stack, norm, ratio
+from matrices import (
+    QR_RATIO,
+    SVD_RATIO,
+    as64,
+    graded_stack,
+    gram_error,
+    norm,
+    qr_ratio,
+    ratio,
+    svd_ratios,
+)
 
 import mlx_linalg as la
 from mlx_linalg import _dispatch, _kernels, _precision
@@ -90,25 +100,6 @@ def _svdvals(x: np.ndarray) -> np.ndarray:
     return as64(s)
 
 
-def _gram_error(u: np.ndarray) -> np.ndarray:
-    """UᵀU − I over U's columns."""
-    return np.swapaxes(u, -1, -2) @ u - np.eye(u.shape[-1])
-
-
-def _qr_ratio(a, q, r) -> float:
-    m = a.shape[-2]
-    return max(ratio(a - q @ r, m * norm(a), U32), ratio(_gram_error(q), m, U32))
-
-
-def _svd_ratios(a, u, s, vh) -> tuple[float, float, float]:
-    """DESIGN.md's SVD ratios: ‖A − UΣVᴴ‖/(max(m,n)‖A‖u), ‖I − UᴴU‖/(m u),
-    ‖I − VᴴV‖/(n u), for reduced or full factors."""
-    m, n = a.shape[-2:]
-    k = min(m, n)
-    resid = ratio(a - (u[..., :k] * s[..., None, :]) @ vh[..., :k, :], max(m, n) * norm(a), U32)
-    return resid, ratio(_gram_error(u), m, U32), ratio(_gram_error(np.swapaxes(vh, -1, -2)), n, U32)
-
-
 def _graded(rng, shape, cond) -> np.ndarray:
     *batch, m, n = shape
     count = math.prod(batch)
@@ -120,14 +111,14 @@ def _lapack_qr_ratio(a: np.ndarray) -> float:
     pairs = [scipy.linalg.qr(x, mode="economic") for x in flat]
     q = np.array([p[0] for p in pairs], dtype=np.float64)
     r = np.array([p[1] for p in pairs], dtype=np.float64)
-    return _qr_ratio(flat.astype(np.float64), q, r)
+    return qr_ratio(flat.astype(np.float64), q, r, U32)
 
 
 def _lapack_svd_ratios(a: np.ndarray) -> tuple[float, float, float]:
     flat = a.reshape(-1, *a.shape[-2:])
     triples = [scipy.linalg.svd(x, full_matrices=False) for x in flat]
     u, s, vh = (np.array([t[i] for t in triples], dtype=np.float64) for i in range(3))
-    return _svd_ratios(flat.astype(np.float64), u, s, vh)
+    return svd_ratios(flat.astype(np.float64), u, s, vh, U32)
 
 
 # ---------------------------------------------------------------------------------------
@@ -148,7 +139,7 @@ def test_qr_accuracy(rng, shape, cond):
     m, n = shape[-2:]
     assert q.shape == shape and r.shape == (*shape[:-2], n, n)
     a64 = a.astype(np.float64)
-    got = _qr_ratio(a64, q, r)
+    got = qr_ratio(a64, q, r, U32)
     assert got <= QR_RATIO
     assert got <= VS_LAPACK * max(_lapack_qr_ratio(a), FLOOR)
     assert np.all(np.tril(r, -1) == 0) and np.all(np.diagonal(r, axis1=-2, axis2=-1) >= 0)
@@ -176,7 +167,7 @@ def test_qr_hard_matrices_and_nan_isolation(rng):
     q, r = q.reshape(6, 300, 16), r.reshape(6, 16, 16)
     assert np.all(np.isnan(q[4:])) and np.all(np.isnan(r[4:]))
     assert np.all(np.isfinite(q[:4])) and np.all(np.isfinite(r[:4]))
-    assert _qr_ratio(a[:4].astype(np.float64), q[:4], r[:4]) <= QR_RATIO
+    assert qr_ratio(a[:4].astype(np.float64), q[:4], r[:4], U32) <= QR_RATIO
     assert np.all(r[3] == 0)
     for i in range(4):
         qi, ri = _qr(a[i])
@@ -202,7 +193,7 @@ def _check_svd(a: np.ndarray, full: bool) -> None:
     assert u.shape == (*batch, m, rows_u) and s.shape == (*batch, k)
     assert vh.shape == (*batch, rows_v, n)
     a64 = a.astype(np.float64)
-    ratios = _svd_ratios(a64, u, s, vh)
+    ratios = svd_ratios(a64, u, s, vh, U32)
     assert max(ratios) <= SVD_RATIO
     lapack = _lapack_svd_ratios(a)
     for ours, theirs in zip(ratios, lapack, strict=True):
@@ -247,7 +238,7 @@ def test_svd_rank_deficient_zero_and_nan(rng, full, shape):
     u, s, vh = _svd(a, full)
     assert all(np.all(np.isnan(x[3:])) for x in (u, s, vh))
     assert all(np.all(np.isfinite(x[:3])) for x in (u, s, vh))
-    assert max(_svd_ratios(good.astype(np.float64), u[:3], s[:3], vh[:3])) <= SVD_RATIO
+    assert max(svd_ratios(good.astype(np.float64), u[:3], s[:3], vh[:3], U32)) <= SVD_RATIO
     s_ref = np.linalg.svd(good.astype(np.float64), compute_uv=False)
     assert np.all(np.abs(s[:3] - s_ref) <= FORWARD * math.sqrt(m) * U32 * s_ref[:, :1])
     assert np.all(s[0, 3:] <= FORWARD * math.sqrt(m) * U32 * s[0, 0])
@@ -255,7 +246,7 @@ def test_svd_rank_deficient_zero_and_nan(rng, full, shape):
     for i in range(3):
         ui, si, vhi = _svd(good[i], full)
         np.testing.assert_allclose(si, s[i], rtol=0, atol=1e-5 * max(s[i, 0], 1))
-        assert max(_svd_ratios(good[i].astype(np.float64), ui, si, vhi)) <= SVD_RATIO
+        assert max(svd_ratios(good[i].astype(np.float64), ui, si, vhi, U32)) <= SVD_RATIO
     assert np.all(np.isnan(_svdvals(a)[3:])) and np.all(np.isfinite(_svdvals(a)[:3]))
 
 
@@ -266,7 +257,7 @@ def test_svd_extreme_scaling(rng, scale):
     a = (_graded(rng, (300, 16), 10.0).astype(np.float64) * scale).astype(np.float32)
     stored = a.astype(np.float64)
     u, s, vh = _svd(a, False)
-    assert max(_svd_ratios(stored, u, s, vh)) <= SVD_RATIO
+    assert max(svd_ratios(stored, u, s, vh, U32)) <= SVD_RATIO
     s_ref = np.linalg.svd(stored, compute_uv=False)
     assert np.all(np.abs(s - s_ref) <= FORWARD * math.sqrt(300) * U32 * s_ref[0] + 2.0**-149)
 
@@ -396,10 +387,10 @@ def test_public_functions_take_the_tall_rules(rng, pretend_gpu):
     tol = FORWARD * math.sqrt(400) * U32
 
     q, r = la.qr(x)
-    assert _qr_ratio(a64, as64(q), as64(r)) <= QR_RATIO
+    assert qr_ratio(a64, as64(q), as64(r), U32) <= QR_RATIO
     for full in (False, True):
         u, s, vh = la.svd(x, full_matrices=full)
-        assert max(_svd_ratios(a64, as64(u), as64(s), as64(vh))) <= SVD_RATIO
+        assert max(svd_ratios(a64, as64(u), as64(s), as64(vh), U32)) <= SVD_RATIO
     np.testing.assert_allclose(as64(la.svdvals(x)), s_ref, rtol=0, atol=tol * s_ref.max())
     # pinv of the rank-11 matrix is sensitive (‖A⁺‖²‖ΔA‖): against float32 LAPACK's error.
     pinv_ref = np.linalg.pinv(a64)
@@ -414,7 +405,7 @@ def test_public_functions_take_the_tall_rules(rng, pretend_gpu):
         got = as64(la.matrix_norm(x, ord=order))
         np.testing.assert_allclose(got, expected, rtol=0, atol=tol * s_ref.max() * 12)
     basis = as64(la.orth(x[:1]))
-    assert basis.shape == (1, 400, 12) and ratio(_gram_error(basis), 400, U32) <= SVD_RATIO
+    assert basis.shape == (1, 400, 12) and ratio(gram_error(basis), 400, U32) <= SVD_RATIO
     null = as64(la.null_space(x[1:]))
     assert null.shape == (1, 12, 1)
     assert np.linalg.norm(a64[1] @ null[0]) <= tol * s_ref[1, 0]
@@ -437,7 +428,7 @@ def test_traced_calls_fall_back_to_the_lazy_cpu_form(rng, pretend_gpu):
     np.testing.assert_allclose(as64(mx.compile(la.svdvals)(x)), expected, rtol=0, atol=tol)
     np.testing.assert_allclose(as64(mx.vmap(la.svdvals)(x)), expected, rtol=0, atol=tol)
     q, r = mx.compile(lambda y: tuple(la.qr(y)))(x)
-    assert _qr_ratio(a.astype(np.float64), as64(q), as64(r)) <= QR_RATIO
+    assert qr_ratio(a.astype(np.float64), as64(q), as64(r), U32) <= QR_RATIO
     assert pretend_gpu == {"svdvals", "qr"}
 
 
@@ -484,9 +475,9 @@ def _tf32_case(rng_seed: int) -> dict:
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     out = {}
     for full in (False, True):
-        out[f"svd{full}"] = max(_svd_ratios(a64, *_svd(a, full)))
+        out[f"svd{full}"] = max(svd_ratios(a64, *_svd(a, full), U32))
     q, r = _qr(b)
-    out["qr"] = _qr_ratio(b64, q, r)
+    out["qr"] = qr_ratio(b64, q, r, U32)
     return out
 
 
@@ -532,7 +523,7 @@ def test_with_the_emulated_jacobi_kernel(rng, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(_kernels, "launch", _emulated_launch)
     u, s, vh = _svd(a, False)
-    assert max(_svd_ratios(a.astype(np.float64), u, s, vh)) <= SVD_RATIO
+    assert max(svd_ratios(a.astype(np.float64), u, s, vh, U32)) <= SVD_RATIO
     np.testing.assert_allclose(s, reference[1], rtol=0, atol=1e-5 * s.max())
 
 

@@ -19,7 +19,17 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import QR_RATIO, SVD_RATIO, as64, graded_stack, norm, ratio
+from matrices import (
+    QR_RATIO,
+    SVD_RATIO,
+    as64,
+    graded_stack,
+    gram_error,
+    norm,
+    qr_ratio,
+    ratio,
+    svd_ratios,
+)
 
 import mlx_linalg as la
 from mlx_linalg import _dispatch
@@ -36,22 +46,6 @@ FLOOR = 1.0
 def _graded(rng, shape, cond) -> np.ndarray:
     *batch, m, n = shape
     return graded_stack(rng, math.prod(batch), m, n, cond).reshape(shape).astype(np.float32)
-
-
-def _gram_error(u: np.ndarray) -> np.ndarray:
-    return np.swapaxes(u, -1, -2) @ u - np.eye(u.shape[-1])
-
-
-def _qr_ratio(a, q, r) -> float:
-    m = a.shape[-2]
-    return max(ratio(a - q @ r, m * norm(a), U32), ratio(_gram_error(q), m, U32))
-
-
-def _svd_ratios(a, u, s, vh) -> tuple[float, float, float]:
-    m, n = a.shape[-2:]
-    k = min(m, n)
-    resid = ratio(a - (u[..., :k] * s[..., None, :]) @ vh[..., :k, :], max(m, n) * norm(a), U32)
-    return resid, ratio(_gram_error(u), m, U32), ratio(_gram_error(np.swapaxes(vh, -1, -2)), n, U32)
 
 
 PERMISSIVE = {
@@ -99,14 +93,15 @@ def test_tall_qr_gpu(rng, shape, cond):
     q, r = la.qr(x)
     qn, rn = as64(q), as64(r)
     assert qn.shape == shape and rn.shape == (*shape[:-2], shape[-1], shape[-1])
-    got = _qr_ratio(a.astype(np.float64), qn, rn)
+    got = qr_ratio(a.astype(np.float64), qn, rn, U32)
     assert got <= QR_RATIO
     flat = a.reshape(-1, *shape[-2:])
     pairs = [scipy.linalg.qr(m, mode="economic") for m in flat]
-    lapack = _qr_ratio(
+    lapack = qr_ratio(
         flat.astype(np.float64),
         np.array([p[0] for p in pairs], dtype=np.float64),
         np.array([p[1] for p in pairs], dtype=np.float64),
+        U32,
     )
     assert got <= VS_LAPACK * max(lapack, FLOOR)
     assert np.all(np.diagonal(rn, axis1=-2, axis2=-1) >= 0) and np.all(np.tril(rn, -1) == 0)
@@ -120,12 +115,13 @@ def _check_svd(a: np.ndarray, full: bool) -> None:
     k = min(m, n)
     assert u.shape[-2:] == (m, m if full else k) and vh.shape[-2:] == (n if full else k, n)
     a64 = a.astype(np.float64)
-    ratios = _svd_ratios(a64, u, s, vh)
+    ratios = svd_ratios(a64, u, s, vh, U32)
     assert max(ratios) <= SVD_RATIO
     flat = a.reshape(-1, m, n)
     triples = [scipy.linalg.svd(t, full_matrices=False) for t in flat]
     lu, ls, lvh = (np.array([t[i] for t in triples], dtype=np.float64) for i in range(3))
-    for ours, theirs in zip(ratios, _svd_ratios(flat.astype(np.float64), lu, ls, lvh), strict=True):
+    lapack = svd_ratios(flat.astype(np.float64), lu, ls, lvh, U32)
+    for ours, theirs in zip(ratios, lapack, strict=True):
         assert ours <= VS_LAPACK * max(theirs, FLOOR)
     assert np.all(np.diff(s, axis=-1) <= 0) and np.all(s >= 0)
     s_ref = np.linalg.svd(a64, compute_uv=False)
@@ -169,13 +165,13 @@ def test_tall_svd_gpu_hard_matrices(rng, full):
     u, s, vh = (as64(t) for t in la.svd(x, full_matrices=full))
     assert all(np.all(np.isnan(t[3:])) for t in (u, s, vh))
     assert all(np.all(np.isfinite(t[:3])) for t in (u, s, vh))
-    assert max(_svd_ratios(good.astype(np.float64), u[:3], s[:3], vh[:3])) <= SVD_RATIO
+    assert max(svd_ratios(good.astype(np.float64), u[:3], s[:3], vh[:3], U32)) <= SVD_RATIO
     s_ref = np.linalg.svd(good.astype(np.float64), compute_uv=False)
     assert np.all(np.abs(s[:3] - s_ref) <= FORWARD * math.sqrt(m) * U32 * s_ref[:, :1])
     q, r = la.qr(x)
     qn, rn = as64(q), as64(r)
     assert np.all(np.isnan(qn[3:])) and np.all(np.isfinite(qn[:3]))
-    assert _qr_ratio(good.astype(np.float64), qn[:3], rn[:3]) <= QR_RATIO
+    assert qr_ratio(good.astype(np.float64), qn[:3], rn[:3], U32) <= QR_RATIO
 
 
 def test_functions_built_on_svd_gpu(rng):
@@ -198,7 +194,7 @@ def test_functions_built_on_svd_gpu(rng):
         got = as64(la.matrix_norm(x, ord=order))
         np.testing.assert_allclose(got, expected, rtol=0, atol=24 * tol * s_ref.max())
     basis = as64(la.orth(x[:1]))
-    assert basis.shape == (1, 4096, 24) and ratio(_gram_error(basis), 4096, U32) <= SVD_RATIO
+    assert basis.shape == (1, 4096, 24) and ratio(gram_error(basis), 4096, U32) <= SVD_RATIO
     null = as64(la.null_space(x[1:]))
     assert null.shape == (1, 24, 1) and np.linalg.norm(a64[1] @ null[0]) <= tol * s_ref[1, 0]
     b = rng.standard_normal((4096, 2)).astype(np.float32)
@@ -217,4 +213,4 @@ def test_tall_gpu_agrees_with_cpu_and_under_compile(rng):
     s_compiled = as64(mx.compile(la.svdvals)(x))
     assert np.all(np.abs(s_compiled - s_cpu) <= bound)
     q, r = mx.compile(lambda y: tuple(la.qr(y)))(x)
-    assert _qr_ratio(a.astype(np.float64), as64(q), as64(r)) <= QR_RATIO
+    assert qr_ratio(a.astype(np.float64), as64(q), as64(r), U32) <= QR_RATIO
