@@ -37,8 +37,8 @@ in [1, 2) first (exact; S is scaled back), so neither the Gram matrices nor R ca
 and a matrix holding NaN or Inf gets NaN in its own outputs only (it is zeroed for the
 graph, then its outputs are set to NaN).
 
-The thresholds below are first guesses, to be measured on the H100 with
-``tools/bench_tall.py`` (it prints the crossovers it suggests).
+The thresholds below were measured on an H100 with ``tools/bench_tall.py`` (it prints the
+crossovers it suggests; docs/kernels-spectral-blocks.md has the table).
 
 Implementation contract of ``mlx_linalg._dispatch``: validated float32 arrays in,
 ``(outputs, failed)`` out with ``failed`` None (non-finite matrices are NaN in the
