@@ -46,11 +46,10 @@ def test_emulated_split_pair_matches_the_mlx_ops(shape, right):
     np.testing.assert_array_equal(pair.view(np.uint32), exp_pair.view(np.uint32))
 
 
-def test_the_kernel_split_is_off_and_never_taken_on_the_cpu(monkeypatch):
-    """Off by default; on, it still never runs where the default device is the CPU (the
-    kernel needs a GPU), even with split products."""
-    assert blocked_common.FUSED_SPLIT is False
-    monkeypatch.setattr(blocked_common, "FUSED_SPLIT", True)
+def test_the_kernel_split_is_never_taken_on_the_cpu(monkeypatch):
+    """On by default (it passed its GPU tests); it still never runs where the default device
+    is the CPU (the kernel needs a GPU), even with split products."""
+    assert blocked_common.FUSED_SPLIT is True
     monkeypatch.setattr(_precision, "reduced_precision", lambda *_, **__: True)
     a = mx.ones((1, 4, 4))
     with mx.stream(mx.cpu):
