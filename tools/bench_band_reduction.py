@@ -1,0 +1,263 @@
+"""Benchmark stage 1 of the two-stage tridiagonal reduction (issue #8): ``band_reduction.sy2sb``
+(dense symmetric to band, float32) against ``torch.linalg.eigh`` on the same matrices.
+
+Times ``sy2sb`` (the band matrix and the reflectors' V and T) at n = 1024 ... 8192 for each
+band width in ``--bands``, and ``apply_q`` on an n x n block (the back-transformation of
+stage 1, as the eigenvectors will need it), on symmetric Gaussian matrices; for scale,
+``torch.linalg.eigh`` (cuSOLVER's syevd: the whole eigendecomposition) where PyTorch with
+CUDA is importable. Rows up to ``--check-max`` also give the similarity ratio
+‖QᵀAQ − Band‖_F/(n‖A‖_F u) (Q applied by ``apply_q``, split products) and whether the band
+is zero outside the band. Launches per block column are counted without running anything
+(the method of tools/count_launches.py: the lazy graph exported, building blocks as
+one-launch stand-ins), as MLX's defaults on an H100 (TF32 products split) and with float32
+products, on one n x n matrix (n = ``--count-n``), total divided by the block columns.
+
+Timing: the minimum over ``--reps`` runs after one warm-up, to ``mx.synchronize()``
+(PyTorch: ``torch.cuda.synchronize()``); no row starts after ``--deadline`` seconds.
+Writes ``band_reduction.json`` and ``band_reduction.md`` to ``--out`` after every row.
+
+Usage: ``python tools/bench_band_reduction.py [--out DIR] [--sizes 1024,2048,4096,8192]
+[--bands 32,64] [--reps 3] [--deadline 200] [--check-max 4096] [--cpu]`` (``--cpu``: a
+smoke run on the CPU with the MLX-op building blocks, e.g. ``--cpu --sizes 200 --bands 16,32
+--reps 1 --count-n 200``).
+"""
+
+import argparse
+import collections
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+from bench_timing import best_ms, cell
+from count_launches import graph_counts, stubs, tf32
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from mlx_linalg import _precision  # noqa: E402
+from mlx_linalg._gpu import band_reduction, blocked_qr, tsqr  # noqa: E402
+from mlx_linalg._gpu.blocked_common import KERNELS, REFERENCE  # noqa: E402
+
+try:
+    import torch
+
+    HAS_TORCH = torch.cuda.is_available()
+except ImportError:  # optional peer
+    torch = None
+    HAS_TORCH = False
+
+U32 = float(np.finfo(np.float32).eps) / 2
+
+
+def _constant(shape: tuple) -> mx.array:
+    return mx.array(np.zeros(shape, dtype=np.float32))
+
+
+def _tsqr_stand_ins(calls: collections.Counter) -> tsqr.Ops:
+    """TSQR's building blocks as one-launch stand-ins that add no graph node."""
+
+    def qr_small(a):
+        calls["qr_small"] += 1
+        batch, m, n = a.shape
+        return tuple(mx.depends([_constant((batch, n, m)), _constant((batch, n, n))], [a]))
+
+    def reconstruct(q1, r_factor, square):
+        calls["tsqr_householder"] += 1
+        batch, n, _ = q1.shape
+        outs = [_constant((batch, n, n))] * 3 + [_constant((batch, n)), _constant((batch, n, n))]
+        return tuple(mx.depends(outs, [q1, r_factor]))
+
+    def product(a, bm, top, *, trans, batch, rows):
+        calls["tsqr_product"] += 1
+        return mx.depends(_constant((batch, rows, bm.shape[-1])), [a, bm])
+
+    return tsqr.Ops(qr_small, reconstruct, product)
+
+
+def count(n: int, band: int, *, split: bool) -> dict:
+    """Launches of ``sy2sb`` on one (1, n, n) float32 matrix with the GPU's building blocks
+    (``KERNELS``, TSQR panels where they apply), per block column: building-block calls
+    (one launch each) plus the graph's launches (Concatenate inputs counted as copies)."""
+    calls = collections.Counter()
+    blocks = stubs(calls)
+    saved = tsqr.ops_for
+    tsqr.ops_for = lambda _blocks: _tsqr_stand_ins(calls)
+    try:
+        with tf32(split):
+            banded, reflectors = band_reduction.sy2sb(
+                _constant((1, n, n)), band=band, blocks=blocks
+            )
+            outputs = [banded] + [x for r in reflectors for x in (r.v, r.t)]
+            _, launches = graph_counts(outputs)
+    finally:
+        tsqr.ops_for = saved
+    columns = max(len(reflectors), 1)
+    total = launches + sum(calls.values())
+    return {
+        "launches": total,
+        "per_column": total / columns,
+        "columns": len(reflectors),
+        "calls_per_column": {k: v / columns for k, v in calls.items()},
+    }
+
+
+def _sync(out) -> None:
+    mx.eval(out)
+    mx.synchronize()
+
+
+def _symmetric(rng, n: int) -> np.ndarray:
+    a = rng.standard_normal((1, n, n)).astype(np.float32)
+    return (a + np.swapaxes(a, -1, -2)) / 2
+
+
+def _similarity_ratio(a: mx.array, banded: mx.array, reflectors) -> float:
+    """‖QᵀAQ − Band‖_F/(n‖A‖_F u): QᵀA by apply_q, then Qᵀ(QᵀA)ᵀ = QᵀAQ (A symmetric)."""
+    n = a.shape[-1]
+    qta = band_reduction.apply_q(reflectors, a, transpose=True)
+    similar = band_reduction.apply_q(reflectors, mx.swapaxes(qta, -1, -2), transpose=True)
+    residual = mx.linalg.norm((similar - banded)[0]) / mx.linalg.norm(a[0])
+    return float(residual) / (n * U32)
+
+
+def row(n: int, band: int, blocks, reps: int, rng, check_max: int) -> dict:
+    """Times (ms) of sy2sb and apply_q at one (n, band), and PyTorch's eigh."""
+    a_np = _symmetric(rng, n)
+    a = mx.array(a_np)
+    out = {"n": n, "band": band}
+
+    def reduce():
+        banded, reflectors = band_reduction.sy2sb(a, band=band, blocks=blocks)
+        return [banded] + [x for r in reflectors for x in (r.v, r.t)]
+
+    out["sy2sb_ms"], _ = best_ms(reduce, _sync, reps, warmup=1)
+    banded, reflectors = band_reduction.sy2sb(a, band=band, blocks=blocks)
+    mx.eval(banded, [(r.v, r.t) for r in reflectors])
+    c = mx.array(rng.standard_normal((1, n, n)).astype(np.float32))
+    out["apply_q_ms"], _ = best_ms(
+        lambda: band_reduction.apply_q(reflectors, c), _sync, reps, warmup=1
+    )
+    if n <= check_max:
+        out["similarity_ratio"] = _similarity_ratio(a, banded, reflectors)
+        rows, cols = np.indices((n, n))
+        outside = mx.array(np.abs(rows - cols) > band)
+        out["zero_outside_band"] = bool(mx.all(mx.where(outside, banded[0], 0.0) == 0))
+    if HAS_TORCH and blocks is KERNELS:
+        at = torch.from_numpy(a_np[0]).cuda()
+        out["torch_eigh_ms"], _ = best_ms(
+            lambda: torch.linalg.eigh(at), lambda _: torch.cuda.synchronize(), reps, warmup=1
+        )
+    return out
+
+
+def machine(cpu: bool) -> dict:
+    info = {
+        "mlx": mx.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": "cpu (MLX-op building blocks)" if cpu else "gpu",
+        "tf32_detected": False if cpu else _precision.reduced_precision(mx.gpu),
+        "panel": blocked_qr.PANEL,
+    }
+    if HAS_TORCH and not cpu:
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["torch"] = torch.__version__
+    return info
+
+
+def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
+    lines = [
+        "# Two-stage tridiagonal reduction, stage 1: sy2sb (dense to band, float32, ms, "
+        "min over runs)",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
+        "",
+        "| n | band | sy2sb | apply_q (n x n) | torch eigh (all of it) | sy2sb / eigh "
+        "| ‖QᵀAQ−B‖/(n‖A‖u) | zero outside |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        ratio = r["sy2sb_ms"] / r["torch_eigh_ms"] if "torch_eigh_ms" in r else None
+        lines.append(
+            f"| {r['n']} | {r['band']} | {r['sy2sb_ms']:.2f} | {r['apply_q_ms']:.2f} "
+            f"| {cell(r.get('torch_eigh_ms'), '.2f')} | {cell(ratio, '.2f')} "
+            f"| {cell(r.get('similarity_ratio'), '.3f')} | {r.get('zero_outside_band', '')} |"
+        )
+    lines += [
+        "",
+        "Launches per block column (total / block columns), as MLX's TF32 default "
+        "(products split) / float32 products:",
+        "",
+        "| n | band | block columns | launches per column | building blocks per column |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in counts:
+        calls = ", ".join(f"{k} {v:.1f}" for k, v in sorted(c["calls_per_column"].items()))
+        lines.append(
+            f"| {c['n']} | {c['band']} | {c['columns']} | {c['per_column_tf32']:.1f} / "
+            f"{c['per_column']:.1f} | {calls} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    parser.add_argument("--sizes", default="1024,2048,4096,8192")
+    parser.add_argument("--bands", default="32,64")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--deadline", type=float, default=200.0)
+    parser.add_argument("--check-max", type=int, default=4096, help="largest n checked")
+    parser.add_argument("--count-n", type=int, default=1024, help="n of the launch count")
+    parser.add_argument("--cpu", action="store_true", help="smoke run: CPU, MLX-op blocks")
+    args = parser.parse_args(argv)
+    bands = [int(b) for b in args.bands.split(",")]
+    counts = []
+    for band in bands:  # before any device work: the graph is built on the CPU
+        split, plain = (count(args.count_n, band, split=s) for s in (True, False))
+        counts.append(
+            {**plain, "n": args.count_n, "band": band, "per_column_tf32": split["per_column"]}
+        )
+        print(json.dumps(counts[-1]), flush=True)
+    if args.cpu:
+        mx.set_default_device(mx.cpu)
+        blocks = REFERENCE
+    elif mx.is_available(mx.gpu):
+        mx.set_default_device(mx.gpu)
+        blocks = KERNELS
+    else:
+        print("bench_band_reduction: no MLX GPU backend (--cpu for a smoke run)", file=sys.stderr)
+        return 2
+    info = machine(args.cpu)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+
+    def write() -> None:  # after every row, so a killed run keeps its rows
+        (out / "band_reduction.json").write_text(
+            json.dumps({"machine": info, "rows": rows, "launches": counts}, indent=1) + "\n"
+        )
+        (out / "band_reduction.md").write_text(markdown(rows, counts, info))
+
+    write()
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for n in (int(s) for s in args.sizes.split(",")):
+        for band in bands:
+            if time.perf_counter() - start > args.deadline:
+                print(f"bench_band_reduction: deadline reached before n={n} band={band}")
+                break
+            rows.append(row(n, band, blocks, args.reps, rng, args.check_max))
+            print(json.dumps(rows[-1]), flush=True)
+            write()
+    print(markdown(rows, counts, info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
