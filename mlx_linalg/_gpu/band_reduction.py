@@ -15,7 +15,7 @@ Like the blocked factorizations (``blocked_qr``), :func:`sy2sb` is a lazy MLX gr
 Python loop over block columns, one panel factorization per block column by the blocked
 QR's panel machinery (``blocked_qr.panel`` or ``tsqr.panel``, with ``blocked_common``'s
 building blocks: kernels on the GPU, their MLX-op references on the CPU), everything else
-float32-accurate matrix products (``_precision.matmul``, ``blocked_common.subtract_product``,
+float32-accurate matrix products (``blocked_common.subtract`` with split-once operands,
 ``blocked_qr._product``) and slices; nothing synchronizes with the host.
 """
 
@@ -23,7 +23,7 @@ import mlx.core as mx
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import blocked_qr
-from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product
+from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, left, right, subtract
 from mlx_linalg._gpu.reference import nan_where
 
 # Band width (columns per block column). 32 is the blocked QR's panel width (the widest the
@@ -46,13 +46,20 @@ def _two_sided(s22: mx.array, v: mx.array, t: mx.array) -> mx.array:
     and V M Vᵀ is split evenly between the two rank-w terms. 2r²w flops for S V, 4r²w for
     the rank-2w update (full products: MLX has no symmetric ones), 4rw² + O(w³) for the
     thin ones.
+
+    S₂₂ V is formed as 0 - S₂₂ V by ``blocked_common.subtract`` (the split-once operands:
+    on the GPU, S₂₂'s hi part and stacked pair in one launch of the ``split_pair`` kernel),
+    so the sign is carried: with Z = -X, W = ½ V (Tᵀ (Vᵀ Z)) - Z. The operands [V W] and
+    [Wᵀ; Vᵀ] are written in one launch each (``_precision.pair``).
     """
-    x = blocked_qr._product(_precision.matmul(s22, v), t)
-    m = blocked_qr._product(mx.swapaxes(t, -1, -2), blocked_qr._product(mx.swapaxes(v, -1, -2), x))
-    w = x - 0.5 * blocked_qr._product(v, m)
-    left = mx.concatenate([v, w], axis=2)
-    right = mx.swapaxes(mx.concatenate([w, v], axis=2), -1, -2)
-    return subtract_product(s22, left, right)
+    batch, r, w = v.shape
+    zero = mx.zeros((batch, r, w), dtype=v.dtype)
+    z = blocked_qr._product(subtract(zero, left(s22), right(v)), t)  # -S₂₂ V T
+    m = blocked_qr._product(mx.swapaxes(t, -1, -2), blocked_qr._product(mx.swapaxes(v, -1, -2), z))
+    w_ = 0.5 * blocked_qr._product(v, m) - z
+    vw = _precision.pair(v, w_, -1)
+    wv = _precision.pair(mx.swapaxes(w_, -1, -2), mx.swapaxes(v, -1, -2), -2)
+    return subtract(s22, left(vw), right(wv))
 
 
 def sy2sb(
