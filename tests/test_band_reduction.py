@@ -289,10 +289,10 @@ def test_bench_smoke_run_on_the_cpu(tmp_path):
 
 def test_launches_per_block_column_stay_bounded():
     """Launches per block column at n = 1024, band 32, as counted (tools/count_launches.py's
-    method) when written: 22.5 with float32 products, 44.2 with TF32 products split (building
+    method) when written: 23.5 with float32 products, 45.2 with TF32 products split (building
     blocks: 2.4 qr_small, 3.2 tsqr_product, 1 tsqr_householder per column)."""
     bench = _bench()
     plain, split = (bench.count(1024, 32, split=s) for s in (False, True))
     assert plain["columns"] == split["columns"] == 31
-    assert plain["per_column"] <= 24 and split["per_column"] <= 46
+    assert plain["per_column"] <= 25 and split["per_column"] <= 47
     assert split["calls_per_column"]["tsqr_householder"] == 1

@@ -36,8 +36,9 @@ def _symmetric(a: mx.array) -> mx.array:
     return mx.tril(a) + mx.swapaxes(mx.tril(a, -1), -1, -2)
 
 
-def _two_sided(s22: mx.array, v: mx.array, t: mx.array) -> mx.array:
-    """Qᵀ S₂₂ Q for symmetric S₂₂ (B, r, r) and Q = I - V T Vᵀ (V (B, r, w), T (B, w, w)).
+def _two_sided(trailing: mx.array, band: int, v: mx.array, t: mx.array) -> mx.array:
+    """Qᵀ S₂₂ Q for the symmetric S₂₂ = trailing[:, band:, band:] (B, r, r) and
+    Q = I - V T Vᵀ (V (B, r, w), T (B, w, w)).
 
     The SYR2K form (LAPACK dsytrd / dlatrd; PLASMA dsytrd_sy2sb): X = S₂₂ V T,
     W = X - ½ V (Tᵀ (Vᵀ X)), Qᵀ S₂₂ Q = S₂₂ - V Wᵀ - W Vᵀ, the last as one product
@@ -50,11 +51,18 @@ def _two_sided(s22: mx.array, v: mx.array, t: mx.array) -> mx.array:
     S₂₂ V is formed as 0 - S₂₂ V by ``blocked_common.subtract`` (the split-once operands:
     on the GPU, S₂₂'s hi part and stacked pair in one launch of the ``split_pair`` kernel),
     so the sign is carried: with Z = -X, W = ½ V (Tᵀ (Vᵀ Z)) - Z. The operands [V W] and
-    [Wᵀ; Vᵀ] are written in one launch each (``_precision.pair``).
+    [Wᵀ; Vᵀ] are written in one launch each (``_precision.pair``). The product reads the
+    trailing matrix's rows whole, [S₂₁ S₂₂] [0; V] (as ``blocked_qr._reflect`` reads C
+    whole): a row block of a contiguous matrix is itself contiguous, where S₂₂ alone is a
+    strided view that the split (a kernel input) would copy first; the cost is ``band``
+    more columns of a thin product. A NaN or Inf in S₂₁ spreads to its own matrix only,
+    whose band is NaN anyway.
     """
     batch, r, w = v.shape
+    s22 = trailing[:, band:, band:]
     zero = mx.zeros((batch, r, w), dtype=v.dtype)
-    z = blocked_qr._product(subtract(zero, left(s22), right(v)), t)  # -S₂₂ V T
+    padded = mx.pad(v, [(0, 0), (band, 0), (0, 0)])
+    z = blocked_qr._product(subtract(zero, left(trailing[:, band:]), right(padded)), t)  # -S₂₂VT
     m = blocked_qr._product(mx.swapaxes(t, -1, -2), blocked_qr._product(mx.swapaxes(v, -1, -2), z))
     w_ = 0.5 * blocked_qr._product(v, m) - z
     vw = _precision.pair(v, w_, -1)
@@ -144,7 +152,7 @@ def sy2sb(
             )
         column = mx.concatenate([trailing[:, :band, :band], r], axis=1)
         lower[:, start : start + band + width, start : start + band] = column
-        trailing = mx.depends(_two_sided(trailing[:, band:, band:], v, t), column)
+        trailing = mx.depends(_two_sided(trailing, band, v, t), column)
         start += band
     lower[:, start:, start:] = trailing
     lower = mx.tril(lower)
