@@ -33,7 +33,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 from bench_timing import best_ms, cell
-from count_launches import graph_counts, stubs, tf32
+from count_launches import graph_counts, stubs, tf32, tsqr_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -58,27 +58,6 @@ def _constant(shape: tuple) -> mx.array:
     return mx.array(np.zeros(shape, dtype=np.float32))
 
 
-def _tsqr_stand_ins(calls: collections.Counter) -> tsqr.Ops:
-    """TSQR's building blocks as one-launch stand-ins that add no graph node."""
-
-    def qr_small(a):
-        calls["qr_small"] += 1
-        batch, m, n = a.shape
-        return tuple(mx.depends([_constant((batch, n, m)), _constant((batch, n, n))], [a]))
-
-    def reconstruct(q1, r_factor, square):
-        calls["tsqr_householder"] += 1
-        batch, n, _ = q1.shape
-        outs = [_constant((batch, n, n))] * 3 + [_constant((batch, n)), _constant((batch, n, n))]
-        return tuple(mx.depends(outs, [q1, r_factor]))
-
-    def product(a, bm, top, *, trans, batch, rows):
-        calls["tsqr_product"] += 1
-        return mx.depends(_constant((batch, rows, bm.shape[-1])), [a, bm])
-
-    return tsqr.Ops(qr_small, reconstruct, product)
-
-
 def count(n: int, band: int, *, split: bool) -> dict:
     """Launches of ``sy2sb`` on one (1, n, n) float32 matrix with the GPU's building blocks
     (``KERNELS``, TSQR panels where they apply), per block column: building-block calls
@@ -86,7 +65,7 @@ def count(n: int, band: int, *, split: bool) -> dict:
     calls = collections.Counter()
     blocks = stubs(calls)
     saved = tsqr.ops_for
-    tsqr.ops_for = lambda _blocks: _tsqr_stand_ins(calls)
+    tsqr.ops_for = lambda _blocks: tsqr_stubs(calls)
     try:
         with tf32(split):
             banded, reflectors = band_reduction.sy2sb(

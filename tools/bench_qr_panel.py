@@ -33,7 +33,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 from bench_timing import best_ms, cell
-from count_launches import graph_counts, tf32
+from count_launches import graph_counts, tf32, tsqr_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -65,21 +65,6 @@ def count_panel(panel: str, r: int, b: int, *, split: bool) -> dict:
     inputs counted as copies)."""
     calls = collections.Counter()
 
-    def qr_small(a):
-        calls["qr_small"] += 1
-        batch, m, n = a.shape
-        return tuple(mx.depends([_constant((batch, n, m)), _constant((batch, n, n))], [a]))
-
-    def reconstruct(q1, r_factor, square):
-        calls["tsqr_householder"] += 1
-        batch, n, _ = q1.shape
-        outs = [_constant((batch, n, n))] * 3 + [_constant((batch, n)), _constant((batch, n, n))]
-        return tuple(mx.depends(outs, [q1, r_factor]))
-
-    def product(a, bm, top, *, trans, batch, rows):
-        calls["tsqr_product"] += 1
-        return mx.depends(_constant((batch, rows, bm.shape[-1])), [a, bm])
-
     def qr_panel(a):
         calls["qr_panel"] += 1
         return a, _constant(a.shape[::2])
@@ -92,7 +77,7 @@ def count_panel(panel: str, r: int, b: int, *, split: bool) -> dict:
     a = mx.array(np.zeros((1, r, b), dtype=np.float32))
     with tf32(split):
         if panel == "tsqr":
-            out = tsqr.panel(blocks, a, ops=tsqr.Ops(qr_small, reconstruct, product))
+            out = tsqr.panel(blocks, a, ops=tsqr_stubs(calls))
         else:
             out = blocked_qr.panel(blocks, a, leaf=None)
         rows = blocked_qr._upper(out.packed) if out.r is None else out.r

@@ -30,7 +30,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_qr, blocked_triangular
+from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_qr, blocked_triangular, tsqr
 from mlx_linalg._gpu.blocked_common import KERNELS, Blocks
 
 VIEWS = frozenset(
@@ -106,6 +106,31 @@ def stubs(calls: Counts) -> Blocks:
         lu_join=lu_join,
         qr=qr,
     )
+
+
+def tsqr_stubs(calls: Counts) -> tsqr.Ops:
+    """The TSQR panel's kernels (``tsqr.Ops``: ``qr_small``, ``tsqr_householder``,
+    ``tsqr_product``) as one-launch stand-ins (no node)."""
+
+    def qr_small(a):
+        calls["qr_small"] += 1
+        batch, m, n = a.shape
+        return tuple(mx.depends([_constant((batch, n, m), np.float32),
+                                 _constant((batch, n, n), np.float32)], [a]))
+
+    def reconstruct(q1, r_factor, square):
+        calls["tsqr_householder"] += 1
+        batch, n, _ = q1.shape
+        square_outs = [_constant((batch, n, n), np.float32)] * 3
+        outs = square_outs + [_constant((batch, n), np.float32),
+                              _constant((batch, n, n), np.float32)]
+        return tuple(mx.depends(outs, [q1, r_factor]))
+
+    def product(a, bm, top, *, trans, batch, rows):
+        calls["tsqr_product"] += 1
+        return mx.depends(_constant((batch, rows, bm.shape[-1]), np.float32), [a, bm])
+
+    return tsqr.Ops(qr_small, reconstruct, product)
 
 
 def _graph(outputs: list[mx.array]) -> tuple[dict, collections.Counter]:
