@@ -128,3 +128,15 @@ def svd_ratios(a, u_factor, s, vh, u: float) -> tuple[float, float, float]:
         ratio(gram_error(u_factor), m, u),
         ratio(gram_error(ct(vh)), n, u),
     )
+
+
+def tf32(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to TF32's 10-bit mantissa (to nearest), as a TF32 matrix unit
+    reads them."""
+    bits = np.asarray(x).astype(np.float32).view(np.uint32)
+    return ((bits + 0x1000) & 0xFFFFE000).view(np.float32)
+
+
+def tf32_product(a, b) -> np.ndarray:
+    """a @ b in float64 from TF32-rounded operands: an emulated TF32 product."""
+    return tf32(np.asarray(a)).astype(np.float64) @ tf32(np.asarray(b)).astype(np.float64)

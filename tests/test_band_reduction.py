@@ -18,7 +18,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import as64, as_mlx, norm, symmetric_from_lower, unit_roundoff
+from matrices import as64, as_mlx, norm, symmetric_from_lower, tf32_product, unit_roundoff
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import band_reduction
@@ -210,16 +210,6 @@ def test_invalid_arguments():
         band_reduction.sy2sb(mx.zeros((1, 70, 70)), blocks=REFERENCE, panel="cholqr")
 
 
-def _tf32(x: np.ndarray) -> np.ndarray:
-    """float32 rounded to TF32's 10-bit mantissa, as a TF32 matrix unit reads it."""
-    bits = x.astype(np.float32).view(np.uint32)
-    return ((bits + 0x1000) & 0xFFFFE000).view(np.float32)
-
-
-def _tf32_product(a, b) -> np.ndarray:
-    return _tf32(np.asarray(a)).astype(np.float64) @ _tf32(np.asarray(b)).astype(np.float64)
-
-
 def test_float32_accurate_with_tf32_products(rng, monkeypatch):
     """As on an H100 with MLX's default TF32: every float32 matmul and addmm rounds its
     operands to TF32 (emulated); the products are split (or elementwise), so the reduction
@@ -228,10 +218,10 @@ def test_float32_accurate_with_tf32_products(rng, monkeypatch):
     plain, _ = _reduce(a, mx.float32, 16)
 
     def matmul(x, y, stream=None):
-        return mx.array(_tf32_product(x, y).astype(np.float32))
+        return mx.array(tf32_product(x, y).astype(np.float32))
 
     def addmm(c, x, y, alpha=1.0, beta=1.0, stream=None):
-        out = beta * np.asarray(c, np.float64) + alpha * _tf32_product(x, y)
+        out = beta * np.asarray(c, np.float64) + alpha * tf32_product(x, y)
         return mx.array(out.astype(np.float32))
 
     x = rng.standard_normal((60, 60)).astype(np.float32)

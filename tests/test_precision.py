@@ -4,17 +4,12 @@ precision (TF32)."""
 import mlx.core as mx
 import numpy as np
 import pytest
+from matrices import tf32
 
 import mlx_linalg as la
 from mlx_linalg import _precision
 
 FLOAT32_PRODUCT_ERROR = 1e-5  # normwise; TF32 gives about 3e-4
-
-
-def _tf32(x: np.ndarray) -> np.ndarray:
-    """Round float32 values to TF32's 10-bit mantissa, as a TF32 matrix unit reads them."""
-    bits = x.astype(np.float32).view(np.uint32)
-    return ((bits + 0x1000) & 0xFFFFE000).view(np.float32)
 
 
 def _relative_error(got, a, b) -> float:
@@ -27,7 +22,7 @@ def test_split_product_is_float32_accurate_even_with_tf32_products(monkeypatch, 
     b = mx.array(rng.standard_normal((64, 80)).astype(np.float32))
 
     def tf32_matmul(x, y, stream=None):
-        product = _tf32(np.asarray(x)).astype(np.float64) @ _tf32(np.asarray(y))
+        product = tf32(np.asarray(x)).astype(np.float64) @ tf32(np.asarray(y))
         return mx.array(product.astype(np.float32))
 
     plain = tf32_matmul(a, b)
@@ -85,8 +80,8 @@ def _tf32_truncated(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32).view(np.uint32) & 0xFFFFE000).view(np.float32)
 
 
-@pytest.mark.parametrize("tf32", [_tf32, _tf32_truncated], ids=["rounding", "truncating"])
-def test_split_gram_product_is_unbiased_whatever_the_tf32_conversion(monkeypatch, rng, tf32):
+@pytest.mark.parametrize("convert", [tf32, _tf32_truncated], ids=["rounding", "truncating"])
+def test_split_gram_product_is_unbiased_whatever_the_tf32_conversion(monkeypatch, rng, convert):
     """QᵀQ of an orthonormal Q: the split product's error does not depend on whether the
     product unit rounds or truncates its float32 inputs (with a truncated hi, a truncating
     unit cut lo towards zero, an error of one sign on QᵀQ's diagonal)."""
@@ -94,7 +89,7 @@ def test_split_gram_product_is_unbiased_whatever_the_tf32_conversion(monkeypatch
     q = np.linalg.qr(rng.standard_normal((n, n)))[0].astype(np.float32)
 
     def tf32_matmul(x, y, stream=None):
-        return mx.array(np.matmul(tf32(np.asarray(x)), tf32(np.asarray(y))))
+        return mx.array(np.matmul(convert(np.asarray(x)), convert(np.asarray(y))))
 
     def tf32_addmm(c, x, y, alpha=1.0, beta=1.0, stream=None):
         return mx.array(beta * np.asarray(c) + alpha * np.asarray(tf32_matmul(x, y)))
@@ -148,7 +143,7 @@ def test_split_trailing_update_is_float32_accurate_with_tf32_products(monkeypatc
     exact = c.astype(np.float64) - a.astype(np.float64) @ b
 
     def tf32_addmm(c, a, b, alpha=1.0, beta=1.0, stream=None):
-        product = _tf32(np.asarray(a)).astype(np.float64) @ _tf32(np.asarray(b))
+        product = tf32(np.asarray(a)).astype(np.float64) @ tf32(np.asarray(b))
         return mx.array((beta * np.asarray(c) + alpha * product).astype(np.float32))
 
     def error(got):

@@ -18,7 +18,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import SOLVE_RATIO, as64, graded_stack, norm, ratio, unit_roundoff
+from matrices import SOLVE_RATIO, as64, graded_stack, norm, ratio, tf32_product, unit_roundoff
 
 import mlx_linalg as la
 from mlx_linalg import _dispatch, _precision, _refine
@@ -36,25 +36,15 @@ FORWARD_FLOOR = 10
 TF32_LEVEL = 1e-4
 
 
-def _tf32(x: np.ndarray) -> np.ndarray:
-    """Round float32 values to TF32's 10-bit mantissa, as a TF32 matrix unit reads them."""
-    bits = x.astype(np.float32).view(np.uint32)
-    return ((bits + 0x1000) & 0xFFFFE000).view(np.float32)
-
-
-def _tf32_product(a, b) -> np.ndarray:
-    return _tf32(np.asarray(a)).astype(np.float64) @ _tf32(np.asarray(b))
-
-
 @pytest.fixture
 def tf32_steps(monkeypatch) -> _refine.Steps:
     """An emulated TF32 device, and the blocked-LU refinement steps that run on it."""
 
     def tf32_matmul(a, b, stream=None):
-        return mx.array(_tf32_product(a, b).astype(np.float32))
+        return mx.array(tf32_product(a, b).astype(np.float32))
 
     def tf32_addmm(c, a, b, alpha=1.0, beta=1.0, stream=None):
-        out = beta * np.asarray(c) + alpha * _tf32_product(a, b)
+        out = beta * np.asarray(c) + alpha * tf32_product(a, b)
         return mx.array(out.astype(np.float32))
 
     monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)

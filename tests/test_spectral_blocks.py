@@ -28,6 +28,7 @@ from matrices import (
     graded_stack,
     norm,
     ratio,
+    tf32,
     unit_roundoff,
 )
 
@@ -793,16 +794,10 @@ def test_qdwh_eigh_svd_extreme_scaling(scale):
 # Float32 accuracy when the device multiplies in TF32 (emulated on the CPU)
 
 
-def _tf32(x: np.ndarray) -> np.ndarray:
-    """Round float32 values to TF32's 10-bit mantissa, as a TF32 matrix unit reads them."""
-    bits = x.astype(np.float32).view(np.uint32)
-    return ((bits + 0x1000) & 0xFFFFE000).view(np.float32)
-
-
 def _tf32_matmul(x, y, stream=None):
     if x.dtype != mx.float32 or y.dtype != mx.float32:
         return _MX_MATMUL(x, y, stream=stream)
-    product = _tf32(np.asarray(x)).astype(np.float64) @ _tf32(np.asarray(y)).astype(np.float64)
+    product = tf32(np.asarray(x)).astype(np.float64) @ tf32(np.asarray(y)).astype(np.float64)
     return mx.array(product.astype(np.float32))
 
 

@@ -36,6 +36,7 @@ from matrices import (
     qr_ratio,
     ratio,
     svd_ratios,
+    tf32,
 )
 
 import mlx_linalg as la
@@ -452,19 +453,13 @@ def test_gradients_through_the_tall_rules(rng, pretend_gpu):
 # Float32 accuracy with TF32 products (emulated), and the Jacobi kernel body itself
 
 
-def _tf32(x: np.ndarray) -> np.ndarray:
-    """float32 values rounded to TF32's 10-bit mantissa, as a TF32 matrix unit reads them."""
-    bits = x.astype(np.float32).view(np.uint32)
-    return ((bits + 0x1000) & 0xFFFFE000).view(np.float32)
-
-
 _MX_MATMUL = mx.matmul
 
 
 def _tf32_matmul(x, y, stream=None):
     if x.dtype != mx.float32 or y.dtype != mx.float32:
         return _MX_MATMUL(x, y, stream=stream)
-    product = _tf32(np.asarray(x)).astype(np.float64) @ _tf32(np.asarray(y)).astype(np.float64)
+    product = tf32(np.asarray(x)).astype(np.float64) @ tf32(np.asarray(y)).astype(np.float64)
     return mx.array(product.astype(np.float32))
 
 

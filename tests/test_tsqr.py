@@ -15,7 +15,16 @@ import numpy as np
 import pytest
 import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
-from matrices import QR_RATIO, as64, as_mlx, graded_stack, norm, qr_ratio, unit_roundoff
+from matrices import (
+    QR_RATIO,
+    as64,
+    as_mlx,
+    graded_stack,
+    norm,
+    qr_ratio,
+    tf32_product,
+    unit_roundoff,
+)
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import blocked_qr, small_spectral, tsqr
@@ -27,8 +36,6 @@ VS_LAPACK = 10
 FLOOR = 0.1
 # Panel agreement with geqr2 (blocked_qr.panel), relative to the largest entry compared.
 AGREE = {mx.float64: 1e-12, mx.float32: 1e-5}
-
-
 
 
 def _lapack_ratio(a32: np.ndarray) -> float:
@@ -301,16 +308,6 @@ def test_unknown_panel():
         blocked_qr.qr(mx.zeros((1, 70, 70)), mode="reduced", blocks=REFERENCE, panel="cholqr")
 
 
-def _tf32(x: np.ndarray) -> np.ndarray:
-    """float32 rounded to TF32's 10-bit mantissa, as a TF32 matrix unit reads it."""
-    bits = x.astype(np.float32).view(np.uint32)
-    return ((bits + 0x1000) & 0xFFFFE000).view(np.float32)
-
-
-def _tf32_product(a, b) -> np.ndarray:
-    return _tf32(np.asarray(a)).astype(np.float64) @ _tf32(np.asarray(b)).astype(np.float64)
-
-
 def test_float32_accurate_with_tf32_products(rng, monkeypatch):
     """As on an H100 with MLX's default TF32: every float32 matmul and addmm rounds its
     operands to TF32 (emulated), and the panel's products are split (or elementwise)."""
@@ -318,10 +315,10 @@ def test_float32_accurate_with_tf32_products(rng, monkeypatch):
     (q0, r0), _ = blocked_qr.qr(am, mode="reduced", blocks=REFERENCE, panel="tsqr")
 
     def matmul(a, b, stream=None):
-        return mx.array(_tf32_product(a, b).astype(np.float32))
+        return mx.array(tf32_product(a, b).astype(np.float32))
 
     def addmm(c, a, b, alpha=1.0, beta=1.0, stream=None):
-        out = beta * np.asarray(c, np.float64) + alpha * _tf32_product(a, b)
+        out = beta * np.asarray(c, np.float64) + alpha * tf32_product(a, b)
         return mx.array(out.astype(np.float32))
 
     x = rng.standard_normal((60, 60)).astype(np.float32)
