@@ -25,21 +25,19 @@ smoke run on the CPU with the MLX-op building blocks, e.g. ``--cpu --sizes 200 -
 import argparse
 import collections
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell
+from bench_timing import best_ms, cell, machine, mx_sync
 from count_launches import graph_counts, stubs, tf32, tsqr_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mlx_linalg import _precision  # noqa: E402
 from mlx_linalg._gpu import band_reduction, blocked_qr, tsqr  # noqa: E402
 from mlx_linalg._gpu.blocked_common import KERNELS, REFERENCE  # noqa: E402
 
@@ -85,11 +83,6 @@ def count(n: int, band: int, *, split: bool) -> dict:
     }
 
 
-def _sync(out) -> None:
-    mx.eval(out)
-    mx.synchronize()
-
-
 def _symmetric(rng, n: int) -> np.ndarray:
     a = rng.standard_normal((1, n, n)).astype(np.float32)
     return (a + np.swapaxes(a, -1, -2)) / 2
@@ -114,12 +107,12 @@ def row(n: int, band: int, blocks, reps: int, rng, check_max: int) -> dict:
         banded, reflectors = band_reduction.sy2sb(a, band=band, blocks=blocks)
         return [banded] + [x for r in reflectors for x in (r.v, r.t)]
 
-    out["sy2sb_ms"], _ = best_ms(reduce, _sync, reps, warmup=1)
+    out["sy2sb_ms"], _ = best_ms(reduce, mx_sync, reps, warmup=1)
     banded, reflectors = band_reduction.sy2sb(a, band=band, blocks=blocks)
     mx.eval(banded, [(r.v, r.t) for r in reflectors])
     c = mx.array(rng.standard_normal((1, n, n)).astype(np.float32))
     out["apply_q_ms"], _ = best_ms(
-        lambda: band_reduction.apply_q(reflectors, c), _sync, reps, warmup=1
+        lambda: band_reduction.apply_q(reflectors, c), mx_sync, reps, warmup=1
     )
     if n <= check_max:
         out["similarity_ratio"] = _similarity_ratio(a, banded, reflectors)
@@ -132,21 +125,6 @@ def row(n: int, band: int, blocks, reps: int, rng, check_max: int) -> dict:
             lambda: torch.linalg.eigh(at), lambda _: torch.cuda.synchronize(), reps, warmup=1
         )
     return out
-
-
-def machine(cpu: bool) -> dict:
-    info = {
-        "mlx": mx.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": "cpu (MLX-op building blocks)" if cpu else "gpu",
-        "tf32_detected": False if cpu else _precision.reduced_precision(mx.gpu),
-        "panel": blocked_qr.PANEL,
-    }
-    if HAS_TORCH and not cpu:
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["torch"] = torch.__version__
-    return info
 
 
 def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
@@ -212,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("bench_band_reduction: no MLX GPU backend (--cpu for a smoke run)", file=sys.stderr)
         return 2
-    info = machine(args.cpu)
+    info = machine(args.cpu, torch if HAS_TORCH else None, panel=blocked_qr.PANEL)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

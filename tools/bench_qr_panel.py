@@ -25,14 +25,13 @@ JSON; ``--cpu``: a smoke run on the CPU with the MLX-op building blocks, e.g. ``
 import argparse
 import collections
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell
+from bench_timing import best_ms, cell, machine, mx_sync
 from count_launches import graph_counts, tf32, tsqr_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,11 +84,6 @@ def count_panel(panel: str, r: int, b: int, *, split: bool) -> dict:
     return {"launches": launches + sum(calls.values()), "calls": dict(calls)}
 
 
-def _sync(out) -> None:
-    mx.eval(out)
-    mx.synchronize()
-
-
 def _orthogonality(q: mx.array) -> float:
     k = q.shape[-1]
     gram = _precision.split_matmul(mx.swapaxes(q, -1, -2), q)
@@ -112,7 +106,7 @@ def qr_row(n: int, blocks, reps: int, rng, leaf_rows: tuple[int, ...] = ()) -> d
         def factor(panel=panel):
             return blocked_qr.qr(a, mode="reduced", blocks=blocks, panel=panel)[0]
 
-        row[f"{panel}_ms"], results[panel] = best_ms(factor, _sync, reps, warmup=1)
+        row[f"{panel}_ms"], results[panel] = best_ms(factor, mx_sync, reps, warmup=1)
         row[f"{panel}_orthogonality"] = _orthogonality(results[panel][0])
     row["r_difference"] = _relative(results["tsqr"][1], results["kernel"][1])
     default = tsqr.LEAF_ROWS
@@ -121,7 +115,7 @@ def qr_row(n: int, blocks, reps: int, rng, leaf_rows: tuple[int, ...] = ()) -> d
         try:
             row[f"tsqr_leaf{rows}_ms"], _ = best_ms(
                 lambda: blocked_qr.qr(a, mode="reduced", blocks=blocks, panel="tsqr")[0],
-                _sync,
+                mx_sync,
                 reps,
                 warmup=1,
             )
@@ -147,27 +141,11 @@ def panel_row(r: int, blocks, reps: int, rng, leaf_rows: tuple[int, ...] = ()) -
     }
     for panel in blocked_qr.PANELS:
         fn = factor[panel]
-        row[f"{panel}_ms"], _ = best_ms(lambda fn=fn: list(fn()[2:4]), _sync, reps, warmup=1)
+        row[f"{panel}_ms"], _ = best_ms(lambda fn=fn: list(fn()[2:4]), mx_sync, reps, warmup=1)
         for split in (True, False):
             counted = count_panel(panel, r, WIDTH, split=split)
             row[f"{panel}_launches{'_tf32' if split else ''}"] = counted["launches"]
     return row
-
-
-def machine(cpu: bool) -> dict:
-    info = {
-        "mlx": mx.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": "cpu (MLX-op building blocks)" if cpu else "gpu",
-        "tf32_detected": False if cpu else _precision.reduced_precision(mx.gpu),
-        "leaf_rows": tsqr.LEAF_ROWS,
-        "block": WIDTH,
-    }
-    if HAS_TORCH and not cpu:
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["torch"] = torch.__version__
-    return info
 
 
 def markdown(rows: list[dict], info: dict) -> str:
@@ -230,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("bench_qr_panel: no MLX GPU backend (--cpu for a smoke run)", file=sys.stderr)
         return 2
-    info = machine(args.cpu)
+    info = machine(args.cpu, torch if HAS_TORCH else None, leaf_rows=tsqr.LEAF_ROWS,
+                   block=WIDTH)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

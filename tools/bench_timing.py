@@ -5,7 +5,10 @@ their table cells.
 ``torch.cuda.synchronize``...), so that a timed run covers the whole computation.
 """
 
+import platform
 import time
+
+import mlx.core as mx
 
 
 def once_s(fn, sync) -> tuple[float, object]:
@@ -39,3 +42,29 @@ def best_ms(
 def cell(value, spec: str) -> str:
     """A markdown table cell: ``value`` formatted by ``spec``, empty for None."""
     return "" if value is None else format(value, spec)
+
+
+def mx_sync(out) -> None:
+    """Wait for MLX work: evaluate ``out`` and synchronize the default stream."""
+    mx.eval(out)
+    mx.synchronize()
+
+
+def machine(cpu: bool, torch=None, **extra) -> dict:
+    """What a GPU benchmark ran on: MLX, Python, platform, device, whether MLX multiplies
+    float32 in TF32 there, the GPU's name and PyTorch's version (when ``torch`` with CUDA is
+    given), and ``extra`` entries."""
+    from mlx_linalg import _precision
+
+    info = {
+        "mlx": mx.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": "cpu (MLX-op building blocks)" if cpu else "gpu",
+        "tf32_detected": False if cpu else _precision.reduced_precision(mx.gpu),
+        **extra,
+    }
+    if torch is not None and not cpu:
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["torch"] = torch.__version__
+    return info
