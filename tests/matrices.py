@@ -140,3 +140,33 @@ def tf32(x: np.ndarray) -> np.ndarray:
 def tf32_product(a, b) -> np.ndarray:
     """a @ b in float64 from TF32-rounded operands: an emulated TF32 product."""
     return tf32(np.asarray(a)).astype(np.float64) @ tf32(np.asarray(b)).astype(np.float64)
+
+
+_MX_MATMUL, _MX_ADDMM = mx.matmul, mx.addmm
+
+
+def tf32_matmul(x, y, stream=None):
+    """``mx.matmul`` as a TF32 matrix unit computes it: float32 operands rounded to TF32,
+    exact products (other dtypes unchanged)."""
+    if x.dtype != mx.float32 or y.dtype != mx.float32:
+        return _MX_MATMUL(x, y, stream=stream)
+    return mx.array(tf32_product(x, y).astype(np.float32))
+
+
+def tf32_addmm(c, x, y, alpha=1.0, beta=1.0, stream=None):
+    """``mx.addmm`` as a TF32 matrix unit computes it (see :func:`tf32_matmul`)."""
+    if x.dtype != mx.float32 or y.dtype != mx.float32:
+        return _MX_ADDMM(c, x, y, alpha=alpha, beta=beta, stream=stream)
+    out = beta * np.asarray(c, np.float64) + alpha * tf32_product(x, y)
+    return mx.array(out.astype(np.float32))
+
+
+def emulate_tf32(monkeypatch) -> None:
+    """Make the CPU behave as a GPU that multiplies float32 in TF32 (MLX's CUDA default):
+    ``mx.matmul`` and ``mx.addmm`` round float32 operands to TF32, and
+    ``_precision.reduced_precision`` reports it, so the library splits its products."""
+    from mlx_linalg import _precision
+
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    monkeypatch.setattr(mx, "matmul", tf32_matmul)
+    monkeypatch.setattr(mx, "addmm", tf32_addmm)

@@ -18,9 +18,16 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import as64, as_mlx, norm, symmetric_from_lower, tf32_product, unit_roundoff
+from matrices import (
+    as64,
+    as_mlx,
+    emulate_tf32,
+    norm,
+    symmetric_from_lower,
+    tf32_matmul,
+    unit_roundoff,
+)
 
-from mlx_linalg import _precision
 from mlx_linalg._gpu import band_reduction
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
@@ -217,19 +224,10 @@ def test_float32_accurate_with_tf32_products(rng, monkeypatch):
     a = _symmetric(rng, (2, 110, 110)).astype(np.float32)
     plain, _ = _reduce(a, mx.float32, 16)
 
-    def matmul(x, y, stream=None):
-        return mx.array(tf32_product(x, y).astype(np.float32))
-
-    def addmm(c, x, y, alpha=1.0, beta=1.0, stream=None):
-        out = beta * np.asarray(c, np.float64) + alpha * tf32_product(x, y)
-        return mx.array(out.astype(np.float32))
-
     x = rng.standard_normal((60, 60)).astype(np.float32)
-    product = matmul(mx.array(x), mx.array(x))
+    product = tf32_matmul(mx.array(x), mx.array(x))
     assert norm(np.asarray(product) - x.astype(np.float64) @ x) > 1e-4 * norm(x @ x)
-    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
-    monkeypatch.setattr(mx, "matmul", matmul)
-    monkeypatch.setattr(mx, "addmm", addmm)
+    emulate_tf32(monkeypatch)
     banded, q = _reduce(a, mx.float32, 16)
     _check(a.astype(float), banded, q, 16, mx.float32)
     scale = norm(a.astype(float)).max()

@@ -4,7 +4,7 @@ precision (TF32)."""
 import mlx.core as mx
 import numpy as np
 import pytest
-from matrices import tf32
+from matrices import tf32, tf32_addmm, tf32_matmul
 
 import mlx_linalg as la
 from mlx_linalg import _precision
@@ -20,10 +20,6 @@ def _relative_error(got, a, b) -> float:
 def test_split_product_is_float32_accurate_even_with_tf32_products(monkeypatch, rng):
     a = mx.array(rng.standard_normal((2, 96, 64)).astype(np.float32))
     b = mx.array(rng.standard_normal((64, 80)).astype(np.float32))
-
-    def tf32_matmul(x, y, stream=None):
-        product = tf32(np.asarray(x)).astype(np.float64) @ tf32(np.asarray(y))
-        return mx.array(product.astype(np.float32))
 
     plain = tf32_matmul(a, b)
     assert _relative_error(plain, a, b) > 1e-4  # the simulation really is TF32
@@ -141,10 +137,6 @@ def test_split_trailing_update_is_float32_accurate_with_tf32_products(monkeypatc
     a = rng.standard_normal((2, 70, 64)).astype(np.float32)
     b = rng.standard_normal((2, 64, 50)).astype(np.float32)
     exact = c.astype(np.float64) - a.astype(np.float64) @ b
-
-    def tf32_addmm(c, a, b, alpha=1.0, beta=1.0, stream=None):
-        product = tf32(np.asarray(a)).astype(np.float64) @ tf32(np.asarray(b))
-        return mx.array((beta * np.asarray(c) + alpha * product).astype(np.float32))
 
     def error(got):
         return float(np.linalg.norm(np.asarray(got) - exact) / np.linalg.norm(exact))

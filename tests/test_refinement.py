@@ -18,7 +18,15 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import SOLVE_RATIO, as64, graded_stack, norm, ratio, tf32_product, unit_roundoff
+from matrices import (
+    SOLVE_RATIO,
+    as64,
+    emulate_tf32,
+    graded_stack,
+    norm,
+    ratio,
+    unit_roundoff,
+)
 
 import mlx_linalg as la
 from mlx_linalg import _dispatch, _precision, _refine
@@ -40,16 +48,7 @@ TF32_LEVEL = 1e-4
 def tf32_steps(monkeypatch) -> _refine.Steps:
     """An emulated TF32 device, and the blocked-LU refinement steps that run on it."""
 
-    def tf32_matmul(a, b, stream=None):
-        return mx.array(tf32_product(a, b).astype(np.float32))
-
-    def tf32_addmm(c, a, b, alpha=1.0, beta=1.0, stream=None):
-        out = beta * np.asarray(c) + alpha * tf32_product(a, b)
-        return mx.array(out.astype(np.float32))
-
-    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
-    monkeypatch.setattr(mx, "matmul", tf32_matmul)
-    monkeypatch.setattr(mx, "addmm", tf32_addmm)
+    emulate_tf32(monkeypatch)
     return _refine.Steps(
         functools.partial(blocked_lu.lu_factor, blocks=REFERENCE),
         functools.partial(blocked_lu.lu_solve, trans=0, blocks=REFERENCE),

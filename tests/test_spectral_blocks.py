@@ -25,10 +25,10 @@ from matrices import (
     SVD_RATIO,
     as64,
     as_mlx,
+    emulate_tf32,
     graded_stack,
     norm,
     ratio,
-    tf32,
     unit_roundoff,
 )
 
@@ -794,16 +794,6 @@ def test_qdwh_eigh_svd_extreme_scaling(scale):
 # Float32 accuracy when the device multiplies in TF32 (emulated on the CPU)
 
 
-def _tf32_matmul(x, y, stream=None):
-    if x.dtype != mx.float32 or y.dtype != mx.float32:
-        return _MX_MATMUL(x, y, stream=stream)
-    product = tf32(np.asarray(x)).astype(np.float64) @ tf32(np.asarray(y)).astype(np.float64)
-    return mx.array(product.astype(np.float32))
-
-
-_MX_MATMUL = mx.matmul
-
-
 def _tf32_cases():
     rng = np.random.default_rng(29)
     square = graded_stack(rng, 2, 64, 64, 1e3).astype(np.float32)
@@ -834,8 +824,7 @@ def test_float32_accuracy_with_emulated_tf32_products(monkeypatch):
     inputs to TF32 (as MLX's CUDA backend does by default) and the probe reporting it, the
     results keep float32 accuracy; routing the same products straight to the TF32 matmul
     breaks them (so the emulation has teeth)."""
-    monkeypatch.setattr(mx, "matmul", _tf32_matmul)
-    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    emulate_tf32(monkeypatch)
     accurate = _tf32_cases()
     assert accurate["qdwh"] <= POLAR_RATIO and accurate["newton_schulz"] <= POLAR_RATIO
     assert accurate["tall_skinny"] <= QR_RATIO and accurate["eigh"] <= EIGH_RATIO

@@ -30,13 +30,13 @@ from matrices import (
     QR_RATIO,
     SVD_RATIO,
     as64,
+    emulate_tf32,
     graded_stack,
     gram_error,
     norm,
     qr_ratio,
     ratio,
     svd_ratios,
-    tf32,
 )
 
 import mlx_linalg as la
@@ -453,16 +453,6 @@ def test_gradients_through_the_tall_rules(rng, pretend_gpu):
 # Float32 accuracy with TF32 products (emulated), and the Jacobi kernel body itself
 
 
-_MX_MATMUL = mx.matmul
-
-
-def _tf32_matmul(x, y, stream=None):
-    if x.dtype != mx.float32 or y.dtype != mx.float32:
-        return _MX_MATMUL(x, y, stream=stream)
-    product = tf32(np.asarray(x)).astype(np.float64) @ tf32(np.asarray(y)).astype(np.float64)
-    return mx.array(product.astype(np.float32))
-
-
 def _tf32_case(rng_seed: int) -> dict:
     rng = np.random.default_rng(rng_seed)
     a = _graded(rng, (300, 16), 10.0)
@@ -485,8 +475,7 @@ def test_float32_accuracy_with_emulated_tf32_products(monkeypatch):
     """Every product goes through _precision.matmul: with mx.matmul rounding its inputs to
     TF32 and the probe reporting it, results keep float32 accuracy; the same products sent
     straight to TF32 break the SVD thresholds (so the emulation has teeth)."""
-    monkeypatch.setattr(mx, "matmul", _tf32_matmul)
-    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    emulate_tf32(monkeypatch)
     accurate = _tf32_case(30)
     assert accurate["svdFalse"] <= SVD_RATIO and accurate["svdTrue"] <= SVD_RATIO
     assert accurate["qr"] <= TF32_QR_GUARD

@@ -19,14 +19,14 @@ from matrices import (
     QR_RATIO,
     as64,
     as_mlx,
+    emulate_tf32,
     graded_stack,
     norm,
     qr_ratio,
-    tf32_product,
+    tf32_matmul,
     unit_roundoff,
 )
 
-from mlx_linalg import _precision
 from mlx_linalg._gpu import blocked_qr, small_spectral, tsqr
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
@@ -314,19 +314,10 @@ def test_float32_accurate_with_tf32_products(rng, monkeypatch):
     am = as_mlx(rng.standard_normal((1, 300, 200)), mx.float32)
     (q0, r0), _ = blocked_qr.qr(am, mode="reduced", blocks=REFERENCE, panel="tsqr")
 
-    def matmul(a, b, stream=None):
-        return mx.array(tf32_product(a, b).astype(np.float32))
-
-    def addmm(c, a, b, alpha=1.0, beta=1.0, stream=None):
-        out = beta * np.asarray(c, np.float64) + alpha * tf32_product(a, b)
-        return mx.array(out.astype(np.float32))
-
     x = rng.standard_normal((60, 60)).astype(np.float32)
-    plain = matmul(mx.array(x), mx.array(x))
+    plain = tf32_matmul(mx.array(x), mx.array(x))
     assert norm(np.asarray(plain) - x.astype(np.float64) @ x) > 1e-4 * norm(x @ x)
-    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
-    monkeypatch.setattr(mx, "matmul", matmul)
-    monkeypatch.setattr(mx, "addmm", addmm)
+    emulate_tf32(monkeypatch)
     (q, r), _ = blocked_qr.qr(am, mode="reduced", blocks=REFERENCE, panel="tsqr")
     ours = qr_ratio(as64(am), as64(q), as64(r), unit_roundoff(np.float32))
     assert ours <= QR_RATIO
