@@ -34,7 +34,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, once_s
+from bench_timing import best_ms, cell, cuda_torch, once_s
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -50,13 +50,8 @@ from mlx_linalg._gpu import (  # noqa: E402
     blocked_triangular,
 )
 
-try:
-    import torch
-
-    HAS_TORCH = torch.cuda.is_available()
-except ImportError:  # optional peer
-    torch = None
-    HAS_TORCH = False
+torch = cuda_torch()  # the optional PyTorch peer
+HAS_TORCH = torch is not None
 try:
     import cupy
 

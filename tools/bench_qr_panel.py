@@ -31,7 +31,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, machine, mx_sync
+from bench_timing import best_ms, cell, cuda_torch, machine, mx_sync
 from count_launches import graph_counts, tf32, tsqr_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,13 +42,8 @@ from mlx_linalg import _precision  # noqa: E402
 from mlx_linalg._gpu import blocked_qr, tsqr  # noqa: E402
 from mlx_linalg._gpu.blocked_common import KERNELS, REFERENCE  # noqa: E402
 
-try:
-    import torch
-
-    HAS_TORCH = torch.cuda.is_available()
-except ImportError:  # optional peer
-    torch = None
-    HAS_TORCH = False
+torch = cuda_torch()  # the optional PyTorch peer
+HAS_TORCH = torch is not None
 
 U32 = float(np.finfo(np.float32).eps) / 2
 WIDTH = blocked_qr.BLOCK

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, once_s
+from bench_timing import best_ms, cell, cuda_torch, once_s
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -53,13 +53,8 @@ import mlx_linalg as la  # noqa: E402
 from mlx_linalg import _precision, _refine  # noqa: E402
 from mlx_linalg._gpu import blocked_lu  # noqa: E402
 
-try:
-    import torch
-
-    HAS_TORCH = torch.cuda.is_available()
-except ImportError:  # optional peer
-    torch = None
-    HAS_TORCH = False
+torch = cuda_torch()  # the optional PyTorch peer
+HAS_TORCH = torch is not None
 
 U32 = float(np.finfo(np.float32).eps) / 2
 COLUMNS = ("solve", "refine", "lu32", "lu_low", "torch")

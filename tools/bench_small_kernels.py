@@ -24,7 +24,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell
+from bench_timing import best_ms, cell, cuda_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -33,13 +33,8 @@ if str(ROOT) not in sys.path:
 import mlx_linalg as la  # noqa: E402
 from mlx_linalg._gpu import small_factor  # noqa: E402
 
-try:
-    import torch
-
-    HAS_TORCH = torch.cuda.is_available()
-except ImportError:  # PyTorch is optional: MLX columns only
-    torch = None
-    HAS_TORCH = False
+torch = cuda_torch()  # PyTorch is optional: MLX columns only
+HAS_TORCH = torch is not None
 
 SHAPES = ((10000, 32), (1000, 64))
 # Timed runs: at least --reps, more until they add up to MIN_SECONDS, at most MAX_REPEAT

@@ -44,6 +44,15 @@ def cell(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
+def cuda_torch():
+    """PyTorch when it is importable with CUDA (the benchmarks' peer column), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
 def mx_sync(out) -> None:
     """Wait for MLX work: evaluate ``out`` and synchronize the default stream."""
     mx.eval(out)
