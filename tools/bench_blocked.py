@@ -27,7 +27,6 @@ Usage: ``python tools/bench_blocked.py [--out DIR] [--sizes 256,1024] [--ops cho
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 from bench_timing import best_ms, cell, cuda_torch, once_s
+from bench_timing import machine as gpu_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -235,15 +235,7 @@ def _rel_diff(ours, theirs) -> float:
 
 
 def machine() -> dict:
-    info = {
-        "mlx": mx.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "tf32_detected": _precision.reduced_precision(mx.gpu),
-    }
-    if HAS_TORCH:
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["torch"] = torch.__version__
+    info = gpu_machine(False, torch)
     if HAS_CUPY:
         info["cupy"] = cupy.__version__
     return info

@@ -36,7 +36,6 @@ Usage: ``python tools/bench_refinement.py [--sizes 1024,4096] [--rhs 1,n] [--kin
 import argparse
 import functools
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 from bench_timing import best_ms, cell, cuda_torch, once_s
+from bench_timing import machine as gpu_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -116,19 +116,7 @@ def rel_diff(x: mx.array, reference: mx.array) -> float:
 
 
 def machine(steps: str) -> dict:
-    info = {
-        "mlx": mx.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "tf32_detected": _precision.reduced_precision(mx.gpu),
-        "steps": steps,
-        "itermax": _refine.ITERMAX,
-        "target": _refine.TARGET,
-    }
-    if HAS_TORCH:
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["torch"] = torch.__version__
-    return info
+    return gpu_machine(False, torch, steps=steps, itermax=_refine.ITERMAX, target=_refine.TARGET)
 
 
 def row(
