@@ -24,8 +24,7 @@ import mlx.core as mx
 
 from mlx_linalg import _autodiff_rules as rules
 from mlx_linalg import _autodiff_traced as traced
-
-_TRACING_ERROR = "Attempting to eval an array during function transformations"
+from mlx_linalg._tracing import is_tracing_error
 
 
 def call(op: str, impl, stream: object, arrays: tuple, keywords: dict) -> tuple:
@@ -82,7 +81,7 @@ def _run_forward(op: str, impl, arrays: tuple, keywords: dict) -> tuple:
     try:
         outputs, failed = impl(*arrays, **keywords)
     except ValueError as error:
-        if _TRACING_ERROR not in str(error):
+        if not is_tracing_error(error):
             raise
         outputs, failed = traced.run(op, *arrays, **keywords)
     return _as_tuple(outputs), failed

@@ -40,7 +40,7 @@ from matrices import (
 )
 
 import mlx_linalg as la
-from mlx_linalg import _dispatch, _kernels, _precision
+from mlx_linalg import _autodiff_traced, _dispatch, _kernels, _precision
 from mlx_linalg._gpu import (
     blocked_common,
     blocked_qr,
@@ -419,17 +419,29 @@ def test_public_functions_take_the_tall_rules(rng, pretend_gpu):
     assert pretend_gpu == {"qr", "svd", "svdvals"}
 
 
-def test_traced_calls_fall_back_to_the_lazy_cpu_form(rng, pretend_gpu):
-    """Under mx.compile / mx.vmap the fallback's host read raises MLX's tracing error and
-    the op runs its lazy CPU form: the values are still right."""
+def test_traced_calls_stay_on_the_tall_rules(rng, pretend_gpu, monkeypatch):
+    """Under mx.compile / mx.vmap the fallback's host read is not allowed, so the tall rules
+    select the Householder results per matrix lazily instead: a rank-deficient matrix (its
+    CholeskyQR fails) still gets them, and qr never drops to the lazy CPU form. (svdvals
+    may: the REFERENCE Jacobi sweeps read their convergence on the host, the GPU kernel
+    does not.)"""
+    lazy_cpu_form = _autodiff_traced.run
+
+    def only_not_qr(op, *arrays, **keywords):
+        assert op != "qr", "qr left the tall rules under tracing"
+        return lazy_cpu_form(op, *arrays, **keywords)
+
+    monkeypatch.setattr(_autodiff_traced, "run", only_not_qr)
     a = _graded(rng, (2, 300, 10), 1e2)
+    a[1, :, 9] = a[1, :, 0]  # rank 9: CholeskyQR fails, the Householder QR is selected
     x = mx.array(a)
-    expected = np.linalg.svd(a.astype(np.float64), compute_uv=False)
+    a64 = a.astype(np.float64)
+    expected = np.linalg.svd(a64, compute_uv=False)
     tol = FORWARD * math.sqrt(300) * U32 * expected.max()
     np.testing.assert_allclose(as64(mx.compile(la.svdvals)(x)), expected, rtol=0, atol=tol)
     np.testing.assert_allclose(as64(mx.vmap(la.svdvals)(x)), expected, rtol=0, atol=tol)
     q, r = mx.compile(lambda y: tuple(la.qr(y)))(x)
-    assert qr_ratio(a.astype(np.float64), as64(q), as64(r), U32) <= QR_RATIO
+    assert qr_ratio(a64, as64(q), as64(r), U32) <= QR_RATIO
     assert pretend_gpu == {"svdvals", "qr"}
 
 

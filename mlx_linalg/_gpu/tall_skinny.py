@@ -22,7 +22,8 @@ the method's range, NaN or Inf), a round's Cholesky fails or the last round's Gr
 is far from the identity (‖Q₁ᵀQ₁ − I‖_F > 1/2, which is what the final round's accuracy
 needs). Those matrices of the stack are flagged and take Householder QR instead, selected
 per matrix with ``mx.where`` (no host synchronization) or, with ``fallback="sync"``,
-computed for the flagged matrices only after one host synchronization.
+computed for the flagged matrices only after one host synchronization (lazily selected
+while ``mx.compile`` or ``mx.vmap`` traces the call).
 
 The factorizations the graph needs (Cholesky with a failure flag, triangular solve,
 Householder QR) are pluggable (:class:`Factor`): :data:`LAPACK` runs them as MLX's own CPU
@@ -48,6 +49,7 @@ from mlx_linalg._gpu import (
     reference,
 )
 from mlx_linalg._gpu.scaling import prescale, times_power_of_two
+from mlx_linalg._tracing import is_tracing_error
 
 # Largest ‖G − I‖_F of the last round's Gram matrix G = Q₁ᵀQ₁ that is accepted: it bounds
 # ‖G − I‖₂ ≤ 1/2, so κ(Q₁) ≤ √3 and the last round is as accurate as on orthonormal input.
@@ -252,7 +254,9 @@ def qr(
             QR computed for the whole stack and selected per matrix by ``mx.where`` (lazy;
             costs a Householder QR of every matrix). ``"sync"``: one host synchronization
             reads the flags, and Householder QR runs on the failed matrices only (cheap
-            when failures are rare). ``"nan"``: no fallback; failed matrices are NaN.
+            when failures are rare); while ``mx.compile`` or ``mx.vmap`` traces the call,
+            which forbids host reads, ``"where"`` instead. ``"nan"``: no fallback; failed
+            matrices are NaN.
 
     Returns:
         Q (..., M, N) with orthonormal columns, R (..., N, N) upper triangular with a
@@ -296,19 +300,35 @@ def qr(
     run = cholesky_qr2 if method == "cholqr2" else shifted_cholesky_qr3
     q, r, failed = run(clean, factor)
     failed = failed | ~finite
+    if fallback == "sync":
+        try:
+            mx.eval(failed)
+        except ValueError as error:
+            # Traced by mx.compile or mx.vmap: no host read, so the lazy selection instead.
+            if not is_tracing_error(error):
+                raise
+            fallback = "where"
+        else:
+            q, r = _householder_for_failed(clean, q, r, failed, factor)
     if fallback == "where":
         qh, rh = _positive_diagonal(*factor.householder(clean))
         q = mx.where(failed[:, None, None], qh, q)
         r = mx.where(failed[:, None, None], rh, r)
-    elif fallback == "sync":
-        mx.eval(failed)
-        bad = [i for i, f in enumerate(failed.tolist()) if f]
-        if bad:
-            index = mx.array(bad)
-            qh, rh = _positive_diagonal(*factor.householder(clean[index]))
-            q[index] = qh
-            r[index] = rh
     r = times_power_of_two(r, exponent)
     q = reference.nan_where(~finite if fallback != "nan" else failed, q)
     r = reference.nan_where(~finite if fallback != "nan" else failed, r)
     return q.reshape(*batch, m, n), r.reshape(*batch, n, n), failed.reshape(batch)
+
+
+def _householder_for_failed(
+    clean: mx.array, q: mx.array, r: mx.array, failed: mx.array, factor: Factor
+) -> tuple[mx.array, mx.array]:
+    """``(Q, R)`` with the matrices flagged in ``failed`` (evaluated) replaced by their
+    Householder QR, computed for those matrices only."""
+    bad = [i for i, f in enumerate(failed.tolist()) if f]
+    if bad:
+        index = mx.array(bad)
+        qh, rh = _positive_diagonal(*factor.householder(clean[index]))
+        q[index] = qh
+        r[index] = rh
+    return q, r
