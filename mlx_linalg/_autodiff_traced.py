@@ -87,12 +87,14 @@ def _qr(a, *, mode):
 
     MLX's own QR kernel has no vmap rule, so the reflectors are built column by column:
     H_j = I − τ v vᵀ with v_j = 1, β = −sign(α)·‖(α, x)‖, τ = (β − α)/β (τ = 0 when x = 0).
+    Q = H_0 ⋯ H_(k−1) applied to the first k (reduced) or all m (complete) columns of the
+    identity, last reflector first, as org2r does: M x K work per reflector in reduced mode.
     """
     m, n = a.shape[-2:]
     k = min(m, n)
     rows = mx.arange(m)[:, None]
     r = _clean(a)
-    q = mx.broadcast_to(mx.eye(m, dtype=a.dtype), (*a.shape[:-2], m, m))
+    reflectors = []
     for j in range(k):
         col = r[..., :, j : j + 1]
         alpha = r[..., j : j + 1, j : j + 1]
@@ -104,10 +106,14 @@ def _qr(a, *, mode):
         tau = mx.where(trivial, 0, (beta - alpha) / mx.where(trivial, 1, beta))
         v = mx.where(rows == j, 1, below / mx.where(trivial, 1, alpha - beta))
         r = r - tau * v * (mx.swapaxes(v, -1, -2) @ r)
-        q = q - tau * (q @ v) * mx.swapaxes(v, -1, -2)
+        reflectors.append((v, tau))
+    columns = m if mode == "complete" else k
+    q = mx.broadcast_to(mx.eye(m, columns, dtype=a.dtype), (*a.shape[:-2], m, columns))
+    for v, tau in reversed(reflectors):
+        q = q - tau * v * (mx.swapaxes(v, -1, -2) @ q)
     if mode == "complete":
         return (q, _triu(r)), None
-    return (q[..., :, :k], _triu(r[..., :k, :])), None
+    return (q, _triu(r[..., :k, :])), None
 
 
 def _eigh(a):

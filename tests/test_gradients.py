@@ -385,6 +385,18 @@ def test_compile_forward_and_gradient(loss, x):
     )
 
 
+@pytest.mark.parametrize("mode", ["reduced", "complete"])
+@pytest.mark.parametrize("shape", [(7, 3), (3, 7), (2, 4, 4), (40, 2)])
+def test_compiled_qr_is_lapacks(mode, shape):
+    """The lazy CPU form traced by mx.compile: LAPACK's Q and R (geqrf/orgqr conventions),
+    reduced Q built with M x K columns only."""
+    a = _gauss(shape)
+    q, r = mx.compile(lambda y: tuple(la.qr(y, mode=mode)))(mx.array(a, dtype=F64))
+    expected_q, expected_r = np.linalg.qr(a, mode=mode)
+    np.testing.assert_allclose(np.asarray(q), expected_q, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(r), expected_r, rtol=0, atol=1e-12)
+
+
 def test_compile_float32_matches_the_eager_path():
     x = mx.array(_spd(4), dtype=mx.float32)
     loss = mx.value_and_grad(lambda a: mx.log(mx.abs(la.cholesky(a))).sum())
