@@ -53,6 +53,7 @@ from mlx_linalg import _autodiff_rules, _dispatch, _precision
 from mlx_linalg._checks import fail
 from mlx_linalg._devices import on
 from mlx_linalg._gpu.small_factor import flat
+from mlx_linalg._tracing import is_tracing_error
 
 # LAPACK dsgesv's ITERMAX: corrections tried before falling back to the working precision.
 ITERMAX = 30
@@ -80,12 +81,6 @@ TARGET = 0.0
 # forward error (H100, Gaussian 4096 x 4096, κ 2.7·10⁴ where κ·u_low ≈ 13: the iteration
 # wandered below √n, stagnated and was accepted). Above ACCEPT the ordinary solve runs.
 ACCEPT = 2.0
-# Stacks whose residuals are formed one matrix at a time (:func:`_residual_product`): at
-# most this many matrices, of order above this (the blocked LU's territory; stacks of small
-# matrices keep one batched product).
-LOOPED_RESIDUAL_BATCH = 16
-LOOPED_RESIDUAL_ORDER = 256
-_TRACING = "function transformations"
 
 
 class Steps(NamedTuple):
@@ -189,7 +184,10 @@ def _refine(a: mx.array, b: mx.array, steps: Steps, stream: object, itermax: int
     previous = np.full(count, np.inf)  # the last scaled residual of each matrix
     for step in range(itermax + 1):
         sub_x = _take(x, active, count)
-        r = _take(bf, active, count) - _residual_product(_take(af, active, count), sub_x, stream)
+        # One product per matrix for a few large ones (_precision.per_matrix): the residual's
+        # accuracy is the refinement's floor.
+        product = _precision.matmul(_take(af, active, count), sub_x, stream=stream)
+        r = _take(bf, active, count) - product
         residual = mx.max(mx.abs(r), axis=-2)  # (B_active, K): ‖r‖∞ of each column
         limit = mx.max(mx.abs(sub_x), axis=-2) * _take(scale, active, count)[:, None]
         scaled = mx.max(mx.where(residual == 0, 0, residual / limit), axis=-1)
@@ -227,32 +225,12 @@ def _refine(a: mx.array, b: mx.array, steps: Steps, stream: object, itermax: int
     return Refined(x.reshape(b.shape), failed, iterations.reshape(batch), fell_back.reshape(batch))
 
 
-def _residual_product(a: mx.array, x: mx.array, stream: object) -> mx.array:
-    """A X for the residual, (B, n, n) @ (B, n, K), float32-accurate: one product per matrix
-    for a few large matrices (B <= ``LOOPED_RESIDUAL_BATCH``, n > ``LOOPED_RESIDUAL_ORDER``),
-    one batched product otherwise.
-
-    The residual's accuracy is the floor of the refinement. On an H100, MLX's batched
-    products (one batched cuBLASLt call) were 4x less accurate than one matrix's, in plain
-    float32 too (2048 x 2048 @ 2048 x 3: relative error 8.4e-7 against 2.1e-7), and
-    refinement stopped at residuals 20x float32 LAPACK's for stacks where each matrix alone
-    reached LAPACK's (docs/refinement.md). A loop of B products costs B launches per
-    correction, next to the O(n³) factorization.
-    """
-    batch, n = a.shape[0], a.shape[-1]
-    if batch == 1 or batch > LOOPED_RESIDUAL_BATCH or n <= LOOPED_RESIDUAL_ORDER:
-        return _precision.matmul(a, x, stream=stream)
-    return mx.stack(
-        [_precision.matmul(a[i], x[i], stream=stream) for i in range(a.shape[0])]
-    )
-
-
 def _host(*arrays: mx.array) -> list[np.ndarray]:
     """The convergence test's small arrays on the host (the per-iteration synchronization)."""
     try:
         mx.eval(*arrays)
     except ValueError as error:
-        if _TRACING in str(error):
+        if is_tracing_error(error):
             fail(
                 "solve",
                 "refine=True tests convergence on the host after each correction and cannot "

@@ -4,7 +4,7 @@ precision (TF32)."""
 import mlx.core as mx
 import numpy as np
 import pytest
-from matrices import tf32, tf32_addmm, tf32_matmul
+from matrices import emulate_tf32, tf32, tf32_addmm, tf32_matmul
 
 import mlx_linalg as la
 from mlx_linalg import _precision
@@ -194,3 +194,47 @@ def test_products_with_an_empty_operand_are_zeros(a, b, shape):
     product = _precision.matmul(mx.ones(a, mx.float64), mx.ones(b, mx.float64), stream=mx.cpu)
     assert product.shape == shape and product.dtype == mx.float64
     assert not mx.any(product).item()
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["float32", "tf32-split"])
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape", "looped"),
+    [
+        ((3, 8, 300), (3, 300, 2), True),  # a few matrices, long inner dimension
+        ((2, 2, 8, 300), (1, 300, 2), True),  # batch axes broadcast: 4 matrices
+        ((1, 8, 300), (1, 300, 2), False),  # one matrix
+        ((3, 8, 64), (3, 64, 2), False),  # short inner dimension (a trailing update)
+        ((_precision.PER_MATRIX_MAX_BATCH + 1, 8, 300), (1, 300, 2), False),  # many matrices
+    ],
+)
+def test_few_large_products_are_formed_one_matrix_at_a_time(
+    monkeypatch, rng, a_shape, b_shape, looped, split
+):
+    """On a GPU, MLX's batched products of a few matrices with a long inner dimension were
+    less accurate than one matrix's: matmul, subtract_product and their split forms take
+    one product per matrix there, same values, same shapes."""
+    from mlx_linalg._gpu import blocked_common
+
+    if split:
+        emulate_tf32(monkeypatch)
+    monkeypatch.setattr(_precision, "_gpu_default", lambda: True)
+    monkeypatch.setattr(blocked_common, "FUSED_SPLIT", False)  # the kernel needs a real GPU
+    ranks = []
+    for name in ("matmul", "addmm"):
+        original = getattr(mx, name)
+
+        def recording(*args, _original=original, **kwargs):
+            ranks.append(args[-1].ndim)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(mx, name, recording)
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    c = rng.standard_normal((1, 8, 2)).astype(np.float32)
+    expected = a.astype(np.float64) @ b
+    product = _precision.matmul(mx.array(a), mx.array(b))
+    difference = blocked_common.subtract_product(mx.array(c), mx.array(a), mx.array(b))
+    assert product.shape == difference.shape == expected.shape
+    np.testing.assert_allclose(np.asarray(product), expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(difference), c - expected, rtol=0, atol=1e-4)
+    assert all(rank == 2 for rank in ranks) if looped else all(rank > 2 for rank in ranks)

@@ -369,25 +369,3 @@ def test_gpu_small_matrix_batch(rng):
     _assert_float32_accurate(x, a, b)
 
 
-@pytest.mark.parametrize(
-    ("batch", "n", "calls"),
-    [(1, 300, 1), (3, 300, 3), (3, 64, 1), (_refine.LOOPED_RESIDUAL_BATCH + 1, 300, 1)],
-)
-def test_residual_products_one_matrix_at_a_time_for_few_large_matrices(
-    monkeypatch, rng, batch, n, calls
-):
-    """A few large matrices: one product each (MLX's batched products were less accurate on
-    the H100); stacks of small matrices or many matrices: one batched product."""
-    shapes = []
-    matmul = _precision.matmul
-
-    def recording(a, b, stream=None):
-        shapes.append(a.shape)
-        return matmul(a, b, stream=stream)
-
-    monkeypatch.setattr(_precision, "matmul", recording)
-    a = rng.standard_normal((batch, n, n)).astype(np.float32)
-    x = rng.standard_normal((batch, n, 2)).astype(np.float32)
-    got = np.asarray(_refine._residual_product(mx.array(a), mx.array(x), None))
-    assert len(shapes) == calls
-    np.testing.assert_allclose(got, a.astype(np.float64) @ x, rtol=1e-4, atol=1e-3)

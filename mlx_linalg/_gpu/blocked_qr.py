@@ -137,8 +137,8 @@ def _split_product(a: mx.array, b: mx.array) -> mx.array:
     """
     a_hi, a_lo = _precision.split_float32(a)
     b_hi, b_lo = _precision.split_float32(b)
-    product = mx.addmm(mx.matmul(a_hi, b_hi), a_hi, b_lo)
-    return mx.addmm(product, a_lo, b_hi)
+    product = _precision.accumulate(_precision.product(a_hi, b_hi), a_hi, b_lo)
+    return _precision.accumulate(product, a_lo, b_hi)
 
 
 def _product(a: mx.array, b: mx.array) -> mx.array:
@@ -147,7 +147,7 @@ def _product(a: mx.array, b: mx.array) -> mx.array:
         return _elementwise_product(a, b)
     if a.dtype == mx.float32 and _precision.needs_split():
         return _split_product(a, b)
-    return mx.matmul(a, b)
+    return _precision.product(a, b)
 
 
 def _subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
