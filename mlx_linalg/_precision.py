@@ -85,20 +85,24 @@ def matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> mx.arr
         return product(a, b)
 
 
-def product(a: mx.array, b: mx.array) -> mx.array:
-    """``mx.matmul(a, b)`` on the default stream, one matrix at a time where
-    :func:`per_matrix` says so (a few matrices, a long inner dimension, a GPU)."""
-    if per_matrix(a, b):
+def product(a: mx.array, b: mx.array, *, looped: bool | None = None) -> mx.array:
+    """``mx.matmul(a, b)`` on the default stream, one matrix at a time where ``looped`` (by
+    default :func:`per_matrix` of ``a`` and ``b``) says so."""
+    if per_matrix(a, b) if looped is None else looped:
         a, b = _flat_pair(a, b)
         batch = a.shape[:-2]
         return _stacked([mx.matmul(x, y) for x, y in zip(_each(a), _each(b), strict=True)], batch)
     return mx.matmul(a, b)
 
 
-def accumulate(c: mx.array, a: mx.array, b: mx.array, *, alpha: float = 1.0) -> mx.array:
+def accumulate(
+    c: mx.array, a: mx.array, b: mx.array, *, alpha: float = 1.0, looped: bool | None = None
+) -> mx.array:
     """``mx.addmm(c, a, b, alpha=alpha)`` (c + alpha·a @ b) on the default stream, one
-    matrix at a time where :func:`per_matrix` says so."""
-    if per_matrix(a, b):
+    matrix at a time where ``looped`` (by default :func:`per_matrix` of ``a`` and ``b``)
+    says so. A split product's correction term (inner size 2K) passes the decision of its
+    leading term (inner size K)."""
+    if per_matrix(a, b) if looped is None else looped:
         a, b = _flat_pair(a, b)
         batch = a.shape[:-2]
         c = mx.broadcast_to(c, (*batch, a.shape[-2], b.shape[-1]))
@@ -160,7 +164,8 @@ def split_matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> 
 def _split_product(a: mx.array, b: mx.array) -> mx.array:
     """Real (..., M, K) @ (..., K, N) from the hi/lo split, on the default stream."""
     (a_hi, b_hi), (a_both, b_both) = split_operands(a, b)
-    return accumulate(product(a_hi, b_hi), a_both, b_both)
+    looped = per_matrix(a, b)
+    return accumulate(product(a_hi, b_hi, looped=looped), a_both, b_both, looped=looped)
 
 
 def split_operands(a: mx.array, b: mx.array) -> tuple[tuple, tuple]:

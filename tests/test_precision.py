@@ -204,6 +204,7 @@ def test_products_with_an_empty_operand_are_zeros(a, b, shape):
         ((2, 2, 8, 300), (1, 300, 2), True),  # batch axes broadcast: 4 matrices
         ((1, 8, 300), (1, 300, 2), False),  # one matrix
         ((3, 8, 64), (3, 64, 2), False),  # short inner dimension (a trailing update)
+        ((3, 8, 200), (3, 200, 2), False),  # also when the split's correction has 2K = 400
         ((_precision.PER_MATRIX_MAX_BATCH + 1, 8, 300), (1, 300, 2), False),  # many matrices
     ],
 )

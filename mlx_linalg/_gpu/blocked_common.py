@@ -238,8 +238,9 @@ def subtract(c: mx.array, a: Operand, b: Operand) -> mx.array:
     fused ``mx.addmm``, or, where they are split, two (the hi·hi term, then both
     corrections in one product of inner size 2K)."""
     if c.dtype == mx.float32 and a.hi is not None and b.hi is not None:
-        c = _precision.accumulate(c, a.hi, b.hi, alpha=-1.0)
-        return _precision.accumulate(c, a.pair, b.pair, alpha=-1.0)
+        looped = _precision.per_matrix(a.value, b.value)
+        c = _precision.accumulate(c, a.hi, b.hi, alpha=-1.0, looped=looped)
+        return _precision.accumulate(c, a.pair, b.pair, alpha=-1.0, looped=looped)
     return _precision.accumulate(c, a.value, b.value, alpha=-1.0)
 
 

@@ -137,8 +137,10 @@ def _split_product(a: mx.array, b: mx.array) -> mx.array:
     """
     a_hi, a_lo = _precision.split_float32(a)
     b_hi, b_lo = _precision.split_float32(b)
-    product = _precision.accumulate(_precision.product(a_hi, b_hi), a_hi, b_lo)
-    return _precision.accumulate(product, a_lo, b_hi)
+    looped = _precision.per_matrix(a, b)
+    product = _precision.product(a_hi, b_hi, looped=looped)
+    product = _precision.accumulate(product, a_hi, b_lo, looped=looped)
+    return _precision.accumulate(product, a_lo, b_hi, looped=looped)
 
 
 def _product(a: mx.array, b: mx.array) -> mx.array:
