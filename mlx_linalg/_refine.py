@@ -31,8 +31,11 @@ Precisions, by the working (compute) dtype:
   ``_precision.reduced_products()``, so on a device that multiplies float32 in TF32 (MLX's
   CUDA backend, Apple M5) the blocked LU's trailing updates and substitutions are plain TF32
   products (u_low = 2⁻¹¹) instead of the three-term split; residuals use the float32-accurate
-  ``_precision.matmul``. On a full-precision device (the CPU, Apple M1-M4) the factors are
-  float32's own: 0 to 2 corrections (fixed-precision refinement of LAPACK-quality solutions).
+  ``_precision.matmul`` in products of at most 256 inner terms, summed
+  (``_precision.chunked_matmul``: a device product's float32 accumulation over all n
+  terms set the floor at n = 8192 on an H100). On a full-precision device (the CPU, Apple
+  M1-M4) the factors are float32's own: 0 to 2 corrections (fixed-precision refinement of
+  LAPACK-quality solutions).
 * float64 (on the CPU): the factorization and corrections in float32 (LAPACK sgetrf/sgetrs),
   residuals in float64: dsgesv itself.
 
@@ -178,15 +181,16 @@ def _refine(a: mx.array, b: mx.array, steps: Steps, stream: object, itermax: int
     x = x.astype(dtype)
     # ‖A‖∞ · ε per matrix: the residual test of each column is ‖r‖∞ ≤ ‖x‖∞ · ‖A‖∞ · ε · c.
     scale = mx.max(mx.sum(mx.abs(af), axis=-1), axis=-1) * EPSILON[dtype]
+    # The residual's accuracy is the refinement's floor: A X in products of inner size at
+    # most _precision.CHUNK, summed (A's chunks copied once).
+    a_chunks = _precision.column_chunks(af)
     active = np.arange(count)  # matrices still iterating
     iterations = np.zeros(count, dtype=np.int32)
     fell_back = np.zeros(count, dtype=bool)
     previous = np.full(count, np.inf)  # the last scaled residual of each matrix
     for step in range(itermax + 1):
         sub_x = _take(x, active, count)
-        # One product per matrix for a few large ones (_precision.per_matrix): the residual's
-        # accuracy is the refinement's floor.
-        product = _precision.matmul(_take(af, active, count), sub_x, stream=stream)
+        product = _precision.chunked_matmul(_take(a_chunks, active, count), sub_x, stream=stream)
         r = _take(bf, active, count) - product
         residual = mx.max(mx.abs(r), axis=-2)  # (B_active, K): ‖r‖∞ of each column
         limit = mx.max(mx.abs(sub_x), axis=-2) * _take(scale, active, count)[:, None]

@@ -239,3 +239,25 @@ def test_few_large_products_are_formed_one_matrix_at_a_time(
     np.testing.assert_allclose(np.asarray(product), expected, rtol=0, atol=1e-4)
     np.testing.assert_allclose(np.asarray(difference), c - expected, rtol=0, atol=1e-4)
     assert all(rank == 2 for rank in ranks) if looped else all(rank > 2 for rank in ranks)
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "chunks", "width"),
+    [
+        ((5, 200), 1, 200),  # K <= CHUNK: one chunk
+        ((5, 512), 2, 256),  # K a multiple of CHUNK
+        ((5, 600), 3, 200),  # the widest divisor of K in [CHUNK/2, CHUNK]: no padding
+        ((5, 257), 2, 256),  # no such divisor (prime K): zero-padded to 512
+        ((2, 3, 4, 300), 2, 150),  # batch axes
+    ],
+)
+def test_chunked_product_is_the_product(rng, a_shape, chunks, width):
+    """column_chunks/chunked_matmul (the refinement's residual): the same product from
+    products of inner size at most CHUNK, summed."""
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal((*a_shape[:-2], a_shape[-1], 3)).astype(np.float32)
+    pieces = _precision.column_chunks(mx.array(a))
+    assert pieces.shape == (*a_shape[:-2], chunks, a_shape[-2], width)
+    got = np.asarray(_precision.chunked_matmul(pieces, mx.array(b)))
+    expected = a.astype(np.float64) @ b
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
