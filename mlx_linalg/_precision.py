@@ -143,18 +143,30 @@ def _stacked(matrices: list[mx.array], batch: tuple) -> mx.array:
     return mx.stack(matrices).reshape(*batch, *matrices[0].shape)
 
 
-def column_chunks(a: mx.array, width: int = CHUNK) -> mx.array:
-    """``a`` (..., M, K) as (..., S, M, W): its columns in S chunks of W <= ``width``, zero-
-    padded to S·W >= K; the left operand of :func:`chunked_matmul` (one copy of ``a``, so
-    form it once for an operand of several products).
+def chunk_width(k: int, width: int | None = None) -> int | None:
+    """The chunk of an inner dimension K for products accumulating at most ``width``
+    (default :data:`CHUNK`) terms: the widest divisor of K between ``width``/2 and
+    ``width``; None where K <= ``width`` (no chunking needed) or there is none."""
+    width = CHUNK if width is None else width
+    if k <= width:
+        return None
+    return next((w for w in range(width, width // 2 - 1, -1) if k % w == 0), None)
 
-    W is the widest divisor of K between ``width``/2 and ``width`` where there is one (no
-    padding), else ``width``; K <= ``width`` gives S = 1.
+
+def column_chunks(a: mx.array, width: int | None = None) -> mx.array:
+    """``a`` (..., M, K) as (..., S, M, W): its columns in S chunks of W <= ``width``
+    (default :data:`CHUNK`), zero-padded to S·W >= K; the left operand of
+    :func:`chunked_matmul` (one copy of ``a``, so form it once for an operand of several
+    products).
+
+    W is :func:`chunk_width` where K has such a divisor (no padding), else ``width``;
+    K <= ``width`` gives S = 1.
     """
+    width = CHUNK if width is None else width
     *batch, m, k = a.shape
     if k <= width:
         return mx.expand_dims(a, -3)
-    chunk = next((w for w in range(width, width // 2 - 1, -1) if k % w == 0), width)
+    chunk = chunk_width(k, width) or width
     count = -(-k // chunk)
     if count * chunk > k:
         a = mx.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, count * chunk - k)])

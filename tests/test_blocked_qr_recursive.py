@@ -108,7 +108,9 @@ SHAPES = [
 @pytest.mark.parametrize(
     ("shape", "block", "leaf", "mode"),
     [(*case, "reduced") for case in SHAPES]
-    + [(*case, "complete") for case in (SHAPES[1], SHAPES[2], SHAPES[5])],
+    + [(*case, "complete") for case in (SHAPES[1], SHAPES[2], SHAPES[5])]
+    # rows > CHUNK: Vᵀ C summed over 200-row chunks (600 = 3 x 200)
+    + [((600, 70), 32, None, "reduced"), ((600, 70), 32, None, "complete")],
 )
 def test_float64_equals_lapack(rng, shape, block, leaf, mode):
     m, n = shape
@@ -250,6 +252,25 @@ def test_with_split_products(rng, monkeypatch):
     assert qr_ratio(as64(am), as64(q), as64(r), unit_roundoff(np.float32)) <= QR_RATIO
     np.testing.assert_allclose(as64(q), as64(q0), rtol=0, atol=1e-5)
     np.testing.assert_allclose(as64(r), as64(r0), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize(("rows", "chunks"), [(600, 3), (1024, 4), (257, 1), (256, 1)])
+def test_long_inner_products_are_summed_in_chunks(rng, monkeypatch, rows, chunks):
+    """Vᵀ C over r rows: products of at most CHUNK rows each, summed (600 = 3 x 200;
+    257 has no divisor in [128, 256] and 256 needs none: one product), equal to Vᵀ C."""
+    shapes = []
+    product = blocked_qr._product
+
+    def recording(a, b):
+        shapes.append(tuple(a.shape))
+        return product(a, b)
+
+    monkeypatch.setattr(blocked_qr, "_product", recording)
+    v = rng.standard_normal((2, rows, 5))
+    c = rng.standard_normal((2, rows, 7))
+    got = as64(blocked_qr._transposed_product(as_mlx(v, mx.float64), as_mlx(c, mx.float64)))
+    np.testing.assert_allclose(got, np.swapaxes(v, -1, -2) @ c, rtol=0, atol=1e-12 * rows)
+    assert shapes == [(2 * chunks, 5, rows // chunks)]
 
 
 def test_small_products_are_float32_accurate(rng, monkeypatch):

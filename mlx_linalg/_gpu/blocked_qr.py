@@ -152,6 +152,27 @@ def _product(a: mx.array, b: mx.array) -> mx.array:
     return _precision.product(a, b)
 
 
+def _transposed_product(v: mx.array, c: mx.array) -> mx.array:
+    """Vᵀ C for V (B, r, p) and C (B, r, q), float32-accurate, accumulated over at most
+    ``_precision.CHUNK`` rows per product: the rows split into S chunks (views where C's
+    rows are contiguous), the (B·S) chunk products summed by MLX's reduction.
+
+    A device product accumulates its whole inner dimension in float32, and on an H100 its
+    error grew with it (docs/kernels-blocked.md, "Long inner dimensions"); r is up to the
+    matrix's order here. Where r has no divisor in [CHUNK/2, CHUNK] the product is whole.
+    """
+    batch, rows, p = v.shape
+    width = _precision.chunk_width(rows)
+    if width is None:
+        return _product(mx.swapaxes(v, -1, -2), c)
+    count, q = rows // width, c.shape[-1]
+    chunks = _product(
+        mx.swapaxes(v.reshape(batch * count, width, p), -1, -2),
+        c.reshape(batch * count, width, q),
+    )
+    return mx.sum(chunks.reshape(batch, count, p, q), axis=1)
+
+
 def _subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
     """``c - a @ b``, float32-accurate: ``blocked_common.subtract_product`` (one ``addmm``,
     or the split product), or three launches through :func:`_elementwise_product` where that
@@ -195,7 +216,7 @@ def _triangular_factor(blocks: Blocks, v: mx.array, tau: mx.array) -> mx.array:
     upper triangle, so diag(tau) VᵀV needs no masking.
     """
     b = v.shape[-1]
-    gram = _product(mx.swapaxes(v, -1, -2), v)
+    gram = _transposed_product(v, v)
     scaled = tau[:, :, None] * gram
     diagonal = tau[:, None, :] * _identity(b, v.dtype)
     return trsm(blocks, scaled, diagonal, lower=False, trans=False, unit=True, block=blocks.max_n)
@@ -208,7 +229,7 @@ def _reflect(v: mx.array, t: mx.array, c: mx.array, *, transpose: bool, skip: in
     whole (a contiguous array where C[..., skip:] would be a strided view, which a matrix
     product copies first) at the cost of ``skip`` more columns of a thin product.
     """
-    w = _product(mx.swapaxes(v, -1, -2), c)
+    w = _transposed_product(v, c)
     if skip:
         w, c = w[..., skip:], c[..., skip:]
     op_t = mx.swapaxes(t, -1, -2) if transpose else t
