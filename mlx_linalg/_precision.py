@@ -38,6 +38,11 @@ single-matrix call (2 x 2048 x 2048 @ 2048 x 3 in plain float32: relative error 
 against 2.7e-7), enough to make the blocked QR of a stack of two 2048 x 2048 matrices 3.9
 times less orthogonal than either matrix alone (ratio 3.58 against 0.93; 0.96 with the
 products per matrix, at 24% more time: H100, 2026-11-26).
+
+A device product accumulates its whole inner dimension K in float32, and on an H100 its
+error grew with K. Where K is long and the accuracy matters, :func:`chunked_matmul` (and
+``blocked_qr``'s Vᵀ C) sums products of at most :data:`CHUNK` inner terms instead
+(docs/kernels-blocked.md, "Long inner dimensions").
 """
 
 import contextlib
