@@ -8,6 +8,8 @@
 #        CONFORMANCE=quick PEERS=1 tools/gpu-check.sh  # also the conformance suite on the GPU
 #                                                      # and the gpu-h100 peer benchmark
 #        BLOCKED=1 BENCH=0 tools/gpu-check.sh          # also time the large-matrix blocks
+#        BENCH=0 tools/gpu-check.sh -m 'gpu and not slow'  # skip the minutes-long tests of
+#                                                      # undispatched blocks (QDWH-eig/SVD)
 #
 # Needs: MLX with a GPU backend (pip install "mlx[cuda13]" on Linux), numpy, scipy, pytest,
 # hypothesis; PyTorch with CUDA for the side-by-side benchmark columns.
