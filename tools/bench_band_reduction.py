@@ -31,7 +31,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, cuda_torch, machine, mx_sync
+from bench_timing import best_ms, cell, cuda_torch, machine, mx_sync, release_memory
 from count_launches import graph_counts, stubs, tf32, tsqr_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row(n, band, blocks, args.reps, rng, args.check_max))
             print(json.dumps(rows[-1]), flush=True)
             write()
+            release_memory(torch)
     print(markdown(rows, counts, info))
     return 0
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, cuda_torch, once_s
+from bench_timing import best_ms, cell, cuda_torch, once_s, release_memory
 from bench_timing import machine as gpu_machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,6 +297,8 @@ def run(
             rows.append(row)
             print(json.dumps(row), flush=True)
             on_row(rows)
+            gpu = blocked = cpu_out = tdata = cdata = None  # the row's arrays, then the caches
+            release_memory(torch)
     return rows
 
 

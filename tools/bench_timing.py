@@ -59,6 +59,16 @@ def mx_sync(out) -> None:
     mx.synchronize()
 
 
+def release_memory(torch=None) -> None:
+    """Return the cached device memory of MLX (and of PyTorch, when given) between the rows
+    of a benchmark, so that one row's cached buffers do not crowd the next row's: a
+    benchmark process holds two libraries' caches, and the large rows ran out of GPU
+    memory there (docs/kernels-blocked.md, docs/kernels-spectral-blocks.md)."""
+    mx.clear_cache()
+    if torch is not None:
+        torch.cuda.empty_cache()
+
+
 def machine(cpu: bool, torch=None, **extra) -> dict:
     """What a GPU benchmark ran on: MLX, Python, platform, device, whether MLX multiplies
     float32 in TF32 there, the GPU's name and PyTorch's version (when ``torch`` with CUDA is
