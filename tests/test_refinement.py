@@ -369,3 +369,21 @@ def test_gpu_small_matrix_batch(rng):
     _assert_float32_accurate(x, a, b)
 
 
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_refinement_reaches_lapacks_backward_error_at_large_n(rng):
+    """Residuals summed from 256-term products: on the H100 the whole-n product's float32
+    accumulation left the refined backward error of a well-conditioned 8192 x 8192 system
+    (I + G Gᵀ/n, κ about 5) at 34x float32 LAPACK's (2.7x at 2048); chunked, 1.5x."""
+    n = 4096
+    g = rng.standard_normal((n, n))
+    a = (np.eye(n) + g @ g.T / n).astype(np.float32)
+    b = rng.standard_normal((n, 3)).astype(np.float32)
+    x = np.asarray(la.solve(mx.array(a), mx.array(b), refine=True, stream=mx.gpu))
+
+    def backward(y):
+        return norm(as64(b) - as64(a) @ as64(y)) / (norm(a) * norm(y))
+
+    assert backward(x) <= 3 * backward(scipy.linalg.solve(a, b))
