@@ -1,4 +1,4 @@
-"""Launch counts of the blocked Cholesky and triangular-solve graphs (issue #7), and the
+"""Launch counts of the blocked Cholesky, triangular-solve and QR graphs (issue #7), and the
 pieces that cut them: counted on the CPU by tools/count_launches.py (lazy graphs, building
 blocks stubbed, nothing evaluated), so a change that adds launches shows here. Counts, not
 timings."""
@@ -27,12 +27,16 @@ _SPEC.loader.exec_module(count_launches)
 # rounded split (``_precision.split_float32`` under ``mx.compile``, 2026-11-26): TF32
 # cholesky 184, solve_triangular 114, cho_solve 214. (On a GPU the ``split_pair`` kernel
 # forms each split operand in one launch instead: blocked_common.FUSED_SPLIT.)
+_QR_CALLS = {"qr_small": 76, "trsm_small": 16, "tsqr_householder": 32, "tsqr_product": 103}
 BOUNDS = {
     ("cholesky", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 96, 186),
     ("cholesky_upper", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 96, 186),
     ("solve_triangular", 1024): ({"trsm_small": 16}, 62, 140),
     ("solve_triangular_1", 1024): ({"trsm_small": 16}, 62, 140),
     ("cho_solve", 1024): ({"trsm_small": 32}, 117, 270),
+    # QR with the TSQR panel (its kernels stubbed too), Vᵀ C in 256-row chunks: 641 / 1236
+    # when written (2026-11-26; 605 / 1104 with whole products).
+    ("qr", 1024): (_QR_CALLS, 645, 1240),
 }
 
 
