@@ -2,6 +2,8 @@
 
 A plain module (not conftest) so that tests/gpu/conftest.py cannot shadow it."""
 
+import math
+
 import mlx.core as mx
 import numpy as np
 
@@ -98,6 +100,30 @@ def graded_stack(rng, batch, m, n, cond) -> np.ndarray:
         v, _ = np.linalg.qr(rng.standard_normal((n, k)))
         out.append((u * np.logspace(0, -np.log10(cond), k)) @ v.T)
     return np.array(out)
+
+
+def graded_float32(rng, shape, cond) -> np.ndarray:
+    """Float32 :func:`graded_stack` of any shape (..., m, n)."""
+    *batch, m, n = shape
+    return graded_stack(rng, math.prod(batch), m, n, cond).reshape(shape).astype(np.float32)
+
+
+def hard_batch(rng, m: int, n: int, *, inf: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """Five float32 (m, n) matrices in one batch: rank 3, graded (κ 10²) with a zero
+    column, zero, and two graded (κ 10) ones holding a NaN and ``inf``. Returns
+    ``(batch, good)``, ``good`` the first three (the finite ones)."""
+    good = np.concatenate(
+        [
+            rng.standard_normal((1, m, 3)) @ rng.standard_normal((1, 3, n)),
+            graded_float32(rng, (1, m, n), 1e2),
+            np.zeros((1, m, n)),
+        ]
+    ).astype(np.float32)
+    good[1, :, 4] = 0
+    bad = graded_float32(rng, (2, m, n), 10.0)
+    bad[0, 5, 6] = np.nan
+    bad[1, 7, 1] = inf
+    return np.concatenate([good, bad]), good
 
 
 def symmetric_from_lower(a: np.ndarray) -> np.ndarray:

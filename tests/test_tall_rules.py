@@ -31,8 +31,9 @@ from matrices import (
     SVD_RATIO,
     as64,
     emulate_tf32,
-    graded_stack,
+    graded_float32,
     gram_error,
+    hard_batch,
     norm,
     qr_ratio,
     ratio,
@@ -101,11 +102,6 @@ def _svdvals(x: np.ndarray) -> np.ndarray:
     return as64(s)
 
 
-def _graded(rng, shape, cond) -> np.ndarray:
-    *batch, m, n = shape
-    count = math.prod(batch)
-    return graded_stack(rng, count, m, n, cond).reshape(shape).astype(np.float32)
-
 
 def _lapack_qr_ratio(a: np.ndarray) -> float:
     flat = a.reshape(-1, *a.shape[-2:])
@@ -135,7 +131,7 @@ QR_CASES = [
 
 @pytest.mark.parametrize(("shape", "cond"), QR_CASES)
 def test_qr_accuracy(rng, shape, cond):
-    a = _graded(rng, shape, cond)
+    a = graded_float32(rng, shape, cond)
     q, r = _qr(a)
     m, n = shape[-2:]
     assert q.shape == shape and r.shape == (*shape[:-2], n, n)
@@ -156,7 +152,7 @@ def test_qr_hard_matrices_and_nan_isolation(rng):
     """A repeated column, a zero column, the zero matrix (CholeskyQR2 fails on all three:
     Householder's QR comes back) and matrices with NaN and Inf (NaN, alone), in one batch;
     the batch equals the loop over it."""
-    a = _graded(rng, (6, 300, 16), 10.0)
+    a = graded_float32(rng, (6, 300, 16), 10.0)
     a[1, :, 5] = a[1, :, 2]
     a[2, :, 7] = 0
     a[3] = 0
@@ -210,11 +206,11 @@ def _check_svd(a: np.ndarray, full: bool) -> None:
 @pytest.mark.parametrize("cond", CONDS)
 @pytest.mark.parametrize("full", [False, True])
 def test_svd_accuracy(rng, shape, cond, full):
-    _check_svd(_graded(rng, shape, cond), full)
+    _check_svd(graded_float32(rng, shape, cond), full)
 
 
 def test_svd_4096x64(rng):
-    _check_svd(_graded(rng, (4096, 64), 1e3), False)
+    _check_svd(graded_float32(rng, (4096, 64), 1e3), False)
 
 
 @pytest.mark.parametrize("full", [False, True])
@@ -224,18 +220,7 @@ def test_svd_rank_deficient_zero_and_nan(rng, full, shape):
     finite ones meet the thresholds with orthonormal singular vectors (completed where the
     singular values are zero), the others are NaN alone; batch = loop."""
     m, n = shape
-    good = np.concatenate(
-        [
-            rng.standard_normal((1, m, 3)) @ rng.standard_normal((1, 3, n)),
-            _graded(rng, (1, m, n), 1e2),
-            np.zeros((1, m, n)),
-        ]
-    ).astype(np.float32)
-    good[1, :, 4] = 0
-    bad = _graded(rng, (2, m, n), 10.0)
-    bad[0, 5, 6] = np.nan
-    bad[1, 7, 1] = -np.inf
-    a = np.concatenate([good, bad])
+    a, good = hard_batch(rng, m, n, inf=-np.inf)
     u, s, vh = _svd(a, full)
     assert all(np.all(np.isnan(x[3:])) for x in (u, s, vh))
     assert all(np.all(np.isfinite(x[:3])) for x in (u, s, vh))
@@ -255,7 +240,7 @@ def test_svd_rank_deficient_zero_and_nan(rng, full, shape):
 def test_svd_extreme_scaling(rng, scale):
     """Power-of-two prescaling: Gram matrices and R neither overflow nor underflow; S is
     scaled back exactly (a subnormal input is measured against what was stored)."""
-    a = (_graded(rng, (300, 16), 10.0).astype(np.float64) * scale).astype(np.float32)
+    a = (graded_float32(rng, (300, 16), 10.0).astype(np.float64) * scale).astype(np.float32)
     stored = a.astype(np.float64)
     u, s, vh = _svd(a, False)
     assert max(svd_ratios(stored, u, s, vh, U32)) <= SVD_RATIO
@@ -380,7 +365,7 @@ def pretend_gpu(monkeypatch, pinned_thresholds):
 
 
 def test_public_functions_take_the_tall_rules(rng, pretend_gpu):
-    a = _graded(rng, (2, 400, 12), 1e2)
+    a = graded_float32(rng, (2, 400, 12), 1e2)
     a[1, :, 11] = a[1, :, 0]  # rank 11: Householder fallback for the QR, a zero singular value
     x = mx.array(a)
     a64 = a.astype(np.float64)
@@ -432,7 +417,7 @@ def test_traced_calls_stay_on_the_tall_rules(rng, pretend_gpu, monkeypatch):
         return lazy_cpu_form(op, *arrays, **keywords)
 
     monkeypatch.setattr(_autodiff_traced, "run", only_not_qr)
-    a = _graded(rng, (2, 300, 10), 1e2)
+    a = graded_float32(rng, (2, 300, 10), 1e2)
     a[1, :, 9] = a[1, :, 0]  # rank 9: CholeskyQR fails, the Householder QR is selected
     x = mx.array(a)
     a64 = a.astype(np.float64)
@@ -453,7 +438,7 @@ def test_gradients_through_the_tall_rules(rng, pretend_gpu):
         u, _, vh = la.svd(x, full_matrices=False, stream=stream)
         return (u[:, :3] @ vh[:3]).sum() + la.svdvals(x, stream=stream).sum()
 
-    x = mx.array(_graded(rng, (300, 10), 10.0))
+    x = mx.array(graded_float32(rng, (300, 10), 10.0))
     lapack = np.asarray(mx.grad(functools.partial(loss, stream=mx.cpu))(x))
     assert not pretend_gpu
     through_tall = np.asarray(mx.grad(loss)(x))
@@ -467,8 +452,8 @@ def test_gradients_through_the_tall_rules(rng, pretend_gpu):
 
 def _tf32_case(rng_seed: int) -> dict:
     rng = np.random.default_rng(rng_seed)
-    a = _graded(rng, (300, 16), 10.0)
-    b = _graded(rng, (1000, 8), 10.0)
+    a = graded_float32(rng, (300, 16), 10.0)
+    b = graded_float32(rng, (1000, 8), 10.0)
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     out = {}
     for full in (False, True):
@@ -514,7 +499,7 @@ def test_with_the_emulated_jacobi_kernel(rng, monkeypatch):
     """The SVD of R by the ``jacobi_svd`` kernel body itself (40 columns: the
     threadgroup-memory kernel), run on the CPU under the emulation: DESIGN.md's ratios and
     the reference's singular values."""
-    a = _graded(rng, (2, 200, 40), 1e3)
+    a = graded_float32(rng, (2, 200, 40), 1e3)
     reference = _svd(a, False)  # the Jacobi references of the autouse fixture
     monkeypatch.undo()
     monkeypatch.setattr(_kernels, "launch", _emulated_launch)

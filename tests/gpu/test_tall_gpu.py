@@ -23,8 +23,9 @@ from matrices import (
     QR_RATIO,
     SVD_RATIO,
     as64,
-    graded_stack,
+    graded_float32,
     gram_error,
+    hard_batch,
     norm,
     qr_ratio,
     ratio,
@@ -42,10 +43,6 @@ FORWARD = 10
 VS_LAPACK = 10
 FLOOR = 1.0
 
-
-def _graded(rng, shape, cond) -> np.ndarray:
-    *batch, m, n = shape
-    return graded_stack(rng, math.prod(batch), m, n, cond).reshape(shape).astype(np.float32)
 
 
 PERMISSIVE = {
@@ -87,7 +84,7 @@ def _assert_tall_rule(op: str, x: mx.array, **keywords) -> None:
     ],
 )
 def test_tall_qr_gpu(rng, shape, cond):
-    a = _graded(rng, shape, cond)
+    a = graded_float32(rng, shape, cond)
     x = mx.array(a)
     _assert_tall_rule("qr", x, mode="reduced")
     q, r = la.qr(x)
@@ -137,12 +134,12 @@ def _check_svd(a: np.ndarray, full: bool) -> None:
 @pytest.mark.parametrize("cond", [1.0, 1e3, 1e6])
 @pytest.mark.parametrize("full", [False, True])
 def test_tall_svd_gpu(rng, shape, cond, full):
-    _check_svd(_graded(rng, shape, cond), full)
+    _check_svd(graded_float32(rng, shape, cond), full)
 
 
 @pytest.mark.parametrize("cond", [1.0, 1e3])
 def test_tall_svd_gpu_65536x64(rng, cond):
-    _check_svd(_graded(rng, (65536, 64), cond), False)
+    _check_svd(graded_float32(rng, (65536, 64), cond), False)
 
 
 @pytest.mark.parametrize("full", [False, True])
@@ -150,18 +147,8 @@ def test_tall_svd_gpu_hard_matrices(rng, full):
     """Rank 3, a zero column, the zero matrix and NaN/Inf matrices in one batch: the finite
     ones meet the thresholds, the others are NaN alone."""
     m, n = 2000, 48
-    good = np.concatenate(
-        [
-            rng.standard_normal((1, m, 3)) @ rng.standard_normal((1, 3, n)),
-            _graded(rng, (1, m, n), 1e2),
-            np.zeros((1, m, n)),
-        ]
-    ).astype(np.float32)
-    good[1, :, 4] = 0
-    bad = _graded(rng, (2, m, n), 10.0)
-    bad[0, 5, 6] = np.nan
-    bad[1, 7, 1] = np.inf
-    x = mx.array(np.concatenate([good, bad]))
+    a, good = hard_batch(rng, m, n)
+    x = mx.array(a)
     u, s, vh = (as64(t) for t in la.svd(x, full_matrices=full))
     assert all(np.all(np.isnan(t[3:])) for t in (u, s, vh))
     assert all(np.all(np.isfinite(t[:3])) for t in (u, s, vh))
@@ -177,7 +164,7 @@ def test_tall_svd_gpu_hard_matrices(rng, full):
 def test_functions_built_on_svd_gpu(rng):
     """pinv, matrix_rank, cond, matrix_norm, orth, null_space and lstsq (gels) on the GPU,
     through the tall rules."""
-    a = _graded(rng, (2, 4096, 24), 1e2)
+    a = graded_float32(rng, (2, 4096, 24), 1e2)
     a[1, :, 23] = a[1, :, 0]  # rank 23
     x = mx.array(a)
     a64 = a.astype(np.float64)
@@ -204,7 +191,7 @@ def test_functions_built_on_svd_gpu(rng):
 
 
 def test_tall_gpu_agrees_with_cpu_and_under_compile(rng):
-    a = _graded(rng, (2, 8192, 32), 1e3)
+    a = graded_float32(rng, (2, 8192, 32), 1e3)
     x = mx.array(a)
     s_gpu = as64(la.svdvals(x))
     s_cpu = as64(la.svdvals(x, stream=mx.cpu))
