@@ -254,18 +254,6 @@ def test_cho_solve(rng, dtype, lower):
     assert ratio(as64(as_mlx(b, dtype)) - a_used @ xs, norm(a_used) * norm(xs), u) <= SOLVE_RATIO
 
 
-def test_wide_substitution_tasks(rng):
-    """solve_block splits K = 150 into tasks (3 of 50: widths that divide K where they can,
-    blocked_common.task_width) and joins them back."""
-    t = _triangular(rng, (2, 20, 20), lower=True)
-    b = rng.standard_normal((2, 20, 150))
-    x = blocked_common.solve_block(
-        REFERENCE, as_mlx(t, mx.float64), as_mlx(b, mx.float64), lower=True, trans=False, unit=False
-    )
-    assert x.shape == (2, 20, 150)
-    np.testing.assert_allclose(as64(x), np.linalg.solve(t, b), rtol=1e-12, atol=1e-12)
-
-
 def test_graphs_are_lazy(rng):
     """mx.compile refuses any evaluation while tracing: the blocked graphs have none."""
 
@@ -555,8 +543,6 @@ def test_lu_graphs_are_lazy(rng):
     assert not np.any(np.asarray(failed))
     expected = np.linalg.solve(as64(a), as64(b))
     np.testing.assert_allclose(as64(x), expected, rtol=1e-3, atol=1e-3)
-
-
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

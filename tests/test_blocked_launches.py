@@ -13,7 +13,7 @@ from kernel_emulation import emulate, needs_emulation
 from matrices import as64, as_mlx
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_cholesky, blocked_common
+from mlx_linalg._gpu import blocked_cholesky, blocked_common, small_factor
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 _TOOL = pathlib.Path(__file__).resolve().parents[1] / "tools" / "count_launches.py"
@@ -26,11 +26,14 @@ _SPEC.loader.exec_module(count_launches)
 # cho_solve 115 / 267; before issue #7's cuts 291 / 445, 63 / 168 and 118 / 328. With the
 # rounded split (``_precision.split_float32`` under ``mx.compile``, 2026-11-26): TF32
 # cholesky 184, solve_triangular 114, cho_solve 214. (On a GPU the ``split_pair`` kernel
-# forms each split operand in one launch instead: blocked_common.FUSED_SPLIT.)
+# forms each split operand in one launch instead: blocked_common.FUSED_SPLIT.) Cholesky
+# with each leaf's columns copied once (``mx.contiguous``; before, the GPU copied the
+# building blocks' sliced inputs, twice per leaf, which this method does not count):
+# 110 / 200.
 _QR_CALLS = {"qr_small": 76, "trsm_small": 16, "tsqr_householder": 32, "tsqr_product": 103}
 BOUNDS = {
-    ("cholesky", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 96, 186),
-    ("cholesky_upper", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 96, 186),
+    ("cholesky", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 112, 202),
+    ("cholesky_upper", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 112, 202),
     ("solve_triangular", 1024): ({"trsm_small": 16}, 62, 140),
     ("solve_triangular_1", 1024): ({"trsm_small": 16}, 62, 140),
     ("cho_solve", 1024): ({"trsm_small": 32}, 117, 270),
@@ -54,12 +57,13 @@ def test_launch_counts_stay_bounded(op, n):
 
 def test_cholesky_launches_grow_by_a_fixed_count_per_step():
     """Per outer step of 128 columns: the kernels (2 cholesky_small, 2 trsm_small), two
-    products, two copies for the concatenation of L's rows below the block and four slice
-    updates (the pieces); nothing that grows with the step's index."""
+    products, two copies of the leaves' columns, two copies for the concatenation of L's
+    rows below the block and four slice updates (the pieces); nothing that grows with the
+    step's index."""
     small = count_launches.count("cholesky", 1024, split=False)
     large = count_launches.count("cholesky", 2048, split=False)
     per_step = (large["launches"] - small["launches"]) / 8
-    assert per_step <= 12
+    assert per_step <= 14
 
 
 def test_count_method_counts_concatenation_copies():
@@ -142,53 +146,17 @@ def test_split_operands_formed_once_equal_subtract_product(rng):
     assert not np.array_equal(np.asarray(ours), np.asarray(plain))  # the split path ran
 
 
-@pytest.mark.parametrize(
-    ("k", "width"), [(65, 33), (128, 64), (130, 26), (131, 44), (150, 50), (1000, 50), (4032, 64)]
-)
-def test_task_widths(k, width):
-    assert blocked_common.task_width(k) == width
-
-
-@pytest.mark.parametrize("k", [131, 150])
-def test_solve_block_tasks_one_call(rng, k):
-    """One building-block call over (B·tasks, b, width), evenly split (150: 3 x 50) or
-    padded by fewer than ``tasks`` columns (131: 3 x 44), each column solved as on its
-    own (the same bits as one call on all K columns)."""
-    shapes = []
-
-    def trsm(t, x, **kw):
-        shapes.append((t.shape, x.shape))
-        return REFERENCE.trsm(t, x, **kw)
-
-    b = 20
-    t = np.tril(rng.standard_normal((2, b, b))) + 4 * np.eye(b)
-    rhs = rng.standard_normal((2, b, k))
-    x = blocked_common.solve_block(
-        REFERENCE._replace(trsm=trsm),
-        as_mlx(t, mx.float64),
-        as_mlx(rhs, mx.float64),
-        lower=True,
-        trans=False,
-        unit=False,
-    )
-    tasks = 3
-    width = blocked_common.task_width(k)
-    assert shapes == [((2 * tasks, b, b), (2 * tasks, b, width))]
-    assert x.shape == (2, b, k)
-    alone = REFERENCE.trsm(
-        as_mlx(t, mx.float64), as_mlx(rhs, mx.float64), lower=True, trans=False, unit=False
-    )
-    assert np.array_equal(as64(x), as64(alone))
-
-
-def _emulated_trsm(t, x, *, lower, trans, unit):
-    """The ``trsm_small`` kernel body run on the CPU (tools/metal_check/emulate.py)."""
+def _emulated_trsm(t, x, *, lower, trans, unit, rows=False):
+    """The ``trsm_small`` kernel body run on the CPU (tools/metal_check/emulate.py), launched
+    as ``small_factor.trsm`` launches it: ceil(K / TRSM_TASK) threadgroups per matrix."""
     batch = t.shape[0]
+    k = x.shape[-2] if rows else x.shape[-1]
+    tasks = -(-k // small_factor.TRSM_TASK)
     out, _ = emulate.run(
         "trsm_small",
         [np.asarray(t), np.asarray(x)],
-        template={"NMAX": 64, "LOWER": lower, "TRANS": trans, "UNIT": unit},
-        grid=(batch * 64, 1, 1),
+        template={"NMAX": 64, "LOWER": lower, "TRANS": trans, "UNIT": unit, "ROWS": rows},
+        grid=(batch * tasks * 64, 1, 1),
         threadgroup=(64, 1, 1),
         output_shapes=[tuple(x.shape), (batch,)],
     )
@@ -197,18 +165,25 @@ def _emulated_trsm(t, x, *, lower, trans, unit):
 
 @needs_emulation
 @pytest.mark.parametrize("k", [131, 150])
-def test_task_split_keeps_the_kernels_bits(rng, k):
-    """The ``trsm_small`` kernel solves each column on its own: split into tasks (150 = 3 x
-    50; 131 = 3 x 44 with one padded column) or not, the same bits."""
+def test_trsm_tasks_and_rows_keep_the_kernels_bits(rng, k):
+    """The ``trsm_small`` kernel solves each right-hand side on its own: spread over
+    threadgroups of TRSM_TASK columns (131 and 150: three, the last one partial) or solved
+    one column per launch, and read as columns or (``ROWS``) as the rows of the transpose,
+    the same bits; and LAPACK's solution."""
     b = 64
-    t = (np.tril(rng.standard_normal((1, b, b))) + 4 * np.eye(b)).astype(np.float32)
-    rhs = rng.standard_normal((1, b, k)).astype(np.float32)
-    blocks = REFERENCE._replace(trsm=_emulated_trsm)
-    split = blocked_common.solve_block(
-        blocks, mx.array(t), mx.array(rhs), lower=True, trans=False, unit=False
+    t = (np.tril(rng.standard_normal((2, b, b))) + 4 * np.eye(b)).astype(np.float32)
+    rhs = rng.standard_normal((2, b, k)).astype(np.float32)
+    kw = {"lower": True, "trans": False, "unit": False}
+    whole = np.asarray(_emulated_trsm(mx.array(t), mx.array(rhs), **kw))
+    rows = np.asarray(
+        _emulated_trsm(mx.array(t), mx.array(np.swapaxes(rhs, -1, -2).copy()), rows=True, **kw)
     )
-    whole = _emulated_trsm(mx.array(t), mx.array(rhs), lower=True, trans=False, unit=False)
-    assert np.array_equal(np.asarray(split).view(np.uint32), np.asarray(whole).view(np.uint32))
+    assert np.array_equal(np.swapaxes(rows, -1, -2).view(np.uint32), whole.view(np.uint32))
+    for j in (0, 63, 64, k - 1):
+        alone = np.asarray(_emulated_trsm(mx.array(t), mx.array(rhs[:, :, j : j + 1]), **kw))
+        assert np.array_equal(alone[:, :, 0].view(np.uint32), whole[:, :, j].view(np.uint32))
+    exact = np.linalg.solve(t.astype(np.float64), rhs)
+    assert np.abs(whole - exact).max() <= 1e-5 * np.abs(exact).max()
 
 
 def _emulated_cholesky(a):

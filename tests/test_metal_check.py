@@ -220,7 +220,7 @@ def test_emulated_trsm_matches_reference(lower, trans, unit, threads, k):
     x, info = _launch(
         "trsm_small",
         [a, b],
-        {"NMAX": 64, "LOWER": lower, "TRANS": trans, "UNIT": unit},
+        {"NMAX": 64, "LOWER": lower, "TRANS": trans, "UNIT": unit, "ROWS": False},
         threads,
         [(2, n, k), (2,)],
     )

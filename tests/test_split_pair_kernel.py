@@ -1,7 +1,8 @@
-"""The ``split_pair`` kernel (metal/split_pair.metal) under CPU emulation against the MLX
-ops it replaces (``_precision.split_float32`` and ``_precision.pair``, as
-``blocked_common.left`` / ``right`` use them), bit for bit: normal, subnormal, zero, -0,
-Inf and NaN entries, odd shapes, a batch."""
+"""The ``split_pair`` and ``split_gram`` kernels (metal/split_pair.metal,
+metal/split_gram.metal) under CPU emulation against the MLX ops they replace
+(``_precision.split_float32`` and ``_precision.pair``, as ``blocked_common.left`` /
+``right`` / ``gram`` use them), bit for bit: normal, subnormal, zero, -0, Inf and NaN
+entries, odd shapes, a batch."""
 
 import mlx.core as mx
 import numpy as np
@@ -44,6 +45,49 @@ def test_emulated_split_pair_matches_the_mlx_ops(shape, right):
     exp_hi, exp_pair = _reference(x, right)
     np.testing.assert_array_equal(hi.view(np.uint32), exp_hi.view(np.uint32))
     np.testing.assert_array_equal(pair.view(np.uint32), exp_pair.view(np.uint32))
+
+
+@needs_emulation
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 3, 5), (2, 7, 4), (3, 33, 17)])
+def test_emulated_split_gram_matches_the_mlx_ops(shape):
+    x = _entries(shape, sum(shape))
+    b, r, c = shape
+    hi, pair, swapped = emulate.run(
+        "split_gram",
+        [x],
+        template={},
+        grid=(-(-x.size // 64) * 64, 1, 1),
+        threadgroup=(64, 1, 1),
+        output_shapes=[shape, (b, r, 2 * c), (b, r, 2 * c)],
+    )
+    ref_hi, ref_lo = _precision.split_float32(mx.array(x))
+    expected = (ref_hi, _precision.pair(ref_hi, ref_lo, -1), _precision.pair(ref_lo, ref_hi, -1))
+    for got, want in zip((hi, pair, swapped), expected, strict=True):
+        np.testing.assert_array_equal(got.view(np.uint32), np.asarray(want).view(np.uint32))
+
+
+def test_gram_operands_form_the_split_product(monkeypatch):
+    """``blocked_common.gram``: the operands ``left(X)`` and ``right(Xᵀ)`` would form, the
+    right one's parts as transposed views, C - X Xᵀ from them float32-accurate, and
+    without split products X and Xᵀ alone."""
+    rng = np.random.default_rng(7)
+    x = mx.array(rng.standard_normal((2, 9, 5)).astype(np.float32))
+    c = mx.array(rng.standard_normal((2, 9, 9)).astype(np.float32))
+    plain_left, plain_right = blocked_common.gram(x)
+    assert plain_left.hi is None and plain_right.hi is None
+    monkeypatch.setattr(_precision, "reduced_precision", lambda *_, **__: True)
+    left, right = blocked_common.gram(x)
+    assert right.pair.shape == (2, 10, 9)
+    expected = (blocked_common.left(x), blocked_common.right(mx.swapaxes(x, -1, -2)))
+    for ours, theirs in zip((left, right), expected, strict=True):
+        for got, want in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    update = np.asarray(blocked_common.subtract(c, left, right), dtype=np.float64)
+    x64 = np.asarray(x, dtype=np.float64)
+    exact = np.asarray(c, dtype=np.float64) - x64 @ np.swapaxes(x64, -1, -2)
+    assert np.abs(update - exact).max() <= 1e-6 * np.abs(exact).max()
+    few = blocked_common.first_columns(right, 4)
+    assert [part.shape for part in few] == [(2, 5, 4), (2, 5, 4), (2, 10, 4)]
 
 
 def test_the_kernel_split_is_never_taken_on_the_cpu(monkeypatch):

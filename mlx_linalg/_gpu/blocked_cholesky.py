@@ -11,19 +11,15 @@ from mlx_linalg._gpu.blocked_common import (
     BLOCK,
     KERNELS,
     Blocks,
+    first_columns,
     flat,
-    left,
-    right,
-    solve_block,
-    split_parts,
+    gram,
     subtract,
-    transposed_parts,
 )
 from mlx_linalg._gpu.reference import nan_where
 
-# A piece of the factor: (first row, first column, (B, h, w) block of L, or (B, w, h)
-# block of Lᵀ when the flag is set).
-Piece = tuple[int, int, mx.array, bool]
+# A piece of the factor: (first row, first column, (B, h, w) block of L).
+Piece = tuple[int, int, mx.array]
 
 
 def potrf(
@@ -62,11 +58,12 @@ def potrf(
         zero n x n array, one slice update each, instead of padded and concatenated per
         step; ``failed`` is the last leaf's flag alone: a failed leaf's factor is all NaN
         (the building block's contract), so the substitution below it, every later
-        trailing matrix and with it every later leaf are NaN and fail too; and where
-        products are split (TF32 devices) each substitution's result is split into hi
-        and lo parts once for its products. On the CPU the result is the earlier
-        per-step graph's bit for bit; with split products the two correction terms of
-        a leaf's coupling product are summed in the other order (rounding level).
+        trailing matrix and with it every later leaf are NaN and fail too; every
+        operand of a product is row-contiguous or the transpose of a row-contiguous
+        array (MLX's CUDA products copy any other view first): the substitutions solve
+        L's rows below a leaf as rows, and where products are split (TF32 devices) the
+        operands of each update L Lᵀ come split from one launch
+        (``blocked_common.gram``).
     """
     batch, n = a.shape[0], a.shape[-1]
     pieces: list[Piece] = []
@@ -75,12 +72,7 @@ def potrf(
         width = min(block, n - start)
         below, failed = _panel(blocks, trailing[:, :, :width], start, pieces)
         if below is not None:
-            parts = split_parts(below)
-            trailing = subtract(
-                trailing[:, width:, width:],
-                left(mx.swapaxes(below, -1, -2), transposed_parts(parts)),
-                right(below, parts),
-            )
+            trailing = subtract(trailing[:, width:, width:], *gram(below))
     return nan_where(failed, _assemble(pieces, batch, n, a.dtype, upper)), failed
 
 
@@ -90,50 +82,42 @@ def _panel(
     """Factor one block column: the (B, m, w) panel of the trailing matrix whose top
     square is the diagonal block at (corner, corner) of the whole factor.
 
-    Appends its pieces to ``pieces``; returns Lᵀ's part right of the diagonal block,
-    (B, w, m - w) (None where m = w), and the last leaf's failure flag (B,).
+    Appends its pieces to ``pieces``; returns L's part below the diagonal block,
+    (B, m - w, w) (None where m = w), and the last leaf's failure flag (B,).
 
     Notes:
         In leaves of ``blocks.max_n`` columns (one leaf when w <= max_n): L_jj =
-        chol(A_jj); then X_j = L_jj⁻¹ A_{j+1:,j}ᵀ (L's rows below the leaf, transposed)
-        by one substitution whose right-hand sides are the rows inside the block and
-        below it together; then the block's columns right of the leaf, all rows below
-        it, less L_{j+1:,j} L_{j+1:w,j}ᵀ by one product. The same arithmetic as factoring
-        the diagonal block first and then solving the panel against it (dpotrf with
-        dtrsm's blocked loop), in fewer launches: one substitution and one product per
-        leaf instead of two each.
+        chol(A_jj); then L_{j+1:,j} = A_{j+1:,j} L_jj⁻ᵀ by one substitution whose
+        right-hand sides are the rows inside the block and below it together, solved as
+        rows (the kernel reads and writes them in place of their transposes, so the
+        panel needs no transposed copies); then the block's columns right of the leaf,
+        all rows below it, less L_{j+1:,j} L_{j+1:w,j}ᵀ by one product. The same
+        arithmetic as factoring the diagonal block first and then solving the panel
+        against it (dpotrf with dtrsm's blocked loop), in fewer launches: one
+        substitution and one product per leaf instead of two each.
     """
     m, w = panel.shape[1:]
     rest = panel
     below = []
     for start in range(0, w, blocks.max_n):
         width = min(blocks.max_n, w - start)
-        l11, failed = blocks.cholesky(rest[:, :width, :width])
-        pieces.append((corner + start, corner + start, l11, False))
+        # The leaf's columns as one row-contiguous copy, whose row blocks the building
+        # blocks then read in place (each would otherwise copy its own slice).
+        leaf = mx.contiguous(rest[:, :, :width])
+        l11, failed = blocks.cholesky(leaf[:, :width])
+        pieces.append((corner + start, corner + start, l11))
         if width == rest.shape[1]:
             break
-        xt = solve_block(
-            blocks,
-            l11,
-            mx.swapaxes(rest[:, width:, :width], -1, -2),
-            lower=True,
-            trans=False,
-            unit=False,
-        )
-        pieces.append((corner + start + width, corner + start, xt, True))
+        l21 = blocks.trsm(l11, leaf[:, width:], lower=True, trans=False, unit=False, rows=True)
+        pieces.append((corner + start + width, corner + start, l21))
         columns = w - start - width  # of the block, right of this leaf
         if columns:
-            parts = split_parts(xt)
-            inside = None if parts is None else tuple(p[:, :, :columns] for p in parts)
-            rest = subtract(
-                rest[:, width:, width:],
-                left(mx.swapaxes(xt, -1, -2), transposed_parts(parts)),
-                right(xt[:, :, :columns], inside),
-            )
-        below.append(xt[:, :, columns:])
+            a, b = gram(l21)
+            rest = subtract(rest[:, width:, width:], a, first_columns(b, columns))
+        below.append(l21[:, columns:])
     if not below:
         return None, failed
-    return (mx.concatenate(below, axis=1) if len(below) > 1 else below[0]), failed
+    return (mx.concatenate(below, axis=-1) if len(below) > 1 else below[0]), failed
 
 
 def _assemble(pieces: list[Piece], batch: int, n: int, dtype: mx.Dtype, upper: bool) -> mx.array:
@@ -143,10 +127,9 @@ def _assemble(pieces: list[Piece], batch: int, n: int, dtype: mx.Dtype, upper: b
         factor = pieces[0][2]
         return mx.swapaxes(factor, -1, -2) if upper else factor
     factor = mx.zeros((batch, n, n), dtype=dtype)
-    for row, column, piece, transposed in pieces:
-        if transposed != upper:
-            piece = mx.swapaxes(piece, -1, -2)
+    for row, column, piece in pieces:
         if upper:
+            piece = mx.swapaxes(piece, -1, -2)
             row, column = column, row
         factor[:, row : row + piece.shape[1], column : column + piece.shape[2]] = piece
     return factor

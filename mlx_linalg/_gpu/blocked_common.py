@@ -38,11 +38,6 @@ from mlx_linalg._gpu import blocked_panel, reference, small_factor
 # products (less memory traffic: the trailing matrix is read and written once per step);
 # 128 is a guess to be tuned on the GPU (tools/bench_blocked.py --blocks 64,128,256).
 BLOCK = 128
-# Right-hand-side columns per substitution task: a diagonal-block solve against a wide
-# block (the panel of a factorization, or many right-hand sides) is split into tasks of
-# this many columns, folded into the batch axis, so that the one-threadgroup-per-matrix
-# triangular-solve kernel runs on many threadgroups at once.
-TRSM_COLUMNS = 64
 # Whether a split operand's hi part and stacked pair come from the one-pass ``split_pair``
 # kernel (metal/split_pair.metal: one launch) instead of three MLX ops (bit mask,
 # subtraction, select) where the default device is a GPU. Bit for bit the same operands
@@ -70,10 +65,12 @@ class Blocks(NamedTuple):
             of matrices that are not positive definite, whose factor is all NaN (the
             blocked Cholesky relies on both: it writes the factors unmasked and takes
             ``failed`` from the last diagonal block, which a failure's NaN reaches).
-        trsm: ``trsm(t, x, lower=, trans=, unit=) -> X``: solves op(T) X = x for (B, b, b)
-            triangular ``t`` (only the triangle named by ``lower`` is read; op(T) = Tᵀ when
-            ``trans``; unit diagonal assumed when ``unit``) and (B, b, K) ``x``. A zero
-            diagonal gives NaN in that matrix's X.
+        trsm: ``trsm(t, x, lower=, trans=, unit=, rows=False) -> X``: solves op(T) X = x
+            for (B, b, b) triangular ``t`` (only the triangle named by ``lower`` is read;
+            op(T) = Tᵀ when ``trans``; unit diagonal assumed when ``unit``) and (B, b, K)
+            ``x`` of any width K (the kernel spreads a wide one over threadgroups); with
+            ``rows``, ``x`` is (B, K, b) and X op(T)ᵀ = x (each row solved as a column). A
+            zero diagonal gives NaN in that matrix's X.
         lu: ``lu(a) -> (packed, perm)``: partial-pivoting LU (getf2) of a (B, m, b)
             panel, m >= b: packed L\\U of P·a and the row permutation perm (B, m) int32
             (row i of P·a is row perm[i] of a); zero pivots are kept.
@@ -103,14 +100,20 @@ def _kernel_cholesky(a: mx.array) -> tuple[mx.array, mx.array]:
     return factor, failed
 
 
-def _kernel_trsm(t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bool) -> mx.array:
-    (solution,), _ = small_factor.solve_triangular(
-        t, x, lower=lower, unit_diagonal=unit, trans=int(trans)
-    )
+def _kernel_trsm(
+    t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bool, rows: bool = False
+) -> mx.array:
+    solution, _ = small_factor.trsm(t, x, lower=lower, trans=trans, unit=unit, rows=rows)
     return solution
 
 
-def _reference_trsm(t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bool) -> mx.array:
+def _reference_trsm(
+    t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bool, rows: bool = False
+) -> mx.array:
+    if rows:
+        return mx.swapaxes(
+            _reference_trsm(t, mx.swapaxes(x, -1, -2), lower=lower, trans=trans, unit=unit), -1, -2
+        )
     solution, _ = reference.trsm_small(t, x, lower=lower, trans=trans, unit=unit)
     return solution
 
@@ -202,7 +205,8 @@ def _operand(x: mx.array, parts: tuple | None, *, right: bool) -> Operand:
 
 
 def _fused_split(x: mx.array) -> bool:
-    """Whether :func:`left` / :func:`right` split ``x`` with the ``split_pair`` kernel."""
+    """Whether :func:`left` / :func:`right` (:func:`gram`) split ``x`` with the
+    ``split_pair`` (``split_gram``) kernel."""
     return (
         FUSED_SPLIT
         and x.dtype == mx.float32
@@ -233,6 +237,48 @@ def split_pair_kernel(x: mx.array, *, right: bool) -> tuple[mx.array, mx.array]:
     return hi.reshape(x.shape), pair.reshape(*batch, *pair_shape[1:])
 
 
+def gram(x: mx.array) -> tuple[Operand, Operand]:
+    """``(left(x), right(xᵀ))``, the operands of an update C - X Xᵀ, split once.
+
+    Where products are split: the ``split_gram`` kernel on a GPU (one launch, bit for bit
+    the MLX ops' split), else ``_precision.split_float32`` and two stacks; the right
+    operand's hi part and stack are transposed views of row-contiguous arrays, which
+    matrix products read without a copy.
+    """
+    xt = mx.swapaxes(x, -1, -2)
+    if not (x.dtype == mx.float32 and _precision.needs_split()):
+        return Operand(x), Operand(xt)
+    if _fused_split(x):
+        hi, pair, swapped = split_gram_kernel(x)
+    else:
+        hi, lo = _precision.split_float32(x)
+        pair, swapped = _precision.pair(hi, lo, -1), _precision.pair(lo, hi, -1)
+    return Operand(x, hi, pair), Operand(xt, mx.swapaxes(hi, -1, -2), mx.swapaxes(swapped, -1, -2))
+
+
+def split_gram_kernel(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+    """``(hi, [hi, lo], [lo, hi])`` of float32 ``x`` (..., R, C) in one launch of
+    ``split_gram`` (stacks along the last axis), as :func:`gram` forms them."""
+    rows, cols = x.shape[-2:]
+    stack = x.reshape(-1, rows, cols)
+    pair_shape = (stack.shape[0], rows, 2 * cols)
+    hi, pair, swapped = _kernels.launch(
+        "split_gram",
+        [stack],
+        template={},
+        grid=(x.size, 1, 1),
+        threadgroup=(SPLIT_THREADS, 1, 1),
+        output_shapes=[stack.shape, pair_shape, pair_shape],
+    )
+    batch, wide = x.shape[:-2], (rows, 2 * cols)
+    return hi.reshape(x.shape), pair.reshape(*batch, *wide), swapped.reshape(*batch, *wide)
+
+
+def first_columns(operand: Operand, count: int) -> Operand:
+    """The right operand's first ``count`` columns (all its parts sliced alike)."""
+    return Operand(*(None if part is None else part[..., :count] for part in operand))
+
+
 def subtract(c: mx.array, a: Operand, b: Operand) -> mx.array:
     """``c - a @ b`` with the operands' splits as given (:func:`left`, :func:`right`): one
     fused ``mx.addmm``, or, where they are split, two (the hi·hi term, then both
@@ -244,58 +290,12 @@ def subtract(c: mx.array, a: Operand, b: Operand) -> mx.array:
     return _precision.accumulate(c, a.value, b.value, alpha=-1.0)
 
 
-def solve_block(
-    blocks: Blocks, t: mx.array, x: mx.array, *, lower: bool, trans: bool, unit: bool
-) -> mx.array:
-    """op(T)⁻¹ x for one (B, b, b) diagonal block and a (B, b, K) block of any width K.
-
-    The K columns are split into tasks of at most :data:`TRSM_COLUMNS` columns, all of
-    one width (:func:`task_width`: K = 150 is three tasks of 50), that join the batch
-    axis, so the building block sees (B·tasks, b, b) and (B·tasks, b, width): each task
-    is one threadgroup of the kernel, and each column is solved on its own, so the split
-    does not change the result. Only when no such width divides K are the last
-    columns zero-padded (one ``pad`` of fewer than ``tasks`` columns). The copies of ``t``
-    this makes cost b² per task against b·width of right-hand side.
-    """
-    batch, b, k = x.shape
-    if k <= TRSM_COLUMNS:
-        return blocks.trsm(t, x, lower=lower, trans=trans, unit=unit)
-    width = task_width(k)
-    tasks = -(-k // width)
-    pad = tasks * width - k
-    if pad:
-        x = mx.pad(x, [(0, 0), (0, 0), (0, pad)])
-    x = mx.swapaxes(x.reshape(batch, b, tasks, width), 1, 2)
-    t = mx.broadcast_to(t[:, None], (batch, tasks, b, b))
-    solution = blocks.trsm(
-        t.reshape(-1, b, b), x.reshape(-1, b, width), lower=lower, trans=trans, unit=unit
-    )
-    solution = mx.swapaxes(solution.reshape(batch, tasks, b, width), 1, 2)
-    solution = solution.reshape(batch, b, tasks * width)
-    return solution[..., :k] if pad else solution
-
-
 def zero_diagonal(a: mx.array) -> mx.array:
     """(B,) whether each (B, n, n) matrix has a zero diagonal entry. The diagonal is every
     (n + 1)-th entry of the flattened matrix, a strided view (``mx.diagonal`` is two
     aranges and a gather: three launches)."""
     batch, n = a.shape[0], a.shape[-1]
     return mx.any(a.reshape(batch, n * n)[:, :: n + 1] == 0, axis=-1)
-
-
-def task_width(k: int) -> int:
-    """Columns per substitution task for K > :data:`TRSM_COLUMNS` right-hand sides.
-
-    The widest width that splits K exactly into between ⌈K / TRSM_COLUMNS⌉ and twice as
-    many tasks (K = 1000: 20 tasks of 50), so that no padding is needed; where there is
-    none (K prime, say), ⌈K / tasks⌉ for the fewest tasks, with fewer than ``tasks``
-    columns of padding.
-    """
-    tasks = -(-k // TRSM_COLUMNS)
-    for count in range(tasks, 2 * tasks + 1):
-        if k % count == 0:
-            return k // count
-    return -(-k // tasks)
 
 
 def _large(x: mx.array, *, square: bool = True) -> bool:

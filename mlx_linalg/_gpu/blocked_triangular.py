@@ -14,7 +14,6 @@ from mlx_linalg._gpu.blocked_common import (
     flat,
     left,
     right,
-    solve_block,
     split_parts,
     subtract,
     transposed_parts,
@@ -106,7 +105,7 @@ def _solve(
         rows = slice(stop, None) if forward else slice(None, start)
         inner, pieces = _step_parts(region, start, stop, forward)
         if stop - start <= blocks.max_n:
-            xk = solve_block(blocks, diagonal, rhs, lower=forward, trans=False, unit=unit)
+            xk = blocks.trsm(diagonal, rhs, lower=forward, trans=False, unit=unit)
         else:
             xk = _solve(
                 blocks, diagonal, inner, rhs, forward=forward, unit=unit, block=blocks.max_n

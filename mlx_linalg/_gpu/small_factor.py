@@ -37,6 +37,9 @@ _CLASSES = ((8, 32, 32), (16, 32, 64), (32, 32, 128), (64, 64, 256))
 # right-hand-side column; up to this many simdgroups per matrix share the chunks of 32 columns
 # (the kernels' XW: their threadgroup memory holds that many chunks). See _rhs_threads.
 _RHS_SIMDGROUPS = 2
+# Right-hand sides per threadgroup of trsm_small (its TASK): a wide right-hand side is
+# solved by ceil(K / TRSM_TASK) threadgroups per matrix.
+TRSM_TASK = 64
 
 
 def _class(n: int) -> tuple[int, int]:
@@ -82,8 +85,10 @@ def _launch(
     template: dict,
     *,
     threads: int | None = None,
+    tasks: int = 1,
 ) -> list[mx.array]:
-    """Launch a one-threadgroup-per-matrix kernel over a (B, ...) stack.
+    """Launch a one-threadgroup-per-matrix kernel (``tasks`` threadgroups per matrix where
+    the kernel splits its work so) over a (B, ...) stack.
 
     Splits B into launches that keep the grid (threads) within MLX's int range.
 
@@ -94,11 +99,12 @@ def _launch(
         n: the order that picks the capacity class.
         template: template arguments besides NMAX.
         threads: threads per threadgroup, when the caller fixes them (else the class's).
+        tasks: threadgroups per matrix.
     """
     nmax, class_threads = _class(n)
     threads = threads or class_threads
     batch = inputs[0].shape[0]
-    per_launch = _kernels.MAX_GRID // threads
+    per_launch = _kernels.MAX_GRID // (threads * tasks)
     parts = []
     for start in range(0, batch, per_launch):
         count = min(per_launch, batch - start)
@@ -108,7 +114,7 @@ def _launch(
                 name,
                 chunk,
                 template={"NMAX": nmax, **template},
-                grid=(count * threads, 1, 1),
+                grid=(count * tasks * threads, 1, 1),
                 threadgroup=(threads, 1, 1),
                 output_shapes=[(count, *s) for s in batch_shapes],
             )
@@ -267,15 +273,21 @@ def lu_solve(packed: mx.array, piv: mx.array, b: mx.array, *, trans: int) -> tup
     return (x.reshape(b.shape),), (info != 0).reshape(packed.shape[:-2])
 
 
-def _trsm(a: mx.array, b: mx.array, *, lower: bool, trans: bool, unit: bool) -> tuple:
-    n, k = b.shape[-2:]
+def trsm(
+    a: mx.array, b: mx.array, *, lower: bool, trans: bool, unit: bool, rows: bool = False
+) -> tuple:
+    """``trsm_small``: op(A) X = B for (..., n, n) and (..., n, K), or with ``rows``
+    X op(A)ᵀ = B for (..., K, n) (B's rows are the right-hand sides): ``(X, failed)``, any
+    K, ceil(K / TRSM_TASK) threadgroups per matrix."""
+    k = b.shape[-2] if rows else b.shape[-1]
     x, info = _launch(
         "trsm_small",
         [flat(a), flat(b)],
-        [(n, k), ()],
-        n,
-        {"LOWER": lower, "TRANS": trans, "UNIT": unit},
-        threads=_rhs_threads(k),
+        [b.shape[-2:], ()],
+        a.shape[-1],
+        {"LOWER": lower, "TRANS": trans, "UNIT": unit, "ROWS": rows},
+        threads=_rhs_threads(min(k, TRSM_TASK)),
+        tasks=-(-k // TRSM_TASK),
     )
     return x.reshape(b.shape), (info != 0).reshape(a.shape[:-2])
 
@@ -284,12 +296,12 @@ def solve_triangular(
     a: mx.array, b: mx.array, *, lower: bool, unit_diagonal: bool, trans: int
 ) -> tuple:
     """op(A) X = B by substitution (``trsm_small``): ``((X,), failed)``."""
-    x, failed = _trsm(a, b, lower=lower, trans=trans != 0, unit=unit_diagonal)
+    x, failed = trsm(a, b, lower=lower, trans=trans != 0, unit=unit_diagonal)
     return (x,), failed
 
 
 def cho_solve(c: mx.array, b: mx.array, *, lower: bool) -> tuple:
     """A X = B from A's Cholesky factor: two ``trsm_small`` launches. ``((X,), failed)``."""
-    y, failed = _trsm(c, b, lower=lower, trans=not lower, unit=False)
-    x, _ = _trsm(c, y, lower=lower, trans=lower, unit=False)
+    y, failed = trsm(c, b, lower=lower, trans=not lower, unit=False)
+    x, _ = trsm(c, y, lower=lower, trans=lower, unit=False)
     return (x,), failed

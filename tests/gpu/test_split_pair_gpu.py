@@ -1,6 +1,6 @@
-"""On the GPU: the ``split_pair`` kernel gives the MLX ops' split bit for bit, and the
-blocked graphs give the same results with it (``blocked_common.FUSED_SPLIT``) as without:
-the checks that must pass before the flag is turned on."""
+"""On the GPU: the ``split_pair`` and ``split_gram`` kernels give the MLX ops' split bit for
+bit, and the blocked graphs give the same results with them (``blocked_common.FUSED_SPLIT``)
+as without: the checks that must pass before the flag is turned on."""
 
 import mlx.core as mx
 import numpy as np
@@ -28,6 +28,19 @@ def test_split_pair_kernel_is_the_mlx_split(shape, right):
     ref_pair = _precision.pair(ref_lo, ref_hi, -2) if right else _precision.pair(ref_hi, ref_lo, -1)
     np.testing.assert_array_equal(_bits(hi), _bits(ref_hi))
     np.testing.assert_array_equal(_bits(pair), _bits(ref_pair))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 33, 17), (1, 2048, 64)])
+def test_split_gram_kernel_is_the_mlx_split(shape):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape) * 2.0 ** rng.integers(-40, 40, shape)
+    x.reshape(-1)[:6] = [0.0, -0.0, np.inf, np.nan, 1e-40, -3e-45][: x.size]
+    x = mx.array(x.astype(np.float32))
+    hi, pair, swapped = blocked_common.split_gram_kernel(x)
+    ref_hi, ref_lo = _precision.split_float32(x)
+    np.testing.assert_array_equal(_bits(hi), _bits(ref_hi))
+    np.testing.assert_array_equal(_bits(pair), _bits(_precision.pair(ref_hi, ref_lo, -1)))
+    np.testing.assert_array_equal(_bits(swapped), _bits(_precision.pair(ref_lo, ref_hi, -1)))
 
 
 @pytest.mark.parametrize("n", [300, 1024])
