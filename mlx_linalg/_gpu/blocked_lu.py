@@ -23,14 +23,20 @@ from mlx_linalg._gpu.blocked_common import (
 from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
 
-# Outer block columns per step of the blocked LU, and the widest panel the building
-# block's getf2 (the one-threadgroup ``lu_panel`` kernel on the GPU) factors directly:
-# wider panels are factored recursively (:func:`panel_lu`) down to leaves of at most LEAF
-# columns; ``leaf=None`` factors every panel with one building-block call. Measured on an
-# H100 (2026-11-26, tools/bench_blocked.py, solve, float32, ms at n = 1024 / 4096):
-# block 64 unrecursed 22.6 / 189, 128 unrecursed 37.9 / 313, 128 with leaves of 16
-# 20.4 / 148, of 32 18.8 / 169, 256 with leaves of 32 21.4 / 166.
-BLOCK = 128
+# Outer block columns per step of the blocked LU (and of its substitutions), and the widest
+# panel the building block's getf2 (the one-threadgroup ``lu_panel`` kernel on the GPU)
+# factors directly: wider panels are factored recursively (:func:`panel_lu`) down to
+# leaves of at most LEAF columns; ``leaf=None`` factors every panel with one building-block
+# call. Chosen by measurement on an H100 (tools/bench_blocked.py, float32, ms, solve / inv
+# at n = 2048, 4096, 8192; two runs of 2026-11-27, the second in parentheses): block 64
+# with leaves of 16: (39.8 / 39.3), 108 / 107 (108 / 107), 402 / 409 (416 / 423); 64/32:
+# (34.6 / 34.3), (115 / 114), (458 / 484); 128/16, the earlier choice: (51.4 / 47.1),
+# 135 (137 / 137), 420 (744 / 550); 128/32: 141 / 135, 452 / 434; 256/32: 138 / 139,
+# 423 / 431; 32/16: (57 / 44), (131 / 132), (578 / 575); unrecursed 64: (41 / 41),
+# (139 / 140), (572 / 588). The graphs are launch-bound (a 4096 x 16 leaf takes 33 us
+# alone, a 4096 x 32 one 64 us; docs/kernels-blocked-recursive.md): the fewest launches
+# per column win.
+BLOCK = 64
 LEAF = 16
 
 
