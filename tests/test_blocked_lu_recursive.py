@@ -343,3 +343,21 @@ def test_getrs_slabs_give_the_whole_split_bits(rng, n, block, lower, trans):
         _precision.reduced_precision = saved
     assert np.array_equal(np.array(solves[0]), np.array(solves[1]))
     assert np.all(np.isfinite(np.array(solves[1])))
+
+
+def test_default_block_follows_the_order(rng, monkeypatch):
+    """``block=None`` (every caller's default) is BLOCK below LARGE_FROM columns and
+    LARGE_BLOCK from it on, in the factorization and in the substitutions: the same bits
+    as the explicit block. (LARGE_FROM lowered to 80 so both sides fit a test.)"""
+    monkeypatch.setattr(blocked_lu, "LARGE_FROM", 80)
+    monkeypatch.setattr(blocked_lu, "BLOCK", 16)
+    monkeypatch.setattr(blocked_lu, "LARGE_BLOCK", 48)
+    assert [blocked_lu.default_block(n) for n in (79, 80, 200)] == [16, 48, 48]
+    for n, block in ((70, 16), (100, 48)):
+        a = as_mlx(rng.standard_normal((1, n, n)), mx.float64)
+        b = as_mlx(rng.standard_normal((1, n, 3)), mx.float64)
+        for explicit in (block, 64):
+            default = blocked_lu.solve(a, b, blocks=GETF2)[0][0]
+            chosen = blocked_lu.solve(a, b, blocks=GETF2, block=explicit)[0][0]
+            same = np.array_equal(np.asarray(default), np.asarray(chosen))
+            assert same == (explicit == block)

@@ -27,17 +27,22 @@ from mlx_linalg._gpu.reference import nan_where
 # panel the building block's getf2 (the one-threadgroup ``lu_panel`` kernel on the GPU)
 # factors directly: wider panels are factored recursively (:func:`panel_lu`) down to
 # leaves of at most LEAF columns; ``leaf=None`` factors every panel with one building-block
-# call. Chosen by measurement on an H100 (tools/bench_blocked.py, float32, ms, solve / inv
-# at n = 2048, 4096, 8192; two runs of 2026-11-27, the second in parentheses): block 64
-# with leaves of 16: (39.8 / 39.3), 108 / 107 (108 / 107), 402 / 409 (416 / 423); 64/32:
-# (34.6 / 34.3), (115 / 114), (458 / 484); 128/16, the earlier choice: (51.4 / 47.1),
-# 135 (137 / 137), 420 (744 / 550); 128/32: 141 / 135, 452 / 434; 256/32: 138 / 139,
-# 423 / 431; 32/16: (57 / 44), (131 / 132), (578 / 575); unrecursed 64: (41 / 41),
-# (139 / 140), (572 / 588). The graphs are launch-bound (a 4096 x 16 leaf takes 33 us
-# alone, a 4096 x 32 one 64 us; docs/kernels-blocked-recursive.md): the fewest launches
-# per column win.
+# call. Chosen by measurement on an H100 (2026-11-27, float32; tables in
+# docs/kernels-blocked-recursive.md, "The LU's block, re-measured"): BLOCK = 64 with
+# leaves of 16 took solve and inv 20% less time than 128/16 at n = 4096 (108 against 137
+# ms) in two runs, but at n = 8192 it saved 0-10% and its peak GPU memory was 3-4x 128's
+# (solve 21-27 against 6-9 n², inv 48-63 against 14-15 n²: more of the shorter steps
+# run ahead in MLX's CUDA graphs), so orders from LARGE_FROM on keep LARGE_BLOCK.
 BLOCK = 64
+LARGE_BLOCK = 128
+LARGE_FROM = 8192
 LEAF = 16
+
+
+def default_block(n: int) -> int:
+    """The outer block of an LU (or its substitutions) on n columns: BLOCK, or LARGE_BLOCK
+    from LARGE_FROM columns on."""
+    return LARGE_BLOCK if n >= LARGE_FROM else BLOCK
 
 
 def _gather_rows(x: mx.array, rows: mx.array) -> mx.array:
@@ -147,7 +152,7 @@ def _join_pivots(pieces: list) -> mx.array | None:
 
 
 def getrf(
-    blocks: Blocks, a: mx.array, *, block: int = BLOCK, leaf: int | None = LEAF
+    blocks: Blocks, a: mx.array, *, block: int | None = None, leaf: int | None = LEAF
 ) -> tuple[mx.array, mx.array]:
     """:func:`getrf_pivots` without the pivots: ``(packed, perm)``."""
     packed, perm, _ = getrf_pivots(blocks, a, block=block, leaf=leaf)
@@ -155,14 +160,14 @@ def getrf(
 
 
 def getrf_pivots(
-    blocks: Blocks, a: mx.array, *, block: int = BLOCK, leaf: int | None = LEAF
+    blocks: Blocks, a: mx.array, *, block: int | None = None, leaf: int | None = LEAF
 ) -> tuple[mx.array, mx.array, mx.array | None]:
     """LU with partial pivoting of a (B, m, n) stack, blocked: ``(packed, perm, piv)``.
 
     Args:
         blocks: the building blocks.
         a: (B, m, n).
-        block: columns per outer step.
+        block: columns per outer step; None: :func:`default_block` of n.
         leaf: panels wider than this are factored recursively (:func:`panel_lu`) down to
             building-block calls on at most ``leaf`` columns; None: one call per panel.
 
@@ -203,6 +208,7 @@ def getrf_pivots(
     """
     batch, m, n = a.shape
     k = min(m, n)
+    block = default_block(n) if block is None else block
     trailing = a
     perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
     factor = mx.zeros((batch, m, n), dtype=a.dtype)
@@ -264,14 +270,14 @@ def _unpack(x: mx.array, outputs: tuple) -> tuple:
 
 
 def lu_factor(
-    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int | None = None, leaf: int | None = LEAF
 ) -> tuple:
     """Packed LU and pivots of a (..., M, N) stack: ``((lu, piv), None)``.
 
     Args:
         x: (..., M, N).
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size.
+        block: block size; None: :func:`default_block` of n.
         leaf: recursive panels down to this width (:func:`panel_lu`); None: off.
 
     Returns:
@@ -296,14 +302,14 @@ def lu_factor(
 
 
 def lu(
-    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int | None = None, leaf: int | None = LEAF
 ) -> tuple:
     """``((P, L, U), None)`` with x = P L U, from the blocked packed LU.
 
     Args:
         x: (..., M, N).
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size.
+        block: block size; None: :func:`default_block` of n.
         leaf: recursive panels down to this width (:func:`panel_lu`); None: off.
 
     Returns:
@@ -324,7 +330,7 @@ def lu(
 
 
 def _lu_diagonal(
-    x: mx.array, blocks: Blocks, block: int, leaf: int | None
+    x: mx.array, blocks: Blocks, block: int | None, leaf: int | None
 ) -> tuple[mx.array, mx.array]:
     """U's diagonal (B, n) and the permutation's sign (B,) of the LU of ``x``."""
     packed, perm = getrf(blocks, flat(x), block=block, leaf=leaf)
@@ -332,7 +338,7 @@ def _lu_diagonal(
 
 
 def det(
-    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int | None = None, leaf: int | None = LEAF
 ) -> tuple:
     """Determinant of a (..., n, n) stack: ``((det,), None)``, det of shape (...).
 
@@ -345,7 +351,7 @@ def det(
 
 
 def slogdet(
-    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int | None = None, leaf: int | None = LEAF
 ) -> tuple:
     """``((sign, logabsdet), None)`` of a (..., n, n) stack, each of shape (...).
 
@@ -361,7 +367,7 @@ def slogdet(
 
 
 def _getrs(
-    blocks: Blocks, packed: mx.array, perm: mx.array, b: mx.array, *, trans: bool, block: int
+    blocks: Blocks, packed: mx.array, perm: mx.array, b: mx.array, *, trans: bool, block: int | None
 ) -> mx.array:
     """Solve with a (B, n, n) packed LU and its row permutation ``perm`` (B, n): getrs.
 
@@ -369,6 +375,7 @@ def _getrs(
     time (``trsm``'s ``slabs``): the right-hand side is often narrow, and splitting the
     whole of ``packed`` would keep two more n² arrays alive through both substitutions.
     """
+    block = default_block(packed.shape[-1]) if block is None else block
     if trans:
         # Aᵀ = Uᵀ Lᵀ P: Uᵀ y = b, Lᵀ z = y, x = Pᵀ z (x[perm[i]] = z[i]).
         solve = functools.partial(trsm, blocks, packed, block=block, slabs=True)
@@ -378,8 +385,9 @@ def _getrs(
     return _substitute(blocks, packed, _gather_rows(b, perm), block)
 
 
-def _substitute(blocks: Blocks, packed: mx.array, pb: mx.array, block: int) -> mx.array:
+def _substitute(blocks: Blocks, packed: mx.array, pb: mx.array, block: int | None) -> mx.array:
     """U⁻¹ L⁻¹ ``pb`` for a (B, n, n) packed LU and the permuted right-hand side P·b."""
+    block = default_block(packed.shape[-1]) if block is None else block
     solve = functools.partial(trsm, blocks, packed, block=block, slabs=True)
     y = solve(pb, lower=True, trans=False, unit=True)
     return solve(y, lower=False, trans=False, unit=False)
@@ -390,7 +398,7 @@ def solve(
     b: mx.array,
     *,
     blocks: Blocks = KERNELS,
-    block: int = BLOCK,
+    block: int | None = None,
     leaf: int | None = LEAF,
 ) -> tuple:
     """A X = B by blocked LU with partial pivoting: ``((X,), failed)``.
@@ -399,7 +407,7 @@ def solve(
         a: (..., n, n).
         b: (..., n, K), same batch shape as ``a``.
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size.
+        block: block size; None: :func:`default_block` of n.
         leaf: recursive panels down to this width (:func:`panel_lu`); None: off.
 
     Returns:
@@ -420,7 +428,7 @@ def solve(
 
 
 def inv(
-    x: mx.array, *, blocks: Blocks = KERNELS, block: int = BLOCK, leaf: int | None = LEAF
+    x: mx.array, *, blocks: Blocks = KERNELS, block: int | None = None, leaf: int | None = LEAF
 ) -> tuple:
     """A⁻¹ of a (..., n, n) stack as the solve against the identity: ``((inv,), failed)``.
 
@@ -446,7 +454,7 @@ def lu_solve(
     *,
     trans: int,
     blocks: Blocks = KERNELS,
-    block: int = BLOCK,
+    block: int | None = None,
 ) -> tuple:
     """Solve with a packed LU from ``lu_factor``: ``((X,), failed)``.
 
@@ -456,7 +464,7 @@ def lu_solve(
         b: (..., n, K), same batch shape.
         trans: 0 solves A X = B, 1 and 2 (real matrices) Aᵀ X = B.
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size.
+        block: block size; None: :func:`default_block` of n.
 
     Returns:
         ``((X,), failed)``: X (..., n, K); ``failed`` (...) marks a zero diagonal of U or
