@@ -117,6 +117,8 @@ def test_sizes_split_the_plan_without_building_a_matrix(monkeypatch, capsys):
 
 # ----------------------------------------------------------------------------- κ estimates
 
+EPS64 = float(np.finfo(np.float64).eps)
+
 
 def _matrices(n: int):
     r = np.random.default_rng(n)
@@ -135,8 +137,14 @@ def test_estimate_cond_is_a_lower_bound_within_2e_4_of_the_svd(n):
         a = zoo.round_to(a, "float32")
         cond, scaled, spd = large.estimate_cond(a, **kw)
         exact, exact_scaled = zoo._cond(a), zoo._cond(zoo._equilibrated(a))
-        assert exact * (1 - 2e-4) <= cond <= exact * (1 + 1e-9), (name, cond, exact)
-        assert exact_scaled * (1 - 2e-4) <= scaled <= exact_scaled * (1 + 1e-9), name
+        # Above the SVD's κ only by the SVD's own error: its smallest singular value is
+        # accurate to about u·κ relative (float64 u; κ 1e13 for the badly scaled rows,
+        # where the estimate came out 5e-5 above on one BLAS build).
+        assert exact * (1 - 2e-4) <= cond <= exact * (1 + 1e-9 + 10 * EPS64 * exact), (
+            name, cond, exact
+        )
+        upper = exact_scaled * (1 + 1e-9 + 10 * EPS64 * exact_scaled)
+        assert exact_scaled * (1 - 2e-4) <= scaled <= upper, name
         assert spd == (name == "wishart")
     for shape in ((2 * n, n), (n // 2, n)):
         a = zoo.gaussian(np.random.default_rng(1), shape, False)
