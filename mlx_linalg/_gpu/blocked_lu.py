@@ -375,9 +375,9 @@ def _getrs(
     time (``trsm``'s ``slabs``): the right-hand side is often narrow, and splitting the
     whole of ``packed`` would keep two more n² arrays alive through both substitutions.
     """
-    block = default_block(packed.shape[-1]) if block is None else block
     if trans:
         # Aᵀ = Uᵀ Lᵀ P: Uᵀ y = b, Lᵀ z = y, x = Pᵀ z (x[perm[i]] = z[i]).
+        block = default_block(packed.shape[-1]) if block is None else block
         solve = functools.partial(trsm, blocks, packed, block=block, slabs=True)
         y = solve(b, lower=False, trans=True, unit=False)
         z = solve(y, lower=True, trans=True, unit=True)
