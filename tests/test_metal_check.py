@@ -95,7 +95,9 @@ def test_check_declares_only_the_attributes_the_body_names():
 @needs_nvcc
 @pytest.mark.parametrize("name", _kernels.kernel_names())
 def test_shipped_kernels_compile_for_cuda(name):
-    for instance, ok, output in metal_check.check(_kernels.spec(name), "cuda"):
+    # To PTX: ptxas's register allocation took 60% of this test's minutes in CI, and every
+    # GPU run assembles the kernels it launches.
+    for instance, ok, output in metal_check.check(_kernels.spec(name), "cuda", assemble=False):
         assert ok, f"{name} {instance}:\n{output}"
 
 

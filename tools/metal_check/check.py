@@ -12,13 +12,19 @@ Two checks, each over every kernel in ``metal/`` and every template instantiatio
 * ``cuda`` (needs nvcc): the body is pasted into the ``__global__`` function that
   ``mx.fast.cuda_kernel`` generates (template arguments as ``constexpr`` locals, shapes as
   ``Shape``), after a stand-in for MLX's device prelude, ``cuda_compat.h`` and the kernel's
-  headers, and compiled for sm_90 with ``nvcc -c``.
+  headers, and compiled for sm_90 with ``nvcc -c`` (``--ptx`` with ``assemble=False``:
+  the front end and code generation without ptxas's register allocation, 2.3 against 5.4 s
+  for a trsm_small instance on a 2-core x86-64; the GPU runs assemble every kernel anyway).
+
+Each kernel's instantiations compile in parallel, one compiler process per CPU core.
 
 Usage: ``python tools/metal_check/check.py [--cuda] [KERNEL ...]``; exit status 1 on any
 failure. ``check(spec, mode)`` is the same for one kernel, for tests.
 """
 
 import argparse
+import concurrent.futures
+import os
 import shutil
 import subprocess
 import sys
@@ -101,7 +107,7 @@ def cuda_source(spec: _kernels.KernelSpec, instance: tuple) -> str:
     )
 
 
-def _compile(source: str, mode: str) -> tuple[bool, str]:
+def _compile(source: str, mode: str, assemble: bool = True) -> tuple[bool, str]:
     suffix = ".cpp" if mode == "metal" else ".cu"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"kernel{suffix}"
@@ -123,21 +129,26 @@ def _compile(source: str, mode: str) -> tuple[bool, str]:
                 "nvcc",
                 "-std=c++17",
                 "-arch=sm_90",
-                "-c",
+                "-c" if assemble else "--ptx",
                 "-Werror=all-warnings",
                 "-o",
-                str(Path(tmp) / "kernel.o"),
+                str(Path(tmp) / "kernel.out"),
                 str(path),
             ]
         done = subprocess.run(cmd, capture_output=True, text=True)
     return done.returncode == 0, (done.stdout + done.stderr).replace(str(path), "<kernel>")
 
 
-def check(spec: _kernels.KernelSpec, mode: str = "metal") -> list[tuple[tuple, bool, str]]:
-    """Compile every ``@check`` instantiation of ``spec``: ``[(instance, ok, output)]``."""
+def check(
+    spec: _kernels.KernelSpec, mode: str = "metal", *, assemble: bool = True
+) -> list[tuple[tuple, bool, str]]:
+    """Compile every ``@check`` instantiation of ``spec`` (in parallel):
+    ``[(instance, ok, output)]``. ``assemble=False`` stops the CUDA check at PTX."""
     build = metal_source if mode == "metal" else cuda_source
     instances = spec.checks or ((),)
-    return [(inst, *_compile(build(spec, inst), mode)) for inst in instances]
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        results = pool.map(lambda inst: _compile(build(spec, inst), mode, assemble), instances)
+        return [(inst, *result) for inst, result in zip(instances, results, strict=True)]
 
 
 def main(argv: list[str] | None = None) -> int:
