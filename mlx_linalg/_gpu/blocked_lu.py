@@ -239,9 +239,13 @@ def getrf_pivots(
                 trailing = subtract_product(
                     _gather_rows(rest, local[:, width:]), packed[:, width:], u12
                 )
-    for start, packed, perm_then in panels:
+    # Each panel's first row as an array, not a Python int: under mx.compile a scalar
+    # operand is inlined into the fused kernel's source, one kernel (and one JIT
+    # compilation) per step and per matrix order (mlx_linalg._gpu.compiled_graphs).
+    starts = mx.arange(0, k, block, dtype=mx.uint32)
+    for step, (start, packed, perm_then) in enumerate(panels):
         inverse = mx.argsort(perm_then, axis=1)
-        index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - start
+        index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - starts[step]
         factor[:, start:, start : start + packed.shape[-1]] = _gather_rows(packed, index)
     return factor, perm, _join_pivots(pieces)
 
@@ -250,17 +254,21 @@ def parity(perm: mx.array) -> mx.array:
     """The sign (+1/-1, float32) of each permutation of a (B, m) stack.
 
     Counts cycles by pointer jumping (each entry learns the smallest index on its cycle
-    in ceil(log2 m) rounds of two gathers): sign = (-1)^(m - cycles). O(m log m) work and
-    about 3 log2 m ops, against a loop of m steps to replay LAPACK's interchanges.
+    in ceil(log2 m) rounds of two gathers): sign = (-1)^(m - cycles), where m - cycles is
+    the number of entries that are not the smallest of their cycle (counted as such: m
+    as a Python int would be a per-order constant of a fused kernel under mx.compile,
+    see compiled_graphs). O(m log m) work and about 3 log2 m ops, against a loop of m
+    steps to replay LAPACK's interchanges.
     """
     m = perm.shape[-1]
-    label = mx.broadcast_to(mx.arange(m, dtype=mx.int32), perm.shape)
+    index = mx.arange(m, dtype=mx.int32)
+    label = mx.broadcast_to(index, perm.shape)
     step = perm
     for _ in range(max(m - 1, 0).bit_length()):
         label = mx.minimum(label, mx.take_along_axis(label, step, axis=1))
         step = mx.take_along_axis(step, step, axis=1)
-    cycles = mx.sum(label == mx.arange(m, dtype=mx.int32), axis=-1)
-    return 1 - 2 * ((m - cycles) % 2).astype(mx.float32)
+    transpositions = mx.sum(label != index, axis=-1)
+    return 1 - 2 * (transpositions % 2).astype(mx.float32)
 
 
 def _unpack(x: mx.array, outputs: tuple) -> tuple:
@@ -481,8 +489,11 @@ def lu_solve(
     n = packed.shape[-1]
     pf = flat(packed)
     piv = piv.reshape(-1, n)
-    bad = mx.any((piv < 0) | (piv >= n), axis=-1)
-    perm = blocked_panel.permutation(mx.clip(piv, 0, n - 1), n)
+    # The largest valid pivot as an array, not a Python int: under mx.compile an int
+    # operand is inlined into the fused kernel, one kernel per order (compiled_graphs).
+    last = mx.arange(n - 1, n, dtype=piv.dtype)
+    bad = mx.any((piv < 0) | (piv > last), axis=-1)
+    perm = blocked_panel.permutation(mx.clip(piv, 0, last), n)
     x = _getrs(blocks, pf, perm, flat(b), trans=trans != 0, block=block)
     failed = bad | zero_diagonal(pf)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(packed.shape[:-2])
