@@ -4,10 +4,18 @@
 max(M, N) > 64 (square where the op needs it, non-empty right-hand sides for the solves).
 ``mlx_linalg._dispatch`` appends :func:`dispatch_rules` to ``GPU_RULES``, after the
 small-matrix rules (which take n <= 64): those are ``RULES`` restricted to orders of at least
-``CROSSOVER[op]``; smaller matrices keep the CPU (LAPACK) path.
+``CROSSOVER[op]``; smaller matrices keep the CPU (LAPACK) path. Each implementation runs
+through ``compiled_graphs.cached``: from the second call of an input shape on, its graph is
+traced once and replayed.
 """
 
-from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_qr, blocked_triangular
+from mlx_linalg._gpu import (
+    blocked_cholesky,
+    blocked_lu,
+    blocked_qr,
+    blocked_triangular,
+    compiled_graphs,
+)
 from mlx_linalg._gpu.blocked_common import applies_matrix, applies_rhs, applies_square
 
 RULES = {
@@ -44,9 +52,11 @@ CROSSOVER = {
 
 
 def dispatch_rules() -> dict:
-    """``op -> (applies, implementation)`` for ``GPU_RULES``: ``RULES`` from ``CROSSOVER`` on."""
+    """``op -> (applies, implementation)`` for ``GPU_RULES``: ``RULES`` from ``CROSSOVER`` on,
+    each implementation traced once per input shape (``compiled_graphs.cached``)."""
     return {
-        op: (_from_order(CROSSOVER[op], applies), impl) for op, (applies, impl) in RULES.items()
+        op: (_from_order(CROSSOVER[op], applies), compiled_graphs.cached(impl))
+        for op, (applies, impl) in RULES.items()
     }
 
 
