@@ -16,6 +16,7 @@ float32 accuracy with TF32 products emulated. The same on a GPU: tests/gpu/test_
 
 import functools
 import importlib.util
+import inspect
 import json
 import math
 import pathlib
@@ -314,8 +315,9 @@ def test_rules_sit_between_the_small_and_the_blocked_ones():
 
     def picked(op, shape, dtype=mx.float32, **keywords):
         impl = _dispatch.implementation(op, mx.gpu, mx.zeros(shape, dtype=dtype), **keywords)
-        # GPU implementations come wrapped to run on the stream; LAPACK's come as they are.
-        return impl if impl is getattr(_dispatch.lapack, op) else impl.__wrapped__
+        # GPU implementations come wrapped to run on the stream (the blocked ones also in
+        # compiled_graphs.cached); LAPACK's come as they are.
+        return impl if impl is getattr(_dispatch.lapack, op) else inspect.unwrap(impl)
 
     assert picked("qr", (64, 8), mode="reduced") is small_spectral.qr
     assert picked("qr", (4096, 64), mode="reduced") is tall_rules.qr
