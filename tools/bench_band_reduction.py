@@ -31,7 +31,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, cuda_torch, machine, mx_sync, release_memory
+from bench_timing import best_ms, cell, cuda_torch, machine, mx_sync, release_memory, table_head
 from count_launches import graph_counts, stubs, tf32, tsqr_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,16 +123,13 @@ def row(n: int, band: int, blocks, reps: int, rng, check_max: int) -> dict:
 
 
 def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
-    lines = [
-        "# Two-stage tridiagonal reduction, stage 1: sy2sb (dense to band, float32, ms, "
+    lines = table_head(
+        "Two-stage tridiagonal reduction, stage 1: sy2sb (dense to band, float32, ms, "
         "min over runs)",
-        "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
-        "",
-        "| n | band | sy2sb | apply_q (n x n) | torch eigh (all of it) | sy2sb / eigh "
-        "| ‖QᵀAQ−B‖/(n‖A‖u) | zero outside |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+        info,
+        ["n", "band", "sy2sb", "apply_q (n x n)", "torch eigh (all of it)", "sy2sb / eigh"]
+        + ["‖QᵀAQ−B‖/(n‖A‖u)", "zero outside"],
+    )
     for r in rows:
         ratio = r["sy2sb_ms"] / r["torch_eigh_ms"] if "torch_eigh_ms" in r else None
         lines.append(

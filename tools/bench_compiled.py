@@ -22,7 +22,15 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, cuda_torch, mx_sync, once_s, release_memory
+from bench_timing import (
+    best_ms,
+    cell,
+    cuda_torch,
+    mx_sync,
+    once_s,
+    release_memory,
+    table_head,
+)
 from bench_timing import machine as gpu_machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,15 +129,12 @@ def row(op: str, n: int, reps: int, rounds: int, rng) -> dict:
 
 
 def markdown(rows: list[dict], info: dict) -> str:
-    lines = [
-        "# Dispatched blocked ops, compiled graphs against eager graphs (float32, ms)",
-        "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
-        "",
-        "| op | n | compiled | eager | eager / compiled | PyTorch | compiled / PyTorch "
-        "| first call (eager) | second (trace) | peak n² compiled / eager | difference |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    lines = table_head(
+        "Dispatched blocked ops, compiled graphs against eager graphs (float32, ms)",
+        info,
+        ["op", "n", "compiled", "eager", "eager / compiled", "PyTorch", "compiled / PyTorch"]
+        + ["first call (eager)", "second (trace)", "peak n² compiled / eager", "difference"],
+    )
     for r in rows:
         t = r.get("torch_ms")
         lines.append(

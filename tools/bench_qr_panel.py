@@ -31,7 +31,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, cuda_torch, machine, mx_sync
+from bench_timing import best_ms, cell, cuda_torch, machine, mx_sync, table_head
 from count_launches import graph_counts, tf32, tsqr_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,15 +144,12 @@ def panel_row(r: int, blocks, reps: int, rng, leaf_rows: tuple[int, ...] = ()) -
 
 
 def markdown(rows: list[dict], info: dict) -> str:
-    lines = [
-        "# Blocked QR: qr_panel kernel vs TSQR panel (float32, ms, min over runs)",
-        "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
-        "",
-        "| n | kernel panel | TSQR panel | speedup | PyTorch | R difference "
-        "| ‖I−QᵀQ‖/(nu) kernel | tsqr |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    lines = table_head(
+        "Blocked QR: qr_panel kernel vs TSQR panel (float32, ms, min over runs)",
+        info,
+        ["n", "kernel panel", "TSQR panel", "speedup", "PyTorch", "R difference"]
+        + ["‖I−QᵀQ‖/(nu) kernel", "tsqr"],
+    )
     for row in (r for r in rows if r["op"] == "qr"):
         lines.append(
             f"| {row['n']} | {row['kernel_ms']:.2f} | {row['tsqr_ms']:.2f} "
@@ -203,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("bench_qr_panel: no MLX GPU backend (--cpu for a smoke run)", file=sys.stderr)
         return 2
-    info = machine(args.cpu, torch if HAS_TORCH else None, leaf_rows=tsqr.LEAF_ROWS,
-                   block=WIDTH)
+    info = machine(args.cpu, torch if HAS_TORCH else None, leaf_rows=tsqr.LEAF_ROWS, block=WIDTH)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

@@ -44,6 +44,19 @@ def cell(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
+def table_head(title: str, info: dict, columns: list[str]) -> list[str]:
+    """The first lines of a benchmark's markdown report: the title, the machine (``info``,
+    as :func:`machine` gives it), and the header of a table with these ``columns``."""
+    return [
+        f"# {title}",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + " --- |" * len(columns),
+    ]
+
+
 def cuda_torch():
     """PyTorch when it is importable with CUDA (the benchmarks' peer column), else None."""
     try:
