@@ -65,6 +65,7 @@ if [ "${BLOCKED:-0}" != 0 ]; then
   "$PY" tools/bench_qr_panel.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-qr-panel.log"
   "$PY" tools/bench_tall.py --out "$RESULTS" --peers torch 2>&1 | tee "$RESULTS/bench-tall.log"
   "$PY" tools/bench_band_reduction.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-band-reduction.log"
+  "$PY" tools/bench_compiled.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-compiled.log"
 fi
 
 if [ -n "${CONFORMANCE:-}" ]; then
