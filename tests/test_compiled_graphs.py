@@ -10,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import mlx.core as mx
 import numpy as np
@@ -146,6 +147,25 @@ def test_inside_compile_vmap_and_grad(rng):
     grad = mx.grad(lambda a: mx.sum(f(a, b)))(a)
     expected_grad = 1.5 * np.broadcast_to(np.asarray(b).sum(axis=-1)[:, None, :], (3, 4, 4))
     np.testing.assert_allclose(np.asarray(grad), expected_grad, rtol=1e-5)
+
+
+def test_threads_at_once(rng):
+    """Threads calling one cached implementation at once get their own results."""
+    run = compiled_graphs.cached(_solve_like)
+    inputs = [
+        tuple(mx.array(rng.standard_normal(s).astype(np.float32)) for s in [(2, 6, 6), (2, 6, 2)])
+        for _ in range(8)
+    ]
+    expected = [np.asarray(_solve_like(a, b)[0][0]) for a, b in inputs]
+
+    def work(i):
+        for _ in range(4):
+            (x, _), _ = run(*inputs[i])
+            np.testing.assert_allclose(np.asarray(x), expected[i], rtol=1e-6)
+        return i
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sorted(pool.map(work, range(8))) == list(range(8))
 
 
 def test_the_dispatched_blocked_rules_are_compiled():

@@ -39,6 +39,7 @@ traced graphs.
 """
 
 import functools
+import threading
 from collections.abc import Callable
 
 import mlx.core as mx
@@ -102,6 +103,9 @@ class _Graph:
         self.seen: set = set()
         self.structures: dict = {}
         self.compiled = mx.compile(self._flat)
+        # One thread at a time traces or replays (builds the lazy outputs; evaluation is
+        # not held): MLX's compile cache is shared state.
+        self.lock = threading.RLock()
 
     def _flat(self, *arrays: mx.array) -> list:
         outputs, failed = self.impl(*arrays, **self.keywords)
@@ -115,8 +119,9 @@ class _Graph:
         if signature not in self.seen:
             self.seen.add(signature)
             return self.impl(*arrays, **self.keywords)
-        flat = self.compiled(*arrays)
-        single, no_failed = self.structures[signature]
+        with self.lock:
+            flat = self.compiled(*arrays)
+            single, no_failed = self.structures[signature]
         outputs, failed = (flat, None) if no_failed else (flat[:-1], flat[-1])
         return (outputs[0] if single else tuple(outputs)), failed
 
