@@ -330,9 +330,11 @@ def _env_text(machine: dict) -> str:
 
 def _config_text(config: dict) -> str:
     threads = config.get("threads")
+    extra = ", ".join(f"{peer} {runs}" for peer, runs in (config.get("warmup_for") or {}).items())
     text = (
         f"device {config.get('device')}, {config.get('clock', 'wall')} clock, "
-        f"{config.get('warmup')} warm-up, up to {config.get('repeats')} timed runs per peer "
+        f"{config.get('warmup')} warm-up{f' ({extra})' if extra else ''}, "
+        f"up to {config.get('repeats')} timed runs per peer "
         f"within {config.get('budget_s')} s in {config.get('rounds', 1)} pass(es) over the "
         f"peers, {config.get('cooldown_s')} s idle between peers; "
         + (f"threads capped at {threads['threads']}" if threads else "library default threads")

@@ -27,6 +27,7 @@ class Settings:
     """How to time: see :func:`benchmarks.timing.measure` for the first seven.
 
     Attributes:
+        warmup_for: peer -> its warm-up runs where it needs another number than ``warmup``.
         peer_max_n: peer -> largest n it runs (slow peers skip big cases; others are timed).
         check_max_n: largest n whose outputs get the accuracy check (0: none).
     """
@@ -38,6 +39,7 @@ class Settings:
     rounds: int = 1
     cooldown_s: float = 0.15
     clock: str = "wall"
+    warmup_for: dict[str, int] = field(default_factory=dict)
     peer_max_n: dict[str, int] = field(default_factory=dict)
     check_max_n: int = 2048
 
@@ -109,6 +111,7 @@ def run_case(case: Case, peers: dict[str, Peer], settings: Settings) -> list[Res
     timings = measure(
         fns,
         warmup=settings.warmup,
+        warmup_for=settings.warmup_for,
         repeats=settings.repeats,
         budget_s=settings.budget_s,
         max_call_s=settings.max_call_s,

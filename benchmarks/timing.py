@@ -85,6 +85,7 @@ def measure(
     fns: dict[str, Callable[[], object]],
     *,
     warmup: int = 1,
+    warmup_for: dict[str, int] | None = None,
     repeats: int = 5,
     budget_s: float = 2.0,
     max_call_s: float = math.inf,
@@ -105,6 +106,7 @@ def measure(
         fns: peer name -> a callable doing one complete, synchronized run.
         warmup: untimed runs per peer before timing (at least one is always done: it also
             estimates the duration of a call).
+        warmup_for: peer name -> its untimed runs, for peers that need another number.
         repeats: most timed runs per peer.
         budget_s: the timed runs of one peer are capped at about this many seconds: a peer
             whose warm-up took ``t`` gets ``clamp(budget_s // t, 1, repeats)`` runs.
@@ -129,7 +131,7 @@ def measure(
                 continue
             try:
                 if round_ == 0:
-                    _warm_up(fn, timing, warmup, max_call_s, read)
+                    _warm_up(fn, timing, (warmup_for or {}).get(name, warmup), max_call_s, read)
                     last = timing.warmup[-1]
                     if last > max_call_s:
                         timing.times, timing.from_warmup = [last], True

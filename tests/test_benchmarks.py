@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from benchmarks import presets
 from benchmarks.__main__ import main
 from benchmarks.accuracy import error_in_u
 from benchmarks.cases import Case, build_cases, make_inputs, matrix_flops, parse_batch
@@ -108,6 +109,21 @@ def test_measure_warms_up_caps_repeats_and_isolates_failures():
     assert timings["broken"].error == "RuntimeError: no such op"
     slow = measure({"slow": lambda: None}, warmup=1, repeats=5, max_call_s=-1.0, cooldown_s=0)
     assert slow["slow"].from_warmup and len(slow["slow"].times) == 1
+
+
+def test_measure_warms_up_a_named_peer_more():
+    """``warmup_for``: mlx_linalg's second call of a shape traces its graph, so the GPU
+    preset warms it up twice; the other peers keep ``warmup``."""
+    timings = measure(
+        {"ours": lambda: None, "peer": lambda: None},
+        warmup=1,
+        warmup_for={"ours": 2},
+        repeats=3,
+        cooldown_s=0.0,
+    )
+    assert len(timings["ours"].warmup) == 2 and len(timings["peer"].warmup) == 1
+    assert len(timings["ours"].times) == len(timings["peer"].times) == 3
+    assert presets.get("gpu-h100").settings.warmup_for == {"mlx_linalg": 2}
 
 
 def _result(peer: str, seconds: float) -> Result:
