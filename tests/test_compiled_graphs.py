@@ -149,6 +149,22 @@ def test_inside_compile_vmap_and_grad(rng):
     np.testing.assert_allclose(np.asarray(grad), expected_grad, rtol=1e-5)
 
 
+def test_traces_kept_per_graph_are_bounded(monkeypatch):
+    """Past MAX_TRACED signatures a graph starts over with a fresh mx.compile object; the
+    results stay right."""
+    monkeypatch.setattr(compiled_graphs, "MAX_TRACED", 2)
+    impl, calls = _counting(lambda a: ((a * 2.0 + 1.0,), None))
+    run = compiled_graphs.cached(impl)
+    for _ in range(2):
+        for n in (2, 3, 4):
+            a = mx.ones((n, n))
+            for _ in range(2):
+                assert float(run(a)[0][0].sum()) == 3.0 * n * n
+    (graph,) = run.graphs.values()
+    assert len(graph.structures) <= 2
+    assert len(calls) == 3 + 3 + 3  # eager once per shape; traced again after each restart
+
+
 def test_threads_at_once(rng):
     """Threads calling one cached implementation at once get their own results."""
     run = compiled_graphs.cached(_solve_like)

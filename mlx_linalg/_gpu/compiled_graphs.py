@@ -47,6 +47,10 @@ import mlx.core as mx
 from mlx_linalg import _precision
 
 ENABLED = True
+# Traced input signatures kept per graph: a trace holds its graph's nodes (thousands for a
+# large factorization) on the host, so a program cycling through many shapes starts a
+# fresh mx.compile object (and lets MLX drop the old one's traces) past this many.
+MAX_TRACED = 32
 _caches: list[dict] = []  # every cached() wrapper's graphs, for clear()
 
 
@@ -74,6 +78,7 @@ def cached(impl: Callable[..., tuple]) -> Callable[..., tuple]:
         return graph(arrays)
 
     _caches.append(graphs)
+    run.graphs = graphs  # key -> _Graph, for inspection
     return run
 
 
@@ -120,6 +125,9 @@ class _Graph:
             self.seen.add(signature)
             return self.impl(*arrays, **self.keywords)
         with self.lock:
+            if signature not in self.structures and len(self.structures) >= MAX_TRACED:
+                self.structures.clear()
+                self.compiled = mx.compile(self._flat)
             flat = self.compiled(*arrays)
             single, no_failed = self.structures[signature]
         outputs, failed = (flat, None) if no_failed else (flat[:-1], flat[-1])
