@@ -66,6 +66,20 @@ def test_cholesky_launches_grow_by_a_fixed_count_per_step():
     assert per_step <= 14
 
 
+@pytest.mark.parametrize("op", ["solve", "lu_factor", "cholesky"])
+def test_gpu_column_forms_each_split_operand_in_one_launch(op):
+    """The GPU column: split operands from (stand-ins of) the split_pair / split_gram
+    kernels, one launch each, so fewer launches than the CPU-formed split; the stand-ins
+    are gone afterwards; nothing in the LU grows with the step (the panel offsets of its
+    last loop once were one gather each: 64 launches at n = 4096)."""
+    split = count_launches.count(op, 1024, split=True)
+    gpu = count_launches.count(op, 1024, split=True, fused=True)
+    fused = gpu["calls"].get("split_pair", 0) + gpu["calls"].get("split_gram", 0)
+    assert fused > 0 and gpu["launches"] < split["launches"]
+    assert count_launches.blocked_common._fused_split is blocked_common._fused_split
+    assert "Gather" not in gpu["kinds"]
+
+
 def test_count_method_counts_concatenation_copies():
     """The counting method itself: a three-input concatenation is three launches (one
     node), an addition one, views none (``a`` is a host array: no node)."""

@@ -8,7 +8,10 @@ non-view nodes (:data:`VIEWS` not counted) plus the building-block calls; *launc
 count each input of a Concatenate as one copy, as MLX's GPU concatenate does. The *TF32*
 columns build the graph as on an H100 (``_precision.reduced_precision`` pretended true, so
 ``needs_split`` is true: every trailing update is the split product, and QR's small
-products are elementwise).
+products are elementwise). The *GPU* column is the TF32 graph with each split operand
+formed as on a GPU, by one launch of the ``split_pair`` or ``split_gram`` kernel
+(``blocked_common.FUSED_SPLIT``; stand-ins counted as calls), where the other columns
+count the MLX ops that form it on the CPU: the launches a GPU run makes.
 
 Not counted (as in that method): copies that the GPU makes of non-contiguous views, e.g.
 a kernel's ``ensure_row_contiguous`` copy of a sliced input or a reshape that cannot be a
@@ -30,7 +33,14 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_cholesky, blocked_lu, blocked_qr, blocked_triangular, tsqr
+from mlx_linalg._gpu import (
+    blocked_cholesky,
+    blocked_common,
+    blocked_lu,
+    blocked_qr,
+    blocked_triangular,
+    tsqr,
+)
 from mlx_linalg._gpu.blocked_common import KERNELS, Blocks
 
 VIEWS = frozenset(
@@ -115,15 +125,20 @@ def tsqr_stubs(calls: Counts) -> tsqr.Ops:
     def qr_small(a):
         calls["qr_small"] += 1
         batch, m, n = a.shape
-        return tuple(mx.depends([_constant((batch, n, m), np.float32),
-                                 _constant((batch, n, n), np.float32)], [a]))
+        return tuple(
+            mx.depends(
+                [_constant((batch, n, m), np.float32), _constant((batch, n, n), np.float32)], [a]
+            )
+        )
 
     def reconstruct(q1, r_factor, square):
         calls["tsqr_householder"] += 1
         batch, n, _ = q1.shape
         square_outs = [_constant((batch, n, n), np.float32)] * 3
-        outs = square_outs + [_constant((batch, n), np.float32),
-                              _constant((batch, n, n), np.float32)]
+        outs = square_outs + [
+            _constant((batch, n), np.float32),
+            _constant((batch, n, n), np.float32),
+        ]
         return tuple(mx.depends(outs, [q1, r_factor]))
 
     def product(a, bm, top, *, trans, batch, rows):
@@ -235,11 +250,49 @@ def _tsqr_stubbed(calls: Counts):
         tsqr.ops_for = saved
 
 
-def count(op: str, n: int, *, split: bool) -> dict:
+@contextlib.contextmanager
+def _fused_split_stubbed(calls: Counts, on: bool):
+    """Within this context (when ``on``), split operands come from one-launch stand-ins of
+    the ``split_pair`` and ``split_gram`` kernels, as ``blocked_common`` forms them on a
+    GPU."""
+    saved = (
+        blocked_common._fused_split,
+        blocked_common.split_pair_kernel,
+        blocked_common.split_gram_kernel,
+    )
+
+    def pair(x, *, right):
+        calls["split_pair"] += 1
+        rows, cols = x.shape[-2:]
+        wide = (*x.shape[:-2], 2 * rows, cols) if right else (*x.shape[:-2], rows, 2 * cols)
+        return tuple(mx.depends([_constant(x.shape, np.float32), _constant(wide, np.float32)], [x]))
+
+    def gram(x):
+        calls["split_gram"] += 1
+        wide = (*x.shape[:-2], x.shape[-2], 2 * x.shape[-1])
+        outs = [_constant(x.shape, np.float32)] + [_constant(wide, np.float32)] * 2
+        return tuple(mx.depends(outs, [x]))
+
+    if on:
+        blocked_common._fused_split = lambda x: (
+            x.dtype == mx.float32 and x.ndim >= 2 and x.size > 0 and _precision.needs_split()
+        )
+        blocked_common.split_pair_kernel, blocked_common.split_gram_kernel = pair, gram
+    try:
+        yield
+    finally:
+        (
+            blocked_common._fused_split,
+            blocked_common.split_pair_kernel,
+            blocked_common.split_gram_kernel,
+        ) = saved
+
+
+def count(op: str, n: int, *, split: bool, fused: bool = False) -> dict:
     """Kernel calls, nodes and launches (and launches by primitive: ``kinds``) of ``op`` on
-    one n x n float32 matrix."""
+    one n x n float32 matrix; ``fused``: split operands as on a GPU (one launch each)."""
     calls = Counts()
-    with tf32(split), _tsqr_stubbed(calls):
+    with tf32(split), _tsqr_stubbed(calls), _fused_split_stubbed(calls, fused):
         outputs = builders(stubs(calls))[op](n)
         nodes, launches = graph_counts(outputs)
         kinds = graph_kinds(outputs)
@@ -260,15 +313,19 @@ def main() -> None:
         "--kinds", action="store_true", help="also print the TF32 launches by primitive"
     )
     args = parser.parse_args()
-    print("| op | n | kernel calls | nodes | launches | nodes, TF32 | launches, TF32 |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| op | n | kernel calls | nodes | launches | nodes, TF32 | launches, TF32 "
+        "| launches, GPU |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in (int(s) for s in args.sizes.split(",")):
         for op in args.ops.split(","):
             plain, split = count(op, n, split=False), count(op, n, split=True)
+            gpu = count(op, n, split=True, fused=True)
             calls = " + ".join(f"{v} {k}" for k, v in sorted(plain["calls"].items()))
             print(
                 f"| {op} | {n} | {calls} | {plain['nodes']} | {plain['launches']} "
-                f"| {split['nodes']} | {split['launches']} |",
+                f"| {split['nodes']} | {split['launches']} | {gpu['launches']} |",
                 flush=True,
             )
             if args.kinds:

@@ -239,13 +239,15 @@ def getrf_pivots(
                 trailing = subtract_product(
                     _gather_rows(rest, local[:, width:]), packed[:, width:], u12
                 )
-    # Each panel's first row as an array, not a Python int: under mx.compile a scalar
-    # operand is inlined into the fused kernel's source, one kernel (and one JIT
-    # compilation) per step and per matrix order (mlx_linalg._gpu.compiled_graphs).
+    # Each panel's first row as a slice of one array (a view), not a Python int: under
+    # mx.compile a scalar operand is inlined into the fused kernel's source, one kernel
+    # (and one JIT compilation) per step and per matrix order (compiled_graphs); an
+    # integer index would be a gather launch per step.
     starts = mx.arange(0, k, block, dtype=mx.uint32)
     for step, (start, packed, perm_then) in enumerate(panels):
         inverse = mx.argsort(perm_then, axis=1)
-        index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - starts[step]
+        offset = starts[step : step + 1]
+        index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - offset
         factor[:, start:, start : start + packed.shape[-1]] = _gather_rows(packed, index)
     return factor, perm, _join_pivots(pieces)
 
