@@ -1,6 +1,6 @@
 """The blocked graphs traced once per input shape and replayed: ``mx.compile`` as a cache.
 
-A blocked factorization is a Python loop that emits thousands of MLX ops (about 4 000 for a
+A blocked factorization is a Python loop that emits thousands of MLX ops (about 3 500 for a
 solve at n = 4096), and building that graph costs host time for every op before the GPU
 runs it. ``mx.compile`` traces the function once per input shape and dtype and replays the
 traced graph on later calls, so a repeated call skips the Python loop (and MLX fuses
