@@ -72,11 +72,12 @@ def test_gpu_column_forms_each_split_operand_in_one_launch(op):
     kernels, one launch each, so fewer launches than the CPU-formed split; the stand-ins
     are gone afterwards; nothing in the LU grows with the step (the panel offsets of its
     last loop once were one gather each: 64 launches at n = 4096)."""
+    originals = (_precision._gpu_default, blocked_common.split_pair_kernel)
     split = count_launches.count(op, 1024, split=True)
     gpu = count_launches.count(op, 1024, split=True, fused=True)
     fused = gpu["calls"].get("split_pair", 0) + gpu["calls"].get("split_gram", 0)
     assert fused > 0 and gpu["launches"] < split["launches"]
-    assert count_launches.blocked_common._fused_split is blocked_common._fused_split
+    assert (_precision._gpu_default, blocked_common.split_pair_kernel) == originals
     assert "Gather" not in gpu["kinds"]
 
 

@@ -252,11 +252,12 @@ def _tsqr_stubbed(calls: Counts):
 
 @contextlib.contextmanager
 def _fused_split_stubbed(calls: Counts, on: bool):
-    """Within this context (when ``on``), split operands come from one-launch stand-ins of
-    the ``split_pair`` and ``split_gram`` kernels, as ``blocked_common`` forms them on a
-    GPU."""
+    """Within this context (when ``on``), the default device counts as a GPU for
+    ``blocked_common._fused_split`` (``_precision._gpu_default``), and split operands come
+    from one-launch stand-ins of the ``split_pair`` and ``split_gram`` kernels, as
+    ``blocked_common`` forms them on a GPU."""
     saved = (
-        blocked_common._fused_split,
+        _precision._gpu_default,
         blocked_common.split_pair_kernel,
         blocked_common.split_gram_kernel,
     )
@@ -274,15 +275,13 @@ def _fused_split_stubbed(calls: Counts, on: bool):
         return tuple(mx.depends(outs, [x]))
 
     if on:
-        blocked_common._fused_split = lambda x: (
-            x.dtype == mx.float32 and x.ndim >= 2 and x.size > 0 and _precision.needs_split()
-        )
+        _precision._gpu_default = lambda: True
         blocked_common.split_pair_kernel, blocked_common.split_gram_kernel = pair, gram
     try:
         yield
     finally:
         (
-            blocked_common._fused_split,
+            _precision._gpu_default,
             blocked_common.split_pair_kernel,
             blocked_common.split_gram_kernel,
         ) = saved

@@ -212,7 +212,7 @@ def _fused_split(x: mx.array) -> bool:
         and x.dtype == mx.float32
         and x.ndim >= 2
         and 0 < x.size <= _kernels.MAX_GRID
-        and mx.default_device() == mx.gpu
+        and _precision._gpu_default()
         and _precision.needs_split()
     )
 
