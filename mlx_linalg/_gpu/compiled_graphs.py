@@ -6,13 +6,13 @@ runs it. ``mx.compile`` traces the function once per input shape and dtype and r
 traced graph on later calls, so a repeated call skips the Python loop (and MLX fuses
 neighbouring elementwise ops on the way). Measured on an H100 (float32, one matrix,
 2026-11-27, ``tools/bench_compiled.py``; docs/kernels-blocked.md, "Compiled graphs"): the
-dispatched ops 1.2 to 1.7x faster than their eager graphs (solve at n = 4096 126 -> 90 ms,
-qr 166 -> 123, cholesky 19 -> 14), results bit for bit the same, peak memory the same.
+dispatched ops 1.15 to 1.9x faster than their eager graphs (solve at n = 4096 125 -> 93 ms,
+qr 214 -> 138, cholesky 27 -> 20), results bit for bit the same, peak memory the same.
 
-Tracing costs more than one eager call (MLX's graph passes: solve at 4096 314 ms, qr at 8192
-3.3 s against 0.74 s eager), and MLX compiles each new fused elementwise kernel with NVRTC
-once per machine (cached under ``MLX_PTX_CACHE_DIR``, by default the temporary directory;
-seconds per kernel). So the first call of a shape runs eagerly and the second traces: a
+Tracing costs more than one eager call (MLX's graph passes: solve at 4096 335 against 125
+ms, qr at 8192 2.6 against 0.79 s), and MLX compiles each new fused elementwise kernel with
+NVRTC (seconds per kernel, cached on disk under ``MLX_PTX_CACHE_DIR``, by default the
+temporary directory). So the first call of a shape runs eagerly and the second traces: a
 one-off call pays nothing, a loop pays one trace.
 
 The rules of ``blocked_rules`` wrap their implementations with :func:`cached`. What makes
