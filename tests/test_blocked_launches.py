@@ -29,11 +29,12 @@ _SPEC.loader.exec_module(count_launches)
 # forms each split operand in one launch instead: blocked_common.FUSED_SPLIT.) Cholesky
 # with each leaf's columns copied once (``mx.contiguous``; before, the GPU copied the
 # building blocks' sliced inputs, twice per leaf, which this method does not count):
-# 110 / 200.
+# 110 / 200. One ``cholesky_panel`` launch per leaf (its factor and the rows below it, read
+# in place; 2026-11-27): 64 / 154.
 _QR_CALLS = {"qr_small": 76, "trsm_small": 16, "tsqr_householder": 32, "tsqr_product": 103}
 BOUNDS = {
-    ("cholesky", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 112, 202),
-    ("cholesky_upper", 1024): ({"cholesky_small": 16, "trsm_small": 15}, 112, 202),
+    ("cholesky", 1024): ({"cholesky_panel": 16}, 66, 156),
+    ("cholesky_upper", 1024): ({"cholesky_panel": 16}, 66, 156),
     ("solve_triangular", 1024): ({"trsm_small": 16}, 62, 140),
     ("solve_triangular_1", 1024): ({"trsm_small": 16}, 62, 140),
     ("cho_solve", 1024): ({"trsm_small": 32}, 117, 270),
@@ -56,14 +57,13 @@ def test_launch_counts_stay_bounded(op, n):
 
 
 def test_cholesky_launches_grow_by_a_fixed_count_per_step():
-    """Per outer step of 128 columns: the kernels (2 cholesky_small, 2 trsm_small), two
-    products, two copies of the leaves' columns, two copies for the concatenation of L's
-    rows below the block and four slice updates (the pieces); nothing that grows with the
-    step's index."""
+    """Per outer step of 128 columns: the kernels (2 cholesky_panel), two products, two
+    copies for the concatenation of L's rows below the block and two slice updates (the
+    pieces); nothing that grows with the step's index."""
     small = count_launches.count("cholesky", 1024, split=False)
     large = count_launches.count("cholesky", 2048, split=False)
     per_step = (large["launches"] - small["launches"]) / 8
-    assert per_step <= 14
+    assert per_step <= 8
 
 
 @pytest.mark.parametrize("op", ["solve", "lu_factor", "cholesky"])
@@ -201,30 +201,63 @@ def test_trsm_tasks_and_rows_keep_the_kernels_bits(rng, k):
     assert np.abs(whole - exact).max() <= 1e-5 * np.abs(exact).max()
 
 
-def _emulated_cholesky(a):
-    batch, n = a.shape[0], a.shape[-1]
+def _emulated_cholesky_panel(a, width):
+    """The ``cholesky_panel`` kernel body run on the CPU, launched as
+    ``small_factor.cholesky_panel`` launches it."""
+    batch, m = a.shape[:2]
+    groups = 1 + -(-(m - width) // 32)
     factor, failed = emulate.run(
-        "cholesky_small",
-        [np.asarray(a)],
-        template={"NMAX": 64, "UPPER": False},
-        grid=(batch * 64, 1, 1),
+        "cholesky_panel",
+        [np.asarray(a), np.array([width])],
+        template={"NMAX": 64},
+        grid=(batch * groups * 64, 1, 1),
         threadgroup=(64, 1, 1),
-        output_shapes=[(batch, n, n), (batch,)],
+        output_shapes=[(batch, m, width), (batch,)],
     )
     return mx.array(factor), mx.array(failed.astype(bool))
 
 
 @needs_emulation
+def test_cholesky_panel_is_the_small_kernels_bit_for_bit(rng):
+    """The ``cholesky_panel`` kernel (one launch: the top block's factor and the rows below
+    it, read in place from the first ``width`` columns of a wider matrix) equals
+    ``cholesky_small`` followed by ``trsm_small`` with ``rows`` bit for bit, for a leaf of
+    64 and of 20 columns, rows below not a multiple of 32; a top block that is not positive
+    definite makes its whole panel NaN."""
+    m, k = 64 + 75, 150
+    a = _spd(rng, 3, k)[:, :m].astype(np.float32)
+    a[1, 5, 5] = -1.0
+    for width in (64, 20):
+        factor, failed = _emulated_cholesky_panel(mx.array(a), width)
+        l11, want_failed = emulate.run(
+            "cholesky_small",
+            [a[:, :width, :width]],
+            template={"NMAX": 64, "UPPER": False},
+            grid=(3 * 64, 1, 1),
+            threadgroup=(64, 1, 1),
+            output_shapes=[(3, width, width), (3,)],
+        )
+        kw = {"lower": True, "trans": False, "unit": False, "rows": True}
+        l21 = _emulated_trsm(mx.array(l11), mx.array(a[:, width:, :width]), **kw)
+        want = np.concatenate([l11, np.asarray(l21)], axis=1)
+        assert np.asarray(failed).tolist() == want_failed.astype(bool).tolist() == [0, 1, 0]
+        got = np.asarray(factor)
+        healthy = [0, 2]
+        assert np.array_equal(got[healthy].view(np.uint32), want[healthy].view(np.uint32))
+        assert np.all(np.isnan(got[1])) and np.all(np.isnan(want[1]))
+
+
+@needs_emulation
 def test_blocked_cholesky_on_the_emulated_kernels(rng):
     """The kernels' contract that the graph relies on (no ``tril``, ``failed`` from the last
-    leaf): with the emulated ``cholesky_small`` and ``trsm_small`` bodies as building blocks,
+    leaf): with the emulated ``cholesky_panel`` body as the building block,
     the factor has exact zeros above the diagonal, a failure in the first leaf reaches the
     last one, and the healthy matrix matches LAPACK."""
     n = 150
     a = _spd(rng, 3, n).astype(np.float32)
     a[1, 3, 3] = -1.0
     a[2, 100, 7] = np.nan
-    blocks = REFERENCE._replace(cholesky=_emulated_cholesky, trsm=_emulated_trsm)
+    blocks = REFERENCE._replace(cholesky_panel=_emulated_cholesky_panel)
     (factor,), failed = blocked_cholesky.cholesky(
         mx.array(a), upper=False, blocks=blocks, block=128
     )

@@ -76,8 +76,9 @@ def test_headers_per_backend():
     cuda = _kernels.header(spec, "cuda")
     assert metal.startswith(_kernels.read_source("metal_prelude.h"))
     assert cuda.startswith(_kernels.read_source("cuda_compat.h"))
-    assert metal.endswith(_kernels.read_source("linalg_common.h"))
-    assert cuda.endswith(_kernels.read_source("linalg_common.h"))
+    pasted = "\n".join(_kernels.read_source(h) for h in ("linalg_common.h", "cholesky_tile.h"))
+    assert metal.endswith(pasted)
+    assert cuda.endswith(pasted)
 
 
 def test_cuda_compat_defines_every_attribute():

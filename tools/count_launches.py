@@ -83,9 +83,10 @@ def _constant(shape: tuple, dtype) -> mx.array:
 def stubs(calls: Counts) -> Blocks:
     """``KERNELS`` with every building block replaced by a one-launch stand-in (no node)."""
 
-    def cholesky(a):
-        calls["cholesky_small"] += 1
-        return a, _constant(a.shape[:1], np.bool_)
+    def cholesky_panel(a, width):
+        calls["cholesky_panel"] += 1
+        factor = _constant((a.shape[0], a.shape[1], width), np.float32)
+        return mx.depends(factor, a), _constant(a.shape[:1], np.bool_)
 
     def trsm(t, x, **_):
         calls["trsm_small"] += 1
@@ -109,7 +110,7 @@ def stubs(calls: Counts) -> Blocks:
         return a, _constant((batch, min(m, w)), np.float32)
 
     return KERNELS._replace(
-        cholesky=cholesky,
+        cholesky_panel=cholesky_panel,
         trsm=trsm,
         lu=lambda a: lu_pivots(a)[:2],
         lu_pivots=lu_pivots,

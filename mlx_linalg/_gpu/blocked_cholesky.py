@@ -70,50 +70,44 @@ def potrf(
     trailing = a
     for start in range(0, n, block):
         width = min(block, n - start)
-        below, failed = _panel(blocks, trailing[:, :, :width], start, pieces)
+        below, failed = _panel(blocks, trailing, width, start, pieces)
         if below is not None:
             trailing = subtract(trailing[:, width:, width:], *gram(below))
     return nan_where(failed, _assemble(pieces, batch, n, a.dtype, upper)), failed
 
 
 def _panel(
-    blocks: Blocks, panel: mx.array, corner: int, pieces: list[Piece]
+    blocks: Blocks, trailing: mx.array, w: int, corner: int, pieces: list[Piece]
 ) -> tuple[mx.array | None, mx.array]:
-    """Factor one block column: the (B, m, w) panel of the trailing matrix whose top
-    square is the diagonal block at (corner, corner) of the whole factor.
+    """Factor one block column: the first ``w`` columns of the (B, m, m) trailing matrix,
+    whose top square is the diagonal block at (corner, corner) of the whole factor.
 
     Appends its pieces to ``pieces``; returns L's part below the diagonal block,
     (B, m - w, w) (None where m = w), and the last leaf's failure flag (B,).
 
     Notes:
-        In leaves of ``blocks.max_n`` columns (one leaf when w <= max_n): L_jj =
-        chol(A_jj); then L_{j+1:,j} = A_{j+1:,j} L_jj⁻ᵀ by one substitution whose
-        right-hand sides are the rows inside the block and below it together, solved as
-        rows (the kernel reads and writes them in place of their transposes, so the
-        panel needs no transposed copies); then the block's columns right of the leaf,
-        all rows below it, less L_{j+1:,j} L_{j+1:w,j}ᵀ by one product. The same
-        arithmetic as factoring the diagonal block first and then solving the panel
-        against it (dpotrf with dtrsm's blocked loop), in fewer launches: one
-        substitution and one product per leaf instead of two each.
+        In leaves of ``blocks.max_n`` columns (one leaf when w <= max_n), each one launch
+        of ``blocks.cholesky_panel``: L_jj = chol(A_jj) and L_{j+1:,j} = A_{j+1:,j}
+        L_jj⁻ᵀ for the rows inside the block and below it together; then the block's
+        columns right of the leaf, all rows below it, less L_{j+1:,j} L_{j+1:w,j}ᵀ by one
+        product. The same arithmetic as factoring the diagonal block first and then
+        solving the panel against it (dpotrf with dtrsm's blocked loop), in fewer
+        launches. Each leaf reads its columns in place from a row-contiguous array (the
+        trailing matrix, or the previous leaf's update), so no copy precedes it.
     """
-    m, w = panel.shape[1:]
-    rest = panel
+    rest = trailing  # its first w - start columns: the block's columns still to factor
     below = []
     for start in range(0, w, blocks.max_n):
         width = min(blocks.max_n, w - start)
-        # The leaf's columns as one row-contiguous copy, whose row blocks the building
-        # blocks then read in place (each would otherwise copy its own slice).
-        leaf = mx.contiguous(rest[:, :, :width])
-        l11, failed = blocks.cholesky(leaf[:, :width])
-        pieces.append((corner + start, corner + start, l11))
+        factor, failed = blocks.cholesky_panel(rest, width)
+        pieces.append((corner + start, corner + start, factor))
         if width == rest.shape[1]:
             break
-        l21 = blocks.trsm(l11, leaf[:, width:], lower=True, trans=False, unit=False, rows=True)
-        pieces.append((corner + start + width, corner + start, l21))
+        l21 = factor[:, width:]
         columns = w - start - width  # of the block, right of this leaf
         if columns:
             a, b = gram(l21)
-            rest = subtract(rest[:, width:, width:], a, first_columns(b, columns))
+            rest = subtract(rest[:, width:, width : width + columns], a, first_columns(b, columns))
         below.append(l21[:, columns:])
     if not below:
         return None, failed

@@ -10,9 +10,9 @@ interchanges as gathers; concatenations). Nothing in them synchronizes with the 
 
 The building blocks come in two sets with one contract (:class:`Blocks`):
 
-* :data:`KERNELS`, for the GPU: the one-threadgroup-per-matrix kernels of
-  ``mlx_linalg._gpu.small_factor`` (``cholesky_small``, ``trsm_small``, n <= 64) and the
-  tall-panel kernels ``lu_panel`` and ``qr_panel``;
+* :data:`KERNELS`, for the GPU: the small-block kernels of ``mlx_linalg._gpu.small_factor``
+  (``cholesky_panel``, a Cholesky leaf of at most 64 columns and the rows below it;
+  ``trsm_small``, n <= 64) and the tall-panel kernels ``lu_panel`` and ``qr_panel``;
 * :data:`REFERENCE`, for any device (the CPU in CI): their MLX-op references from
   ``mlx_linalg._gpu.reference``, the same contracts and the same arithmetic.
 
@@ -23,7 +23,6 @@ kernel in KERNELS (``blocked_panel.lu_panel_kernel``) and the MLX-op column loop
 (``qr_panel`` kernel / ``blocked_panel.qr_panel``).
 """
 
-import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -60,11 +59,14 @@ class Blocks(NamedTuple):
 
     Attributes:
         max_n: the largest diagonal block the operations take.
-        cholesky: ``cholesky(a) -> (L, failed)``: a (B, b, b) stack (lower triangle read)
-            to its lower Cholesky factor, zeros above the diagonal, and a (B,) bool array
-            of matrices that are not positive definite, whose factor is all NaN (the
-            blocked Cholesky relies on both: it writes the factors unmasked and takes
-            ``failed`` from the last diagonal block, which a failure's NaN reaches).
+        cholesky_panel: ``cholesky_panel(a, width) -> (L, failed)``: the first ``width``
+            (<= max_n) columns of a (B, m, k) stack, m, k >= width, whose top width x width
+            block is factored (lower triangle read) and the rows below solved against it:
+            L (B, m, width) holds L11 (A11 = L11 L11ᵀ, zeros above the diagonal) on top and
+            L21 = A21 L11⁻ᵀ below; ``failed`` (B,) bool marks top blocks that are not
+            positive definite, whose L is all NaN (the blocked Cholesky relies on both: it
+            writes the factors unmasked and takes ``failed`` from the last leaf, which a
+            failure's NaN reaches).
         trsm: ``trsm(t, x, lower=, trans=, unit=, rows=False) -> X``: solves op(T) X = x
             for (B, b, b) triangular ``t`` (only the triangle named by ``lower`` is read;
             op(T) = Tᵀ when ``trans``; unit diagonal assumed when ``unit``) and (B, b, K)
@@ -87,17 +89,12 @@ class Blocks(NamedTuple):
     """
 
     max_n: int
-    cholesky: Callable[[mx.array], tuple[mx.array, mx.array]]
+    cholesky_panel: Callable[[mx.array, int], tuple[mx.array, mx.array]]
     trsm: Callable[..., mx.array]
     lu: Callable[[mx.array], tuple[mx.array, mx.array]]
     qr: Callable[[mx.array], tuple[mx.array, mx.array]] = blocked_panel.qr_panel
     lu_pivots: Callable[[mx.array], tuple] | None = None
     lu_join: Callable[..., tuple | None] | None = None
-
-
-def _kernel_cholesky(a: mx.array) -> tuple[mx.array, mx.array]:
-    (factor,), failed = small_factor.cholesky(a, upper=False)
-    return factor, failed
 
 
 def _kernel_trsm(
@@ -118,9 +115,20 @@ def _reference_trsm(
     return solution
 
 
+def _reference_cholesky_panel(a: mx.array, width: int) -> tuple[mx.array, mx.array]:
+    """``cholesky_panel``'s contract in MLX ops: the top block's potf2, then the rows below
+    solved as rows against it (the kernel's arithmetic)."""
+    l11, failed = reference.cholesky_small(a[:, :width, :width], upper=False)
+    if a.shape[1] == width:
+        return l11, failed
+    below = a[:, width:, :width]
+    l21 = _reference_trsm(l11, below, lower=True, trans=False, unit=False, rows=True)
+    return mx.concatenate([l11, l21], axis=1), failed
+
+
 KERNELS = Blocks(
     small_factor.MAX_N,
-    _kernel_cholesky,
+    small_factor.cholesky_panel,
     _kernel_trsm,
     blocked_panel.lu_panel_kernel,
     blocked_panel.qr_panel_kernel,
@@ -129,7 +137,7 @@ KERNELS = Blocks(
 )
 REFERENCE = Blocks(
     small_factor.MAX_N,
-    functools.partial(reference.cholesky_small, upper=False),
+    _reference_cholesky_panel,
     _reference_trsm,
     blocked_panel.lu_panel,
     blocked_panel.qr_panel,

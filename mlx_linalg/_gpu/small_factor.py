@@ -86,6 +86,7 @@ def _launch(
     *,
     threads: int | None = None,
     tasks: int = 1,
+    shared: tuple[mx.array, ...] = (),
 ) -> list[mx.array]:
     """Launch a one-threadgroup-per-matrix kernel (``tasks`` threadgroups per matrix where
     the kernel splits its work so) over a (B, ...) stack.
@@ -100,6 +101,7 @@ def _launch(
         template: template arguments besides NMAX.
         threads: threads per threadgroup, when the caller fixes them (else the class's).
         tasks: threadgroups per matrix.
+        shared: inputs after ``inputs`` without a batch axis, passed whole to every launch.
     """
     nmax, class_threads = _class(n)
     threads = threads or class_threads
@@ -112,7 +114,7 @@ def _launch(
         parts.append(
             _kernels.launch(
                 name,
-                chunk,
+                [*chunk, *shared],
                 template={"NMAX": nmax, **template},
                 grid=(count * tasks * threads, 1, 1),
                 threadgroup=(threads, 1, 1),
@@ -142,6 +144,37 @@ def cholesky(x: mx.array, *, upper: bool) -> tuple:
         "cholesky_small", [flat(x)], [(n, n), ()], n, {"UPPER": upper}, threads=threads
     )
     return (factor.reshape(x.shape),), failed.reshape(x.shape[:-2])
+
+
+def cholesky_panel(a: mx.array, width: int) -> tuple[mx.array, mx.array]:
+    """One leaf of the blocked Cholesky (``cholesky_panel``: potf2 of the top block and the
+    substitution below it, one launch): ``(L, failed)``.
+
+    Args:
+        a: (B, m, k) float32 whose top ``width`` x ``width`` block (width <= MAX_N, m and
+            k >= width) is symmetric positive definite; only its first ``width`` columns are
+            read, of the top block only the lower triangle. Row-contiguous ``a`` is read in
+            place, so a trailing matrix needs no copy of its leading columns.
+        width: the leaf's columns.
+
+    Returns:
+        L (B, m, width): L11 with A11 = L11 L11ᵀ on top (zeros above its diagonal), L21 =
+        A21 L11⁻ᵀ below, every entry NaN where ``failed`` (B,) marks a top block that is
+        not positive definite. Bit for bit :func:`cholesky` of the top block followed by
+        :func:`trsm` with ``rows`` below it (the kernel runs their code).
+    """
+    m = a.shape[1]
+    factor, failed = _launch(
+        "cholesky_panel",
+        [a],
+        [(m, width), ()],
+        width,
+        {},
+        threads=_kernels.SIMD_WIDTH * (1 if width <= 32 else 2),
+        tasks=1 + -(-(m - width) // _kernels.SIMD_WIDTH),
+        shared=(mx.array([width], dtype=mx.int32),),
+    )
+    return factor, failed
 
 
 def _lu(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:

@@ -25,6 +25,7 @@ from mlx_linalg._gpu import (
     blocked_qr,
     blocked_rules,
     blocked_triangular,
+    small_factor,
 )
 from mlx_linalg._gpu.blocked_common import KERNELS, REFERENCE
 
@@ -97,6 +98,28 @@ def test_cholesky(rng, n):
     assert np.max(norm(f - expected) / norm(expected)) <= FORWARD * 5 * np.sqrt(n) * U32
     (upper,), _ = blocked_cholesky.cholesky(am, upper=True)
     np.testing.assert_allclose(as64(upper), np.swapaxes(f, -1, -2), rtol=0, atol=AGREE * n * U32)
+
+
+@pytest.mark.parametrize("m", [64, 139, 4096 + 64])
+@pytest.mark.parametrize("width", [64, 20, 1])
+def test_cholesky_panel_is_the_small_kernels_bit_for_bit(rng, m, width):
+    """The ``cholesky_panel`` kernel (one launch per leaf, its columns read in place from a
+    wider matrix) equals ``cholesky_small`` then ``trsm_small`` with ``rows`` bit for bit;
+    a top block that is not positive definite gives an all-NaN panel and ``failed``."""
+    a = _spd(rng, (3, m + 3, m + 3))[:, :m].astype(np.float32)  # k = m + 3 columns
+    a[1, 0, 0] = -1.0
+    factor, failed = small_factor.cholesky_panel(mx.array(a), width)
+    (l11,), want_failed = small_factor.cholesky(mx.array(a[:, :width, :width]), upper=False)
+    want = l11
+    if m > width:
+        l21, _ = small_factor.trsm(
+            l11, mx.array(a[:, width:, :width]), lower=True, trans=False, unit=False, rows=True
+        )
+        want = mx.concatenate([l11, l21], axis=1)
+    got, want = np.asarray(factor), np.asarray(want)
+    assert np.asarray(failed).tolist() == np.asarray(want_failed).tolist() == [0, 1, 0]
+    assert np.array_equal(got[[0, 2]].view(np.uint32), want[[0, 2]].view(np.uint32))
+    assert np.all(np.isnan(got[1]))
 
 
 @pytest.mark.parametrize("n", [65, 200])
