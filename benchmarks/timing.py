@@ -110,8 +110,11 @@ def measure(
         repeats: most timed runs per peer.
         budget_s: the timed runs of one peer are capped at about this many seconds: a peer
             whose warm-up took ``t`` gets ``clamp(budget_s // t, 1, repeats)`` runs.
-        max_call_s: a peer whose warm-up took longer than this is not run again; its last
-            warm-up is its only sample (``Timing.from_warmup``).
+        max_call_s: a peer whose only warm-up, or whose last two warm-ups, took longer than
+            this is not run again; its last warm-up is its only sample
+            (``Timing.from_warmup``). A single slow call among several warm-ups (the first
+            call compiling kernels, mlx_linalg's second tracing its graph) does not make a
+            peer slow: the later, warm calls are timed.
         rounds: passes over the peers for the timed runs.
         cooldown_s: idle seconds after each block of runs.
         clock: a key of :data:`CLOCKS`.
@@ -133,7 +136,7 @@ def measure(
                 if round_ == 0:
                     _warm_up(fn, timing, (warmup_for or {}).get(name, warmup), max_call_s, read)
                     last = timing.warmup[-1]
-                    if last > max_call_s:
+                    if _slow(timing.warmup, max_call_s):
                         timing.times, timing.from_warmup = [last], True
                         time.sleep(cooldown_s)
                         continue
@@ -147,8 +150,14 @@ def measure(
     return results
 
 
+def _slow(warmup: list[float], max_call_s: float) -> bool:
+    """Whether the warm-ups so far say that a peer is too slow to run again: its only call,
+    or its last two calls, took longer than ``max_call_s``."""
+    return all(t > max_call_s for t in warmup[-2:])
+
+
 def _warm_up(fn, timing: Timing, warmup: int, max_call_s: float, clock) -> None:
     for _ in range(max(1, warmup)):
         timing.warmup.append(_timed(fn, clock))
-        if timing.warmup[-1] > max_call_s:
+        if len(timing.warmup) > 1 and _slow(timing.warmup, max_call_s):
             return

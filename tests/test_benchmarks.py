@@ -7,6 +7,7 @@ No test asserts anything about how fast an op is.
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -109,6 +110,25 @@ def test_measure_warms_up_caps_repeats_and_isolates_failures():
     assert timings["broken"].error == "RuntimeError: no such op"
     slow = measure({"slow": lambda: None}, warmup=1, repeats=5, max_call_s=-1.0, cooldown_s=0)
     assert slow["slow"].from_warmup and len(slow["slow"].times) == 1
+
+
+def test_measure_times_a_peer_whose_first_call_alone_was_slow():
+    """A first call that compiles kernels (or a trace) is slow once: with more warm-ups the
+    peer is timed on its warm calls; only two slow calls in a row make it a single run."""
+    durations = iter([0.05, 0.0, 0.0, 0.0, 0.0])
+
+    def compiles_first():
+        time.sleep(next(durations))
+
+    first = measure({"ours": compiles_first}, warmup=2, repeats=3, max_call_s=0.02, cooldown_s=0.0)[
+        "ours"
+    ]
+    assert not first.from_warmup and len(first.warmup) == 2 and len(first.times) == 3
+    assert first.min < 0.02
+    slow = measure(
+        {"slow": lambda: time.sleep(0.03)}, warmup=3, repeats=3, max_call_s=0.02, cooldown_s=0
+    )["slow"]
+    assert slow.from_warmup and len(slow.warmup) == 2 and len(slow.times) == 1
 
 
 def test_measure_warms_up_a_named_peer_more():
