@@ -152,7 +152,9 @@ def load_json(data: dict) -> Report:
             timing = Timing(
                 times=list(row["times_s"]),
                 warmup=list(row["warmup_s"]),
-                from_warmup=row["from_warmup"],
+                # results written before 2026-11-27 name it from_warmup (then the sample
+                # was that warm-up itself)
+                single_run=row.get("single_run", row.get("from_warmup", False)),
                 error=row["error"],
             )
         results.append(
@@ -185,7 +187,7 @@ def _cell(result: Result | None) -> str:
     if result is None:
         return ""
     if result.status == "ok":
-        mark = "*" if result.timing is not None and result.timing.from_warmup else ""
+        mark = "*" if result.timing is not None and result.timing.single_run else ""
         return _ms(result.min_s) + mark
     return {"unsupported": "n/a", "skipped": "skip"}.get(result.status, "error")
 
@@ -277,7 +279,7 @@ def markdown(report: Report, plots: Sequence[str] = ()) -> str:
         "`ours/best` is mlx_linalg's time over the fastest peer's (below 1: mlx_linalg is "
         "faster); GFLOP/s and % peak are mlx_linalg's, from the nominal flop counts in "
         "`benchmarks/cases.py`; error is mlx_linalg's accuracy metric in units of u "
-        "(DESIGN.md). `*`: a single run (the first call took longer than the limit); "
+        "(DESIGN.md). `*`: a single timed run (its warm-up calls took longer than the limit); "
         "`skip`: not run at this size in this preset, or not started before the time limit; "
         "`n/a`: the peer has no such op.",
         "",

@@ -123,8 +123,8 @@ def run_case(case: Case, peers: dict[str, Peer], settings: Settings) -> list[Res
         result = results[name] = Result(case, name, "ok" if timing.ok else "error", timing)
         if not timing.ok:
             result.note = timing.error
-        elif timing.from_warmup:
-            result.note = f"one run: the first took more than {settings.max_call_s:g} s"
+        elif timing.single_run:
+            result.note = f"one timed run: its warm-ups took more than {settings.max_call_s:g} s"
         if timing.ok and case.n <= settings.check_max_n and "out" in outputs[name]:
             try:
                 result.error_u = error_in_u(

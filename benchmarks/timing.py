@@ -24,14 +24,14 @@ class Timing:
     Attributes:
         times: the timed runs (empty when ``error`` is set).
         warmup: the duration of each warm-up run (the first includes compilation, caches).
-        from_warmup: True when the only sample is the last warm-up run, because one call took
-            longer than the ``max_call_s`` limit.
+        single_run: True when the peer was timed once because its warm-ups took longer than
+            the ``max_call_s`` limit.
         error: the exception text when the peer failed on this case.
     """
 
     times: list[float] = field(default_factory=list)
     warmup: list[float] = field(default_factory=list)
-    from_warmup: bool = False
+    single_run: bool = False
     error: str | None = None
 
     @property
@@ -53,7 +53,7 @@ class Timing:
             "median_s": self.median if self.ok else None,
             "min_s": self.min if self.ok else None,
             "runs": len(self.times),
-            "from_warmup": self.from_warmup,
+            "single_run": self.single_run,
             "error": self.error,
         }
 
@@ -111,10 +111,9 @@ def measure(
         budget_s: the timed runs of one peer are capped at about this many seconds: a peer
             whose warm-up took ``t`` gets ``clamp(budget_s // t, 1, repeats)`` runs.
         max_call_s: a peer whose only warm-up, or whose last two warm-ups, took longer than
-            this is not run again; its last warm-up is its only sample
-            (``Timing.from_warmup``). A single slow call among several warm-ups (the first
-            call compiling kernels, mlx_linalg's second tracing its graph) does not make a
-            peer slow: the later, warm calls are timed.
+            this stops warming up and is timed once (``Timing.single_run``). A warm-up is
+            never a sample: a first call compiles kernels (and mlx_linalg's second traces its
+            graph), so even a slow peer's time is a warm call's.
         rounds: passes over the peers for the timed runs.
         cooldown_s: idle seconds after each block of runs.
         clock: a key of :data:`CLOCKS`.
@@ -136,11 +135,9 @@ def measure(
                 if round_ == 0:
                     _warm_up(fn, timing, (warmup_for or {}).get(name, warmup), max_call_s, read)
                     last = timing.warmup[-1]
-                    if _slow(timing.warmup, max_call_s):
-                        timing.times, timing.from_warmup = [last], True
-                        time.sleep(cooldown_s)
-                        continue
-                    planned[name] = int(min(repeats, max(1, budget_s // max(last, 1e-9))))
+                    timing.single_run = _slow(timing.warmup, max_call_s)
+                    runs = 1 if timing.single_run else budget_s // max(last, 1e-9)
+                    planned[name] = int(min(repeats, max(1, runs)))
                 share = planned[name] // rounds + (round_ < planned[name] % rounds)
                 for _ in range(share):
                     timing.times.append(_timed(fn, read))
@@ -151,8 +148,8 @@ def measure(
 
 
 def _slow(warmup: list[float], max_call_s: float) -> bool:
-    """Whether the warm-ups so far say that a peer is too slow to run again: its only call,
-    or its last two calls, took longer than ``max_call_s``."""
+    """Whether the warm-ups so far say that a peer is too slow for more than one more call:
+    its only call, or its last two calls, took longer than ``max_call_s``."""
     return all(t > max_call_s for t in warmup[-2:])
 
 
