@@ -64,7 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="most timed runs per peer and case")
     parser.add_argument("--budget", type=float, help="seconds of timed runs per peer and case")
     parser.add_argument(
-        "--max-call-s", type=float, help="a peer whose first call takes longer is timed once"
+        "--max-call-s",
+        type=float,
+        help="a peer whose only warm-up, or last two, took longer is timed once",
     )
     parser.add_argument(
         "--time-limit",
