@@ -109,12 +109,13 @@ def test_measure_warms_up_caps_repeats_and_isolates_failures():
     assert calls["broken"] == 1 and not timings["broken"].ok
     assert timings["broken"].error == "RuntimeError: no such op"
     slow = measure({"slow": lambda: None}, warmup=1, repeats=5, max_call_s=-1.0, cooldown_s=0)
-    assert slow["slow"].from_warmup and len(slow["slow"].times) == 1
+    assert slow["slow"].single_run and len(slow["slow"].times) == 1
 
 
 def test_measure_times_a_peer_whose_first_call_alone_was_slow():
     """A first call that compiles kernels (or a trace) is slow once: with more warm-ups the
-    peer is timed on its warm calls; only two slow calls in a row make it a single run."""
+    peer is timed on its warm calls as usual; two slow warm-ups in a row end the warm-up
+    and the peer is timed once more (a warm-up is never the sample)."""
     durations = iter([0.05, 0.0, 0.0, 0.0, 0.0])
 
     def compiles_first():
@@ -123,12 +124,12 @@ def test_measure_times_a_peer_whose_first_call_alone_was_slow():
     first = measure({"ours": compiles_first}, warmup=2, repeats=3, max_call_s=0.02, cooldown_s=0.0)[
         "ours"
     ]
-    assert not first.from_warmup and len(first.warmup) == 2 and len(first.times) == 3
+    assert not first.single_run and len(first.warmup) == 2 and len(first.times) == 3
     assert first.min < 0.02
     slow = measure(
         {"slow": lambda: time.sleep(0.03)}, warmup=3, repeats=3, max_call_s=0.02, cooldown_s=0
     )["slow"]
-    assert slow.from_warmup and len(slow.warmup) == 2 and len(slow.times) == 1
+    assert slow.single_run and len(slow.warmup) == 2 and len(slow.times) == 1
 
 
 def test_measure_warms_up_a_named_peer_more():
