@@ -107,6 +107,12 @@ class Peer:
     def release(self) -> None:
         """Give cached device memory back between cases."""
 
+    def held_bytes(self) -> int | None:
+        """GPU memory this framework holds (allocated or cached), or None where it has no GPU
+        arrays or cannot say; read after :meth:`release`, so that a run that runs out of
+        GPU memory shows which framework kept it."""
+        return None
+
     def settings(self) -> dict:
         """Precision-relevant settings, for the machine description."""
         return {}
@@ -140,6 +146,12 @@ class _MLXBase(Peer):
 
     def release(self):
         self.mx.clear_cache()
+
+    def held_bytes(self):
+        # MLX's allocator, shared by mlx_linalg and mx.linalg in one process.
+        if self.device != "gpu":
+            return None
+        return self.mx.get_active_memory() + self.mx.get_cache_memory()
 
 
 class MLXLinalg(_MLXBase):
@@ -297,6 +309,9 @@ class TorchPeer(Peer):
         if self.target.type == "cuda":
             self.torch.cuda.empty_cache()
 
+    def held_bytes(self):
+        return self.torch.cuda.memory_reserved(self.target) if self.target.type == "cuda" else None
+
     def settings(self):
         return {
             "device": str(self.target),
@@ -359,6 +374,9 @@ class CuPyPeer(Peer):
     def release(self):
         self.cp.get_default_memory_pool().free_all_blocks()
 
+    def held_bytes(self):
+        return self.cp.get_default_memory_pool().total_bytes()
+
     def settings(self):
         return {"CUPY_TF32": os.environ.get("CUPY_TF32")}
 
@@ -412,6 +430,16 @@ class JAXPeer(Peer):
         if isinstance(outputs, (tuple, list)):
             return tuple(np.asarray(o) for o in outputs)
         return (np.asarray(outputs),)
+
+    def held_bytes(self):
+        stats = self.target.memory_stats() if self.target.platform == "gpu" else None
+        if not stats:
+            return None
+        # XLA's BFC arena reports what it reserved; its cudaMallocAsync pool, pool_bytes.
+        for key in ("bytes_reserved", "pool_bytes", "bytes_in_use"):
+            if key in stats:
+                return int(stats[key])
+        return None
 
     def settings(self):
         return {

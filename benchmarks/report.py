@@ -158,7 +158,15 @@ def load_json(data: dict) -> Report:
                 error=row["error"],
             )
         results.append(
-            Result(case, row["peer"], row["status"], timing, row["error_in_u"], row["note"])
+            Result(
+                case,
+                row["peer"],
+                row["status"],
+                timing,
+                row["error_in_u"],
+                row["note"],
+                row.get("gpu_memory_held_bytes"),
+            )
         )
     return Report(
         title=data["title"],
@@ -316,9 +324,25 @@ def markdown(report: Report, plots: Sequence[str] = ()) -> str:
     if errors:
         lines += ["", "Errors:", ""]
         lines += [f"- {r.case.label}, {r.peer}: {r.note}" for r in errors]
+        lines += _held_memory(report, errors)
     for plot in plots:
         lines += ["", f"![{Path(plot).stem}]({Path(plot).name})"]
     return "\n".join(lines) + "\n"
+
+
+def _held_memory(report: Report, errors: list[Result]) -> list[str]:
+    """For each case with an error, the GPU memory every peer held after it (GiB), where
+    known: which framework kept memory when a case runs out of it."""
+    lines = []
+    for label in dict.fromkeys(r.case.label for r in errors):
+        held = [
+            f"{r.peer} {r.held_bytes / 2**30:.1f}"
+            for r in report.results
+            if r.case.label == label and r.held_bytes is not None
+        ]
+        if held:
+            lines.append(f"- GPU memory held after {label} (GiB): {', '.join(held)}")
+    return lines
 
 
 def _md_row(cells: Sequence[str]) -> str:

@@ -54,6 +54,7 @@ class Result:
     timing: Timing | None = None
     error_u: float | None = None
     note: str | None = None
+    held_bytes: int | None = None  # the peer's GPU memory after the case (Peer.held_bytes)
 
     @property
     def min_s(self) -> float:
@@ -78,6 +79,7 @@ class Result:
             "gflops": self.gflops if ok else None,
             "percent_of_peak": 100 * self.gflops / peak_gflops if ok and peak_gflops else None,
             "error_in_u": self.error_u,
+            "gpu_memory_held_bytes": self.held_bytes,
         }
 
 
@@ -135,6 +137,8 @@ def run_case(case: Case, peers: dict[str, Peer], settings: Settings) -> list[Res
     outputs.clear()
     for peer in peers.values():
         peer.release()
+    for name, result in results.items():
+        result.held_bytes = peers[name].held_bytes()
     return [results[name] for name in peers if name in results]
 
 

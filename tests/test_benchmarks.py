@@ -16,10 +16,11 @@ from benchmarks import presets
 from benchmarks.__main__ import main
 from benchmarks.accuracy import error_in_u
 from benchmarks.cases import Case, build_cases, make_inputs, matrix_flops, parse_batch
-from benchmarks.peers import OURS
-from benchmarks.report import Criterion, load_json
+from benchmarks.machine import describe
+from benchmarks.peers import OURS, NumPyPeer, Peer
+from benchmarks.report import Criterion, Report, load_json
 from benchmarks.report import markdown as report_markdown
-from benchmarks.runner import Result
+from benchmarks.runner import Result, Settings, run_case
 from benchmarks.timing import Timing, measure
 
 
@@ -164,6 +165,43 @@ def test_criteria_use_the_fastest_reference_peer():
     assert speedup["ratio"] == pytest.approx(6.0) and speedup["passed"] is True
     missing = Criterion(("torch",), "max_ratio", 1.0).evaluate(by_peer)
     assert missing["passed"] is None
+
+
+class _HoldingPeer(Peer):
+    """A peer that keeps GPU memory (as a framework's pool would) and fails on n > 4."""
+
+    name = "holder"
+
+    def __init__(self):
+        super().__init__("gpu")
+        self._ops = {"qr": self._qr}
+
+    @staticmethod
+    def _qr(a):
+        if a.shape[-1] > 4:
+            raise MemoryError("out of memory")
+        return np.linalg.qr(a)
+
+    def held_bytes(self):
+        return 3 * 2**30
+
+
+def test_error_rows_show_the_gpu_memory_each_peer_held(tmp_path):
+    """A case that fails shows, under the errors, the GPU memory each peer held after it;
+    the JSON keeps every peer's figure (None for peers without GPU memory)."""
+    settings = Settings(warmup=1, repeats=1, budget_s=0.01, cooldown_s=0.0)
+    peers = {"holder": _HoldingPeer(), "numpy": NumPyPeer("cpu")}
+    peers["numpy"].load()
+    results = run_case(Case("qr", 8), peers, settings)
+    assert [(r.peer, r.status, r.held_bytes) for r in results] == [
+        ("holder", "error", 3 * 2**30),
+        ("numpy", "ok", None),
+    ]
+    report = Report("t", describe(), {}, {}, ["holder", "numpy"], {}, results)
+    text = report_markdown(report)
+    assert "- qr 8x8 float32, holder: MemoryError: out of memory" in text
+    assert "- GPU memory held after qr 8x8 float32 (GiB): holder 3.0" in text
+    assert load_json(report.as_json()).results[0].held_bytes == 3 * 2**30
 
 
 def test_tiny_run_writes_json_and_markdown(tmp_path):
