@@ -12,6 +12,7 @@ import scipy.linalg
 
 from mlx_linalg import _kernels
 from mlx_linalg._gpu import reference as ref
+from mlx_linalg._gpu import small_factor
 from mlx_linalg._gpu.small_factor import scaled_product
 
 DECL = """// @kernel toy
@@ -247,3 +248,28 @@ def test_determinant_product_neither_overflows_nor_underflows_early():
     with np.errstate(over="ignore", invalid="ignore"):  # the inf and NaN rows, on purpose
         want = np.prod(factors.astype(np.float32).astype(np.float64), axis=-1).astype(np.float32)
     np.testing.assert_array_equal(got, want)
+
+
+def test_split_launches_pass_shared_inputs_whole(monkeypatch):
+    """A stack too large for one grid is launched in chunks of the batch: each chunk gets
+    its slice of the batched inputs and every ``shared`` input whole (cholesky_panel's
+    width), and the outputs are joined in batch order."""
+    launches = []
+
+    def fake_launch(name, inputs, *, template, grid, threadgroup, output_shapes):
+        launches.append((name, [np.asarray(x) for x in inputs], grid))
+        first = float(np.asarray(inputs[0])[0, 0, 0])
+        return [mx.full(shape, first) for shape in output_shapes]
+
+    monkeypatch.setattr(_kernels, "launch", fake_launch)
+    threads, tasks = 64, 2  # width 64 and 70 rows: 1 + ceil(6 / 32) groups per matrix
+    monkeypatch.setattr(_kernels, "MAX_GRID", 2 * threads * tasks)  # two matrices per launch
+    a = mx.array(np.arange(5, dtype=np.float32).reshape(5, 1, 1) * np.ones((5, 70, 80)))
+    factor, failed = small_factor.cholesky_panel(a, 64)
+    assert [(n, x[0].shape, x[1].tolist(), g) for n, x, g in launches] == [
+        ("cholesky_panel", (2, 70, 80), [64], (2 * threads * tasks, 1, 1)),
+        ("cholesky_panel", (2, 70, 80), [64], (2 * threads * tasks, 1, 1)),
+        ("cholesky_panel", (1, 70, 80), [64], (threads * tasks, 1, 1)),
+    ]
+    assert factor.shape == (5, 70, 64) and failed.shape == (5,)
+    assert np.asarray(factor)[:, 0, 0].tolist() == [0.0, 0.0, 2.0, 2.0, 4.0]
