@@ -11,7 +11,7 @@ nodes inside ``mx.custom_function``, docs/gradients.md)."""
 import mlx.core as mx
 import numpy as np
 import pytest
-from matrices import SOLVE_RATIO, as64, norm, ratio
+from matrices import SOLVE_RATIO, as64, as_mlx, norm, ratio
 
 import mlx_linalg as la
 from mlx_linalg._gpu import blocked_rules, compiled_graphs
@@ -26,17 +26,13 @@ def rng():
     return np.random.default_rng(20261127)
 
 
-def _f32(x: np.ndarray) -> mx.array:
-    return mx.array(x.astype(np.float32))
-
-
 def _inputs(rng, n: int, batch: tuple = ()) -> dict:
     g = rng.standard_normal((*batch, n, n))
     spd = g @ np.swapaxes(g, -1, -2) / n + np.eye(n)
     return {
-        "a": _f32(g / np.sqrt(n) + 2 * np.eye(n)),
-        "spd": _f32(spd),
-        "b": _f32(rng.standard_normal((*batch, n, 3))),
+        "a": as_mlx(g / np.sqrt(n) + 2 * np.eye(n), mx.float32),
+        "spd": as_mlx(spd, mx.float32),
+        "b": as_mlx(rng.standard_normal((*batch, n, 3)), mx.float32),
     }
 
 
