@@ -38,14 +38,15 @@ def _assert_close(x: np.ndarray, y: np.ndarray) -> None:
 
 def _run(a: np.ndarray, threads: int):
     batch, m, nb = a.shape
-    return emulate.run(
+    packed, piv, perm, _ = emulate.run(
         "lu_panel",
         [a],
         template={"NBMAX": blocked_panel._width_class(nb)},
         grid=(batch * threads, 1, 1),
         threadgroup=(threads, 1, 1),
-        output_shapes=[(batch, m, nb), (batch, min(m, nb)), (batch, m)],
+        output_shapes=[(batch, m, nb), (batch, min(m, nb)), (batch, m), (batch, nb, m)],
     )
+    return packed, piv, perm
 
 
 @needs_emulation

@@ -24,6 +24,9 @@ from mlx_linalg import _kernels
 # The widest panel the kernel takes (its threadgroup copy of the pivot row); wider panels,
 # other dtypes and empty stacks take the MLX-op loop.
 PANEL_MAX_NB = 256
+# The most entries of one panel the lu_panel kernel takes (it indexes within a panel by
+# 32-bit offsets).
+PANEL_MAX_ENTRIES = 2**31 - 1
 
 
 def panel_threads(m: int) -> int:
@@ -48,7 +51,8 @@ def lu_panel_kernel(a: mx.array) -> tuple[mx.array, mx.array]:
         MLX-op loop: the lowest original row), and the rows never chosen as pivots follow
         in the order getf2's interchanges leave them (LAPACK's permutation exactly; the
         MLX-op loop keeps them in their original order). Stacks the kernel does not take
-        (another dtype, b > :data:`PANEL_MAX_NB`) go to :func:`lu_panel`; an empty stack
+        (another dtype, b > :data:`PANEL_MAX_NB`, r·b > :data:`PANEL_MAX_ENTRIES`) go to
+        :func:`lu_panel`; an empty stack
         comes back as it is, with the identity permutation.
     """
     packed, perm, _ = lu_panel_kernel_pivots(a)
@@ -67,16 +71,16 @@ def lu_panel_kernel_pivots(a: mx.array) -> tuple[mx.array, mx.array, mx.array | 
     if a.size == 0:  # nothing to eliminate
         perm = mx.broadcast_to(mx.arange(r, dtype=mx.int32), (batch, r))
         return a, perm, mx.zeros((batch, min(r, b)), dtype=mx.int32)
-    if a.dtype != mx.float32 or b > PANEL_MAX_NB:
+    if a.dtype != mx.float32 or b > PANEL_MAX_NB or r * b > PANEL_MAX_ENTRIES:
         return (*lu_panel(a), None)
     threads = panel_threads(r)
-    packed, piv, perm = _kernels.launch(
+    packed, piv, perm, _ = _kernels.launch(
         "lu_panel",
         [a],
         template={"NBMAX": _width_class(b)},
         grid=(batch * threads, 1, 1),
         threadgroup=(threads, 1, 1),
-        output_shapes=[(batch, r, b), (batch, min(r, b)), (batch, r)],
+        output_shapes=[(batch, r, b), (batch, min(r, b)), (batch, r), (batch, b, r)],
     )
     return packed, perm, piv
 
