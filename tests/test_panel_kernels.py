@@ -1,4 +1,5 @@
-"""The tall-panel kernels (metal/lu_panel.metal) run on the CPU under
+"""The tall-panel kernels (metal/lu_panel.metal, metal/qr_panel.metal) and the LU's row
+gather (metal/gather_rows.metal) run on the CPU under
 tools/metal_check/emulate.py (a host thread per GPU thread, real barriers) against their
 MLX-op references: ``blocked_panel.lu_panel`` (the building block they replace) and
 ``reference.lu_small`` (getf2 with row swaps: LAPACK's pivots, ties included).
@@ -127,6 +128,55 @@ def test_panel_kernel_falls_back_where_it_does_not_apply():
         packed, perm = blocked_panel.lu_panel_kernel(mx.zeros(shape, dtype=mx.float32))
         assert packed.shape == shape
         np.testing.assert_array_equal(np.asarray(perm), np.tile(np.arange(shape[1]), (shape[0], 1)))
+
+
+@needs_emulation
+@pytest.mark.parametrize(
+    "batch, m, n, r, first", [(1, 7, 5, 7, 0), (2, 40, 33, 25, 3), (3, 9, 64, 4, 64)]
+)
+def test_emulated_gather_rows_is_the_take_along_axis(batch, m, n, r, first):
+    """The ``gather_rows`` kernel (emulated) gives MLX's gather bit for bit, rows repeated,
+    in any order, from any first column (to the empty tail); NaN rows for indices outside
+    [0, m)."""
+    rng = np.random.default_rng(m + n)
+    x = rng.standard_normal((batch, m, n)).astype(np.float32)
+    rows = rng.integers(0, m, size=(batch, r)).astype(np.int32)
+    width = n - first
+    threads = 32
+
+    def run(rows):
+        (y,) = emulate.run(
+            "gather_rows",
+            [x, rows],
+            template={"FIRST": first},
+            grid=(batch * r * threads, 1, 1),
+            threadgroup=(threads, 1, 1),
+            output_shapes=[(batch, r, width)],
+        )
+        return y
+
+    expected = np.asarray(blocked_panel.gather_rows(mx.array(x), mx.array(rows), first))
+    np.testing.assert_array_equal(run(rows), expected)
+    np.testing.assert_array_equal(expected, np.take_along_axis(x, rows[..., None], 1)[:, :, first:])
+    if width:
+        outside = rows.copy()
+        outside[0, 0], outside[-1, -1] = -1, m
+        y = run(outside)
+        changed = outside != rows
+        assert np.isnan(y[changed]).all()
+        np.testing.assert_array_equal(y[~changed], expected[~changed])
+
+
+def test_gather_rows_kernel_falls_back_where_it_does_not_apply():
+    """float64 and an empty result: MLX's gather (no GPU needed)."""
+    x = mx.array(np.arange(24.0).reshape(1, 6, 4), dtype=mx.float64)
+    rows = mx.array([[5, 0, 0]], dtype=mx.int32)
+    np.testing.assert_array_equal(
+        np.asarray(blocked_panel.gather_rows_kernel(x, rows, 1)), np.asarray(x)[:, [5, 0, 0], 1:]
+    )
+    assert blocked_panel.gather_rows_kernel(x.astype(mx.float32), rows, 4).shape == (1, 3, 0)
+    assert blocked_common.KERNELS.gather_rows is blocked_panel.gather_rows_kernel
+    assert blocked_common.REFERENCE.gather_rows is blocked_panel.gather_rows
 
 
 def test_panel_threads():

@@ -104,6 +104,11 @@ def stubs(calls: Counts) -> Blocks:
         packed = _constant((batch, m, w1 + p2.shape[-1]), np.float32)
         return tuple(mx.depends([packed, perm1], [p1, u12, p2, perm2]))
 
+    def gather_rows(x, rows, first=0):
+        calls["gather_rows"] += 1
+        batch, _, n = x.shape
+        return mx.depends(_constant((batch, rows.shape[1], n - first), np.float32), [x, rows])
+
     def qr(a):
         calls["qr_panel"] += 1
         batch, m, w = a.shape
@@ -115,6 +120,7 @@ def stubs(calls: Counts) -> Blocks:
         lu=lambda a: lu_pivots(a)[:2],
         lu_pivots=lu_pivots,
         lu_join=lu_join,
+        gather_rows=gather_rows,
         qr=qr,
     )
 

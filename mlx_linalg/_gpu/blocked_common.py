@@ -86,6 +86,9 @@ class Blocks(NamedTuple):
         lu_join: None, or ``lu_join(p1, u12, p2, perm1, perm2) -> (packed, perm)``: the
             join step of the recursive LU panel (``blocked_lu.join``'s contract) in one
             launch; it may return None for input it does not take (then the MLX ops join).
+        gather_rows: ``gather_rows(x, rows, first) -> y``: y[b, i] = x[b, rows[b, i],
+            first:] for (B, m, n) ``x`` and (B, r) int32 ``rows`` (the LU's row
+            interchanges of whole matrices, ``blocked_panel.gather_rows``'s contract).
     """
 
     max_n: int
@@ -95,6 +98,7 @@ class Blocks(NamedTuple):
     qr: Callable[[mx.array], tuple[mx.array, mx.array]] = blocked_panel.qr_panel
     lu_pivots: Callable[[mx.array], tuple] | None = None
     lu_join: Callable[..., tuple | None] | None = None
+    gather_rows: Callable[..., mx.array] = blocked_panel.gather_rows
 
 
 def _kernel_trsm(
@@ -134,6 +138,7 @@ KERNELS = Blocks(
     blocked_panel.qr_panel_kernel,
     blocked_panel.lu_panel_kernel_pivots,
     blocked_panel.lu_join_kernel,
+    blocked_panel.gather_rows_kernel,
 )
 REFERENCE = Blocks(
     small_factor.MAX_N,

@@ -45,12 +45,6 @@ def default_block(n: int) -> int:
     return LARGE_BLOCK if n >= LARGE_FROM else BLOCK
 
 
-def _gather_rows(x: mx.array, rows: mx.array) -> mx.array:
-    """Rows ``rows[b]`` (B, r) of each x[b] (B, m, c): (B, r, c)."""
-    index = mx.broadcast_to(rows[..., None], (*rows.shape, x.shape[-1]))
-    return mx.take_along_axis(x, index, axis=1)
-
-
 def panel_lu(
     blocks: Blocks, a: mx.array, *, leaf: int | None = LEAF
 ) -> tuple[mx.array, mx.array, mx.array | None]:
@@ -102,7 +96,7 @@ def _recursive(
         return packed, perm
     w1 = leaf * (-(-width // leaf) // 2)
     p1, perm1 = _recursive(blocks, a[:, :, :w1], leaf, column, pieces)
-    right = _gather_rows(a[:, :, w1:], perm1)
+    right = blocked_panel.gather_rows(a, perm1, w1)
     u12 = trsm(
         blocks, p1[:, :w1], right[:, :w1], lower=True, trans=False, unit=True, block=blocks.max_n
     )
@@ -132,7 +126,7 @@ def join(
     """
     w1 = p1.shape[-1]
     top = mx.concatenate([p1[:, :w1], u12], axis=2)
-    bottom = mx.concatenate([_gather_rows(p1[:, w1:], perm2), p2], axis=2)
+    bottom = mx.concatenate([blocked_panel.gather_rows(p1[:, w1:], perm2), p2], axis=2)
     packed = mx.concatenate([top, bottom], axis=1)
     perm = mx.concatenate([perm1[:, :w1], mx.take_along_axis(perm1[:, w1:], perm2, axis=1)], axis=1)
     return packed, perm
@@ -224,11 +218,10 @@ def getrf_pivots(
         )
         panels.append((start, packed, perm))
         if start + width < n:
-            rest = trailing[:, :, width:]
             u12 = trsm(
                 blocks,
                 packed[:, :width],
-                _gather_rows(rest, local[:, :width]),
+                blocks.gather_rows(trailing, local[:, :width], width),
                 lower=True,
                 trans=False,
                 unit=True,
@@ -237,7 +230,7 @@ def getrf_pivots(
             factor[:, start : start + width, start + width :] = u12
             if start + width < m:
                 trailing = subtract_product(
-                    _gather_rows(rest, local[:, width:]), packed[:, width:], u12
+                    blocks.gather_rows(trailing, local[:, width:], width), packed[:, width:], u12
                 )
     # Each panel's first row as a slice of one array (a view), not a Python int: under
     # mx.compile a scalar operand is inlined into the fused kernel's source, one kernel
@@ -248,7 +241,7 @@ def getrf_pivots(
         inverse = mx.argsort(perm_then, axis=1)
         offset = starts[step : step + 1]
         index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - offset
-        factor[:, start:, start : start + packed.shape[-1]] = _gather_rows(packed, index)
+        factor[:, start:, start : start + packed.shape[-1]] = blocks.gather_rows(packed, index)
     return factor, perm, _join_pivots(pieces)
 
 
@@ -307,7 +300,7 @@ def lu_factor(
             # for the P these pivots define.
             order = blocked_panel.permutation(piv, m)
             inverse = mx.argsort(perm, axis=1).astype(mx.int32)
-            packed = _gather_rows(packed, mx.take_along_axis(inverse, order, axis=1))
+            packed = blocks.gather_rows(packed, mx.take_along_axis(inverse, order, axis=1))
     return _unpack(x, (packed, piv)), None
 
 
@@ -391,8 +384,8 @@ def _getrs(
         solve = functools.partial(trsm, blocks, packed, block=block, slabs=True)
         y = solve(b, lower=False, trans=True, unit=False)
         z = solve(y, lower=True, trans=True, unit=True)
-        return _gather_rows(z, mx.argsort(perm, axis=-1).astype(mx.int32))
-    return _substitute(blocks, packed, _gather_rows(b, perm), block)
+        return blocks.gather_rows(z, mx.argsort(perm, axis=-1).astype(mx.int32))
+    return _substitute(blocks, packed, blocks.gather_rows(b, perm), block)
 
 
 def _substitute(blocks: Blocks, packed: mx.array, pb: mx.array, block: int | None) -> mx.array:

@@ -15,6 +15,10 @@ the ``qr_panel`` kernel, and :func:`qr_panel`, a column loop of MLX ops):
   candidates are masked), and the panel is permuted once at the end. Per column: a masked
   argmax, one gather, the multipliers, one masked rank-1 update and one column store,
   about 20 ops (against about 65 for the row-swapping reference ``reference.lu_small``).
+
+The blocked LU's row interchanges of whole trailing matrices are one gather of rows:
+:func:`gather_rows_kernel` on the GPU (the ``gather_rows`` kernel), :func:`gather_rows`
+(``take_along_axis``) elsewhere.
 """
 
 import mlx.core as mx
@@ -275,3 +279,48 @@ def lu_join_kernel(
         output_shapes=[(batch, m, w), (batch, m)],
     )
     return packed, perm
+
+
+def gather_rows(x: mx.array, rows: mx.array, first: int = 0) -> mx.array:
+    """Rows ``rows`` of each x[b] from column ``first`` on, in MLX ops (one gather).
+
+    Args:
+        x: (B, m, n).
+        rows: (B, r) int32, entries in [0, m).
+        first: the first column taken, 0 <= first <= n.
+
+    Returns:
+        (B, r, n - first): y[b, i] = x[b, rows[b, i], first:].
+    """
+    part = x[:, :, first:]
+    index = mx.broadcast_to(rows[..., None], (*rows.shape, part.shape[-1]))
+    return mx.take_along_axis(part, index, axis=1)
+
+
+# Threads per threadgroup of the gather_rows kernel (one threadgroup per row gathered).
+GATHER_THREADS = 256
+
+
+def gather_rows_kernel(x: mx.array, rows: mx.array, first: int = 0) -> mx.array:
+    """:func:`gather_rows` through the ``gather_rows`` kernel: one launch, ``x`` read in
+    place from column ``first`` on (a trailing matrix right of its panel, without copying
+    the column slice first). Other dtypes, an empty result and more rows than one grid
+    holds go to :func:`gather_rows`."""
+    batch, _, n = x.shape
+    r = rows.shape[1]
+    width = n - first
+    if (
+        x.dtype != mx.float32
+        or batch * r * width == 0
+        or batch * r * GATHER_THREADS > _kernels.MAX_GRID
+    ):
+        return gather_rows(x, rows, first)
+    (y,) = _kernels.launch(
+        "gather_rows",
+        [x, rows.astype(mx.int32)],
+        template={"FIRST": first},
+        grid=(batch * r * GATHER_THREADS, 1, 1),
+        threadgroup=(GATHER_THREADS, 1, 1),
+        output_shapes=[(batch, r, width)],
+    )
+    return y

@@ -173,6 +173,24 @@ def test_recursive_panel_with_join_kernel_gives_lapack_pivots(rng, m, w, leaf):
 
 
 @pytest.mark.parametrize(
+    "batch, m, n, first", [(1, 4096, 4096, 64), (3, 1000, 700, 0), (2, 65, 129, 128)]
+)
+def test_gather_rows_kernel_is_the_take_along_axis(rng, batch, m, n, first):
+    """The LU's row interchanges: the ``gather_rows`` kernel equals MLX's gather bit for
+    bit, a permutation and repeated rows, from column ``first`` on."""
+    x = _f32(rng.standard_normal((batch, m, n)))
+    for rows in (
+        np.stack([rng.permutation(m) for _ in range(batch)]),
+        rng.integers(0, m, size=(batch, m // 2 + 1)),
+    ):
+        rows = mx.array(rows.astype(np.int32))
+        np.testing.assert_array_equal(
+            np.asarray(blocked_panel.gather_rows_kernel(x, rows, first)),
+            np.asarray(blocked_panel.gather_rows(x, rows, first)),
+        )
+
+
+@pytest.mark.parametrize(
     "m, nb", [(1, 1), (65, 64), (300, 5), (1000, 128), (5000, 64), (4096, 200), (16384, 128)]
 )
 def test_lu_panel_kernel_matches_reference(rng, m, nb):
