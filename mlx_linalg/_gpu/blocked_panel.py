@@ -56,8 +56,8 @@ def lu_panel_kernel(a: mx.array) -> tuple[mx.array, mx.array]:
         in the order getf2's interchanges leave them (LAPACK's permutation exactly; the
         MLX-op loop keeps them in their original order). Stacks the kernel does not take
         (another dtype, b > :data:`PANEL_MAX_NB`, r·b > :data:`PANEL_MAX_ENTRIES`) go to
-        :func:`lu_panel`; an empty stack
-        comes back as it is, with the identity permutation.
+        :func:`lu_panel`; an empty stack comes back as it is, with the identity
+        permutation.
     """
     packed, perm, _ = lu_panel_kernel_pivots(a)
     return packed, perm
