@@ -7,7 +7,9 @@
 // Row interchanges of the blocked LU as one gather of whole rows: the rows `rows` of each
 // X[b], from column FIRST on (a trailing matrix's columns right of its panel, read in
 // place).
-//   X     (B, M, N) float32, 0 <= FIRST <= N.
+//   X     (B, M, N) float32, 0 <= FIRST <= N. FIRST is a template argument, so each
+//         distinct value compiles once: the blocked LU passes 0 and its block width (64
+//         or 128), and another width only for the last block column of a wide matrix.
 //   rows  (B, R) int32: Y's row i is X's row rows[b, i]; an entry outside [0, M) gives a
 //         row of NaN.
 //   Y     (B, R, N - FIRST): Y[b, i, c] = X[b, rows[b, i], FIRST + c].
