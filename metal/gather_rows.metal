@@ -1,18 +1,16 @@
 // @kernel gather_rows
-// @inputs X:float32 rows:int32
+// @inputs X:float32 rows:int32 first:int32
 // @outputs Y:float32
-// @template FIRST:int
-// @check FIRST=0 FIRST=64
 //
 // Row interchanges of the blocked LU as one gather of whole rows: the rows `rows` of each
-// X[b], from column FIRST on (a trailing matrix's columns right of its panel, read in
+// X[b], from column first[0] on (a trailing matrix's columns right of its panel, read in
 // place).
-//   X     (B, M, N) float32, 0 <= FIRST <= N. FIRST is a template argument, so each
-//         distinct value compiles once: the blocked LU passes 0 and its block width (64
-//         or 128), and another width only for the last block column of a wide matrix.
+//   X     (B, M, N) float32.
 //   rows  (B, R) int32: Y's row i is X's row rows[b, i]; an entry outside [0, M) gives a
 //         row of NaN.
-//   Y     (B, R, N - FIRST): Y[b, i, c] = X[b, rows[b, i], FIRST + c].
+//   first (1,) int32, 0 <= first[0] <= N (an input, not a template argument, so no
+//         column offset compiles a kernel of its own).
+//   Y     (B, R, N - first[0]): Y[b, i, c] = X[b, rows[b, i], first[0] + c].
 // Launch: grid (B R T, 1, 1), threadgroup (T, 1, 1): threadgroup g copies row g of the
 // (B R) rows of Y, its threads along the row (coalesced reads and writes), UNROLL entries
 // per thread loaded before they are stored (the compiler cannot prove that X and Y do not
@@ -24,7 +22,8 @@ constexpr int UNROLL = 4;
 const int m = X_shape[1];
 const int n = X_shape[2];
 const int r = rows_shape[1];
-const int width = n - FIRST;
+const int offset = first[0];
+const int width = n - offset;
 const int tid = (int)thread_index_in_threadgroup;
 const int nthreads = (int)threads_per_threadgroup.x;
 const size_t row = (size_t)threadgroup_position_in_grid.x;  // b * r + i
@@ -32,7 +31,7 @@ if (row < (size_t)X_shape[0] * (size_t)r) {
   const size_t b = row / (size_t)r;
   const int source = rows[row];
   const bool inside = source >= 0 && source < m;
-  const device float* from = X + (b * (size_t)m + (size_t)(inside ? source : 0)) * (size_t)n + FIRST;
+  const device float* from = X + (b * (size_t)m + (size_t)(inside ? source : 0)) * (size_t)n + offset;
   device float* to = Y + row * (size_t)width;
   for (int c0 = tid; c0 < width; c0 += UNROLL * nthreads) {
     float x[UNROLL];

@@ -515,6 +515,14 @@ def test_pivots_and_permutations_round_trip(rng):
     np.testing.assert_array_equal(np.asarray(one), [[3, 1, 2, 0, 4], np.arange(5)])
 
 
+def test_inverse_permutation_is_the_argsort(rng):
+    perm = np.stack([rng.permutation(n) for n in (50, 50, 50)]).astype(np.int32)
+    inverse = np.asarray(blocked_panel.inverse_permutation(mx.array(perm)))
+    assert inverse.dtype == np.int32
+    np.testing.assert_array_equal(inverse, np.argsort(perm, axis=1))
+    assert blocked_panel.inverse_permutation(mx.zeros((2, 0), dtype=mx.int32)).shape == (2, 0)
+
+
 def test_lu_panel_nan_and_ties(rng):
     """A NaN column never picks an already chosen row; exact ties give a valid LU."""
     a = rng.standard_normal((2, 40, 6))

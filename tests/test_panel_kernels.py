@@ -147,8 +147,8 @@ def test_emulated_gather_rows_is_the_take_along_axis(batch, m, n, r, first):
     def run(rows):
         (y,) = emulate.run(
             "gather_rows",
-            [x, rows],
-            template={"FIRST": first},
+            [x, rows, np.array([first], dtype=np.int32)],
+            template={},
             grid=(batch * r * threads, 1, 1),
             threadgroup=(threads, 1, 1),
             output_shapes=[(batch, r, width)],

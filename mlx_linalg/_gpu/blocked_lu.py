@@ -236,9 +236,9 @@ def getrf_pivots(
     # mx.compile a scalar operand is inlined into the fused kernel's source, one kernel
     # (and one JIT compilation) per step and per matrix order (compiled_graphs); an
     # integer index would be a gather launch per step.
-    starts = mx.arange(0, k, block, dtype=mx.uint32)
+    starts = mx.arange(0, k, block, dtype=mx.int32)
     for step, (start, packed, perm_then) in enumerate(panels):
-        inverse = mx.argsort(perm_then, axis=1)
+        inverse = blocked_panel.inverse_permutation(perm_then)
         offset = starts[step : step + 1]
         index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - offset
         factor[:, start:, start : start + packed.shape[-1]] = blocks.gather_rows(packed, index)
@@ -299,7 +299,7 @@ def lu_factor(
             # keeps its non-pivot rows in their original order), so that P·A = L·U holds
             # for the P these pivots define.
             order = blocked_panel.permutation(piv, m)
-            inverse = mx.argsort(perm, axis=1).astype(mx.int32)
+            inverse = blocked_panel.inverse_permutation(perm)
             packed = blocks.gather_rows(packed, mx.take_along_axis(inverse, order, axis=1))
     return _unpack(x, (packed, piv)), None
 
@@ -384,7 +384,7 @@ def _getrs(
         solve = functools.partial(trsm, blocks, packed, block=block, slabs=True)
         y = solve(b, lower=False, trans=True, unit=False)
         z = solve(y, lower=True, trans=True, unit=True)
-        return blocks.gather_rows(z, mx.argsort(perm, axis=-1).astype(mx.int32))
+        return blocks.gather_rows(z, blocked_panel.inverse_permutation(perm))
     return _substitute(blocks, packed, blocks.gather_rows(b, perm), block)
 
 

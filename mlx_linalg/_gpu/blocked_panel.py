@@ -234,6 +234,16 @@ def pivots(perm: mx.array, k: int) -> mx.array:
     return mx.concatenate(found, axis=1)
 
 
+def inverse_permutation(perm: mx.array) -> mx.array:
+    """The inverse of each row of a (B, m) int32 permutation: inverse[b, perm[b, i]] = i.
+
+    One scatter (``put_along_axis``), where ``argsort`` gives the same by sorting (on an
+    H100 the LU's 64 argsorts took 2 ms of a 4096 solve's GPU time).
+    """
+    positions = mx.broadcast_to(mx.arange(perm.shape[-1], dtype=mx.int32), perm.shape)
+    return mx.put_along_axis(mx.zeros(perm.shape, dtype=mx.int32), perm, positions, axis=-1)
+
+
 def permutation(piv: mx.array, m: int) -> mx.array:
     """The row permutation (B, m) of LAPACK's 0-based pivots (B, k), pivots in [0, m).
 
@@ -317,8 +327,8 @@ def gather_rows_kernel(x: mx.array, rows: mx.array, first: int = 0) -> mx.array:
         return gather_rows(x, rows, first)
     (y,) = _kernels.launch(
         "gather_rows",
-        [x, rows.astype(mx.int32)],
-        template={"FIRST": first},
+        [x, rows.astype(mx.int32), mx.array([first], dtype=mx.int32)],
+        template={},
         grid=(batch * r * GATHER_THREADS, 1, 1),
         threadgroup=(GATHER_THREADS, 1, 1),
         output_shapes=[(batch, r, width)],
