@@ -1,0 +1,49 @@
+"""tools/kernel_times.py's summary of an ncu CSV record (no GPU needed)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("kernel_times", ROOT / "tools/kernel_times.py")
+kernel_times = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kernel_times)
+
+HEADER = (
+    '"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream",'
+    '"Block Size","Grid Size","Device","CC","Section Name","Metric Name","Metric Unit",'
+    '"Metric Value"'
+)
+
+
+def _row(i: int, name: str, unit: str, value: str) -> str:
+    return (
+        f'"{i}","1","python3","host","{name}","1","14","(256, 1, 1)","(1, 1, 1)","0","9.0",'
+        f'"Command line profiler metrics","gpu__time_duration.sum","{unit}","{value}"'
+    )
+
+
+def test_summary_splits_at_markers_and_sums_by_kernel():
+    lines = [
+        "==PROF== Connected to process 1",
+        HEADER,
+        _row(0, "void warmup_kernel(float *)", "ns", "9,999"),  # before any marker: dropped
+        _row(1, "mlx::custom_kernel_op_marker(const float *, float *)", "ns", "2,000"),
+        _row(2, "mlx::custom_kernel_mlx_linalg_lu_panel_64(const float *)", "us", "121.5"),
+        _row(3, "mlx::custom_kernel_mlx_linalg_lu_panel_64(const float *)", "ns", "1,500"),
+        _row(4, "void cutlass::Kernel2<gemm>(Params)", "ms", "0.25"),
+        _row(5, "mlx::custom_kernel_op_marker(const float *, float *)", "ns", "2,000"),
+        _row(6, "void cutlass::Kernel2<gemm>(Params)", "ns", "4,000"),
+        "==PROF== Disconnected from process 1",
+    ]
+    first, second = kernel_times.summarize(lines)
+    assert first[0] == 3
+    panel = first[1]["mlx::custom_kernel_mlx_linalg_lu_panel_64(const float *)"]
+    assert panel[0] == 2 and panel[1] == pytest.approx(123.0)
+    assert first[1]["void cutlass::Kernel2<gemm>(Params)"] == (1, pytest.approx(250.0))
+    assert second == (1, {"void cutlass::Kernel2<gemm>(Params)": (1, pytest.approx(4.0))})
+
+
+def test_summary_of_a_record_without_markers_is_empty():
+    assert kernel_times.summarize([HEADER, _row(0, "k()", "ns", "10")]) == []

@@ -1,0 +1,155 @@
+"""GPU kernel time of mlx_linalg's public ops, by kernel, from Nsight Compute (CUDA only).
+
+Where the time of a large factorization goes on the GPU: one warm call of each op is run
+between ``cudaProfilerStart`` and ``cudaProfilerStop``, with a one-thread marker kernel
+before each op, under ``ncu`` recording every kernel's duration; ``summarize`` splits the
+record at the markers and sums the durations by kernel name. ncu runs the kernels one at
+a time, so the sum is GPU busy time without overlap, not wall time (compare it with the
+wall time of the same call: the difference is host-side work and launch gaps).
+
+Usage, on a machine with an NVIDIA GPU and MLX's CUDA backend::
+
+    ncu --profile-from-start off --clock-control none --cache-control none \\
+        --metrics gpu__time_duration.sum --csv --log-file kernels.csv \\
+        python tools/kernel_times.py run --ops solve,cholesky --n 4096
+    python tools/kernel_times.py summarize kernels.csv --top 20
+
+(``--clock-control none --cache-control none``: the GPU's own clocks and warm caches, as
+in a real run; ncu's defaults lock the clocks at base and flush caches before every kernel.)
+Used for docs/kernels-blocked.md ("Column-major working copy", "The gather_rows kernel").
+"""
+
+import argparse
+import csv
+import ctypes
+import ctypes.util
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+MARKER = "op_marker"
+UNITS_US = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}
+
+
+def _cudart():
+    """The CUDA runtime library, for cudaProfilerStart/Stop (MLX's CUDA backend loads it)."""
+    names = [ctypes.util.find_library("cudart"), "libcudart.so", "libcudart.so.13"]
+    names += ["libcudart.so.12"]
+    for name in names:
+        if name:
+            try:
+                return ctypes.CDLL(name)
+            except OSError:
+                continue
+    raise RuntimeError("[kernel_times] no CUDA runtime library (libcudart) found")
+
+
+def run(ops: list[str], n: int, seed: int = 0) -> None:
+    """One warm call of each op at order n (float32, the benchmark cases' matrices),
+    profiled, each after a marker kernel; prints each call's wall time."""
+    import mlx.core as mx
+    import numpy as np
+
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import mlx_linalg as la
+
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((n, n)).astype(np.float32)
+    general = mx.array(g + np.float32(np.sqrt(n)) * np.eye(n, dtype=np.float32))
+    spd = mx.array(g @ g.T / n + np.eye(n, dtype=np.float32))
+    rhs = mx.array(rng.standard_normal((n, n)).astype(np.float32))
+    calls = {
+        "solve": lambda: la.solve(general, rhs),
+        "inv": lambda: la.inv(general),
+        "lu_factor": lambda: la.lu_factor(general),
+        "cholesky": lambda: la.cholesky(spd),
+        "qr": lambda: la.qr(general),
+        "solve_triangular": lambda: la.solve_triangular(mx.tril(general), rhs, lower=True),
+    }
+    unknown = sorted(set(ops) - set(calls))
+    if unknown:
+        raise SystemExit(f"[kernel_times] unknown ops {unknown}; known: {sorted(calls)}")
+    marker = mx.fast.cuda_kernel(
+        name=MARKER, input_names=["x"], output_names=["y"], source="y[0] = x[0];"
+    )
+    mx.eval(general, spd, rhs)
+    for op in ops:  # the first call compiles kernels, the second traces the graph
+        for _ in range(3):
+            mx.eval(calls[op]())
+    mx.synchronize()
+    cudart = _cudart()
+    cudart.cudaProfilerStart()
+    for op in ops:
+        one = general[0, :1]
+        mx.eval(
+            marker(
+                inputs=[one],
+                output_shapes=[(1,)],
+                output_dtypes=[mx.float32],
+                grid=(1, 1, 1),
+                threadgroup=(1, 1, 1),
+            )[0]
+        )
+        mx.synchronize()
+        start = time.perf_counter()
+        mx.eval(calls[op]())
+        mx.synchronize()
+        print(f"{op} {n}: {(time.perf_counter() - start) * 1e3:.1f} ms wall", flush=True)
+    cudart.cudaProfilerStop()
+
+
+def summarize(lines, names_width: int = 70) -> list[tuple[int, dict[str, tuple[int, float]]]]:
+    """ncu's ``--csv`` record (its lines) split at the markers: for each profiled op, the
+    number of kernels and {kernel name: (launches, total µs)}."""
+    rows = csv.DictReader(line for line in lines if line.startswith('"'))
+    ops: list[tuple[Counter, Counter]] = []
+    for row in rows:
+        name = row["Kernel Name"]
+        if MARKER in name:
+            ops.append((Counter(), Counter()))
+            continue
+        if not ops or row["Metric Name"] != "gpu__time_duration.sum":
+            continue
+        value = float(row["Metric Value"].replace(",", "")) * UNITS_US[row["Metric Unit"]]
+        key = name[:names_width]
+        ops[-1][0][key] += 1
+        ops[-1][1][key] += value
+    return [
+        (sum(count.values()), {k: (count[k], micros[k]) for k in micros}) for count, micros in ops
+    ]
+
+
+def _print(summary, labels: list[str], top: int) -> None:
+    for label, (kernels, by_name) in zip(labels, summary, strict=False):
+        total = sum(us for _, us in by_name.values())
+        print(f"{label}: {kernels} kernels, {total / 1e3:.2f} ms of GPU time")
+        ranked = sorted(by_name.items(), key=lambda item: -item[1][1])[:top]
+        for name, (count, us) in ranked:
+            print(f"  {us / 1e3:8.2f} ms {count:6d} x {us / count:8.1f} us  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="profile one warm call of each op (under ncu)")
+    run_p.add_argument("--ops", default="solve,cholesky")
+    run_p.add_argument("--n", type=int, default=4096)
+    sum_p = sub.add_parser("summarize", help="GPU time by kernel from ncu's CSV record")
+    sum_p.add_argument("csv", type=Path)
+    sum_p.add_argument("--ops", default=None, help="labels of the profiled ops, in order")
+    sum_p.add_argument("--top", type=int, default=20)
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args.ops.split(","), args.n)
+        return
+    with args.csv.open() as lines:
+        summary = summarize(lines)
+    labels = args.ops.split(",") if args.ops else [f"op {i + 1}" for i in range(len(summary))]
+    _print(summary, labels, args.top)
+
+
+if __name__ == "__main__":
+    main()
