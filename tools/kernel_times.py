@@ -11,7 +11,7 @@ Usage, on a machine with an NVIDIA GPU and MLX's CUDA backend::
 
     ncu --profile-from-start off --clock-control none --cache-control none \\
         --metrics gpu__time_duration.sum --csv --log-file kernels.csv \\
-        python tools/kernel_times.py run --ops solve,cholesky --n 4096
+        python tools/kernel_times.py run --ops solve,cholesky --n 4096  # benchmark op names
     python tools/kernel_times.py summarize kernels.csv --top 20
 
 (``--clock-control none --cache-control none``: the GPU's own clocks and warm caches, as
@@ -34,9 +34,8 @@ UNITS_US = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "
 
 def _cudart():
     """The CUDA runtime library, for cudaProfilerStart/Stop (MLX's CUDA backend loads it)."""
-    names = [ctypes.util.find_library("cudart"), "libcudart.so", "libcudart.so.13"]
-    names += ["libcudart.so.12"]
-    for name in names:
+    found = ctypes.util.find_library("cudart")
+    for name in (found, "libcudart.so", "libcudart.so.13", "libcudart.so.12"):
         if name:
             try:
                 return ctypes.CDLL(name)
@@ -45,45 +44,36 @@ def _cudart():
     raise RuntimeError("[kernel_times] no CUDA runtime library (libcudart) found")
 
 
-def run(ops: list[str], n: int, seed: int = 0) -> None:
-    """One warm call of each op at order n (float32, the benchmark cases' matrices),
+def run(ops: list[str], n: int) -> None:
+    """One warm call of each op at order n, float32, through the benchmark's mlx_linalg
+    peer on the GPU (its op names and its inputs, ``benchmarks.cases.make_inputs``),
     profiled, each after a marker kernel; prints each call's wall time."""
-    import mlx.core as mx
-    import numpy as np
-
     root = Path(__file__).resolve().parents[1]
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    import mlx_linalg as la
+    import mlx.core as mx
 
-    rng = np.random.default_rng(seed)
-    g = rng.standard_normal((n, n)).astype(np.float32)
-    general = mx.array(g + np.float32(np.sqrt(n)) * np.eye(n, dtype=np.float32))
-    spd = mx.array(g @ g.T / n + np.eye(n, dtype=np.float32))
-    rhs = mx.array(rng.standard_normal((n, n)).astype(np.float32))
-    calls = {
-        "solve": lambda: la.solve(general, rhs),
-        "inv": lambda: la.inv(general),
-        "lu_factor": lambda: la.lu_factor(general),
-        "cholesky": lambda: la.cholesky(spd),
-        "qr": lambda: la.qr(general),
-        "solve_triangular": lambda: la.solve_triangular(mx.tril(general), rhs, lower=True),
-    }
-    unknown = sorted(set(ops) - set(calls))
+    from benchmarks.cases import Case, make_inputs
+    from benchmarks.peers import MLXLinalg
+
+    peer = MLXLinalg("gpu")
+    peer.load()
+    cases = [Case(op, n) for op in ops]
+    unknown = [case.op for case in cases if not peer.supports(case)]
     if unknown:
-        raise SystemExit(f"[kernel_times] unknown ops {unknown}; known: {sorted(calls)}")
+        raise SystemExit(f"[kernel_times] ops the benchmark does not run: {unknown}")
+    calls = [peer.runner(case, peer.prepare(make_inputs(case).arrays)) for case in cases]
     marker = mx.fast.cuda_kernel(
         name=MARKER, input_names=["x"], output_names=["y"], source="y[0] = x[0];"
     )
-    mx.eval(general, spd, rhs)
-    for op in ops:  # the first call compiles kernels, the second traces the graph
+    for call in calls:  # the first call compiles kernels, the second traces the graph
         for _ in range(3):
-            mx.eval(calls[op]())
+            call()
     mx.synchronize()
+    one = mx.zeros((1,), dtype=mx.float32)
     cudart = _cudart()
     cudart.cudaProfilerStart()
-    for op in ops:
-        one = general[0, :1]
+    for case, call in zip(cases, calls, strict=True):
         mx.eval(
             marker(
                 inputs=[one],
@@ -95,9 +85,9 @@ def run(ops: list[str], n: int, seed: int = 0) -> None:
         )
         mx.synchronize()
         start = time.perf_counter()
-        mx.eval(calls[op]())
+        call()
         mx.synchronize()
-        print(f"{op} {n}: {(time.perf_counter() - start) * 1e3:.1f} ms wall", flush=True)
+        print(f"{case.op} {n}: {(time.perf_counter() - start) * 1e3:.1f} ms wall", flush=True)
     cudart.cudaProfilerStop()
 
 
