@@ -370,6 +370,9 @@ def _config_text(config: dict) -> str:
             f"; load average (1 min) {config['load_average_start'][0]} at start, "
             f"{config['load_average_end'][0]} at end"
         )
+    limit = (config.get("peer_settings") or {}).get("mlx_linalg", {}).get("memory_limit_gib")
+    if limit:
+        text += f"; MLX memory limit {limit} GiB (half its default: the peers share the GPU)"
     return text
 
 

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from benchmarks import peers as peers_module
 from benchmarks import presets
 from benchmarks.__main__ import main
 from benchmarks.accuracy import error_in_u
@@ -202,6 +203,32 @@ def test_error_rows_show_the_gpu_memory_each_peer_held(tmp_path):
     assert "- qr 8x8 float32, holder: MemoryError: out of memory" in text
     assert "- GPU memory held after qr 8x8 float32 (GiB): holder 3.0" in text
     assert load_json(report.as_json()).results[0].held_bytes == 3 * 2**30
+
+
+class _FakeMX:
+    """The two allocator calls of ``mx`` that the benchmark's MLX peer makes."""
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def get_memory_limit(self):
+        return self.limit
+
+    def set_memory_limit(self, limit):
+        self.limit = limit
+
+
+def test_mlx_gpu_peer_caps_mlx_memory_once_and_the_report_says_so(monkeypatch):
+    """On a GPU the mlx_linalg peer halves MLX's memory limit once per process (the peers
+    share the GPU), whatever number of times it loads; the report's timing line names it."""
+    monkeypatch.setattr(peers_module, "_mlx_default_limit", None)
+    fake = _FakeMX(80 * 2**30)
+    peers_module.MLXLinalg._share_gpu(fake)
+    peers_module.MLXLinalg._share_gpu(fake)
+    assert fake.limit == 40 * 2**30
+    config = {"peer_settings": {OURS: {"memory_limit_gib": 40.0}}}
+    report = Report("t", describe(), config, {}, [OURS], {}, [])
+    assert "MLX memory limit 40.0 GiB" in report_markdown(report)
 
 
 def test_tiny_run_writes_json_and_markdown(tmp_path):
