@@ -68,8 +68,8 @@ def test_emulated_split_gram_matches_the_mlx_ops(shape):
 
 def test_gram_operands_form_the_split_product(monkeypatch):
     """``blocked_common.gram``: the operands ``left(X)`` and ``right(Xᵀ)`` would form, the
-    right one's parts as transposed views, C - X Xᵀ from them float32-accurate, and
-    without split products X and Xᵀ alone."""
+    right one's parts as transposed views (and X itself as its ``rows``), C - X Xᵀ from
+    them float32-accurate, and without split products X and Xᵀ alone."""
     rng = np.random.default_rng(7)
     x = mx.array(rng.standard_normal((2, 9, 5)).astype(np.float32))
     c = mx.array(rng.standard_normal((2, 9, 9)).astype(np.float32))
@@ -80,14 +80,15 @@ def test_gram_operands_form_the_split_product(monkeypatch):
     assert right.pair.shape == (2, 10, 9)
     expected = (blocked_common.left(x), blocked_common.right(mx.swapaxes(x, -1, -2)))
     for ours, theirs in zip((left, right), expected, strict=True):
-        for got, want in zip(ours, theirs, strict=True):
+        for got, want in zip(ours[:3], theirs[:3], strict=True):  # value, hi, pair
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert left.rows is None and right.rows is x  # X itself, for the rank_update kernel
     update = np.asarray(blocked_common.subtract(c, left, right), dtype=np.float64)
     x64 = np.asarray(x, dtype=np.float64)
     exact = np.asarray(c, dtype=np.float64) - x64 @ np.swapaxes(x64, -1, -2)
     assert np.abs(update - exact).max() <= 1e-6 * np.abs(exact).max()
     few = blocked_common.first_columns(right, 4)
-    assert [part.shape for part in few] == [(2, 5, 4), (2, 5, 4), (2, 10, 4)]
+    assert [part.shape for part in few] == [(2, 5, 4), (2, 5, 4), (2, 10, 4), (2, 4, 5)]
 
 
 def test_the_kernel_split_is_never_taken_on_the_cpu(monkeypatch):

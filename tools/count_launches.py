@@ -10,8 +10,10 @@ columns build the graph as on an H100 (``_precision.reduced_precision`` pretende
 ``needs_split`` is true: every trailing update is the split product, and QR's small
 products are elementwise). The *GPU* column is the TF32 graph with each split operand
 formed as on a GPU, by one launch of the ``split_pair`` or ``split_gram`` kernel
-(``blocked_common.FUSED_SPLIT``; stand-ins counted as calls), where the other columns
-count the MLX ops that form it on the CPU: the launches a GPU run makes.
+(``blocked_common.FUSED_SPLIT``; stand-ins counted as calls), and each update with a
+small inner dimension as one launch of the ``rank_update`` kernel
+(``blocked_common.RANK_UPDATE_MAX_K``), where the other columns count the MLX ops that
+form them on the CPU: the launches a GPU run makes.
 
 Not counted (as in that method): copies that the GPU makes of non-contiguous views, e.g.
 a kernel's ``ensure_row_contiguous`` copy of a sliced input or a reshape that cannot be a
@@ -261,12 +263,14 @@ def _tsqr_stubbed(calls: Counts):
 def _fused_split_stubbed(calls: Counts, on: bool):
     """Within this context (when ``on``), the default device counts as a GPU for
     ``blocked_common._fused_split`` (``_precision._gpu_default``), and split operands come
-    from one-launch stand-ins of the ``split_pair`` and ``split_gram`` kernels, as
-    ``blocked_common`` forms them on a GPU."""
+    from one-launch stand-ins of the ``split_pair`` and ``split_gram`` kernels, and narrow
+    updates from one of the ``rank_update`` kernel, as ``blocked_common`` forms them on a
+    GPU."""
     saved = (
         _precision._gpu_default,
         blocked_common.split_pair_kernel,
         blocked_common.split_gram_kernel,
+        blocked_common.rank_update_kernel,
     )
 
     def pair(x, *, right):
@@ -281,9 +285,15 @@ def _fused_split_stubbed(calls: Counts, on: bool):
         outs = [_constant(x.shape, np.float32)] + [_constant(wide, np.float32)] * 2
         return tuple(mx.depends(outs, [x]))
 
+    def rank_update(c, a, b, *, trans_b=False, at=(0, 0)):
+        calls["rank_update"] += 1
+        n = b.shape[-2] if trans_b else b.shape[-1]
+        return mx.depends(_constant((a.shape[0], a.shape[1], n), np.float32), [c, a, b])
+
     if on:
         _precision._gpu_default = lambda: True
         blocked_common.split_pair_kernel, blocked_common.split_gram_kernel = pair, gram
+        blocked_common.rank_update_kernel = rank_update
     try:
         yield
     finally:
@@ -291,6 +301,7 @@ def _fused_split_stubbed(calls: Counts, on: bool):
             _precision._gpu_default,
             blocked_common.split_pair_kernel,
             blocked_common.split_gram_kernel,
+            blocked_common.rank_update_kernel,
         ) = saved
 
 

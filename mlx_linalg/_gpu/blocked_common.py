@@ -46,6 +46,13 @@ BLOCK = 128
 FUSED_SPLIT = True
 # Threads per threadgroup of the split_pair kernel (one thread per entry).
 SPLIT_THREADS = 256
+# Inner dimensions up to this make C - A B one launch of the ``rank_update`` kernel
+# (metal/rank_update.metal: float32 FMAs, C read once) where float32 products are split on a
+# GPU, instead of two splits and two products that read and write C twice: the QR's
+# 32-column panels and the LU panel's recursive halves (K of 16 and 32). Wider updates stay
+# split products (tensor cores: faster once the product is compute-bound).
+RANK_UPDATE_MAX_K = 32
+RANK_UPDATE_TILE = 64  # D's tile per threadgroup of 256 threads (the kernel's TILE)
 # The smallest order that takes the blocked path on the GPU: at and below it the whole
 # matrix fits one small-matrix kernel (mlx_linalg._gpu.small_factor).
 MIN_N = small_factor.MAX_N + 1
@@ -153,15 +160,25 @@ REFERENCE = Blocks(
 flat = small_factor.flat
 
 
-def subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
-    """``c - a @ b``, float32-accurate whatever ``MLX_ENABLE_TF32`` says.
+def subtract_product(
+    c: mx.array, a: mx.array, b: mx.array, *, at: tuple[int, int] = (0, 0)
+) -> mx.array:
+    """``c - a @ b``, float32-accurate whatever ``MLX_ENABLE_TF32`` says; with ``at`` = (i, j),
+    the block ``c[:, i:i+M, j:j+N]`` less it (a trailing matrix right of a panel).
 
-    One fused ``mx.addmm`` (C read and written once); where float32 products lose
-    precision (TF32), two, with the split product's operands (the leading hi·hi term, then
-    both corrections in one product of inner size 2K, as ``_precision.split_operands``),
-    unless a ``_precision.reduced_products`` context asks for plain device products.
+    One launch of the ``rank_update`` kernel for a small inner dimension where float32
+    products are split on a GPU (:func:`rank_update_applies`; C read in place); else one
+    fused ``mx.addmm`` (C read and written once), or, where float32 products lose precision
+    (TF32), two, with the split product's operands (the leading hi·hi term, then both
+    corrections in one product of inner size 2K, as ``_precision.split_operands``), unless
+    a ``_precision.reduced_products`` context asks for plain device products.
     :func:`subtract` with operands split once serves arrays that several products read.
     """
+    if rank_update_applies(c, a, b):
+        return rank_update_kernel(c, a, b, at=at)
+    i, j = at
+    if i or j:
+        c = c[:, i : i + a.shape[-2], j : j + b.shape[-1]]
     return subtract(c, left(a), right(b))
 
 
@@ -174,11 +191,15 @@ class Operand(NamedTuple):
             else None.
         pair: the operand of the split's correction product: [a_hi, a_lo] (..., M, 2K)
             for a left operand, [b_lo; b_hi] (..., 2K, N) for a right one; None with hi.
+        rows: for a right operand that is the transpose of a row-contiguous (..., N, K)
+            array (:func:`gram`'s Xᵀ), that array, which the ``rank_update`` kernel reads
+            in place; else None.
     """
 
     value: mx.array
     hi: mx.array | None = None
     pair: mx.array | None = None
+    rows: mx.array | None = None
 
 
 def split_parts(x: mx.array) -> tuple[mx.array, mx.array] | None:
@@ -260,13 +281,14 @@ def gram(x: mx.array) -> tuple[Operand, Operand]:
     """
     xt = mx.swapaxes(x, -1, -2)
     if not (x.dtype == mx.float32 and _precision.needs_split()):
-        return Operand(x), Operand(xt)
+        return Operand(x), Operand(xt, rows=x)
     if _fused_split(x):
         hi, pair, swapped = split_gram_kernel(x)
     else:
         hi, lo = _precision.split_float32(x)
         pair, swapped = _precision.pair(hi, lo, -1), _precision.pair(lo, hi, -1)
-    return Operand(x, hi, pair), Operand(xt, mx.swapaxes(hi, -1, -2), mx.swapaxes(swapped, -1, -2))
+    right_operand = Operand(xt, mx.swapaxes(hi, -1, -2), mx.swapaxes(swapped, -1, -2), x)
+    return Operand(x, hi, pair), right_operand
 
 
 def split_gram_kernel(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
@@ -288,19 +310,80 @@ def split_gram_kernel(x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
 
 
 def first_columns(operand: Operand, count: int) -> Operand:
-    """The right operand's first ``count`` columns (all its parts sliced alike)."""
-    return Operand(*(None if part is None else part[..., :count] for part in operand))
+    """The right operand's first ``count`` columns (its parts sliced alike; ``rows``, the
+    transposed array, by its first ``count`` rows)."""
+
+    def cut(part: mx.array | None) -> mx.array | None:
+        return None if part is None else part[..., :count]
+
+    rows = None if operand.rows is None else operand.rows[..., :count, :]
+    return Operand(cut(operand.value), cut(operand.hi), cut(operand.pair), rows)
 
 
 def subtract(c: mx.array, a: Operand, b: Operand) -> mx.array:
     """``c - a @ b`` with the operands' splits as given (:func:`left`, :func:`right`): one
-    fused ``mx.addmm``, or, where they are split, two (the hi·hi term, then both
-    corrections in one product of inner size 2K)."""
+    launch of the ``rank_update`` kernel for a small inner dimension
+    (:data:`RANK_UPDATE_MAX_K`), else one fused ``mx.addmm``, or, where the operands are
+    split, two (the hi·hi term, then both corrections in one product of inner size 2K)."""
+    if rank_update_applies(c, a.value, b.value):
+        return rank_update_kernel(
+            c, a.value, b.value if b.rows is None else b.rows, trans_b=b.rows is not None
+        )
     if c.dtype == mx.float32 and a.hi is not None and b.hi is not None:
         looped = _precision.per_matrix(a.value, b.value)
         c = _precision.accumulate(c, a.hi, b.hi, alpha=-1.0, looped=looped)
         return _precision.accumulate(c, a.pair, b.pair, alpha=-1.0, looped=looped)
     return _precision.accumulate(c, a.value, b.value, alpha=-1.0)
+
+
+def rank_update_applies(c: mx.array, a: mx.array, b: mx.array) -> bool:
+    """Whether ``c - a @ b`` (or a block of ``c`` less it: :func:`rank_update_kernel`'s
+    ``at``) takes the ``rank_update`` kernel: float32 (B, M, K) @ (B, K, N) stacks of one
+    batch size with K <= :data:`RANK_UPDATE_MAX_K`, on a GPU whose float32 products are
+    split (elsewhere one device product is both accurate and fast)."""
+    if not (c.ndim == a.ndim == b.ndim == 3 and c.shape[0] == a.shape[0] == b.shape[0]):
+        return False
+    batch, m, k = a.shape
+    n = b.shape[-1]
+    tiles = batch * -(-m // RANK_UPDATE_TILE) * -(-n // RANK_UPDATE_TILE)
+    return (
+        c.dtype == a.dtype == b.dtype == mx.float32
+        and 0 < k <= RANK_UPDATE_MAX_K
+        and m * n > 0
+        and tiles * 256 <= _kernels.MAX_GRID
+        and _precision._gpu_default()
+        and _precision.needs_split()
+    )
+
+
+def rank_update_kernel(
+    c: mx.array, a: mx.array, b: mx.array, *, trans_b: bool = False, at: tuple[int, int] = (0, 0)
+) -> mx.array:
+    """``c[:, i:i+M, j:j+N] - a @ op(b)`` in one launch of ``rank_update`` (float32 FMAs, one
+    pass over C; metal/rank_update.metal), (i, j) = ``at``.
+
+    Args:
+        c: (B, MC, NC) float32, read in place from row i, column j.
+        a: (B, M, K) float32.
+        b: (B, K, N), or (B, N, K) when ``trans_b`` (op(b) = bᵀ), float32.
+        trans_b: whether ``b`` holds op(b)'s transpose.
+        at: the block's first row and column in ``c``.
+
+    Returns:
+        (B, M, N).
+    """
+    batch, m, _ = a.shape
+    n = b.shape[1] if trans_b else b.shape[2]
+    tiles = batch * -(-m // RANK_UPDATE_TILE) * -(-n // RANK_UPDATE_TILE)
+    (d,) = _kernels.launch(
+        "rank_update",
+        [c, a, b, mx.array(at, dtype=mx.int32)],
+        template={"TRANS_B": trans_b},
+        grid=(tiles * 256, 1, 1),
+        threadgroup=(256, 1, 1),
+        output_shapes=[(batch, m, n)],
+    )
+    return d
 
 
 def zero_diagonal(a: mx.array) -> mx.array:

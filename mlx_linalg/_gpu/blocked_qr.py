@@ -28,7 +28,13 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, subtract_product
+from mlx_linalg._gpu.blocked_common import (
+    KERNELS,
+    Blocks,
+    flat,
+    rank_update_applies,
+    subtract_product,
+)
 from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
 
@@ -173,11 +179,14 @@ def _transposed_product(v: mx.array, c: mx.array) -> mx.array:
     return mx.sum(chunks.reshape(batch, count, p, q), axis=1)
 
 
-def _subtract_product(c: mx.array, a: mx.array, b: mx.array) -> mx.array:
-    """``c - a @ b``, float32-accurate: ``blocked_common.subtract_product`` (one ``addmm``,
-    or the split product), or three launches through :func:`_elementwise_product` where that
-    is the better choice."""
-    return c - _elementwise_product(a, b) if _elementwise(a, b) else subtract_product(c, a, b)
+def _subtract_product(c: mx.array, a: mx.array, b: mx.array, *, skip: int = 0) -> mx.array:
+    """``c[..., skip:] - a @ b``, float32-accurate: ``blocked_common.subtract_product`` (C
+    read in place from column ``skip``: one ``rank_update`` launch for a narrow ``a``, or
+    one ``addmm``, or the split product), or three launches through
+    :func:`_elementwise_product` where that is the better choice."""
+    if _elementwise(a, b) and not rank_update_applies(c, a, b):
+        return c[..., skip:] - _elementwise_product(a, b)
+    return subtract_product(c, a, b, at=(0, skip))
 
 
 def _identity(n: int, dtype: mx.Dtype) -> mx.array:
@@ -227,13 +236,15 @@ def _reflect(v: mx.array, t: mx.array, c: mx.array, *, transpose: bool, skip: in
 
     Vᵀ C is formed for all of C's columns and its first ``skip`` dropped: C is then read
     whole (a contiguous array where C[..., skip:] would be a strided view, which a matrix
-    product copies first) at the cost of ``skip`` more columns of a thin product.
+    product copies first) at the cost of ``skip`` more columns of a thin product; so is the
+    update C - V (op(T) W) where it is one ``rank_update`` launch (a panel's 32 reflectors
+    on a GPU that splits float32 products: :func:`_subtract_product`).
     """
     w = _transposed_product(v, c)
     if skip:
-        w, c = w[..., skip:], c[..., skip:]
+        w = w[..., skip:]
     op_t = mx.swapaxes(t, -1, -2) if transpose else t
-    return _subtract_product(c, v, _product(op_t, w))
+    return _subtract_product(c, v, _product(op_t, w), skip=skip)
 
 
 def _left_width(b: int, leaf: int) -> int:

@@ -1,0 +1,143 @@
+"""The ``rank_update`` kernel (metal/rank_update.metal) under CPU emulation, and where the
+blocked graphs use it (``blocked_common.rank_update_applies``).
+
+The kernel forms D = C[i:, j:] - A op(B) in float32 FMAs; its error is checked against the
+float64 product with the bound of a float32 GEMM, |D - D₆₄| <= (K + 2) u (|C| + |A| |op(B)|)
+entry by entry (Higham, Accuracy and Stability of Numerical Algorithms, §3.5), where a TF32
+product would be some 2¹³ times further off.
+"""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from kernel_emulation import emulate, needs_emulation
+
+from mlx_linalg import _precision
+from mlx_linalg._gpu import blocked_common, blocked_qr
+
+U32 = np.finfo(np.float32).eps / 2
+
+
+def _emulated(c, a, b, *, trans_b, at):
+    batch, m, _ = a.shape
+    n = b.shape[1] if trans_b else b.shape[2]
+    tiles = batch * -(-m // 64) * -(-n // 64)
+    (d,) = emulate.run(
+        "rank_update",
+        [c, a, b, np.array(at, dtype=np.int32)],
+        template={"TRANS_B": trans_b},
+        grid=(tiles * 256, 1, 1),
+        threadgroup=(256, 1, 1),
+        output_shapes=[(batch, m, n)],
+    )
+    return d
+
+
+def assert_gemm_accurate(d, c, a, op_b):
+    """``d`` is ``c - a @ op_b`` to a float32 GEMM's bound, entry by entry."""
+    c64, a64, b64 = (x.astype(np.float64) for x in (c, a, op_b))
+    exact = c64 - a64 @ b64
+    bound = (a.shape[-1] + 2) * U32 * (np.abs(c64) + np.abs(a64) @ np.abs(b64))
+    assert np.all(np.abs(d - exact) <= bound), np.max(np.abs(d - exact) / bound)
+
+
+@needs_emulation
+@pytest.mark.parametrize(
+    "batch, m, n, k, trans_b, at",
+    [
+        (1, 1, 1, 1, False, (0, 0)),
+        (1, 5, 7, 3, True, (0, 0)),
+        (2, 70, 66, 33, False, (3, 10)),  # K past one 16-wide step, edge tiles, a batch
+        (2, 64, 130, 16, True, (0, 5)),
+        (1, 130, 20, 32, True, (2, 0)),
+    ],
+)
+def test_emulated_rank_update_is_float32_accurate(batch, m, n, k, trans_b, at):
+    rng = np.random.default_rng(m + n + k)
+    i, j = at
+    c = rng.standard_normal((batch, m + i + 1, n + j + 2)).astype(np.float32)
+    a = rng.standard_normal((batch, m, k)).astype(np.float32)
+    b = rng.standard_normal((batch, n, k) if trans_b else (batch, k, n)).astype(np.float32)
+    d = _emulated(c, a, b, trans_b=trans_b, at=at)
+    op_b = np.swapaxes(b, -1, -2) if trans_b else b
+    assert_gemm_accurate(d, c[:, i : i + m, j : j + n], a, op_b)
+
+
+@needs_emulation
+def test_emulated_rank_update_keeps_nan_and_inf():
+    c = np.ones((1, 3, 4), dtype=np.float32)
+    a = np.ones((1, 3, 2), dtype=np.float32)
+    b = np.ones((1, 2, 4), dtype=np.float32)
+    a[0, 1, 0], b[0, 1, 2] = np.nan, np.inf
+    d = _emulated(c, a, b, trans_b=False, at=(0, 0))
+    assert np.isnan(d[0, 1]).all() and np.isinf(d[0, [0, 2], 2]).all()
+    assert np.array_equal(d[0, [0, 2]][:, [0, 1, 3]], np.full((2, 3), -1.0, dtype=np.float32))
+
+
+@pytest.fixture
+def gpu_that_splits(monkeypatch):
+    """The default device counts as a GPU whose float32 products are split, and the kernel
+    is a stand-in that records its calls and returns its result (MLX ops)."""
+    calls = []
+
+    def stand_in(c, a, b, *, trans_b=False, at=(0, 0)):
+        calls.append((c.shape, a.shape, b.shape, trans_b, at))
+        op_b = mx.swapaxes(b, -1, -2) if trans_b else b
+        i, j = at
+        block = c[:, i : i + a.shape[1], j : j + op_b.shape[2]]
+        return block - a @ op_b
+
+    monkeypatch.setattr(_precision, "_gpu_default", lambda: True)
+    monkeypatch.setattr(_precision, "reduced_precision", lambda *_, **__: True)
+    monkeypatch.setattr(blocked_common, "FUSED_SPLIT", False)
+    monkeypatch.setattr(blocked_common, "rank_update_kernel", stand_in)
+    return calls
+
+
+def test_narrow_updates_take_the_kernel_and_wide_ones_do_not(gpu_that_splits):
+    rng = np.random.default_rng(1)
+    c = mx.array(rng.standard_normal((2, 40, 50)).astype(np.float32))
+    narrow = mx.array(rng.standard_normal((2, 40, 32)).astype(np.float32))
+    wide = mx.array(rng.standard_normal((2, 40, 33)).astype(np.float32))
+    blocked_common.subtract_product(
+        c, narrow, mx.array(np.ones((2, 32, 45), np.float32)), at=(0, 5)
+    )
+    assert gpu_that_splits == [((2, 40, 50), (2, 40, 32), (2, 32, 45), False, (0, 5))]
+    d = blocked_common.subtract_product(
+        c, wide, mx.array(np.ones((2, 33, 45), np.float32)), at=(0, 5)
+    )
+    assert len(gpu_that_splits) == 1 and d.shape == (2, 40, 45)
+    with _precision.reduced_products():  # plain device products asked for: no kernel
+        blocked_common.subtract_product(c, narrow, mx.array(np.ones((2, 32, 50), np.float32)))
+    assert len(gpu_that_splits) == 1
+
+
+def test_gram_update_reads_x_itself(gpu_that_splits):
+    """C - X Xᵀ through ``gram``: the kernel gets X (trans_b), not the transposed view, also
+    for the right operand's first columns."""
+    rng = np.random.default_rng(2)
+    x = mx.array(rng.standard_normal((1, 30, 16)).astype(np.float32))
+    c = mx.array(rng.standard_normal((1, 30, 10)).astype(np.float32))
+    left, right = blocked_common.gram(x)
+    d = blocked_common.subtract(c, left, blocked_common.first_columns(right, 10))
+    assert gpu_that_splits == [((1, 30, 10), (1, 30, 16), (1, 10, 16), True, (0, 0))]
+    want = np.asarray(c) - np.asarray(x) @ np.swapaxes(np.asarray(x), -1, -2)[..., :10]
+    np.testing.assert_allclose(np.asarray(d), want, rtol=1e-5, atol=1e-5)
+
+
+def test_blocked_qr_updates_take_the_kernel_in_place(gpu_that_splits, monkeypatch):
+    """The blocked QR's trailing updates by a 32-column panel are kernel calls reading the
+    trailing matrix in place from column 32 on; the factorization is still a QR."""
+    monkeypatch.setattr(blocked_qr, "PANEL", "kernel")
+    rng = np.random.default_rng(3)
+    x = mx.array(rng.standard_normal((1, 100, 96)).astype(np.float32))
+    (q, r), _ = blocked_qr.qr(x, mode="reduced", blocks=blocked_common.REFERENCE)
+    # geqrf's two updates (C whole, from column 32), then the blocked triangular solve
+    # that forms the merged T for Q (96 columns, blocks of 64: one update of K = 32).
+    assert gpu_that_splits[:2] == [
+        ((1, 100, 96), (1, 100, 32), (1, 32, 64), False, (0, 32)),
+        ((1, 68, 64), (1, 68, 32), (1, 32, 32), False, (0, 32)),
+    ]
+    q, r = np.asarray(q[0], dtype=np.float64), np.asarray(r[0], dtype=np.float64)
+    assert np.linalg.norm(q @ r - np.asarray(x[0])) / np.linalg.norm(np.asarray(x[0])) < 1e-5
+    assert np.linalg.norm(q.T @ q - np.eye(96)) < 1e-4
