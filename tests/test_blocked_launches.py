@@ -69,15 +69,24 @@ def test_cholesky_launches_grow_by_a_fixed_count_per_step():
 @pytest.mark.parametrize("op", ["solve", "lu_factor", "cholesky"])
 def test_gpu_column_forms_each_split_operand_in_one_launch(op):
     """The GPU column: split operands from (stand-ins of) the split_pair / split_gram
-    kernels, one launch each, so fewer launches than the CPU-formed split; the stand-ins
-    are gone afterwards; nothing in the LU grows with the step (the panel offsets of its
-    last loop once were one gather each: 64 launches at n = 4096)."""
-    originals = (_precision._gpu_default, blocked_common.split_pair_kernel)
+    kernels, one launch each, and narrow updates from the rank_update kernel, so fewer
+    launches than the CPU-formed split; the stand-ins are gone afterwards; nothing in the
+    LU grows with the step (the panel offsets of its last loop once were one gather each:
+    64 launches at n = 4096)."""
+    originals = (
+        _precision._gpu_default,
+        blocked_common.split_pair_kernel,
+        blocked_common.rank_update_kernel,
+    )
     split = count_launches.count(op, 1024, split=True)
     gpu = count_launches.count(op, 1024, split=True, fused=True)
-    fused = gpu["calls"].get("split_pair", 0) + gpu["calls"].get("split_gram", 0)
+    fused = sum(gpu["calls"].get(k, 0) for k in ("split_pair", "split_gram", "rank_update"))
     assert fused > 0 and gpu["launches"] < split["launches"]
-    assert (_precision._gpu_default, blocked_common.split_pair_kernel) == originals
+    assert (
+        _precision._gpu_default,
+        blocked_common.split_pair_kernel,
+        blocked_common.rank_update_kernel,
+    ) == originals
     assert "Gather" not in gpu["kinds"]
 
 

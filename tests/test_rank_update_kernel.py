@@ -97,18 +97,17 @@ def gpu_that_splits(monkeypatch):
 def test_narrow_updates_take_the_kernel_and_wide_ones_do_not(gpu_that_splits):
     rng = np.random.default_rng(1)
     c = mx.array(rng.standard_normal((2, 40, 50)).astype(np.float32))
-    narrow = mx.array(rng.standard_normal((2, 40, 32)).astype(np.float32))
-    wide = mx.array(rng.standard_normal((2, 40, 33)).astype(np.float32))
-    blocked_common.subtract_product(
-        c, narrow, mx.array(np.ones((2, 32, 45), np.float32)), at=(0, 5)
-    )
-    assert gpu_that_splits == [((2, 40, 50), (2, 40, 32), (2, 32, 45), False, (0, 5))]
+    k = blocked_common.RANK_UPDATE_MAX_K
+    narrow = mx.array(rng.standard_normal((2, 40, k)).astype(np.float32))
+    wide = mx.array(rng.standard_normal((2, 40, k + 1)).astype(np.float32))
+    blocked_common.subtract_product(c, narrow, mx.array(np.ones((2, k, 45), np.float32)), at=(0, 5))
+    assert gpu_that_splits == [((2, 40, 50), (2, 40, k), (2, k, 45), False, (0, 5))]
     d = blocked_common.subtract_product(
-        c, wide, mx.array(np.ones((2, 33, 45), np.float32)), at=(0, 5)
+        c, wide, mx.array(np.ones((2, k + 1, 45), np.float32)), at=(0, 5)
     )
     assert len(gpu_that_splits) == 1 and d.shape == (2, 40, 45)
     with _precision.reduced_products():  # plain device products asked for: no kernel
-        blocked_common.subtract_product(c, narrow, mx.array(np.ones((2, 32, 50), np.float32)))
+        blocked_common.subtract_product(c, narrow, mx.array(np.ones((2, k, 50), np.float32)))
     assert len(gpu_that_splits) == 1
 
 

@@ -48,10 +48,14 @@ FUSED_SPLIT = True
 SPLIT_THREADS = 256
 # Inner dimensions up to this make C - A B one launch of the ``rank_update`` kernel
 # (metal/rank_update.metal: float32 FMAs, C read once) where float32 products are split on a
-# GPU, instead of two splits and two products that read and write C twice: the QR's
-# 32-column panels and the LU panel's recursive halves (K of 16 and 32). Wider updates stay
-# split products (tensor cores: faster once the product is compute-bound).
-RANK_UPDATE_MAX_K = 32
+# GPU, instead of two splits and two products that read and write C twice: the LU panel's
+# recursive halves (K of 16 and 32) and its 64-column trailing updates, the QR's 32-column
+# panels, the Cholesky leaves' updates within a block. Measured on an H100 (2026-11-27,
+# float32, ms, alternating processes; docs/kernels-blocked.md, "The rank_update kernel"):
+# 0 (no kernel) -> 32: solve 4096 73-80 -> 62-66, qr and 8192 unchanged; 32 -> 64: solve
+# 8192 336-352 -> 234-236, cholesky 8192 30.5 -> 25.8-26.4, 4096 within noise. 128 (the
+# Cholesky's trailing updates, Q's formation) not yet measured.
+RANK_UPDATE_MAX_K = 64
 RANK_UPDATE_TILE = 64  # D's tile per threadgroup of 256 threads (the kernel's TILE)
 # The smallest order that takes the blocked path on the GPU: at and below it the whole
 # matrix fits one small-matrix kernel (mlx_linalg._gpu.small_factor).

@@ -6,7 +6,13 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_linalg._gpu import blocked_common, blocked_lu, blocked_qr
+from mlx_linalg._gpu import (
+    blocked_cholesky,
+    blocked_common,
+    blocked_lu,
+    blocked_qr,
+    blocked_triangular,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -21,6 +27,7 @@ U32 = np.finfo(np.float32).eps / 2
         (1, 4096, 16, 16, False, (16, 0)),  # an LU panel's half
         (1, 2000, 1968, 32, False, (0, 32)),  # a QR trailing update, C read in place
         (2, 513, 700, 32, True, (0, 0)),
+        (1, 1000, 1100, 64, False, (64, 64)),  # an LU trailing update
     ],
 )
 def test_rank_update_kernel_is_float32_accurate(batch, m, n, k, trans_b, at):
@@ -48,18 +55,29 @@ def test_blocked_graphs_agree_with_and_without_the_kernel(n, monkeypatch):
     a = mx.array(g + 4 * np.eye(n, dtype=np.float32))[None]
     b = mx.array(rng.standard_normal((1, n, 16)).astype(np.float32))
 
+    spd = mx.array(g @ g.T + np.eye(n, dtype=np.float32))[None]
+
     def run():
         (x,), _ = blocked_lu.solve(a, b)
         (q, r), _ = blocked_qr.qr(a, mode="reduced")
-        mx.eval(x, q, r)
-        return [np.asarray(y[0], dtype=np.float64) for y in (x, q, r)]
+        (factor,), _ = blocked_cholesky.cholesky(spd, upper=False)
+        y = blocked_triangular.solve_triangular(
+            factor, b, lower=True, unit_diagonal=False, trans=0
+        )[0][0]
+        mx.eval(x, q, r, factor, y)
+        return [np.asarray(z[0], dtype=np.float64) for z in (x, q, r, factor, y)]
 
     with_kernel = run()
     monkeypatch.setattr(blocked_common, "RANK_UPDATE_MAX_K", 0)
     without = run()
     for got, want in zip(with_kernel, without, strict=True):
         assert np.linalg.norm(got - want) <= 1e-5 * np.linalg.norm(want)
-    x, q, r = with_kernel
+    x, q, r, factor, y = with_kernel
+    spd64 = np.asarray(spd[0], dtype=np.float64)
+    assert np.linalg.norm(factor @ factor.T - spd64) <= 30 * n * U32 * np.linalg.norm(spd64)
+    assert np.linalg.norm(factor @ y - np.asarray(b[0])) <= 30 * n * U32 * np.linalg.norm(
+        factor
+    ) * np.linalg.norm(y)
     a64 = np.asarray(a[0], dtype=np.float64)
     assert np.linalg.norm(a64 @ x - np.asarray(b[0])) <= 30 * n * U32 * np.linalg.norm(
         a64
