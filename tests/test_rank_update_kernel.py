@@ -19,16 +19,16 @@ U32 = np.finfo(np.float32).eps / 2
 
 
 def _emulated(c, a, b, *, trans_b, at):
-    batch, m, _ = a.shape
-    n = b.shape[1] if trans_b else b.shape[2]
-    tiles = batch * -(-m // 64) * -(-n // 64)
+    grid, threadgroup, shape = blocked_common.rank_update_geometry(
+        a.shape, b.shape, trans_b=trans_b
+    )
     (d,) = emulate.run(
         "rank_update",
         [c, a, b, np.array(at, dtype=np.int32)],
         template={"TRANS_B": trans_b},
-        grid=(tiles * 256, 1, 1),
-        threadgroup=(256, 1, 1),
-        output_shapes=[(batch, m, n)],
+        grid=grid,
+        threadgroup=threadgroup,
+        output_shapes=[shape],
     )
     return d
 

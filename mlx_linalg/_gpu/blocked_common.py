@@ -56,7 +56,8 @@ SPLIT_THREADS = 256
 # 8192 336-352 -> 234-236, cholesky 8192 30.5 -> 25.8-26.4, 4096 within noise. 128 (the
 # Cholesky's trailing updates, Q's formation) not yet measured.
 RANK_UPDATE_MAX_K = 64
-RANK_UPDATE_TILE = 64  # D's tile per threadgroup of 256 threads (the kernel's TILE)
+RANK_UPDATE_TILE = 64  # D's tile per threadgroup (the kernel's TILE)
+RANK_UPDATE_THREADS = 256  # per threadgroup (the kernel's THREADS)
 # The smallest order that takes the blocked path on the GPU: at and below it the whole
 # matrix fits one small-matrix kernel (mlx_linalg._gpu.small_factor).
 MIN_N = small_factor.MAX_N + 1
@@ -347,14 +348,12 @@ def rank_update_applies(c: mx.array, a: mx.array, b: mx.array) -> bool:
     split (elsewhere one device product is both accurate and fast)."""
     if not (c.ndim == a.ndim == b.ndim == 3 and c.shape[0] == a.shape[0] == b.shape[0]):
         return False
-    batch, m, k = a.shape
-    n = b.shape[-1]
-    tiles = batch * -(-m // RANK_UPDATE_TILE) * -(-n // RANK_UPDATE_TILE)
+    grid, _, (_, m, n) = rank_update_geometry(a.shape, b.shape)
     return (
         c.dtype == a.dtype == b.dtype == mx.float32
-        and 0 < k <= RANK_UPDATE_MAX_K
+        and 0 < a.shape[-1] <= RANK_UPDATE_MAX_K
         and m * n > 0
-        and tiles * 256 <= _kernels.MAX_GRID
+        and grid[0] <= _kernels.MAX_GRID
         and _precision._gpu_default()
         and _precision.needs_split()
     )
@@ -376,18 +375,26 @@ def rank_update_kernel(
     Returns:
         (B, M, N).
     """
-    batch, m, _ = a.shape
-    n = b.shape[1] if trans_b else b.shape[2]
-    tiles = batch * -(-m // RANK_UPDATE_TILE) * -(-n // RANK_UPDATE_TILE)
+    grid, threadgroup, shape = rank_update_geometry(a.shape, b.shape, trans_b=trans_b)
     (d,) = _kernels.launch(
         "rank_update",
         [c, a, b, mx.array(at, dtype=mx.int32)],
         template={"TRANS_B": trans_b},
-        grid=(tiles * 256, 1, 1),
-        threadgroup=(256, 1, 1),
-        output_shapes=[(batch, m, n)],
+        grid=grid,
+        threadgroup=threadgroup,
+        output_shapes=[shape],
     )
     return d
+
+
+def rank_update_geometry(a_shape: tuple, b_shape: tuple, *, trans_b: bool = False) -> tuple:
+    """``(grid, threadgroup, D's shape)`` of a ``rank_update`` launch for A of shape
+    (B, M, K) and B of shape (B, K, N) ((B, N, K) when ``trans_b``): one threadgroup per
+    64 x 64 tile of D."""
+    batch, m, _ = a_shape
+    n = b_shape[1] if trans_b else b_shape[2]
+    tiles = batch * -(-m // RANK_UPDATE_TILE) * -(-n // RANK_UPDATE_TILE)
+    return (tiles * RANK_UPDATE_THREADS, 1, 1), (RANK_UPDATE_THREADS, 1, 1), (batch, m, n)
 
 
 def zero_diagonal(a: mx.array) -> mx.array:
