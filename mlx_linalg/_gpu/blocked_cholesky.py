@@ -7,8 +7,8 @@ synchronization), batch axes kept.
 
 import mlx.core as mx
 
+from mlx_linalg._gpu import blocked_common
 from mlx_linalg._gpu.blocked_common import (
-    BLOCK,
     KERNELS,
     Blocks,
     first_columns,
@@ -20,10 +20,13 @@ from mlx_linalg._gpu.reference import nan_where
 
 # A piece of the factor: (first row, first column, (B, h, w) block of L).
 Piece = tuple[int, int, mx.array]
+# Block columns per step where the caller gives none, read at call time (so that
+# tools/ab_settings.py can vary it): blocked_common's, 128 (leaves of 64).
+BLOCK = blocked_common.BLOCK
 
 
 def potrf(
-    blocks: Blocks, a: mx.array, *, block: int = BLOCK, upper: bool = False
+    blocks: Blocks, a: mx.array, *, block: int | None = None, upper: bool = False
 ) -> tuple[mx.array, mx.array]:
     """Lower Cholesky factor of a (B, n, n) stack, blocked: ``(L, failed)``.
 
@@ -65,6 +68,7 @@ def potrf(
         operands of each update L Lᵀ come split from one launch
         (``blocked_common.gram``).
     """
+    block = BLOCK if block is None else block
     batch, n = a.shape[0], a.shape[-1]
     pieces: list[Piece] = []
     trailing = a
@@ -129,14 +133,16 @@ def _assemble(pieces: list[Piece], batch: int, n: int, dtype: mx.Dtype, upper: b
     return factor
 
 
-def cholesky(x: mx.array, *, upper: bool, blocks: Blocks = KERNELS, block: int = BLOCK) -> tuple:
+def cholesky(
+    x: mx.array, *, upper: bool, blocks: Blocks = KERNELS, block: int | None = None
+) -> tuple:
     """Cholesky factor of a stack of symmetric positive definite matrices, blocked.
 
     Args:
         x: (..., n, n); the lower triangle is read (the upper one when ``upper``).
         upper: return U with A = Uᵀ U instead of L with A = L Lᵀ.
         blocks: the diagonal-block building blocks (kernels on the GPU).
-        block: block size.
+        block: block size (None: :data:`BLOCK`).
 
     Returns:
         ``((factor,), failed)``: factor (..., n, n) triangular; ``failed`` (...) marks
