@@ -1,25 +1,14 @@
 """The kernel-body tools of tools/metal_check for tests: ``metal_check`` (the C++ compile
 check), ``emulate`` (runs a Metal body on the CPU) and the ``needs_emulation`` skip mark."""
 
-import importlib.util
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+import tool_scripts
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-metal_check = _load("metal_check", "tools/metal_check/check.py")
-emulate = _load("emulate", "tools/metal_check/emulate.py")
+metal_check = tool_scripts.load("tools/metal_check/check.py", "metal_check")
+emulate = tool_scripts.load("tools/metal_check/emulate.py")
 
 
 def _has_cxx20_barrier() -> bool:

@@ -9,15 +9,13 @@ spectra, the zero matrix, matrices already diagonal or banded, NaN in one matrix
 the upper triangle never read, and float32 accuracy when every product is TF32 (emulated).
 """
 
-import importlib.util
 import json
-import pathlib
-import sys
 
 import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
+import tool_scripts
 from matrices import (
     as64,
     as_mlx,
@@ -245,15 +243,7 @@ def test_symmetric_from_lower_helper_agrees(rng):
 
 
 def _bench():
-    tools = pathlib.Path(__file__).resolve().parents[1] / "tools"
-    if str(tools) not in sys.path:
-        sys.path.insert(0, str(tools))
-    spec = importlib.util.spec_from_file_location(
-        "bench_band_reduction", tools / "bench_band_reduction.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tool_scripts.load("tools/bench_band_reduction.py")
 
 
 def test_bench_smoke_run_on_the_cpu(tmp_path):

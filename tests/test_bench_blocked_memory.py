@@ -1,16 +1,8 @@
 """tools/bench_blocked_memory.py's device-memory reading and a small CPU run (no GPU needed)."""
 
-import importlib.util
-import subprocess
-import sys
-from pathlib import Path
+import tool_scripts
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location(
-    "bench_blocked_memory", ROOT / "tools/bench_blocked_memory.py"
-)
-bench_blocked_memory = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_blocked_memory)
+bench_blocked_memory = tool_scripts.load("tools/bench_blocked_memory.py")
 
 
 def test_largest_sample_of_nvidia_smi_output():
@@ -22,27 +14,18 @@ def test_largest_sample_of_nvidia_smi_output():
 def test_cpu_run_reports_peak_and_each_call():
     """The blocked graph with the MLX-op building blocks on the CPU, two calls each, with
     the device-memory columns (no nvidia-smi on a machine without an NVIDIA GPU)."""
-    run = subprocess.run(
-        [
-            sys.executable,
-            "tools/bench_blocked_memory.py",
-            "--device",
-            "cpu",
-            "--sizes",
-            "128",
-            "--ops",
-            "cholesky,qr",
-            "--calls",
-            "2",
-            "--device-memory",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    lines = run.stdout.splitlines()
+    lines = tool_scripts.run(
+        "tools/bench_blocked_memory.py",
+        "--device",
+        "cpu",
+        "--sizes",
+        "128",
+        "--ops",
+        "cholesky,qr",
+        "--calls",
+        "2",
+        "--device-memory",
+    ).splitlines()
     assert [line.split()[1:4] for line in lines] == [
         ["cholesky", "n=", "128"],
         ["cholesky", "n=", "128"],

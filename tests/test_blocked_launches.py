@@ -3,12 +3,10 @@ pieces that cut them: counted on the CPU by tools/count_launches.py (lazy graphs
 blocks stubbed, nothing evaluated), so a change that adds launches shows here. Counts, not
 timings."""
 
-import importlib.util
-import pathlib
-
 import mlx.core as mx
 import numpy as np
 import pytest
+import tool_scripts
 from kernel_emulation import emulate, needs_emulation
 from matrices import as64, as_mlx
 
@@ -16,10 +14,7 @@ from mlx_linalg import _precision
 from mlx_linalg._gpu import blocked_cholesky, blocked_common, small_factor
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
-_TOOL = pathlib.Path(__file__).resolve().parents[1] / "tools" / "count_launches.py"
-_SPEC = importlib.util.spec_from_file_location("count_launches", _TOOL)
-count_launches = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(count_launches)
+count_launches = tool_scripts.load("tools/count_launches.py")
 
 # (op, n): (kernel calls, largest launches, largest launches with TF32 split products).
 # Measured when written (plain / TF32): cholesky 94 / 169, solve_triangular 60 / 137,

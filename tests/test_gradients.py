@@ -10,13 +10,12 @@ ones. The Gaussian-process example of ``docs/gradients.md`` runs here too.
 """
 
 import functools
-import importlib.util
 import math
-import pathlib
 
 import mlx.core as mx
 import numpy as np
 import pytest
+import tool_scripts
 
 import mlx_linalg as la
 
@@ -27,8 +26,6 @@ COMPLEX_EPS = 1e-3
 COMPLEX_RTOL = 2e-2  # complex64 finite differences carry float32 rounding, ~u/ε
 GPU_RTOL = 2e-3  # float32 GPU gradient vs float64 CPU gradient, well-conditioned inputs
 INF = float("inf")
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------------------- inputs
@@ -647,11 +644,7 @@ def test_float32_gpu_gradient_matches_float64_cpu(loss, x):
 
 
 def _load_example():
-    path = ROOT / "docs" / "examples" / "gaussian_process.py"
-    spec = importlib.util.spec_from_file_location("gaussian_process_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tool_scripts.load("docs/examples/gaussian_process.py", "gaussian_process_example")
 
 
 def test_gaussian_process_example_reaches_the_maximum_likelihood():

@@ -1,14 +1,9 @@
 """tools/kernel_times.py's summary of an ncu CSV record (no GPU needed)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+import tool_scripts
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("kernel_times", ROOT / "tools/kernel_times.py")
-kernel_times = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kernel_times)
+kernel_times = tool_scripts.load("tools/kernel_times.py")
 
 HEADER = (
     '"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream",'

@@ -15,17 +15,15 @@ float32 accuracy with TF32 products emulated. The same on a GPU: tests/gpu/test_
 """
 
 import functools
-import importlib.util
 import inspect
 import json
 import math
-import pathlib
-import sys
 
 import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
+import tool_scripts
 from kernel_emulation import emulate, needs_emulation
 from matrices import (
     QR_RATIO,
@@ -515,13 +513,7 @@ def test_with_the_emulated_jacobi_kernel(rng, monkeypatch):
 
 
 def _bench_tall():
-    tools = pathlib.Path(__file__).resolve().parents[1] / "tools"
-    if str(tools) not in sys.path:
-        sys.path.insert(0, str(tools))
-    spec = importlib.util.spec_from_file_location("bench_tall", tools / "bench_tall.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tool_scripts.load("tools/bench_tall.py")
 
 
 def test_bench_tall_smoke_run_on_the_cpu(tmp_path, monkeypatch):
