@@ -211,6 +211,7 @@ class MLXLinalg(_MLXBase):
         settings = {"stream": self.device, "MLX_ENABLE_TF32": os.environ.get("MLX_ENABLE_TF32")}
         if self.device == "gpu":
             settings["memory_limit_gib"] = round(self.mx.get_memory_limit() / 2**30, 1)
+            settings["memory_limit_share"] = MLX_GPU_SHARE
         return settings
 
 

@@ -372,7 +372,7 @@ def _config_text(config: dict) -> str:
         )
     limit = (config.get("peer_settings") or {}).get("mlx_linalg", {}).get("memory_limit_gib")
     if limit:
-        text += f"; MLX memory limit {limit} GiB (half its default: the peers share the GPU)"
+        text += f"; MLX memory limit {limit} GiB (capped: the peers share the GPU)"
     return text
 
 

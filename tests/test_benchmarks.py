@@ -226,7 +226,7 @@ def test_mlx_gpu_peer_caps_mlx_memory_once_and_the_report_says_so(monkeypatch):
     peers_module.MLXLinalg._share_gpu(fake)
     peers_module.MLXLinalg._share_gpu(fake)
     assert fake.limit == 40 * 2**30
-    config = {"peer_settings": {OURS: {"memory_limit_gib": 40.0}}}
+    config = {"peer_settings": {OURS: {"memory_limit_gib": 40.0, "memory_limit_share": 0.5}}}
     report = Report("t", describe(), config, {}, [OURS], {}, [])
     assert "MLX memory limit 40.0 GiB" in report_markdown(report)
 
