@@ -33,8 +33,6 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def parse_variant(text: str) -> tuple[dict[str, object], dict[str, str]]:
     """``(constants, environment)`` of a variant: {"module.NAME": value} (Python literals)
@@ -64,17 +62,10 @@ def apply_constants(constants: dict[str, object]) -> None:
 
 def time_cases(cases: list[tuple[str, int]], device: str, reps: int) -> list[dict]:
     """Each case's timed calls (ms) through the benchmark's mlx_linalg peer."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from benchmarks.cases import Case, make_inputs
-    from benchmarks.peers import MLXLinalg
+    from bench_timing import benchmark_calls
 
-    peer = MLXLinalg(device)
-    peer.load()
     rows = []
-    for op, n in cases:
-        case = Case(op, n)
-        call = peer.runner(case, peer.prepare(make_inputs(case).arrays))
+    for (op, n), call in zip(cases, benchmark_calls(cases, device, "ab_settings"), strict=True):
         start = time.perf_counter()
         for _ in range(3):
             call()

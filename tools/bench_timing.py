@@ -6,9 +6,33 @@ their table cells.
 """
 
 import platform
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import mlx.core as mx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def benchmark_calls(cases: list[tuple[str, int]], device: str, tool: str) -> list[Callable]:
+    """One call per (op, n) of the benchmark's mlx_linalg peer (``python -m benchmarks``'s
+    op names, its inputs ``benchmarks.cases.make_inputs``, float32), each run to
+    synchronization, on ``device`` ("gpu" or "cpu"); ops the benchmark does not run exit
+    with a message naming ``tool``."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.cases import Case, make_inputs
+    from benchmarks.peers import MLXLinalg
+
+    peer = MLXLinalg(device)
+    peer.load()
+    chosen = [Case(op, n) for op, n in cases]
+    unknown = [case.op for case in chosen if not peer.supports(case)]
+    if unknown:
+        raise SystemExit(f"[{tool}] ops the benchmark does not run: {unknown}")
+    return [peer.runner(case, peer.prepare(make_inputs(case).arrays)) for case in chosen]
 
 
 def once_s(fn, sync) -> tuple[float, object]:

@@ -23,7 +23,6 @@ import argparse
 import csv
 import ctypes
 import ctypes.util
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -48,21 +47,10 @@ def run(ops: list[str], n: int) -> None:
     """One warm call of each op at order n, float32, through the benchmark's mlx_linalg
     peer on the GPU (its op names and its inputs, ``benchmarks.cases.make_inputs``),
     profiled, each after a marker kernel; prints each call's wall time."""
-    root = Path(__file__).resolve().parents[1]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     import mlx.core as mx
+    from bench_timing import benchmark_calls
 
-    from benchmarks.cases import Case, make_inputs
-    from benchmarks.peers import MLXLinalg
-
-    peer = MLXLinalg("gpu")
-    peer.load()
-    cases = [Case(op, n) for op in ops]
-    unknown = [case.op for case in cases if not peer.supports(case)]
-    if unknown:
-        raise SystemExit(f"[kernel_times] ops the benchmark does not run: {unknown}")
-    calls = [peer.runner(case, peer.prepare(make_inputs(case).arrays)) for case in cases]
+    calls = benchmark_calls([(op, n) for op in ops], "gpu", "kernel_times")
     marker = mx.fast.cuda_kernel(
         name=MARKER, input_names=["x"], output_names=["y"], source="y[0] = x[0];"
     )
@@ -73,7 +61,7 @@ def run(ops: list[str], n: int) -> None:
     one = mx.zeros((1,), dtype=mx.float32)
     cudart = _cudart()
     cudart.cudaProfilerStart()
-    for case, call in zip(cases, calls, strict=True):
+    for op, call in zip(ops, calls, strict=True):
         mx.eval(
             marker(
                 inputs=[one],
@@ -87,7 +75,7 @@ def run(ops: list[str], n: int) -> None:
         start = time.perf_counter()
         call()
         mx.synchronize()
-        print(f"{case.op} {n}: {(time.perf_counter() - start) * 1e3:.1f} ms wall", flush=True)
+        print(f"{op} {n}: {(time.perf_counter() - start) * 1e3:.1f} ms wall", flush=True)
     cudart.cudaProfilerStop()
 
 
