@@ -1,20 +1,22 @@
 // @kernel rank_update
 // @inputs C:float32 A:float32 Bm:float32 Dims:int32
 // @outputs D:float32
-// @template TRANS_B:bool
-// @check TRANS_B=false TRANS_B=true
+// @template TRANS_A:bool TRANS_B:bool PRODUCT:bool
+// @check TRANS_A=false,TRANS_B=false,PRODUCT=false TRANS_A=false,TRANS_B=true,PRODUCT=false TRANS_A=true,TRANS_B=false,PRODUCT=true
 //
-// D = C[.., row0:, col0:] - A op(B) for a small inner dimension K, in float32 arithmetic
-// (one FMA chain per entry over k, then the subtraction, as a float32 GEMM with alpha = -1
-// and beta = 1: never TF32). The update of the blocked factorizations where K is a panel's
-// width (the QR's 32-column panels, the LU panel's recursive halves): one launch and one
-// pass over C, where the split product (mlx_linalg/_precision.py) takes two splits and two
-// products that read and write C twice.
+// D = C[.., row0:, col0:] - op(A) op(B), or D = op(A) op(B) (PRODUCT), in float32
+// arithmetic (one FMA chain per entry over k, then the subtraction, as a float32 GEMM with
+// alpha = -1 and beta = 1: never TF32). The update of the blocked factorizations where K
+// is a panel's width (the QR's 32-column panels, the LU panel's recursive halves): one
+// launch and one pass over C, where the split product (mlx_linalg/_precision.py) takes two
+// splits and two products that read and write C twice. PRODUCT with TRANS_A: the QR's
+// chunked Vᵀ C (K = a chunk of rows), C read once where the split product writes it split.
 //
 // Contract
 //   C     (B, MC, NC) row-major; D's block starts at row row0, column col0 of each matrix,
-//         row0 + M <= MC, col0 + N <= NC (so a trailing matrix is read in place).
-//   A     (B, M, K) row-major.
+//         row0 + M <= MC, col0 + N <= NC (so a trailing matrix is read in place). Not read
+//         when PRODUCT (any array).
+//   A     (B, M, K) row-major, or (B, K, M) when TRANS_A (op(A) = Aᵀ: Vᵀ C reads V).
 //   Bm    (B, K, N) row-major, or (B, N, K) when TRANS_B (op(B) = Bmᵀ: a Gram update
 //         C - X Xᵀ reads X itself).
 //   Dims  (2,) int32: row0, col0 (runtime values: a template argument would compile a
@@ -37,11 +39,11 @@ threadgroup float As[KT * LD];
 threadgroup float Bs[KT * LD];
 
 const int batch = A_shape[0];
-const int M = A_shape[1];
-const int K = A_shape[2];
+const int M = TRANS_A ? A_shape[2] : A_shape[1];
+const int K = TRANS_A ? A_shape[1] : A_shape[2];
 const int N = TRANS_B ? Bm_shape[1] : Bm_shape[2];
-const int MC = C_shape[1];
-const int NC = C_shape[2];
+const int MC = PRODUCT ? 0 : C_shape[1];
+const int NC = PRODUCT ? 0 : C_shape[2];
 const int row0 = Dims[0];
 const int col0 = Dims[1];
 const int tiles_m = (M + TILE - 1) / TILE;
@@ -72,31 +74,36 @@ for (int r = 0; r < 4; ++r) {
 }
 
 for (int k0 = 0; k0 < K; k0 += KT) {
-  // Each thread loads four entries of each tile; entries past M, N or K are zeros.
+  // Each thread loads four entries of each tile; entries past M, N or K are zeros. Two
+  // orders of a tile's entries: k fastest, for an operand whose k is contiguous (A (M, K),
+  // Bm (N, K)), and row / column fastest (A (K, M), Bm (K, N)), so that consecutive
+  // threads read consecutive addresses either way.
   for (int e = t; e < KT * TILE; e += THREADS) {
-    // A's tile: consecutive threads read consecutive k of one row (a row's K entries are
-    // contiguous), stored at As[k][row].
-    const int k = e % KT;
-    const int i = e / KT;
-    const int row = first_row + i;
-    As[k * LD + i] = (row < M && k0 + k < K) ? a[(size_t)row * (size_t)K + (size_t)(k0 + k)] : 0.0f;
-    float value = 0.0f;
-    if (TRANS_B) {
-      // Bm (N, K): op(B)[k][j] = Bm[j][k]; consecutive threads read consecutive k.
-      const int col = first_col + i;
-      if (col < N && k0 + k < K) {
-        value = bm[(size_t)col * (size_t)K + (size_t)(k0 + k)];
+    const int k_fast = e % KT;
+    const int across_slow = e / KT;
+    const int k_slow = e / TILE;
+    const int across_fast = e % TILE;
+    {
+      const int kk = TRANS_A ? k_slow : k_fast;
+      const int ii = TRANS_A ? across_fast : across_slow;
+      const int row = first_row + ii;
+      float value = 0.0f;
+      if (row < M && k0 + kk < K) {
+        value = TRANS_A ? a[(size_t)(k0 + kk) * (size_t)M + (size_t)row]
+                        : a[(size_t)row * (size_t)K + (size_t)(k0 + kk)];
       }
-      Bs[k * LD + i] = value;
-    } else {
-      // Bm (K, N): consecutive threads read consecutive columns of one row k.
-      const int kk = e / TILE;
-      const int j = e % TILE;
-      const int col = first_col + j;
+      As[kk * LD + ii] = value;
+    }
+    {
+      const int kk = TRANS_B ? k_fast : k_slow;
+      const int jj = TRANS_B ? across_slow : across_fast;
+      const int col = first_col + jj;
+      float value = 0.0f;
       if (col < N && k0 + kk < K) {
-        value = bm[(size_t)(k0 + kk) * (size_t)N + (size_t)col];
+        value = TRANS_B ? bm[(size_t)col * (size_t)K + (size_t)(k0 + kk)]
+                        : bm[(size_t)(k0 + kk) * (size_t)N + (size_t)col];
       }
-      Bs[kk * LD + j] = value;
+      Bs[kk * LD + jj] = value;
     }
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -134,8 +141,9 @@ for (int r = 0; r < 4; ++r) {
   for (int c = 0; c < 4; ++c) {
     const int col = first_col + tx + 16 * c;
     if (col < N) {
-      const float old = c_in[(size_t)(row0 + row) * (size_t)NC + (size_t)(col0 + col)];
-      d_out[(size_t)row * (size_t)N + (size_t)col] = old - acc[r][c];
+      const float old =
+          PRODUCT ? 0.0f : c_in[(size_t)(row0 + row) * (size_t)NC + (size_t)(col0 + col)];
+      d_out[(size_t)row * (size_t)N + (size_t)col] = PRODUCT ? acc[r][c] : old - acc[r][c];
     }
   }
 }

@@ -18,14 +18,14 @@ from mlx_linalg._gpu import blocked_common, blocked_qr
 U32 = np.finfo(np.float32).eps / 2
 
 
-def _emulated(c, a, b, *, trans_b, at):
+def _emulated(c, a, b, *, trans_b, at, trans_a=False, product=False):
     grid, threadgroup, shape = blocked_common.rank_update_geometry(
-        a.shape, b.shape, trans_b=trans_b
+        a.shape, b.shape, trans_a=trans_a, trans_b=trans_b
     )
     (d,) = emulate.run(
         "rank_update",
         [c, a, b, np.array(at, dtype=np.int32)],
-        template={"TRANS_B": trans_b},
+        template={"TRANS_A": trans_a, "TRANS_B": trans_b, "PRODUCT": product},
         grid=grid,
         threadgroup=threadgroup,
         output_shapes=[shape],
@@ -64,6 +64,18 @@ def test_emulated_rank_update_is_float32_accurate(batch, m, n, k, trans_b, at):
 
 
 @needs_emulation
+@pytest.mark.parametrize("batch, k, m, n", [(1, 1, 1, 1), (2, 70, 32, 66), (1, 256, 64, 130)])
+def test_emulated_transposed_product_is_float32_accurate(batch, k, m, n):
+    """The product form: D = Aᵀ B for A (B, K, M), C not read (a dummy here)."""
+    rng = np.random.default_rng(k + m + n)
+    a = rng.standard_normal((batch, k, m)).astype(np.float32)
+    b = rng.standard_normal((batch, k, n)).astype(np.float32)
+    dummy = np.zeros((1, 1, 1), dtype=np.float32)
+    d = _emulated(dummy, a, b, trans_b=False, at=(0, 0), trans_a=True, product=True)
+    assert_gemm_accurate(d, np.zeros((batch, m, n), np.float32), -np.swapaxes(a, -1, -2), b)
+
+
+@needs_emulation
 def test_emulated_rank_update_keeps_nan_and_inf():
     c = np.ones((1, 3, 4), dtype=np.float32)
     a = np.ones((1, 3, 2), dtype=np.float32)
@@ -76,8 +88,8 @@ def test_emulated_rank_update_keeps_nan_and_inf():
 
 @pytest.fixture
 def gpu_that_splits(monkeypatch):
-    """The default device counts as a GPU whose float32 products are split, and the kernel
-    is a stand-in that records its calls and returns its result (MLX ops)."""
+    """The default device counts as a GPU whose float32 products are split, and the kernel's
+    two forms are stand-ins that record their calls and return their results (MLX ops)."""
     calls = []
 
     def stand_in(c, a, b, *, trans_b=False, at=(0, 0)):
@@ -90,7 +102,13 @@ def gpu_that_splits(monkeypatch):
     monkeypatch.setattr(_precision, "_gpu_default", lambda: True)
     monkeypatch.setattr(_precision, "reduced_precision", lambda *_, **__: True)
     monkeypatch.setattr(blocked_common, "FUSED_SPLIT", False)
+
+    def product_stand_in(a, b):
+        calls.append(("product", a.shape, b.shape))
+        return mx.swapaxes(a, -1, -2) @ b
+
     monkeypatch.setattr(blocked_common, "rank_update_kernel", stand_in)
+    monkeypatch.setattr(blocked_common, "transposed_product_kernel", product_stand_in)
     return calls
 
 
@@ -125,17 +143,25 @@ def test_gram_update_reads_x_itself(gpu_that_splits):
 
 
 def test_blocked_qr_updates_take_the_kernel_in_place(gpu_that_splits, monkeypatch):
-    """The blocked QR's trailing updates by a 32-column panel are kernel calls reading the
-    trailing matrix in place from column 32 on; the factorization is still a QR."""
+    """The blocked QR's products with a 32-column panel's reflectors are kernel calls: VᵀV
+    and Vᵀ C (the product form) and the update of the trailing matrix, read in place from
+    column 32 on; the factorization is still a QR."""
     monkeypatch.setattr(blocked_qr, "PANEL", "kernel")
     rng = np.random.default_rng(3)
     x = mx.array(rng.standard_normal((1, 100, 96)).astype(np.float32))
     (q, r), _ = blocked_qr.qr(x, mode="reduced", blocks=blocked_common.REFERENCE)
-    # geqrf's two updates (C whole, from column 32), then the blocked triangular solve
-    # that forms the merged T for Q (96 columns, blocks of 64: one update of K = 32).
-    assert gpu_that_splits[:2] == [
+    # geqrf's two updates (C whole, from column 32), each after its Vᵀ C (100 and 68 rows:
+    # one chunk each), then the blocked triangular solve that forms the merged T for Q.
+    # Per panel: VᵀV for its T, then (but for the last) Vᵀ C and the update of C (whole,
+    # from column 32); then the blocked triangular solve that forms the merged T for Q.
+    assert gpu_that_splits[:7] == [
+        ("product", (1, 100, 32), (1, 100, 32)),
+        ("product", (1, 100, 32), (1, 100, 96)),
         ((1, 100, 96), (1, 100, 32), (1, 32, 64), False, (0, 32)),
+        ("product", (1, 68, 32), (1, 68, 32)),
+        ("product", (1, 68, 32), (1, 68, 64)),
         ((1, 68, 64), (1, 68, 32), (1, 32, 32), False, (0, 32)),
+        ("product", (1, 36, 32), (1, 36, 32)),
     ]
     q, r = np.asarray(q[0], dtype=np.float64), np.asarray(r[0], dtype=np.float64)
     assert np.linalg.norm(q @ r - np.asarray(x[0])) / np.linalg.norm(np.asarray(x[0])) < 1e-5

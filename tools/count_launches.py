@@ -271,6 +271,7 @@ def _fused_split_stubbed(calls: Counts, on: bool):
         blocked_common.split_pair_kernel,
         blocked_common.split_gram_kernel,
         blocked_common.rank_update_kernel,
+        blocked_common.transposed_product_kernel,
     )
 
     def pair(x, *, right):
@@ -290,10 +291,16 @@ def _fused_split_stubbed(calls: Counts, on: bool):
         n = b.shape[-2] if trans_b else b.shape[-1]
         return mx.depends(_constant((a.shape[0], a.shape[1], n), np.float32), [c, a, b])
 
+    def transposed_product(a, b):
+        calls["rank_update"] += 1
+        shape = (a.shape[0], a.shape[2], b.shape[2])
+        return mx.depends(_constant(shape, np.float32), [a, b])
+
     if on:
         _precision._gpu_default = lambda: True
         blocked_common.split_pair_kernel, blocked_common.split_gram_kernel = pair, gram
         blocked_common.rank_update_kernel = rank_update
+        blocked_common.transposed_product_kernel = transposed_product
     try:
         yield
     finally:
@@ -302,6 +309,7 @@ def _fused_split_stubbed(calls: Counts, on: bool):
             blocked_common.split_pair_kernel,
             blocked_common.split_gram_kernel,
             blocked_common.rank_update_kernel,
+            blocked_common.transposed_product_kernel,
         ) = saved
 
 

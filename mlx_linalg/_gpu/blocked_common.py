@@ -56,6 +56,10 @@ SPLIT_THREADS = 256
 # 8192 336-352 -> 234-236, cholesky 8192 30.5 -> 25.8-26.4, 4096 within noise. 128 (the
 # Cholesky's trailing updates, Q's formation) not yet measured.
 RANK_UPDATE_MAX_K = 64
+# Reflectors (M) up to this make the QR's Vᵀ C chunk products one launch of the kernel's
+# product form (:func:`transposed_product_kernel`) under the same conditions; 0 turns it
+# off (for an A/B: tools/ab_settings.py). Not yet measured on a GPU.
+TRANSPOSED_PRODUCT_MAX_M = 64
 RANK_UPDATE_TILE = 64  # D's tile per threadgroup (the kernel's TILE)
 RANK_UPDATE_THREADS = 256  # per threadgroup (the kernel's THREADS)
 # The smallest order that takes the blocked path on the GPU: at and below it the whole
@@ -375,11 +379,51 @@ def rank_update_kernel(
     Returns:
         (B, M, N).
     """
-    grid, threadgroup, shape = rank_update_geometry(a.shape, b.shape, trans_b=trans_b)
+    return _launch_rank_update(c, a, b, trans_a=False, trans_b=trans_b, product=False, at=at)
+
+
+def transposed_product_applies(a: mx.array, b: mx.array) -> bool:
+    """Whether ``aᵀ @ b`` takes :func:`transposed_product_kernel`: float32 (B, K, M) and
+    (B, K, N) stacks with M <= :data:`TRANSPOSED_PRODUCT_MAX_M` (a panel's reflectors), on
+    a GPU whose float32 products are split."""
+    if not (a.ndim == b.ndim == 3 and a.shape[0] == b.shape[0]):
+        return False
+    grid, _, (_, m, n) = rank_update_geometry(a.shape, b.shape, trans_a=True)
+    return (
+        a.dtype == b.dtype == mx.float32
+        and 0 < m <= TRANSPOSED_PRODUCT_MAX_M
+        and n * a.shape[1] > 0
+        and grid[0] <= _kernels.MAX_GRID
+        and _precision._gpu_default()
+        and _precision.needs_split()
+    )
+
+
+def transposed_product_kernel(a: mx.array, b: mx.array) -> mx.array:
+    """``aᵀ @ b`` for (B, K, M) ``a`` and (B, K, N) ``b`` in one launch of ``rank_update``
+    (its product form: float32 FMAs over K, ``b`` read once; e.g. the QR's Vᵀ C chunk by
+    chunk, where the split product splits all of C first). Returns (B, M, N)."""
+    return _launch_rank_update(a, a, b, trans_a=True, trans_b=False, product=True, at=(0, 0))
+
+
+def _launch_rank_update(
+    c: mx.array,
+    a: mx.array,
+    b: mx.array,
+    *,
+    trans_a: bool,
+    trans_b: bool,
+    product: bool,
+    at: tuple[int, int],
+) -> mx.array:
+    """One launch of ``rank_update`` (``c`` unread when ``product``)."""
+    grid, threadgroup, shape = rank_update_geometry(
+        a.shape, b.shape, trans_a=trans_a, trans_b=trans_b
+    )
     (d,) = _kernels.launch(
         "rank_update",
         [c, a, b, mx.array(at, dtype=mx.int32)],
-        template={"TRANS_B": trans_b},
+        template={"TRANS_A": trans_a, "TRANS_B": trans_b, "PRODUCT": product},
         grid=grid,
         threadgroup=threadgroup,
         output_shapes=[shape],
@@ -387,11 +431,14 @@ def rank_update_kernel(
     return d
 
 
-def rank_update_geometry(a_shape: tuple, b_shape: tuple, *, trans_b: bool = False) -> tuple:
+def rank_update_geometry(
+    a_shape: tuple, b_shape: tuple, *, trans_a: bool = False, trans_b: bool = False
+) -> tuple:
     """``(grid, threadgroup, D's shape)`` of a ``rank_update`` launch for A of shape
-    (B, M, K) and B of shape (B, K, N) ((B, N, K) when ``trans_b``): one threadgroup per
-    64 x 64 tile of D."""
-    batch, m, _ = a_shape
+    (B, M, K) ((B, K, M) when ``trans_a``) and B of shape (B, K, N) ((B, N, K) when
+    ``trans_b``): one threadgroup per 64 x 64 tile of D."""
+    batch = a_shape[0]
+    m = a_shape[2] if trans_a else a_shape[1]
     n = b_shape[1] if trans_b else b_shape[2]
     tiles = batch * -(-m // RANK_UPDATE_TILE) * -(-n // RANK_UPDATE_TILE)
     return (tiles * RANK_UPDATE_THREADS, 1, 1), (RANK_UPDATE_THREADS, 1, 1), (batch, m, n)

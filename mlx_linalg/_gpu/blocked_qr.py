@@ -28,12 +28,14 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg import _precision
+from mlx_linalg._gpu import blocked_common
 from mlx_linalg._gpu.blocked_common import (
     KERNELS,
     Blocks,
     flat,
     rank_update_applies,
     subtract_product,
+    transposed_product_applies,
 )
 from mlx_linalg._gpu.blocked_triangular import trsm
 from mlx_linalg._gpu.reference import nan_where
@@ -166,16 +168,23 @@ def _transposed_product(v: mx.array, c: mx.array) -> mx.array:
     A device product accumulates its whole inner dimension in float32, and on an H100 its
     error grew with it (docs/kernels-blocked.md, "Long inner dimensions"); r is up to the
     matrix's order here. Where r has no divisor in [CHUNK/2, CHUNK] the product is whole.
+    The chunk products are one launch of float32 FMAs reading C once
+    (``blocked_common.transposed_product_kernel``) where V is narrow on a GPU that splits
+    float32 products, else ``_product``'s.
     """
     batch, rows, p = v.shape
     width = _precision.chunk_width(rows)
     if width is None:
+        if rows <= _precision.CHUNK and transposed_product_applies(v, c):
+            return blocked_common.transposed_product_kernel(v, c)
         return _product(mx.swapaxes(v, -1, -2), c)
     count, q = rows // width, c.shape[-1]
-    chunks = _product(
-        mx.swapaxes(v.reshape(batch * count, width, p), -1, -2),
-        c.reshape(batch * count, width, q),
-    )
+    v_chunks = v.reshape(batch * count, width, p)
+    c_chunks = c.reshape(batch * count, width, q)
+    if transposed_product_applies(v_chunks, c_chunks):
+        chunks = blocked_common.transposed_product_kernel(v_chunks, c_chunks)
+    else:
+        chunks = _product(mx.swapaxes(v_chunks, -1, -2), c_chunks)
     return mx.sum(chunks.reshape(batch, count, p, q), axis=1)
 
 

@@ -48,6 +48,18 @@ def test_rank_update_kernel_is_float32_accurate(batch, m, n, k, trans_b, at):
     assert np.all(error <= bound), float(np.max(error / bound))
 
 
+@pytest.mark.parametrize("batch, k, m, n", [(1, 1, 1, 1), (4, 256, 32, 3000), (2, 200, 64, 70)])
+def test_transposed_product_kernel_is_float32_accurate(batch, k, m, n):
+    rng = np.random.default_rng(k + m + n)
+    a = rng.standard_normal((batch, k, m)).astype(np.float32)
+    b = rng.standard_normal((batch, k, n)).astype(np.float32)
+    d = blocked_common.transposed_product_kernel(mx.array(a), mx.array(b))
+    a64, b64 = np.swapaxes(a, -1, -2).astype(np.float64), b.astype(np.float64)
+    bound = (k + 2) * U32 * (np.abs(a64) @ np.abs(b64))
+    error = np.abs(np.asarray(d, dtype=np.float64) - a64 @ b64)
+    assert np.all(error <= bound), float(np.max(error / bound))
+
+
 @pytest.mark.parametrize("n", [300, 2048])
 def test_blocked_graphs_agree_with_and_without_the_kernel(n, monkeypatch):
     rng = np.random.default_rng(n)
@@ -69,6 +81,7 @@ def test_blocked_graphs_agree_with_and_without_the_kernel(n, monkeypatch):
 
     with_kernel = run()
     monkeypatch.setattr(blocked_common, "RANK_UPDATE_MAX_K", 0)
+    monkeypatch.setattr(blocked_common, "TRANSPOSED_PRODUCT_MAX_M", 0)
     without = run()
     for got, want in zip(with_kernel, without, strict=True):
         assert np.linalg.norm(got - want) <= 1e-5 * np.linalg.norm(want)
