@@ -1,0 +1,125 @@
+"""The ``band_to_tridiagonal`` kernel (metal/band_to_tridiagonal.metal, stage 2 of the
+two-stage tridiagonal reduction) under CPU emulation.
+
+The tridiagonal matrix it returns must have the band matrix's eigenvalues: in float32,
+to 30 n u ‖A‖₂ against ``scipy.linalg.eigvalsh`` of the band matrix in float64 (a
+backward-stable orthogonal reduction moves them by O(n u ‖A‖₂); DESIGN.md's eigenvalue
+metric with the bound the stage-1 tests use).
+"""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+import scipy.linalg
+from kernel_emulation import emulate, needs_emulation
+
+from mlx_linalg._gpu import band_chase, band_reduction, tridiagonal
+from mlx_linalg._gpu.blocked_common import REFERENCE
+
+U32 = np.finfo(np.float32).eps / 2
+EIGENVALUES = 30
+
+pytestmark = needs_emulation
+
+
+def _band(rng, batch, n, band):
+    """(batch, n, n) float32 Gaussian symmetric matrices of half-bandwidth ``band``."""
+    g = rng.standard_normal((batch, n, n))
+    a = (g + np.swapaxes(g, -1, -2)) / 2
+    rows, cols = np.indices((n, n))
+    a[..., np.abs(rows - cols) > band] = 0
+    return a.astype(np.float32)
+
+
+def _emulated(a, band, simdgroups=2):
+    launch = band_chase.band_to_tridiagonal_launch(a.shape, band, simdgroups)
+    d, e, _ = emulate.run("band_to_tridiagonal", [a], **launch)
+    return d, e[:, : a.shape[-1] - 1]
+
+
+def _eigenvalue_error(a, d, e):
+    """max |λ(T) − λ(A)| / ‖A‖₂ per matrix, in units of n u."""
+    n = a.shape[-1]
+    errors = []
+    for one, dm, em in zip(a.astype(np.float64), d, e, strict=True):
+        exact = scipy.linalg.eigvalsh(one)
+        tri = scipy.linalg.eigvalsh_tridiagonal(dm.astype(np.float64), em.astype(np.float64))
+        errors.append(np.max(np.abs(tri - exact)) / (np.linalg.norm(one, 2) * n * U32))
+    return np.array(errors)
+
+
+@pytest.mark.parametrize(
+    ("n", "band", "simdgroups"),
+    [(40, 8, 2), (45, 4, 1), (70, 16, 3), (70, 32, 2), (33, 32, 1), (5, 32, 1), (3, 2, 1)],
+)
+def test_tridiagonal_has_the_band_matrix_eigenvalues(rng, n, band, simdgroups):
+    a = _band(rng, 2, n, band)
+    d, e = _emulated(a, band, simdgroups)
+    assert np.all(np.isfinite(d)) and np.all(np.isfinite(e))
+    assert np.all(_eigenvalue_error(a, d, e) <= EIGENVALUES)
+
+
+def test_nothing_outside_the_lower_band_is_read(rng):
+    n, band = 40, 8
+    a = _band(rng, 1, n, band)
+    rows, cols = np.indices((n, n))
+    garbage = a.copy()
+    garbage[..., (rows < cols) | (rows - cols > band)] = np.nan
+    for got, want in zip(_emulated(garbage, band), _emulated(a, band), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_scaling_by_powers_of_two_is_exact(rng):
+    """Reflectors are formed from scaled vectors, so nothing over- or underflows: entries
+    of 2⁻¹⁰⁰ (squares below float32's least normal) and 2¹⁰⁰ (squares past its largest)
+    give the same result scaled."""
+    n, band = 30, 8
+    a = _band(rng, 1, n, band)
+    d, e = _emulated(a, band)
+    for power in (-100, 100):
+        ds, es = _emulated(a * np.float32(2.0**power), band)
+        np.testing.assert_array_equal(ds, d * np.float32(2.0**power))
+        np.testing.assert_array_equal(es, e * np.float32(2.0**power))
+
+
+def test_zero_diagonal_and_tiny_matrices():
+    n, band = 20, 4
+    diagonal = np.zeros((2, n, n), np.float32)
+    diagonal[1] = np.diag(np.arange(1, n + 1, dtype=np.float32))
+    d, e = _emulated(diagonal, band)
+    np.testing.assert_array_equal(d, np.diagonal(diagonal, axis1=1, axis2=2))
+    np.testing.assert_array_equal(e, 0)
+    for n in (1, 2):
+        a = np.arange(1, n * n + 1, dtype=np.float32).reshape(1, n, n)
+        d, e = _emulated(a, band)
+        np.testing.assert_array_equal(d[0], np.diag(a[0]))
+        np.testing.assert_array_equal(e[0], np.diag(a[0], -1))
+
+
+def test_nan_stays_in_its_matrix(rng):
+    n, band = 40, 8
+    a = _band(rng, 2, n, band)
+    alone, _ = _emulated(a[:1], band)
+    a[1, 20, 15] = np.nan
+    d, e = _emulated(a, band)
+    np.testing.assert_array_equal(d[0], alone[0])
+    assert np.isnan(d[1]).any() and np.isnan(e[1]).any()
+
+
+def test_two_stage_route_end_to_end(rng):
+    """Stage 1 (MLX-op building blocks on the CPU), this kernel and the bisection kernel
+    (both emulated): the steps of ``two_stage.eigvalsh``, to 30 n u ‖A‖₂ of A's
+    eigenvalues."""
+    n, band = 60, 8
+    g = rng.standard_normal((1, n, n))
+    a = ((g + np.swapaxes(g, -1, -2)) / 2).astype(np.float32)
+    banded, _ = band_reduction.sy2sb(mx.array(a), band=band, blocks=REFERENCE)
+    d, e = _emulated(np.array(banded), band)
+    padded = np.concatenate([e, np.zeros((1, 1), np.float32)], axis=1)
+    (w,) = emulate.run(
+        "tridiagonal_eigenvalues",
+        [d, padded],
+        **tridiagonal.tridiagonal_eigenvalues_launch(d.shape),
+    )
+    exact = scipy.linalg.eigvalsh(a[0].astype(np.float64))
+    assert np.max(np.abs(w[0] - exact)) <= EIGENVALUES * n * U32 * np.linalg.norm(a[0], 2)
