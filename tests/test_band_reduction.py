@@ -274,3 +274,21 @@ def test_launches_per_block_column_stay_bounded():
     assert plain["columns"] == split["columns"] == 31
     assert plain["per_column"] <= 25 and split["per_column"] <= 47
     assert split["calls_per_column"]["tsqr_householder"] == 1
+
+
+def test_bench_reports_the_eigenvalue_route():
+    """Rows with the GPU's eigenvalue route (stage 2, bisection, the whole route, PyTorch's
+    eigvalsh, the error) get their own table, with the ratio to PyTorch."""
+    bench = _bench()
+    stage1 = {"n": 1024, "band": 32, "sy2sb_ms": 19.0, "apply_q_ms": 6.0}
+    route = {
+        **stage1,
+        "stage2_ms": 5.0,
+        "bisection_ms": 2.0,
+        "eigvalsh_ms": 30.0,
+        "torch_eigvalsh_ms": 10.0,
+        "eigenvalue_error": 0.25,
+    }
+    text = bench.markdown([stage1, route], [], {"device": "test"})
+    assert "| 1024 | 32 | 5.00 | 2.00 | 30.00 | 10.00 | 3.00 | 0.250 |" in text
+    assert "Eigenvalues" not in bench.markdown([stage1], [], {"device": "test"})

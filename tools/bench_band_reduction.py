@@ -1,11 +1,17 @@
-"""Benchmark stage 1 of the two-stage tridiagonal reduction (issue #8): ``band_reduction.sy2sb``
-(dense symmetric to band, float32) against ``torch.linalg.eigh`` on the same matrices.
+"""Benchmark the two-stage tridiagonal reduction (issue #8): stage 1 ``band_reduction.sy2sb``
+(dense symmetric to band, float32), stage 2 and the eigenvalues, against ``torch.linalg.eigh``
+and ``eigvalsh`` on the same matrices.
 
 Times ``sy2sb`` (the band matrix and the reflectors' V and T) at n = 1024 ... 8192 for each
 band width in ``--bands``, and ``apply_q`` on an n x n block (the back-transformation of
 stage 1, as the eigenvectors will need it), on symmetric Gaussian matrices; for scale,
 ``torch.linalg.eigh`` (cuSOLVER's syevd: the whole eigendecomposition) where PyTorch with
-CUDA is importable. Rows up to ``--check-max`` also give the similarity ratio
+CUDA is importable. On a GPU, for bands up to ``band_chase.MAX_BAND``, also stage 2
+(``band_chase.band_to_tridiagonal`` on the band matrix), the bisection
+(``tridiagonal.tridiagonal_eigenvalues`` on its result) and the whole eigenvalue route
+(``two_stage.eigvalsh``, from the dense matrix), against ``torch.linalg.eigvalsh``; rows
+up to ``--check-max`` give the route's eigenvalue error max|λ − λ₆₄|/(n u ‖A‖₂) against
+``numpy.linalg.eigvalsh`` in float64. Rows up to ``--check-max`` also give the similarity ratio
 ‖QᵀAQ − Band‖_F/(n‖A‖_F u) (Q applied by ``apply_q``, split products) and whether the band
 is zero outside the band. Launches per block column are counted without running anything
 (the method of tools/count_launches.py: the lazy graph exported, building blocks as
@@ -38,7 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mlx_linalg._gpu import band_reduction, blocked_qr, tsqr  # noqa: E402
+from mlx_linalg._gpu import (  # noqa: E402
+    band_chase,
+    band_reduction,
+    blocked_qr,
+    tridiagonal,
+    tsqr,
+    two_stage,
+)
 from mlx_linalg._gpu.blocked_common import KERNELS, REFERENCE  # noqa: E402
 
 torch = cuda_torch()  # the optional PyTorch peer
@@ -92,8 +105,35 @@ def _similarity_ratio(a: mx.array, banded: mx.array, reflectors) -> float:
     return float(residual) / (n * U32)
 
 
+def _eigenvalue_route(out: dict, a_np, a, banded, band: int, reps: int, check: bool) -> None:
+    """Times (ms) of stage 2, the bisection and the whole route into ``out``, with the
+    route's eigenvalue error in units of n u ‖A‖₂ when ``check``, and PyTorch's
+    eigvalsh."""
+    n = a.shape[-1]
+    out["stage2_ms"], (d, e) = best_ms(
+        lambda: band_chase.band_to_tridiagonal(banded, band), mx_sync, reps, warmup=1
+    )
+    out["bisection_ms"], _ = best_ms(
+        lambda: tridiagonal.tridiagonal_eigenvalues(d, e), mx_sync, reps, warmup=1
+    )
+    out["eigvalsh_ms"], w = best_ms(
+        lambda: two_stage.eigvalsh(a, band=band), mx_sync, reps, warmup=1
+    )
+    if check:
+        a64 = a_np[0].astype(np.float64)
+        exact = np.linalg.eigvalsh(a64)
+        error = np.max(np.abs(np.array(w[0], dtype=np.float64) - exact))
+        out["eigenvalue_error"] = error / (n * U32 * np.linalg.norm(a64, 2))
+    if HAS_TORCH:
+        at = torch.from_numpy(a_np[0]).cuda()
+        out["torch_eigvalsh_ms"], _ = best_ms(
+            lambda: torch.linalg.eigvalsh(at), lambda _: torch.cuda.synchronize(), reps, warmup=1
+        )
+
+
 def row(n: int, band: int, blocks, reps: int, rng, check_max: int) -> dict:
-    """Times (ms) of sy2sb and apply_q at one (n, band), and PyTorch's eigh."""
+    """Times (ms) of sy2sb and apply_q at one (n, band), PyTorch's eigh, and on a GPU the
+    eigenvalue route (:func:`_eigenvalue_route`)."""
     a_np = _symmetric(rng, n)
     a = mx.array(a_np)
     out = {"n": n, "band": band}
@@ -119,6 +159,8 @@ def row(n: int, band: int, blocks, reps: int, rng, check_max: int) -> dict:
         out["torch_eigh_ms"], _ = best_ms(
             lambda: torch.linalg.eigh(at), lambda _: torch.cuda.synchronize(), reps, warmup=1
         )
+    if blocks is KERNELS and band <= band_chase.MAX_BAND:
+        _eigenvalue_route(out, a_np, a, banded, band, reps, n <= check_max)
     return out
 
 
@@ -137,6 +179,26 @@ def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
             f"| {cell(r.get('torch_eigh_ms'), '.2f')} | {cell(ratio, '.2f')} "
             f"| {cell(r.get('similarity_ratio'), '.3f')} | {r.get('zero_outside_band', '')} |"
         )
+    routes = [r for r in rows if "eigvalsh_ms" in r]
+    if routes:
+        lines += [
+            "",
+            "Eigenvalues (float32, ms): stage 2 (band to tridiagonal), bisection, the whole "
+            "route from the dense matrix (`two_stage.eigvalsh`), PyTorch's eigvalsh; error "
+            "max|λ − λ₆₄|/(n u ‖A‖₂):",
+            "",
+            "| n | band | stage 2 | bisection | eigvalsh (all) | torch eigvalsh | ours / torch "
+            "| error |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in routes:
+            torch_ms = r.get("torch_eigvalsh_ms")
+            ratio = r["eigvalsh_ms"] / torch_ms if torch_ms else None
+            lines.append(
+                f"| {r['n']} | {r['band']} | {r['stage2_ms']:.2f} | {r['bisection_ms']:.2f} "
+                f"| {r['eigvalsh_ms']:.2f} | {cell(torch_ms, '.2f')} | {cell(ratio, '.2f')} "
+                f"| {cell(r.get('eigenvalue_error'), '.3f')} |"
+            )
     lines += [
         "",
         "Launches per block column (total / block columns), as MLX's TF32 default "

@@ -1,0 +1,46 @@
+"""GPU tests of the two-stage eigenvalue route (``mlx_linalg._gpu.two_stage.eigvalsh``:
+stage 1, the ``band_to_tridiagonal`` and ``tridiagonal_eigenvalues`` kernels) against
+``scipy.linalg.eigvalsh`` in float64, to 30 n u ‖A‖₂ (the bound of the stage-1 tests).
+Run by tools/gpu-check.sh."""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+import scipy.linalg
+
+from mlx_linalg._gpu import band_chase, two_stage
+
+pytestmark = pytest.mark.gpu
+
+U32 = float(np.finfo(np.float32).eps) / 2
+EIGENVALUES = 30
+
+
+def _symmetric(rng, batch, n):
+    g = rng.standard_normal((batch, n, n))
+    return ((g + np.swapaxes(g, -1, -2)) / 2).astype(np.float32)
+
+
+@pytest.mark.parametrize(("n", "band"), [(300, 32), (1024, 32), (1000, 16)])
+def test_eigvalsh_gpu(rng, n, band):
+    a = _symmetric(rng, 2, n)
+    w = np.array(two_stage.eigvalsh(mx.array(a), band=band))
+    for one, got in zip(a.astype(np.float64), w, strict=True):
+        exact = scipy.linalg.eigvalsh(one)
+        assert np.all(np.diff(got) >= 0)
+        assert np.max(np.abs(got - exact)) <= EIGENVALUES * n * U32 * np.linalg.norm(one, 2)
+
+
+def test_band_to_tridiagonal_batch_and_nan_gpu(rng):
+    n, band = 500, 32
+    a = _symmetric(rng, 3, n)
+    rows, cols = np.indices((n, n))
+    a[..., np.abs(rows - cols) > band] = 0
+    alone = [np.array(x) for x in band_chase.band_to_tridiagonal(mx.array(a[:1]), band)]
+    a[2, 300, 290] = a[2, 290, 300] = np.nan
+    d, e = (np.array(x) for x in band_chase.band_to_tridiagonal(mx.array(a), band))
+    np.testing.assert_array_equal(d[:1], alone[0])
+    np.testing.assert_array_equal(e[:1], alone[1])
+    assert np.all(np.isfinite(d[:2])) and np.isnan(d[2]).any()
+    w = np.array(two_stage.eigvalsh(mx.array(a[2:])))
+    assert np.all(np.isnan(w))
