@@ -10,10 +10,11 @@ product would be some 2¹³ times further off.
 import mlx.core as mx
 import numpy as np
 import pytest
+import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import blocked_common, blocked_qr
+from mlx_linalg._gpu import band_reduction, blocked_common, blocked_qr
 
 U32 = np.finfo(np.float32).eps / 2
 
@@ -150,8 +151,6 @@ def test_blocked_qr_updates_take_the_kernel_in_place(gpu_that_splits, monkeypatc
     rng = np.random.default_rng(3)
     x = mx.array(rng.standard_normal((1, 100, 96)).astype(np.float32))
     (q, r), _ = blocked_qr.qr(x, mode="reduced", blocks=blocked_common.REFERENCE)
-    # geqrf's two updates (C whole, from column 32), each after its Vᵀ C (100 and 68 rows:
-    # one chunk each), then the blocked triangular solve that forms the merged T for Q.
     # Per panel: VᵀV for its T, then (but for the last) Vᵀ C and the update of C (whole,
     # from column 32); then the blocked triangular solve that forms the merged T for Q.
     assert gpu_that_splits[:7] == [
@@ -166,3 +165,22 @@ def test_blocked_qr_updates_take_the_kernel_in_place(gpu_that_splits, monkeypatc
     q, r = np.asarray(q[0], dtype=np.float64), np.asarray(r[0], dtype=np.float64)
     assert np.linalg.norm(q @ r - np.asarray(x[0])) / np.linalg.norm(np.asarray(x[0])) < 1e-5
     assert np.linalg.norm(q.T @ q - np.eye(96)) < 1e-4
+
+
+def test_band_reduction_updates_take_the_kernel(gpu_that_splits, monkeypatch):
+    """Stage 1's two-sided update per block column: Vᵀ Z in the product form, W = ½ V M − Z
+    and the rank-2w update of S₂₂, read in place from the trailing matrix at (band, band);
+    the band matrix is still similar to A."""
+    monkeypatch.setattr(blocked_qr, "PANEL", "kernel")
+    rng = np.random.default_rng(4)
+    n, band = 80, 16
+    g = rng.standard_normal((1, n, n))
+    a = ((g + np.swapaxes(g, -1, -2)) / 2).astype(np.float32)
+    banded, _ = band_reduction.sy2sb(mx.array(a), band=band, blocks=blocked_common.REFERENCE)
+    r = n - band  # the first block column's trailing rows
+    assert ("product", (1, r, band), (1, r, band)) in gpu_that_splits  # Vᵀ Z
+    assert ((1, r, band), (1, r, band), (1, band, band), False, (0, 0)) in gpu_that_splits
+    assert ((1, n, n), (1, r, 2 * band), (1, 2 * band, r), False, (band, band)) in gpu_that_splits
+    exact = scipy.linalg.eigvalsh(a[0].astype(np.float64))
+    got = np.linalg.eigvalsh(np.asarray(banded[0], dtype=np.float64))
+    assert np.max(np.abs(got - exact)) <= 30 * n * U32 * np.linalg.norm(a[0], 2)

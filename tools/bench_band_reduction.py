@@ -15,8 +15,10 @@ up to ``--check-max`` give the route's eigenvalue error max|λ − λ₆₄|/(n 
 ‖QᵀAQ − Band‖_F/(n‖A‖_F u) (Q applied by ``apply_q``, split products) and whether the band
 is zero outside the band. Launches per block column are counted without running anything
 (the method of tools/count_launches.py: the lazy graph exported, building blocks as
-one-launch stand-ins), as MLX's defaults on an H100 (TF32 products split) and with float32
-products, on one n x n matrix (n = ``--count-n``), total divided by the block columns.
+one-launch stand-ins), as on an H100 (TF32 products split, split operands and narrow
+updates one kernel launch each), the same with the splits formed by MLX ops, and with
+float32 products, on one n x n matrix (n = ``--count-n``), total divided by the block
+columns.
 
 Timing: the minimum over ``--reps`` runs after one warm-up, to ``mx.synchronize()``
 (PyTorch: ``torch.cuda.synchronize()``); no row starts after ``--deadline`` seconds.
@@ -38,7 +40,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 from bench_timing import best_ms, cell, cuda_torch, machine, mx_sync, release_memory, table_head
-from count_launches import graph_counts, stubs, tf32, tsqr_stubs
+from count_launches import gpu_stubbed, graph_counts, stubs, tf32, tsqr_stubbed
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -49,7 +51,6 @@ from mlx_linalg._gpu import (  # noqa: E402
     band_reduction,
     blocked_qr,
     tridiagonal,
-    tsqr,
     two_stage,
 )
 from mlx_linalg._gpu.blocked_common import KERNELS, REFERENCE  # noqa: E402
@@ -64,23 +65,19 @@ def _constant(shape: tuple) -> mx.array:
     return mx.array(np.zeros(shape, dtype=np.float32))
 
 
-def count(n: int, band: int, *, split: bool) -> dict:
+def count(n: int, band: int, *, split: bool, gpu: bool = False) -> dict:
     """Launches of ``sy2sb`` on one (1, n, n) float32 matrix with the GPU's building blocks
     (``KERNELS``, TSQR panels where they apply), per block column: building-block calls
-    (one launch each) plus the graph's launches (Concatenate inputs counted as copies)."""
+    (one launch each) plus the graph's launches (Concatenate inputs counted as copies).
+    ``gpu`` (with ``split``): as on a GPU that splits float32 products, split operands and
+    narrow updates one launch each (count_launches' ``gpu_stubbed``)."""
     calls = collections.Counter()
-    blocks = stubs(calls)
-    saved = tsqr.ops_for
-    tsqr.ops_for = lambda _blocks: tsqr_stubs(calls)
-    try:
-        with tf32(split):
-            banded, reflectors = band_reduction.sy2sb(
-                _constant((1, n, n)), band=band, blocks=blocks
-            )
-            outputs = [banded] + [x for r in reflectors for x in (r.v, r.t)]
-            _, launches = graph_counts(outputs)
-    finally:
-        tsqr.ops_for = saved
+    with tf32(split), tsqr_stubbed(calls), gpu_stubbed(calls, gpu):
+        banded, reflectors = band_reduction.sy2sb(
+            _constant((1, n, n)), band=band, blocks=stubs(calls)
+        )
+        outputs = [banded] + [x for r in reflectors for x in (r.v, r.t)]
+        _, launches = graph_counts(outputs)
     columns = max(len(reflectors), 1)
     total = launches + sum(calls.values())
     return {
@@ -201,8 +198,9 @@ def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
             )
     lines += [
         "",
-        "Launches per block column (total / block columns), as MLX's TF32 default "
-        "(products split) / float32 products:",
+        "Launches per block column (total / block columns): as on a GPU that splits float32 "
+        "products (split operands and narrow updates one kernel launch each) / the same split "
+        "products formed by MLX ops / float32 products:",
         "",
         "| n | band | block columns | launches per column | building blocks per column |",
         "| --- | --- | --- | --- | --- |",
@@ -210,8 +208,8 @@ def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
     for c in counts:
         calls = ", ".join(f"{k} {v:.1f}" for k, v in sorted(c["calls_per_column"].items()))
         lines.append(
-            f"| {c['n']} | {c['band']} | {c['columns']} | {c['per_column_tf32']:.1f} / "
-            f"{c['per_column']:.1f} | {calls} |"
+            f"| {c['n']} | {c['band']} | {c['columns']} | {c['per_column_gpu']:.1f} / "
+            f"{c['per_column_tf32']:.1f} / {c['per_column']:.1f} | {calls} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -231,8 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     counts = []
     for band in bands:  # before any device work: the graph is built on the CPU
         split, plain = (count(args.count_n, band, split=s) for s in (True, False))
+        gpu = count(args.count_n, band, split=True, gpu=True)
         counts.append(
-            {**plain, "n": args.count_n, "band": band, "per_column_tf32": split["per_column"]}
+            {
+                **plain,
+                "n": args.count_n,
+                "band": band,
+                "per_column_tf32": split["per_column"],
+                "per_column_gpu": gpu["per_column"],
+            }
         )
         print(json.dumps(counts[-1]), flush=True)
     if args.cpu:

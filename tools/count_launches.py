@@ -247,7 +247,7 @@ def tf32(on: bool):
 
 
 @contextlib.contextmanager
-def _tsqr_stubbed(calls: Counts):
+def tsqr_stubbed(calls: Counts):
     """Within this context the TSQR panel (the QR's default) uses :func:`tsqr_stubs`, as
     the other building blocks use :func:`stubs` (its MLX-op reference would be counted op
     by op otherwise)."""
@@ -260,7 +260,7 @@ def _tsqr_stubbed(calls: Counts):
 
 
 @contextlib.contextmanager
-def _fused_split_stubbed(calls: Counts, on: bool):
+def gpu_stubbed(calls: Counts, on: bool):
     """Within this context (when ``on``), the default device counts as a GPU for
     ``blocked_common._fused_split`` (``_precision._gpu_default``), and split operands come
     from one-launch stand-ins of the ``split_pair`` and ``split_gram`` kernels, and narrow
@@ -317,7 +317,7 @@ def count(op: str, n: int, *, split: bool, fused: bool = False) -> dict:
     """Kernel calls, nodes and launches (and launches by primitive: ``kinds``) of ``op`` on
     one n x n float32 matrix; ``fused``: split operands as on a GPU (one launch each)."""
     calls = Counts()
-    with tf32(split), _tsqr_stubbed(calls), _fused_split_stubbed(calls, fused):
+    with tf32(split), tsqr_stubbed(calls), gpu_stubbed(calls, fused):
         outputs = builders(stubs(calls))[op](n)
         nodes, launches = graph_counts(outputs)
         kinds = graph_kinds(outputs)

@@ -23,7 +23,15 @@ import mlx.core as mx
 
 from mlx_linalg import _precision
 from mlx_linalg._gpu import blocked_qr
-from mlx_linalg._gpu.blocked_common import KERNELS, Blocks, flat, left, right, subtract
+from mlx_linalg._gpu.blocked_common import (
+    KERNELS,
+    Blocks,
+    flat,
+    left,
+    right,
+    subtract,
+    subtract_product,
+)
 from mlx_linalg._gpu.reference import nan_where
 
 # Band width (columns per block column). 32 is the blocked QR's panel width (the widest the
@@ -55,19 +63,22 @@ def _two_sided(trailing: mx.array, band: int, v: mx.array, t: mx.array) -> mx.ar
     trailing matrix's rows whole, [S₂₁ S₂₂] [0; V] (as ``blocked_qr._reflect`` reads C
     whole): a row block of a contiguous matrix is itself contiguous, where S₂₂ alone is a
     strided view that the split (a kernel input) would copy first; the cost is ``band``
-    more columns of a thin product. A NaN or Inf in S₂₁ spreads to its own matrix only,
-    whose band is NaN anyway.
+    more columns of a thin product. Vᵀ Z is summed over row chunks
+    (``blocked_qr._transposed_product``, as the QR's Vᵀ C), and on a GPU that splits
+    float32 products the narrow ones take the ``rank_update`` kernel
+    (``blocked_common.subtract_product``): Vᵀ Z in its product form, W, and the rank-2w
+    update of S₂₂ read in place from the trailing matrix (no copy of the S₂₂ view). A NaN
+    or Inf in S₂₁ spreads to its own matrix only, whose band is NaN anyway.
     """
     batch, r, w = v.shape
-    s22 = trailing[:, band:, band:]
     zero = mx.zeros((batch, r, w), dtype=v.dtype)
     padded = mx.pad(v, [(0, 0), (band, 0), (0, 0)])
     z = blocked_qr._product(subtract(zero, left(trailing[:, band:]), right(padded)), t)  # -S₂₂VT
-    m = blocked_qr._product(mx.swapaxes(t, -1, -2), blocked_qr._product(mx.swapaxes(v, -1, -2), z))
-    w_ = 0.5 * blocked_qr._product(v, m) - z
+    m = blocked_qr._product(mx.swapaxes(t, -1, -2), blocked_qr._transposed_product(v, z))
+    w_ = subtract_product(-z, v, -0.5 * m)  # ½ V M - Z
     vw = _precision.pair(v, w_, -1)
     wv = _precision.pair(mx.swapaxes(w_, -1, -2), mx.swapaxes(v, -1, -2), -2)
-    return subtract(s22, left(vw), right(wv))
+    return subtract_product(trailing, vw, wv, at=(band, band))
 
 
 def sy2sb(
