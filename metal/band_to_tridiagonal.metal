@@ -1,14 +1,14 @@
 // @kernel band_to_tridiagonal
 // @inputs A:float32
-// @outputs d:float32 e:float32 work:float32
-// @template BAND:int
+// @outputs d:float32 e:float32 work:float32 reflectors:float32
+// @template BAND:int WANT_Q:bool
 // @headers linalg_common.h band_chase.h
-// @check BAND=2 BAND=8 BAND=32
+// @check BAND=2,WANT_Q=false BAND=8,WANT_Q=true BAND=32,WANT_Q=false BAND=32,WANT_Q=true
 //
 // Stage 2 of the two-stage tridiagonal reduction: a symmetric band matrix to tridiagonal
 // form by Householder bulge chasing (the sweeps of Haidar, Ltaief & Dongarra, SC11, and
-// PLASMA/MAGMA's sb2st; LAPACK's ssbtrd chases with Givens rotations instead), without
-// the eigenvectors' transformation.
+// PLASMA/MAGMA's sb2st; LAPACK's ssbtrd chases with Givens rotations instead), keeping
+// its reflectors when WANT_Q (for the eigenvectors: apply_band_reflectors.metal).
 //   A     (B, n, n) float32, n >= 1: symmetric with half-bandwidth BAND; its lower band
 //         (A[i + k, i], 0 <= k <= BAND) is read, nothing else.
 //   d     (B, n): the tridiagonal matrix's diagonal.
@@ -17,6 +17,12 @@
 //   work  (B, n, 3 BAND + 1): the band while it is chased (column c holds A[c + k, c] for
 //         k < 2 BAND: the bulges reach 2 BAND - 1 below the diagonal), then sweep c's
 //         reflector (BAND entries) and its tau.
+//   reflectors  WANT_Q: (B, S, K, BAND + 1) with S = max(n - 2, 1) sweeps and K = max(1,
+//         1 + (n - 3) / BAND) ticks (sweep 0's, the most): [b, s, k] = the reflector H
+//         = I - tau v vᵀ that tick k of sweep s applied, v (v[0] = 1, zeros past its
+//         length) then tau, acting on rows s + 1 + k BAND ..; zeros (H = I) for ticks a
+//         sweep does not have. Then T = Qᵀ A Q with Q = H[0,0] H[0,1] ⋯ H[1,0] ⋯ (sweeps
+//         in order, each sweep's ticks in order). Otherwise (B, 1), written 0.
 // Launch: grid (B 32 W, 1, 1), threadgroup (32 W, 1, 1): one threadgroup per matrix, each
 // sweep one simdgroup at a time, W simdgroups chasing different sweeps at once.
 //
@@ -60,10 +66,15 @@ if (m < (size_t)A_shape[0]) {
     const int k = i - c * STRIDE;
     w[i] = (k <= BAND && c + k < n) ? a[(size_t)(c + k) * (size_t)n + (size_t)c] : 0.0f;
   }
-  threadgroup_barrier(mem_flags::mem_device);
-
   const int sweeps = n - 2;
   const int first_ticks = sweeps > 0 ? 1 + (n - 3) / BAND : 0;  // sweep 0's, the most
+  const size_t slots = WANT_Q ? (size_t)metal::max(sweeps, 1) * (size_t)metal::max(first_ticks, 1) : 1;
+  device float* kept = reflectors + m * slots * (WANT_Q ? BAND + 1 : 1);
+  for (size_t i = (size_t)tid; i < slots * (WANT_Q ? BAND + 1 : 1); i += (size_t)nthreads) {
+    kept[i] = 0.0f;
+  }
+  threadgroup_barrier(mem_flags::mem_device);
+
   const int total = sweeps > 0 ? 3 * sweeps - 2 : 0;  // the last sweep's one tick is last
   for (int t = 0; t < total; ++t) {
     const int s_last = metal::min(sweeps - 1, t / 3);
@@ -89,6 +100,15 @@ if (m < (size_t)A_shape[0]) {
       } else {
         v = lane < len ? reflector[lane] : 0.0f;
         tau = reflector[BAND];
+      }
+      if (WANT_Q) {
+        device float* slot = kept + ((size_t)s * first_ticks + k) * (BAND + 1);
+        if (lane < BAND) {
+          slot[lane] = v;
+        }
+        if (lane == 0) {
+          slot[BAND] = tau;
+        }
       }
       simdgroup_barrier(mem_flags::mem_threadgroup);  // the last step's reads of vs, qs
       vs[lane] = v;

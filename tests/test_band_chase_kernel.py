@@ -33,8 +33,23 @@ def _band(rng, batch, n, band):
 
 def _emulated(a, band, simdgroups=2):
     launch = band_chase.band_to_tridiagonal_launch(a.shape, band, simdgroups)
-    d, e, _ = emulate.run("band_to_tridiagonal", [a], **launch)
+    d, e, _, _ = emulate.run("band_to_tridiagonal", [a], **launch)
     return d, e[:, : a.shape[-1] - 1]
+
+
+def _emulated_q(a, band, simdgroups=2):
+    """(d, e, Q) with Q formed by the back-transformation kernel applied to the identity."""
+    batch, n, _ = a.shape
+    launch = band_chase.band_to_tridiagonal_launch(a.shape, band, simdgroups, want_q=True)
+    d, e, _, kept = emulate.run("band_to_tridiagonal", [a], **launch)
+    rows = np.broadcast_to(np.eye(n, dtype=np.float32), (batch, n, n)).copy()  # Iᵀ
+    (qt,) = emulate.run(
+        "apply_band_reflectors",
+        [kept, rows],
+        output_shapes=[rows.shape],
+        **band_chase.apply_band_reflectors_launch(kept.shape, batch * n),
+    )
+    return d, e[:, : n - 1], np.swapaxes(qt, -1, -2)
 
 
 def _eigenvalue_error(a, d, e):
@@ -123,3 +138,34 @@ def test_two_stage_route_end_to_end(rng):
     )
     exact = scipy.linalg.eigvalsh(a[0].astype(np.float64))
     assert np.max(np.abs(w[0] - exact)) <= EIGENVALUES * n * U32 * np.linalg.norm(a[0], 2)
+
+
+@pytest.mark.parametrize(("n", "band"), [(40, 8), (37, 32), (3, 2)])
+def test_kept_reflectors_give_q(rng, n, band):
+    """With WANT_Q the same (d, e) (bit for bit), and the reflectors, applied to the
+    identity by the back-transformation kernel, give an orthogonal Q with Qᵀ A Q = T:
+    ‖I − QᵀQ‖/(n u) and ‖QᵀAQ − T‖/(n ‖A‖ u) at most 30 (the stage-1 tests' ratios)."""
+    a = _band(rng, 2, n, band)
+    d, e, q = _emulated_q(a, band)
+    want_d, want_e = _emulated(a, band)
+    np.testing.assert_array_equal(d, want_d)
+    np.testing.assert_array_equal(e, want_e)
+    for one, dm, em, qm in zip(a.astype(np.float64), d, e, q.astype(np.float64), strict=True):
+        t = np.diag(dm.astype(np.float64)) + np.diag(em, -1) + np.diag(em, 1)
+        assert np.linalg.norm(np.eye(n) - qm.T @ qm) <= 30 * n * U32
+        assert np.linalg.norm(qm.T @ one @ qm - t) <= 30 * n * U32 * np.linalg.norm(one)
+
+
+def test_bad_input_is_refused_before_any_launch():
+    a = mx.zeros((4, 4), mx.float32)
+    with pytest.raises(ValueError, match="band_to_tridiagonal.*float32"):
+        band_chase.band_to_tridiagonal(a.astype(mx.float64), 2)
+    with pytest.raises(ValueError, match="band_to_tridiagonal_q.*1 <= band <= 32"):
+        band_chase.band_to_tridiagonal_q(a, 33)
+    with pytest.raises(ValueError, match="band_to_tridiagonal.*n, n"):
+        band_chase.band_to_tridiagonal(mx.zeros((4, 3), mx.float32), 2)
+    kept = mx.zeros((2, 1, 3), mx.float32)
+    with pytest.raises(ValueError, match="apply_band_q.*batch shape"):
+        band_chase.apply_band_q(kept, mx.zeros((2, 4, 4), mx.float32))
+    d, e, q = band_chase.band_to_tridiagonal_q(mx.zeros((0, 5, 5), mx.float32), 2)
+    assert d.shape == (0, 5) and e.shape == (0, 4) and q.shape == (0, 3, 2, 3)

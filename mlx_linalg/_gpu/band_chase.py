@@ -24,20 +24,60 @@ MAX_BAND = 32
 SIMDGROUPS = 8
 
 
+# Threads per threadgroup of the back-transformation (one simdgroup per vector).
+APPLY_THREADS = 256
+
+
+def reflector_slots(n: int, band: int) -> tuple[int, int]:
+    """(S, K): sweeps and ticks per sweep (sweep 0's, the most) of the kept reflectors of an
+    n x n band matrix, each at least 1."""
+    return max(n - 2, 1), max(1, 1 + (n - 3) // band) if n >= 3 else 1
+
+
 def band_to_tridiagonal_launch(
-    shape: tuple[int, ...], band: int, simdgroups: int = SIMDGROUPS
+    shape: tuple[int, ...], band: int, simdgroups: int = SIMDGROUPS, *, want_q: bool = False
 ) -> dict:
     """The kernel's launch arguments (template, grid, threadgroup, output shapes) for a
-    (B, n, n) band matrix of half-width ``band``; shared with the CPU emulation in tests
-    (which runs fewer simdgroups)."""
+    (B, n, n) band matrix of half-width ``band``, its reflectors kept when ``want_q``;
+    shared with the CPU emulation in tests (which runs fewer simdgroups)."""
     batch, n, _ = shape
     threads = 32 * simdgroups
+    kept = (batch, *reflector_slots(n, band), band + 1) if want_q else (batch, 1)
     return {
-        "template": {"BAND": band},
+        "template": {"BAND": band, "WANT_Q": want_q},
         "grid": (batch * threads, 1, 1),
         "threadgroup": (threads, 1, 1),
-        "output_shapes": [(batch, n), (batch, n), (batch, n, 3 * band + 1)],
+        "output_shapes": [(batch, n), (batch, n), (batch, n, 3 * band + 1), kept],
     }
+
+
+def apply_band_reflectors_launch(reflectors_shape: tuple[int, ...], rows: int) -> dict:
+    """The back-transformation kernel's launch arguments for ``rows`` vectors of length n in
+    all (the batch's), each given as a row; shared with the CPU emulation in tests."""
+    threads = -(-rows * 32 // APPLY_THREADS) * APPLY_THREADS
+    return {
+        "template": {"BAND": reflectors_shape[-1] - 1},
+        "grid": (threads, 1, 1),
+        "threadgroup": (APPLY_THREADS, 1, 1),
+    }
+
+
+def _checked(a: mx.array, band: int, name: str) -> None:
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"[{name}] expected (..., n, n) matrices, got shape {a.shape}")
+    if a.dtype != mx.float32:
+        raise ValueError(f"[{name}] expected float32, got {a.dtype}")
+    if not 1 <= band <= MAX_BAND:
+        raise ValueError(f"[{name}] expected 1 <= band <= {MAX_BAND}, got {band}")
+
+
+def _chase(a: mx.array, band: int, want_q: bool) -> list[mx.array]:
+    """The kernel's (d, e, reflectors), the batch flattened; ``a`` is not empty."""
+    n = a.shape[-1]
+    flat = a.reshape(-1, n, n)
+    launch = band_to_tridiagonal_launch(flat.shape, band, want_q=want_q)
+    d, e, _, kept = _kernels.launch("band_to_tridiagonal", [flat], **launch)
+    return [d, e[:, : n - 1], kept]
 
 
 def band_to_tridiagonal(a: mx.array, band: int) -> tuple[mx.array, mx.array]:
@@ -57,24 +97,75 @@ def band_to_tridiagonal(a: mx.array, band: int) -> tuple[mx.array, mx.array]:
         ValueError: for another dtype, a non-square or a too wide band.
         RuntimeError: where MLX has no GPU backend (from the kernel layer).
     """
-    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(
-            f"[band_to_tridiagonal] expected (..., n, n) matrices, got shape {a.shape}"
-        )
-    if a.dtype != mx.float32:
-        raise ValueError(f"[band_to_tridiagonal] expected float32, got {a.dtype}")
-    if not 1 <= band <= MAX_BAND:
-        raise ValueError(f"[band_to_tridiagonal] expected 1 <= band <= {MAX_BAND}, got {band}")
+    _checked(a, band, "band_to_tridiagonal")
     n = a.shape[-1]
     batch_shape = a.shape[:-2]
     if band == 1:  # tridiagonal already
         return mx.diagonal(a, 0, -2, -1), mx.diagonal(a, -1, -2, -1)
-    flat = a.reshape(-1, n, n)
-    if flat.shape[0] * n == 0:
+    if a.size == 0:
         return mx.zeros((*batch_shape, n), mx.float32), mx.zeros(
             (*batch_shape, max(n - 1, 0)), mx.float32
         )
-    d, e, _ = _kernels.launch(
-        "band_to_tridiagonal", [flat], **band_to_tridiagonal_launch(flat.shape, band)
+    d, e, _ = _chase(a, band, want_q=False)
+    return d.reshape(*batch_shape, n), e.reshape(*batch_shape, n - 1)
+
+
+def band_to_tridiagonal_q(a: mx.array, band: int) -> tuple[mx.array, mx.array, mx.array]:
+    """:func:`band_to_tridiagonal` with its orthogonal transformation: T = Qᵀ A Q.
+
+    Args:
+        a: (..., n, n) float32 band matrices, as :func:`band_to_tridiagonal`.
+        band: 1 <= band <= 32.
+
+    Returns:
+        ``(d, e, reflectors)``: T's diagonal and subdiagonal as :func:`band_to_tridiagonal`,
+        and Q's reflectors (..., S, K, band + 1) (:func:`reflector_slots`; the kernel's
+        layout, metal/band_to_tridiagonal.metal), for :func:`apply_band_q`.
+    """
+    _checked(a, band, "band_to_tridiagonal_q")
+    n = a.shape[-1]
+    batch_shape = a.shape[:-2]
+    if a.size == 0:  # Q = I: no reflectors
+        slots = (*batch_shape, *reflector_slots(n, band), band + 1)
+        return (
+            mx.zeros((*batch_shape, n), mx.float32),
+            mx.zeros((*batch_shape, max(n - 1, 0)), mx.float32),
+            mx.zeros(slots, mx.float32),
+        )
+    d, e, kept = _chase(a, band, want_q=True)
+    return (
+        d.reshape(*batch_shape, n),
+        e.reshape(*batch_shape, n - 1),
+        kept.reshape(*batch_shape, *kept.shape[1:]),
     )
-    return d.reshape(*batch_shape, n), e[:, : n - 1].reshape(*batch_shape, n - 1)
+
+
+def apply_band_q(reflectors: mx.array, z: mx.array) -> mx.array:
+    """Q Z for the Q of :func:`band_to_tridiagonal_q` (stage 2's back-transformation).
+
+    Args:
+        reflectors: (..., S, K, band + 1) from :func:`band_to_tridiagonal_q`.
+        z: (..., n, m) float32, the same batch shape. On a GPU.
+
+    Returns:
+        (..., n, m): Q Z, one simdgroup per column through the ``apply_band_reflectors``
+        kernel (the columns are handed to it as rows: two transposing copies).
+    """
+    n, m = z.shape[-2:]
+    batch = reflectors.shape[:-3]
+    if z.dtype != mx.float32 or z.shape[:-2] != batch:
+        raise ValueError(
+            f"[apply_band_q] expected float32 (..., n, m) with the reflectors' batch shape "
+            f"{batch}, got {z.dtype} {z.shape}"
+        )
+    if z.size == 0:
+        return z
+    kept = reflectors.reshape(-1, *reflectors.shape[-3:])
+    rows = mx.swapaxes(z.reshape(-1, n, m), -1, -2)
+    (y,) = _kernels.launch(
+        "apply_band_reflectors",
+        [kept, rows],
+        output_shapes=[rows.shape],
+        **apply_band_reflectors_launch(kept.shape, rows.shape[0] * m),
+    )
+    return mx.swapaxes(y, -1, -2).reshape(z.shape)

@@ -14,6 +14,8 @@ pytestmark = pytest.mark.gpu
 
 U32 = float(np.finfo(np.float32).eps) / 2
 EIGENVALUES = 30
+# ‖I − QᵀQ‖/(n u) and ‖QᵀAQ − T‖/(n ‖A‖ u), as the CPU tests.
+RATIO = 30
 
 
 def _symmetric(rng, batch, n):
@@ -44,3 +46,20 @@ def test_band_to_tridiagonal_batch_and_nan_gpu(rng):
     assert np.all(np.isfinite(d[:2])) and np.isnan(d[2]).any()
     w = np.array(two_stage.eigvalsh(mx.array(a[2:])))
     assert np.all(np.isnan(w))
+
+
+@pytest.mark.parametrize(("n", "band"), [(500, 32), (1024, 16)])
+def test_stage2_reflectors_give_q_gpu(rng, n, band):
+    """Q from the kept reflectors (``apply_band_q`` on the identity) is orthogonal and
+    Qᵀ A Q is the tridiagonal matrix, to the ratios of the CPU tests."""
+    a = _symmetric(rng, 2, n)
+    rows, cols = np.indices((n, n))
+    a[..., np.abs(rows - cols) > band] = 0
+    d, e, kept = band_chase.band_to_tridiagonal_q(mx.array(a), band)
+    eye = mx.array(np.broadcast_to(np.eye(n, dtype=np.float32), a.shape).copy())
+    q = np.array(band_chase.apply_band_q(kept, eye)).astype(np.float64)
+    d, e = np.array(d).astype(np.float64), np.array(e).astype(np.float64)
+    for one, dm, em, qm in zip(a.astype(np.float64), d, e, q, strict=True):
+        t = np.diag(dm) + np.diag(em, -1) + np.diag(em, 1)
+        assert np.linalg.norm(np.eye(n) - qm.T @ qm) <= RATIO * n * U32
+        assert np.linalg.norm(qm.T @ one @ qm - t) <= RATIO * n * U32 * np.linalg.norm(one)
