@@ -1,13 +1,15 @@
 """Stage 2 of the two-stage tridiagonal reduction: a symmetric band matrix to tridiagonal
-form by bulge chasing on the GPU, for its eigenvalues.
+form by bulge chasing on the GPU, and its back-transformation.
 
 Stage 1 (:func:`mlx_linalg._gpu.band_reduction.sy2sb`) leaves a band of half-width
 ``band`` whose O(n³) flops were matrix products; this stage chases the band down to
 tridiagonal in O(n² band) flops with one launch of the ``band_to_tridiagonal`` kernel
 (``metal/band_to_tridiagonal.metal``: Householder sweeps as in Haidar, Ltaief & Dongarra,
 SC11, and PLASMA/MAGMA's sb2st, one threadgroup per matrix, its simdgroups chasing
-several sweeps at once). The reflectors are not kept: the eigenvectors' transformation
-of this stage is not there yet, so it serves eigenvalues only.
+several sweeps at once). :func:`band_to_tridiagonal` gives the tridiagonal matrix (for
+eigenvalues); :func:`band_to_tridiagonal_q` also keeps the reflectors, which
+:func:`apply_band_q` applies to vectors (the ``apply_band_reflectors`` kernel), as the
+eigenvectors need.
 """
 
 import mlx.core as mx
@@ -22,8 +24,6 @@ MAX_BAND = 32
 # for sm_90), and a threadgroup of 512 such threads would not fit an SM's 65536; to be
 # tuned on the GPU.
 SIMDGROUPS = 8
-
-
 # Threads per threadgroup of the back-transformation (one simdgroup per vector).
 APPLY_THREADS = 256
 
@@ -31,7 +31,8 @@ APPLY_THREADS = 256
 def reflector_slots(n: int, band: int) -> tuple[int, int]:
     """(S, K): sweeps and ticks per sweep (sweep 0's, the most) of the kept reflectors of an
     n x n band matrix, each at least 1."""
-    return max(n - 2, 1), max(1, 1 + (n - 3) // band) if n >= 3 else 1
+    ticks = 1 + (n - 3) // band if n >= 3 else 1
+    return max(n - 2, 1), ticks
 
 
 def band_to_tridiagonal_launch(
