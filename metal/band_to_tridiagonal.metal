@@ -40,11 +40,13 @@
 // s, all of them at once, and one threadgroup barrier separates the ticks. About 6 BAND²
 // flops per tick of a sweep; 3 n ticks in all.
 //
-// A lane holds one row of D (and of B) in registers and one entry of each reflector, so
-// BAND <= 32; the simdgroup's reflector and its q are also in threadgroup memory, where
-// every lane reads them instead of shuffling them; simdgroup barriers separate the phases.
-// nvcc (sm_90) gives 168 registers per thread at BAND = 32, 96 at 16: at most 384 threads
-// per threadgroup at BAND = 32.
+// A lane works on one row of D and of B (then one column of B), streaming its entries
+// from the work buffer (the block is 4 KB at BAND = 32: it stays in cache), and holds one
+// entry of each reflector, so BAND <= 32; the simdgroup's reflector and q are also in
+// threadgroup memory, where every lane reads them; simdgroup barriers separate the
+// phases. nvcc (sm_90) gives it 48 registers per thread (a version that held the rows in
+// registers and reduced B's columns by simd_sum took 168, which caps a threadgroup at 384
+// threads).
 
 constexpr int WIDTH = 2 * BAND;       // stored subdiagonals of the band and its bulges
 constexpr int STRIDE = 3 * BAND + 1;  // work's entries per column
@@ -114,65 +116,60 @@ if (m < (size_t)A_shape[0]) {
       vs[lane] = v;
       simdgroup_barrier(mem_flags::mem_threadgroup);
       // D <- H D H with H = I - tau v vᵀ: p = tau D v, q = p - (tau/2)(pᵀv) v,
-      // D - v qᵀ - q vᵀ (LAPACK ssytd2's symmetric rank-2 form). Lane i holds row i.
-      float row[BAND];
-      LA_UNROLL
-      for (int j = 0; j < BAND; ++j) {
+      // D - v qᵀ - q vᵀ (LAPACK ssytd2's symmetric rank-2 form). Lane i streams row i
+      // (entries below the diagonal from its own column, above it from the others').
+      float p = 0.0f;
+      for (int j = 0; j < len && lane < len; ++j) {
         const int hi = metal::max(lane, j);
         const int lo = metal::min(lane, j);
-        row[j] = (lane < len && j < len) ? w[(size_t)(st + lo) * STRIDE + (hi - lo)] : 0.0f;
-      }
-      float p = 0.0f;
-      LA_UNROLL
-      for (int j = 0; j < BAND; ++j) {
-        p += row[j] * vs[j];
+        p += w[(size_t)(st + lo) * STRIDE + (hi - lo)] * vs[j];
       }
       p *= tau;
       const float q = p - 0.5f * tau * simd_sum(p * v) * v;
       qs[lane] = q;
       simdgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
-      LA_UNROLL
-      for (int j = 0; j < BAND; ++j) {
-        if (j <= lane && lane < len) {
-          w[(size_t)(st + j) * STRIDE + (lane - j)] = row[j] - v * qs[j] - q * vs[j];
-        }
+      for (int j = 0; j <= lane && lane < len; ++j) {
+        device float* x = w + (size_t)(st + j) * STRIDE + (lane - j);
+        *x = *x - v * qs[j] - q * vs[j];
       }
       const int st2 = ed + 1;
       const int len2 = metal::min(BAND, n - st2);
       if (len2 >= 1) {
-        // B <- B H (lane i holds row i of B, entries A[st2 + i, st + j], i.e. column
-        // st + j's subdiagonal st2 - st + i - j), then its first column's reflector.
+        // B <- B H: lane i streams row i of B = A[st2 .., st ..] (entry (i, j) is column
+        // st + j's subdiagonal st2 - st + i - j), twice: y = B v, then B - tau y vᵀ.
+        device float* b = w + (size_t)st * STRIDE + (st2 - st);  // B(i, j) = b[j (STRIDE - 1) + i]
         float y = 0.0f;
-        LA_UNROLL
-        for (int j = 0; j < BAND; ++j) {
-          row[j] = (lane < len2 && j < len)
-                       ? w[(size_t)(st + j) * STRIDE + (st2 - st + lane - j)]
-                       : 0.0f;
-          y += row[j] * vs[j];
+        for (int j = 0; j < len && lane < len2; ++j) {
+          y += b[j * (STRIDE - 1) + lane] * vs[j];
         }
-        LA_UNROLL
-        for (int j = 0; j < BAND; ++j) {
-          row[j] -= tau * y * vs[j];
-        }
-        float v2 = 0.0f;
-        float tau2 = 0.0f;
-        if (len2 >= 2) {
-          const float beta2 = la_simd_householder(row[0], (uint)lane, v2, tau2);
-          row[0] = lane == 0 ? beta2 : 0.0f;
-          // B[:, 1:] <- (I - tau2 v2 v2ᵀ) B[:, 1:]: z_j = Σ_i v2_i B_ij over the lanes.
-          LA_UNROLL
-          for (int j = 1; j < BAND; ++j) {
-            row[j] -= tau2 * v2 * simd_sum(v2 * row[j]);
-          }
-        }
-        simdgroup_barrier(mem_flags::mem_device);
-        LA_UNROLL
-        for (int j = 0; j < BAND; ++j) {
-          if (lane < len2 && j < len) {
-            w[(size_t)(st + j) * STRIDE + (st2 - st + lane - j)] = row[j];
-          }
+        float first = 0.0f;  // B(i, 0) after the update
+        for (int j = 0; j < len && lane < len2; ++j) {
+          device float* x = b + j * (STRIDE - 1) + lane;
+          const float updated = *x - tau * y * vs[j];
+          *x = updated;
+          first = j == 0 ? updated : first;
         }
         if (len2 >= 2) {
+          // The reflector of B's first column, then B[:, 1:] <- (I - tau2 v2 v2ᵀ) B[:, 1:]:
+          // lane j streams column j, z_j = v2ᵀ B(:, j), then B(:, j) - tau2 z_j v2.
+          float v2;
+          float tau2;
+          const float beta2 = la_simd_householder(first, (uint)lane, v2, tau2);
+          simdgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
+          vs[lane] = v2;
+          if (lane < len2) {
+            b[lane] = lane == 0 ? beta2 : 0.0f;
+          }
+          simdgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
+          const bool column = lane >= 1 && lane < len;
+          float z = 0.0f;
+          for (int i = 0; i < len2 && column; ++i) {
+            z += vs[i] * b[lane * (STRIDE - 1) + i];
+          }
+          for (int i = 0; i < len2 && column; ++i) {
+            device float* x = b + lane * (STRIDE - 1) + i;
+            *x = *x - tau2 * z * vs[i];
+          }
           if (lane < BAND) {
             reflector[lane] = v2;
           }

@@ -291,7 +291,8 @@ def test_bench_reports_the_eigenvalue_route():
         "eigvalsh_ms": 30.0,
         "torch_eigvalsh_ms": 10.0,
         "eigenvalue_error": 0.25,
+        "stage2_ms_by_simdgroups": {"8": 6.0, "32": 4.5},
     }
     text = bench.markdown([stage1, route], [], {"device": "test"})
-    assert "| 1024 | 32 | 5.00 | 2.00 | 30.00 | 10.00 | 3.00 | 0.250 |" in text
+    assert "| 1024 | 32 | 5.00 | 2.00 | 30.00 | 10.00 | 3.00 | 0.250 | 8: 6.00, 32: 4.50 |" in text
     assert "Eigenvalues" not in bench.markdown([stage1], [], {"device": "test"})

@@ -25,7 +25,8 @@ Timing: the minimum over ``--reps`` runs after one warm-up, to ``mx.synchronize(
 Writes ``band_reduction.json`` and ``band_reduction.md`` to ``--out`` after every row.
 
 Usage: ``python tools/bench_band_reduction.py [--out DIR] [--sizes 1024,2048,4096,8192]
-[--bands 32,64] [--reps 3] [--deadline 200] [--check-max 4096] [--cpu]`` (``--cpu``: a
+[--bands 32,64] [--reps 3] [--deadline 200] [--check-max 4096] [--simdgroups 8,16,32]
+[--cpu]`` (``--cpu``: a
 smoke run on the CPU with the MLX-op building blocks, e.g. ``--cpu --sizes 200 --bands 16,32
 --reps 1 --count-n 200``).
 """
@@ -102,14 +103,28 @@ def _similarity_ratio(a: mx.array, banded: mx.array, reflectors) -> float:
     return float(residual) / (n * U32)
 
 
-def _eigenvalue_route(out: dict, a_np, a, banded, band: int, reps: int, check: bool) -> None:
-    """Times (ms) of stage 2, the bisection and the whole route into ``out``, with the
-    route's eigenvalue error in units of n u ‖A‖₂ when ``check``, and PyTorch's
-    eigvalsh."""
+def _eigenvalue_route(
+    out: dict, a_np, a, banded, band: int, reps: int, check: bool, simdgroups: list[int]
+) -> None:
+    """Times (ms) of stage 2 (also with each of ``simdgroups`` per threadgroup), the
+    bisection and the whole route into ``out``, with the route's eigenvalue error in units
+    of n u ‖A‖₂ when ``check``, and PyTorch's eigvalsh."""
     n = a.shape[-1]
     out["stage2_ms"], (d, e) = best_ms(
         lambda: band_chase.band_to_tridiagonal(banded, band), mx_sync, reps, warmup=1
     )
+    default = band_chase.SIMDGROUPS
+    by_simdgroups = {}
+    try:
+        for count in simdgroups:
+            band_chase.SIMDGROUPS = count
+            by_simdgroups[str(count)], _ = best_ms(
+                lambda: band_chase.band_to_tridiagonal(banded, band), mx_sync, reps, warmup=1
+            )
+    finally:
+        band_chase.SIMDGROUPS = default
+    if by_simdgroups:
+        out["stage2_ms_by_simdgroups"] = by_simdgroups
     out["bisection_ms"], _ = best_ms(
         lambda: tridiagonal.tridiagonal_eigenvalues(d, e), mx_sync, reps, warmup=1
     )
@@ -128,7 +143,9 @@ def _eigenvalue_route(out: dict, a_np, a, banded, band: int, reps: int, check: b
         )
 
 
-def row(n: int, band: int, blocks, reps: int, rng, check_max: int) -> dict:
+def row(
+    n: int, band: int, blocks, reps: int, rng, check_max: int, simdgroups: list[int] | None = None
+) -> dict:
     """Times (ms) of sy2sb and apply_q at one (n, band), PyTorch's eigh, and on a GPU the
     eigenvalue route (:func:`_eigenvalue_route`)."""
     a_np = _symmetric(rng, n)
@@ -157,7 +174,7 @@ def row(n: int, band: int, blocks, reps: int, rng, check_max: int) -> dict:
             lambda: torch.linalg.eigh(at), lambda _: torch.cuda.synchronize(), reps, warmup=1
         )
     if blocks is KERNELS and band <= band_chase.MAX_BAND:
-        _eigenvalue_route(out, a_np, a, banded, band, reps, n <= check_max)
+        _eigenvalue_route(out, a_np, a, banded, band, reps, n <= check_max, simdgroups or [])
     return out
 
 
@@ -185,16 +202,18 @@ def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
             "max|λ − λ₆₄|/(n u ‖A‖₂):",
             "",
             "| n | band | stage 2 | bisection | eigvalsh (all) | torch eigvalsh | ours / torch "
-            "| error |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| error | stage 2 by simdgroups |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in routes:
             torch_ms = r.get("torch_eigvalsh_ms")
             ratio = r["eigvalsh_ms"] / torch_ms if torch_ms else None
+            by = r.get("stage2_ms_by_simdgroups", {})
             lines.append(
                 f"| {r['n']} | {r['band']} | {r['stage2_ms']:.2f} | {r['bisection_ms']:.2f} "
                 f"| {r['eigvalsh_ms']:.2f} | {cell(torch_ms, '.2f')} | {cell(ratio, '.2f')} "
-                f"| {cell(r.get('eigenvalue_error'), '.3f')} |"
+                f"| {cell(r.get('eigenvalue_error'), '.3f')} "
+                f"| {', '.join(f'{k}: {v:.2f}' for k, v in by.items())} |"
             )
     lines += [
         "",
@@ -224,8 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-max", type=int, default=4096, help="largest n checked")
     parser.add_argument("--count-n", type=int, default=1024, help="n of the launch count")
     parser.add_argument("--cpu", action="store_true", help="smoke run: CPU, MLX-op blocks")
+    parser.add_argument(
+        "--simdgroups", default="", help="stage 2 also timed with these threadgroup sizes: 8,16,32"
+    )
     args = parser.parse_args(argv)
     bands = [int(b) for b in args.bands.split(",")]
+    simdgroups = [int(s) for s in args.simdgroups.split(",") if s]
     counts = []
     for band in bands:  # before any device work: the graph is built on the CPU
         split, plain = (count(args.count_n, band, split=s) for s in (True, False))
@@ -268,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             if time.perf_counter() - start > args.deadline:
                 print(f"bench_band_reduction: deadline reached before n={n} band={band}")
                 break
-            rows.append(row(n, band, blocks, args.reps, rng, args.check_max))
+            rows.append(row(n, band, blocks, args.reps, rng, args.check_max, simdgroups))
             print(json.dumps(rows[-1]), flush=True)
             write()
             release_memory(torch)

@@ -20,10 +20,10 @@ from mlx_linalg import _kernels
 MAX_BAND = 32
 # Simdgroups per threadgroup: sweep s runs three ticks behind sweep s - 1, so about
 # n / (3 band) sweeps are in flight at once (43 at n = 4096, band = 32), each simdgroup
-# taking its share in turn. 8: the kernel holds 168 registers per thread at band 32 (nvcc
-# for sm_90), and a threadgroup of 512 such threads would not fit an SM's 65536; to be
-# tuned on the GPU.
-SIMDGROUPS = 8
+# taking its share in turn. The kernel holds 48 registers per thread (nvcc for sm_90), so
+# up to 1024 threads fit an SM; 16 to start with, to be tuned on the GPU
+# (tools/bench_band_reduction.py --simdgroups). Read at each call.
+SIMDGROUPS = 16
 # Threads per threadgroup of the back-transformation (one simdgroup per vector).
 APPLY_THREADS = 256
 
@@ -36,13 +36,14 @@ def reflector_slots(n: int, band: int) -> tuple[int, int]:
 
 
 def band_to_tridiagonal_launch(
-    shape: tuple[int, ...], band: int, simdgroups: int = SIMDGROUPS, *, want_q: bool = False
+    shape: tuple[int, ...], band: int, simdgroups: int | None = None, *, want_q: bool = False
 ) -> dict:
     """The kernel's launch arguments (template, grid, threadgroup, output shapes) for a
     (B, n, n) band matrix of half-width ``band``, its reflectors kept when ``want_q``;
-    shared with the CPU emulation in tests (which runs fewer simdgroups)."""
+    ``simdgroups`` per threadgroup (None: :data:`SIMDGROUPS`). Shared with the CPU
+    emulation in tests (which runs fewer simdgroups)."""
     batch, n, _ = shape
-    threads = 32 * simdgroups
+    threads = 32 * (SIMDGROUPS if simdgroups is None else simdgroups)
     kept = (batch, *reflector_slots(n, band), band + 1) if want_q else (batch, 1)
     return {
         "template": {"BAND": band, "WANT_Q": want_q},
