@@ -167,5 +167,7 @@ def test_bad_input_is_refused_before_any_launch():
     kept = mx.zeros((2, 1, 3), mx.float32)
     with pytest.raises(ValueError, match="apply_band_q.*batch shape"):
         band_chase.apply_band_q(kept, mx.zeros((2, 4, 4), mx.float32))
+    with pytest.raises(ValueError, match="1 to 32 simdgroups"):
+        band_chase.band_to_tridiagonal_launch((1, 8, 8), 2, 33)
     d, e, q = band_chase.band_to_tridiagonal_q(mx.zeros((0, 5, 5), mx.float32), 2)
     assert d.shape == (0, 5) and e.shape == (0, 4) and q.shape == (0, 3, 2, 3)

@@ -43,7 +43,10 @@ def band_to_tridiagonal_launch(
     ``simdgroups`` per threadgroup (None: :data:`SIMDGROUPS`). Shared with the CPU
     emulation in tests (which runs fewer simdgroups)."""
     batch, n, _ = shape
-    threads = 32 * (SIMDGROUPS if simdgroups is None else simdgroups)
+    simdgroups = SIMDGROUPS if simdgroups is None else simdgroups
+    if not 1 <= simdgroups <= 32:  # the kernel's threadgroup arrays hold 32
+        raise ValueError(f"[band_to_tridiagonal] expected 1 to 32 simdgroups, got {simdgroups}")
+    threads = 32 * simdgroups
     kept = (batch, *reflector_slots(n, band), band + 1) if want_q else (batch, 1)
     return {
         "template": {"BAND": band, "WANT_Q": want_q},
