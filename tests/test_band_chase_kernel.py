@@ -13,7 +13,7 @@ import pytest
 import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
 
-from mlx_linalg._gpu import band_chase, band_reduction, tridiagonal
+from mlx_linalg._gpu import band_chase, band_reduction, tridiagonal, tridiagonal_dc
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 U32 = np.finfo(np.float32).eps / 2
@@ -171,3 +171,29 @@ def test_bad_input_is_refused_before_any_launch():
         band_chase.band_to_tridiagonal_launch((1, 8, 8), 2, 33)
     d, e, q = band_chase.band_to_tridiagonal_q(mx.zeros((0, 5, 5), mx.float32), 2)
     assert d.shape == (0, 5) and e.shape == (0, 4) and q.shape == (0, 3, 2, 3)
+
+
+def test_two_stage_eigh_end_to_end(rng):
+    """``two_stage.eigh``'s steps with the kernels emulated: stage 1 (MLX-op blocks), stage
+    2 keeping Q₂, divide and conquer, Q₂ and Q₁ applied back: A Z = Z Λ and ZᵀZ = I to
+    30 n u (‖A‖), eigenvalues to 30 n u ‖A‖₂."""
+    n, band = 60, 8
+    g = rng.standard_normal((1, n, n))
+    a = ((g + np.swapaxes(g, -1, -2)) / 2).astype(np.float32)
+    banded, reflectors = band_reduction.sy2sb(mx.array(a), band=band, blocks=REFERENCE)
+    launch = band_chase.band_to_tridiagonal_launch((1, n, n), band, 2, want_q=True)
+    d, e, _, kept = emulate.run("band_to_tridiagonal", [np.array(banded)], **launch)
+    w, zt = tridiagonal_dc.eigh_tridiagonal(mx.array(d), mx.array(e[:, : n - 1]))
+    rows = np.swapaxes(np.array(zt), -1, -2).copy()
+    (q2z,) = emulate.run(
+        "apply_band_reflectors",
+        [kept, rows],
+        output_shapes=[rows.shape],
+        **band_chase.apply_band_reflectors_launch(kept.shape, n),
+    )
+    z = band_reduction.apply_q(reflectors, mx.array(np.swapaxes(q2z, -1, -2).copy()))
+    w, z, a64 = np.array(w[0], np.float64), np.array(z[0], np.float64), a[0].astype(np.float64)
+    norm = np.linalg.norm(a64, 2)
+    assert np.max(np.abs(w - scipy.linalg.eigvalsh(a64))) <= EIGENVALUES * n * U32 * norm
+    assert np.linalg.norm(np.eye(n) - z.T @ z) <= EIGENVALUES * n * U32
+    assert np.linalg.norm(a64 @ z - z * w) <= EIGENVALUES * n * U32 * norm

@@ -63,3 +63,16 @@ def test_stage2_reflectors_give_q_gpu(rng, n, band):
         t = np.diag(dm) + np.diag(em, -1) + np.diag(em, 1)
         assert np.linalg.norm(np.eye(n) - qm.T @ qm) <= RATIO * n * U32
         assert np.linalg.norm(qm.T @ one @ qm - t) <= RATIO * n * U32 * np.linalg.norm(one)
+
+
+@pytest.mark.parametrize(("n", "band"), [(300, 32), (1024, 32), (1000, 16)])
+def test_eigh_gpu(rng, n, band):
+    """The whole route with eigenvectors: eigenvalues to 30 n u ‖A‖₂, ZᵀZ = I and
+    A Z = Z Λ to the ratios of the CPU tests."""
+    a = _symmetric(rng, 2, n)
+    w, z = (np.array(x).astype(np.float64) for x in two_stage.eigh(mx.array(a), band=band))
+    for one, wm, zm in zip(a.astype(np.float64), w, z, strict=True):
+        norm = np.linalg.norm(one, 2)
+        assert np.max(np.abs(wm - scipy.linalg.eigvalsh(one))) <= EIGENVALUES * n * U32 * norm
+        assert np.linalg.norm(np.eye(n) - zm.T @ zm) <= RATIO * n * U32
+        assert np.linalg.norm(one @ zm - zm * wm) <= RATIO * n * U32 * norm
