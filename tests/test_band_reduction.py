@@ -292,7 +292,14 @@ def test_bench_reports_the_eigenvalue_route():
         "torch_eigvalsh_ms": 10.0,
         "eigenvalue_error": 0.25,
         "stage2_ms_by_simdgroups": {"8": 6.0, "32": 4.5},
+        "eigh_ms": 60.0,
+        "torch_eigh_ms": 20.0,
+        "eigh_orthogonality": 1.5,
+        "eigh_residual": 0.5,
     }
     text = bench.markdown([stage1, route], [], {"device": "test"})
-    assert "| 1024 | 32 | 5.00 | 2.00 | 30.00 | 10.00 | 3.00 | 0.250 | 8: 6.00, 32: 4.50 |" in text
+    assert (
+        "| 1024 | 32 | 5.00 | 2.00 | 30.00 | 10.00 | 3.00 | 0.250 | 8: 6.00, 32: 4.50 "
+        "| 60.00 | 20.00 | 3.00 | 1.500 | 0.500 |"
+    ) in text
     assert "Eigenvalues" not in bench.markdown([stage1], [], {"device": "test"})

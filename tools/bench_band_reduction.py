@@ -107,8 +107,9 @@ def _eigenvalue_route(
     out: dict, a_np, a, banded, band: int, reps: int, check: bool, simdgroups: list[int]
 ) -> None:
     """Times (ms) of stage 2 (also with each of ``simdgroups`` per threadgroup), the
-    bisection and the whole route into ``out``, with the route's eigenvalue error in units
-    of n u ‖A‖₂ when ``check``, and PyTorch's eigvalsh."""
+    bisection, the whole eigenvalue route and the eigh route into ``out``, with the
+    eigenvalue error in units of n u ‖A‖₂ and eigh's ‖I − ZᵀZ‖/(n u) and
+    ‖AZ − ZΛ‖/(n u ‖A‖₂) when ``check``, and PyTorch's eigvalsh."""
     n = a.shape[-1]
     out["stage2_ms"], (d, e) = best_ms(
         lambda: band_chase.band_to_tridiagonal(banded, band), mx_sync, reps, warmup=1
@@ -141,6 +142,13 @@ def _eigenvalue_route(
         out["torch_eigvalsh_ms"], _ = best_ms(
             lambda: torch.linalg.eigvalsh(at), lambda _: torch.cuda.synchronize(), reps, warmup=1
         )
+    out["eigh_ms"], (w, z) = best_ms(lambda: two_stage.eigh(a, band=band), mx_sync, reps, warmup=1)
+    if check:
+        a64 = a_np[0].astype(np.float64)
+        w, z = np.array(w[0], dtype=np.float64), np.array(z[0], dtype=np.float64)
+        out["eigh_orthogonality"] = np.linalg.norm(np.eye(n) - z.T @ z) / (n * U32)
+        residual = np.linalg.norm(a64 @ z - z * w) / np.linalg.norm(a64, 2)
+        out["eigh_residual"] = residual / (n * U32)
 
 
 def row(
@@ -197,23 +205,31 @@ def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
     if routes:
         lines += [
             "",
-            "Eigenvalues (float32, ms): stage 2 (band to tridiagonal), bisection, the whole "
-            "route from the dense matrix (`two_stage.eigvalsh`), PyTorch's eigvalsh; error "
-            "max|λ − λ₆₄|/(n u ‖A‖₂):",
+            "Eigenvalues and eigenvectors (float32, ms): stage 2 (band to tridiagonal), "
+            "bisection, the whole eigenvalue route from the dense matrix "
+            "(`two_stage.eigvalsh`), PyTorch's eigvalsh, error max|λ − λ₆₄|/(n u ‖A‖₂); "
+            "the eigh route (`two_stage.eigh`: divide and conquer, both back-transformations) "
+            "against PyTorch's eigh, with its orthogonality and residual:",
             "",
             "| n | band | stage 2 | bisection | eigvalsh (all) | torch eigvalsh | ours / torch "
-            "| error | stage 2 by simdgroups |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| error | stage 2 by simdgroups | eigh (all) | torch eigh | ours / torch "
+            "| ‖I−ZᵀZ‖/(nu) | ‖AZ−ZΛ‖/(nu‖A‖) |",
+            "|" + " --- |" * 14,
         ]
         for r in routes:
             torch_ms = r.get("torch_eigvalsh_ms")
             ratio = r["eigvalsh_ms"] / torch_ms if torch_ms else None
+            torch_eigh = r.get("torch_eigh_ms")
+            eigh_ratio = r["eigh_ms"] / torch_eigh if torch_eigh and "eigh_ms" in r else None
             by = r.get("stage2_ms_by_simdgroups", {})
             lines.append(
                 f"| {r['n']} | {r['band']} | {r['stage2_ms']:.2f} | {r['bisection_ms']:.2f} "
                 f"| {r['eigvalsh_ms']:.2f} | {cell(torch_ms, '.2f')} | {cell(ratio, '.2f')} "
                 f"| {cell(r.get('eigenvalue_error'), '.3f')} "
-                f"| {', '.join(f'{k}: {v:.2f}' for k, v in by.items())} |"
+                f"| {', '.join(f'{k}: {v:.2f}' for k, v in by.items())} "
+                f"| {cell(r.get('eigh_ms'), '.2f')} | {cell(torch_eigh, '.2f')} "
+                f"| {cell(eigh_ratio, '.2f')} | {cell(r.get('eigh_orthogonality'), '.3f')} "
+                f"| {cell(r.get('eigh_residual'), '.3f')} |"
             )
     lines += [
         "",
