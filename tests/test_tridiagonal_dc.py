@@ -8,6 +8,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
+from kernel_emulation import emulate, needs_emulation
 
 from mlx_linalg._gpu import tridiagonal_dc
 
@@ -92,3 +93,34 @@ def test_bad_input():
         tridiagonal_dc.eigh_tridiagonal(mx.zeros((3,), mx.int32), mx.zeros((2,), mx.int32))
     with pytest.raises(ValueError, match="eigh_tridiagonal.*n - 1"):
         tridiagonal_dc.eigh_tridiagonal(mx.zeros((3,)), mx.zeros((3,)))
+
+
+@needs_emulation
+def test_secular_roots_kernel_matches_the_reference(rng):
+    """The ``secular_roots`` kernel (emulated) against the MLX-op bisection: the same
+    origins, τ within float32 rounding of the secular function's terms, and every root
+    within 8 k u (‖D‖ + ρ) of D + ρ z zᵀ's eigenvalues in float64; deflated poles (z = 0,
+    one repeated) get no root."""
+    m, k = 3, 40
+    d = np.sort(rng.standard_normal((m, k)), -1).astype(np.float32)
+    z = rng.standard_normal((m, k))
+    z = (z / np.linalg.norm(z, axis=-1, keepdims=True)).astype(np.float32)
+    z[0, [3, 10, 11]] = 0
+    d[1, 5] = d[1, 4]
+    z[1, 4] = 0
+    rho = np.array([0.5, 2.0, 1e-3], np.float32)
+    launch = tridiagonal_dc.secular_roots_launch((m, k))
+    origin, tau = emulate.run("secular_roots", [d, z, rho], **launch)
+    keep = z != 0
+    ref_origin, ref_tau = tridiagonal_dc._roots_reference(
+        mx.array(d), mx.array(z), mx.array(rho[:, None]), mx.array(keep)
+    )
+    np.testing.assert_array_equal(origin, np.array(ref_origin))
+    np.testing.assert_allclose(tau, np.array(ref_tau), rtol=1e-4, atol=0)
+    assert np.all(tau[~keep] == 0) and np.array_equal(origin[~keep], d[~keep])
+    u = np.finfo(np.float32).eps / 2
+    for b in range(m):
+        exact = np.linalg.eigvalsh(np.diag(d[b]).astype(np.float64) + rho[b] * np.outer(z[b], z[b]))
+        roots = origin[b][keep[b]].astype(np.float64) + tau[b][keep[b]]
+        error = max(np.min(np.abs(exact - root)) for root in roots)
+        assert error <= 8 * k * u * (np.abs(d[b]).max() + rho[b])

@@ -25,7 +25,9 @@ and Q₂'s first row, ‖z‖ = 1), in LAPACK's steps:
    between pole j and the next remaining pole (the last below the top pole + ρ‖z‖²); it
    is found by bisection (:func:`_secular_steps` halvings, the secular function being
    increasing there) as an offset τ from the nearer pole, so that every
-   dᵢ − λⱼ = (dᵢ − d_origin) − τ keeps its relative accuracy (slaed4's representation);
+   dᵢ − λⱼ = (dᵢ − d_origin) − τ keeps its relative accuracy (slaed4's representation):
+   in float32 on a GPU one thread per root (the ``secular_roots`` kernel,
+   ``metal/secular_roots.metal``), else MLX ops over all roots at once;
 4. Gu and Eisenstat's ẑ (ẑᵢ² = (dᵢ − λᵢ) Πⱼ≠ᵢ (dᵢ − λⱼ)/(dᵢ − dⱼ) / ρ, a product of ratios
    near one by interlacing), so that the vectors ẑᵢ/(dᵢ − λⱼ), normalized, are orthogonal
    to working precision whatever the clustering (slaed3);
@@ -40,10 +42,12 @@ from collections.abc import Callable
 
 import mlx.core as mx
 
-from mlx_linalg import _precision
+from mlx_linalg import _kernels, _precision
 
 # Rows per leaf: the batched small eigh kernels' sizes (``small_spectral``) on a GPU.
 LEAF = 32
+# Threads per threadgroup of the ``secular_roots`` kernel (one root each).
+ROOT_THREADS = 128
 
 
 def _secular_steps(dtype: mx.Dtype) -> int:
@@ -128,10 +132,36 @@ def _deflate(dv: mx.array, z: mx.array, q: mx.array, rho: mx.array):
 
 
 def _secular_roots(dv: mx.array, z: mx.array, rho: mx.array, keep: mx.array):
-    """Step 3: for each kept pole j (``keep``), the root of 1 + ρ Σᵢ zᵢ²/(dᵢ − λ) above it,
-    as (origin, τ): λⱼ = d_origin + τ with the origin the nearer end of its bracket, and
-    Δ (M, k, k): Δ[j, i] = dᵢ − λⱼ = (dᵢ − d_origin) − τⱼ. Entries of poles not kept are
-    meaningless there."""
+    """Step 3: for each kept pole j (``keep``: z ≠ 0), the root of 1 + ρ Σᵢ zᵢ²/(dᵢ − λ)
+    above it, as (origin, τ): λⱼ = d_origin + τ with the origin the nearer end of its
+    bracket, and Δ (M, k, k): Δ[j, i] = dᵢ − λⱼ = (dᵢ − d_origin) − τⱼ. Entries of poles
+    not kept are meaningless there. float32 on a GPU: the ``secular_roots`` kernel; else
+    :func:`_roots_reference`."""
+    if dv.dtype == mx.float32 and _precision._gpu_default():
+        origin, tau = _kernels.launch(
+            "secular_roots", [dv, z, rho.reshape(-1)], **secular_roots_launch(dv.shape)
+        )
+    else:
+        origin, tau = _roots_reference(dv, z, rho, keep)
+    return origin, tau, (dv[:, None, :] - origin[:, :, None]) - tau[:, :, None]
+
+
+def secular_roots_launch(shape: tuple[int, int]) -> dict:
+    """The ``secular_roots`` kernel's launch arguments for (M, k) poles; shared with the CPU
+    emulation in tests."""
+    roots = shape[0] * shape[1]
+    return {
+        "template": {},
+        "grid": (-(-roots // ROOT_THREADS) * ROOT_THREADS, 1, 1),
+        "threadgroup": (ROOT_THREADS, 1, 1),
+        "output_shapes": [shape, shape],
+    }
+
+
+def _roots_reference(dv: mx.array, z: mx.array, rho: mx.array, keep: mx.array):
+    """The ``secular_roots`` kernel's (origin, τ) by MLX ops, every root's bisection at
+    once: each halving evaluates the secular function of every root at every pole, a
+    (M, k, k) pass."""
     k = dv.shape[-1]
     idx = mx.broadcast_to(mx.arange(k), dv.shape)
     # The next kept pole above each pole (k when none): a reversed cumulative minimum.
@@ -150,7 +180,7 @@ def _secular_roots(dv: mx.array, z: mx.array, rho: mx.array, keep: mx.array):
         terms = mx.where(weight == 0, 0, weight / mx.where(weight == 0, 1, delta))
         return 1 + mx.sum(terms, -1)
 
-    # The origin: the lower pole when f < 0 at the bracket's midpoint... f > 0 there.
+    # The origin: the lower pole when f > 0 at the bracket's middle (the root below it).
     middle = 0.5 * (dv + upper)
     f_mid = secular(dv[:, None, :] - middle[:, :, None])
     from_lower = mx.logical_or(f_mid > 0, mx.logical_not(has_upper))
@@ -163,8 +193,7 @@ def _secular_roots(dv: mx.array, z: mx.array, rho: mx.array, keep: mx.array):
         tau = 0.5 * (lo + hi)
         f = secular(shifted - tau[:, :, None])
         lo, hi = mx.where(f < 0, tau, lo), mx.where(f < 0, hi, tau)
-    tau = 0.5 * (lo + hi)
-    return origin, tau, shifted - tau[:, :, None]
+    return mx.where(keep, origin, dv), mx.where(keep, 0.5 * (lo + hi), 0)
 
 
 def _merge(w: mx.array, q: mx.array, beta: mx.array):
