@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from mlx_linalg._gpu import band_chase, two_stage
+from mlx_linalg._gpu import band_chase, tridiagonal_dc, two_stage
 
 pytestmark = pytest.mark.gpu
 
@@ -76,3 +76,24 @@ def test_eigh_gpu(rng, n, band):
         assert np.max(np.abs(wm - scipy.linalg.eigvalsh(one))) <= EIGENVALUES * n * U32 * norm
         assert np.linalg.norm(np.eye(n) - zm.T @ zm) <= RATIO * n * U32
         assert np.linalg.norm(one @ zm - zm * wm) <= RATIO * n * U32 * norm
+
+
+def test_secular_roots_kernel_gpu(rng):
+    """The divide and conquer's ``secular_roots`` kernel on the GPU at a merge's size: every
+    root within 8 k u (‖D‖ + ρ) of D + ρ z zᵀ's eigenvalues in float64 (as
+    tests/test_tridiagonal_dc.py checks it under emulation), none for deflated poles."""
+    m, k = 2, 1024
+    d = np.sort(rng.standard_normal((m, k)), -1).astype(np.float32)
+    z = rng.standard_normal((m, k))
+    z = (z / np.linalg.norm(z, axis=-1, keepdims=True)).astype(np.float32)
+    z[:, ::7] = 0
+    rho = np.array([[0.5], [3.0]], np.float32)
+    zz = mx.array(z)
+    origin, tau, _ = tridiagonal_dc._secular_roots(mx.array(d), zz, mx.array(rho), zz != 0)
+    origin, tau, keep = np.array(origin), np.array(tau), z != 0
+    assert np.all(tau[~keep] == 0)
+    for b in range(m):
+        exact = np.linalg.eigvalsh(np.diag(d[b]).astype(np.float64) + rho[b] * np.outer(z[b], z[b]))
+        roots = origin[b][keep[b]].astype(np.float64) + tau[b][keep[b]]
+        error = np.max(np.min(np.abs(exact[None, :] - roots[:, None]), axis=1))
+        assert error <= 8 * k * U32 * (np.abs(d[b]).max() + rho[b, 0])
