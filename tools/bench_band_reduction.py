@@ -1,6 +1,6 @@
 """Benchmark the two-stage tridiagonal reduction (issue #8): stage 1 ``band_reduction.sy2sb``
-(dense symmetric to band, float32), stage 2 and the eigenvalues, against ``torch.linalg.eigh``
-and ``eigvalsh`` on the same matrices.
+(dense symmetric to band, float32), stage 2, the eigenvalues and eigenvectors, against
+``torch.linalg.eigh`` and ``eigvalsh`` on the same matrices.
 
 Times ``sy2sb`` (the band matrix and the reflectors' V and T) at n = 1024 ... 8192 for each
 band width in ``--bands``, and ``apply_q`` on an n x n block (the back-transformation of
