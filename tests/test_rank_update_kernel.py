@@ -20,17 +20,10 @@ U32 = np.finfo(np.float32).eps / 2
 
 
 def _emulated(c, a, b, *, trans_b, at, trans_a=False, product=False):
-    grid, threadgroup, shape = blocked_common.rank_update_geometry(
-        a.shape, b.shape, trans_a=trans_a, trans_b=trans_b
+    launch = blocked_common.rank_update_launch(
+        a.shape, b.shape, trans_a=trans_a, trans_b=trans_b, product=product
     )
-    (d,) = emulate.run(
-        "rank_update",
-        [c, a, b, np.array(at, dtype=np.int32)],
-        template={"TRANS_A": trans_a, "TRANS_B": trans_b, "PRODUCT": product},
-        grid=grid,
-        threadgroup=threadgroup,
-        output_shapes=[shape],
-    )
+    (d,) = emulate.run("rank_update", [c, a, b, np.array(at, dtype=np.int32)], **launch)
     return d
 
 

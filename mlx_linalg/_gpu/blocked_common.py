@@ -53,12 +53,13 @@ SPLIT_THREADS = 256
 # panels, the Cholesky leaves' updates within a block. Measured on an H100 (2026-11-27,
 # float32, ms, alternating processes; docs/kernels-blocked.md, "The rank_update kernel"):
 # 0 (no kernel) -> 32: solve 4096 73-80 -> 62-66, qr and 8192 unchanged; 32 -> 64: solve
-# 8192 336-352 -> 234-236, cholesky 8192 30.5 -> 25.8-26.4, 4096 within noise. 128 (the
-# Cholesky's trailing updates, Q's formation) not yet measured.
+# 8192 336-352 -> 234-236, cholesky 8192 30.5 -> 25.8-26.4, 4096 within noise; 64 -> 128:
+# cholesky 8192 25-26 -> 38 (worse), qr 8192 369 -> 341-355, solve 8192 224 -> 230-236.
 RANK_UPDATE_MAX_K = 64
 # Reflectors (M) up to this make the QR's Vᵀ C chunk products one launch of the kernel's
 # product form (:func:`transposed_product_kernel`) under the same conditions; 0 turns it
-# off (for an A/B: tools/ab_settings.py). Not yet measured on a GPU.
+# off (for an A/B: tools/ab_settings.py). Measured on an H100 (2026-11-27, 64 against 0):
+# qr 4096 94-101 against 124-126 ms, qr 8192 363-370 against 429-453.
 TRANSPOSED_PRODUCT_MAX_M = 64
 RANK_UPDATE_TILE = 64  # D's tile per threadgroup (the kernel's TILE)
 RANK_UPDATE_THREADS = 256  # per threadgroup (the kernel's THREADS)
@@ -352,14 +353,10 @@ def rank_update_applies(c: mx.array, a: mx.array, b: mx.array) -> bool:
     split (elsewhere one device product is both accurate and fast)."""
     if not (c.ndim == a.ndim == b.ndim == 3 and c.shape[0] == a.shape[0] == b.shape[0]):
         return False
-    grid, _, (_, m, n) = rank_update_geometry(a.shape, b.shape)
     return (
         c.dtype == a.dtype == b.dtype == mx.float32
         and 0 < a.shape[-1] <= RANK_UPDATE_MAX_K
-        and m * n > 0
-        and grid[0] <= _kernels.MAX_GRID
-        and _precision._gpu_default()
-        and _precision.needs_split()
+        and _kernel_fits(rank_update_launch(a.shape, b.shape))
     )
 
 
@@ -388,12 +385,22 @@ def transposed_product_applies(a: mx.array, b: mx.array) -> bool:
     a GPU whose float32 products are split."""
     if not (a.ndim == b.ndim == 3 and a.shape[0] == b.shape[0]):
         return False
-    grid, _, (_, m, n) = rank_update_geometry(a.shape, b.shape, trans_a=True)
     return (
         a.dtype == b.dtype == mx.float32
-        and 0 < m <= TRANSPOSED_PRODUCT_MAX_M
-        and n * a.shape[1] > 0
-        and grid[0] <= _kernels.MAX_GRID
+        and 0 < a.shape[-1] <= TRANSPOSED_PRODUCT_MAX_M
+        and a.shape[1] > 0
+        and _kernel_fits(rank_update_launch(a.shape, b.shape, trans_a=True))
+    )
+
+
+def _kernel_fits(launch: dict) -> bool:
+    """Whether a ``rank_update`` launch (:func:`rank_update_launch`) has work and fits one
+    grid, on a GPU whose float32 products are split (elsewhere one device product is both
+    accurate and fast): the conditions both of its forms share."""
+    _, m, n = launch["output_shapes"][0]
+    return (
+        m * n > 0
+        and launch["grid"][0] <= _kernels.MAX_GRID
         and _precision._gpu_default()
         and _precision.needs_split()
     )
@@ -417,31 +424,33 @@ def _launch_rank_update(
     at: tuple[int, int],
 ) -> mx.array:
     """One launch of ``rank_update`` (``c`` unread when ``product``)."""
-    grid, threadgroup, shape = rank_update_geometry(
-        a.shape, b.shape, trans_a=trans_a, trans_b=trans_b
-    )
-    (d,) = _kernels.launch(
-        "rank_update",
-        [c, a, b, mx.array(at, dtype=mx.int32)],
-        template={"TRANS_A": trans_a, "TRANS_B": trans_b, "PRODUCT": product},
-        grid=grid,
-        threadgroup=threadgroup,
-        output_shapes=[shape],
-    )
+    launch = rank_update_launch(a.shape, b.shape, trans_a=trans_a, trans_b=trans_b, product=product)
+    (d,) = _kernels.launch("rank_update", [c, a, b, mx.array(at, dtype=mx.int32)], **launch)
     return d
 
 
-def rank_update_geometry(
-    a_shape: tuple, b_shape: tuple, *, trans_a: bool = False, trans_b: bool = False
-) -> tuple:
-    """``(grid, threadgroup, D's shape)`` of a ``rank_update`` launch for A of shape
-    (B, M, K) ((B, K, M) when ``trans_a``) and B of shape (B, K, N) ((B, N, K) when
-    ``trans_b``): one threadgroup per 64 x 64 tile of D."""
+def rank_update_launch(
+    a_shape: tuple,
+    b_shape: tuple,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    product: bool = False,
+) -> dict:
+    """The ``rank_update`` kernel's launch arguments (template, grid, threadgroup, output
+    shapes) for A of shape (B, M, K) ((B, K, M) when ``trans_a``) and B of shape (B, K, N)
+    ((B, N, K) when ``trans_b``): one threadgroup per 64 x 64 tile of D (B, M, N). Shared
+    with the CPU emulation in tests."""
     batch = a_shape[0]
     m = a_shape[2] if trans_a else a_shape[1]
     n = b_shape[1] if trans_b else b_shape[2]
     tiles = batch * -(-m // RANK_UPDATE_TILE) * -(-n // RANK_UPDATE_TILE)
-    return (tiles * RANK_UPDATE_THREADS, 1, 1), (RANK_UPDATE_THREADS, 1, 1), (batch, m, n)
+    return {
+        "template": {"TRANS_A": trans_a, "TRANS_B": trans_b, "PRODUCT": product},
+        "grid": (tiles * RANK_UPDATE_THREADS, 1, 1),
+        "threadgroup": (RANK_UPDATE_THREADS, 1, 1),
+        "output_shapes": [(batch, m, n)],
+    }
 
 
 def zero_diagonal(a: mx.array) -> mx.array:
