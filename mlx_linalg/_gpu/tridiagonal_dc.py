@@ -263,20 +263,20 @@ def eigh_tridiagonal(
     batch_shape = d.shape[:-1]
     dd = d.reshape(-1, n)
     count = dd.shape[0]
-    ee = e.reshape(count, max(n - 1, 0))
+    ee = e.reshape(count, n - 1)
     # Scale by the largest entry (Gershgorin: the spectrum then lies in [−3, 3]).
     scale = mx.maximum(
         mx.max(mx.abs(dd), -1, keepdims=True), mx.max(mx.abs(ee), -1, keepdims=True) if n > 1 else 0
     )
     scale = mx.where(scale == 0, 1, scale)
     dd, ee = dd / scale, ee / scale
-    size = LEAF * 2 ** max(0, math.ceil(math.log2(max(n, 1) / LEAF)))
+    size = LEAF * 2 ** max(0, math.ceil(math.log2(n / LEAF)))
     pad = size - n
     # Padding: decoupled diagonal entries just above the scaled spectrum (in [−3, 3]), so
     # that they sort last and barely raise the deflation tolerance (8 u max|D|).
-    dd = mx.concatenate([dd, mx.full((count, pad), 3.5, dd.dtype)], -1)
-    ee = mx.concatenate([ee, mx.zeros((count, size - 1 - ee.shape[-1]), ee.dtype)], -1)
-    ee = mx.pad(ee, [(0, 0), (0, 1)])  # (count, size): e[size − 1] unused
+    # e is zero next to them (decoupled), and (count, size) with e[size − 1] unused.
+    dd = mx.pad(dd, [(0, 0), (0, pad)], constant_values=3.5)
+    ee = mx.pad(ee, [(0, 0), (0, pad + 1)])
     # Take each leaf boundary's coupling out of the diagonal: T = diag(T₁, T₂) + |β| w wᵀ.
     boundary = (mx.arange(size) % LEAF == LEAF - 1) & (mx.arange(size) < size - 1)
     beta = mx.where(boundary, ee, 0)
