@@ -26,3 +26,25 @@ LA_INLINE float la_simd_householder(float x, uint lane, thread float& v, thread 
   v = lane == 0 ? 1.0f : xs / (as - beta);
   return beta * scale;
 }
+
+// One stage of a sum over the simdgroup of SPAN values per lane (SPAN a power of two):
+// lanes H apart add their values; where H < SPAN each keeps half of its entries (the
+// upper half where lane bit H is set), so after the stages H = 16, 8, .., 1 lane l holds
+// the sum of entry l mod SPAN in z[0].
+template <int SPAN, int H>
+LA_INLINE void la_butterfly_sum(thread float* z, uint lane) {
+  if (H >= SPAN) {
+    LA_UNROLL
+    for (int j = 0; j < SPAN; ++j) {
+      z[j] += simd_shuffle_xor(z[j], (ushort)H);
+    }
+  } else {
+    const bool upper = (lane & H) != 0;
+    LA_UNROLL
+    for (int j = 0; j < H; ++j) {
+      const float send = upper ? z[j] : z[j + H];
+      const float keep = upper ? z[j + H] : z[j];
+      z[j] = keep + simd_shuffle_xor(send, (ushort)H);
+    }
+  }
+}

@@ -40,16 +40,20 @@
 // s, all of them at once, and one threadgroup barrier separates the ticks. About 6 BAND²
 // flops per tick of a sweep; 3 n ticks in all.
 //
-// A lane works on one row of D and of B (then one column of B), streaming its entries
-// from the work buffer (the block is 4 KB at BAND = 32: it stays in cache), and holds one
-// entry of each reflector, so BAND <= 32; the simdgroup's reflector and q are also in
-// threadgroup memory, where every lane reads them; simdgroup barriers separate the
-// phases. nvcc (sm_90) gives it 48 registers per thread (a version that held the rows in
-// registers and reduced B's columns by simd_sum took 168, which caps a threadgroup at 384
-// threads).
+// A lane loads its row of D, then its row of B, from the work buffer into registers (all
+// of a row's loads in flight at once), updates them there and writes them back; it holds
+// one entry of each reflector, so BAND <= 32. B's column sums v2ᵀ B are a butterfly over
+// the simdgroup's lanes (la_butterfly_sum). The simdgroup's reflector and q are also in
+// threadgroup memory, where every lane reads them; simdgroup barriers separate the phases.
+// nvcc (sm_90) gives it 96 (WANT_Q) and 128 registers per thread, so at most 512 threads
+// a threadgroup on an H100. The first version streamed every entry from memory in each
+// phase (48 registers): 4.8 to 5.2 times slower on the H100 (n = 1024: 58 against 12 ms,
+// 4096: 809 against 157).
 
 constexpr int WIDTH = 2 * BAND;       // stored subdiagonals of the band and its bulges
 constexpr int STRIDE = 3 * BAND + 1;  // work's entries per column
+// A lane's entries of a row: BAND, rounded up to a power of two for the butterfly.
+constexpr int SPAN = BAND <= 2 ? 2 : BAND <= 4 ? 4 : BAND <= 8 ? 8 : BAND <= 16 ? 16 : 32;
 const int n = A_shape[1];
 const int lane = (int)thread_index_in_simdgroup;
 const int warp = (int)simdgroup_index_in_threadgroup;
@@ -116,65 +120,88 @@ if (m < (size_t)A_shape[0]) {
       vs[lane] = v;
       simdgroup_barrier(mem_flags::mem_threadgroup);
       // D <- H D H with H = I - tau v vᵀ: p = tau D v, q = p - (tau/2)(pᵀv) v,
-      // D - v qᵀ - q vᵀ (LAPACK ssytd2's symmetric rank-2 form). Lane i streams row i
-      // (entries below the diagonal from its own column, above it from the others').
+      // D - v qᵀ - q vᵀ (LAPACK ssytd2's symmetric rank-2 form). Lane i holds row i of D
+      // (below the diagonal from the columns before its own, the rest from its own).
+      // Row i's entry j sits at below[j (STRIDE - 1)] for j <= i, at above[j] after.
+      device float* below = w + (size_t)st * STRIDE + lane;
+      const device float* above = w + (size_t)(st + lane) * STRIDE - lane;
+      float row[SPAN];
+      LA_UNROLL
+      for (int j = 0; j < SPAN; ++j) {
+        const device float* at = j <= lane ? below + j * (STRIDE - 1) : above + j;
+        row[j] = (lane < len && j < len) ? *at : 0.0f;
+      }
       float p = 0.0f;
-      for (int j = 0; j < len && lane < len; ++j) {
-        const int hi = metal::max(lane, j);
-        const int lo = metal::min(lane, j);
-        p += w[(size_t)(st + lo) * STRIDE + (hi - lo)] * vs[j];
+      LA_UNROLL
+      for (int j = 0; j < SPAN; ++j) {
+        p += row[j] * vs[j];
       }
       p *= tau;
       const float q = p - 0.5f * tau * simd_sum(p * v) * v;
       qs[lane] = q;
       simdgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
-      for (int j = 0; j <= lane && lane < len; ++j) {
-        device float* x = w + (size_t)(st + j) * STRIDE + (lane - j);
-        *x = *x - v * qs[j] - q * vs[j];
+      LA_UNROLL
+      for (int j = 0; j < SPAN; ++j) {
+        if (j <= lane && lane < len) {
+          below[j * (STRIDE - 1)] = row[j] - v * qs[j] - q * vs[j];
+        }
       }
       const int st2 = ed + 1;
       const int len2 = metal::min(BAND, n - st2);
       if (len2 >= 1) {
-        // B <- B H: lane i streams row i of B = A[st2 .., st ..] (entry (i, j) is column
-        // st + j's subdiagonal st2 - st + i - j), twice: y = B v, then B - tau y vᵀ.
+        // B <- B H, B = A[st2 .., st ..] (entry (i, j) is column st + j's subdiagonal
+        // st2 - st + i - j, apart from D's): lane i holds row i, y = B v, B - tau y vᵀ.
         device float* b = w + (size_t)st * STRIDE + (st2 - st);  // B(i, j) = b[j (STRIDE - 1) + i]
-        float y = 0.0f;
-        for (int j = 0; j < len && lane < len2; ++j) {
-          y += b[j * (STRIDE - 1) + lane] * vs[j];
+        float brow[SPAN];
+        LA_UNROLL
+        for (int j = 0; j < SPAN; ++j) {
+          brow[j] = (lane < len2 && j < len) ? b[j * (STRIDE - 1) + lane] : 0.0f;
         }
-        float first = 0.0f;  // B(i, 0) after the update
-        for (int j = 0; j < len && lane < len2; ++j) {
-          device float* x = b + j * (STRIDE - 1) + lane;
-          const float updated = *x - tau * y * vs[j];
-          *x = updated;
-          first = j == 0 ? updated : first;
+        float y = 0.0f;
+        LA_UNROLL
+        for (int j = 0; j < SPAN; ++j) {
+          y += brow[j] * vs[j];
+        }
+        LA_UNROLL
+        for (int j = 0; j < SPAN; ++j) {
+          brow[j] -= tau * y * vs[j];
         }
         if (len2 >= 2) {
           // The reflector of B's first column, then B[:, 1:] <- (I - tau2 v2 v2ᵀ) B[:, 1:]:
-          // lane j streams column j, z_j = v2ᵀ B(:, j), then B(:, j) - tau2 z_j v2.
+          // z_j = v2ᵀ B(:, j), summed over the lanes by a butterfly that leaves z_j on
+          // lane j (SPAN - 1 shuffles), then B(:, j) - tau2 z_j v2.
           float v2;
           float tau2;
-          const float beta2 = la_simd_householder(first, (uint)lane, v2, tau2);
-          simdgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
-          vs[lane] = v2;
-          if (lane < len2) {
-            b[lane] = lane == 0 ? beta2 : 0.0f;
+          const float beta2 = la_simd_householder(brow[0], (uint)lane, v2, tau2);
+          brow[0] = lane == 0 ? beta2 : 0.0f;
+          float z[SPAN];
+          LA_UNROLL
+          for (int j = 0; j < SPAN; ++j) {
+            z[j] = v2 * brow[j];
           }
-          simdgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
-          const bool column = lane >= 1 && lane < len;
-          float z = 0.0f;
-          for (int i = 0; i < len2 && column; ++i) {
-            z += vs[i] * b[lane * (STRIDE - 1) + i];
-          }
-          for (int i = 0; i < len2 && column; ++i) {
-            device float* x = b + lane * (STRIDE - 1) + i;
-            *x = *x - tau2 * z * vs[i];
+          la_butterfly_sum<SPAN, 16>(z, lane);
+          la_butterfly_sum<SPAN, 8>(z, lane);
+          la_butterfly_sum<SPAN, 4>(z, lane);
+          la_butterfly_sum<SPAN, 2>(z, lane);
+          la_butterfly_sum<SPAN, 1>(z, lane);
+          simdgroup_barrier(mem_flags::mem_threadgroup);  // the D update's reads of qs
+          qs[lane] = z[0];  // z_(lane mod SPAN)
+          simdgroup_barrier(mem_flags::mem_threadgroup);
+          LA_UNROLL
+          for (int j = 1; j < SPAN; ++j) {
+            brow[j] -= tau2 * qs[j] * v2;
           }
           if (lane < BAND) {
             reflector[lane] = v2;
           }
           if (lane == 0) {
             reflector[BAND] = tau2;
+          }
+        }
+        LA_UNROLL
+        for (int j = 0; j < SPAN; ++j) {
+          if (lane < len2 && j < len) {
+            b[j * (STRIDE - 1) + lane] = brow[j];
           }
         }
       }

@@ -20,10 +20,12 @@ from mlx_linalg import _kernels
 MAX_BAND = 32
 # Simdgroups per threadgroup: sweep s runs three ticks behind sweep s - 1, so about
 # n / (3 band) sweeps are in flight at once (43 at n = 4096, band = 32), each simdgroup
-# taking its share in turn. The kernel holds 48 registers per thread (nvcc for sm_90), so
-# up to 1024 threads fit an SM; 16 to start with, to be tuned on the GPU
-# (tools/bench_band_reduction.py --simdgroups). Read at each call.
-SIMDGROUPS = 16
+# taking its share in turn. A lane holds its rows of the block in registers: nvcc (sm_90)
+# gives the kernel 96 to 128 registers per thread, so at most 512 threads fit an SM (20
+# simdgroups failed to launch on the H100). 12 leaves room for another compiler's
+# allocation and was within 3% of 16 on the H100 (n = 4096: 161 against 157 ms; 8: 173;
+# tools/bench_band_reduction.py --simdgroups). Read at each call.
+SIMDGROUPS = 12
 # Threads per threadgroup of the back-transformation (one simdgroup per vector).
 APPLY_THREADS = 256
 
