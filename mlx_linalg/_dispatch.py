@@ -19,7 +19,7 @@ import mlx.core as mx
 
 from mlx_linalg import _autodiff, _devices
 from mlx_linalg._cpu import lapack
-from mlx_linalg._gpu import blocked_rules, small_factor, small_spectral, tall_rules
+from mlx_linalg._gpu import blocked_rules, small_factor, small_spectral, tall_rules, two_stage
 
 Predicate = Callable[..., bool]
 Implementation = Callable[..., tuple]
@@ -65,6 +65,12 @@ for _op, _rule in tall_rules.dispatch_rules().items():
 # Large float32 matrices: blocked right-looking graphs of panel kernels and matmul updates
 # (mlx_linalg._gpu.blocked_*), from the measured crossover orders of blocked_rules.CROSSOVER.
 for _op, _rule in blocked_rules.dispatch_rules().items():
+    GPU_RULES.setdefault(_op, []).append(_rule)
+
+# Large symmetric float32 matrices: the two-stage tridiagonal reduction (dense to band by
+# matrix products, band to tridiagonal by bulge chasing), bisection or divide and conquer
+# (mlx_linalg._gpu.two_stage), from its measured crossover orders.
+for _op, _rule in two_stage.dispatch_rules().items():
     GPU_RULES.setdefault(_op, []).append(_rule)
 
 

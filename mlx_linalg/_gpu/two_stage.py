@@ -5,14 +5,19 @@ bulge-chasing launch), then bisection for the eigenvalues
 (:func:`tridiagonal.tridiagonal_eigenvalues`, one launch) or divide and conquer for both
 (:func:`tridiagonal_dc.eigh_tridiagonal`) and the two back-transformations
 (:func:`band_chase.apply_band_q`, :func:`band_reduction.apply_q`). One lazy graph each;
-nothing synchronizes with the host. Not dispatched yet: ``eigvalsh`` and ``eigh`` take
-them only once they have been timed against the CPU path and the peers on a GPU.
+nothing synchronizes with the host.
+
+``mlx_linalg._dispatch`` appends :func:`dispatch_rules` to ``GPU_RULES``: float32 eigh and
+eigvalsh from the orders of :data:`CROSSOVER` on, each matrix scaled by a power of two
+first (:func:`eigh_scaled`), where LAPACK on the host ran before.
 """
 
 import mlx.core as mx
 
 from mlx_linalg._gpu import band_chase, band_reduction, tridiagonal, tridiagonal_dc
 from mlx_linalg._gpu.blocked_common import KERNELS
+from mlx_linalg._gpu.reference import nan_where
+from mlx_linalg._gpu.scaling import prescale, times_power_of_two
 
 # The band's half-width: the widest the bulge-chasing kernel takes (its reflectors are
 # held one entry per SIMD lane) and stage 1's default.
@@ -56,3 +61,60 @@ def eigh(a: mx.array, *, band: int = BAND) -> tuple[mx.array, mx.array]:
     w, z = tridiagonal_dc.eigh_tridiagonal(d, e)
     z = band_reduction.apply_q(reflectors, band_chase.apply_band_q(kept, z))
     return w.reshape(a.shape[:-1]), z.reshape(a.shape)
+
+
+# The smallest order at which the route beat mlx_linalg's CPU path (LAPACK, 16 cores) on
+# one H100, float32, one matrix (tools/bench_band_reduction.py,
+# docs/kernels-spectral-blocks.md "Two-stage tridiagonal reduction"): at n = 1024 eigvalsh
+# 35.8 against 46.5 ms, eigh 69.9 against 71.0; at 4096 300 against 755, 626 against 1623.
+CROSSOVER = {"eigvalsh": 1024, "eigh": 1024}
+
+
+def eigh_scaled(x: mx.array, *, want_vectors: bool = True) -> tuple[tuple[mx.array, ...], None]:
+    """The dispatch contract's eigh (``want_vectors``) or eigvalsh by this route.
+
+    Args:
+        x: (..., n, n) float32, n >= 1; only the lower triangle is read. On a GPU.
+
+    Returns:
+        ``((w, z), None)`` or ``((w,), None)`` as :func:`eigh` and :func:`eigvalsh`. Each
+        matrix is scaled by a power of two to a largest entry in [1, 2) first (exact;
+        ``scaling.prescale``) and w scaled back, so no intermediate overflows or
+        underflows; a matrix with a NaN or Inf in its lower triangle gets NaN outputs.
+    """
+    n = x.shape[-1]
+    flat = x.reshape(-1, n, n)
+    lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
+    scaled, exponent, finite = prescale(mx.where(lower, flat, 0))
+    if want_vectors:
+        w, z = eigh(scaled)
+    else:
+        w, z = eigvalsh(scaled), None
+    w = nan_where(~finite, times_power_of_two(w, exponent)).reshape(x.shape[:-1])
+    if z is None:
+        return (w,), None
+    return (w, nan_where(~finite, z).reshape(x.shape)), None
+
+
+def _eigvalsh_scaled(x: mx.array) -> tuple[tuple[mx.array], None]:
+    return eigh_scaled(x, want_vectors=False)
+
+
+def _applies_from(order: int):
+    def applies(x: mx.array) -> bool:
+        """Non-empty float32 stacks of n x n matrices with n >= the crossover."""
+        return x.dtype == mx.float32 and x.size > 0 and x.shape[-1] >= order
+
+    return applies
+
+
+def dispatch_rules() -> dict:
+    """``op -> (applies, implementation)`` for ``GPU_RULES``: eigh and eigvalsh from
+    :data:`CROSSOVER` on. Built eagerly at every call, not traced
+    (``compiled_graphs.cached``): the divide and conquer's graph has constants of the
+    order in its elementwise operations, so a trace at each new order would compile new
+    fused kernels (7 per order on the CPU)."""
+    return {
+        "eigh": (_applies_from(CROSSOVER["eigh"]), eigh_scaled),
+        "eigvalsh": (_applies_from(CROSSOVER["eigvalsh"]), _eigvalsh_scaled),
+    }

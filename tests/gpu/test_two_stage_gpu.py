@@ -1,7 +1,10 @@
-"""GPU tests of the two-stage eigenvalue route (``mlx_linalg._gpu.two_stage.eigvalsh``:
-stage 1, the ``band_to_tridiagonal`` and ``tridiagonal_eigenvalues`` kernels) against
-``scipy.linalg.eigvalsh`` in float64, to 30 n u ‖A‖₂ (the bound of the stage-1 tests).
-Run by tools/gpu-check.sh."""
+"""GPU tests of the two-stage eigenvalue routes (``mlx_linalg._gpu.two_stage``: stage 1,
+the ``band_to_tridiagonal`` and ``tridiagonal_eigenvalues`` kernels, divide and conquer,
+the back-transformations) and of ``mlx_linalg.eigh`` / ``eigvalsh`` dispatched to them,
+against SciPy in float64: eigenvalues to 30 n u ‖A‖₂ (the bound of the stage-1 tests),
+orthogonality and residuals to 30 n u. Run by tools/gpu-check.sh."""
+
+import inspect
 
 import mlx.core as mx
 import numpy as np
@@ -97,3 +100,56 @@ def test_secular_roots_kernel_gpu(rng):
         roots = origin[b][keep[b]].astype(np.float64) + tau[b][keep[b]]
         error = np.max(np.min(np.abs(exact[None, :] - roots[:, None]), axis=1))
         assert error <= 8 * k * U32 * (np.abs(d[b]).max() + rho[b, 0])
+
+
+def _with_spectrum(rng, n, w):
+    """Q diag(w) Qᵀ in float64 for a random orthogonal Q."""
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return (q * w) @ q.T
+
+
+@pytest.mark.parametrize("spectrum", ["gaussian", "clustered", "graded", "huge", "tiny"])
+def test_dispatched_eigh_and_eigvalsh_gpu(rng, spectrum):
+    """``mlx_linalg.eigh`` / ``eigvalsh`` of float32 matrices from the crossover on take
+    the two-stage route (as dispatched, twice): eigenvalues to
+    30 n u ‖A‖₂ against SciPy in float64, Z orthogonal and A Z = Z Λ to 30 n u, on a
+    Gaussian matrix, a spectrum of three tight clusters, eigenvalues graded over 10⁻⁶..1,
+    and entries near float32's overflow and underflow thresholds (the power-of-two
+    scaling)."""
+    import mlx_linalg
+    from mlx_linalg import _dispatch
+
+    n = two_stage.CROSSOVER["eigh"]
+    if spectrum == "clustered":
+        a = _with_spectrum(rng, n, np.repeat([-1.0, 1e-3, 2.0], [n // 3, n // 3, n - 2 * (n // 3)]))
+    elif spectrum == "graded":
+        a = _with_spectrum(rng, n, np.logspace(-6, 0, n) * rng.choice([-1, 1], n))
+    else:
+        a = _symmetric(rng, 1, n)[0].astype(np.float64)
+        a *= {"gaussian": 1.0, "huge": 1e36, "tiny": 1e-36}[spectrum]
+    a32 = mx.array(a.astype(np.float32)[None])
+    a = np.array(a32[0]).astype(np.float64)  # the float32 matrix, exactly
+    picked = _dispatch.implementation("eigh", None, a32)
+    assert inspect.unwrap(picked) is two_stage.eigh_scaled
+    exact = scipy.linalg.eigvalsh(a)
+    norm = np.abs(exact).max()
+    for _ in range(2):  # the second call as the first
+        w = np.array(mlx_linalg.eigvalsh(a32)[0]).astype(np.float64)
+        wv, z = (np.array(x[0]).astype(np.float64) for x in mlx_linalg.eigh(a32))
+    assert np.max(np.abs(w - exact)) <= EIGENVALUES * n * U32 * norm
+    assert np.max(np.abs(wv - exact)) <= EIGENVALUES * n * U32 * norm
+    assert np.linalg.norm(np.eye(n) - z.T @ z) <= RATIO * n * U32
+    assert np.linalg.norm(a @ z - z * wv) <= RATIO * n * U32 * norm
+
+
+def test_dispatched_eigh_batch_with_a_nan_gpu(rng):
+    import mlx_linalg
+
+    n = two_stage.CROSSOVER["eigh"]
+    a = _symmetric(rng, 2, n)
+    a[1, 10, 3] = np.nan
+    w, z = (np.array(x) for x in mlx_linalg.eigh(mx.array(a)))
+    assert np.all(np.isfinite(w[0])) and np.all(np.isfinite(z[0]))
+    assert np.all(np.isnan(w[1])) and np.all(np.isnan(z[1]))
+    exact = scipy.linalg.eigvalsh(a[0].astype(np.float64))
+    assert np.max(np.abs(w[0] - exact)) <= EIGENVALUES * n * U32 * np.abs(exact).max()
