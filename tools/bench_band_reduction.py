@@ -47,11 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import mlx_linalg  # noqa: E402
 from mlx_linalg._gpu import (  # noqa: E402
     band_chase,
     band_reduction,
     blocked_qr,
     tridiagonal,
+    tridiagonal_dc,
     two_stage,
 )
 from mlx_linalg._gpu.blocked_common import KERNELS, REFERENCE  # noqa: E402
@@ -104,12 +106,23 @@ def _similarity_ratio(a: mx.array, banded: mx.array, reflectors) -> float:
 
 
 def _eigenvalue_route(
-    out: dict, a_np, a, banded, band: int, reps: int, check: bool, simdgroups: list[int]
+    out: dict,
+    a_np,
+    a,
+    banded,
+    band: int,
+    reps: int,
+    check: bool,
+    simdgroups: list[int],
+    cpu_max: int,
 ) -> None:
     """Times (ms) of stage 2 (also with each of ``simdgroups`` per threadgroup), the
     bisection, the whole eigenvalue route and the eigh route into ``out``, with the
-    eigenvalue error in units of n u ‖A‖₂ and eigh's ‖I − ZᵀZ‖/(n u) and
-    ‖AZ − ZΛ‖/(n u ‖A‖₂) when ``check``, and PyTorch's eigvalsh."""
+    routes' peak memory (GB), the eigenvalue error in units of n u ‖A‖₂ and eigh's
+    ‖I − ZᵀZ‖/(n u) and ‖AZ − ZΛ‖/(n u ‖A‖₂) when ``check``, PyTorch's eigvalsh, the
+    eigh route's divide and conquer and stage-2 back-transformation alone, and
+    ``mlx_linalg.eigvalsh`` and ``eigh`` on the CPU path (up to n = ``cpu_max``, one run
+    after a warm-up) and as dispatched (three calls)."""
     n = a.shape[-1]
     out["stage2_ms"], (d, e) = best_ms(
         lambda: band_chase.band_to_tridiagonal(banded, band), mx_sync, reps, warmup=1
@@ -119,9 +132,12 @@ def _eigenvalue_route(
     try:
         for count in simdgroups:
             band_chase.SIMDGROUPS = count
-            by_simdgroups[str(count)], _ = best_ms(
-                lambda: band_chase.band_to_tridiagonal(banded, band), mx_sync, reps, warmup=1
-            )
+            try:
+                by_simdgroups[str(count)], _ = best_ms(
+                    lambda: band_chase.band_to_tridiagonal(banded, band), mx_sync, reps, warmup=1
+                )
+            except RuntimeError as error:  # too many threads for the kernel's registers
+                print(f"stage 2 with {count} simdgroups: {error}", file=sys.stderr)
     finally:
         band_chase.SIMDGROUPS = default
     if by_simdgroups:
@@ -129,9 +145,11 @@ def _eigenvalue_route(
     out["bisection_ms"], _ = best_ms(
         lambda: tridiagonal.tridiagonal_eigenvalues(d, e), mx_sync, reps, warmup=1
     )
+    mx.reset_peak_memory()
     out["eigvalsh_ms"], w = best_ms(
         lambda: two_stage.eigvalsh(a, band=band), mx_sync, reps, warmup=1
     )
+    out["eigvalsh_peak_gb"] = mx.get_peak_memory() / 1e9
     if check:
         a64 = a_np[0].astype(np.float64)
         exact = np.linalg.eigvalsh(a64)
@@ -142,17 +160,44 @@ def _eigenvalue_route(
         out["torch_eigvalsh_ms"], _ = best_ms(
             lambda: torch.linalg.eigvalsh(at), lambda _: torch.cuda.synchronize(), reps, warmup=1
         )
+    mx.reset_peak_memory()
     out["eigh_ms"], (w, z) = best_ms(lambda: two_stage.eigh(a, band=band), mx_sync, reps, warmup=1)
+    out["eigh_peak_gb"] = mx.get_peak_memory() / 1e9
     if check:
         a64 = a_np[0].astype(np.float64)
         w, z = np.array(w[0], dtype=np.float64), np.array(z[0], dtype=np.float64)
         out["eigh_orthogonality"] = np.linalg.norm(np.eye(n) - z.T @ z) / (n * U32)
         residual = np.linalg.norm(a64 @ z - z * w) / np.linalg.norm(a64, 2)
         out["eigh_residual"] = residual / (n * U32)
+    d, e, kept = band_chase.band_to_tridiagonal_q(banded, band)
+    mx.eval(d, e, kept)
+    out["dc_ms"], (_, z_t) = best_ms(
+        lambda: tridiagonal_dc.eigh_tridiagonal(d, e), mx_sync, reps, warmup=1
+    )
+    out["apply_band_q_ms"], _ = best_ms(
+        lambda: band_chase.apply_band_q(kept, z_t), mx_sync, reps, warmup=1
+    )
+    for name in ("eigvalsh", "eigh"):
+        op = getattr(mlx_linalg, name)
+        if n <= cpu_max:  # LAPACK on the host, the path below the crossover
+            out[f"cpu_{name}_ms"], _ = best_ms(
+                lambda op=op: op(a, stream=mx.cpu), mx_sync, 1, warmup=1
+            )
+        # As dispatched, three calls (the first compiles what the process has not yet).
+        out[f"dispatched_{name}_calls_ms"] = [
+            best_ms(lambda op=op: op(a), mx_sync, 1, warmup=0)[0] for _ in range(3)
+        ]
 
 
 def row(
-    n: int, band: int, blocks, reps: int, rng, check_max: int, simdgroups: list[int] | None = None
+    n: int,
+    band: int,
+    blocks,
+    reps: int,
+    rng,
+    check_max: int,
+    simdgroups: list[int] | None = None,
+    cpu_max: int = 0,
 ) -> dict:
     """Times (ms) of sy2sb and apply_q at one (n, band), PyTorch's eigh, and on a GPU the
     eigenvalue route (:func:`_eigenvalue_route`)."""
@@ -182,8 +227,14 @@ def row(
             lambda: torch.linalg.eigh(at), lambda _: torch.cuda.synchronize(), reps, warmup=1
         )
     if blocks is KERNELS and band <= band_chase.MAX_BAND:
-        _eigenvalue_route(out, a_np, a, banded, band, reps, n <= check_max, simdgroups or [])
+        _eigenvalue_route(
+            out, a_np, a, banded, band, reps, n <= check_max, simdgroups or [], cpu_max
+        )
     return out
+
+
+def _calls(times: list[float] | None) -> str:
+    return " / ".join(f"{t:.1f}" for t in times) if times else ""
 
 
 def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
@@ -209,12 +260,16 @@ def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
             "bisection, the whole eigenvalue route from the dense matrix "
             "(`two_stage.eigvalsh`), PyTorch's eigvalsh, error max|λ − λ₆₄|/(n u ‖A‖₂); "
             "the eigh route (`two_stage.eigh`: divide and conquer, both back-transformations) "
-            "against PyTorch's eigh, with its orthogonality and residual:",
+            "against PyTorch's eigh, with its orthogonality and residual; both routes' peak "
+            "memory (GB); the eigh route's divide and conquer and stage-2 "
+            "back-transformation alone; `mlx_linalg.eigvalsh` / `eigh` on the CPU path "
+            "(LAPACK, one run after a warm-up) and as dispatched (three calls):",
             "",
             "| n | band | stage 2 | bisection | eigvalsh (all) | torch eigvalsh | ours / torch "
             "| error | stage 2 by simdgroups | eigh (all) | torch eigh | ours / torch "
-            "| ‖I−ZᵀZ‖/(nu) | ‖AZ−ZΛ‖/(nu‖A‖) |",
-            "|" + " --- |" * 14,
+            "| ‖I−ZᵀZ‖/(nu) | ‖AZ−ZΛ‖/(nu‖A‖) | peak GB | D&C | Q₂ Z | CPU path "
+            "| dispatched eigvalsh | dispatched eigh |",
+            "|" + " --- |" * 20,
         ]
         for r in routes:
             torch_ms = r.get("torch_eigvalsh_ms")
@@ -229,7 +284,13 @@ def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
                 f"| {', '.join(f'{k}: {v:.2f}' for k, v in by.items())} "
                 f"| {cell(r.get('eigh_ms'), '.2f')} | {cell(torch_eigh, '.2f')} "
                 f"| {cell(eigh_ratio, '.2f')} | {cell(r.get('eigh_orthogonality'), '.3f')} "
-                f"| {cell(r.get('eigh_residual'), '.3f')} |"
+                f"| {cell(r.get('eigh_residual'), '.3f')} "
+                f"| {cell(r.get('eigvalsh_peak_gb'), '.2f')} / "
+                f"{cell(r.get('eigh_peak_gb'), '.2f')} "
+                f"| {cell(r.get('dc_ms'), '.1f')} | {cell(r.get('apply_band_q_ms'), '.1f')} "
+                f"| {cell(r.get('cpu_eigvalsh_ms'), '.1f')} / {cell(r.get('cpu_eigh_ms'), '.1f')} "
+                f"| {_calls(r.get('dispatched_eigvalsh_calls_ms'))} "
+                f"| {_calls(r.get('dispatched_eigh_calls_ms'))} |"
             )
     lines += [
         "",
@@ -257,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--deadline", type=float, default=200.0)
     parser.add_argument("--check-max", type=int, default=4096, help="largest n checked")
+    parser.add_argument(
+        "--cpu-max", type=int, default=4096, help="largest n of the CPU path's eigh timed"
+    )
     parser.add_argument("--count-n", type=int, default=1024, help="n of the launch count")
     parser.add_argument("--cpu", action="store_true", help="smoke run: CPU, MLX-op blocks")
     parser.add_argument(
@@ -285,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     elif mx.is_available(mx.gpu):
         mx.set_default_device(mx.gpu)
         blocks = KERNELS
+        # PyTorch shares the GPU: MLX's limit bounds its active memory and cache (and how
+        # far its evaluation runs ahead); half, as benchmarks/peers.py caps it.
+        mx.set_memory_limit(mx.get_memory_limit() // 2)
     else:
         print("bench_band_reduction: no MLX GPU backend (--cpu for a smoke run)", file=sys.stderr)
         return 2
@@ -307,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
             if time.perf_counter() - start > args.deadline:
                 print(f"bench_band_reduction: deadline reached before n={n} band={band}")
                 break
-            rows.append(row(n, band, blocks, args.reps, rng, args.check_max, simdgroups))
+            rows.append(
+                row(n, band, blocks, args.reps, rng, args.check_max, simdgroups, args.cpu_max)
+            )
             print(json.dumps(rows[-1]), flush=True)
             write()
             release_memory(torch)
