@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:
 import mlx_linalg  # noqa: E402
 from mlx_linalg._gpu import (  # noqa: E402
     band_chase,
+    band_q_blocks,
     band_reduction,
     blocked_qr,
     tridiagonal,
@@ -177,6 +178,13 @@ def _eigenvalue_route(
     out["apply_band_q_ms"], _ = best_ms(
         lambda: band_chase.apply_band_q(kept, z_t), mx_sync, reps, warmup=1
     )
+    for group in (32, 64):
+        out[f"apply_band_q_blocks_{group}_ms"], _ = best_ms(
+            lambda group=group: band_q_blocks.apply_band_q_blocks(kept, z_t, group=group),
+            mx_sync,
+            reps,
+            warmup=1,
+        )
     for name in ("eigvalsh", "eigh"):
         op = getattr(mlx_linalg, name)
         if n <= cpu_max:  # LAPACK on the host, the path below the crossover
@@ -267,7 +275,8 @@ def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
             "",
             "| n | band | stage 2 | bisection | eigvalsh (all) | torch eigvalsh | ours / torch "
             "| error | stage 2 by simdgroups | eigh (all) | torch eigh | ours / torch "
-            "| ‖I−ZᵀZ‖/(nu) | ‖AZ−ZΛ‖/(nu‖A‖) | peak GB | D&C | Q₂ Z | CPU path "
+            "| ‖I−ZᵀZ‖/(nu) | ‖AZ−ZΛ‖/(nu‖A‖) | peak GB | D&C | Q₂ Z (kernel / blocks of 32 "
+            "/ 64) | CPU path "
             "| dispatched eigvalsh | dispatched eigh |",
             "|" + " --- |" * 20,
         ]
@@ -287,7 +296,9 @@ def markdown(rows: list[dict], counts: list[dict], info: dict) -> str:
                 f"| {cell(r.get('eigh_residual'), '.3f')} "
                 f"| {cell(r.get('eigvalsh_peak_gb'), '.2f')} / "
                 f"{cell(r.get('eigh_peak_gb'), '.2f')} "
-                f"| {cell(r.get('dc_ms'), '.1f')} | {cell(r.get('apply_band_q_ms'), '.1f')} "
+                f"| {cell(r.get('dc_ms'), '.1f')} | {cell(r.get('apply_band_q_ms'), '.1f')} / "
+                f"{cell(r.get('apply_band_q_blocks_32_ms'), '.1f')} / "
+                f"{cell(r.get('apply_band_q_blocks_64_ms'), '.1f')} "
                 f"| {cell(r.get('cpu_eigvalsh_ms'), '.1f')} / {cell(r.get('cpu_eigh_ms'), '.1f')} "
                 f"| {_calls(r.get('dispatched_eigvalsh_calls_ms'))} "
                 f"| {_calls(r.get('dispatched_eigh_calls_ms'))} |"
