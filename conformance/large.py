@@ -2,10 +2,12 @@
 
 ``python -m conformance --large --device gpu`` runs the ops whose GPU implementation at these
 orders is a blocked graph (``mlx_linalg._gpu.blocked_rules``: every op of ``RULES`` takes over
-from ``CROSSOVER[op]`` <= 2048) on a few matrix classes per size, with the metrics of the
-other tiers. Ops without a blocked path (eigh, svd, eig, polar, lstsq's default driver, the
-norms and products, ...) run on the CPU (LAPACK) above n = 64 on a GPU machine too, and at
-n = 8192 a single one takes minutes there; this tier skips them (``SKIPPED``).
+from ``CROSSOVER[op]`` <= 2048) or the two-stage eigensolver (``mlx_linalg._gpu.two_stage``:
+eigh and eigvalsh from ``CROSSOVER`` = 1024) on a few matrix classes per size, with the
+metrics of the other tiers. Ops without a GPU path at these orders (svd, eig, polar,
+lstsq's default driver, the norms and products, ...) run on the CPU (LAPACK) above n = 64
+on a GPU machine too, and at n = 8192 a single one takes minutes there; this tier skips
+them (``SKIPPED``).
 
 Cost. Every float64 reference, float32 LAPACK peer and metric product is computed on the host
 (a LAPACK call, and for some metrics an n x n float64 GEMM such as Q R or X A), so the plan
@@ -60,12 +62,14 @@ QR_OPS = ("qr", "qr[complete]")
 CHOLESKY_OPS = ("cholesky", "cholesky[upper]", "cho_factor", "cho_solve")
 TRIANGULAR_OPS = ("solve_triangular", "solve_triangular[T]")
 GELS_OPS = ("lstsq[gels]",)
+EIGH_OPS = ("eigh", "eigvalsh")
 # Every op of the tier, in report order (OpSpec names of conformance.ops).
-OPS = QR_OPS + CHOLESKY_OPS + LU_OPS + ("solve[vector]",) + TRIANGULAR_OPS + GELS_OPS
+OPS = (QR_OPS + CHOLESKY_OPS + LU_OPS + ("solve[vector]",) + TRIANGULAR_OPS + GELS_OPS
+       + EIGH_OPS)
 
-SKIPPED = ("eigh, eigvalsh, eig, eigvals, svd, svdvals, polar, pinv, matrix_rank, orth, "
-           "null_space, cond, lstsq (gelsd), matrix_power, norms, products: no blocked GPU "
-           "path (CPU LAPACK above n = 64, minutes at n = 8192)")
+SKIPPED = ("eig, eigvals, svd, svdvals, polar, pinv, matrix_rank, orth, null_space, cond, "
+           "lstsq (gelsd), matrix_power, norms, products: no GPU path at these orders (CPU "
+           "LAPACK above n = 64, minutes at n = 8192)")
 
 # κ₂ estimates (block Krylov): BLOCK[0] start vectors per operator below the order
 # BLOCK[1], BLOCK[2] from there (where a pass over the matrix costs about the same for 2 or
@@ -127,6 +131,16 @@ def _gaussian(m: int, n: int):
     return lambda r: zoo.gaussian(r, (m, n), False)
 
 
+def _symmetric(n: int):
+    """(G + Gᵀ)/2 for Gaussian G (n x n): eigenvalues of both signs, semicircle-distributed."""
+
+    def build(r):
+        g = zoo.gaussian(r, (n, n), False)
+        return (g + g.T) / 2
+
+    return build
+
+
 def _prescribed(n: int, cond: float):
     return lambda r: zoo.prescribed(r, n, n, zoo.geometric(n, cond), False)
 
@@ -182,8 +196,8 @@ def _all_specs() -> Iterator[tuple[int, LargeSpec]]:
     the large order. At the large order, where the host's float64 references and metric
     products dominate the run time, each op runs on one class, and lu (lu_factor's
     factorization assembled as P, L, U), lu_solve (lu_factor, then solve's substitutions),
-    det (slogdet's; it overflows float32 for a Gaussian matrix) and cholesky[upper]
-    (cholesky, transposed) are left to the smaller orders.
+    det (slogdet's; it overflows float32 for a Gaussian matrix), cholesky[upper]
+    (cholesky, transposed) and eigvalsh (eigh's eigenvalues) are left to the smaller orders.
     """
     small, medium, large = SIZES
     lu_qr = LU_OPS + ("qr",)
@@ -195,8 +209,12 @@ def _all_specs() -> Iterator[tuple[int, LargeSpec]]:
         yield n, LargeSpec("gaussian", f"gaussian/{n}x{n}", _gaussian(n, n), gaussian[n])
         # solve[refine] converges on the GPU's TF32 factors only where κ·2⁻¹¹ < 1: here
         # (κ ≈ 5), not on the Gaussian matrices (κ ≈ 10⁴-10⁵), where it falls back.
+        eigh = EIGH_OPS if n != large else ("eigh",)
         yield n, LargeSpec("spd_wishart", f"spd_wishart/{n}x{n}", _wishart(n),
-                        cholesky + ("solve[refine]",), hermitian=True)
+                        cholesky + ("solve[refine]",) + eigh, hermitian=True)
+        if n != large:  # eigenvalues of both signs (Wigner's semicircle)
+            yield n, LargeSpec("symmetric", f"symmetric/{n}x{n}", _symmetric(n), EIGH_OPS,
+                            hermitian=True)
         for which in ("upper", "lower"):
             yield n, LargeSpec("triangular", f"{which}/{n}x{n}", _triangular(n, which),
                             TRIANGULAR_OPS, triangular=which)
@@ -207,15 +225,15 @@ def _all_specs() -> Iterator[tuple[int, LargeSpec]]:
         if n != small:
             continue
         yield n, LargeSpec("spd_cond_1e3", f"spd_cond_1e3/{n}x{n}",
-                        lambda r, n=n: zoo.spd_from(r, n, 1e3, False), CHOLESKY_OPS,
-                        hermitian=True, cond=1e3)
+                        lambda r, n=n: zoo.spd_from(r, n, 1e3, False),
+                        CHOLESKY_OPS + EIGH_OPS, hermitian=True, cond=1e3)
         yield n, LargeSpec("tall", f"tall/{2 * n}x{n}", _gaussian(2 * n, n), QR_OPS + GELS_OPS)
         b, m = GAUSSIAN_STACK
         yield n, LargeSpec(f"stack_{b}", f"stack_{b}/{b}x{m}x{m}", _stack(_gaussian(m, m), b),
                         lu_qr)
         b, m = SMALL_STACK
         yield n, LargeSpec(f"stack_{b}", f"stack_{b}_spd/{b}x{m}x{m}", _stack(_wishart(m), b),
-                        CHOLESKY_OPS, hermitian=True)
+                        CHOLESKY_OPS + EIGH_OPS, hermitian=True)
         yield n, LargeSpec(f"stack_{b}", f"stack_{b}_upper/{b}x{m}x{m}",
                         _stack(_triangular(m, "upper"), b), TRIANGULAR_OPS, triangular="upper")
         m = POLICY_N
@@ -561,12 +579,16 @@ HOST_FLOPS = {"qr": 12.0, "qr[complete]": 16.0, "cholesky": 2.5, "cholesky[upper
               "cho_factor": 2.5, "cho_solve": 0.5, "lu": 5.0, "lu_factor": 5.0,
               "lu_solve": 1.0, "solve": 1.0, "solve[refine]": 1.0, "solve[vector]": 1.0,
               "inv": 7.0, "det": 1.0, "slogdet": 1.0, "solve_triangular": 0.0,
-              "solve_triangular[T]": 0.0, "lstsq[gels]": 3.0}
+              "solve_triangular[T]": 0.0, "lstsq[gels]": 3.0,
+              # syevd's tridiagonalization runs at a fraction of the GEMM rate: the float64
+              # reference and the float32 peer (9n³ and 4n³/3 flops each) count thrice,
+              # plus the metrics' products (A V, VᵀV) for eigh.
+              "eigh": 40.0, "eigvalsh": 8.0}
 # Building each class's matrix and its κ estimate's factorization (float64 flops / n³ per
 # matrix; the stacks by kind: Gaussian (LU), SPD (GEMM, Cholesky), triangular (none)).
 BUILD_FLOPS = {"gaussian": 0.7, "spd_wishart": 1.4, "triangular": 0.0, "cond_1e3": 8.0,
                "cond_1e5": 8.0, "spd_cond_1e3": 6.0, "tall": 1.4, "nonfinite": 1.4,
-               "not_pd": 1.4, "singular": 1.0}
+               "not_pd": 1.4, "singular": 1.0, "symmetric": 0.7}
 # The host's LAPACK and metric products run at this fraction of its measured GEMM rate.
 FLOP_EFFICIENCY = 0.5
 # Single-threaded NumPy passes over an n x n float64 array per op (conversions, roundings,

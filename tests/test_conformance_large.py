@@ -15,12 +15,12 @@ import pytest
 import mlx_linalg as la
 from conformance import large, runner, zoo
 from conformance import ops as O
-from mlx_linalg._gpu import blocked_rules
+from mlx_linalg._gpu import blocked_rules, two_stage
 
 # Public functions whose large GPU path is another op's blocked graph.
 BUILT_ON = {"cho_factor": "cholesky", "lstsq": "qr"}
-SPECTRAL = {"eigh", "eigvalsh", "eig", "eigvals", "svd", "svd[reduced]", "svdvals", "polar",
-            "lstsq", "pinv", "matrix_rank", "orth", "null_space", "matmul"}
+SPECTRAL = {"eig", "eigvals", "svd", "svd[reduced]", "svdvals", "polar", "lstsq", "pinv",
+            "matrix_rank", "orth", "null_space", "matmul"}
 
 
 def _order(name: str) -> int:
@@ -33,10 +33,16 @@ def _blocked_fn(op: str) -> str:
     return BUILT_ON.get(fn, fn)
 
 
+def _crossover(op: str) -> int:
+    """The order from which ``op``'s GPU path is the blocked graph or the two-stage route."""
+    fn = _blocked_fn(op)
+    return two_stage.CROSSOVER[fn] if fn in two_stage.CROSSOVER else blocked_rules.CROSSOVER[fn]
+
+
 # ----------------------------------------------------------------------------- the plan
 
 
-def test_every_op_runs_where_its_gpu_path_is_the_blocked_one():
+def test_every_op_runs_where_its_gpu_path_is_the_blocked_or_two_stage_one():
     assert set(large.OPS) <= set(O.SPECS)
     assert not set(large.OPS) & SPECTRAL
     # every blocked algorithm is exercised ...
@@ -45,7 +51,7 @@ def test_every_op_runs_where_its_gpu_path_is_the_blocked_one():
     for spec in large.specs():
         assert set(spec.ops) <= set(large.OPS), spec.name
         for op in spec.ops:
-            assert _order(spec.name) >= blocked_rules.CROSSOVER[_blocked_fn(op)], (spec.name, op)
+            assert _order(spec.name) >= _crossover(op), (spec.name, op)
     assert {op for spec in large.specs() for op in spec.ops} == set(large.OPS)
 
 
@@ -79,9 +85,9 @@ def test_the_plan_builds_no_matrix_and_other_dtypes_have_no_cases(monkeypatch, c
         assert zoo.cases("large", dtype) == []
     assert main(["--large", "--list"]) == 0
     out = capsys.readouterr().out
-    assert "skipped:" in out and "eigh" in out.split("skipped:")[1]
+    assert "skipped:" in out and "svd" in out.split("skipped:")[1]
     assert "gaussian/8192x8192:" in out and "dtypes: float32\n" in out
-    assert main(["--large", "--ops", "eigh", "--no-progress"]) == 2
+    assert main(["--large", "--ops", "svd", "--no-progress"]) == 2
     assert main(["--large", "--dtypes", "float64", "--no-progress"]) == 2
     assert main(["--large", "--classes", "hilbert", "--no-progress"]) == 2
 
