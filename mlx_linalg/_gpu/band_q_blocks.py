@@ -111,8 +111,9 @@ def apply_band_q_blocks(
         if last < first:
             continue
         picked = last - first + 1
-        block = first * (ticks + 1) + phase - count + 1  # j (ticks + 1) + phase - count + 1
+        # Block (j, k) is flat_v's j·ticks + k; along the phase, j and k grow by one each.
         step = ticks + 1
+        block = first * ticks + phase - (count - 1 - first)
         vb = flat_v[:, block : block + (picked - 1) * step + 1 : step]
         tb = flat_t[:, block : block + (picked - 1) * step + 1 : step]
         rows = slice(start, start + picked * stride)

@@ -81,8 +81,10 @@ def eigh(a: mx.array, *, band: int = BAND) -> tuple[mx.array, mx.array]:
 
 # The smallest order at which the route beat mlx_linalg's CPU path (LAPACK, 16 cores) on
 # one H100, float32, one matrix (tools/bench_band_reduction.py,
-# docs/kernels-spectral-blocks.md "Two-stage tridiagonal reduction"): at n = 1024 eigvalsh
-# 35.8 against 46.5 ms, eigh 69.9 against 71.0; at 4096 300 against 755, 626 against 1623.
+# docs/kernels-spectral-blocks.md "Two-stage tridiagonal reduction"): at n = 1024 eigh
+# 85.5 against 95.9 ms and eigvalsh a tie (49.7 against 47.2; 35.8 against 46.5 in an
+# earlier run); at 768 the CPU path won eigh (60.3 against 63.7); at 4096 eigh 706 against
+# 1631, eigvalsh 304 against 865.
 CROSSOVER = {"eigvalsh": 1024, "eigh": 1024}
 
 
