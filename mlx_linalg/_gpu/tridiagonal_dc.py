@@ -41,6 +41,7 @@ import math
 from collections.abc import Callable
 
 import mlx.core as mx
+import numpy as np
 
 from mlx_linalg import _kernels, _precision
 
@@ -278,7 +279,10 @@ def eigh_tridiagonal(
     dd = mx.pad(dd, [(0, 0), (0, pad)], constant_values=3.5)
     ee = mx.pad(ee, [(0, 0), (0, pad + 1)])
     # Take each leaf boundary's coupling out of the diagonal: T = diag(T₁, T₂) + |β| w wᵀ.
-    boundary = (mx.arange(size) % LEAF == LEAF - 1) & (mx.arange(size) < size - 1)
+    # A host constant: the order as a scalar in an elementwise op would give every order a
+    # fused kernel of its own under mx.compile.
+    positions = np.arange(size)
+    boundary = mx.array((positions % LEAF == LEAF - 1) & (positions < size - 1))
     beta = mx.where(boundary, ee, 0)
     dd = dd - mx.abs(beta) - mx.pad(mx.abs(beta)[:, :-1], [(0, 0), (1, 0)])
     w, q = _leaves(dd, ee, leaf_eigh)

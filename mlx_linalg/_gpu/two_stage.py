@@ -129,9 +129,9 @@ def _applies_from(order: int):
 def dispatch_rules() -> dict:
     """``op -> (applies, implementation)`` for ``GPU_RULES``: eigh and eigvalsh from
     :data:`CROSSOVER` on. Built eagerly at every call, not traced
-    (``compiled_graphs.cached``): the divide and conquer's graph has constants of the
-    order in its elementwise operations, so a trace at each new order would compile new
-    fused kernels (7 per order on the CPU)."""
+    (``compiled_graphs.cached``): whether a trace pays for this route, whose first trace
+    at each order compiles its fused kernels (NVRTC, seconds each on CUDA), is not
+    measured yet."""
     return {
         "eigh": (_applies_from(CROSSOVER["eigh"]), eigh_scaled),
         "eigvalsh": (_applies_from(CROSSOVER["eigvalsh"]), _eigvalsh_scaled),
