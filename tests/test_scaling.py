@@ -21,6 +21,19 @@ def test_prescale_is_exact_and_lands_in_one_to_two(largest, rng):
     np.testing.assert_array_equal(np.asarray(back)[np.abs(a) >= 2**-126], a[np.abs(a) >= 2**-126])
 
 
+def test_prescale_lower_reads_only_the_lower_triangle(rng):
+    """The strict upper triangle, NaN or large, changes neither the scale nor ``finite``;
+    the result is the prescaled lower triangle with zeros above it."""
+    a = rng.uniform(-1, 1, (2, 4, 4)).astype(np.float32)
+    a[0, 0, 3] = np.nan
+    a[1, 1, 2] = 1e30
+    scaled, exponent, finite = scaling.prescale_lower(mx.array(a))
+    expected = scaling.prescale(mx.array(np.tril(a)))
+    assert np.asarray(finite).all()
+    for got, want in zip((scaled, exponent, finite), expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
 def test_prescale_zeroes_non_finite_and_keeps_zero_matrices():
     a = np.zeros((3, 2, 2), dtype=np.float32)
     a[1, 0, 1] = np.inf

@@ -15,7 +15,7 @@ import math
 import mlx.core as mx
 
 from mlx_linalg._gpu.reference import nan_where
-from mlx_linalg._gpu.scaling import prescale, times_power_of_two
+from mlx_linalg._gpu.scaling import prescale, prescale_lower, times_power_of_two
 from mlx_linalg._gpu.small_spectral import simd_columns
 
 EPS32 = 1.1920929e-07
@@ -333,8 +333,7 @@ def jacobi_eigh_simd(
         whose W and V are NaN). Without ``want_v``, V is zeros of shape (1,).
     """
     batch, n, _ = a.shape
-    lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
-    low, exponent, finite = prescale(mx.where(lower, a, 0))
+    low, exponent, finite = prescale_lower(a)
     sym = low + mx.swapaxes(mx.tril(low, -1), -1, -2)
     shift = mx.sqrt(mx.sum(sym * sym, axis=(-2, -1)))
     at = sym + shift[:, None, None] * mx.eye(n, dtype=a.dtype)

@@ -41,3 +41,12 @@ def prescale(a: mx.array) -> tuple[mx.array, mx.array, mx.array]:
     largest = mx.max(mx.abs(clean), axis=(-2, -1))
     exponent = mx.floor(mx.log2(mx.where(largest > 0, largest, 1))).astype(a.dtype)
     return times_power_of_two(clean, -exponent), exponent, finite
+
+
+def prescale_lower(a: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+    """:func:`prescale` of the lower triangles of (B, N, N), the strict upper triangles set
+    to zero first, for the symmetric ops that read only the lower one (whatever the upper
+    one holds, NaN included, changes neither the scale nor ``finite``)."""
+    n = a.shape[-1]
+    lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
+    return prescale(mx.where(lower, a, 0))

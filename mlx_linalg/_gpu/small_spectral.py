@@ -21,7 +21,7 @@ import mlx.core as mx
 
 from mlx_linalg import _kernels
 from mlx_linalg._gpu.reference import nan_where
-from mlx_linalg._gpu.scaling import prescale, times_power_of_two
+from mlx_linalg._gpu.scaling import prescale, prescale_lower, times_power_of_two
 
 # Sweep bound of the Jacobi kernels. Measured in float32 with the kernels' ordering and
 # threshold: 7-9 sweeps for Gaussian 32x32 and 64x64 matrices, 10-11 for eigh at n = 64,
@@ -220,8 +220,7 @@ def eigh_applies(x: mx.array) -> bool:
 def _eigh_scaled(x: mx.array, want_v: bool):
     a, batch = _batched(x)
     n = a.shape[-1]
-    lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
-    scaled, exponent, finite = prescale(mx.where(lower, a, 0))
+    scaled, exponent, finite = prescale_lower(a)
     w, vt, _ = jacobi_eigh(scaled, want_v=want_v)
     w = nan_where(~finite, times_power_of_two(w, exponent)).reshape(*batch, n)
     return w, vt, finite, batch

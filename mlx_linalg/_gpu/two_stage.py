@@ -24,7 +24,7 @@ from mlx_linalg._gpu import (
 )
 from mlx_linalg._gpu.blocked_common import KERNELS
 from mlx_linalg._gpu.reference import nan_where
-from mlx_linalg._gpu.scaling import prescale, times_power_of_two
+from mlx_linalg._gpu.scaling import prescale_lower, times_power_of_two
 
 # The band's half-width: the widest the bulge-chasing kernel takes (its reflectors are
 # held one entry per SIMD lane) and stage 1's default.
@@ -101,9 +101,7 @@ def eigh_scaled(x: mx.array, *, want_vectors: bool = True) -> tuple[tuple[mx.arr
         underflows; a matrix with a NaN or Inf in its lower triangle gets NaN outputs.
     """
     n = x.shape[-1]
-    flat = x.reshape(-1, n, n)
-    lower = mx.tril(mx.ones((n, n), dtype=mx.bool_))
-    scaled, exponent, finite = prescale(mx.where(lower, flat, 0))
+    scaled, exponent, finite = prescale_lower(x.reshape(-1, n, n))
     if want_vectors:
         w, z = eigh(scaled)
     else:
