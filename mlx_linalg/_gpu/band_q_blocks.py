@@ -17,9 +17,10 @@ G(j, k) shares rows with G(j, k − 1) and with G(j + 1, k − 2 .. k) (for g = 
 before it; blocks (j, k) with the same k + (J − 1 − j) (a phase) share no row: their
 windows start b + g rows apart, so a phase's windows are one slab of Z's rows, b + g rows
 per block (V padded with a zero row). So J + K − 1 phases, each one slab read, (I − V T
-Vᵀ) applied to its blocks by float32-accurate products (``blocked_qr._reflect``) and
-written back. About 2n²m(1 + g/b) flops for Z (n, m): twice the one-at-a-time kernel's,
-in matrix products, and about (n/b + n/g) passes over Z.
+Vᵀ) applied to its blocks as Zw − (V T)(Vᵀ Zw) (V T formed for all blocks at once) by
+float32-accurate products (``blocked_qr``'s), and written back. About 2n²m(1 + g/b) flops
+for Z (n, m): twice the one-at-a-time kernel's, in matrix products, and about (n/b + n/g)
+passes over Z.
 """
 
 import math
@@ -96,11 +97,14 @@ def apply_band_q_blocks(
     batch = kept.shape[0]
     v, t = _blocks_of(kept, group, blocks)
     count = v.shape[1]
-    stride = band + group  # a window's rows and the one row between two windows
-    flat_v = mx.pad(v, [(0, 0), (0, 0), (0, 0), (0, 1), (0, 0)]).reshape(
-        batch, count * ticks, stride, group
-    )
-    flat_t = t.reshape(batch, count * ticks, group, group)
+    rows = band + group - 1
+    stride = rows + 1  # a window's rows and the one row between two windows
+    # V T for every block at once: each phase is then two products, W = Vᵀ Zw and
+    # Zw − (V T) W, instead of three.
+    vt = blocked_qr._product(v.reshape(-1, rows, group), t.reshape(-1, group, group))
+    pad = [(0, 0), (0, 1), (0, 0)]
+    flat_v = mx.pad(v.reshape(-1, rows, group), pad).reshape(batch, count * ticks, stride, group)
+    flat_vt = mx.pad(vt, pad).reshape(batch, count * ticks, stride, group)
     work = mx.pad(z.reshape(batch, n, m), [(0, 0), (0, stride), (0, 0)])
     for phase in range(count + ticks - 1):
         # The phase's blocks (j, k = phase - (count - 1 - j)): j from first to last, their
@@ -114,15 +118,12 @@ def apply_band_q_blocks(
         # Block (j, k) is flat_v's j·ticks + k; along the phase, j and k grow by one each.
         step = ticks + 1
         block = first * ticks + phase - (count - 1 - first)
-        vb = flat_v[:, block : block + (picked - 1) * step + 1 : step]
-        tb = flat_t[:, block : block + (picked - 1) * step + 1 : step]
-        rows = slice(start, start + picked * stride)
-        slab = work[:, rows].reshape(batch * picked, stride, m)
-        updated = blocked_qr._reflect(
-            vb.reshape(batch * picked, stride, group),
-            tb.reshape(batch * picked, group, group),
-            slab,
-            transpose=False,
-        )
-        work[:, rows] = updated.reshape(batch, picked * stride, m)
+        chosen = slice(block, block + (picked - 1) * step + 1, step)
+        vb = flat_v[:, chosen].reshape(batch * picked, stride, group)
+        vtb = flat_vt[:, chosen].reshape(batch * picked, stride, group)
+        slab_rows = slice(start, start + picked * stride)
+        slab = work[:, slab_rows].reshape(batch * picked, stride, m)
+        w = blocked_qr._transposed_product(vb, slab)
+        updated = blocked_qr._subtract_product(slab, vtb, w)
+        work[:, slab_rows] = updated.reshape(batch, picked * stride, m)
     return work[:, :n].reshape(z.shape)
