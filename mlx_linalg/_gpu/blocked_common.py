@@ -471,6 +471,16 @@ def applies_square(x: mx.array, *_, **__) -> bool:
     return _large(x)
 
 
+def from_order(order: int, applies):
+    """``applies`` and a larger matrix dimension of at least ``order``: a dispatch rule's
+    predicate from its crossover."""
+
+    def applies_from_order(x, *rest, **keywords) -> bool:
+        return max(x.shape[-2:]) >= order and applies(x, *rest, **keywords)
+
+    return applies_from_order
+
+
 def applies_matrix(x: mx.array, *_, **__) -> bool:
     """A non-empty float32 stack of (M, N) matrices with max(M, N) > 64."""
     return _large(x, square=False)

@@ -16,7 +16,12 @@ from mlx_linalg._gpu import (
     blocked_triangular,
     compiled_graphs,
 )
-from mlx_linalg._gpu.blocked_common import applies_matrix, applies_rhs, applies_square
+from mlx_linalg._gpu.blocked_common import (
+    applies_matrix,
+    applies_rhs,
+    applies_square,
+    from_order,
+)
 
 RULES = {
     "cholesky": (applies_square, blocked_cholesky.cholesky),
@@ -55,13 +60,6 @@ def dispatch_rules() -> dict:
     """``op -> (applies, implementation)`` for ``GPU_RULES``: ``RULES`` from ``CROSSOVER`` on,
     each implementation traced once per input shape (``compiled_graphs.cached``)."""
     return {
-        op: (_from_order(CROSSOVER[op], applies), compiled_graphs.cached(impl))
+        op: (from_order(CROSSOVER[op], applies), compiled_graphs.cached(impl))
         for op, (applies, impl) in RULES.items()
     }
-
-
-def _from_order(order: int, applies):
-    def applies_from_order(x, *rest, **keywords) -> bool:
-        return max(x.shape[-2:]) >= order and applies(x, *rest, **keywords)
-
-    return applies_from_order

@@ -22,7 +22,7 @@ from mlx_linalg._gpu import (
     tridiagonal,
     tridiagonal_dc,
 )
-from mlx_linalg._gpu.blocked_common import KERNELS
+from mlx_linalg._gpu.blocked_common import KERNELS, applies_square, from_order
 from mlx_linalg._gpu.reference import nan_where
 from mlx_linalg._gpu.scaling import prescale_lower, times_power_of_two
 
@@ -116,21 +116,16 @@ def _eigvalsh_scaled(x: mx.array) -> tuple[tuple[mx.array], None]:
     return eigh_scaled(x, want_vectors=False)
 
 
-def _applies_from(order: int):
-    def applies(x: mx.array) -> bool:
-        """Non-empty float32 stacks of n x n matrices with n >= the crossover."""
-        return x.dtype == mx.float32 and x.size > 0 and x.shape[-1] >= order
-
-    return applies
-
-
 def dispatch_rules() -> dict:
     """``op -> (applies, implementation)`` for ``GPU_RULES``: eigh and eigvalsh from
     :data:`CROSSOVER` on. Built eagerly at every call, not traced
-    (``compiled_graphs.cached``): whether a trace pays for this route, whose first trace
-    at each order compiles its fused kernels (NVRTC, seconds each on CUDA), is not
-    measured yet."""
+    (``compiled_graphs.cached``): on one H100 (2026-11-27, eigh, float32, one matrix) the
+    first trace took 193 s at n = 1024 (NVRTC compiling the route's fused kernels into an
+    empty cache; 0.44 and 1.1 s at 2048 and 4096 after it), and replays then ran 1.4x,
+    1.2x and 1.1x faster than the eager graph at 1024, 2048 and 4096 (55 against 78, 138
+    against 166, 460-506 against 535-548 ms): minutes of a user's first call for a tenth
+    to a third of each later one."""
     return {
-        "eigh": (_applies_from(CROSSOVER["eigh"]), eigh_scaled),
-        "eigvalsh": (_applies_from(CROSSOVER["eigvalsh"]), _eigvalsh_scaled),
+        "eigh": (from_order(CROSSOVER["eigh"], applies_square), eigh_scaled),
+        "eigvalsh": (from_order(CROSSOVER["eigvalsh"], applies_square), _eigvalsh_scaled),
     }
