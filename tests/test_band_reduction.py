@@ -26,6 +26,7 @@ from matrices import (
     unit_roundoff,
 )
 
+from conformance.zoo import hermitian_from
 from mlx_linalg._gpu import band_reduction
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
@@ -69,13 +70,6 @@ def _check(a: np.ndarray, banded: np.ndarray, q: np.ndarray, band: int, dtype) -
 def _symmetric(rng, shape) -> np.ndarray:
     a = rng.standard_normal(shape)
     return (a + np.swapaxes(a, -1, -2)) / 2
-
-
-def _with_spectrum(rng, eigenvalues: np.ndarray) -> np.ndarray:
-    n = eigenvalues.size
-    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    a = (q * eigenvalues) @ q.T
-    return (a + a.T) / 2
 
 
 # --- accuracy --------------------------------------------------------------------------------
@@ -148,7 +142,7 @@ def test_graded_and_clustered_spectra(rng, dtype, spectrum):
         values = np.logspace(0, -12, n) * rng.choice([-1.0, 1.0], n)
     else:
         values = np.concatenate([1 + 1e-10 * rng.standard_normal(n - 5), [-3, -2, 2, 5, 7.0]])
-    a = _with_spectrum(rng, values)[None]
+    a = hermitian_from(rng, values, False)[None]
     banded, q = _reduce(a, dtype, 16)
     _check(as64(as_mlx(a, dtype)), banded, q, 16, dtype)
 

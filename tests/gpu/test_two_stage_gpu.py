@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from conformance.zoo import hermitian_from
 from mlx_linalg._gpu import band_chase, band_q_blocks, tridiagonal_dc, two_stage
 
 pytestmark = pytest.mark.gpu
@@ -102,12 +103,6 @@ def test_secular_roots_kernel_gpu(rng):
         assert error <= 8 * k * U32 * (np.abs(d[b]).max() + rho[b, 0])
 
 
-def _with_spectrum(rng, n, w):
-    """Q diag(w) Qᵀ in float64 for a random orthogonal Q."""
-    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    return (q * w) @ q.T
-
-
 @pytest.mark.parametrize("spectrum", ["gaussian", "clustered", "graded", "huge", "tiny"])
 def test_dispatched_eigh_and_eigvalsh_gpu(rng, spectrum):
     """``mlx_linalg.eigh`` / ``eigvalsh`` of float32 matrices from the crossover on take
@@ -121,9 +116,10 @@ def test_dispatched_eigh_and_eigvalsh_gpu(rng, spectrum):
 
     n = two_stage.CROSSOVER["eigh"]
     if spectrum == "clustered":
-        a = _with_spectrum(rng, n, np.repeat([-1.0, 1e-3, 2.0], [n // 3, n // 3, n - 2 * (n // 3)]))
+        clusters = np.repeat([-1.0, 1e-3, 2.0], [n // 3, n // 3, n - 2 * (n // 3)])
+        a = hermitian_from(rng, clusters, False)
     elif spectrum == "graded":
-        a = _with_spectrum(rng, n, np.logspace(-6, 0, n) * rng.choice([-1, 1], n))
+        a = hermitian_from(rng, np.logspace(-6, 0, n) * rng.choice([-1, 1], n), False)
     else:
         a = _symmetric(rng, 1, n)[0].astype(np.float64)
         a *= {"gaussian": 1.0, "huge": 1e36, "tiny": 1e-36}[spectrum]
