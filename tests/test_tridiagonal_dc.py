@@ -88,6 +88,25 @@ def test_batch_and_nan_stay_apart(rng):
     assert np.all(np.isfinite(w[:2])) and np.all(np.isnan(w[2])) and np.all(np.isnan(z[2]))
 
 
+@pytest.mark.parametrize(
+    ("n", "leaf", "count"),
+    [
+        (1, 1, 1),
+        (32, 32, 1),
+        (33, 17, 2),
+        (300, 19, 16),
+        (1024, 32, 32),
+        (1025, 17, 64),
+        (1100, 18, 64),
+    ],
+)
+def test_leaves_pad_fewer_rows_than_leaves(n, leaf, count):
+    """The fewest leaves of at most LEAF rows, a power of two of them, one size: T padded
+    by fewer rows than there are leaves (1100 to 1152, not to 2048)."""
+    assert tridiagonal_dc.leaves(n) == (leaf, count)
+    assert leaf <= tridiagonal_dc.LEAF and 0 <= leaf * count - n < count
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="eigh_tridiagonal.*float32 or float64"):
         tridiagonal_dc.eigh_tridiagonal(mx.zeros((3,), mx.int32), mx.zeros((2,), mx.int32))

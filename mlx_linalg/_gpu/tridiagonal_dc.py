@@ -4,10 +4,11 @@ LAPACK's sstedc / slaed0-slaed4), as MLX ops: every step of a level is one batch
 operation over all the merges of that level, the eigenvector updates are matrix products,
 nothing synchronizes with the host.
 
-T is cut into leaves of :data:`LEAF` rows (the last padded with decoupled diagonal entries
-above T's spectrum, dropped at the end), each boundary's coupling β taken out of the
-diagonal (T = diag(T₁, T₂) + |β| w wᵀ, w = e_last + sign(β) e_first), the leaves solved
-by ``leaf_eigh`` (dense (…, LEAF, LEAF) eigh), then merged pairwise, level by level. A
+T is cut into 2^L leaves of at most :data:`LEAF` rows, all of one size (:func:`leaves`:
+T padded to their total with fewer than 2^L decoupled diagonal entries above T's spectrum,
+dropped at the end), each boundary's coupling β taken out of the diagonal
+(T = diag(T₁, T₂) + |β| w wᵀ, w = e_last + sign(β) e_first), the leaves solved by
+``leaf_eigh`` (dense (…, leaf, leaf) eigh), then merged pairwise, level by level. A
 merge of Q₁ D₁ Q₁ᵀ and Q₂ D₂ Q₂ᵀ is the eigendecomposition of D + ρ z zᵀ (z from Q₁'s last
 and Q₂'s first row, ‖z‖ = 1), in LAPACK's steps:
 
@@ -45,7 +46,8 @@ import numpy as np
 
 from mlx_linalg import _kernels, _precision
 
-# Rows per leaf: the batched small eigh kernels' sizes (``small_spectral``) on a GPU.
+# The most rows per leaf: the batched small eigh kernels' sizes (``small_spectral``) on a
+# GPU.
 LEAF = 32
 # Threads per threadgroup of the ``secular_roots`` kernel (one root each).
 ROOT_THREADS = 128
@@ -75,15 +77,26 @@ def _sorted(values: mx.array, vectors: mx.array, *others: mx.array):
     return moved[0], mx.take_along_axis(vectors, columns, axis=-1), *moved[1:]
 
 
-def _leaves(d: mx.array, e: mx.array, leaf_eigh) -> tuple[mx.array, mx.array]:
-    """Eigenvalues (B N/L, L) and vectors (B N/L, L, L) of the leaves' tridiagonal blocks,
-    e's entries at leaf boundaries left out (``d`` already carries their corrections)."""
+def leaves(n: int) -> tuple[int, int]:
+    """``(leaf, count)``: the fewest leaves, a power of two, of at most :data:`LEAF` rows
+    each that hold n rows, and the rows per leaf, all leaves one size. So T is padded by
+    fewer than ``count`` rows (n = 1100: 64 leaves of 18, 1152 rows), where leaves of
+    :data:`LEAF` rows would pad it up to the next power of two times LEAF (2048): a
+    third of the top merge's (k, k) arrays and a sixth of its product's flops."""
+    count = 2 ** max(0, math.ceil(math.log2(n / LEAF)))
+    return -(-n // count), count
+
+
+def _leaves(d: mx.array, e: mx.array, leaf: int, leaf_eigh) -> tuple[mx.array, mx.array]:
+    """Eigenvalues (B N/L, L) and vectors (B N/L, L, L) of the leaves' tridiagonal blocks
+    (L = ``leaf`` rows), e's entries at leaf boundaries left out (``d`` already carries
+    their corrections)."""
     batch, size = d.shape
-    blocks = size // LEAF
-    inner = e.reshape(batch, blocks, LEAF)[:, :, : LEAF - 1].reshape(batch * blocks, LEAF - 1)
-    diagonal = d.reshape(batch * blocks, LEAF)
-    eye = mx.eye(LEAF, dtype=d.dtype)
-    below = mx.eye(LEAF, k=-1, dtype=d.dtype)
+    blocks = size // leaf
+    inner = e.reshape(batch, blocks, leaf)[:, :, : leaf - 1].reshape(batch * blocks, leaf - 1)
+    diagonal = d.reshape(batch * blocks, leaf)
+    eye = mx.eye(leaf, dtype=d.dtype)
+    below = mx.eye(leaf, k=-1, dtype=d.dtype)
     off = mx.pad(inner, [(0, 0), (0, 1)])[:, None, :] * below  # T[i+1, i] = inner[i]
     dense = diagonal[:, None, :] * eye + off + mx.swapaxes(off, -1, -2)
     return leaf_eigh(dense)
@@ -242,7 +255,7 @@ def eigh_tridiagonal(
     Args:
         d: (..., n) float32 or float64, the diagonals.
         e: (..., n - 1), the subdiagonals.
-        leaf_eigh: eigh of a (M, LEAF, LEAF) stack, ``(w, v)``; default the public
+        leaf_eigh: eigh of a (M, leaf, leaf) stack (leaf <= LEAF), ``(w, v)``; default the public
             ``mlx_linalg.eigh`` (the batched Jacobi kernels on a GPU).
 
     Returns:
@@ -271,7 +284,8 @@ def eigh_tridiagonal(
     )
     scale = mx.where(scale == 0, 1, scale)
     dd, ee = dd / scale, ee / scale
-    size = LEAF * 2 ** max(0, math.ceil(math.log2(n / LEAF)))
+    leaf, leaf_count = leaves(n)
+    size = leaf * leaf_count
     pad = size - n
     # Padding: decoupled diagonal entries just above the scaled spectrum (in [−3, 3]), so
     # that they sort last and barely raise the deflation tolerance (8 u max|D|).
@@ -282,11 +296,11 @@ def eigh_tridiagonal(
     # A host constant: the order as a scalar in an elementwise op would give every order a
     # fused kernel of its own under mx.compile.
     positions = np.arange(size)
-    boundary = mx.array((positions % LEAF == LEAF - 1) & (positions < size - 1))
+    boundary = mx.array((positions % leaf == leaf - 1) & (positions < size - 1))
     beta = mx.where(boundary, ee, 0)
     dd = dd - mx.abs(beta) - mx.pad(mx.abs(beta)[:, :-1], [(0, 0), (1, 0)])
-    w, q = _leaves(dd, ee, leaf_eigh)
-    s = LEAF
+    w, q = _leaves(dd, ee, leaf, leaf_eigh)
+    s = leaf
     while s < size:
         positions = mx.arange(s - 1, size - 1, 2 * s)  # the couplings this level merges
         couplings = beta[:, positions].reshape(-1)
