@@ -114,20 +114,37 @@ def test_bad_input():
         tridiagonal_dc.eigh_tridiagonal(mx.zeros((3,)), mx.zeros((3,)))
 
 
-@needs_emulation
-def test_secular_roots_kernel_matches_the_reference(rng):
-    """The ``secular_roots`` kernel (emulated) against the MLX-op bisection: the same
-    origins, τ within float32 rounding of the secular function's terms, and every root
-    within 8 k u (‖D‖ + ρ) of D + ρ z zᵀ's eigenvalues in float64; deflated poles (z = 0,
-    one repeated) get no root."""
+def _secular_problem(rng, kind: str):
+    """(d, z, rho) float32 of three merges: Gaussian poles with deflated entries (z = 0,
+    one pole repeated); two clusters of poles 1e-6 and 1e-5 apart with z over 1e-3 .. 1;
+    poles graded over 1e-20 .. 1."""
     m, k = 3, 40
-    d = np.sort(rng.standard_normal((m, k)), -1).astype(np.float32)
-    z = rng.standard_normal((m, k))
-    z = (z / np.linalg.norm(z, axis=-1, keepdims=True)).astype(np.float32)
-    z[0, [3, 10, 11]] = 0
-    d[1, 5] = d[1, 4]
-    z[1, 4] = 0
-    rho = np.array([0.5, 2.0, 1e-3], np.float32)
+    if kind == "gaussian":
+        d = np.sort(rng.standard_normal((m, k)), -1)
+        z = rng.standard_normal((m, k))
+    elif kind == "clustered":
+        near_one = np.broadcast_to(1 + 1e-6 * np.arange(20), (m, 20))
+        d = np.sort(np.concatenate([near_one, 2 + 1e-5 * rng.random((m, 20))], -1), -1)
+        z = 10.0 ** rng.uniform(-3, 0, (m, k))
+    else:
+        d = np.sort(10.0 ** rng.uniform(-20, 0, (m, k)), -1)
+        z = rng.standard_normal((m, k))
+    d, z = d.astype(np.float32), (z / np.linalg.norm(z, axis=-1, keepdims=True)).astype(np.float32)
+    if kind == "gaussian":
+        z[0, [3, 10, 11]] = 0
+        d[1, 5] = d[1, 4]
+        z[1, 4] = 0
+    return d, z, np.array([0.5, 2.0, 1e-3], np.float32)
+
+
+@needs_emulation
+@pytest.mark.parametrize("kind", ["gaussian", "clustered", "graded"])
+def test_secular_roots_kernel_matches_the_reference(rng, kind):
+    """The ``secular_roots`` kernel (emulated; rational iteration) against the MLX-op
+    bisection: the same origins, τ to 1e-4 relative, and every root within 8 k u (‖D‖ + ρ)
+    of D + ρ z zᵀ's eigenvalues in float64; deflated poles (z = 0) get no root."""
+    d, z, rho = _secular_problem(rng, kind)
+    m, k = d.shape
     launch = tridiagonal_dc.secular_roots_launch((m, k))
     origin, tau = emulate.run("secular_roots", [d, z, rho], **launch)
     keep = z != 0
