@@ -23,19 +23,21 @@ and Q₂'s first row, ‖z‖ = 1), in LAPACK's steps:
    by the run's largest entry: squares of tiny entries would underflow and lose Q's
    orthogonality.
 3. the secular equation 1 + ρ Σ zᵢ²/(dᵢ − λ) = 0 over the remaining poles: root j lies
-   between pole j and the next remaining pole (the last below the top pole + ρ‖z‖²); it
-   is found by bisection (:func:`_secular_steps` halvings, the secular function being
-   increasing there) as an offset τ from the nearer pole, so that every
-   dᵢ − λⱼ = (dᵢ − d_origin) − τ keeps its relative accuracy (slaed4's representation):
-   in float32 on a GPU one thread per root (the ``secular_roots`` kernel,
-   ``metal/secular_roots.metal``), else MLX ops over all roots at once;
+   between pole j and the next remaining pole (the last below the top pole + ρ‖z‖²),
+   where the secular function increases; it is found as an offset τ from the nearer
+   pole, so that every dᵢ − λⱼ = (dᵢ − d_origin) − τ keeps its relative accuracy
+   (slaed4's representation): in float32 on a GPU one thread per root by slaed4's
+   rational ("middle way") iteration safeguarded by bisection (the ``secular_roots``
+   kernel, ``metal/secular_roots.metal``: 3-4 passes over the poles per root on
+   average), else by bisection in MLX ops over all roots at once (:func:`_secular_steps`
+   halvings);
 4. Gu and Eisenstat's ẑ (ẑᵢ² = (dᵢ − λᵢ) Πⱼ≠ᵢ (dᵢ − λⱼ)/(dᵢ − dⱼ) / ρ, a product of ratios
    near one by interlacing), so that the vectors ẑᵢ/(dᵢ − λⱼ), normalized, are orthogonal
    to working precision whatever the clustering (slaed3);
 5. Q ← Q U, a float32-accurate product (``_precision.matmul``).
 
 Cost: about n³ flops of products at the top level (4/3 n³ over all levels), plus
-O(n²) elementwise work per halving of the secular roots' brackets, per level.
+O(n²) elementwise work per pass of the secular roots' iteration (or halving), per level.
 """
 
 import math
