@@ -96,14 +96,14 @@ def apply_band_q_blocks(
     kept = reflectors.reshape(-1, sweeps, ticks, width).astype(z.dtype)
     batch = kept.shape[0]
     v, t = _blocks_of(kept, group, blocks)
-    count = v.shape[1]
-    rows = band + group - 1
+    count, rows = v.shape[1], v.shape[-2]
     stride = rows + 1  # a window's rows and the one row between two windows
+    each_v = v.reshape(-1, rows, group)
     # V T for every block at once: each phase is then two products, W = Vᵀ Zw and
     # Zw − (V T) W, instead of three.
-    vt = blocked_qr._product(v.reshape(-1, rows, group), t.reshape(-1, group, group))
+    vt = blocked_qr._product(each_v, t.reshape(-1, group, group))
     pad = [(0, 0), (0, 1), (0, 0)]
-    flat_v = mx.pad(v.reshape(-1, rows, group), pad).reshape(batch, count * ticks, stride, group)
+    flat_v = mx.pad(each_v, pad).reshape(batch, count * ticks, stride, group)
     flat_vt = mx.pad(vt, pad).reshape(batch, count * ticks, stride, group)
     work = mx.pad(z.reshape(batch, n, m), [(0, 0), (0, stride), (0, 0)])
     for phase in range(count + ticks - 1):
