@@ -12,6 +12,10 @@ Metal compiler itself.
 ``mlx_linalg._kernels.launch`` with NumPy arrays in and out.
 """
 
+import atexit
+import functools
+import hashlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,6 +132,35 @@ int main(int argc, char** argv) {{
 """
 
 
+_built: dict[str, Path] = {}
+
+
+@functools.cache
+def _build_folder() -> Path:
+    """A folder for this process's compiled programs, removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="emulate-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _binary(name: str, program: str) -> Path:
+    """The program compiled, once per process for each distinct source (a kernel's launches
+    with the same shapes and template arguments share one binary)."""
+    key = hashlib.sha256(program.encode()).hexdigest()[:24]
+    if key not in _built:
+        binary = _build_folder() / key
+        binary.with_suffix(".cpp").write_text(program)
+        built = subprocess.run(
+            ["g++", "-std=c++20", "-O1", "-pthread", "-w", "-o", str(binary), f"{binary}.cpp"],
+            capture_output=True,
+            text=True,
+        )
+        if built.returncode:
+            raise RuntimeError(f"emulate: {name} did not compile:\n{built.stderr[-4000:]}")
+        _built[key] = binary
+    return _built[key]
+
+
 def run(
     name: str,
     inputs: list[np.ndarray],
@@ -148,18 +181,9 @@ def run(
     threads = threadgroup[0] * threadgroup[1] * threadgroup[2]
     if threads % 32 or grid[0] % threads or grid[1:] != (1, 1) or threadgroup[1:] != (1, 1):
         raise ValueError("emulate: 1-D launches of whole threadgroups of 32k threads only")
+    binary = _binary(name, source(spec, args, inputs, output_shapes))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        program = tmp / "kernel.cpp"
-        program.write_text(source(spec, args, inputs, output_shapes))
-        binary = tmp / "kernel"
-        built = subprocess.run(
-            ["g++", "-std=c++20", "-O1", "-pthread", "-w", "-o", str(binary), str(program)],
-            capture_output=True,
-            text=True,
-        )
-        if built.returncode:
-            raise RuntimeError(f"emulate: {name} did not compile:\n{built.stderr[-4000:]}")
         files_in = [tmp / f"in{k}" for k in range(len(inputs))]
         files_out = [tmp / f"out{k}" for k in range(len(output_shapes))]
         for x, path in zip(inputs, files_in, strict=True):
