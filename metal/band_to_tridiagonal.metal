@@ -40,9 +40,11 @@
 // s, all of them at once, and one threadgroup barrier separates the ticks. About 6 BAND²
 // flops per tick of a sweep; 3 n ticks in all.
 //
-// A lane loads its row of D, then its row of B, from the work buffer into registers (all
-// of a row's loads in flight at once), updates them there and writes them back; it holds
-// one entry of each reflector, so BAND <= 32. B's column sums v2ᵀ B are a butterfly over
+// A tick is la_chase_tick (band_chase.h), shared with band_chase_tiles.metal, which runs
+// the same ticks on many threadgroups. A lane loads its row of D, then its row of B, from
+// the work buffer into registers (all of a row's loads in flight at once), updates them
+// there and writes them back; it holds one entry of each reflector, so BAND <= 32. B's
+// column sums v2ᵀ B are a butterfly over
 // the simdgroup's lanes (la_butterfly_sum). The simdgroup's reflector and q are also in
 // threadgroup memory, where every lane reads them; simdgroup barriers separate the phases.
 // nvcc (sm_90) gives it 96 (WANT_Q) and 128 registers per thread, so at most 512 threads
@@ -50,10 +52,7 @@
 // phase (48 registers): 4.8 to 5.2 times slower on the H100 (n = 1024: 58 against 12 ms,
 // 4096: 809 against 157).
 
-constexpr int WIDTH = 2 * BAND;       // stored subdiagonals of the band and its bulges
-constexpr int STRIDE = 3 * BAND + 1;  // work's entries per column
-// A lane's entries of a row: BAND, rounded up to a power of two for the butterfly.
-constexpr int SPAN = BAND <= 2 ? 2 : BAND <= 4 ? 4 : BAND <= 8 ? 8 : BAND <= 16 ? 16 : 32;
+constexpr int STRIDE = LaChase<BAND>::STRIDE;  // work's entries per column
 const int n = A_shape[1];
 const int lane = (int)thread_index_in_simdgroup;
 const int warp = (int)simdgroup_index_in_threadgroup;
@@ -90,121 +89,8 @@ if (m < (size_t)A_shape[0]) {
       if (k >= 1 + (n - 3 - s) / BAND) {
         continue;  // sweep s has ended (uniform over the simdgroup)
       }
-      const int st = s + 1 + k * BAND;
-      const int ed = metal::min(st + BAND - 1, n - 1);
-      const int len = ed - st + 1;
-      device float* reflector = w + (size_t)s * STRIDE + WIDTH;
-      float v;
-      float tau;
-      if (k == 0) {
-        device float* column = w + (size_t)s * STRIDE + 1;  // A[st + i, s]
-        const float x = lane < len ? column[lane] : 0.0f;
-        const float beta = la_simd_householder(x, (uint)lane, v, tau);
-        if (lane < len) {
-          column[lane] = lane == 0 ? beta : 0.0f;
-        }
-      } else {
-        v = lane < len ? reflector[lane] : 0.0f;
-        tau = reflector[BAND];
-      }
-      if (WANT_Q) {
-        device float* slot = kept + ((size_t)s * first_ticks + k) * (BAND + 1);
-        if (lane < BAND) {
-          slot[lane] = v;
-        }
-        if (lane == 0) {
-          slot[BAND] = tau;
-        }
-      }
-      simdgroup_barrier(mem_flags::mem_threadgroup);  // the last step's reads of vs, qs
-      vs[lane] = v;
-      simdgroup_barrier(mem_flags::mem_threadgroup);
-      // D <- H D H with H = I - tau v vᵀ: p = tau D v, q = p - (tau/2)(pᵀv) v,
-      // D - v qᵀ - q vᵀ (LAPACK ssytd2's symmetric rank-2 form). Lane i holds row i of D
-      // (below the diagonal from the columns before its own, the rest from its own).
-      // Row i's entry j sits at below[j (STRIDE - 1)] for j <= i, at above[j] after.
-      device float* below = w + (size_t)st * STRIDE + lane;
-      const device float* above = w + (size_t)(st + lane) * STRIDE - lane;
-      float row[SPAN];
-      LA_UNROLL
-      for (int j = 0; j < SPAN; ++j) {
-        const device float* at = j <= lane ? below + j * (STRIDE - 1) : above + j;
-        row[j] = (lane < len && j < len) ? *at : 0.0f;
-      }
-      float p = 0.0f;
-      LA_UNROLL
-      for (int j = 0; j < SPAN; ++j) {
-        p += row[j] * vs[j];
-      }
-      p *= tau;
-      const float q = p - 0.5f * tau * simd_sum(p * v) * v;
-      qs[lane] = q;
-      simdgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
-      LA_UNROLL
-      for (int j = 0; j < SPAN; ++j) {
-        if (j <= lane && lane < len) {
-          below[j * (STRIDE - 1)] = row[j] - v * qs[j] - q * vs[j];
-        }
-      }
-      const int st2 = ed + 1;
-      const int len2 = metal::min(BAND, n - st2);
-      if (len2 >= 1) {
-        // B <- B H, B = A[st2 .., st ..] (entry (i, j) is column st + j's subdiagonal
-        // st2 - st + i - j, apart from D's): lane i holds row i, y = B v, B - tau y vᵀ.
-        device float* b = w + (size_t)st * STRIDE + (st2 - st);  // B(i, j) = b[j (STRIDE - 1) + i]
-        float brow[SPAN];
-        LA_UNROLL
-        for (int j = 0; j < SPAN; ++j) {
-          brow[j] = (lane < len2 && j < len) ? b[j * (STRIDE - 1) + lane] : 0.0f;
-        }
-        float y = 0.0f;
-        LA_UNROLL
-        for (int j = 0; j < SPAN; ++j) {
-          y += brow[j] * vs[j];
-        }
-        LA_UNROLL
-        for (int j = 0; j < SPAN; ++j) {
-          brow[j] -= tau * y * vs[j];
-        }
-        if (len2 >= 2) {
-          // The reflector of B's first column, then B[:, 1:] <- (I - tau2 v2 v2ᵀ) B[:, 1:]:
-          // z_j = v2ᵀ B(:, j), summed over the lanes by a butterfly that leaves z_j on
-          // lane j (SPAN - 1 shuffles), then B(:, j) - tau2 z_j v2.
-          float v2;
-          float tau2;
-          const float beta2 = la_simd_householder(brow[0], (uint)lane, v2, tau2);
-          brow[0] = lane == 0 ? beta2 : 0.0f;
-          float z[SPAN];
-          LA_UNROLL
-          for (int j = 0; j < SPAN; ++j) {
-            z[j] = v2 * brow[j];
-          }
-          la_butterfly_sum<SPAN, 16>(z, lane);
-          la_butterfly_sum<SPAN, 8>(z, lane);
-          la_butterfly_sum<SPAN, 4>(z, lane);
-          la_butterfly_sum<SPAN, 2>(z, lane);
-          la_butterfly_sum<SPAN, 1>(z, lane);
-          simdgroup_barrier(mem_flags::mem_threadgroup);  // the D update's reads of qs
-          qs[lane] = z[0];  // z_(lane mod SPAN)
-          simdgroup_barrier(mem_flags::mem_threadgroup);
-          LA_UNROLL
-          for (int j = 1; j < SPAN; ++j) {
-            brow[j] -= tau2 * qs[j] * v2;
-          }
-          if (lane < BAND) {
-            reflector[lane] = v2;
-          }
-          if (lane == 0) {
-            reflector[BAND] = tau2;
-          }
-        }
-        LA_UNROLL
-        for (int j = 0; j < SPAN; ++j) {
-          if (lane < len2 && j < len) {
-            b[j * (STRIDE - 1) + lane] = brow[j];
-          }
-        }
-      }
+      device float* slot = kept + ((size_t)s * first_ticks + k) * (BAND + 1);
+      la_chase_tick<BAND, WANT_Q>(w, n, s, k, lane, vs, qs, slot);
     }
     threadgroup_barrier(mem_flags::mem_device);
   }
