@@ -6,7 +6,9 @@ Stage 1 (:func:`mlx_linalg._gpu.band_reduction.sy2sb`) leaves a band of half-wid
 tridiagonal in O(n² band) flops with one launch of the ``band_to_tridiagonal`` kernel
 (``metal/band_to_tridiagonal.metal``: Householder sweeps as in Haidar, Ltaief & Dongarra,
 SC11, and PLASMA/MAGMA's sb2st, one threadgroup per matrix, its simdgroups chasing
-several sweeps at once). :func:`band_to_tridiagonal` gives the tridiagonal matrix (for
+several sweeps at once), or from :data:`TILED_FROM` on with sequenced launches of tiles
+of sweeps and ticks on many SMs (:mod:`mlx_linalg._gpu.band_chase_tiles`, the same results
+bit for bit). :func:`band_to_tridiagonal` gives the tridiagonal matrix (for
 eigenvalues); :func:`band_to_tridiagonal_q` also keeps the reflectors, which
 :func:`apply_band_q` applies to vectors (the ``apply_band_reflectors`` kernel), as the
 eigenvectors need.
@@ -15,6 +17,7 @@ eigenvectors need.
 import mlx.core as mx
 
 from mlx_linalg import _kernels
+from mlx_linalg._gpu import band_chase_tiles
 
 # The kernel keeps a reflector's entries one per SIMD lane.
 MAX_BAND = 32
@@ -28,6 +31,12 @@ MAX_BAND = 32
 SIMDGROUPS = 12
 # Threads per threadgroup of the back-transformation (one simdgroup per vector).
 APPLY_THREADS = 256
+# From this order on, the chase runs on many SMs (band_chase_tiles: sequenced launches of
+# tiles) instead of one threadgroup a matrix. H100, 2026-11-28: the dispatched eigh took
+# 231 against 274 ms at n = 3072 and eigvalsh 203 against 211; at 2048 the tiled chase was
+# slower (47 against 44 ms keeping Q, 68 against 43 not): docs/kernels-spectral-blocks.md,
+# "Stage 2 on many SMs". Read at each call.
+TILED_FROM = 3072
 
 
 def reflector_slots(n: int, band: int) -> tuple[int, int]:
@@ -79,12 +88,17 @@ def _checked(a: mx.array, band: int, name: str) -> None:
 
 
 def _chase(a: mx.array, band: int, want_q: bool) -> list[mx.array]:
-    """The kernel's (d, e, reflectors), the batch flattened; ``a`` is not empty."""
+    """The chase's (d, e, reflectors), the batch flattened; ``a`` is not empty. From
+    :data:`TILED_FROM` on, on many SMs (``band_chase_tiles``), else one threadgroup a
+    matrix; the same results bit for bit."""
     n = a.shape[-1]
     flat = a.reshape(-1, n, n)
-    launch = band_to_tridiagonal_launch(flat.shape, band, want_q=want_q)
-    d, e, _, kept = _kernels.launch("band_to_tridiagonal", [flat], **launch)
-    return [d, e[:, : n - 1], kept]
+    if n < TILED_FROM:
+        launch = band_to_tridiagonal_launch(flat.shape, band, want_q=want_q)
+        d, e, _, kept = _kernels.launch("band_to_tridiagonal", [flat], **launch)
+        return [d, e[:, : n - 1], kept]
+    work, kept = band_chase_tiles.chase(band_chase_tiles.packed_band(flat, band), band, want_q)
+    return [work[:, :, 0], work[:, : n - 1, 1], kept]
 
 
 def band_to_tridiagonal(a: mx.array, band: int) -> tuple[mx.array, mx.array]:
