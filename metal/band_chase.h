@@ -192,9 +192,9 @@ LA_INLINE void la_chase_tick(device float* w, int n, int s, int k, int lane, LA_
 // thread), COPY_DEPTH float4 loads in flight per thread where both buffers are 16-byte
 // aligned (a single threadgroup copies up to a few hundred KB this way: one float per
 // load in turn was slower than the work the copy precedes).
+template <int COPY_DEPTH>
 LA_INLINE void la_copy_span(const device float* src, device float* dst, size_t lo, size_t hi,
                             int tid, int nthreads) {
-  constexpr int COPY_DEPTH = 16;
   const bool aligned = ((size_t)src % 16) == 0 && ((size_t)dst % 16) == 0;
   const size_t head = aligned ? metal::min((lo + 3) / 4 * 4, hi) : hi;
   const size_t tail = aligned ? metal::max(head, hi / 4 * 4) : hi;

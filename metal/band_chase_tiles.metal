@@ -56,9 +56,14 @@ if (m < batch) {
     const int s1 = tile[1];
     const int t0 = tile[2];
     const int t1 = tile[3];
+    // Loads in flight per thread of the copy. H100 (n = 4096 / 8192): with 16 the chase
+    // keeping Q took 107 / 229 ms and the other 156 / 329; with 4, 112 / 258 and 108 / 231
+    // (two runs; the second also without a gather per launch). nvcc (sm_90) gives the
+    // kernel without Q 138 registers a thread with 16 and 96 with 4 (with Q 139 and 128).
+    constexpr int COPY_DEPTH = WANT_Q ? 16 : 4;
     const size_t matrix = (size_t)m * (size_t)n * (size_t)STRIDE;
     for (int r = 0; r < 2; ++r) {
-      la_copy_span(work_in, work_out, matrix + (size_t)tile[4 + 2 * r] * STRIDE,
+      la_copy_span<COPY_DEPTH>(work_in, work_out, matrix + (size_t)tile[4 + 2 * r] * STRIDE,
                    matrix + (size_t)tile[5 + 2 * r] * STRIDE, tid, nthreads);
     }
     device float* kept_tile =
