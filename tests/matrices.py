@@ -126,6 +126,16 @@ def hard_batch(rng, m: int, n: int, *, inf: float = np.inf) -> tuple[np.ndarray,
     return np.concatenate([good, bad]), good
 
 
+def symmetric_band(rng, batch: int, n: int, band: int) -> np.ndarray:
+    """(batch, n, n) float32 symmetric Gaussian matrices of half-bandwidth ``band`` (zero
+    outside it)."""
+    g = rng.standard_normal((batch, n, n))
+    a = (g + np.swapaxes(g, -1, -2)) / 2
+    rows, cols = np.indices((n, n))
+    a[..., np.abs(rows - cols) > band] = 0
+    return a.astype(np.float32)
+
+
 def symmetric_from_lower(a: np.ndarray) -> np.ndarray:
     """The symmetric matrices whose lower triangles are those of ``a`` (..., N, N): what
     eigh reads."""

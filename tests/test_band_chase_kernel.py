@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
+from matrices import symmetric_band
 
 from mlx_linalg._gpu import band_chase, band_reduction, tridiagonal, tridiagonal_dc
 from mlx_linalg._gpu.blocked_common import REFERENCE
@@ -20,15 +21,6 @@ U32 = np.finfo(np.float32).eps / 2
 EIGENVALUES = 30
 
 pytestmark = needs_emulation
-
-
-def _band(rng, batch, n, band):
-    """(batch, n, n) float32 Gaussian symmetric matrices of half-bandwidth ``band``."""
-    g = rng.standard_normal((batch, n, n))
-    a = (g + np.swapaxes(g, -1, -2)) / 2
-    rows, cols = np.indices((n, n))
-    a[..., np.abs(rows - cols) > band] = 0
-    return a.astype(np.float32)
 
 
 def _emulated(a, band, simdgroups=2):
@@ -68,7 +60,7 @@ def _eigenvalue_error(a, d, e):
     [(40, 8, 2), (45, 4, 1), (70, 16, 3), (70, 32, 2), (33, 32, 1), (5, 32, 1), (3, 2, 1)],
 )
 def test_tridiagonal_has_the_band_matrix_eigenvalues(rng, n, band, simdgroups):
-    a = _band(rng, 2, n, band)
+    a = symmetric_band(rng, 2, n, band)
     d, e = _emulated(a, band, simdgroups)
     assert np.all(np.isfinite(d)) and np.all(np.isfinite(e))
     assert np.all(_eigenvalue_error(a, d, e) <= EIGENVALUES)
@@ -76,7 +68,7 @@ def test_tridiagonal_has_the_band_matrix_eigenvalues(rng, n, band, simdgroups):
 
 def test_nothing_outside_the_lower_band_is_read(rng):
     n, band = 40, 8
-    a = _band(rng, 1, n, band)
+    a = symmetric_band(rng, 1, n, band)
     rows, cols = np.indices((n, n))
     garbage = a.copy()
     garbage[..., (rows < cols) | (rows - cols > band)] = np.nan
@@ -89,7 +81,7 @@ def test_scaling_by_powers_of_two_is_exact(rng):
     of 2⁻¹⁰⁰ (squares below float32's least normal) and 2¹⁰⁰ (squares past its largest)
     give the same result scaled."""
     n, band = 30, 8
-    a = _band(rng, 1, n, band)
+    a = symmetric_band(rng, 1, n, band)
     d, e = _emulated(a, band)
     for power in (-100, 100):
         ds, es = _emulated(a * np.float32(2.0**power), band)
@@ -113,7 +105,7 @@ def test_zero_diagonal_and_tiny_matrices():
 
 def test_nan_stays_in_its_matrix(rng):
     n, band = 40, 8
-    a = _band(rng, 2, n, band)
+    a = symmetric_band(rng, 2, n, band)
     alone, _ = _emulated(a[:1], band)
     a[1, 20, 15] = np.nan
     d, e = _emulated(a, band)
@@ -145,7 +137,7 @@ def test_kept_reflectors_give_q(rng, n, band):
     """With WANT_Q the same (d, e) (bit for bit), and the reflectors, applied to the
     identity by the back-transformation kernel, give an orthogonal Q with Qᵀ A Q = T:
     ‖I − QᵀQ‖/(n u) and ‖QᵀAQ − T‖/(n ‖A‖ u) at most 30 (the stage-1 tests' ratios)."""
-    a = _band(rng, 2, n, band)
+    a = symmetric_band(rng, 2, n, band)
     d, e, q = _emulated_q(a, band)
     want_d, want_e = _emulated(a, band)
     np.testing.assert_array_equal(d, want_d)

@@ -10,6 +10,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from kernel_emulation import emulate, needs_emulation
+from matrices import symmetric_band
 
 from mlx_linalg._gpu import band_chase, band_chase_tiles
 
@@ -95,14 +96,6 @@ def test_packed_band_is_the_kernels_layout(rng):
             np.testing.assert_array_equal(work[:, c, k], expected)
 
 
-def _band(rng, batch, n, band):
-    g = rng.standard_normal((batch, n, n))
-    a = (g + np.swapaxes(g, -1, -2)) / 2
-    rows, cols = np.indices((n, n))
-    a[..., np.abs(rows - cols) > band] = 0
-    return a.astype(np.float32)
-
-
 @pytest.fixture(autouse=True)
 def _few_copiers(monkeypatch):
     """Three copier threadgroups a launch: the emulation runs threadgroups one at a time."""
@@ -142,7 +135,7 @@ def _tiled(a, band, sweeps, ticks, want_q):
 def test_tiled_chase_is_the_one_threadgroup_kernel_bit_for_bit(
     rng, n, band, sweeps, ticks, batch, want_q
 ):
-    a = _band(rng, batch, n, band)
+    a = symmetric_band(rng, batch, n, band)
     a[0, n // 2, n // 2 - 1] = a[0, n // 2 - 1, n // 2] = 0.0  # a zero subdiagonal entry
     launch = band_chase.band_to_tridiagonal_launch(a.shape, band, 2, want_q=want_q)
     _, _, work, kept = emulate.run("band_to_tridiagonal", [a], **launch)
@@ -154,7 +147,7 @@ def test_tiled_chase_is_the_one_threadgroup_kernel_bit_for_bit(
 
 @needs_emulation
 def test_nan_stays_in_its_matrix(rng):
-    a = _band(rng, 2, 30, 4)
+    a = symmetric_band(rng, 2, 30, 4)
     a[1, 10, 9] = np.nan
     work, _ = _tiled(a, 4, 2, 3, False)
     assert np.all(np.isfinite(work[0])) and np.isnan(work[1, :, :2]).any()

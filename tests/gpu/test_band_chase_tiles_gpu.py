@@ -6,6 +6,7 @@ Run by tools/gpu-check.sh."""
 import mlx.core as mx
 import numpy as np
 import pytest
+from matrices import symmetric_band
 
 from mlx_linalg import _kernels
 from mlx_linalg._gpu import band_chase, band_chase_tiles, two_stage
@@ -16,18 +17,10 @@ U32 = float(np.finfo(np.float32).eps) / 2
 RATIO = 30
 
 
-def _band(rng, batch, n, band):
-    g = rng.standard_normal((batch, n, n))
-    a = (g + np.swapaxes(g, -1, -2)) / 2
-    rows, cols = np.indices((n, n))
-    a[..., np.abs(rows - cols) > band] = 0
-    return a.astype(np.float32)
-
-
 @pytest.mark.parametrize(("n", "band", "batch"), [(600, 32, 2), (333, 16, 1)])
 @pytest.mark.parametrize("want_q", [True, False])
 def test_tiled_chase_is_the_kernel_bit_for_bit_gpu(rng, n, band, batch, want_q):
-    a = mx.array(_band(rng, batch, n, band))
+    a = mx.array(symmetric_band(rng, batch, n, band))
     launch = band_chase.band_to_tridiagonal_launch(a.shape, band, want_q=want_q)
     _, _, work, kept = _kernels.launch("band_to_tridiagonal", [a], **launch)
     tiled, tiled_kept = band_chase_tiles.chase(band_chase_tiles.packed_band(a, band), band, want_q)
