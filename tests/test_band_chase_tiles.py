@@ -85,6 +85,14 @@ def test_too_many_tiles_a_launch_are_refused():
         band_chase_tiles.tile_schedule(600, 1, 1, 1)
 
 
+def test_narrow_bands_of_large_orders_stay_on_one_threadgroup():
+    """The dispatch (band_chase._chase) asks ``fits``: a band of 4 at n = 8192 has about
+    680 sweeps in flight, 58 tiles a launch; the route's band of 32 fits."""
+    assert band_chase_tiles.fits(4096, 32)
+    assert band_chase_tiles.fits(8192, 8)
+    assert not band_chase_tiles.fits(8192, 4)
+
+
 def test_packed_band_is_the_kernels_layout(rng):
     n, band = 9, 3
     a = rng.standard_normal((2, n, n)).astype(np.float32)

@@ -89,11 +89,11 @@ def _checked(a: mx.array, band: int, name: str) -> None:
 
 def _chase(a: mx.array, band: int, want_q: bool) -> list[mx.array]:
     """The chase's (d, e, reflectors), the batch flattened; ``a`` is not empty. From
-    :data:`TILED_FROM` on, on many SMs (``band_chase_tiles``), else one threadgroup a
-    matrix; the same results bit for bit."""
+    :data:`TILED_FROM` on, on many SMs (``band_chase_tiles``) where its tiles fit, else one
+    threadgroup a matrix; the same results bit for bit."""
     n = a.shape[-1]
     flat = a.reshape(-1, n, n)
-    if n < TILED_FROM:
+    if n < TILED_FROM or not band_chase_tiles.fits(n, band):
         launch = band_to_tridiagonal_launch(flat.shape, band, want_q=want_q)
         d, e, _, kept = _kernels.launch("band_to_tridiagonal", [flat], **launch)
         return [d, e[:, : n - 1], kept]

@@ -139,6 +139,22 @@ def tile_schedule(n: int, band: int, sweeps: int, ticks: int) -> TileSchedule:
     return TileSchedule(table, kept_index)
 
 
+@functools.lru_cache(maxsize=64)
+def _fits(n: int, band: int, sweeps: int, ticks: int) -> bool:
+    try:
+        tile_schedule(n, band, sweeps, ticks)
+    except ValueError:
+        return False
+    return True
+
+
+def fits(n: int, band: int) -> bool:
+    """Whether the tiled chase takes an n x n band matrix of half-width ``band`` (n >= 3): its
+    launches need at most :data:`MAX_TILES` tiles (a narrow band has more sweeps in flight,
+    n / (3 band), so more tiles a launch)."""
+    return _fits(n, band, TILE_SWEEPS, TILE_TICKS)
+
+
 def _check_disjoint(table: np.ndarray) -> None:
     """Every launch's owned column ranges, sorted, each ending before the next starts."""
     ranges = table[:, :, 4:].reshape(table.shape[0], -1, 2)
