@@ -87,32 +87,12 @@ def tile_schedule(n: int, band: int, sweeps: int, ticks: int) -> TileSchedule:
     s, k = _sweep_ticks(n, band)
     t = 3 * s + k
     tile_i, tile_j = s // sweeps, t // ticks
-    first = s + 1 + k * band  # the tick's first column; k = 0 also touches column s
-    low = np.where(k == 0, s, first)
-    high = np.minimum(first + band, n)
     keys, tile_of = np.unique(tile_i * (tile_j.max() + 1) + tile_j, return_inverse=True)
     count = keys.size
     i = np.zeros(count, np.int64)
     j = np.zeros(count, np.int64)
     i[tile_of], j[tile_of] = tile_i, tile_j
-    s_low = np.full(count, n, np.int64)
-    s_high = np.zeros(count, np.int64)
-    c_low = np.full(count, n, np.int64)
-    c_high = np.zeros(count, np.int64)
-    np.minimum.at(s_low, tile_of, s)
-    np.maximum.at(s_high, tile_of, s + 1)
-    np.minimum.at(c_low, tile_of, low)
-    np.maximum.at(c_high, tile_of, high)
-    meet = c_low <= s_high  # the sweeps' columns touch the ticks' hull: one range
-    ranges = np.stack(
-        [
-            s_low,
-            np.where(meet, np.maximum(s_high, c_high), s_high),
-            np.where(meet, 0, c_low),
-            np.where(meet, 0, c_high),
-        ],
-        axis=1,
-    )
+    ranges = _owned_ranges(n, band, s, k, tile_of, count)
     launch = i + j
     order = np.lexsort((i, launch))
     per_launch = np.bincount(launch, minlength=launch.max() + 1)
@@ -153,6 +133,34 @@ def fits(n: int, band: int) -> bool:
     launches need at most :data:`MAX_TILES` tiles (a narrow band has more sweeps in flight,
     n / (3 band), so more tiles a launch)."""
     return _fits(n, band, TILE_SWEEPS, TILE_TICKS)
+
+
+def _owned_ranges(
+    n: int, band: int, s: np.ndarray, k: np.ndarray, tile_of: np.ndarray, count: int
+) -> np.ndarray:
+    """(count, 4): each tile's two owned column ranges [lo, hi), its sweeps' own columns
+    and the hull of the columns its ticks (s, k) reach, one range where they meet."""
+    first = s + 1 + k * band  # the tick's first column; k = 0 also touches column s
+    low = np.where(k == 0, s, first)
+    high = np.minimum(first + band, n)
+    s_low = np.full(count, n, np.int64)
+    s_high = np.zeros(count, np.int64)
+    c_low = np.full(count, n, np.int64)
+    c_high = np.zeros(count, np.int64)
+    np.minimum.at(s_low, tile_of, s)
+    np.maximum.at(s_high, tile_of, s + 1)
+    np.minimum.at(c_low, tile_of, low)
+    np.maximum.at(c_high, tile_of, high)
+    meet = c_low <= s_high
+    return np.stack(
+        [
+            s_low,
+            np.where(meet, np.maximum(s_high, c_high), s_high),
+            np.where(meet, 0, c_low),
+            np.where(meet, 0, c_high),
+        ],
+        axis=1,
+    )
 
 
 def _check_disjoint(table: np.ndarray) -> None:
