@@ -8,7 +8,7 @@
 // One step of stage 2's bulge chase spread over many threadgroups (SMs): the sweeps and
 // global ticks of band_to_tridiagonal.metal cut into tiles of SWEEPS sweeps by TICKS
 // ticks, a launch running some tiles at once, each on its own threadgroup. The launches
-// and their tiles come from the host (band_chase.tile_schedule): tile (i, j), sweeps
+// and their tiles come from the host (band_chase_tiles.tile_schedule): tile (i, j), sweeps
 // i SWEEPS .., ticks j TICKS .., runs in launch i + j, after (i - 1, j) and (i, j - 1),
 // and the tiles of a launch touch disjoint columns, so each runs its ticks as the
 // one-threadgroup kernel does, with the same arithmetic (the results are that kernel's,
@@ -22,14 +22,17 @@
 //             lies in one of them, and no other tile of the launch touches them. A slot
 //             with s0 = s1 is empty.
 //   work_out  (B, n, 3 BAND + 1): work_in after the launch's tiles. A tile copies the
-//             columns it owns before it chases; threadgroups P .. (the copiers) copy every
-//             other column, so each column is written by one threadgroup.
+//             columns it owns (float4 loads, several in flight: la_copy_span) before it
+//             chases; threadgroups P .. (the copiers) copy every other column, striding
+//             over the band's floats together, so each column is written by one
+//             threadgroup.
 //   kept      WANT_Q: (B, P, SWEEPS, TICKS, BAND + 1): [b, p, g, τ] = the reflector (v,
 //             then tau) of sweep s0 + g at global tick t0 + τ of slot p's tile, zeros where
 //             that sweep has no such tick. Otherwise (B, 1), written 0.
 // Launch: grid (B Q 32 W, 1, 1), threadgroup (32 W, 1, 1) with Q >= P + 1 threadgroups a
 // matrix (the first P its tiles, the rest copiers) and W simdgroups taking a tile's sweeps
-// in turn (W = SWEEPS: one each).
+// in turn (W = SWEEPS: one each). P <= 32 (the copiers keep the column ranges in
+// threadgroup memory).
 
 constexpr int STRIDE = LaChase<BAND>::STRIDE;
 const int batch = work_in_shape[0];
