@@ -101,7 +101,8 @@ if (m < batch) {
     threadgroup_barrier(mem_flags::mem_threadgroup);
     const size_t total = (size_t)n * STRIDE;
     const size_t step = (size_t)(per_matrix - slots) * (size_t)nthreads;
-    for (size_t base = (size_t)(p - slots) * nthreads + tid; base < total; base += COPY_DEPTH * step) {
+    const size_t start = (size_t)(p - slots) * (size_t)nthreads + (size_t)tid;
+    for (size_t base = start; base < total; base += COPY_DEPTH * step) {
       float x[COPY_DEPTH];
       bool mine[COPY_DEPTH];
       LA_UNROLL
