@@ -9,6 +9,7 @@ must be that kernel's bit for bit.
 import mlx.core as mx
 import numpy as np
 import pytest
+import tool_scripts
 from kernel_emulation import emulate, needs_emulation
 from matrices import symmetric_band
 
@@ -159,3 +160,14 @@ def test_nan_stays_in_its_matrix(rng):
     a[1, 10, 9] = np.nan
     work, _ = _tiled(a, 4, 2, 3, False)
     assert np.all(np.isfinite(work[0])) and np.isnan(work[1, :, :2]).any()
+
+
+def test_bench_tool_loads_and_makes_band_matrices(rng):
+    """tools/bench_band_chase_tiles.py (GPU-only: its smoke run is in tests/gpu) loads, and
+    its matrices are symmetric with half-bandwidth 32."""
+    bench = tool_scripts.load("tools/bench_band_chase_tiles.py")
+    a = np.array(bench._band_matrix(rng, 80))[0]
+    rows, cols = np.indices(a.shape)
+    np.testing.assert_array_equal(a, a.T)
+    assert np.all(a[np.abs(rows - cols) > bench.BAND] == 0)
+    assert np.all(a[np.abs(rows - cols) <= bench.BAND] != 0)

@@ -51,8 +51,12 @@ def _chase(a: mx.array, want_q: bool, tiles: tuple[int, int] | None) -> list[mx.
         launch = band_chase.band_to_tridiagonal_launch(a.shape, BAND, want_q=want_q)
         d, e, work, kept = mlx_linalg._kernels.launch("band_to_tridiagonal", [a], **launch)
         return [work, kept] if want_q else [work]
+    default = band_chase_tiles.TILE_SWEEPS, band_chase_tiles.TILE_TICKS
     band_chase_tiles.TILE_SWEEPS, band_chase_tiles.TILE_TICKS = tiles
-    work, kept = band_chase_tiles.chase(band_chase_tiles.packed_band(a, BAND), BAND, want_q)
+    try:
+        work, kept = band_chase_tiles.chase(band_chase_tiles.packed_band(a, BAND), BAND, want_q)
+    finally:
+        band_chase_tiles.TILE_SWEEPS, band_chase_tiles.TILE_TICKS = default
     return [work, kept] if want_q else [work]
 
 
@@ -96,6 +100,7 @@ def eigh_rows(n: int, tiled_from: int, reps: int, rng) -> list[dict]:
     g = rng.standard_normal((n, n)).astype(np.float32)
     a = mx.array((g + g.T) / 2)
     rows = []
+    default = band_chase.TILED_FROM
     for label, threshold in (("tiled", tiled_from), ("one threadgroup", 1 << 40)):
         band_chase.TILED_FROM = threshold
         for op in (mlx_linalg.eigh, mlx_linalg.eigvalsh):
@@ -111,6 +116,7 @@ def eigh_rows(n: int, tiled_from: int, reps: int, rng) -> list[dict]:
                 row["orthogonality_F_nu"] = float(np.linalg.norm(z.T @ z - np.eye(n)) / nu)
             rows.append(row)
             print(row, flush=True)
+    band_chase.TILED_FROM = default
     torch = cuda_torch()
     if torch is not None:
         release_memory(torch)  # MLX's cache of freed buffers, else PyTorch may run out

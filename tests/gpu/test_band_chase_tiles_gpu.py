@@ -3,9 +3,12 @@ one-threadgroup kernel's band, tridiagonal matrix and reflectors, and the two-st
 through it is accurate (orthogonality and residual to 30 n u, as test_two_stage_gpu.py).
 Run by tools/gpu-check.sh."""
 
+import json
+
 import mlx.core as mx
 import numpy as np
 import pytest
+import tool_scripts
 from matrices import symmetric_band
 
 from mlx_linalg import _kernels
@@ -39,3 +42,14 @@ def test_eigh_through_the_tiled_chase_gpu(rng, monkeypatch):
     norm = np.linalg.norm(a64, 2)
     assert np.linalg.norm(z.T @ z - np.eye(n), 2) <= RATIO * n * U32
     assert np.linalg.norm(a64 @ z - z * w, 2) <= RATIO * n * U32 * norm
+
+
+def test_bench_tool_smoke_gpu(tmp_path):
+    """tools/bench_band_chase_tiles.py on a small order: every row timed, the tiled chase
+    equal to the kernel's."""
+    bench = tool_scripts.load("tools/bench_band_chase_tiles.py")
+    argv = ["--out", str(tmp_path), "--sizes", "300", "--tiles", "8x12", "--reps", "1"]
+    assert bench.main(argv) == 0
+    rows = json.loads((tmp_path / "band_chase_tiles.json").read_text())["chase"]
+    assert len(rows) == 4 and all(r["ms"] > 0 for r in rows)
+    assert all(r["bit_for_bit"] for r in rows if r["tiles"] == "8x12")
