@@ -25,7 +25,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg import _kernels
-from mlx_linalg._tracing import is_tracing_error
+from mlx_linalg._tracing import start_evaluation
 
 # Sweeps and global ticks per tile (a tile's sweeps run on one simdgroup each), and copier
 # threadgroups per launch. tools/bench_band_chase_tiles.py on an H100 (2026-11-28): 8 x 12
@@ -229,17 +229,5 @@ def chase(work: mx.array, band: int, want_q: bool) -> tuple[mx.array, mx.array |
         work, reflectors = _kernels.launch("band_chase_tiles", [work, table], **arguments)
         kept.append(reflectors)
         if started and row % START_EVERY == START_EVERY - 1:
-            started = _start(work)
+            started = start_evaluation(work)
     return work, kept_in_slots(kept, schedule) if want_q else None
-
-
-def _start(x: mx.array) -> bool:
-    """Start evaluating ``x`` on the GPU (mx.async_eval) while the host builds the launches
-    after it; False when mx.compile or mx.vmap traces (nothing to start)."""
-    try:
-        mx.async_eval(x)
-    except ValueError as error:
-        if not is_tracing_error(error):
-            raise
-        return False
-    return True
