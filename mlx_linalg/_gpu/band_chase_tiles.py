@@ -87,8 +87,13 @@ def tile_schedule(n: int, band: int, sweeps: int, ticks: int) -> TileSchedule:
     s, k = _sweep_ticks(n, band)
     t = 3 * s + k
     tile_i, tile_j = s // sweeps, t // ticks
-    keys, tile_of = np.unique(tile_i * (tile_j.max() + 1) + tile_j, return_inverse=True)
-    count = keys.size
+    # Tiles numbered in (i, j) order, the empty ones left out (a cumulative count over all
+    # (i, j): np.unique's numbering without its sort of every tick).
+    key = tile_i * (tile_j.max() + 1) + tile_j
+    present = np.zeros(key.max() + 1, np.int64)
+    present[key] = 1
+    number = np.cumsum(present) - 1
+    tile_of, count = number[key], int(number[-1]) + 1
     i = np.zeros(count, np.int64)
     j = np.zeros(count, np.int64)
     i[tile_of], j[tile_of] = tile_i, tile_j
