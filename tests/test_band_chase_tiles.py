@@ -171,3 +171,25 @@ def test_bench_tool_loads_and_makes_band_matrices(rng):
     np.testing.assert_array_equal(a, a.T)
     assert np.all(a[np.abs(rows - cols) > bench.BAND] == 0)
     assert np.all(a[np.abs(rows - cols) <= bench.BAND] != 0)
+
+
+@pytest.mark.parametrize(
+    ("n", "band", "tiled"),
+    [(3071, 32, False), (3072, 32, True), (8192, 8, True), (8192, 4, False)],
+)
+def test_the_chase_is_tiled_from_tiled_from_where_its_tiles_fit(monkeypatch, n, band, tiled):
+    """band_chase's dispatch between the kernels (launches recorded, nothing run)."""
+    chosen = []
+
+    def one_threadgroup(name, inputs, **launch):
+        chosen.append(name)
+        return [mx.zeros(shape) for shape in launch["output_shapes"]]
+
+    def tiles(work, band, want_q):
+        chosen.append("band_chase_tiles")
+        return work, None
+
+    monkeypatch.setattr(band_chase._kernels, "launch", one_threadgroup)
+    monkeypatch.setattr(band_chase_tiles, "chase", tiles)
+    band_chase.band_to_tridiagonal(mx.zeros((1, n, n), mx.float32), band)
+    assert chosen == ["band_chase_tiles" if tiled else "band_to_tridiagonal"]
