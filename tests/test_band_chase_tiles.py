@@ -31,7 +31,7 @@ def _accesses(n, band):
 
 def _launch_and_tile(schedule, s, t):
     """The launch and flat tile slot that run sweep s at global tick t, from the table."""
-    tiles = schedule.tiles
+    tiles = np.array(schedule.tiles)
     inside = (
         (tiles[None, :, :, 0] <= s[:, None, None])
         & (s[:, None, None] < tiles[None, :, :, 1])
@@ -64,7 +64,7 @@ def test_every_touched_column_is_owned_by_its_tile(n, band, sweeps, ticks):
     schedule = band_chase_tiles.tile_schedule(n, band, sweeps, ticks)
     column, t, s, _ = _accesses(n, band).T
     launch, tile = _launch_and_tile(schedule, s, t)
-    ranges = schedule.tiles.reshape(-1, 8)[tile, 4:]
+    ranges = np.array(schedule.tiles).reshape(-1, 8)[tile, 4:]
     owned = ((ranges[:, 0] <= column) & (column < ranges[:, 1])) | (
         (ranges[:, 2] <= column) & (column < ranges[:, 3])
     )
@@ -120,7 +120,7 @@ def _tiled(a, band, sweeps, ticks, want_q):
         batch, n, band, schedule.tiles.shape[1], want_q, sweeps, ticks
     )
     kept = []
-    for row in schedule.tiles:
+    for row in np.array(schedule.tiles):
         work, reflectors = emulate.run("band_chase_tiles", [work, row], **arguments)
         kept.append(mx.array(reflectors))
     if not want_q:

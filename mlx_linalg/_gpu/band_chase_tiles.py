@@ -46,20 +46,21 @@ START_EVERY = 128
 
 
 class TileSchedule(NamedTuple):
-    """The launches of a tiled chase of an n x n band matrix.
+    """The launches of a tiled chase of an n x n band matrix, as arrays made once per shape
+    (the kernel's inputs; :func:`tile_schedule` is cached).
 
     Attributes:
         tiles: (launches, P, 8) int32: launch L's tile slots, the kernel's ``tiles`` rows
             (s0, s1, t0, t1, then two owned column ranges [lo, hi)); P = the most tiles of
             any launch, empty slots have s0 = s1 and no columns.
-        kept_index: (S, K) int64: for the reflector of sweep s at tick k (the layout of
+        kept_index: (S, K) int32: for the reflector of sweep s at tick k (the layout of
             ``band_chase.reflector_slots``), its row in the launches' ``kept`` outputs
             concatenated, (launches P G T, band + 1); ticks a sweep does not have point
             one past them, at a row of zeros appended there.
     """
 
-    tiles: np.ndarray
-    kept_index: np.ndarray
+    tiles: mx.array
+    kept_index: mx.array
 
 
 def _sweep_ticks(n: int, band: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,13 +116,15 @@ def tile_schedule(n: int, band: int, sweeps: int, ticks: int) -> TileSchedule:
     table[launch, slot] = np.concatenate([np.stack(span, axis=1), ranges], axis=1)
     _check_disjoint(table)
     total = per_launch.size * slots * sweeps * ticks
-    kept_index = np.full((max(n - 2, 1), 1 + (n - 3) // band), total, np.int64)
+    if total >= 2**31:  # kept_index is int32
+        raise ValueError(f"[band_chase_tiles] n = {n}: {total} reflector slots, too many")
+    kept_index = np.full((max(n - 2, 1), 1 + (n - 3) // band), total, np.int32)
     kept_index[s, k] = (
         ((launch[tile_of] * slots + slot[tile_of]) * sweeps + s - i[tile_of] * sweeps) * ticks
         + t
         - j[tile_of] * ticks
     )
-    return TileSchedule(table, kept_index)
+    return TileSchedule(mx.array(table), mx.array(kept_index))
 
 
 @functools.lru_cache(maxsize=64)
@@ -212,7 +215,7 @@ def kept_in_slots(kept: list[mx.array], schedule: TileSchedule) -> mx.array:
     batch, width = kept[0].shape[0], kept[0].shape[-1]
     rows = [x.reshape(batch, -1, width) for x in kept]
     rows.append(mx.zeros((batch, 1, width), mx.float32))
-    index = mx.array(schedule.kept_index.reshape(-1))
+    index = schedule.kept_index.reshape(-1)
     gathered = mx.take(mx.concatenate(rows, axis=1), index, axis=1)
     return gathered.reshape(batch, *schedule.kept_index.shape, width)
 
@@ -224,12 +227,12 @@ def chase(work: mx.array, band: int, want_q: bool) -> tuple[mx.array, mx.array |
     (B, S, K, band + 1)."""
     batch, n, _ = work.shape
     schedule = tile_schedule(n, band, TILE_SWEEPS, TILE_TICKS)
-    tiles = mx.array(schedule.tiles)
-    slots = schedule.tiles.shape[1]
+    tiles = schedule.tiles
+    slots = tiles.shape[1]
     arguments = launch_arguments(batch, n, band, slots, want_q, TILE_SWEEPS, TILE_TICKS)
     kept = []
     started = True
-    for row in range(schedule.tiles.shape[0]):
+    for row in range(tiles.shape[0]):
         table = tiles[row : row + 1].reshape(slots, 8)  # a view (tiles[row] would gather)
         work, reflectors = _kernels.launch("band_chase_tiles", [work, table], **arguments)
         kept.append(reflectors)
