@@ -25,6 +25,7 @@ from mlx_linalg._gpu import (
 from mlx_linalg._gpu.blocked_common import KERNELS, applies_square, from_order
 from mlx_linalg._gpu.reference import nan_where
 from mlx_linalg._gpu.scaling import prescale_lower, times_power_of_two
+from mlx_linalg._tracing import start_evaluation
 
 # The band's half-width: the widest the bulge-chasing kernel takes (its reflectors are
 # held one entry per SIMD lane) and stage 1's default.
@@ -50,6 +51,7 @@ def eigvalsh(a: mx.array, *, band: int = BAND) -> mx.array:
         the others of the batch are unaffected.
     """
     banded, _ = band_reduction.sy2sb(a, band=band, blocks=KERNELS)
+    start_evaluation(banded)  # the GPU runs stage 1 while the host builds the rest
     d, e = band_chase.band_to_tridiagonal(banded, band)
     return tridiagonal.tridiagonal_eigenvalues(d, e)
 
@@ -69,8 +71,12 @@ def eigh(a: mx.array, *, band: int = BAND) -> tuple[mx.array, mx.array]:
     n = a.shape[-1]
     flat = a.reshape(-1, n, n)
     banded, reflectors = band_reduction.sy2sb(flat, band=band, blocks=KERNELS)
+    # The GPU runs each stage while the host builds the next (no host read: lazy as before).
+    start_evaluation(banded, *(x for r in reflectors for x in (r.v, r.t)))
     d, e, kept = band_chase.band_to_tridiagonal_q(banded, band)
+    start_evaluation(d, e, kept)
     w, z = tridiagonal_dc.eigh_tridiagonal(d, e)
+    start_evaluation(w, z)
     if n >= Q2_BLOCKS_FROM:
         z = band_q_blocks.apply_band_q_blocks(kept, z)
     else:
