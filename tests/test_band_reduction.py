@@ -27,6 +27,7 @@ from matrices import (
 )
 
 from conformance.zoo import hermitian_from
+from mlx_linalg import _tracing
 from mlx_linalg._gpu import band_reduction
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
@@ -105,6 +106,23 @@ def test_both_panels_give_one_band_to_rounding(rng):
     kernel, _ = _reduce(a, mx.float64, 16, "kernel")
     tsqr, _ = _reduce(a, mx.float64, 16, "tsqr")
     np.testing.assert_allclose(tsqr, kernel, rtol=0, atol=1e-12 * norm(a).max())
+
+
+def test_evaluation_started_along_the_loop_changes_no_bit(rng, monkeypatch):
+    """sy2sb and apply_q start evaluating every few steps (``_tracing.start_every``); the
+    results equal the wholly lazy graph's bit for bit."""
+    a = mx.array(_symmetric(rng, (2, 140, 140)))
+
+    def reduced():
+        banded, reflectors = band_reduction.sy2sb(a, band=8, blocks=REFERENCE)
+        return banded, band_reduction.apply_q(reflectors, banded, transpose=True)
+
+    monkeypatch.setattr(_tracing, "STEPS_PER_START", 10**9)
+    lazy = reduced()
+    monkeypatch.setattr(_tracing, "STEPS_PER_START", 1)
+    started = reduced()
+    for x, y in zip(lazy, started, strict=True):
+        assert mx.array_equal(x, y).item()
 
 
 @pytest.mark.parametrize("dtype", [mx.float64, mx.float32])

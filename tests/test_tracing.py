@@ -5,6 +5,7 @@ there instead of raising."""
 import mlx.core as mx
 import pytest
 
+from mlx_linalg import _tracing
 from mlx_linalg._tracing import is_tracing_error, start_evaluation
 
 
@@ -28,6 +29,15 @@ def test_start_evaluation_starts_outside():
     x = mx.arange(4) * 2
     assert start_evaluation(x)
     assert x.tolist() == [0, 2, 4, 6]
+
+
+def test_start_every_starts_at_multiples_of_the_stride(monkeypatch):
+    started = []
+    monkeypatch.setattr(_tracing, "start_evaluation", lambda *arrays: started.append(arrays))
+    x = mx.arange(3)
+    for step in range(1, 3 * _tracing.STEPS_PER_START + 2):
+        _tracing.start_every(step, x)
+    assert len(started) == 3 and all(arrays == (x,) for arrays in started)
 
 
 def test_eval_refusals_are_recognised_and_others_are_not():

@@ -30,6 +30,7 @@ import numpy as np
 
 from mlx_linalg._gpu import blocked_qr
 from mlx_linalg._gpu.blocked_common import KERNELS, Blocks
+from mlx_linalg._tracing import start_every
 
 # Sweeps per block: the blocks' width g (their windows have band + g - 1 rows). On the
 # H100 (band 32, Z n x n, tools/bench_band_reduction.py): 64 took 26.9 / 113 / 636 ms at
@@ -126,4 +127,5 @@ def apply_band_q_blocks(
         w = blocked_qr._transposed_product(vb, slab)
         updated = blocked_qr._subtract_product(slab, vtb, w)
         work[:, slab_rows] = updated.reshape(batch, picked * stride, m)
+        start_every(phase + 1, work)
     return work[:, :n].reshape(z.shape)

@@ -33,6 +33,7 @@ from mlx_linalg._gpu.blocked_common import (
     subtract_product,
 )
 from mlx_linalg._gpu.reference import nan_where
+from mlx_linalg._tracing import start_every
 
 # Band width (columns per block column). 32 is the blocked QR's panel width (the widest the
 # one-launch TSQR panel takes is 63); to be tuned on the GPU (tools/bench_band_reduction.py).
@@ -165,6 +166,7 @@ def sy2sb(
         lower[:, start : start + band + width, start : start + band] = column
         trailing = mx.depends(_two_sided(trailing, band, v, t), column)
         start += band
+        start_every(len(reflectors), trailing)
     lower[:, start:, start:] = trailing
     lower = mx.tril(lower)
     upper = mx.swapaxes(mx.tril(lower, -1), -1, -2)
@@ -201,9 +203,10 @@ def apply_q(
     result = mx.array(flat(c))  # a copy: assigned into below
     n = result.shape[1]
     order = reflectors if transpose else reversed(reflectors)
-    for block in order:
+    for step, block in enumerate(order, 1):
         row = n - block.v.shape[1]
         result[:, row:] = blocked_qr._reflect(
             block.v, block.t, result[:, row:], transpose=transpose
         )
+        start_every(step, result)
     return result.reshape(shape)
