@@ -16,7 +16,9 @@ Python loop over block columns, one panel factorization per block column by the 
 QR's panel machinery (``blocked_qr.panel`` or ``tsqr.panel``, with ``blocked_common``'s
 building blocks: kernels on the GPU, their MLX-op references on the CPU), everything else
 float32-accurate matrix products (``blocked_common.subtract`` with split-once operands,
-``blocked_qr._product``) and slices; nothing synchronizes with the host.
+``blocked_qr._product``) and slices; nothing synchronizes with the host. Every few block
+columns the graph built so far starts evaluating (``_tracing.start_every``), so the GPU
+works while Python builds the rest.
 """
 
 import mlx.core as mx

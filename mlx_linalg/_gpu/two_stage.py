@@ -6,7 +6,8 @@ bulge-chasing launch), then bisection for the eigenvalues
 (:func:`tridiagonal_dc.eigh_tridiagonal`) and the two back-transformations
 (:func:`band_chase.apply_band_q` or, from :data:`Q2_BLOCKS_FROM`,
 :func:`band_q_blocks.apply_band_q_blocks`; :func:`band_reduction.apply_q`). One lazy graph each;
-nothing synchronizes with the host.
+nothing synchronizes with the host; each stage (and every few steps of the long loops)
+starts evaluating as soon as it is built (``_tracing``).
 
 ``mlx_linalg._dispatch`` appends :func:`dispatch_rules` to ``GPU_RULES``: float32 eigh and
 eigvalsh from the orders of :data:`CROSSOVER` on, each matrix scaled by a power of two
