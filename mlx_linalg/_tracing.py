@@ -43,8 +43,8 @@ def start_evaluation(*arrays: mx.array) -> bool:
     return True
 
 
-def start_every(step: int, *arrays: mx.array) -> None:
-    """:func:`start_evaluation` of ``arrays`` at every :data:`STEPS_PER_START`-th ``step``
-    (counted from 1) of a loop; nothing at the others."""
-    if step % STEPS_PER_START == 0:
+def start_every(step: int, *arrays: mx.array, every: int = STEPS_PER_START) -> None:
+    """:func:`start_evaluation` of ``arrays`` at every ``every``-th ``step`` (counted from 1)
+    of a loop (default :data:`STEPS_PER_START`); nothing at the others."""
+    if step % every == 0:
         start_evaluation(*arrays)

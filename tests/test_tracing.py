@@ -38,6 +38,10 @@ def test_start_every_starts_at_multiples_of_the_stride(monkeypatch):
     for step in range(1, 3 * _tracing.STEPS_PER_START + 2):
         _tracing.start_every(step, x)
     assert len(started) == 3 and all(arrays == (x,) for arrays in started)
+    started.clear()
+    for step in range(1, 10):
+        _tracing.start_every(step, x, every=4)
+    assert len(started) == 2
 
 
 def test_eval_refusals_are_recognised_and_others_are_not():

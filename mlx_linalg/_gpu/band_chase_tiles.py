@@ -25,7 +25,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg import _kernels
-from mlx_linalg._tracing import start_evaluation
+from mlx_linalg._tracing import start_every
 
 # Sweeps and global ticks per tile (a tile's sweeps run on one simdgroup each), and copier
 # threadgroups per launch. tools/bench_band_chase_tiles.py on an H100 (2026-11-28): 8 x 12
@@ -231,11 +231,9 @@ def chase(work: mx.array, band: int, want_q: bool) -> tuple[mx.array, mx.array |
     slots = tiles.shape[1]
     arguments = launch_arguments(batch, n, band, slots, want_q, TILE_SWEEPS, TILE_TICKS)
     kept = []
-    started = True
     for row in range(tiles.shape[0]):
         table = tiles[row : row + 1].reshape(slots, 8)  # a view (tiles[row] would gather)
         work, reflectors = _kernels.launch("band_chase_tiles", [work, table], **arguments)
         kept.append(reflectors)
-        if started and row % START_EVERY == START_EVERY - 1:
-            started = start_evaluation(work)
+        start_every(row + 1, work, every=START_EVERY)
     return work, kept_in_slots(kept, schedule) if want_q else None
