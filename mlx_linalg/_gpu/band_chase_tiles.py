@@ -25,6 +25,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_linalg import _kernels
+from mlx_linalg._gpu import band_chase  # its reflector layout (it imports this module)
 from mlx_linalg._tracing import start_every
 
 # Sweeps and global ticks per tile (a tile's sweeps run on one simdgroup each), and copier
@@ -118,7 +119,7 @@ def tile_schedule(n: int, band: int, sweeps: int, ticks: int) -> TileSchedule:
     total = per_launch.size * slots * sweeps * ticks
     if total >= 2**31:  # kept_index is int32
         raise ValueError(f"[band_chase_tiles] n = {n}: {total} reflector slots, too many")
-    kept_index = np.full((max(n - 2, 1), 1 + (n - 3) // band), total, np.int32)
+    kept_index = np.full(band_chase.reflector_slots(n, band), total, np.int32)
     kept_index[s, k] = (
         ((launch[tile_of] * slots + slot[tile_of]) * sweeps + s - i[tile_of] * sweeps) * ticks
         + t
