@@ -11,6 +11,7 @@ from mlx_linalg._gpu import blocked_common
 from mlx_linalg._gpu.blocked_common import (
     KERNELS,
     Blocks,
+    Operand,
     first_columns,
     flat,
     gram,
@@ -42,17 +43,24 @@ def potrf(
         L_{k+1:,k} = A_{k+1:,k} L_kk⁻ᵀ as a substitution with the panel's rows as
         right-hand sides (never an explicit inverse, so the panel is as accurate as
         LAPACK's dtrsm); A_{k+1:,k+1:} -= L_{k+1:,k} L_{k+1:,k}ᵀ by a float32-accurate
-        matrix product (``subtract_product``'s ops). A block column wider than the
-        building blocks take (``blocks.max_n``) is factored in leaves of that width, each
-        leaf's substitution covering every row below it (:func:`_panel`), so every leaf is
-        one kernel launch. n³/3 flops in LAPACK; here the trailing product forms the full
-        square instead of one triangle (MLX has no syrk), about 2n³/3.
+        matrix product (``subtract``'s ops). A block column wider than the building
+        blocks take (``blocks.max_n``) is factored in leaves of that width, each leaf's
+        substitution covering every row below it (:func:`_panel`), so every leaf is one
+        kernel launch. n³/3 flops in LAPACK; here the trailing product forms the full
+        square instead of one triangle (MLX has no syrk), about 2n³/3. The first block
+        column takes the n mod b columns that do not fill a block (b when there are
+        none), so that every later trailing matrix is whole blocks.
 
         Right-looking rather than left-looking because each step's trailing update is one
         large product of shape (n-k) x b x (n-k), the shape GPUs multiply fastest; a
         left-looking step multiplies a thin (n-k) x k by k x b, whose small output
-        parallelizes poorly. The trailing matrix is its own, shrinking array (the fused
-        update reads and writes it once per step, with no copy of the whole matrix).
+        parallelizes poorly. The trailing matrix is kept as its block columns stacked
+        along a leading axis, (n/b, B, n-k, b) (:func:`_block_columns`): its next trailing
+        matrix, every block column less its first b rows, is then a stack of
+        row-contiguous matrices, which the fused update reads in place (``mx.addmm``
+        copies a C that is a plain slice of a square, one more pass over it: 4.2 of 24.8
+        ms of GPU time at n = 8192 on an H100), and its first block column, the next
+        panel, is one row-contiguous matrix.
 
         Launches (issue #7: the graph is launch-bound on the GPU; counts in
         docs/kernels-blocked.md): the building blocks' factors are lower triangular with
@@ -71,20 +79,55 @@ def potrf(
     block = BLOCK if block is None else block
     batch, n = a.shape[0], a.shape[-1]
     pieces: list[Piece] = []
-    trailing = a
-    for start in range(0, n, block):
-        width = min(block, n - start)
-        below, failed = _panel(blocks, trailing, width, start, pieces)
-        if below is not None:
-            trailing = subtract(trailing[:, width:, width:], *gram(below))
+    first = n % block or block
+    below, failed = _panel(blocks, a, first, 0, pieces)
+    if below is not None:
+        columns = _update(_block_columns(a[:, first:, first:], block), below, block)
+        for corner in range(first, n, block):
+            panel = columns[:1].squeeze(0)  # a view (columns[0] would be a gather)
+            below, failed = _panel(blocks, panel, block, corner, pieces)
+            if below is not None:
+                columns = _update(columns[1:, :, block:], below, block)
     return nan_where(failed, _assemble(pieces, batch, n, a.dtype, upper)), failed
+
+
+def _block_columns(x: mx.array, width: int) -> mx.array:
+    """The (B, m, m) trailing matrix as its block columns, (m / width, B, m, width)."""
+    batch, m = x.shape[0], x.shape[-1]
+    return x.reshape(batch, m, m // width, width).transpose(2, 0, 1, 3)
+
+
+def _update(columns: mx.array, below: mx.array, width: int) -> mx.array:
+    """The next trailing matrix, block columns (J, B, m, width) less ``below`` (B, m, K) times
+    the transpose of its J row blocks: block column j less below · below[:, jw:(j+1)w]ᵀ.
+
+    One stacked update (``subtract``, split once by ``gram``): the left operands broadcast
+    over the blocks, the right ones are transposed views of ``below``'s row blocks."""
+    left, right = gram(below)
+
+    def broadcast(part: mx.array | None) -> mx.array | None:
+        return None if part is None else part[None]
+
+    def row_blocks(part: mx.array | None) -> mx.array | None:
+        if part is None:
+            return None
+        rows = mx.swapaxes(part, -1, -2)  # (B, m, K') as below's rows
+        batch, m, k = rows.shape
+        return rows.reshape(batch, m // width, width, k).transpose(1, 0, 3, 2)
+
+    return subtract(
+        columns,
+        Operand(*(broadcast(part) for part in left[:3])),
+        Operand(*(row_blocks(part) for part in right[:3])),
+    )
 
 
 def _panel(
     blocks: Blocks, trailing: mx.array, w: int, corner: int, pieces: list[Piece]
 ) -> tuple[mx.array | None, mx.array]:
-    """Factor one block column: the first ``w`` columns of the (B, m, m) trailing matrix,
-    whose top square is the diagonal block at (corner, corner) of the whole factor.
+    """Factor one block column: the first ``w`` columns of the (B, m, k) trailing matrix
+    (k >= w: the whole trailing matrix, or its first block column), whose top square is
+    the diagonal block at (corner, corner) of the whole factor.
 
     Appends its pieces to ``pieces``; returns L's part below the diagonal block,
     (B, m - w, w) (None where m = w), and the last leaf's failure flag (B,).
@@ -97,7 +140,8 @@ def _panel(
         product. The same arithmetic as factoring the diagonal block first and then
         solving the panel against it (dpotrf with dtrsm's blocked loop), in fewer
         launches. Each leaf reads its columns in place from a row-contiguous array (the
-        trailing matrix, or the previous leaf's update), so no copy precedes it.
+        trailing matrix, or the previous leaf's update), and the first update reads the
+        block's columns in place too (``subtract``'s ``at``), so no copy precedes them.
     """
     rest = trailing  # its first w - start columns: the block's columns still to factor
     below = []
@@ -111,7 +155,7 @@ def _panel(
         columns = w - start - width  # of the block, right of this leaf
         if columns:
             a, b = gram(l21)
-            rest = subtract(rest[:, width:, width : width + columns], a, first_columns(b, columns))
+            rest = subtract(rest, a, first_columns(b, columns), at=(width, width))
         below.append(l21[:, columns:])
     if not below:
         return None, failed

@@ -186,10 +186,7 @@ def subtract_product(
     """
     if rank_update_applies(c, a, b):
         return rank_update_kernel(c, a, b, at=at)
-    i, j = at
-    if i or j:
-        c = c[:, i : i + a.shape[-2], j : j + b.shape[-1]]
-    return subtract(c, left(a), right(b))
+    return subtract(c, left(a), right(b), at=at)
 
 
 class Operand(NamedTuple):
@@ -330,15 +327,20 @@ def first_columns(operand: Operand, count: int) -> Operand:
     return Operand(cut(operand.value), cut(operand.hi), cut(operand.pair), rows)
 
 
-def subtract(c: mx.array, a: Operand, b: Operand) -> mx.array:
+def subtract(c: mx.array, a: Operand, b: Operand, *, at: tuple[int, int] = (0, 0)) -> mx.array:
     """``c - a @ b`` with the operands' splits as given (:func:`left`, :func:`right`): one
     launch of the ``rank_update`` kernel for a small inner dimension
     (:data:`RANK_UPDATE_MAX_K`), else one fused ``mx.addmm``, or, where the operands are
-    split, two (the hi·hi term, then both corrections in one product of inner size 2K)."""
+    split, two (the hi·hi term, then both corrections in one product of inner size 2K).
+    With ``at`` = (i, j), the block ``c[:, i:i+M, j:j+N]`` less it (the kernel reads it in
+    place)."""
     if rank_update_applies(c, a.value, b.value):
         return rank_update_kernel(
-            c, a.value, b.value if b.rows is None else b.rows, trans_b=b.rows is not None
+            c, a.value, b.value if b.rows is None else b.rows, trans_b=b.rows is not None, at=at
         )
+    i, j = at
+    if i or j:
+        c = c[:, i : i + a.value.shape[-2], j : j + b.value.shape[-1]]
     if c.dtype == mx.float32 and a.hi is not None and b.hi is not None:
         looped = _precision.per_matrix(a.value, b.value)
         c = _precision.accumulate(c, a.hi, b.hi, alpha=-1.0, looped=looped)
