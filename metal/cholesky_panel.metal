@@ -10,7 +10,7 @@
 // launch (LAPACK potrf's diagonal-block potf2 and the trsm below it).
 //   A       (B, m, k) float32, W <= m, W <= k, W <= NMAX, NMAX = 32 or 64. Only the first W
 //           columns are read, of the top W rows only the lower triangle.
-//   width   (1,) int32: W >= 1.
+//   width   (W, 0) int32, empty (_kernels.extents): W >= 1, read from its shape.
 //   L       (B, m, W): rows [0, W) the lower Cholesky factor L11 of the top block
 //           (A11 = L11 L11ᵀ, zeros above the diagonal); rows [W, m) L21 = A21 L11⁻ᵀ. Every
 //           entry NaN for a matrix whose top block has a pivot that is not positive and
@@ -38,7 +38,7 @@ threadgroup int failed_at[1];
 const int batch = A_shape[0];
 const int m = A_shape[1];
 const int k = A_shape[2];
-const int W = width[0];
+const int W = width_shape[0];
 const int groups = 1 + (m - W + 31) / 32;
 const uint group = threadgroup_position_in_grid.x;
 const uint b = group / (uint)groups;

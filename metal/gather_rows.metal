@@ -3,14 +3,14 @@
 // @outputs Y:float32
 //
 // Row interchanges of the blocked LU as one gather of whole rows: the rows `rows` of each
-// X[b], from column first[0] on (a trailing matrix's columns right of its panel, read in
+// X[b], from column F on (a trailing matrix's columns right of its panel, read in
 // place).
 //   X     (B, M, N) float32.
 //   rows  (B, R) int32: Y's row i is X's row rows[b, i]; an entry outside [0, M) gives a
 //         row of NaN.
-//   first (1,) int32, 0 <= first[0] <= N (an input, not a template argument, so no
-//         column offset compiles a kernel of its own).
-//   Y     (B, R, N - first[0]): Y[b, i, c] = X[b, rows[b, i], first[0] + c].
+//   first (F, 0) int32, empty (_kernels.extents): 0 <= F <= N, read from its shape (not
+//         a template argument, so no column offset compiles a kernel of its own).
+//   Y     (B, R, N - F): Y[b, i, c] = X[b, rows[b, i], F + c].
 // Launch: grid (B R T, 1, 1), threadgroup (T, 1, 1): threadgroup g copies row g of the
 // (B R) rows of Y, its threads along the row (coalesced reads and writes), UNROLL entries
 // per thread loaded before they are stored (the compiler cannot prove that X and Y do not
@@ -22,7 +22,7 @@ constexpr int UNROLL = 4;
 const int m = X_shape[1];
 const int n = X_shape[2];
 const int r = rows_shape[1];
-const int offset = first[0];
+const int offset = first_shape[0];
 const int width = n - offset;
 const int tid = (int)thread_index_in_threadgroup;
 const int nthreads = (int)threads_per_threadgroup.x;

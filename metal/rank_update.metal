@@ -19,8 +19,9 @@
 //   A     (B, M, K) row-major, or (B, K, M) when TRANS_A (op(A) = Aᵀ: Vᵀ C reads V).
 //   Bm    (B, K, N) row-major, or (B, N, K) when TRANS_B (op(B) = Bmᵀ: a Gram update
 //         C - X Xᵀ reads X itself).
-//   Dims  (2,) int32: row0, col0 (runtime values: a template argument would compile a
-//         kernel per step of a blocked loop).
+//   Dims  (row0, col0, 0) int32, empty (_kernels.extents): row0 and col0, read from its
+//         shape (runtime values: a template argument would compile a kernel per step of a
+//         blocked loop).
 //   D     (B, M, N).
 // Launch: grid (B·⌈M/64⌉·⌈N/64⌉·256, 1, 1), threadgroup (256, 1, 1): one threadgroup per
 //   64 x 64 tile of D; thread (tx, ty) = (t mod 16, t / 16) owns rows ty + 16r and columns
@@ -44,8 +45,8 @@ const int K = TRANS_A ? A_shape[1] : A_shape[2];
 const int N = TRANS_B ? Bm_shape[1] : Bm_shape[2];
 const int MC = PRODUCT ? 0 : C_shape[1];
 const int NC = PRODUCT ? 0 : C_shape[2];
-const int row0 = Dims[0];
-const int col0 = Dims[1];
+const int row0 = Dims_shape[0];
+const int col0 = Dims_shape[1];
 const int tiles_m = (M + TILE - 1) / TILE;
 const int tiles_n = (N + TILE - 1) / TILE;
 

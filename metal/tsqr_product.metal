@@ -12,8 +12,8 @@
 //   A    (G, MA, K) when not TRANS, else (G, K, MA) (op(A) = Aᵀ: a Qt of qr_small).
 //   Bm   (G, K, N).
 //   Top  (BT, TOP, N) when TOP > 0 (else any array, not read).
-//   Dims (2,) int32: BT, ROWS (runtime sizes: a template argument would compile a kernel
-//        per panel height).
+//   Dims (BT, ROWS, 0) int32, empty (_kernels.extents): BT and ROWS, read from its shape
+//        (runtime sizes: a template argument would compile a kernel per panel height).
 //   C    (BT, ROWS, N), G a multiple of BT, ROWS <= (G / BT) MA: matrix bt's products
 //        op(A_g) Bm_g for g = bt (G / BT), ..., stacked row after row (MA rows each), the
 //        first ROWS of those rows, except that rows i < TOP are Top[bt, i] instead.
@@ -27,8 +27,8 @@ const int G = A_shape[0];
 const int MA = TRANS ? A_shape[2] : A_shape[1];
 const int K = TRANS ? A_shape[1] : A_shape[2];
 const int N = Bm_shape[2];
-const int BT = Dims[0];
-const int ROWS = Dims[1];
+const int BT = Dims_shape[0];
+const int ROWS = Dims_shape[1];
 const size_t entry = (size_t)thread_position_in_grid.x;
 if (entry >= (size_t)BT * (size_t)ROWS * (size_t)N) {
   return;

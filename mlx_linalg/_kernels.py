@@ -41,6 +41,10 @@ Contract for a kernel file ``metal/<name>.metal`` (the body of one kernel):
     register arrays indexed by its counter stay in registers) on both backends;
   - no scalar inputs (they are pointers in CUDA, values in Metal): sizes come from
     ``_shape`` or template arguments; the identifier ``inf`` is taken (a CUDA macro);
+  - a runtime integer (a column offset, a width) comes in the shape of an empty input
+    made by :func:`extents`, not in an array's memory: the shape travels with the launch,
+    while a one-element array the host wrote sits in MLX's CUDA managed memory, and the
+    first read of it stalled every thread about 10 µs (a page migration) on an H200;
   - outputs are uninitialized unless ``init_value`` is passed: write every element.
 
 Each kernel is compiled once per (name, template arguments) in a thread-safe cache. On a
@@ -54,6 +58,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import mlx.core as mx
+import numpy as np
 
 # Thread attributes that MLX's Metal signature generator adds when a body names them, in
 # the order it writes them (mlx/backend/metal/custom_kernel.cpp), with their Metal types.
@@ -308,6 +313,14 @@ def _template_args(kernel: KernelSpec, template: dict) -> tuple[tuple[str, int |
             raise TypeError(f"[mlx_linalg.kernels] {kernel.name}: template {t} must be a bool")
         args.append((t, value))
     return tuple(args)
+
+
+def extents(*values: int) -> mx.array:
+    """An empty int32 array of shape ``(*values, 0)``: non-negative integers for a kernel,
+    which reads them as ``<input>_shape[i]``, passed with the launch like a template
+    argument but without a compilation per value, and never read from memory (built from
+    host data: no op to evaluate, no launch)."""
+    return mx.array(np.zeros((*values, 0), dtype=np.int32))
 
 
 def launch(

@@ -212,7 +212,7 @@ def _emulated_cholesky_panel(a, width):
     groups = 1 + -(-(m - width) // 32)
     factor, failed = emulate.run(
         "cholesky_panel",
-        [np.asarray(a), np.array([width])],
+        [np.asarray(a), np.zeros((width, 0), np.int32)],
         template={"NMAX": 64},
         grid=(batch * groups * 64, 1, 1),
         threadgroup=(64, 1, 1),

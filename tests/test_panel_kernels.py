@@ -147,7 +147,7 @@ def test_emulated_gather_rows_is_the_take_along_axis(batch, m, n, r, first):
     def run(rows):
         (y,) = emulate.run(
             "gather_rows",
-            [x, rows, np.array([first], dtype=np.int32)],
+            [x, rows, np.zeros((first, 0), np.int32)],
             template={},
             grid=(batch * r * threads, 1, 1),
             threadgroup=(threads, 1, 1),

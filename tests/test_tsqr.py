@@ -351,7 +351,7 @@ def _emulated_product(a, bm, top, *, trans, batch, rows):
             np.asarray(a),
             np.asarray(bm),
             np.asarray(bm if top is None else top),
-            np.array([batch, rows], dtype=np.int32),
+            np.zeros((batch, rows, 0), np.int32),
         ],
         template={"TRANS": bool(trans), "TOP": 0 if top is None else top.shape[1]},
         grid=(-(-batch * rows * n // threads) * threads, 1, 1),

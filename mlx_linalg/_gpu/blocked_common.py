@@ -427,7 +427,7 @@ def _launch_rank_update(
 ) -> mx.array:
     """One launch of ``rank_update`` (``c`` unread when ``product``)."""
     launch = rank_update_launch(a.shape, b.shape, trans_a=trans_a, trans_b=trans_b, product=product)
-    (d,) = _kernels.launch("rank_update", [c, a, b, mx.array(at, dtype=mx.int32)], **launch)
+    (d,) = _kernels.launch("rank_update", [c, a, b, _kernels.extents(*at)], **launch)
     return d
 
 

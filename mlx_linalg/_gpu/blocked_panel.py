@@ -327,7 +327,7 @@ def gather_rows_kernel(x: mx.array, rows: mx.array, first: int = 0) -> mx.array:
         return gather_rows(x, rows, first)
     (y,) = _kernels.launch(
         "gather_rows",
-        [x, rows.astype(mx.int32), mx.array([first], dtype=mx.int32)],
+        [x, rows.astype(mx.int32), _kernels.extents(first)],
         template={},
         grid=(batch * r * GATHER_THREADS, 1, 1),
         threadgroup=(GATHER_THREADS, 1, 1),

@@ -172,7 +172,7 @@ def cholesky_panel(a: mx.array, width: int) -> tuple[mx.array, mx.array]:
         {},
         threads=_kernels.SIMD_WIDTH * (1 if width <= 32 else 2),
         tasks=1 + -(-(m - width) // _kernels.SIMD_WIDTH),
-        shared=(mx.array([width], dtype=mx.int32),),
+        shared=(_kernels.extents(width),),
     )
     return factor, failed
 

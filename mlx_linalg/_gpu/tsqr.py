@@ -200,10 +200,9 @@ def product_kernel(
         return product_reference(a, bm, top, trans=trans, batch=batch, rows=rows)
     n = bm.shape[-1]
     entries = batch * rows * n
-    dims = mx.array([batch, rows], dtype=mx.int32)
     (c,) = _kernels.launch(
         "tsqr_product",
-        [a, bm, bm if top is None else top, dims],
+        [a, bm, bm if top is None else top, _kernels.extents(batch, rows)],
         template={"TRANS": bool(trans), "TOP": 0 if top is None else top.shape[1]},
         grid=(-(-entries // PRODUCT_THREADS) * PRODUCT_THREADS, 1, 1),
         threadgroup=(PRODUCT_THREADS, 1, 1),
