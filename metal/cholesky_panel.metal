@@ -22,8 +22,9 @@
 // rows W + 32 (r - 1) .. W + 32 r - 1 of L21, one row per lane of simdgroup 0.
 // Algorithm: every threadgroup loads A11's lower triangle into threadgroup memory and
 // factors it with la_cholesky_tile (cholesky_tile.h; W³/3 flops each, which at W = 64 is
-// less than one launch's cost), so no threadgroup waits for another; a lane then solves
-// L11 x = (its row of A21)ᵀ by forward substitution (la_trsv_lane, linalg_common.h).
+// less than one launch's cost), so no threadgroup waits for another; a lane, which loaded
+// its row of A21 into registers before the factorization, then solves L11 x = (that row)ᵀ
+// by forward substitution (la_trsv_lane, linalg_common.h).
 // The same operations in the same order as cholesky_small followed by trsm_small with
 // ROWS (both use these helpers), so the result equals theirs bit for bit.
 // Memory traffic: per threadgroup W²/2 floats read for A11 and, for r > 0, 32 W floats of
@@ -51,8 +52,21 @@ const int nthreads = (int)threads_per_threadgroup.x;
 const int lane = (int)thread_index_in_simdgroup;
 const int warp = (int)simdgroup_index_in_threadgroup;
 
-// A11's lower triangle, coalesced: thread t reads columns t, t + T, ... of RF rows at once.
 const size_t base = (size_t)b * (size_t)m * (size_t)k;
+// This lane's row of A21, loaded first so that its memory latency passes during A11's load
+// and factorization: NMAX registers, every load in flight at once (the row's entries lie
+// in cache lines no other lane reads).
+const int row = W + 32 * (part - 1) + lane;
+const bool solves = part > 0 && warp == 0 && row < m;
+float a21[NMAX];
+if (solves) {
+  const size_t at = base + (size_t)row * k;
+  LA_UNROLL
+  for (int j = 0; j < NMAX; ++j) {
+    a21[j] = j < W ? A[at + j] : 0.0f;
+  }
+}
+// A11's lower triangle, coalesced: thread t reads columns t, t + T, ... of RF rows at once.
 for (int r0 = 0; r0 < W; r0 += RF) {
   for (int c = tid; c < W; c += nthreads) {
     float v[RF];
@@ -86,19 +100,19 @@ if (part == 0) {
   if (tid == 0) {
     failed[b] = fail != 0;
   }
-} else if (warp == 0) {
+} else if (solves) {
   // No SIMD-group call follows: a lane past the last row simply skips its work.
-  const int row = W + 32 * (part - 1) + lane;
-  if (row < m) {
-    LA_TG float* x = xs + lane;
-    if (fail == 0) {
-      for (int j = 0; j < W; ++j) {
-        x[j * 32] = A[base + (size_t)row * k + j];
+  LA_TG float* x = xs + lane;
+  if (fail == 0) {
+    LA_UNROLL
+    for (int j = 0; j < NMAX; ++j) {
+      if (j < W) {
+        x[j * 32] = a21[j];
       }
-      la_trsv_lane<true, false, false>(tile, S, W, x);
     }
-    for (int j = 0; j < W; ++j) {
-      L[lbase + (size_t)row * W + j] = fail != 0 ? nan_value : x[j * 32];
-    }
+    la_trsv_lane<true, false, false>(tile, S, W, x);
+  }
+  for (int j = 0; j < W; ++j) {
+    L[lbase + (size_t)row * W + j] = fail != 0 ? nan_value : x[j * 32];
   }
 }

@@ -42,3 +42,23 @@ def test_summary_splits_at_markers_and_sums_by_kernel():
 
 def test_summary_of_a_record_without_markers_is_empty():
     assert kernel_times.summarize([HEADER, _row(0, "k()", "ns", "10")]) == []
+
+
+def test_timeline_summary_splits_calls_and_counts_overlap_once():
+    gap = kernel_times.GAP_MS * 1e3
+    kernels = [
+        (0.0, 10.0, "panel"),
+        (5.0, 20.0, "gemm"),  # overlaps the panel: 5 µs counted once in busy
+        (30.0, 35.0, "panel"),  # after an idle 10 µs: inside the span, not busy
+        (gap, gap + 4.0, "panel"),  # the next call
+    ]
+    first, second = kernel_times.timeline_summary(kernels)
+    count, span, busy, total, by_name = first
+    assert (count, span, busy, total) == (3, 35.0, 25.0, 30.0)
+    assert by_name == {"panel": (2, 15.0), "gemm": (1, 15.0)}
+    assert second[:4] == (1, 4.0, 4.0, 4.0)
+
+
+def test_timeline_summary_of_a_kernel_inside_another():
+    (call,) = kernel_times.timeline_summary([(0.0, 50.0, "a"), (10.0, 20.0, "b")])
+    assert call[1:4] == (50.0, 50.0, 60.0)

@@ -17,12 +17,25 @@ Usage, on a machine with an NVIDIA GPU and MLX's CUDA backend::
 (``--clock-control none --cache-control none``: the GPU's own clocks and warm caches, as
 in a real run; ncu's defaults lock the clocks at base and flush caches before every kernel.)
 Used for docs/kernels-blocked.md ("Column-major working copy", "The gather_rows kernel").
+
+``timeline`` measures without ncu, with the kernels running as they do (concurrently
+where MLX's CUDA graphs let them): PyTorch's profiler records the CUDA activity of the
+whole process through CUPTI, MLX's kernels included. For each of a few warm calls it
+reports the kernels' span (first start to last end), busy time (their union: overlapping
+kernels counted once), summed durations and the call's wall time; the gap between wall
+and span is host work before the first kernel and after the last::
+
+    python tools/kernel_times.py timeline --ops cholesky --n 4096 --top 10
+
+Used for docs/kernels-blocked.md ("Where the Cholesky's GPU time goes").
 """
 
 import argparse
 import csv
 import ctypes
 import ctypes.util
+import json
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -79,6 +92,83 @@ def run(ops: list[str], n: int) -> None:
     cudart.cudaProfilerStop()
 
 
+def timeline(ops: list[str], n: int, calls: int, top: int) -> None:
+    """``calls`` warm calls of each op at order n (as :func:`run`) under PyTorch's profiler,
+    ``GAP_MS`` apart; prints :func:`timeline_summary` of each call and the kernels of the
+    op's last call by total time."""
+    import mlx.core as mx
+    import torch
+    from bench_timing import benchmark_calls
+    from torch.profiler import ProfilerActivity, profile
+
+    benchmarks = benchmark_calls([(op, n) for op in ops], "gpu", "kernel_times")
+    torch.zeros(1, device="cuda")  # CUDA and CUPTI initialized before the record starts
+    for call in benchmarks:
+        for _ in range(3):
+            call()
+    mx.synchronize()
+    walls = []
+    with profile(activities=[ProfilerActivity.CUDA]) as record:
+        for call in benchmarks:
+            for _ in range(calls):
+                time.sleep(GAP_MS / 1e3)
+                start = time.perf_counter()
+                call()
+                mx.synchronize()
+                walls.append((time.perf_counter() - start) * 1e3)
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "trace.json"
+        record.export_chrome_trace(str(trace))
+        events = json.loads(trace.read_text())["traceEvents"]
+    kernels = [
+        (event["ts"], event["ts"] + event["dur"], event["name"])
+        for event in events
+        if event.get("cat") == "kernel"
+    ]
+    summary = timeline_summary(kernels)
+    for index, ((count, span, busy, total, by_name), wall) in enumerate(
+        zip(summary, walls, strict=False)
+    ):
+        op = ops[index // calls]
+        print(
+            f"{op} {n}: {count} kernels, span {span / 1e3:.2f} ms, busy {busy / 1e3:.2f} ms, "
+            f"sum {total / 1e3:.2f} ms, wall {wall:.2f} ms"
+        )
+        if index % calls == calls - 1:
+            ranked = sorted(by_name.items(), key=lambda item: -item[1][1])[:top]
+            for name, (launches, us) in ranked:
+                print(f"  {us / 1e3:8.2f} ms {launches:6d} x {us / launches:8.1f} us  {name}")
+
+
+# Calls of :func:`timeline` are this far apart; a larger gap between two kernels ends a call.
+GAP_MS = 100.0
+
+
+def timeline_summary(kernels, names_width: int = 70) -> list[tuple]:
+    """Kernel records ``(start µs, end µs, name)`` split into calls wherever no kernel runs
+    for ``GAP_MS / 2``: per call ``(kernels, span µs, busy µs, summed µs, {name: (launches,
+    µs)})``, busy being the length of the union of the kernels' intervals."""
+    calls: list[list] = []
+    end = None
+    for start, stop, name in sorted(kernels):
+        if end is None or start - end > GAP_MS * 1e3 / 2:
+            calls.append([])
+            end = start
+        calls[-1].append((start, stop, name))
+        end = max(end, stop)
+    summary = []
+    for call in calls:
+        busy, covered, by_name = 0.0, call[0][0], {}
+        for start, stop, name in call:
+            busy += max(0.0, stop - max(start, covered))
+            covered = max(covered, stop)
+            launches, us = by_name.get(name[:names_width], (0, 0.0))
+            by_name[name[:names_width]] = (launches + 1, us + stop - start)
+        span = covered - call[0][0]
+        summary.append((len(call), span, busy, sum(s - a for a, s, _ in call), by_name))
+    return summary
+
+
 def summarize(lines, names_width: int = 70) -> list[tuple[int, dict[str, tuple[int, float]]]]:
     """ncu's ``--csv`` record (its lines) split at the markers: for each profiled op, the
     number of kernels and {kernel name: (launches, total µs)}."""
@@ -115,6 +205,11 @@ def main() -> None:
     run_p = sub.add_parser("run", help="profile one warm call of each op (under ncu)")
     run_p.add_argument("--ops", default="solve,cholesky")
     run_p.add_argument("--n", type=int, default=4096)
+    line_p = sub.add_parser("timeline", help="kernel span and busy time (PyTorch profiler)")
+    line_p.add_argument("--ops", default="cholesky")
+    line_p.add_argument("--n", type=int, default=4096)
+    line_p.add_argument("--calls", type=int, default=3)
+    line_p.add_argument("--top", type=int, default=10)
     sum_p = sub.add_parser("summarize", help="GPU time by kernel from ncu's CSV record")
     sum_p.add_argument("csv", type=Path)
     sum_p.add_argument("--ops", default=None, help="labels of the profiled ops, in order")
@@ -122,6 +217,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "run":
         run(args.ops.split(","), args.n)
+        return
+    if args.command == "timeline":
+        timeline(args.ops.split(","), args.n, args.calls, args.top)
         return
     with args.csv.open() as lines:
         summary = summarize(lines)
