@@ -41,6 +41,8 @@ from collections import Counter
 from pathlib import Path
 
 MARKER = "op_marker"
+# Calls of :func:`timeline` are this far apart; half this gap between two kernels ends a call.
+GAP_MS = 100.0
 UNITS_US = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}
 
 
@@ -56,21 +58,30 @@ def _cudart():
     raise RuntimeError("[kernel_times] no CUDA runtime library (libcudart) found")
 
 
+def _warm_calls(ops: list[str], n: int) -> list:
+    """The benchmark's mlx_linalg calls of ``ops`` at order n on the GPU, each run three
+    times (the first compiles kernels, the second traces the graph), then synchronized."""
+    import mlx.core as mx
+    from bench_timing import benchmark_calls
+
+    calls = benchmark_calls([(op, n) for op in ops], "gpu", "kernel_times")
+    for call in calls:
+        for _ in range(3):
+            call()
+    mx.synchronize()
+    return calls
+
+
 def run(ops: list[str], n: int) -> None:
     """One warm call of each op at order n, float32, through the benchmark's mlx_linalg
     peer on the GPU (its op names and its inputs, ``benchmarks.cases.make_inputs``),
     profiled, each after a marker kernel; prints each call's wall time."""
     import mlx.core as mx
-    from bench_timing import benchmark_calls
 
-    calls = benchmark_calls([(op, n) for op in ops], "gpu", "kernel_times")
+    calls = _warm_calls(ops, n)
     marker = mx.fast.cuda_kernel(
         name=MARKER, input_names=["x"], output_names=["y"], source="y[0] = x[0];"
     )
-    for call in calls:  # the first call compiles kernels, the second traces the graph
-        for _ in range(3):
-            call()
-    mx.synchronize()
     one = mx.zeros((1,), dtype=mx.float32)
     cudart = _cudart()
     cudart.cudaProfilerStart()
@@ -98,15 +109,10 @@ def timeline(ops: list[str], n: int, calls: int, top: int) -> None:
     op's last call by total time."""
     import mlx.core as mx
     import torch
-    from bench_timing import benchmark_calls
     from torch.profiler import ProfilerActivity, profile
 
-    benchmarks = benchmark_calls([(op, n) for op in ops], "gpu", "kernel_times")
     torch.zeros(1, device="cuda")  # CUDA and CUPTI initialized before the record starts
-    for call in benchmarks:
-        for _ in range(3):
-            call()
-    mx.synchronize()
+    benchmarks = _warm_calls(ops, n)
     walls = []
     with profile(activities=[ProfilerActivity.CUDA]) as record:
         for call in benchmarks:
@@ -135,13 +141,7 @@ def timeline(ops: list[str], n: int, calls: int, top: int) -> None:
             f"sum {total / 1e3:.2f} ms, wall {wall:.2f} ms"
         )
         if index % calls == calls - 1:
-            ranked = sorted(by_name.items(), key=lambda item: -item[1][1])[:top]
-            for name, (launches, us) in ranked:
-                print(f"  {us / 1e3:8.2f} ms {launches:6d} x {us / launches:8.1f} us  {name}")
-
-
-# Calls of :func:`timeline` are this far apart; a larger gap between two kernels ends a call.
-GAP_MS = 100.0
+            _print_ranked(by_name, top)
 
 
 def timeline_summary(kernels, names_width: int = 70) -> list[tuple]:
@@ -194,9 +194,14 @@ def _print(summary, labels: list[str], top: int) -> None:
     for label, (kernels, by_name) in zip(labels, summary, strict=False):
         total = sum(us for _, us in by_name.values())
         print(f"{label}: {kernels} kernels, {total / 1e3:.2f} ms of GPU time")
-        ranked = sorted(by_name.items(), key=lambda item: -item[1][1])[:top]
-        for name, (count, us) in ranked:
-            print(f"  {us / 1e3:8.2f} ms {count:6d} x {us / count:8.1f} us  {name}")
+        _print_ranked(by_name, top)
+
+
+def _print_ranked(by_name: dict[str, tuple[int, float]], top: int) -> None:
+    """The ``top`` kernels of {name: (launches, total µs)} by total time, one line each."""
+    ranked = sorted(by_name.items(), key=lambda item: -item[1][1])[:top]
+    for name, (count, us) in ranked:
+        print(f"  {us / 1e3:8.2f} ms {count:6d} x {us / count:8.1f} us  {name}")
 
 
 def main() -> None:
