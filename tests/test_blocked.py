@@ -132,21 +132,6 @@ def test_cholesky_small_blocks_batch_axes(rng):
     np.testing.assert_array_equal(np.asarray(one), np.asarray(factor[1, 2]))
 
 
-@pytest.mark.parametrize("group", [1, 2, 3, 100])
-@pytest.mark.parametrize("upper", [False, True])
-def test_cholesky_trailing_update_in_groups(rng, monkeypatch, group, upper):
-    """Groups of block columns, each updated from its first diagonal down, give the
-    one-group (full square) factor; 300 = 12 + 9 blocks of 32, so groups of 2 and of 3
-    empty at different steps, and 100 is one group."""
-    n = 300
-    am = as_mlx(_spd(rng, (2, n, n)), mx.float64)
-    (whole,), _ = blocked_cholesky.cholesky(am, upper=upper, blocks=REFERENCE, block=32)
-    monkeypatch.setattr(blocked_cholesky, "GROUP", group)
-    (grouped,), failed = blocked_cholesky.cholesky(am, upper=upper, blocks=REFERENCE, block=32)
-    assert not np.any(np.asarray(failed))
-    np.testing.assert_allclose(as64(grouped), as64(whole), rtol=0, atol=1e-13)
-
-
 def test_cholesky_reads_one_triangle(rng):
     n = 100
     a = _spd(rng, (1, n, n))

@@ -24,11 +24,6 @@ Piece = tuple[int, int, mx.array]
 # Block columns per step where the caller gives none, read at call time (so that
 # tools/ab_settings.py can vary it): blocked_common's, 128 (leaves of 64).
 BLOCK = blocked_common.BLOCK
-# Block columns per group of the trailing update (None: one group, the full square), read
-# at call time. A group's product covers its rows from its first block column's diagonal
-# down, so groups of g block columns skip all but g/(2J) of the upper triangle's share.
-# Not yet measured on a GPU: None until it is.
-GROUP = None
 
 
 def potrf(
@@ -87,13 +82,12 @@ def potrf(
     first = n % block or block
     below, failed = _panel(blocks, a, first, 0, pieces)
     if below is not None:
-        groups = _groups(_block_columns(a[:, first:, first:], block), block, GROUP)
-        groups = _update(groups, below, block)
+        columns = _update(_block_columns(a[:, first:, first:], block), below, block)
         for corner in range(first, n, block):
-            panel = groups[0][:1].squeeze(0)  # a view (groups[0][0] would be a gather)
+            panel = columns[:1].squeeze(0)  # a view (columns[0] would be a gather)
             below, failed = _panel(blocks, panel, block, corner, pieces)
             if below is not None:
-                groups = _update(_advance(groups, block), below, block)
+                columns = _update(columns[1:, :, block:], below, block)
     return nan_where(failed, _assemble(pieces, batch, n, a.dtype, upper)), failed
 
 
@@ -103,37 +97,16 @@ def _block_columns(x: mx.array, width: int) -> mx.array:
     return x.reshape(batch, m, m // width, width).transpose(2, 0, 1, 3)
 
 
-def _groups(columns: mx.array, width: int, size: int | None) -> list[mx.array]:
-    """The trailing matrix's block columns (J, B, m, width) in groups of ``size`` (None: one
-    group), each group's rows from its first block column's diagonal down: group g holds
-    block columns [j, j + J_g) as (J_g, B, m - j·width, width), views of ``columns``."""
-    count = columns.shape[0]
-    size = max(count, 1) if size is None else size
-    return [columns[j : j + size, :, j * width :] for j in range(0, count, size)]
+def _update(columns: mx.array, below: mx.array, width: int) -> mx.array:
+    """The next trailing matrix, block columns (J, B, m, width) less ``below`` (B, m, K) times
+    the transpose of its J row blocks: block column j less below · below[:, jw:(j+1)w]ᵀ.
 
-
-def _advance(groups: list[mx.array], width: int) -> list[mx.array]:
-    """The groups less the factored block column (the first one of the first group) and
-    its ``width`` rows, the next trailing matrix's rows starting after them: the first
-    group loses that column and its first rows; the others start at their diagonal
-    already. An emptied first group is dropped."""
-    first = groups[0][1:, :, width:]
-    return ([first] if first.shape[0] else []) + groups[1:]
-
-
-def _update(groups: list[mx.array], below: mx.array, width: int) -> list[mx.array]:
-    """The next trailing matrix: each group of block columns (J_g, B, m_g, width) less the
-    rows of ``below`` (B, m, K) it covers times the transpose of its row blocks (block
-    column j less below[:, rows] · below[:, jw:(j+1)w]ᵀ, the rows being those from the
-    group's first diagonal on: m_g = m - j_g·width).
-
-    One stacked update per group (``subtract``, split once by ``gram``): the left operands
-    are row slices of ``below``, broadcast over the group's blocks; the right ones are
-    transposed views of ``below``'s row blocks."""
+    One stacked update (``subtract``, split once by ``gram``): the left operands broadcast
+    over the blocks, the right ones are transposed views of ``below``'s row blocks."""
     left, right = gram(below)
 
-    def rows_from(part: mx.array | None, row: int) -> mx.array | None:
-        return None if part is None else part[None, :, row:]
+    def broadcast(part: mx.array | None) -> mx.array | None:
+        return None if part is None else part[None]
 
     def row_blocks(part: mx.array | None) -> mx.array | None:
         if part is None:
@@ -142,16 +115,11 @@ def _update(groups: list[mx.array], below: mx.array, width: int) -> list[mx.arra
         batch, m, k = rows.shape
         return rows.reshape(batch, m // width, width, k).transpose(1, 0, 3, 2)
 
-    blocks = [row_blocks(part) for part in right[:3]]
-    updated, column = [], 0
-    for group in groups:
-        count = group.shape[0]
-        top = below.shape[1] - group.shape[2]  # the group's first row: its first diagonal
-        a = Operand(*(rows_from(part, top) for part in left[:3]))
-        b = Operand(*(None if part is None else part[column : column + count] for part in blocks))
-        updated.append(subtract(group, a, b))
-        column += count
-    return updated
+    return subtract(
+        columns,
+        Operand(*(broadcast(part) for part in left[:3])),
+        Operand(*(row_blocks(part) for part in right[:3])),
+    )
 
 
 def _panel(
