@@ -111,68 +111,6 @@ def test_emulated_lu_panel_short_wide_and_ties():
     assert piv[0, 0] == 0  # |1| = |-1| = |1|: row 0 is first
 
 
-def _run_leaf(a: np.ndarray, rows: int, chunk: int, threads: int):
-    batch, m, nb = a.shape
-    packed, piv, perm, _ = emulate.run(
-        "lu_leaf",
-        [a],
-        template={"ROWS": rows, "CHUNK": chunk},
-        grid=(batch * threads, 1, 1),
-        threadgroup=(threads, 1, 1),
-        output_shapes=[(batch, m, nb), (batch, min(m, nb)), (batch, m), (batch, m, 32)],
-    )
-    return packed, piv, perm
-
-
-@needs_emulation
-@pytest.mark.parametrize(
-    "m, nb, rows, chunk, threads",
-    [
-        (1, 1, 2, 16, 32),  # one entry
-        (5, 9, 2, 16, 32),  # M < NB: every row a pivot, U's columns past k from U12
-        (100, 16, 2, 16, 64),  # one chunk
-        (100, 16, 4, 8, 32),  # two chunks, rows past the end in the last thread's share
-        (300, 13, 4, 8, 96),  # a partial last chunk
-        (300, 32, 8, 4, 64),  # eight chunks, the widest panel
-        (70, 7, 16, 2, 32),  # the tallest share, four chunks
-    ],
-)
-def test_emulated_lu_leaf_equals_lu_panel(m, nb, rows, chunk, threads):
-    """The register-resident ``lu_leaf`` kernel (emulated) gives the ``lu_panel`` kernel's
-    factors (exactly; a NaN's sign may differ), pivots and permutation, on the Gaussian,
-    graded, singular and NaN panels (so LAPACK's pivots, by
-    test_emulated_lu_panel_matches_references)."""
-    a = _panels(m, nb, m * 1000 + nb)
-    packed, piv, perm = _run_leaf(a, rows, chunk, threads)
-    exp_packed, exp_piv, exp_perm = _run(a, 256)
-    np.testing.assert_array_equal(piv, exp_piv)
-    np.testing.assert_array_equal(perm, exp_perm)
-    np.testing.assert_array_equal(packed, exp_packed)  # exactly, NaN where it has NaN
-
-
-@needs_emulation
-def test_emulated_lu_leaf_ties():
-    """Exact ties across threads and chunks: the first current position wins (dgetf2), as
-    in the row-swapping reference."""
-    rng = np.random.default_rng(3)
-    a = rng.integers(-2, 3, size=(2, 70, 12)).astype(np.float32)
-    packed, piv, perm = _run_leaf(a, 4, 8, 32)
-    exp_packed, exp_piv, exp_perm = ref.lu_small(mx.array(a))
-    np.testing.assert_array_equal(piv, np.asarray(exp_piv))
-    np.testing.assert_array_equal(perm, np.asarray(exp_perm))
-    _assert_close(packed, np.asarray(exp_packed))
-
-
-def test_leaf_share_covers_the_panel_in_1024_threads():
-    assert blocked_panel._leaf_share(1) == (2, 16)
-    assert blocked_panel._leaf_share(512) == (2, 16)
-    assert blocked_panel._leaf_share(513) == (4, 8)
-    assert blocked_panel._leaf_share(2048) == (8, 4)
-    assert blocked_panel._leaf_share(4096) == (16, 2)
-    assert blocked_panel._leaf_share(4097) is None
-    assert all(rows * chunk <= 32 for rows, chunk in blocked_panel.LEAF_SHARES)
-
-
 def test_kernels_set_uses_the_panel_kernel():
     assert blocked_common.KERNELS.lu is blocked_panel.lu_panel_kernel
     assert blocked_common.REFERENCE.lu is blocked_panel.lu_panel

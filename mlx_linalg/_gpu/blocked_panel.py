@@ -7,10 +7,8 @@ pivots replays the interchanges (n steps of a few ops, only for ``lu_factor``'s 
 Two implementations of each contract (the QR panel likewise: :func:`qr_panel_kernel`,
 the ``qr_panel`` kernel, and :func:`qr_panel`, a column loop of MLX ops):
 
-* :func:`lu_panel_kernel`, for the GPU, one launch per panel: the ``lu_leaf`` kernel
-  (``metal/lu_leaf.metal``) for panels of at most :data:`LEAF_MAX_NB` columns and 4096
-  rows (the recursive LU's leaves), the panel held in one threadgroup's registers; else
-  the ``lu_panel`` kernel (``metal/lu_panel.metal``), the panel in device memory;
+* :func:`lu_panel_kernel`, for the GPU: the ``lu_panel`` kernel (``metal/lu_panel.metal``),
+  the whole panel factored by one threadgroup in device memory, one launch per panel;
 * :func:`lu_panel`, for any device (the CPU in CI, and the reference the kernel is tested
   against): a column loop of vectorized MLX ops, written for few ops per column (each op
   is one launch on a GPU): rows never move during the loop (the pivot row is gathered, the
@@ -33,16 +31,6 @@ PANEL_MAX_NB = 256
 # The most entries of one panel the lu_panel kernel takes (it indexes within a panel by
 # 32-bit offsets).
 PANEL_MAX_ENTRIES = 2**31 - 1
-# The widest panel the register-resident ``lu_leaf`` kernel takes, its most threads per
-# threadgroup, and its threads' shares by panel height: (rows per thread, columns per
-# chunk), 32 floats a thread; the first share whose rows per thread times LEAF_THREADS
-# cover the panel is used (taller panels take ``lu_panel``). 256 threads: ptxas gave the
-# kernel 104 to 211 registers a thread (CUDA 13, sm_90), and a threadgroup of 256 can
-# always have the 255 a thread may take (one of 512 only 128, one of 1024 only 64: larger
-# groups failed to launch on the H200).
-LEAF_MAX_NB = 32
-LEAF_THREADS = 256
-LEAF_SHARES = ((2, 16), (4, 8), (8, 4), (16, 2))
 
 
 def panel_threads(m: int) -> int:
@@ -89,24 +77,6 @@ def lu_panel_kernel_pivots(a: mx.array) -> tuple[mx.array, mx.array, mx.array | 
         return a, perm, mx.zeros((batch, min(r, b)), dtype=mx.int32)
     if a.dtype != mx.float32 or b > PANEL_MAX_NB or r * b > PANEL_MAX_ENTRIES:
         return (*lu_panel(a), None)
-    share = _leaf_share(r) if b <= LEAF_MAX_NB else None
-    if share is not None:
-        rows, chunk = share
-        threads = 32 * -(-r // (32 * rows))
-        packed, piv, perm, _ = _kernels.launch(
-            "lu_leaf",
-            [a],
-            template={"ROWS": rows, "CHUNK": chunk},
-            grid=(batch * threads, 1, 1),
-            threadgroup=(threads, 1, 1),
-            output_shapes=[
-                (batch, r, b),
-                (batch, min(r, b)),
-                (batch, r),
-                (batch, r, LEAF_MAX_NB),
-            ],
-        )
-        return packed, perm, piv
     threads = panel_threads(r)
     packed, piv, perm, _ = _kernels.launch(
         "lu_panel",
@@ -117,12 +87,6 @@ def lu_panel_kernel_pivots(a: mx.array) -> tuple[mx.array, mx.array, mx.array | 
         output_shapes=[(batch, r, b), (batch, min(r, b)), (batch, r), (batch, b, r)],
     )
     return packed, perm, piv
-
-
-def _leaf_share(r: int) -> tuple[int, int] | None:
-    """The ``lu_leaf`` kernel's (rows per thread, chunk columns) for panels of r rows, or
-    None where LEAF_THREADS threads cannot hold them."""
-    return next(((rows, chunk) for rows, chunk in LEAF_SHARES if r <= rows * LEAF_THREADS), None)
 
 
 def lu_panel(a: mx.array) -> tuple[mx.array, mx.array]:
