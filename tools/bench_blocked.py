@@ -1,20 +1,25 @@
 """Benchmark the blocked large-matrix GPU algorithms of mlx_linalg (issue #7), same data.
 
 Times the blocked graphs of ``mlx_linalg._gpu.blocked_*`` with the small-matrix kernels as
-building blocks (called directly: they are not yet in the dispatch table) on one GPU for
-n = 256 ... 8192, float32, against mlx_linalg's CPU path (LAPACK through SciPy, on the same
-machine) and, when importable with a CUDA device, PyTorch and CuPy on the same matrices.
+building blocks on one GPU for n = 256 ... 8192, float32, against mlx_linalg's CPU path
+(LAPACK through SciPy, on the same machine) and, when importable with a CUDA device,
+PyTorch and CuPy on the same matrices. The graphs run as the dispatch runs them
+(``compiled_graphs.cached``: traced at a shape's second call, replayed after), or with
+``--eager`` built anew at every call. The table ends with each op's crossover
+(:func:`crossovers`): the smallest order from which the blocked graph beat the CPU path at
+every order timed, what ``blocked_rules.CROSSOVER`` is set from.
 Each row also gives DESIGN.md's accuracy ratio of the blocked result, computed on the GPU
 with the float32-accurate split product (``mlx_linalg._precision.split_matmul``, float32
 accumulation, so at large n it slightly overstates the error), and the normwise relative
 difference from the CPU path's result.
 
 Timing: the minimum over ``--reps`` runs after one warm-up (the warm-up also compiles the
-kernels), MLX to ``mx.synchronize()``, PyTorch/CuPy to a device synchronize. A column whose
-warm-up takes more than ``--budget`` seconds is timed by that one run and not run at larger
-n. Sizes run smallest first, every op at each size, and no row starts after ``--deadline``
-seconds. Writes ``blocked.json`` and ``blocked.md`` to ``--out`` (default docs/results)
-after every row, naming the machine, and prints the table.
+kernels; for compiled graphs a second untimed run traces the graph), MLX to
+``mx.synchronize()``, PyTorch/CuPy to a device synchronize. A column whose warm-up takes
+more than ``--budget`` seconds is timed by that one run and not run at larger n. Sizes run
+smallest first, every op at each size, and no row starts after ``--deadline`` seconds.
+Writes ``blocked.json`` and ``blocked.md`` to ``--out`` (default docs/results) after every
+row, naming the machine, and prints the table.
 
 Each op is timed with every block size of ``--blocks`` (the outer block size of the
 blocked loops; diagonal blocks above 64 are themselves blocked), to pick ``BLOCK``; an
@@ -22,7 +27,8 @@ entry ``BLOCK/LEAF`` also sets the leaf width of LU's and QR's recursive tall pa
 (``none``: the whole panel in one kernel call), and is skipped for the other ops.
 
 Usage: ``python tools/bench_blocked.py [--out DIR] [--sizes 256,1024] [--ops cholesky,solve]
-[--blocks 64,128/16,128/none] [--batch 1] [--reps 3] [--budget 20] [--skip cpu,cupy]``.
+[--blocks 64,128/16,128/none] [--batch 1] [--reps 3] [--budget 20] [--skip cpu,cupy]
+[--eager]``; the crossovers as dispatched: ``--blocks default --skip cupy``.
 """
 
 import argparse
@@ -48,6 +54,7 @@ from mlx_linalg._gpu import (  # noqa: E402
     blocked_panel,
     blocked_qr,
     blocked_triangular,
+    compiled_graphs,
 )
 
 torch = cuda_torch()  # the optional PyTorch peer
@@ -113,22 +120,44 @@ def parse_config(text: str) -> tuple[int | None, int | None | str]:
     return int(block), None if leaf == "none" else int(leaf)
 
 
-def _blocked_call(op: str, x: dict, config: str):
+_COMPILED: dict = {}  # blocked implementation -> its compiled_graphs.cached form
+
+
+def _graph(impl, compiled: bool):
+    """``impl`` as the dispatch runs it (``compiled_graphs.cached``, one wrapper per
+    implementation for the whole run, so its traces are kept) or, if not ``compiled``,
+    as it is (the graph built at every call)."""
+    return _COMPILED.setdefault(impl, compiled_graphs.cached(impl)) if compiled else impl
+
+
+def _blocked_call(op: str, x: dict, config: str, compiled: bool = True):
     block, leaf = parse_config(config)
     a, b = x["a"], x.get("b")
     k = {} if block is None else {"block": block}
     if leaf != "default" and op in LEAF_OPS:
         k["leaf"] = leaf
+    cholesky, lu_factor, solve, inv, solve_triangular, cho_solve, qr = (
+        _graph(impl, compiled)
+        for impl in (
+            blocked_cholesky.cholesky,
+            blocked_lu.lu_factor,
+            blocked_lu.solve,
+            blocked_lu.inv,
+            blocked_triangular.solve_triangular,
+            blocked_triangular.cho_solve,
+            blocked_qr.qr,
+        )
+    )
     calls = {
-        "cholesky": lambda: blocked_cholesky.cholesky(a, upper=False, **k)[0][0],
-        "lu_factor": lambda: blocked_lu.lu_factor(a, **k)[0],
-        "solve": lambda: blocked_lu.solve(a, b, **k)[0][0],
-        "inv": lambda: blocked_lu.inv(a, **k)[0][0],
-        "solve_triangular": lambda: blocked_triangular.solve_triangular(
+        "cholesky": lambda: cholesky(a, upper=False, **k)[0][0],
+        "lu_factor": lambda: lu_factor(a, **k)[0],
+        "solve": lambda: solve(a, b, **k)[0][0],
+        "inv": lambda: inv(a, **k)[0][0],
+        "solve_triangular": lambda: solve_triangular(
             a, b, lower=True, unit_diagonal=False, trans=0, **k
         )[0][0],
-        "cho_solve": lambda: blocked_triangular.cho_solve(a, b, lower=True, **k)[0][0],
-        "qr": lambda: blocked_qr.qr(a, mode="reduced", **k)[0],
+        "cho_solve": lambda: cho_solve(a, b, lower=True, **k)[0][0],
+        "qr": lambda: qr(a, mode="reduced", **k)[0],
     }
     return calls[op]
 
@@ -173,12 +202,13 @@ def _cupy_call(op: str, x: dict):
     return calls.get(op)
 
 
-def _time(fn, sync, reps: int, budget: float) -> tuple[float, object, bool]:
-    """(best ms, last result, whether the warm-up ran over ``budget`` seconds)."""
+def _time(fn, sync, reps: int, budget: float, warmup: int = 0) -> tuple[float, object, bool]:
+    """(best ms, last result, whether the first run took over ``budget`` seconds): the
+    first run and ``warmup`` more untimed, then ``reps`` timed."""
     first, out = once_s(fn, sync)
     if first > budget:
         return first * 1e3, out, True
-    best, out = best_ms(fn, sync, reps, warmup=0)
+    best, out = best_ms(fn, sync, reps, warmup=warmup)
     return best, out, False
 
 
@@ -251,6 +281,7 @@ def run(
     deadline: float,
     on_row,
     skip: frozenset = frozenset(),
+    compiled: bool = True,
 ) -> list[dict]:
     """Rows for every (n, op), smallest n first; none started after ``deadline`` seconds."""
     rows = []
@@ -273,8 +304,8 @@ def run(
                 key = f"blocked_{block}"
                 if key in over or ("/" in block and op not in LEAF_OPS):
                     continue
-                fn = _blocked_call(op, gpu, block)
-                ms, blocked, slow = _time(fn, _mx_sync, reps, budget)
+                fn = _blocked_call(op, gpu, block, compiled)
+                ms, blocked, slow = _time(fn, _mx_sync, reps, budget, warmup=int(compiled))
                 row[f"{key}_ms"] = round(ms, 3)
                 row[f"{key}_ratio"] = round(_accuracy(op, gpu, blocked), 3)
                 over |= {key} if slow else set()
@@ -302,14 +333,43 @@ def run(
     return rows
 
 
-def markdown(rows: list[dict], info: dict, blocks: list[str]) -> str:
+def crossovers(rows: list[dict], block: str) -> dict[str, int | None]:
+    """Per op, the smallest n from which the blocked graph (config ``block``) took less
+    time than the CPU path at every n timed with both (batch 1); None where it lost at the
+    largest such n, or no n had both."""
+    result: dict[str, int | None] = {}
+    for op in dict.fromkeys(r["op"] for r in rows):
+        timed = sorted(
+            (r["n"], r[f"blocked_{block}_ms"] < r["cpu_ms"])
+            for r in rows
+            if r["op"] == op
+            and r["batch"] == 1
+            and f"blocked_{block}_ms" in r
+            and "cpu_ms" in r
+        )
+        found = None
+        for n, wins in reversed(timed):
+            if not wins:
+                break
+            found = n
+        result[op] = found
+    return result
+
+
+def markdown(rows: list[dict], info: dict, blocks: list[str], compiled: bool = True) -> str:
     blocked_heads = "".join(f"block {b} (ms) | ratio | " for b in blocks)
+    graphs = (
+        "compiled graphs (as dispatched: traced once per shape, then replayed)"
+        if compiled
+        else "eager graphs (built at every call)"
+    )
     lines = [
         "# Blocked large-matrix algorithms (issue #7)",
         "",
         f"GPU: {info.get('gpu', 'unknown')}; MLX {info['mlx']}; TF32 detected: "
         f"{info['tf32_detected']}; PyTorch {info.get('torch', 'n/a')}; CuPy "
-        f"{info.get('cupy', 'n/a')}. float32, minimum of the timed runs after one warm-up. "
+        f"{info.get('cupy', 'n/a')}. float32, {graphs}, minimum of the timed runs after "
+        "one warm-up. "
         "CPU = mlx_linalg's LAPACK path on the same machine. ratio = DESIGN.md's metric "
         "(threshold 30). peer = DESIGN.md's best published H100 time.",
         "",
@@ -333,6 +393,15 @@ def markdown(rows: list[dict], info: dict, blocks: list[str]) -> str:
             cell(r.get("rel_diff_cpu"), ".1e"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    found = crossovers(rows, blocks[0])
+    if any(n is not None for n in found.values()):
+        lines += [
+            "",
+            f"Crossovers (block {blocks[0]}: the smallest n from which it beat the CPU path "
+            "at every n timed): "
+            + ", ".join(f"{op} {'-' if n is None else n}" for op, n in found.items())
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -357,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--deadline", type=float, default=400.0, help="start no row after this many seconds"
     )
+    parser.add_argument(
+        "--eager", action="store_true", help="build each graph at every call (not replayed)"
+    )
     args = parser.parse_args(argv)
     if not mx.is_available(mx.gpu):
         print("bench_blocked: no MLX GPU backend", file=sys.stderr)
@@ -372,15 +444,24 @@ def main(argv: list[str] | None = None) -> int:
         (out / "blocked.json").write_text(
             json.dumps({"machine": info, "rows": rows}, indent=1) + "\n"
         )
-        (out / "blocked.md").write_text(markdown(rows, info, blocks))
+        (out / "blocked.md").write_text(markdown(rows, info, blocks, not args.eager))
 
     ops = args.ops.split(",")
     skip = frozenset(filter(None, args.skip.split(",")))
     rows = run(
-        ops, sizes, blocks, args.batch, args.reps, args.budget, args.deadline, write, skip
+        ops,
+        sizes,
+        blocks,
+        args.batch,
+        args.reps,
+        args.budget,
+        args.deadline,
+        write,
+        skip,
+        compiled=not args.eager,
     )
     write(rows)
-    print(markdown(rows, info, blocks))
+    print(markdown(rows, info, blocks, not args.eager))
     return 0
 
 
