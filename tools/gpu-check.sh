@@ -8,6 +8,8 @@
 #        CONFORMANCE=quick PEERS=1 tools/gpu-check.sh  # also the conformance suite on the GPU
 #                                                      # and the gpu-h100 peer benchmark
 #        BLOCKED=1 BENCH=0 tools/gpu-check.sh          # also time the large-matrix blocks
+#        CROSSOVERS=1 TESTS= BENCH=0 tools/gpu-check.sh  # the blocked graphs as dispatched
+#                                                      # against the CPU path: CROSSOVER
 #        BENCH=0 tools/gpu-check.sh -m 'gpu and not slow'  # skip the minutes-long tests of
 #                                                      # undispatched blocks (QDWH-eig/SVD)
 #
@@ -66,6 +68,14 @@ if [ "${BLOCKED:-0}" != 0 ]; then
   "$PY" tools/bench_tall.py --out "$RESULTS" --peers torch 2>&1 | tee "$RESULTS/bench-tall.log"
   "$PY" tools/bench_band_reduction.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-band-reduction.log"
   "$PY" tools/bench_compiled.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-compiled.log"
+fi
+
+# The blocked graphs as the dispatch runs them (compiled) against mlx_linalg's CPU path,
+# n = 256 ... 4096: the table ends with each op's crossover (blocked_rules.CROSSOVER).
+if [ "${CROSSOVERS:-0}" != 0 ]; then
+  "$PY" tools/bench_blocked.py --out "$RESULTS/crossovers" --blocks default \
+    --sizes 256,512,1024,2048,4096 --skip cupy --reps 3 --deadline 400 2>&1 \
+    | tee "$RESULTS/bench-crossovers.log"
 fi
 
 if [ -n "${CONFORMANCE:-}" ]; then
