@@ -9,11 +9,13 @@ CholeskyQR3 against ``torch.linalg.qr``, ``cupy.linalg.qr``, ``jnp.linalg.qr`` a
 QR. QDWH-eig (``spectral_dc.eigh``, symmetric Gaussian n x n, Jacobi-kernel base case on the
 GPU) against ``torch.linalg.eigh``, ``cupy.linalg.eigh``, ``jnp.linalg.eigh`` and MLX's CPU
 eigh; QDWH-SVD (``spectral_dc.svd``, same sizes, singular values graded over 1..1/cond)
-against the peers' reduced ``svd``. Peers are used when importable. Min of ``--repeat`` runs
-after two warm-ups, each synchronized; DESIGN.md's accuracy ratios (float64 NumPy) up to
-``--check-max``. On a GPU the mlx_linalg graphs use ``tall_skinny.KERNELS`` (blocked
-factorizations, small-matrix kernels), on the CPU ``tall_skinny.LAPACK``. Writes JSON and a
-Markdown table naming the machine.
+against the peers' reduced ``svd``, and on a GPU also QDWH-SVD whose eigensolver of H is the
+dispatched two-stage eigh (``two_stage.eigh_scaled`` as the base of the whole H: no QDWH-eig
+splits), the candidate GPU route for square SVD. Peers are used when importable. Min of
+``--repeat`` runs after two warm-ups, each synchronized; DESIGN.md's accuracy ratios
+(float64 NumPy) up to ``--check-max``. On a GPU the mlx_linalg graphs use
+``tall_skinny.KERNELS`` (blocked factorizations, small-matrix kernels), on the CPU
+``tall_skinny.LAPACK``. Writes JSON and a Markdown table naming the machine.
 
 Usage: ``python tools/bench_spectral_blocks.py [--out DIR] [--repeat 5]
 [--sizes 256,512,1024,2048,4096,8192] [--tall 65536x64,65536x256,16384x1024]
@@ -31,7 +33,7 @@ import numpy as np
 from bench_timing import best_ms
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import polar, spectral_dc, tall_skinny
+from mlx_linalg._gpu import polar, spectral_dc, tall_skinny, two_stage
 
 U32 = float(np.finfo(np.float32).eps) / 2
 
@@ -385,22 +387,40 @@ def bench_eigh(args, peers, factor, base, rows) -> None:
             )
 
 
+def _two_stage_eigh(h: mx.array) -> tuple[mx.array, mx.array]:
+    """The dispatched two-stage eigh of a symmetric (n, n) float32 block, as a QDWH-SVD
+    base eigensolver: ``(w, V)``, w ascending."""
+    (w, v), _ = two_stage.eigh_scaled(h)
+    return w, v
+
+
 def bench_svd(args, peers, factor, base, rows) -> None:
+    gpu = mx.default_device() == mx.gpu
     for n in (int(v) for v in args.eigh_sizes.split(",")):
         a = _graded(np.random.default_rng(n + 1), n, n, args.cond)
         check = n <= args.check_max
         x = mx.array(a)
         mx.eval(x)
-        ms, out = best_ms(lambda x=x: spectral_dc.svd(x, factor, base=base), mx.eval, args.repeat)
-        _row(
-            rows,
-            op="svd",
-            impl="mlx_linalg qdwh-svd",
-            shape=f"{n}x{n}",
-            cond=args.cond,
-            ms=round(ms, 3),
-            ratio=round(svd_ratio(a, *out), 3) if check else None,
-        )
+        routes = [("mlx_linalg qdwh-svd", base, spectral_dc.BASE_SIZE)]
+        if gpu:
+            routes.append(("mlx_linalg qdwh + two-stage eigh", _two_stage_eigh, n))
+        for impl, route_base, base_size in routes:
+            ms, out = best_ms(
+                lambda x=x, b=route_base, s=base_size: spectral_dc.svd(
+                    x, factor, base=b, base_size=s
+                ),
+                mx.eval,
+                args.repeat,
+            )
+            _row(
+                rows,
+                op="svd",
+                impl=impl,
+                shape=f"{n}x{n}",
+                cond=args.cond,
+                ms=round(ms, 3),
+                ratio=round(svd_ratio(a, *out), 3) if check else None,
+            )
         for name, fn, sync, to_np in _svd_peers(peers, a):
             ms, out = best_ms(fn, sync, args.repeat)
             _row(
