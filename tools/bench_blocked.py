@@ -49,11 +49,8 @@ if str(ROOT) not in sys.path:
 import mlx_linalg as la  # noqa: E402
 from mlx_linalg import _precision  # noqa: E402
 from mlx_linalg._gpu import (  # noqa: E402
-    blocked_cholesky,
-    blocked_lu,
     blocked_panel,
-    blocked_qr,
-    blocked_triangular,
+    blocked_rules,
     compiled_graphs,
 )
 
@@ -136,28 +133,17 @@ def _blocked_call(op: str, x: dict, config: str, compiled: bool = True):
     k = {} if block is None else {"block": block}
     if leaf != "default" and op in LEAF_OPS:
         k["leaf"] = leaf
-    cholesky, lu_factor, solve, inv, solve_triangular, cho_solve, qr = (
-        _graph(impl, compiled)
-        for impl in (
-            blocked_cholesky.cholesky,
-            blocked_lu.lu_factor,
-            blocked_lu.solve,
-            blocked_lu.inv,
-            blocked_triangular.solve_triangular,
-            blocked_triangular.cho_solve,
-            blocked_qr.qr,
-        )
-    )
+    impl = _graph(blocked_rules.RULES[op][1], compiled)  # the op's dispatched implementation
     calls = {
-        "cholesky": lambda: cholesky(a, upper=False, **k)[0][0],
-        "lu_factor": lambda: lu_factor(a, **k)[0],
-        "solve": lambda: solve(a, b, **k)[0][0],
-        "inv": lambda: inv(a, **k)[0][0],
-        "solve_triangular": lambda: solve_triangular(
+        "cholesky": lambda: impl(a, upper=False, **k)[0][0],
+        "lu_factor": lambda: impl(a, **k)[0],
+        "solve": lambda: impl(a, b, **k)[0][0],
+        "inv": lambda: impl(a, **k)[0][0],
+        "solve_triangular": lambda: impl(
             a, b, lower=True, unit_diagonal=False, trans=0, **k
         )[0][0],
-        "cho_solve": lambda: cho_solve(a, b, lower=True, **k)[0][0],
-        "qr": lambda: qr(a, mode="reduced", **k)[0],
+        "cho_solve": lambda: impl(a, b, lower=True, **k)[0][0],
+        "qr": lambda: impl(a, mode="reduced", **k)[0],
     }
     return calls[op]
 

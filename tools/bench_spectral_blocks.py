@@ -404,24 +404,18 @@ def bench_svd(args, peers, factor, base, rows) -> None:
         routes = [("mlx_linalg qdwh-svd", base, spectral_dc.BASE_SIZE)]
         if gpu:
             routes.append(("mlx_linalg qdwh + two-stage eigh", _two_stage_eigh, n))
-        for impl, route_base, base_size in routes:
-            ms, out = best_ms(
+        ours = [
+            (
+                name,
                 lambda x=x, b=route_base, s=base_size: spectral_dc.svd(
                     x, factor, base=b, base_size=s
                 ),
                 mx.eval,
-                args.repeat,
+                lambda out: out,
             )
-            _row(
-                rows,
-                op="svd",
-                impl=impl,
-                shape=f"{n}x{n}",
-                cond=args.cond,
-                ms=round(ms, 3),
-                ratio=round(svd_ratio(a, *out), 3) if check else None,
-            )
-        for name, fn, sync, to_np in _svd_peers(peers, a):
+            for name, route_base, base_size in routes
+        ]
+        for name, fn, sync, to_np in ours + _svd_peers(peers, a):
             ms, out = best_ms(fn, sync, args.repeat)
             _row(
                 rows,
