@@ -64,3 +64,30 @@ def test_graph_is_the_dispatched_form_kept_across_calls():
         for _ in range(3):  # eager, traced, replayed
             (x,), _ = compiled(a, b)
             np.testing.assert_allclose(np.asarray(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def _sleeps(*seconds: float):
+    """A timed call that sleeps ``seconds[i]`` at its i-th call (the last value after)."""
+    import time
+
+    calls = []
+
+    def fn():
+        time.sleep(seconds[min(len(calls), len(seconds) - 1)])
+        calls.append(1)
+        return len(calls)
+
+    return fn, calls
+
+
+def test_a_slow_first_run_alone_does_not_mark_the_column_slow():
+    # The first call of a kernel pays its JIT compilation: one slow run is not a slow column.
+    fn, calls = _sleeps(0.2, 0.0)
+    ms, _, slow = bench_blocked._time(fn, lambda out: None, reps=2, budget=0.1)
+    assert not slow and ms < 100 and len(calls) == 4
+
+
+def test_two_slow_runs_mark_the_column_slow():
+    fn, calls = _sleeps(0.2, 0.15, 0.0)
+    ms, _, slow = bench_blocked._time(fn, lambda out: None, reps=2, budget=0.1)
+    assert slow and 150 <= ms < 200 and len(calls) == 2
