@@ -37,24 +37,28 @@ RULES = {
     "qr": (applies_matrix, blocked_qr.qr),
 }
 
-# The smallest order max(M, N) at which the blocked graph beat mlx_linalg's CPU path (LAPACK,
-# 16 cores) on one H100, float32, one matrix (tools/bench_blocked.py, docs/kernels-blocked.md):
-# e.g. cholesky 2.5 against 3.4 ms at 512, solve 23 against 26 ms at 1024, inv 62 against
-# 65 ms at 2048, qr 33 against 56 ms at 1024. The triangular solves win from 256 on. inv
-# re-measured with compiled graphs on an H200 machine (16 cores): 8.0 against 16.1 ms at
-# 1024.
+# The smallest order max(M, N) from which the blocked graph, as dispatched (compiled:
+# traced once per shape, then replayed), beat mlx_linalg's CPU path (LAPACK, 16 cores) at
+# every order timed, n = 128 ... 4096, on one H200 machine, float32, one matrix
+# (tools/bench_blocked.py --blocks default, 2026-11-29; docs/kernels-blocked.md,
+# "Crossovers"): e.g. cholesky 0.28 against 0.8 ms at 128, qr 1.3 against 2.1 ms at 128,
+# solve 2.8 against 4.6 ms at 256 (1.5 against 1.2 at 128), inv 9.3 against 18.7 ms at
+# 1024 (5.5 against 4.8 at 512), lu_factor 6.5 against 19.1 ms at 1024 (11.9 against 8.1
+# at 512). The triangular solves win from 128 on. lu, det and slogdet (lu_factor's graph
+# and a little more) take lu_factor's order and lu_solve the triangular solves' 256 (not
+# timed on their own).
 CROSSOVER = {
-    "cholesky": 512,
-    "cho_solve": 256,
-    "solve_triangular": 256,
-    "lu_factor": 2048,
-    "lu": 2048,
+    "cholesky": 128,
+    "cho_solve": 128,
+    "solve_triangular": 128,
+    "lu_factor": 1024,
+    "lu": 1024,
     "lu_solve": 256,
-    "solve": 1024,
+    "solve": 256,
     "inv": 1024,
-    "det": 2048,
-    "slogdet": 2048,
-    "qr": 1024,
+    "det": 1024,
+    "slogdet": 1024,
+    "qr": 128,
 }
 
 
