@@ -27,9 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="all sizes up to 1024 and every condition number (default)")
     tier.add_argument("--large", dest="tier", action="store_const", const="large",
                       help="the blocked large-matrix GPU paths at n = 2048, 4096, 8192, float32 "
-                      "only: QR, Cholesky, LU family, triangular solves, lstsq[gels]; skips the "
-                      "ops without a blocked path (eigh, svd, eig, lstsq, norms, ...): minutes "
-                      "each on the CPU at n = 8192 (see --large --list)")
+                      "only: QR, Cholesky, LU family, triangular solves, lstsq[gels], eigh, "
+                      "eigvalsh; skips the other ops (svd, eig, lstsq, norms, ...): minutes "
+                      "each for their references at n = 8192 (see --large --list)")
     p.set_defaults(tier="full")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None,
                    help="MLX default device for the run (default: MLX's default device)")

@@ -19,7 +19,14 @@ import mlx.core as mx
 
 from mlx_linalg import _autodiff, _devices
 from mlx_linalg._cpu import lapack
-from mlx_linalg._gpu import blocked_rules, small_factor, small_spectral, tall_rules, two_stage
+from mlx_linalg._gpu import (
+    blocked_rules,
+    qdwh_svd,
+    small_factor,
+    small_spectral,
+    tall_rules,
+    two_stage,
+)
 
 Predicate = Callable[..., bool]
 Implementation = Callable[..., tuple]
@@ -71,6 +78,11 @@ for _op, _rule in blocked_rules.dispatch_rules().items():
 # matrix products, band to tridiagonal by bulge chasing), bisection or divide and conquer
 # (mlx_linalg._gpu.two_stage), from its measured crossover orders.
 for _op, _rule in two_stage.dispatch_rules().items():
+    GPU_RULES.setdefault(_op, []).append(_rule)
+
+# Large float32 SVD and singular values (square and up to 4:1): QDWH polar, then the
+# two-stage eigh of the polar factor H (mlx_linalg._gpu.qdwh_svd), from its measured crossover.
+for _op, _rule in qdwh_svd.dispatch_rules().items():
     GPU_RULES.setdefault(_op, []).append(_rule)
 
 
