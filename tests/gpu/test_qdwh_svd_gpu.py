@@ -137,9 +137,10 @@ def test_functions_built_on_svd_gpu(rng, low_crossover):
 
 
 def test_at_the_dispatched_crossover_agrees_with_the_cpu_path_gpu(rng):
-    """At the real crossover, twice (as a loop calls it), against the CPU path; and under
-    ``mx.compile`` (the SVD route synchronizes, so the lazy CPU form runs)."""
-    n = qdwh_svd.CROSSOVER["svd"]
+    """At the real crossovers (the larger, where both svd and svdvals take the route),
+    twice (as a loop calls it), against the CPU path; and under ``mx.compile`` (the SVD
+    route synchronizes, so the lazy CPU form runs)."""
+    n = max(qdwh_svd.CROSSOVER.values())
     a = graded_float32(rng, (n, n), 1e3)
     for _ in range(2):
         s = _check_svd(a)
