@@ -4,13 +4,12 @@
 orders is a blocked graph (``mlx_linalg._gpu.blocked_rules``: every op of ``RULES`` takes over
 from ``CROSSOVER[op]`` <= 2048) or the two-stage eigensolver (``mlx_linalg._gpu.two_stage``:
 eigh and eigvalsh from ``CROSSOVER`` = 1024) on a few matrix classes per size, with the
-metrics of the other tiers. Ops without a GPU path at these orders (eig, lstsq's default
-driver, the norms and products, ...) run on the CPU (LAPACK) above n = 64 on a GPU machine
-too, and at n = 8192 a single one takes minutes there; this tier skips them (``SKIPPED``).
-svd and svdvals have had a GPU route at these orders since 2026-11-29
-(``mlx_linalg._gpu.qdwh_svd``) but are not in the tier yet: their float64 reference SVDs
-take minutes on the host at n = 8192 (tests/gpu/test_qdwh_svd_gpu.py checks the route to
-n = 1024).
+metrics of the other tiers, and the reduced SVD and singular values
+(``mlx_linalg._gpu.qdwh_svd``: QDWH polar + the two-stage eigh of H, from a short side of
+1024 / 2048) at 2048 and 4096 (their float64 reference SVDs would take minutes on the host
+at 8192). Ops without a GPU path at these orders (eig, lstsq's default driver, the norms
+and products, ...) run on the CPU (LAPACK) above n = 64 on a GPU machine too, and at
+n = 8192 a single one takes minutes there; this tier skips them (``SKIPPED``).
 
 Cost. Every float64 reference, float32 LAPACK peer and metric product is computed on the host
 (a LAPACK call, and for some metrics an n x n float64 GEMM such as Q R or X A), so the plan
@@ -66,14 +65,17 @@ CHOLESKY_OPS = ("cholesky", "cholesky[upper]", "cho_factor", "cho_solve")
 TRIANGULAR_OPS = ("solve_triangular", "solve_triangular[T]")
 GELS_OPS = ("lstsq[gels]",)
 EIGH_OPS = ("eigh", "eigvalsh")
+# svd (reduced; the square matrices' full SVD is the same call) and svdvals: QDWH polar +
+# the two-stage eigh of H (mlx_linalg._gpu.qdwh_svd) from a short side of 1024 / 2048.
+SVD_OPS = ("svd[reduced]", "svdvals")
 # Every op of the tier, in report order (OpSpec names of conformance.ops).
 OPS = (QR_OPS + CHOLESKY_OPS + LU_OPS + ("solve[vector]",) + TRIANGULAR_OPS + GELS_OPS
-       + EIGH_OPS)
+       + EIGH_OPS + SVD_OPS)
 
 SKIPPED = ("eig, eigvals, lstsq (gelsd), matrix_power, norms, products: no GPU path at "
-           "these orders (CPU LAPACK above n = 64, minutes at n = 8192); svd, svdvals and "
-           "what is built on them (polar, pinv, matrix_rank, orth, null_space, cond): a GPU "
-           "route (qdwh_svd), not yet in this tier (float64 reference SVDs take minutes)")
+           "these orders (CPU LAPACK above n = 64, minutes at n = 8192); what is built on "
+           "svd (full svd of the tall matrix, polar, pinv, matrix_rank, orth, null_space, "
+           "cond): the same route as svd[reduced] and svdvals, which run here")
 
 # κ₂ estimates (block Krylov): BLOCK[0] start vectors per operator below the order
 # BLOCK[1], BLOCK[2] from there (where a pass over the matrix costs about the same for 2 or
@@ -205,7 +207,7 @@ def _all_specs() -> Iterator[tuple[int, LargeSpec]]:
     """
     small, medium, large = SIZES
     lu_qr = LU_OPS + ("qr",)
-    gaussian = {small: lu_qr + ("solve[vector]",) + GELS_OPS, medium: lu_qr,
+    gaussian = {small: lu_qr + ("solve[vector]",) + GELS_OPS + SVD_OPS, medium: lu_qr + SVD_OPS,
                 large: ("lu_factor", "solve", "solve[refine]", "inv", "slogdet", "qr")}
     for n, cholesky in ((small, CHOLESKY_OPS), (medium, ("cholesky", "cholesky[upper]",
                                                          "cho_solve")),
@@ -224,14 +226,15 @@ def _all_specs() -> Iterator[tuple[int, LargeSpec]]:
                             TRIANGULAR_OPS, triangular=which)
         for cond in {small: (1e3, 1e5), medium: (1e3,), large: ()}[n]:
             label = f"cond_1e{round(math.log10(cond))}"
-            yield n, LargeSpec(label, f"{label}/{n}x{n}", _prescribed(n, cond), lu_qr + GELS_OPS,
-                            cond=cond)
+            yield n, LargeSpec(label, f"{label}/{n}x{n}", _prescribed(n, cond),
+                            lu_qr + GELS_OPS + SVD_OPS, cond=cond)
         if n != small:
             continue
         yield n, LargeSpec("spd_cond_1e3", f"spd_cond_1e3/{n}x{n}",
                         lambda r, n=n: zoo.spd_from(r, n, 1e3, False),
                         CHOLESKY_OPS + EIGH_OPS, hermitian=True, cond=1e3)
-        yield n, LargeSpec("tall", f"tall/{2 * n}x{n}", _gaussian(2 * n, n), QR_OPS + GELS_OPS)
+        yield n, LargeSpec("tall", f"tall/{2 * n}x{n}", _gaussian(2 * n, n),
+                        QR_OPS + GELS_OPS + SVD_OPS)
         b, m = GAUSSIAN_STACK
         yield n, LargeSpec(f"stack_{b}", f"stack_{b}/{b}x{m}x{m}", _stack(_gaussian(m, m), b),
                         lu_qr)
@@ -587,7 +590,10 @@ HOST_FLOPS = {"qr": 12.0, "qr[complete]": 16.0, "cholesky": 2.5, "cholesky[upper
               # syevd's tridiagonalization runs at a fraction of the GEMM rate: the float64
               # reference and the float32 peer (9n³ and 4n³/3 flops each) count thrice,
               # plus the metrics' products (A V, VᵀV) for eigh.
-              "eigh": 40.0, "eigvalsh": 8.0}
+              "eigh": 40.0, "eigvalsh": 8.0,
+              # gesdd likewise (about 22n³ with vectors, 8n³/3 without, counted thrice),
+              # plus U Σ Vᵀ, UᵀU and VᵀV for svd.
+              "svd[reduced]": 70.0, "svdvals": 10.0}
 # Building each class's matrix and its κ estimate's factorization (float64 flops / n³ per
 # matrix; the stacks by kind: Gaussian (LU), SPD (GEMM, Cholesky), triangular (none)).
 BUILD_FLOPS = {"gaussian": 0.7, "spd_wishart": 1.4, "triangular": 0.0, "cond_1e3": 8.0,

@@ -15,12 +15,12 @@ import pytest
 import mlx_linalg as la
 from conformance import large, runner, zoo
 from conformance import ops as O
-from mlx_linalg._gpu import blocked_rules, two_stage
+from mlx_linalg._gpu import blocked_rules, qdwh_svd, two_stage
 
 # Public functions whose large GPU path is another op's blocked graph.
 BUILT_ON = {"cho_factor": "cholesky", "lstsq": "qr"}
-SPECTRAL = {"eig", "eigvals", "svd", "svd[reduced]", "svdvals", "polar", "lstsq", "pinv",
-            "matrix_rank", "orth", "null_space", "matmul"}
+SPECTRAL = {"eig", "eigvals", "svd", "polar", "lstsq", "pinv", "matrix_rank", "orth",
+            "null_space", "matmul"}
 
 
 def _order(name: str) -> int:
@@ -33,10 +33,25 @@ def _blocked_fn(op: str) -> str:
     return BUILT_ON.get(fn, fn)
 
 
+def _short(name: str) -> int:
+    """min(M, N) from a case name."""
+    return min(int(x) for x in name.split("/")[1].split("x")[-2:])
+
+
 def _crossover(op: str) -> int:
     """The order from which ``op``'s GPU path is the blocked graph or the two-stage route."""
     fn = _blocked_fn(op)
     return two_stage.CROSSOVER[fn] if fn in two_stage.CROSSOVER else blocked_rules.CROSSOVER[fn]
+
+
+def _takes_its_gpu_route(op: str, name: str) -> bool:
+    """Whether a case of this name is within the GPU route of ``op`` (the blocked graph,
+    the two-stage eigh, or for svd and svdvals the QDWH route: short side and aspect)."""
+    fn = O.SPECS[op].fn
+    if fn in qdwh_svd.CROSSOVER:
+        short, long = _short(name), _order(name)
+        return short >= qdwh_svd.CROSSOVER[fn] and long <= qdwh_svd.MAX_ASPECT * short
+    return _order(name) >= _crossover(op)
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -51,7 +66,7 @@ def test_every_op_runs_where_its_gpu_path_is_the_blocked_or_two_stage_one():
     for spec in large.specs():
         assert set(spec.ops) <= set(large.OPS), spec.name
         for op in spec.ops:
-            assert _order(spec.name) >= _crossover(op), (spec.name, op)
+            assert _takes_its_gpu_route(op, spec.name), (spec.name, op)
     assert {op for spec in large.specs() for op in spec.ops} == set(large.OPS)
 
 
@@ -87,7 +102,7 @@ def test_the_plan_builds_no_matrix_and_other_dtypes_have_no_cases(monkeypatch, c
     out = capsys.readouterr().out
     assert "skipped:" in out and "svd" in out.split("skipped:")[1]
     assert "gaussian/8192x8192:" in out and "dtypes: float32\n" in out
-    assert main(["--large", "--ops", "svd", "--no-progress"]) == 2
+    assert main(["--large", "--ops", "eig", "--no-progress"]) == 2
     assert main(["--large", "--dtypes", "float64", "--no-progress"]) == 2
     assert main(["--large", "--classes", "hilbert", "--no-progress"]) == 2
 
