@@ -80,7 +80,7 @@ for _op, _rule in blocked_rules.dispatch_rules().items():
 for _op, _rule in two_stage.dispatch_rules().items():
     GPU_RULES.setdefault(_op, []).append(_rule)
 
-# Large float32 SVD and singular values (square and up to 4:1): QDWH polar, then the
+# Large float32 SVD and singular values (square and up to 8:1): QDWH polar, then the
 # two-stage eigh of the polar factor H (mlx_linalg._gpu.qdwh_svd), from its measured crossover.
 for _op, _rule in qdwh_svd.dispatch_rules().items():
     GPU_RULES.setdefault(_op, []).append(_rule)
