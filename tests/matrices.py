@@ -6,6 +6,7 @@ import math
 
 import mlx.core as mx
 import numpy as np
+import scipy.linalg
 
 # Thresholds from DESIGN.md, in units of the LAPACK-style ratios below.
 QR_RATIO = 30
@@ -164,6 +165,30 @@ def svd_ratios(a, u_factor, s, vh, u: float) -> tuple[float, float, float]:
         ratio(gram_error(u_factor), m, u),
         ratio(gram_error(ct(vh)), n, u),
     )
+
+
+def assert_float32_svd(a, u_factor, s, vh, *, vs_lapack=10.0, floor=1.0, forward=10.0):
+    """Check an SVD of the float32 stack ``a`` (..., M, N), reduced or full factors as
+    float64 arrays: DESIGN.md's ratios <= SVD_RATIO, each <= ``vs_lapack``·max(float32
+    LAPACK's on the same matrices, ``floor``), S descending and nonnegative, and S within
+    ``forward``·√max(M, N)·u·σ₁ of SciPy's float64 singular values. Returns that bound,
+    (..., 1)."""
+    u = float(np.finfo(np.float32).eps) / 2
+    m, n = a.shape[-2:]
+    a64 = a.astype(np.float64)
+    ratios = svd_ratios(a64, u_factor, s, vh, u)
+    assert max(ratios) <= SVD_RATIO
+    flat = a.reshape(-1, m, n)
+    triples = [scipy.linalg.svd(t, full_matrices=False) for t in flat]
+    lu, ls, lvh = (np.array([t[i] for t in triples], dtype=np.float64) for i in range(3))
+    lapack = svd_ratios(flat.astype(np.float64), lu, ls, lvh, u)
+    for ours, theirs in zip(ratios, lapack, strict=True):
+        assert ours <= vs_lapack * max(theirs, floor)
+    assert np.all(np.diff(s, axis=-1) <= 0) and np.all(s >= 0)
+    s_ref = np.linalg.svd(a64, compute_uv=False)
+    bound = forward * math.sqrt(max(m, n)) * u * s_ref[..., :1]
+    assert np.all(np.abs(s - s_ref) <= bound)
+    return bound
 
 
 def tf32(x: np.ndarray) -> np.ndarray:

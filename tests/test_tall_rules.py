@@ -29,6 +29,7 @@ from matrices import (
     QR_RATIO,
     SVD_RATIO,
     as64,
+    assert_float32_svd,
     emulate_tf32,
     graded_float32,
     gram_error,
@@ -110,13 +111,6 @@ def _lapack_qr_ratio(a: np.ndarray) -> float:
     return qr_ratio(flat.astype(np.float64), q, r, U32)
 
 
-def _lapack_svd_ratios(a: np.ndarray) -> tuple[float, float, float]:
-    flat = a.reshape(-1, *a.shape[-2:])
-    triples = [scipy.linalg.svd(x, full_matrices=False) for x in flat]
-    u, s, vh = (np.array([t[i] for t in triples], dtype=np.float64) for i in range(3))
-    return svd_ratios(flat.astype(np.float64), u, s, vh, U32)
-
-
 # ---------------------------------------------------------------------------------------
 # QR
 
@@ -188,16 +182,7 @@ def _check_svd(a: np.ndarray, full: bool) -> None:
     rows_u, rows_v = (m, n) if full else (k, k)
     assert u.shape == (*batch, m, rows_u) and s.shape == (*batch, k)
     assert vh.shape == (*batch, rows_v, n)
-    a64 = a.astype(np.float64)
-    ratios = svd_ratios(a64, u, s, vh, U32)
-    assert max(ratios) <= SVD_RATIO
-    lapack = _lapack_svd_ratios(a)
-    for ours, theirs in zip(ratios, lapack, strict=True):
-        assert ours <= VS_LAPACK * max(theirs, FLOOR)
-    assert np.all(np.diff(s, axis=-1) <= 0) and np.all(s >= 0)
-    s_ref = np.linalg.svd(a64, compute_uv=False)
-    bound = FORWARD * math.sqrt(max(m, n)) * U32 * s_ref[..., :1]
-    assert np.all(np.abs(s - s_ref) <= bound)
+    bound = assert_float32_svd(a, u, s, vh, vs_lapack=VS_LAPACK, floor=FLOOR, forward=FORWARD)
     np.testing.assert_allclose(_svdvals(a), s, rtol=0, atol=float(bound.max()))
 
 

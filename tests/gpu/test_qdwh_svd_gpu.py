@@ -17,7 +17,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import scipy.linalg
-from matrices import SVD_RATIO, as64, graded_float32, hard_batch, svd_ratios
+from matrices import SVD_RATIO, as64, assert_float32_svd, graded_float32, hard_batch, svd_ratios
 
 import mlx_linalg as la
 from mlx_linalg import _dispatch
@@ -45,28 +45,17 @@ def _assert_route(op: str, x: mx.array, **keywords) -> None:
 
 def _check_svd(a: np.ndarray, full: bool = False) -> np.ndarray:
     """la.svd and la.svdvals of ``a`` by the route against DESIGN.md's ratios, LAPACK's
-    and SciPy's float64 singular values; returns S."""
+    and SciPy's float64 singular values (``matrices.assert_float32_svd``); returns S."""
     x = mx.array(a)
     _assert_route("svd", x, full_matrices=full)
     u, s, vh = (as64(t) for t in la.svd(x, full_matrices=full))
     m, n = a.shape[-2:]
     k = min(m, n)
     assert u.shape[-2:] == (m, k) and s.shape[-1] == k and vh.shape[-2:] == (k, n)
-    a64 = a.astype(np.float64)
-    ratios = svd_ratios(a64, u, s, vh, U32)
-    assert max(ratios) <= SVD_RATIO
-    flat = a.reshape(-1, m, n)
-    triples = [scipy.linalg.svd(t, full_matrices=False) for t in flat]
-    lu, ls, lvh = (np.array([t[i] for t in triples], dtype=np.float64) for i in range(3))
-    lapack = svd_ratios(flat.astype(np.float64), lu, ls, lvh, U32)
-    for ours, theirs in zip(ratios, lapack, strict=True):
-        assert ours <= VS_LAPACK * max(theirs, FLOOR)
-    assert np.all(np.diff(s, axis=-1) <= 0) and np.all(s >= 0)
-    s_ref = np.linalg.svd(a64, compute_uv=False)
-    bound = FORWARD * math.sqrt(max(m, n)) * U32 * s_ref[..., :1]
-    assert np.all(np.abs(s - s_ref) <= bound)
+    bound = assert_float32_svd(a, u, s, vh, vs_lapack=VS_LAPACK, floor=FLOOR, forward=FORWARD)
     if qdwh_svd.svdvals_applies(x):  # (its crossover may lie above svd's)
         _assert_route("svdvals", x)
+    s_ref = np.linalg.svd(a.astype(np.float64), compute_uv=False)
     assert np.all(np.abs(as64(la.svdvals(x)) - s_ref) <= bound)
     return s
 

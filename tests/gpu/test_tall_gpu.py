@@ -23,6 +23,7 @@ from matrices import (
     QR_RATIO,
     SVD_RATIO,
     as64,
+    assert_float32_svd,
     graded_float32,
     gram_error,
     hard_batch,
@@ -111,19 +112,7 @@ def _check_svd(a: np.ndarray, full: bool) -> None:
     m, n = a.shape[-2:]
     k = min(m, n)
     assert u.shape[-2:] == (m, m if full else k) and vh.shape[-2:] == (n if full else k, n)
-    a64 = a.astype(np.float64)
-    ratios = svd_ratios(a64, u, s, vh, U32)
-    assert max(ratios) <= SVD_RATIO
-    flat = a.reshape(-1, m, n)
-    triples = [scipy.linalg.svd(t, full_matrices=False) for t in flat]
-    lu, ls, lvh = (np.array([t[i] for t in triples], dtype=np.float64) for i in range(3))
-    lapack = svd_ratios(flat.astype(np.float64), lu, ls, lvh, U32)
-    for ours, theirs in zip(ratios, lapack, strict=True):
-        assert ours <= VS_LAPACK * max(theirs, FLOOR)
-    assert np.all(np.diff(s, axis=-1) <= 0) and np.all(s >= 0)
-    s_ref = np.linalg.svd(a64, compute_uv=False)
-    bound = FORWARD * math.sqrt(max(m, n)) * U32 * s_ref[..., :1]
-    assert np.all(np.abs(s - s_ref) <= bound)
+    bound = assert_float32_svd(a, u, s, vh, vs_lapack=VS_LAPACK, floor=FLOOR, forward=FORWARD)
     _assert_tall_rule("svdvals", x)
     np.testing.assert_allclose(as64(la.svdvals(x)), s, rtol=0, atol=float(bound.max()))
 
