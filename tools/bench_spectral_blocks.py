@@ -10,12 +10,12 @@ QR. QDWH-eig (``spectral_dc.eigh``, symmetric Gaussian n x n, Jacobi-kernel base
 GPU) against ``torch.linalg.eigh``, ``cupy.linalg.eigh``, ``jnp.linalg.eigh`` and MLX's CPU
 eigh; QDWH-SVD (``spectral_dc.svd``, same sizes, singular values graded over 1..1/cond)
 against the peers' reduced ``svd``, and on a GPU also QDWH-SVD whose eigensolver of H is the
-dispatched two-stage eigh (``two_stage.eigh_scaled`` as the base of the whole H: no QDWH-eig
-splits), the candidate GPU route for square SVD. Peers are used when importable. Min of
-``--repeat`` runs after two warm-ups, each synchronized; DESIGN.md's accuracy ratios
-(float64 NumPy) up to ``--check-max``. On a GPU the mlx_linalg graphs use
-``tall_skinny.KERNELS`` (blocked factorizations, small-matrix kernels), on the CPU
-``tall_skinny.LAPACK``. Writes JSON and a Markdown table naming the machine.
+dispatched two-stage eigh (``qdwh_svd.two_stage_eigh`` as the base of the whole H: no
+QDWH-eig splits), the route ``mlx_linalg.svd`` dispatches to from n = 1024 (``qdwh_svd``).
+Peers are used when importable. Min of ``--repeat`` runs after two warm-ups, each
+synchronized; DESIGN.md's accuracy ratios (float64 NumPy) up to ``--check-max``. On a GPU
+the mlx_linalg graphs use ``tall_skinny.KERNELS`` (blocked factorizations, small-matrix
+kernels), on the CPU ``tall_skinny.LAPACK``. Writes JSON and a Markdown table naming the machine.
 
 Usage: ``python tools/bench_spectral_blocks.py [--out DIR] [--repeat 5]
 [--sizes 256,512,1024,2048,4096,8192] [--tall 65536x64,65536x256,16384x1024]
@@ -33,7 +33,7 @@ import numpy as np
 from bench_timing import best_ms
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import polar, spectral_dc, tall_skinny, two_stage
+from mlx_linalg._gpu import polar, qdwh_svd, spectral_dc, tall_skinny
 
 U32 = float(np.finfo(np.float32).eps) / 2
 
@@ -387,13 +387,6 @@ def bench_eigh(args, peers, factor, base, rows) -> None:
             )
 
 
-def _two_stage_eigh(h: mx.array) -> tuple[mx.array, mx.array]:
-    """The dispatched two-stage eigh of a symmetric (n, n) float32 block, as a QDWH-SVD
-    base eigensolver: ``(w, V)``, w ascending."""
-    (w, v), _ = two_stage.eigh_scaled(h)
-    return w, v
-
-
 def bench_svd(args, peers, factor, base, rows) -> None:
     gpu = mx.default_device() == mx.gpu
     for n in (int(v) for v in args.eigh_sizes.split(",")):
@@ -403,7 +396,7 @@ def bench_svd(args, peers, factor, base, rows) -> None:
         mx.eval(x)
         routes = [("mlx_linalg qdwh-svd", base, spectral_dc.BASE_SIZE)]
         if gpu:
-            routes.append(("mlx_linalg qdwh + two-stage eigh", _two_stage_eigh, n))
+            routes.append(("mlx_linalg qdwh + two-stage eigh", qdwh_svd.two_stage_eigh, n))
         ours = [
             (
                 name,

@@ -47,7 +47,7 @@ CROSSOVER = {"svd": 1024, "svdvals": 2048}
 MAX_ASPECT = 8
 
 
-def _two_stage_eigh(h: mx.array) -> tuple[mx.array, mx.array]:
+def two_stage_eigh(h: mx.array) -> tuple[mx.array, mx.array]:
     """``spectral_dc``'s base eigensolver: the two-stage eigh of a symmetric (n, n) float32
     block, ``(w, V)`` with w ascending."""
     (w, v), _ = two_stage.eigh_scaled(h)
@@ -97,7 +97,7 @@ def svd(x: mx.array, *, full_matrices: bool) -> tuple[tuple[mx.array, mx.array, 
         scipy.linalg.svd
     """
     k = min(x.shape[-2:])
-    return spectral_dc.svd(x, tall_skinny.KERNELS, base=_two_stage_eigh, base_size=k), None
+    return spectral_dc.svd(x, tall_skinny.KERNELS, base=two_stage_eigh, base_size=k), None
 
 
 def svdvals(x: mx.array) -> tuple[tuple[mx.array], None]:
