@@ -171,8 +171,8 @@ def assert_float32_svd(a, u_factor, s, vh, *, vs_lapack=10.0, floor=1.0, forward
     """Check an SVD of the float32 stack ``a`` (..., M, N), reduced or full factors as
     float64 arrays: DESIGN.md's ratios <= SVD_RATIO, each <= ``vs_lapack``·max(float32
     LAPACK's on the same matrices, ``floor``), S descending and nonnegative, and S within
-    ``forward``·√max(M, N)·u·σ₁ of SciPy's float64 singular values. Returns that bound,
-    (..., 1)."""
+    ``forward``·√max(M, N)·u·σ₁ of SciPy's float64 singular values. Returns those singular
+    values (..., K) and that bound (..., 1)."""
     u = float(np.finfo(np.float32).eps) / 2
     m, n = a.shape[-2:]
     a64 = a.astype(np.float64)
@@ -188,7 +188,7 @@ def assert_float32_svd(a, u_factor, s, vh, *, vs_lapack=10.0, floor=1.0, forward
     s_ref = np.linalg.svd(a64, compute_uv=False)
     bound = forward * math.sqrt(max(m, n)) * u * s_ref[..., :1]
     assert np.all(np.abs(s - s_ref) <= bound)
-    return bound
+    return s_ref, bound
 
 
 def tf32(x: np.ndarray) -> np.ndarray:

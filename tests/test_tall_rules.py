@@ -182,7 +182,7 @@ def _check_svd(a: np.ndarray, full: bool) -> None:
     rows_u, rows_v = (m, n) if full else (k, k)
     assert u.shape == (*batch, m, rows_u) and s.shape == (*batch, k)
     assert vh.shape == (*batch, rows_v, n)
-    bound = assert_float32_svd(a, u, s, vh, vs_lapack=VS_LAPACK, floor=FLOOR, forward=FORWARD)
+    _, bound = assert_float32_svd(a, u, s, vh, vs_lapack=VS_LAPACK, floor=FLOOR, forward=FORWARD)
     np.testing.assert_allclose(_svdvals(a), s, rtol=0, atol=float(bound.max()))
 
 
