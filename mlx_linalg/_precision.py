@@ -28,6 +28,11 @@ differentiate), itself split products, so gradients through it are float32-accur
 Forward mode (``mx.jvp``) directly through a split product still fails in MLX 0.32, which
 pushes tangents through the view even when a custom JVP is given; mlx_linalg's own ops give
 JVPs through their VJPs (``mlx_linalg._autodiff``) and are not affected.
+Tiny products (M·K·N up to 4096 per matrix, e.g. 16 x 16 @ 16 x 16, and 2²² in all) are
+instead formed as float32 products summed over K (:func:`elementwise_matmul`): the split's
+dropped parts leave a few units of roundoff relative to each operand, which LAPACK's own
+float32 results for 1 x 1 to 4 x 4 matrices (often exact) show up, while the elementwise
+form is as accurate as a float32 product and one fused launch instead of the split's four.
 Products with an empty operand are built as zeros without calling ``mx.matmul``: MLX 0.32's
 CUDA build crashed (segmentation fault) on a float64 (0, 3) product on the CPU stream.
 
@@ -67,6 +72,10 @@ _reduced_allowed = threading.local()
 # keep one batched product.
 PER_MATRIX_MAX_BATCH = 16
 PER_MATRIX_MIN_INNER = 257
+# Products of at most this many M·K·N terms per matrix (and TINY_PRODUCT_TOTAL in all) are
+# summed elementwise in float32 instead of split (module docstring).
+TINY_PRODUCT = 4096
+TINY_PRODUCT_TOTAL = 2**22
 # The longest inner dimension one device product accumulates in :func:`chunked_matmul`.
 CHUNK = 256
 
@@ -87,9 +96,30 @@ def matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> mx.arr
         return mx.zeros(shape, dtype=mx.result_type(a, b), stream=stream)
     if a.dtype in (mx.float32, mx.complex64) and b.dtype in (mx.float32, mx.complex64):
         if needs_split(stream):
+            if is_tiny_product(a, b):
+                with on(stream):
+                    return elementwise_matmul(a, b)
             return split_matmul(a, b, stream=stream)
     with on(stream):
         return product(a, b)
+
+
+def is_tiny_product(a: mx.array, b: mx.array) -> bool:
+    """Whether ``a @ b`` is small enough for :func:`elementwise_matmul`: matrices (not
+    vectors) with M·K·N at most :data:`TINY_PRODUCT` per matrix and
+    :data:`TINY_PRODUCT_TOTAL` in all."""
+    if a.ndim < 2 or b.ndim < 2:
+        return False
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    count = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
+    return m * k * n <= TINY_PRODUCT and count * m * k * n <= TINY_PRODUCT_TOTAL
+
+
+def elementwise_matmul(a: mx.array, b: mx.array) -> mx.array:
+    """(..., M, K) @ (..., K, N) as float32 products summed over K, on the default stream:
+    exact products and float32 sums, like a full-precision matrix product, whatever the
+    device's matrix unit does. Builds an (..., M, K, N) temporary."""
+    return mx.sum(mx.expand_dims(a, -1) * mx.expand_dims(b, -3), axis=-2)
 
 
 def product(a: mx.array, b: mx.array, *, looped: bool | None = None) -> mx.array:

@@ -48,10 +48,48 @@ def test_matmul_routes_by_the_probe(monkeypatch, reduced, rng):
     monkeypatch.setattr(
         _precision, "split_matmul", lambda a, b, stream=None: calls.append(1) or a @ b
     )
-    a = mx.array(rng.standard_normal((4, 4)).astype(np.float32))
+    a = mx.array(rng.standard_normal((24, 24)).astype(np.float32))  # above TINY_PRODUCT
     la.matmul(a, a)
     la.matmul(a.astype(mx.float64), a.astype(mx.float64))
     assert len(calls) == (1 if reduced else 0)
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape", "tiny"),
+    [
+        ((1, 1), (1, 1), True),
+        ((1000, 4, 4), (1000, 4, 4), True),  # 64 terms per matrix, 64,000 in all
+        ((16, 16), (16, 16), True),  # TINY_PRODUCT
+        ((16, 16), (16, 17), False),
+        ((2**17, 4, 4), (4, 4), False),  # 2²³ terms in all: above TINY_PRODUCT_TOTAL
+        ((4,), (4, 4), False),  # a vector operand
+    ],
+)
+def test_tiny_products_are_summed_elementwise_where_products_lose_precision(
+    monkeypatch, a_shape, b_shape, tiny, rng
+):
+    """A tiny float32 product is exact products summed in float32, not split: a 1 x 1
+    product s · 1 returns s bit for bit (the split's x − hi − lo residual would not)."""
+    assert _precision.is_tiny_product(mx.zeros(a_shape), mx.zeros(b_shape)) is tiny
+    if not tiny:
+        return
+    calls = []
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    monkeypatch.setattr(_precision.mx, "matmul", tf32_matmul)
+    monkeypatch.setattr(
+        _precision, "split_matmul", lambda a, b, stream=None: calls.append(1) or a @ b
+    )
+    a = mx.array((1 + rng.random(a_shape) * 2**-12).astype(np.float32))
+    b = mx.array(rng.standard_normal(b_shape).astype(np.float32))
+    got = _precision.matmul(a, b)
+    assert calls == []
+    ref = np.asarray(a).astype(np.float64) @ np.asarray(b).astype(np.float64)
+    bound = a_shape[-1] * 2**-24 * (np.abs(np.asarray(a)) @ np.abs(np.asarray(b)))
+    assert np.all(np.abs(np.asarray(got) - ref) <= bound)
+    one = mx.ones((1, 1), dtype=mx.float32)
+    assert np.asarray(_precision.matmul(a[..., :1, :1], one)) == pytest.approx(
+        np.asarray(a[..., :1, :1]), rel=0, abs=0
+    )
 
 
 @pytest.mark.parametrize("shape", [(5, 4), (3, 5, 4), (2, 1, 1, 7)])
@@ -120,7 +158,7 @@ def test_reduced_products_context_skips_the_split(monkeypatch, rng):
     monkeypatch.setattr(
         _precision, "split_matmul", lambda a, b, stream=None: calls.append(1) or a @ b
     )
-    a = mx.array(rng.standard_normal((4, 4)).astype(np.float32))
+    a = mx.array(rng.standard_normal((24, 24)).astype(np.float32))
     with _precision.reduced_products():
         la.matmul(a, a)
     assert calls == []
