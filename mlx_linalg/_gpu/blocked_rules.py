@@ -43,21 +43,21 @@ RULES = {
 # (tools/bench_blocked.py --blocks default, 2026-11-29; docs/kernels-blocked.md,
 # "Crossovers"): e.g. cholesky 0.28 against 0.8 ms at 128, qr 1.3 against 2.1 ms at 128,
 # solve 2.8 against 4.6 ms at 256 (1.5 against 1.2 at 128), inv 9.3 against 18.7 ms at
-# 1024 (5.5 against 4.8 at 512), lu_factor 6.5 against 19.1 ms at 1024 (11.9 against 8.1
-# at 512). The triangular solves win from 128 on. lu, det and slogdet (lu_factor's graph
-# and a little more) take lu_factor's order and lu_solve the triangular solves' 256 (not
-# timed on their own).
+# 1024 (at 512 it lost once, 5.5 against 4.8, and won once, 5.4 against 6.9), lu_factor
+# 3.2 against 4.2 ms at 512 (a tie at 256: 2.0 against 2.1). The triangular solves win
+# from 128 on. lu, det and slogdet (lu_factor's graph and a little more) take lu_factor's
+# order and lu_solve the triangular solves' 256 (not timed on their own).
 CROSSOVER = {
     "cholesky": 128,
     "cho_solve": 128,
     "solve_triangular": 128,
-    "lu_factor": 1024,
-    "lu": 1024,
+    "lu_factor": 512,
+    "lu": 512,
     "lu_solve": 256,
     "solve": 256,
     "inv": 1024,
-    "det": 1024,
-    "slogdet": 1024,
+    "det": 512,
+    "slogdet": 512,
     "qr": 128,
 }
 
