@@ -9,7 +9,10 @@ For one Gaussian n x n float32 matrix per order (seed 0), on the GPU:
 - their errors in units of n·u (u = 2⁻²⁴), the pieces of conformance's SVD ratio:
   ‖A − U_p H‖_F/(n‖A‖_F u), ‖I − U_pᵀU_p‖_F/(n u), H's asymmetry, eigh's residual and
   ‖I − VᵀV‖_F, the SVD's backward error and the orthogonality of U and V, and that of
-  U_p V formed in float64 on the host (before the route's CholeskyQR2 of U).
+  U_p V formed in float64 on the host (before the route's CholeskyQR2 of U);
+- the orthogonality of the eigenvectors after each stage of the two-stage eigh of H (as
+  ``two_stage.eigh`` runs them): Z_T of the tridiagonal divide and conquer, Q₂ Z_T after
+  the band back-transformation, Q₁ Q₂ Z_T after the dense-to-band one.
 
 Needs an MLX GPU backend. Usage: ``python tools/svd_route_breakdown.py 1024 4096``.
 """
@@ -20,7 +23,17 @@ import time
 import mlx.core as mx
 import numpy as np
 
-from mlx_linalg._gpu import polar, qdwh_svd, tall_skinny, two_stage
+from mlx_linalg._gpu import (
+    band_chase,
+    band_q_blocks,
+    band_reduction,
+    blocked_common,
+    polar,
+    qdwh_svd,
+    tall_skinny,
+    tridiagonal_dc,
+    two_stage,
+)
 
 U32 = 2.0**-24
 KERNELS = tall_skinny.KERNELS
@@ -66,6 +79,22 @@ def iteration_times(x0: mx.array, n: int) -> None:
         print(f"n={n} bound {bound:.2g}: one {kind} iteration {ms:.1f} ms", flush=True)
 
 
+def eigh_stages(h: mx.array, n: int) -> None:
+    """‖I − ZᵀZ‖_F/(n u) after each stage of the two-stage eigh of (1, n, n) ``h``."""
+    banded, reflectors = band_reduction.sy2sb(h, band=two_stage.BAND, blocks=blocked_common.KERNELS)
+    d, e, kept = band_chase.band_to_tridiagonal_q(banded, two_stage.BAND)
+    _, z = tridiagonal_dc.eigh_tridiagonal(d, e)
+    stages = [("Z_T (divide and conquer)", z)]
+    if n >= two_stage.Q2_BLOCKS_FROM:
+        z = band_q_blocks.apply_band_q_blocks(kept, z)
+    else:
+        z = band_chase.apply_band_q(kept, z)
+    stages.append(("Q2 Z_T", z))
+    stages.append(("Q1 Q2 Z_T", band_reduction.apply_q(reflectors, z)))
+    for name, z in stages:
+        print(f"n={n} eigh of H, {name}: orth {_orthogonality(_host(z)) / (n * U32):.2f}")
+
+
 def breakdown(n: int) -> None:
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     x = mx.array(a)[None]
@@ -89,6 +118,7 @@ def breakdown(n: int) -> None:
         f"{_fro(h - (v * w) @ v.T) / (unit * _fro(h)):.2f}, orth(V) {_orthogonality(v) / unit:.2f}",
         flush=True,
     )
+    eigh_stages(mx.array(h.astype(np.float32))[None], n)
     print(f"n={n} U_p V in float64: orth {_orthogonality(u_p @ v) / unit:.2f}", flush=True)
     ms, ((u, s, vh), _) = _timed(lambda: qdwh_svd.svd(x, full_matrices=False), 1)
     u, s, vh = _host(u), _host(s), _host(vh)
