@@ -92,6 +92,18 @@ def test_tiny_products_are_summed_elementwise_where_products_lose_precision(
     )
 
 
+def test_a_split_product_is_not_exact_where_the_tiny_product_is(monkeypatch):
+    """Why tiny products are not split: x = 1 + 2⁻¹² + 2⁻²⁰ + 2⁻²³ has a low part with 12
+    significant bits, one more than TF32 keeps, so the split x · 1 misses 2⁻²³ (half a
+    unit of x's roundoff); the elementwise product returns x."""
+    monkeypatch.setattr(_precision.mx, "matmul", tf32_matmul)
+    x = mx.array(np.array([[1 + 2**-12 + 2**-20 + 2**-23]], dtype=np.float32))
+    one = mx.ones((1, 1), dtype=mx.float32)
+    assert float(_precision.split_matmul(x, one)[0, 0]) != float(x[0, 0])
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    assert float(_precision.matmul(x, one)[0, 0]) == float(x[0, 0])
+
+
 @pytest.mark.parametrize("shape", [(5, 4), (3, 5, 4), (2, 1, 1, 7)])
 def test_split_operands_are_the_concatenated_split_terms(shape, rng):
     """A2 = [a_hi, a_lo] and B2 = [b_lo; b_hi], bit for bit (built by one where each)."""
