@@ -60,6 +60,7 @@ def test_matmul_routes_by_the_probe(monkeypatch, reduced, rng):
         ((1, 1), (1, 1), True),
         ((1000, 4, 4), (1000, 4, 4), True),  # 64 terms per matrix, 64,000 in all
         ((16, 16), (16, 16), True),  # TINY_PRODUCT
+        ((3, 1, 2, 5), (1, 4, 5, 2), True),  # batch axes broadcast
         ((16, 16), (16, 17), False),
         ((2**17, 4, 4), (4, 4), False),  # 2²³ terms in all: above TINY_PRODUCT_TOTAL
         ((4,), (4, 4), False),  # a vector operand
