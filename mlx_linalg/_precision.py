@@ -111,8 +111,7 @@ def is_tiny_product(a: mx.array, b: mx.array) -> bool:
     if a.ndim < 2 or b.ndim < 2:
         return False
     (m, k), n = a.shape[-2:], b.shape[-1]
-    count = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
-    return m * k * n <= TINY_PRODUCT and count * m * k * n <= TINY_PRODUCT_TOTAL
+    return m * k * n <= TINY_PRODUCT and _batch_count(a, b) * m * k * n <= TINY_PRODUCT_TOTAL
 
 
 def elementwise_matmul(a: mx.array, b: mx.array) -> mx.array:
@@ -154,8 +153,12 @@ def per_matrix(a: mx.array, b: mx.array) -> bool:
     the default device when it is a GPU (module docstring)."""
     if a.ndim < 3 or b.ndim < 3 or a.shape[-1] < PER_MATRIX_MIN_INNER:
         return False
-    count = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
-    return 2 <= count <= PER_MATRIX_MAX_BATCH and _gpu_default()
+    return 2 <= _batch_count(a, b) <= PER_MATRIX_MAX_BATCH and _gpu_default()
+
+
+def _batch_count(a: mx.array, b: mx.array) -> int:
+    """The number of matrix products in ``a @ b`` (its broadcast batch shape's size)."""
+    return int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
 
 
 def _gpu_default() -> bool:
