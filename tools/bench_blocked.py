@@ -40,7 +40,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, cuda_torch, once_s, release_memory
+from bench_timing import best_ms, cell, cuda_torch, mlx_sync, once_s, release_memory
 from bench_timing import machine as gpu_machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,11 +205,6 @@ def _time(fn, sync, reps: int, budget: float, warmup: int = 0) -> tuple[float, o
     return best, out, False
 
 
-def _mx_sync(out) -> None:
-    mx.eval(out)
-    mx.synchronize()
-
-
 def _torch_sync(_) -> None:
     torch.cuda.synchronize()
 
@@ -298,12 +293,12 @@ def run(
                 if key in over or ("/" in block and op not in LEAF_OPS):
                     continue
                 fn = _blocked_call(op, gpu, block, compiled)
-                ms, blocked, slow = _time(fn, _mx_sync, reps, budget, warmup=int(compiled))
+                ms, blocked, slow = _time(fn, mlx_sync, reps, budget, warmup=int(compiled))
                 row[f"{key}_ms"] = round(ms, 3)
                 row[f"{key}_ratio"] = round(_accuracy(op, gpu, blocked), 3)
                 over |= {key} if slow else set()
             if "cpu" not in over:
-                ms, cpu_out, slow = _time(_cpu_call(op, data), _mx_sync, min(reps, 2), budget)
+                ms, cpu_out, slow = _time(_cpu_call(op, data), mlx_sync, min(reps, 2), budget)
                 row["cpu_ms"] = round(ms, 3)
                 if blocked is not None:
                     row["rel_diff_cpu"] = _rel_diff(blocked, cpu_out)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, cuda_torch, once_s
+from bench_timing import best_ms, cell, cuda_torch, mlx_sync, once_s
 from bench_timing import machine as gpu_machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +81,6 @@ def blocked_steps() -> _refine.Steps:
         functools.partial(blocked_lu.lu_solve, trans=0),
         blocked_lu.solve,
     )
-
-
-def _mx_sync(out) -> None:
-    mx.eval(out)
-    mx.synchronize()
 
 
 def _torch_sync(_) -> None:
@@ -137,7 +132,7 @@ def row(
     mx.eval(a, b)
     out = {"n": n, "k": k, "kind": kind}
 
-    def timed(name, fn, sync=_mx_sync):
+    def timed(name, fn, sync=mlx_sync):
         ms, result, slow = _time(fn, sync, reps, budget)
         out[f"{name}_ms"] = round(ms, 3)
         if slow:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, cuda_torch
+from bench_timing import best_ms, cell, cuda_torch, mlx_sync
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -140,11 +140,6 @@ def _invariant(op: str, result) -> np.ndarray:
     return host(result).astype(np.float64)
 
 
-def _mlx_sync(out) -> None:
-    mx.eval(out)
-    mx.synchronize()
-
-
 def _torch_sync(_) -> None:
     torch.cuda.synchronize()
 
@@ -201,7 +196,7 @@ def _run_op(op: str, label: str, reps: int, warmup: int) -> list[dict]:
         mlx_data = {k: mx.array(v) for k, v in data.items()}
         mx.eval(mlx_data)
         timing = {"warmup": warmup, "min_seconds": MIN_SECONDS, "max_repeat": MAX_REPEAT}
-        mlx_ms, mlx_out = best_ms(_mlx_call(op, mlx_data), _mlx_sync, reps, **timing)
+        mlx_ms, mlx_out = best_ms(_mlx_call(op, mlx_data), mlx_sync, reps, **timing)
         row = {
             "op": label,
             "batch": batch,

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from bench_timing import best_ms, cell, once_s
+from bench_timing import best_ms, cell, mlx_sync, once_s
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -85,11 +85,6 @@ class Setup:
                 reference_spectral.jacobi_svd_simd, max_sweeps=sweeps
             )
             small_spectral.qr_small = reference_spectral.qr_small
-
-
-def _mx_sync(out) -> None:
-    mx.eval(out)
-    mx.synchronize()
 
 
 def _peers(wanted: set) -> dict:
@@ -254,7 +249,7 @@ def qr_row(runner: Runner, m: int, n: int) -> dict:
         "tall",
         n,
         lambda: tall_rules.qr(x, mode="reduced", factor=setup.factor)[0],
-        _mx_sync,
+        mlx_sync,
         qr_check(a),
     )
     runner.time(
@@ -263,7 +258,7 @@ def qr_row(runner: Runner, m: int, n: int) -> dict:
         "tall_fallback",
         n,
         lambda: tall_rules.qr(xd, mode="reduced", factor=setup.factor)[0],
-        _mx_sync,
+        mlx_sync,
         qr_check(deficient),
     )
     runner.time(
@@ -272,14 +267,14 @@ def qr_row(runner: Runner, m: int, n: int) -> dict:
         "blocked",
         n,
         lambda: blocked_qr.qr(x, mode="reduced", blocks=setup.blocks)[0],
-        _mx_sync,
+        mlx_sync,
         qr_check(a),
     )
     if small_spectral.qr_applies(x, mode="reduced"):
         runner.time(
-            row, "qr", "small", n, lambda: small_spectral.qr(x, mode="reduced")[0], _mx_sync
+            row, "qr", "small", n, lambda: small_spectral.qr(x, mode="reduced")[0], mlx_sync
         )
-    runner.time(row, "qr", "cpu", n, lambda: tuple(la.qr(x, stream=mx.cpu)), _mx_sync, qr_check(a))
+    runner.time(row, "qr", "cpu", n, lambda: tuple(la.qr(x, stream=mx.cpu)), mlx_sync, qr_check(a))
     for name, (fn, sync, to_np) in _peer_calls(runner.peers, a, "qr").items():
         runner.time(
             row,
@@ -308,7 +303,7 @@ def svd_row(runner: Runner, m: int, n: int, full: bool) -> dict:
         "tall",
         n,
         lambda: tall_rules.svd(x, full_matrices=full, factor=setup.factor, blocks=setup.blocks)[0],
-        _mx_sync,
+        mlx_sync,
         check,
     )
     if not full:
@@ -318,7 +313,7 @@ def svd_row(runner: Runner, m: int, n: int, full: bool) -> dict:
             "tall_svdvals",
             n,
             lambda: tall_rules.svdvals(x, factor=setup.factor)[0],
-            _mx_sync,
+            mlx_sync,
         )
     if small_spectral.svd_applies(x):
         runner.time(
@@ -327,7 +322,7 @@ def svd_row(runner: Runner, m: int, n: int, full: bool) -> dict:
             "small",
             n,
             lambda: small_spectral.svd(x, full_matrices=full)[0],
-            _mx_sync,
+            mlx_sync,
         )
     runner.time(
         row,
@@ -335,7 +330,7 @@ def svd_row(runner: Runner, m: int, n: int, full: bool) -> dict:
         "cpu",
         n,
         lambda: tuple(la.svd(x, full_matrices=full, stream=mx.cpu)),
-        _mx_sync,
+        mlx_sync,
         check,
     )
     for name, (fn, sync, to_np) in _peer_calls(runner.peers, a, "svd", full).items():

@@ -35,6 +35,12 @@ def benchmark_calls(cases: list[tuple[str, int]], device: str, tool: str) -> lis
     return [peer.runner(case, peer.prepare(make_inputs(case).arrays)) for case in chosen]
 
 
+def mlx_sync(out) -> None:
+    """``sync`` for MLX results: evaluate ``out`` and wait for the device."""
+    mx.eval(out)
+    mx.synchronize()
+
+
 def once_s(fn, sync) -> tuple[float, object]:
     """Seconds of one run of ``fn`` up to ``sync`` of its result, and the result."""
     start = time.perf_counter()
