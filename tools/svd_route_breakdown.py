@@ -9,31 +9,18 @@ For one Gaussian n x n float32 matrix per order (seed 0), on the GPU:
 - their errors in units of n·u (u = 2⁻²⁴), the pieces of conformance's SVD ratio:
   ‖A − U_p H‖_F/(n‖A‖_F u), ‖I − U_pᵀU_p‖_F/(n u), H's asymmetry, eigh's residual and
   ‖I − VᵀV‖_F, the SVD's backward error and the orthogonality of U and V, and that of
-  U_p V formed in float64 on the host (before the route's CholeskyQR2 of U);
-- the orthogonality of the eigenvectors after each stage of the two-stage eigh of H (as
-  ``two_stage.eigh`` runs them): Z_T of the tridiagonal divide and conquer, Q₂ Z_T after
-  the band back-transformation, Q₁ Q₂ Z_T after the dense-to-band one.
+  U_p V formed in float64 on the host (before the route's CholeskyQR2 of U).
 
 Needs an MLX GPU backend. Usage: ``python tools/svd_route_breakdown.py 1024 4096``.
 """
 
 import argparse
-import time
 
 import mlx.core as mx
 import numpy as np
+from bench_timing import best_ms, mlx_sync
 
-from mlx_linalg._gpu import (
-    band_chase,
-    band_q_blocks,
-    band_reduction,
-    blocked_common,
-    polar,
-    qdwh_svd,
-    tall_skinny,
-    tridiagonal_dc,
-    two_stage,
-)
+from mlx_linalg._gpu import polar, qdwh_svd, tall_skinny, two_stage
 
 U32 = 2.0**-24
 KERNELS = tall_skinny.KERNELS
@@ -41,15 +28,7 @@ KERNELS = tall_skinny.KERNELS
 
 def _timed(build, repeat: int):
     """``(best ms, outputs)`` of ``repeat`` synchronized runs of ``build`` after one warm-up."""
-    out = build()
-    mx.eval(out)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = build()
-        mx.eval(out)
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3, out
+    return best_ms(build, mlx_sync, repeat, warmup=1)
 
 
 def _fro(x: np.ndarray) -> float:
@@ -79,22 +58,6 @@ def iteration_times(x0: mx.array, n: int) -> None:
         print(f"n={n} bound {bound:.2g}: one {kind} iteration {ms:.1f} ms", flush=True)
 
 
-def eigh_stages(h: mx.array, n: int) -> None:
-    """‖I − ZᵀZ‖_F/(n u) after each stage of the two-stage eigh of (1, n, n) ``h``."""
-    banded, reflectors = band_reduction.sy2sb(h, band=two_stage.BAND, blocks=blocked_common.KERNELS)
-    d, e, kept = band_chase.band_to_tridiagonal_q(banded, two_stage.BAND)
-    _, z = tridiagonal_dc.eigh_tridiagonal(d, e)
-    stages = [("Z_T (divide and conquer)", z)]
-    if n >= two_stage.Q2_BLOCKS_FROM:
-        z = band_q_blocks.apply_band_q_blocks(kept, z)
-    else:
-        z = band_chase.apply_band_q(kept, z)
-    stages.append(("Q2 Z_T", z))
-    stages.append(("Q1 Q2 Z_T", band_reduction.apply_q(reflectors, z)))
-    for name, z in stages:
-        print(f"n={n} eigh of H, {name}: orth {_orthogonality(_host(z)) / (n * U32):.2f}")
-
-
 def breakdown(n: int) -> None:
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     x = mx.array(a)[None]
@@ -103,22 +66,21 @@ def breakdown(n: int) -> None:
     iteration_times(x0, n)
     unit = n * U32
     a64 = a.astype(np.float64)
-    ms, (u_p, h, info) = _timed(lambda: polar.qdwh(x, KERNELS), 1)
-    u_p, h = _host(u_p), _host(h)
+    ms, (u_p, h_device, info) = _timed(lambda: polar.qdwh(x, KERNELS), 1)
+    u_p, h = _host(u_p), _host(h_device)
     print(
         f"n={n} polar {ms:.1f} ms (info {np.asarray(info).tolist()}): backward "
         f"{_fro(a64 - u_p @ h) / (unit * _fro(a64)):.2f}, orth(U_p) "
         f"{_orthogonality(u_p) / unit:.2f}, asymmetry(H) {_fro(h - h.T) / (unit * _fro(h)):.2f}",
         flush=True,
     )
-    ms, ((w, v), _) = _timed(lambda: two_stage.eigh_scaled(mx.array(h.astype(np.float32))[None]), 1)
+    ms, ((w, v), _) = _timed(lambda: two_stage.eigh_scaled(h_device), 1)
     w, v = _host(w), _host(v)
     print(
         f"n={n} two-stage eigh of H {ms:.1f} ms: residual "
         f"{_fro(h - (v * w) @ v.T) / (unit * _fro(h)):.2f}, orth(V) {_orthogonality(v) / unit:.2f}",
         flush=True,
     )
-    eigh_stages(mx.array(h.astype(np.float32))[None], n)
     print(f"n={n} U_p V in float64: orth {_orthogonality(u_p @ v) / unit:.2f}", flush=True)
     ms, ((u, s, vh), _) = _timed(lambda: qdwh_svd.svd(x, full_matrices=False), 1)
     u, s, vh = _host(u), _host(s), _host(vh)
