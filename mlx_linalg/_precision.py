@@ -45,9 +45,12 @@ times less orthogonal than either matrix alone (ratio 3.58 against 0.93; 0.96 wi
 products per matrix, at 24% more time: H100, 2026-11-26).
 
 A device product accumulates its whole inner dimension K in float32, and on an H100 its
-error grew with K. Where K is long and the accuracy matters, :func:`chunked_matmul` (and
-``blocked_qr``'s Vᵀ C) sums products of at most :data:`CHUNK` inner terms instead
-(docs/kernels-blocked.md, "Long inner dimensions").
+error grew with K. So a split product with K > :data:`CHUNK` is summed from split products
+of at most :data:`CHUNK` inner terms (:func:`_chunked_split`): on an H200 this took the
+polar factor of a Gaussian 4096 x 4096 matrix from 6.4 to 0.4 n·u from orthogonal and the
+two-stage eigh's eigenvectors at 8192 from 9.7 to 1.4 (docs/kernels-spectral-blocks.md).
+:func:`chunked_matmul` (the refinement's residual, on any device) and ``blocked_qr``'s Vᵀ C
+chunk their own (docs/kernels-blocked.md, "Long inner dimensions").
 """
 
 import contextlib
@@ -76,8 +79,12 @@ PER_MATRIX_MIN_INNER = 257
 # summed elementwise in float32 instead of split (module docstring).
 TINY_PRODUCT = 4096
 TINY_PRODUCT_TOTAL = 2**22
-# The longest inner dimension one device product accumulates in :func:`chunked_matmul`.
+# The longest inner dimension one device product accumulates in :func:`chunked_matmul`
+# and in a split product (:func:`_chunked_split`).
 CHUNK = 256
+# The most elements of the chunk products a split product of a long inner dimension holds
+# at once (64 MiB of float32; :func:`_chunked_split`).
+CHUNK_OUTPUTS = 2**24
 
 
 def matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> mx.array:
@@ -223,11 +230,18 @@ def chunked_matmul(
     backward error 1.34 against LAPACK's 0.039 (0.058 chunked; docs/refinement.md).
     """
     *_, count, _, chunk = a_chunks.shape
+    with on(stream):
+        b_chunks = row_chunks(b, count, chunk)
+    return mx.sum(matmul(a_chunks, b_chunks, stream=stream), axis=-3, stream=stream)
+
+
+def row_chunks(b: mx.array, count: int, chunk: int) -> mx.array:
+    """``b`` (..., K, N) as (..., count, chunk, N), zero-padded to count·chunk >= K rows:
+    the right operand matching :func:`column_chunks` of the left one."""
     k = b.shape[-2]
     if count * chunk > k:
-        b = mx.pad(b, [(0, 0)] * (b.ndim - 2) + [(0, count * chunk - k), (0, 0)], stream=stream)
-    b_chunks = b.reshape(*b.shape[:-2], count, chunk, b.shape[-1])
-    return mx.sum(matmul(a_chunks, b_chunks, stream=stream), axis=-3, stream=stream)
+        b = mx.pad(b, [(0, 0)] * (b.ndim - 2) + [(0, count * chunk - k), (0, 0)])
+    return b.reshape(*b.shape[:-2], count, chunk, b.shape[-1])
 
 
 def _product_shape(a: tuple, b: tuple) -> tuple:
@@ -251,10 +265,49 @@ def split_matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> 
 
 @mx.custom_function
 def _split_product(a: mx.array, b: mx.array) -> mx.array:
-    """Real (..., M, K) @ (..., K, N) from the hi/lo split, on the default stream."""
+    """Real (..., M, K) @ (..., K, N) from the hi/lo split, on the default stream; a long
+    inner dimension (K > :data:`CHUNK`, matrix operands) in chunks (:func:`_chunked_split`)."""
+    if a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] > CHUNK:
+        return _chunked_split(a, b)
     (a_hi, b_hi), (a_both, b_both) = split_operands(a, b)
     looped = per_matrix(a, b)
     return accumulate(product(a_hi, b_hi, looped=looped), a_both, b_both, looped=looped)
+
+
+def _chunked_split(a: mx.array, b: mx.array) -> mx.array:
+    """The split product of (..., M, K) and (..., K, N) summed from split products of at
+    most :data:`CHUNK` inner terms (module docstring), on the default stream.
+
+    The chunks' products are formed ``group`` at a time, as one batched product summed
+    over the group (``group`` outputs (..., M, N) live at once, at most
+    :data:`CHUNK_OUTPUTS` elements in all), and each group's sum added to the total. Where
+    one output alone reaches that size (M = N = 4096), each chunk's two products are added
+    into the total by ``mx.addmm`` instead (a product accumulated on its own, then added).
+    """
+    k = a.shape[-1]
+    width = chunk_width(k) or CHUNK
+    count = -(-k // width)
+    outputs = _batch_count(a, b) * a.shape[-2] * b.shape[-1]
+    group = max(1, min(count, CHUNK_OUTPUTS // outputs))
+    total = None
+    for first in range(0, count, group):
+        columns = slice(first * width, (first + group) * width)
+        x, y = a[..., columns], b[..., columns, :]
+        if group == 1:
+            for x_term, y_term in split_operands(x, y):
+                total = (
+                    product(x_term, y_term, looped=False)
+                    if total is None
+                    else accumulate(total, x_term, y_term, looped=False)
+                )
+            continue
+        x = column_chunks(x, width)  # (..., S, M, W): W is width but in a shorter last group
+        y = row_chunks(y, x.shape[-3], x.shape[-1])
+        (x_hi, y_hi), (x_both, y_both) = split_operands(x, y)
+        terms = accumulate(product(x_hi, y_hi, looped=False), x_both, y_both, looped=False)
+        part = mx.sum(terms, axis=-3)
+        total = part if total is None else total + part
+    return total
 
 
 def split_operands(a: mx.array, b: mx.array) -> tuple[tuple, tuple]:

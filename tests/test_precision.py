@@ -264,7 +264,8 @@ def test_few_large_products_are_formed_one_matrix_at_a_time(
 ):
     """On a GPU, MLX's batched products of a few matrices with a long inner dimension were
     less accurate than one matrix's: matmul, subtract_product and their split forms take
-    one product per matrix there, same values, same shapes."""
+    one product per matrix there, same values, same shapes; except a split matmul with
+    K > CHUNK, summed from chunks (short, so batched)."""
     from mlx_linalg._gpu import blocked_common
 
     if split:
@@ -284,12 +285,15 @@ def test_few_large_products_are_formed_one_matrix_at_a_time(
     b = rng.standard_normal(b_shape).astype(np.float32)
     c = rng.standard_normal((1, 8, 2)).astype(np.float32)
     expected = a.astype(np.float64) @ b
-    product = _precision.matmul(mx.array(a), mx.array(b))
-    difference = blocked_common.subtract_product(mx.array(c), mx.array(a), mx.array(b))
+    product = np.asarray(_precision.matmul(mx.array(a), mx.array(b)))
+    product_ranks, ranks[:] = list(ranks), []
+    difference = np.asarray(blocked_common.subtract_product(mx.array(c), mx.array(a), mx.array(b)))
     assert product.shape == difference.shape == expected.shape
-    np.testing.assert_allclose(np.asarray(product), expected, rtol=0, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(difference), c - expected, rtol=0, atol=1e-4)
-    assert all(rank == 2 for rank in ranks) if looped else all(rank > 2 for rank in ranks)
+    np.testing.assert_allclose(product, expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(difference, c - expected, rtol=0, atol=1e-4)
+    chunked = split and a_shape[-1] > _precision.CHUNK
+    for got, one_by_one in ((product_ranks, looped and not chunked), (ranks, looped)):
+        assert all(rank == 2 for rank in got) if one_by_one else all(rank > 2 for rank in got)
 
 
 @pytest.mark.parametrize(
@@ -312,3 +316,43 @@ def test_chunked_product_is_the_product(rng, a_shape, chunks, width):
     got = np.asarray(_precision.chunked_matmul(pieces, mx.array(b)))
     expected = a.astype(np.float64) @ b
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape", "budget", "products"),
+    [
+        ((7, 200), (200, 5), None, 2),  # K <= CHUNK: the split's two products
+        ((2, 7, 1024), (2, 1024, 5), None, 2),  # 4 chunks, one group: two batched products
+        ((7, 1031), (1031, 5), None, 2),  # prime K: 5 chunks of CHUNK, zero-padded
+        ((2, 7, 1100), (1100, 5), None, 2),  # chunks of 220 (a divisor of K), b broadcast
+        ((7, 1024), (1024, 5), 70, 4),  # outputs of 35: groups of 2 chunks
+        ((7, 1000), (1000, 5), 105, 4),  # chunks of 250, groups of 3 and 1
+        ((7, 1024), (1024, 5), 35, 8),  # one output fills the budget: chunk by chunk
+    ],
+)
+def test_split_products_sum_chunks_of_a_long_inner_dimension(
+    rng, monkeypatch, a_shape, b_shape, budget, products
+):
+    """Under (emulated) TF32 a split product with K > CHUNK is summed from split products of
+    at most CHUNK inner terms, float32-accurate: batched over a group of chunks whose
+    outputs fit CHUNK_OUTPUTS, else one chunk at a time added into the total."""
+    emulate_tf32(monkeypatch)
+    if budget is not None:
+        monkeypatch.setattr(_precision, "CHUNK_OUTPUTS", budget)
+    inner = []
+    for name in ("matmul", "addmm"):
+        original = getattr(mx, name)
+
+        def recording(*args, _original=original, **kwargs):
+            inner.append(args[-1].shape[-2])
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(mx, name, recording)
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    got = np.asarray(_precision.matmul(mx.array(a), mx.array(b)))
+    expected = a.astype(np.float64) @ b
+    scale = np.abs(a).max() * np.abs(b).max() * a_shape[-1]
+    assert np.abs(got - expected).max() <= 4 * float(np.finfo(np.float32).eps) * scale
+    assert max(inner) <= 2 * _precision.CHUNK  # the split's correction: twice the chunk
+    assert len(inner) == products
