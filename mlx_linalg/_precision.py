@@ -42,13 +42,19 @@ stack by one batched cuBLASLt call, which on an H100 accumulated less accurately
 single-matrix call (2 x 2048 x 2048 @ 2048 x 3 in plain float32: relative error 2.3e-6
 against 2.7e-7), enough to make the blocked QR of a stack of two 2048 x 2048 matrices 3.9
 times less orthogonal than either matrix alone (ratio 3.58 against 0.93; 0.96 with the
-products per matrix, at 24% more time: H100, 2026-11-26).
+products per matrix, at 24% more time: H100, 2026-11-26). Since the float32 products of
+:func:`matmul` on a GPU with such a K are summed from short chunks (below), this applies
+to the others: ``blocked_common.subtract_product``'s, ``blocked_qr``'s, complex64 ones that
+are not split and those of a :func:`reduced_products` context.
 
 A device product accumulates its whole inner dimension K in float32, and on an H100 its
-error grew with K. So a split product with K > :data:`CHUNK` is summed from split products
-of at most :data:`CHUNK` inner terms (:func:`_chunked_split`): on an H200 this took the
-polar factor of a Gaussian 4096 x 4096 matrix from 6.4 to 0.4 n·u from orthogonal and the
-two-stage eigh's eigenvectors at 8192 from 9.7 to 1.4 (docs/kernels-spectral-blocks.md).
+error grew with K. So on a GPU a float32 product with K > :data:`CHUNK` is summed from
+products of at most :data:`CHUNK` inner terms (:func:`chunked_product`; split ones where
+products are split): on an H200 (TF32, split) this took the polar factor of a Gaussian
+4096 x 4096 matrix from 6.4 to 0.4 n·u from orthogonal and the two-stage eigh's
+eigenvectors at 8192 from 9.7 to 1.4 (docs/kernels-spectral-blocks.md). Products in
+float32 proper (``MLX_ENABLE_TF32=0``, Metal) accumulate in float32 the same way and are
+chunked alike (not measured there); those of a :func:`reduced_products` context are not.
 :func:`chunked_matmul` (the refinement's residual, on any device) and ``blocked_qr``'s Vᵀ C
 chunk their own (docs/kernels-blocked.md, "Long inner dimensions").
 """
@@ -80,10 +86,10 @@ PER_MATRIX_MIN_INNER = 257
 TINY_PRODUCT = 4096
 TINY_PRODUCT_TOTAL = 2**22
 # The longest inner dimension one device product accumulates in :func:`chunked_matmul`
-# and in a split product (:func:`_chunked_split`).
+# and in a float32 product on a GPU (:func:`chunked_product`).
 CHUNK = 256
-# The most elements of the chunk products a split product of a long inner dimension holds
-# at once (64 MiB of float32; :func:`_chunked_split`).
+# The most elements of the chunk products that a product of a long inner dimension holds
+# at once (64 MiB of float32; :func:`chunked_product`).
 CHUNK_OUTPUTS = 2**24
 
 
@@ -107,6 +113,9 @@ def matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> mx.arr
                 with on(stream):
                     return elementwise_matmul(a, b)
             return split_matmul(a, b, stream=stream)
+        if _full_float32_gpu(a, b, stream) and is_long_product(a, b):
+            with on(stream):
+                return chunked_product(a, b, split=False)
     with on(stream):
         return product(a, b)
 
@@ -170,6 +179,13 @@ def _batch_count(a: mx.array, b: mx.array) -> int:
 
 def _gpu_default() -> bool:
     return mx.default_device() == mx.gpu
+
+
+def _full_float32_gpu(a: mx.array, b: mx.array, stream: StreamOrDevice) -> bool:
+    """Whether ``a @ b`` is a real float32 product on a GPU whose float32 products are
+    float32 proper (not TF32: ``MLX_ENABLE_TF32=0``, or Metal before the M5)."""
+    on_gpu = _gpu_default() if stream is None else _device(stream) == mx.gpu
+    return on_gpu and a.dtype == b.dtype == mx.float32 and not reduced_precision(stream)
 
 
 def _flat_pair(a: mx.array, b: mx.array) -> tuple[mx.array, mx.array]:
@@ -266,22 +282,27 @@ def split_matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> 
 @mx.custom_function
 def _split_product(a: mx.array, b: mx.array) -> mx.array:
     """Real (..., M, K) @ (..., K, N) from the hi/lo split, on the default stream; a long
-    inner dimension (K > :data:`CHUNK`, matrix operands) in chunks (:func:`_chunked_split`)."""
-    if a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] > CHUNK:
-        return _chunked_split(a, b)
+    inner dimension in chunks (:func:`is_long_product`, :func:`chunked_product`)."""
+    if is_long_product(a, b):
+        return chunked_product(a, b, split=True)
     (a_hi, b_hi), (a_both, b_both) = split_operands(a, b)
-    looped = per_matrix(a, b)
-    return accumulate(product(a_hi, b_hi, looped=looped), a_both, b_both, looped=looped)
+    # K <= CHUNK: short enough for one batched product (per_matrix), also the correction's 2K.
+    return accumulate(product(a_hi, b_hi, looped=False), a_both, b_both, looped=False)
 
 
-def _chunked_split(a: mx.array, b: mx.array) -> mx.array:
-    """The split product of (..., M, K) and (..., K, N) summed from split products of at
-    most :data:`CHUNK` inner terms (module docstring), on the default stream.
+def is_long_product(a: mx.array, b: mx.array) -> bool:
+    """Whether ``a @ b`` multiplies matrices over more than :data:`CHUNK` inner terms."""
+    return a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] > CHUNK
+
+
+def chunked_product(a: mx.array, b: mx.array, *, split: bool) -> mx.array:
+    """(..., M, K) @ (..., K, N) summed from products of at most :data:`CHUNK` inner terms
+    (module docstring), each a split product where ``split``, on the default stream.
 
     The chunks' products are formed ``group`` at a time, as one batched product summed
     over the group (``group`` outputs (..., M, N) live at once, at most
     :data:`CHUNK_OUTPUTS` elements in all), and each group's sum added to the total. Where
-    one output alone reaches that size (M = N = 4096), each chunk's two products are added
+    one output alone reaches that size (M = N = 4096), each chunk's products are added
     into the total by ``mx.addmm`` instead (a product accumulated on its own, then added).
     """
     k = a.shape[-1]
@@ -294,7 +315,7 @@ def _chunked_split(a: mx.array, b: mx.array) -> mx.array:
         columns = slice(first * width, (first + group) * width)
         x, y = a[..., columns], b[..., columns, :]
         if group == 1:
-            for x_term, y_term in split_operands(x, y):
+            for x_term, y_term in _terms(x, y, split):
                 total = (
                     product(x_term, y_term, looped=False)
                     if total is None
@@ -302,12 +323,18 @@ def _chunked_split(a: mx.array, b: mx.array) -> mx.array:
                 )
             continue
         x = column_chunks(x, width)  # (..., S, M, W): W is width but in a shorter last group
-        y = row_chunks(y, x.shape[-3], x.shape[-1])
-        (x_hi, y_hi), (x_both, y_both) = split_operands(x, y)
-        terms = accumulate(product(x_hi, y_hi, looped=False), x_both, y_both, looped=False)
+        (x_first, y_first), *others = _terms(x, row_chunks(y, x.shape[-3], x.shape[-1]), split)
+        terms = product(x_first, y_first, looped=False)
+        for x_term, y_term in others:
+            terms = accumulate(terms, x_term, y_term, looped=False)
         part = mx.sum(terms, axis=-3)
         total = part if total is None else total + part
     return total
+
+
+def _terms(x: mx.array, y: mx.array, split: bool) -> tuple:
+    """The operand pairs whose products sum to x @ y: the split's two, or (x, y) itself."""
+    return split_operands(x, y) if split else ((x, y),)
 
 
 def split_operands(a: mx.array, b: mx.array) -> tuple[tuple, tuple]:

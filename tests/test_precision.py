@@ -263,9 +263,9 @@ def test_few_large_products_are_formed_one_matrix_at_a_time(
     monkeypatch, rng, a_shape, b_shape, looped, split
 ):
     """On a GPU, MLX's batched products of a few matrices with a long inner dimension were
-    less accurate than one matrix's: matmul, subtract_product and their split forms take
-    one product per matrix there, same values, same shapes; except a split matmul with
-    K > CHUNK, summed from chunks (short, so batched)."""
+    less accurate than one matrix's: subtract_product and its split form take one product
+    per matrix there, same values, same shapes; matmul with K > CHUNK is summed from chunks
+    instead (short, so batched), and so takes one batched product where K <= CHUNK."""
     from mlx_linalg._gpu import blocked_common
 
     if split:
@@ -291,7 +291,7 @@ def test_few_large_products_are_formed_one_matrix_at_a_time(
     assert product.shape == difference.shape == expected.shape
     np.testing.assert_allclose(product, expected, rtol=0, atol=1e-4)
     np.testing.assert_allclose(difference, c - expected, rtol=0, atol=1e-4)
-    chunked = split and a_shape[-1] > _precision.CHUNK
+    chunked = a_shape[-1] > _precision.CHUNK
     for got, one_by_one in ((product_ranks, looped and not chunked), (ranks, looped)):
         assert all(rank == 2 for rank in got) if one_by_one else all(rank > 2 for rank in got)
 
@@ -330,13 +330,20 @@ def test_chunked_product_is_the_product(rng, a_shape, chunks, width):
         ((7, 1024), (1024, 5), 35, 8),  # one output fills the budget: chunk by chunk
     ],
 )
-def test_split_products_sum_chunks_of_a_long_inner_dimension(
-    rng, monkeypatch, a_shape, b_shape, budget, products
+@pytest.mark.parametrize("split", [True, False], ids=["tf32-split", "float32-gpu"])
+def test_gpu_products_sum_chunks_of_a_long_inner_dimension(
+    rng, monkeypatch, a_shape, b_shape, budget, products, split
 ):
-    """Under (emulated) TF32 a split product with K > CHUNK is summed from split products of
-    at most CHUNK inner terms, float32-accurate: batched over a group of chunks whose
-    outputs fit CHUNK_OUTPUTS, else one chunk at a time added into the total."""
-    emulate_tf32(monkeypatch)
+    """On a GPU a float32 product with K > CHUNK is summed from products of at most CHUNK
+    inner terms, float32-accurate: split ones under (emulated) TF32, plain ones where
+    products are float32 proper (a GPU emulated by the default-device check); batched over
+    a group of chunks whose outputs fit CHUNK_OUTPUTS, else one chunk at a time added into
+    the total."""
+    if split:
+        emulate_tf32(monkeypatch)
+    else:
+        monkeypatch.setattr(_precision, "_gpu_default", lambda: True)
+        products //= 2  # one product per chunk (group) instead of the split's two
     if budget is not None:
         monkeypatch.setattr(_precision, "CHUNK_OUTPUTS", budget)
     inner = []
@@ -354,5 +361,26 @@ def test_split_products_sum_chunks_of_a_long_inner_dimension(
     expected = a.astype(np.float64) @ b
     scale = np.abs(a).max() * np.abs(b).max() * a_shape[-1]
     assert np.abs(got - expected).max() <= 4 * float(np.finfo(np.float32).eps) * scale
-    assert max(inner) <= 2 * _precision.CHUNK  # the split's correction: twice the chunk
+    assert max(inner) <= (2 if split else 1) * _precision.CHUNK  # split: correction's 2K
     assert len(inner) == products
+
+
+def test_products_stay_whole_off_a_gpu_and_in_reduced_products(rng, monkeypatch):
+    """Long products are chunked on a GPU only, and not within reduced_products (where the
+    caller asked for the device's own precision, for speed)."""
+    inner = []
+    original = mx.matmul
+
+    def recording(*args, **kwargs):
+        inner.append(args[-1].shape[-2])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mx, "matmul", recording)
+    a, b = mx.array(rng.standard_normal((7, 1024))), mx.array(rng.standard_normal((1024, 5)))
+    a, b = a.astype(mx.float32), b.astype(mx.float32)
+    _precision.matmul(a, b)  # the CPU
+    monkeypatch.setattr(_precision, "_gpu_default", lambda: True)
+    monkeypatch.setattr(_precision, "reduced_precision", lambda stream=None: True)
+    with _precision.reduced_products():
+        _precision.matmul(a, b)
+    assert inner == [1024, 1024]
