@@ -66,7 +66,8 @@ TRIANGULAR_OPS = ("solve_triangular", "solve_triangular[T]")
 GELS_OPS = ("lstsq[gels]",)
 EIGH_OPS = ("eigh", "eigvalsh")
 # svd (reduced; the square matrices' full SVD is the same call) and svdvals: QDWH polar +
-# the two-stage eigh of H (mlx_linalg._gpu.qdwh_svd) from a short side of 1024 / 2048.
+# the two-stage eigh of H (mlx_linalg._gpu.qdwh_svd) from a short side of 1024 / 2048; at
+# 8192 svd[reduced] only, on the Gaussian matrix.
 SVD_OPS = ("svd[reduced]", "svdvals")
 # Every op of the tier, in report order (OpSpec names of conformance.ops).
 OPS = (QR_OPS + CHOLESKY_OPS + LU_OPS + ("solve[vector]",) + TRIANGULAR_OPS + GELS_OPS
@@ -203,12 +204,14 @@ def _all_specs() -> Iterator[tuple[int, LargeSpec]]:
     products dominate the run time, each op runs on one class, and lu (lu_factor's
     factorization assembled as P, L, U), lu_solve (lu_factor, then solve's substitutions),
     det (slogdet's; it overflows float32 for a Gaussian matrix), cholesky[upper]
-    (cholesky, transposed) and eigvalsh (eigh's eigenvalues) are left to the smaller orders.
+    (cholesky, transposed), eigvalsh (eigh's eigenvalues) and svdvals (svd's singular
+    values) are left to the smaller orders.
     """
     small, medium, large = SIZES
     lu_qr = LU_OPS + ("qr",)
     gaussian = {small: lu_qr + ("solve[vector]",) + GELS_OPS + SVD_OPS, medium: lu_qr + SVD_OPS,
-                large: ("lu_factor", "solve", "solve[refine]", "inv", "slogdet", "qr")}
+                large: ("lu_factor", "solve", "solve[refine]", "inv", "slogdet", "qr",
+                        "svd[reduced]")}
     for n, cholesky in ((small, CHOLESKY_OPS), (medium, ("cholesky", "cholesky[upper]",
                                                          "cho_solve")),
                         (large, ("cholesky", "cho_solve"))):
