@@ -113,7 +113,7 @@ def matmul(a: mx.array, b: mx.array, *, stream: StreamOrDevice = None) -> mx.arr
                 with on(stream):
                     return elementwise_matmul(a, b)
             return split_matmul(a, b, stream=stream)
-        if _full_float32_gpu(a, b, stream) and is_long_product(a, b):
+        if is_long_product(a, b) and _full_float32_gpu(a, b, stream):
             with on(stream):
                 return chunked_product(a, b, split=False)
     with on(stream):
@@ -285,9 +285,8 @@ def _split_product(a: mx.array, b: mx.array) -> mx.array:
     inner dimension in chunks (:func:`is_long_product`, :func:`chunked_product`)."""
     if is_long_product(a, b):
         return chunked_product(a, b, split=True)
-    (a_hi, b_hi), (a_both, b_both) = split_operands(a, b)
     # K <= CHUNK: short enough for one batched product (per_matrix), also the correction's 2K.
-    return accumulate(product(a_hi, b_hi, looped=False), a_both, b_both, looped=False)
+    return _summed(None, split_operands(a, b))
 
 
 def is_long_product(a: mx.array, b: mx.array) -> bool:
@@ -315,20 +314,23 @@ def chunked_product(a: mx.array, b: mx.array, *, split: bool) -> mx.array:
         columns = slice(first * width, (first + group) * width)
         x, y = a[..., columns], b[..., columns, :]
         if group == 1:
-            for x_term, y_term in _terms(x, y, split):
-                total = (
-                    product(x_term, y_term, looped=False)
-                    if total is None
-                    else accumulate(total, x_term, y_term, looped=False)
-                )
+            total = _summed(total, _terms(x, y, split))
             continue
         x = column_chunks(x, width)  # (..., S, M, W): W is width but in a shorter last group
-        (x_first, y_first), *others = _terms(x, row_chunks(y, x.shape[-3], x.shape[-1]), split)
-        terms = product(x_first, y_first, looped=False)
-        for x_term, y_term in others:
-            terms = accumulate(terms, x_term, y_term, looped=False)
-        part = mx.sum(terms, axis=-3)
+        part = mx.sum(_summed(None, _terms(x, row_chunks(y, x.shape[-3], x.shape[-1]), split)), -3)
         total = part if total is None else total + part
+    return total
+
+
+def _summed(total: mx.array | None, pairs) -> mx.array:
+    """``total`` plus the products of the operand ``pairs`` (their sum alone where ``total``
+    is None), one batched product each (no per-matrix loop: the callers' inner dimensions
+    are short), the later ones added by ``mx.addmm``."""
+    for x, y in pairs:
+        if total is None:
+            total = product(x, y, looped=False)
+        else:
+            total = accumulate(total, x, y, looped=False)
     return total
 
 
