@@ -28,8 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tier.add_argument("--large", dest="tier", action="store_const", const="large",
                       help="the blocked large-matrix GPU paths at n = 2048, 4096, 8192, float32 "
                       "only: QR, Cholesky, LU family, triangular solves, lstsq[gels], eigh, "
-                      "eigvalsh; skips the other ops (svd, eig, lstsq, norms, ...): minutes "
-                      "each for their references at n = 8192 (see --large --list)")
+                      "eigvalsh, svd[reduced] and svdvals (at 8192 svd[reduced] only); skips the "
+                      "other ops (full svd, eig, lstsq, norms, ...): minutes each for their "
+                      "references at n = 8192 (see --large --list)")
     p.set_defaults(tier="full")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None,
                    help="MLX default device for the run (default: MLX's default device)")
