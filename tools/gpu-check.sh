@@ -12,6 +12,9 @@
 #                                                      # against the CPU path: CROSSOVER
 #        BENCH=0 tools/gpu-check.sh -m 'gpu and not slow'  # skip the minutes-long tests of
 #                                                      # undispatched blocks (QDWH-eig/SVD)
+#        SPECTRAL=1 TESTS= BENCH=0 tools/gpu-check.sh  # the SVD route's breakdown and the
+#                                                      # long products' costs, each with TF32
+#                                                      # on and off (MLX_ENABLE_TF32=0)
 #
 # Needs: MLX with a GPU backend (pip install "mlx[cuda13]" on Linux), numpy, scipy, pytest,
 # hypothesis; PyTorch with CUDA for the side-by-side benchmark columns.
@@ -68,6 +71,24 @@ if [ "${BLOCKED:-0}" != 0 ]; then
   "$PY" tools/bench_tall.py --out "$RESULTS" --peers torch 2>&1 | tee "$RESULTS/bench-tall.log"
   "$PY" tools/bench_band_reduction.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-band-reduction.log"
   "$PY" tools/bench_compiled.py --out "$RESULTS" 2>&1 | tee "$RESULTS/bench-compiled.log"
+fi
+
+# Where the spectral routes' time and error go, with products split (TF32, MLX's CUDA
+# default) and in float32 proper: docs/kernels-spectral-blocks.md, "Long products" and
+# docs/speed-gaps.md. Each setting is a process of its own (MLX reads it once).
+if [ "${SPECTRAL:-0}" != 0 ]; then
+  mkdir -p "$RESULTS/spectral"
+  for tf32 in default 0; do
+    if [ "$tf32" = 0 ]; then setting=(env MLX_ENABLE_TF32=0); else setting=(env); fi
+    "${setting[@]}" "$PY" tools/svd_route_breakdown.py 1024 4096 2>&1 \
+      | tee "$RESULTS/spectral/svd-route-tf32-$tf32.log"
+    "${setting[@]}" "$PY" tools/bench_long_products.py --sizes 4096,8192 2>&1 \
+      | tee "$RESULTS/spectral/long-products-tf32-$tf32.log"
+  done
+  "$PY" tools/bench_long_products.py --sizes "" --eigh 8192,16384 2>&1 \
+    | tee "$RESULTS/spectral/eigh-memory.log"
+  "$PY" tools/kernel_times.py timeline --ops svd,eigh --n 1024 --calls 2 --top 20 2>&1 \
+    | tee "$RESULTS/spectral/timeline-1024.log"
 fi
 
 # The blocked graphs as the dispatch runs them (compiled) against mlx_linalg's CPU path,
