@@ -185,6 +185,13 @@ def test_panel_threads():
     assert [blocked_panel._width_class(w) for w in (1, 64, 65, 128, 200)] == [64, 64, 128, 128, 256]
 
 
+def test_lu_panel_threads():
+    """256 threads below 768 rows, 512 below 3072, 768 below 6144, then 1024 (H200)."""
+    heights = (1, 767, 768, 3071, 3072, 6143, 6144, 16384)
+    threads = [blocked_panel.lu_panel_threads(m) for m in heights]
+    assert threads == [256, 256, 512, 512, 768, 768, 1024, 1024]
+
+
 # --- the QR panel (metal/qr_panel.metal) -------------------------------------------------
 
 

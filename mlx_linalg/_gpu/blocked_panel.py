@@ -34,9 +34,30 @@ PANEL_MAX_ENTRIES = 2**31 - 1
 
 
 def panel_threads(m: int) -> int:
-    """Threads per threadgroup of the panel kernels for a panel of ``m`` rows: 256 for
-    short panels, 1024 (the most a threadgroup holds) from 1024 rows on."""
+    """Threads per threadgroup of the ``qr_panel`` kernel for a panel of ``m`` rows: 256
+    for short panels, 1024 (the most a threadgroup holds) from 1024 rows on (the LU's
+    panel: :func:`lu_panel_threads`)."""
     return 1024 if m >= 1024 else 256
+
+
+def lu_panel_threads(m: int) -> int:
+    """Threads per threadgroup of the ``lu_panel`` kernel for a panel of ``m`` rows: 256
+    below 768 rows, 512 below 3072, 768 below 6144, 1024 from there (the results do not
+    depend on it: every entry sees the same operations, the pivot search the same order).
+
+    Each elimination step costs time that grows with the threadgroup (two barriers, the
+    pivot's reduction over its SIMD-groups) and time per row that more threads share, so
+    the best threadgroup grows with the panel. Kernel time of one 16-column panel (µs,
+    CUPTI, median of 10 launches, one H200, 2026-11-29; docs/kernels-blocked.md, "Threads
+    of the LU panel")::
+
+        rows        512    768   1024   1536   2048   3072   4096   6144   8192
+        256 thr.   35.4   46.7   57.1   80.5  108.0  165.6  249.6  454.4  633.1
+        512 thr.   33.4   43.6   48.2   64.2   79.0  114.0  153.2  266.4  357.6
+        768 thr.   42.7   48.8   58.4   70.7   83.9  112.5  145.3  224.1  294.1
+        1024 thr.  56.3   62.5   67.8   84.5   94.4  123.5  150.7  220.0  274.7
+    """
+    return 1024 if m >= 6144 else 768 if m >= 3072 else 512 if m >= 768 else 256
 
 
 def _width_class(nb: int) -> int:
@@ -77,7 +98,7 @@ def lu_panel_kernel_pivots(a: mx.array) -> tuple[mx.array, mx.array, mx.array | 
         return a, perm, mx.zeros((batch, min(r, b)), dtype=mx.int32)
     if a.dtype != mx.float32 or b > PANEL_MAX_NB or r * b > PANEL_MAX_ENTRIES:
         return (*lu_panel(a), None)
-    threads = panel_threads(r)
+    threads = lu_panel_threads(r)
     packed, piv, perm, _ = _kernels.launch(
         "lu_panel",
         [a],
