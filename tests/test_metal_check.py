@@ -13,7 +13,7 @@ from matrices import symmetric_from_lower
 from mlx_linalg import _kernels
 from mlx_linalg._gpu import reference as ref
 from mlx_linalg._gpu import reference_spectral as spectral_ref
-from mlx_linalg._gpu.small_spectral import simd_columns
+from mlx_linalg._gpu.small_spectral import qr_groups, simd_columns
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
@@ -272,6 +272,32 @@ def test_emulated_qr_stays_orthogonal_on_badly_scaled_columns():
     residual = np.linalg.norm(a - q @ r, axis=(-2, -1)) / np.linalg.norm(a, axis=(-2, -1))
     assert (orthogonality / (n * u)).max() <= 30
     assert (residual / (n * u)).max() <= 30
+
+
+@needs_emulation
+@pytest.mark.parametrize("m, n", [(24, 24), (40, 16), (9, 20)])
+def test_emulated_qr_small_is_the_same_for_any_simdgroup_count(m, n):
+    """Column j belongs to simdgroup j mod G, whose lanes hold the same rows for any G: Q and
+    R are the same bit for bit whatever ``qr_groups`` picks."""
+    a = np.random.default_rng(m * n).standard_normal((3, m, n)).astype(np.float32)
+    k = min(m, n)
+    template, shapes = {"M": m, "N": n, "COMPLETE": False}, [(3, k, m), (3, k, n)]
+    outputs = [_launch("qr_small", [a], template, 32 * g, shapes) for g in (1, 2, 5, 16)]
+    for qt, r in outputs[1:]:
+        np.testing.assert_array_equal(qt, outputs[0][0])
+        np.testing.assert_array_equal(r, outputs[0][1])
+
+
+def test_qr_groups_shrink_for_large_stacks():
+    """One simdgroup per column up to 16 for a few matrices; halved while the stack exceeds
+    QR_SIMDGROUPS simdgroups, down to an eighth of the columns (H200 measurements)."""
+    assert qr_groups(100, 32, 32) == 16
+    assert qr_groups(100, 5, 5) == 5
+    assert qr_groups(500, 32, 32) == 8
+    assert qr_groups(10000, 32, 32) == 4
+    assert qr_groups(10000, 64, 64) == 8
+    assert qr_groups(10000, 8, 8) == 1
+    assert qr_groups(10000, 32, 128) == 16  # complete Q of 128 rows: 128 columns
 
 
 # --- the register Jacobi kernels (jacobi_eigh_simd, jacobi_svd_simd) under emulation ------

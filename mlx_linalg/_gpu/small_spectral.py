@@ -30,6 +30,9 @@ MAX_SWEEPS = 30
 
 QR_MAX_ROWS = 128
 QR_MAX_COLS = 128
+# The most simdgroups a stack of qr_small threadgroups is given before they shrink
+# (qr_groups): about half of what one H200 holds at once (132 SMs x 64).
+QR_SIMDGROUPS = 4096
 SVD_MAX_ROWS = 128  # the tall dimension
 SVD_MAX_COLS = 64  # the short dimension: one simdgroup per column pair, 1024 threads
 EIGH_MAX = 64
@@ -55,12 +58,32 @@ def _float32_stack(x: mx.array) -> bool:
 # Raw launches (scaled, finite (B, M, N) input; the contracts of the kernel files).
 
 
+def qr_groups(batch: int, n: int, qc: int) -> int:
+    """Simdgroups per threadgroup of ``qr_small`` for ``batch`` matrices of N columns and
+    QC columns of Q.
+
+    One per column up to 16 (C = max(N, QC) columns), which is fastest while one matrix's
+    latency sets the time; halved while the stack would hold more than
+    :data:`QR_SIMDGROUPS` simdgroups, down to C/8: then the GPU's throughput sets it, and
+    smaller threadgroups (fewer members per barrier, more matrices per SM) win. Kernel
+    times on one H200 (2026-11-29, µs, docs/kernels.md, "Simdgroups of qr_small"): 1000
+    matrices of 32 x 32 87.0 with 16 simdgroups, 75.2 with 4; 4000: 323.9 and 223.3; 4000
+    of 128 x 32 646.0 and 424.0; 100 of 32 x 32 32.0 with 16, 58.8 with 4.
+    """
+    columns = max(n, qc)
+    groups = min(16, columns)
+    least = max(1, columns // 8)
+    while groups > least and batch * groups > QR_SIMDGROUPS:
+        groups = max(least, groups // 2)
+    return groups
+
+
 def qr_small(a: mx.array, *, complete: bool) -> tuple[mx.array, mx.array]:
     """Launch ``metal/qr_small.metal``: returns ``(Qt, R)`` as its contract says."""
     b, m, n = a.shape
     k = min(m, n)
     qc = m if complete else k
-    groups = min(16, max(n, qc))
+    groups = qr_groups(b, n, qc)
     qt, r = _kernels.launch(
         "qr_small",
         [a],
