@@ -16,7 +16,7 @@ import scipy.linalg
 from matrices import CHOLESKY_RATIO, INV_RATIO, LU_RATIO, QR_RATIO, SOLVE_RATIO, as64, norm, ratio
 
 import mlx_linalg as la
-from mlx_linalg import _dispatch, _precision
+from mlx_linalg import _dispatch, _kernels, _precision
 from mlx_linalg._gpu import (
     blocked_cholesky,
     blocked_common,
@@ -222,6 +222,28 @@ def test_lu_panel_kernel_matches_reference(rng, m, nb):
     np.testing.assert_array_equal(replayed, lapack)
     assert np.all(np.isfinite(packed[2])) and packed[2, nb // 2, nb // 2] == 0.0
     assert np.isnan(packed[3]).any() and np.all(np.isfinite(packed[:3]))
+
+
+@pytest.mark.parametrize("m, nb", [(4096, 16), (3000, 16), (1000, 32), (700, 64)])
+def test_lu_panel_kernel_is_the_same_for_any_thread_count(m, nb):
+    """``lu_panel_threads`` picks the threads by height: the outputs must not depend on it
+    (every entry sees the same operations, the pivot search the same order), ties included."""
+    a = np.random.default_rng(m + nb).standard_normal((2, m, nb)).astype(np.float32)
+    a[1] = np.round(a[1])  # many exact ties in the pivot search
+    outputs = []
+    for threads in (256, 512, 768, 1024):
+        packed, piv, perm, _ = _kernels.launch(
+            "lu_panel",
+            [mx.array(a)],
+            template={"NBMAX": blocked_panel._width_class(nb)},
+            grid=(2 * threads, 1, 1),
+            threadgroup=(threads, 1, 1),
+            output_shapes=[(2, m, nb), (2, min(m, nb)), (2, m), (2, nb, m)],
+        )
+        outputs.append([np.asarray(x) for x in (packed, piv, perm)])
+    for output in outputs[1:]:
+        for x, y in zip(output, outputs[0], strict=True):
+            np.testing.assert_array_equal(x, y)
 
 
 def _apply_reflectors(packed: np.ndarray, tau: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import pytest
 from matrices import symmetric_from_lower
 
 import mlx_linalg as la
-from mlx_linalg import _dispatch
+from mlx_linalg import _dispatch, _kernels
 from mlx_linalg._gpu import reference_spectral as ref
 from mlx_linalg._gpu import scaling
 from mlx_linalg._gpu import small_spectral as ss
@@ -151,6 +151,26 @@ def test_qr_kernel_matches_reference(shape, complete):
     rr = np.array(rr)
     assert np.all(np.tril(rr, -1) == 0)
     assert _qr_ratio(a, q, rr) <= QR_RATIO
+
+
+@pytest.mark.parametrize("batch, m, n", [(10000, 32, 32), (2000, 64, 64), (4000, 128, 32)])
+def test_qr_kernel_large_stacks_match_one_simdgroup_per_column(batch, m, n):
+    """Large stacks take fewer simdgroups per matrix (``ss.qr_groups``): Q and R must be the
+    same bit for bit as with one simdgroup per column (16)."""
+    k = min(m, n)
+    assert ss.qr_groups(batch, n, k) < 16
+    scaled = _scaled(_gaussian((batch, m, n), seed=batch + m))
+    qt, r = ss.qr_small(scaled, complete=False)
+    expected = _kernels.launch(
+        "qr_small",
+        [scaled],
+        template={"M": m, "N": n, "COMPLETE": False},
+        grid=(batch * 32 * 16, 1, 1),
+        threadgroup=(32 * 16, 1, 1),
+        output_shapes=[(batch, k, m), (batch, k, n)],
+    )
+    np.testing.assert_array_equal(np.asarray(qt), np.asarray(expected[0]))
+    np.testing.assert_array_equal(np.asarray(r), np.asarray(expected[1]))
 
 
 EIGH_SIZES = [1, 2, 3, 7, 16, 32, 33, 64]
