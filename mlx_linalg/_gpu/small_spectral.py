@@ -66,9 +66,9 @@ def qr_groups(batch: int, n: int, qc: int) -> int:
     latency sets the time; halved while the stack would hold more than
     :data:`QR_SIMDGROUPS` simdgroups, down to C/8: then the GPU's throughput sets it, and
     smaller threadgroups (fewer members per barrier, more matrices per SM) win. Kernel
-    times on one H200 (2026-11-29, µs, docs/kernels.md, "Simdgroups of qr_small"): 1000
-    matrices of 32 x 32 87.0 with 16 simdgroups, 75.2 with 4; 4000: 323.9 and 223.3; 4000
-    of 128 x 32 646.0 and 424.0; 100 of 32 x 32 32.0 with 16, 58.8 with 4.
+    times on one H200 (2026-11-29, µs; docs/kernels-spectral.md, "Simdgroups of
+    qr_small"): 1000 matrices of 32 x 32 87.0 with 16 simdgroups, 75.2 with 4; 4000: 323.9
+    and 223.3; 4000 of 128 x 32 646.0 and 424.0; 100 of 32 x 32 32.0 with 16, 58.8 with 4.
     """
     columns = max(n, qc)
     groups = min(16, columns)
