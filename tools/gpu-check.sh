@@ -15,6 +15,9 @@
 #        SPECTRAL=1 TESTS= BENCH=0 tools/gpu-check.sh  # the SVD route's breakdown and the
 #                                                      # long products' costs, each with TF32
 #                                                      # on and off (MLX_ENABLE_TF32=0)
+#        THREADGROUPS=1 TESTS= BENCH=0 tools/gpu-check.sh  # lu_panel and qr_small kernel
+#                                                      # times by threadgroup size, against the
+#                                                      # launch rules that pick them
 #
 # Needs: MLX with a GPU backend (pip install "mlx[cuda13]" on Linux), numpy, scipy, pytest,
 # hypothesis; PyTorch with CUDA for the side-by-side benchmark columns.
@@ -93,6 +96,13 @@ fi
 
 # The blocked graphs as the dispatch runs them (compiled) against mlx_linalg's CPU path,
 # n = 256 ... 4096: the table ends with each op's crossover (blocked_rules.CROSSOVER).
+if [ "${THREADGROUPS:-0}" != 0 ]; then
+  { "$PY" tools/bench_threadgroups.py lu-panel
+    "$PY" tools/bench_threadgroups.py qr-small \
+      --cases 100x32x32,500x32x32,1000x32x32,4000x32x32,1000x64x64,4000x64x64,4000x16x16,1000x128x32,4000x128x32
+  } 2>&1 | tee "$RESULTS/threadgroups.log"
+fi
+
 if [ "${CROSSOVERS:-0}" != 0 ]; then
   "$PY" tools/bench_blocked.py --out "$RESULTS/crossovers" --blocks default \
     --sizes 256,512,1024,2048,4096 --skip cupy --reps 3 --deadline 400 2>&1 \
