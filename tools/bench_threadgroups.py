@@ -3,17 +3,22 @@
 - ``lu-panel``: the ``lu_panel`` kernel (one threadgroup per panel) by panel height and
   threads per threadgroup, for ``blocked_panel.lu_panel_threads``;
 - ``qr-small``: the ``qr_small`` kernel (one threadgroup per matrix) by stack size, shape
-  and simdgroups per threadgroup, for ``small_spectral.qr_groups``.
+  and simdgroups per threadgroup, for ``small_spectral.qr_groups``;
+- ``qr-panel``: the ``qr_panel`` kernel (one threadgroup per panel) by panel height and
+  threads, for ``blocked_panel.panel_threads`` (not tuned yet: 256 threads below 1024
+  rows, 1024 from there, the LU panel's rule before ``lu_panel_threads``).
 
 Each cell is the median kernel time (µs) of ``--reps`` synchronized launches after two
 warm-ups, read from CUPTI through PyTorch's profiler (CUDA only: the record holds MLX's
 kernels too). Each row ends with whether the outputs were the same bit for bit for every
-threadgroup size (they must be: the kernels give every entry the same operations for any
-size) and the size the library's rule picks, with its time.
+threadgroup size (``lu_panel`` and ``qr_small`` give every entry the same operations for
+any size; ``qr_panel``'s column norms are sums over the threads, whose order may change)
+and the size the library's rule picks, with its time.
 
 Usage, on a machine with an NVIDIA GPU, MLX's CUDA backend and PyTorch::
 
     python tools/bench_threadgroups.py lu-panel --rows 512,1024,2048,4096,8192
+    python tools/bench_threadgroups.py qr-panel --width 32
     python tools/bench_threadgroups.py qr-small --cases 100x32x32,4000x128x32
 
 (docs/kernels-blocked.md, "Threads of the LU panel"; docs/kernels-spectral.md,
@@ -30,7 +35,7 @@ import numpy as np
 from mlx_linalg import _kernels
 from mlx_linalg._gpu import blocked_panel, small_spectral
 
-LU_THREADS = (256, 512, 768, 1024)
+PANEL_THREADS = (256, 512, 768, 1024)
 QR_GROUPS = (1, 2, 4, 8, 16)
 WARM_UPS = 2
 
@@ -110,6 +115,23 @@ def lu_panel_launch(a: mx.array) -> Callable[[int], list]:
     return launch
 
 
+def qr_panel_launch(a: mx.array) -> Callable[[int], list]:
+    """``threads -> outputs`` of the ``qr_panel`` kernel on the (B, M, NB) stack ``a``."""
+    batch, m, nb = a.shape
+
+    def launch(threads: int) -> list:
+        return _kernels.launch(
+            "qr_panel",
+            [a],
+            template={"NBMAX": blocked_panel._width_class(nb)},
+            grid=(batch * threads, 1, 1),
+            threadgroup=(threads, 1, 1),
+            output_shapes=[(batch, m, nb), (batch, nb)],
+        )
+
+    return launch
+
+
 def qr_small_launch(a: mx.array) -> Callable[[int], list]:
     """``groups -> outputs`` of the ``qr_small`` kernel (thin Q) on the (B, M, N) stack
     ``a``, ``groups`` simdgroups per threadgroup."""
@@ -129,13 +151,22 @@ def qr_small_launch(a: mx.array) -> Callable[[int], list]:
     return launch
 
 
-def lu_panel_rows(rows: Sequence[int], width: int, threads: Sequence[int], reps: int) -> None:
+PANELS = {
+    "lu-panel": ("lu_panel", lu_panel_launch, blocked_panel.lu_panel_threads),
+    "qr-panel": ("qr_panel", qr_panel_launch, blocked_panel.panel_threads),
+}
+
+
+def panel_rows(
+    command: str, rows: Sequence[int], width: int, threads: Sequence[int], reps: int
+) -> None:
+    """A row per panel height of the ``lu-panel`` or ``qr-panel`` sweep."""
+    name, make_launch, rule = PANELS[command]
     rng = np.random.default_rng(0)
     for m in rows:
         a = mx.array(rng.standard_normal((1, m, width)).astype(np.float32))
-        times, same = sweep(threads, lu_panel_launch(a), lambda f: cupti_us(f, reps))
-        rule = blocked_panel.lu_panel_threads(m)
-        print(row(f"lu_panel {m} x {width}", times, same, rule, "T"), flush=True)
+        times, same = sweep(threads, make_launch(a), lambda f: cupti_us(f, reps))
+        print(row(f"{name} {m} x {width}", times, same, rule(m), "T"), flush=True)
 
 
 def qr_small_rows(cases: Sequence[tuple], groups: Sequence[int], reps: int) -> None:
@@ -152,21 +183,25 @@ def qr_small_rows(cases: Sequence[tuple], groups: Sequence[int], reps: int) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    lu = commands.add_parser("lu-panel", help="lu_panel by panel height and threads")
-    lu.add_argument("--rows", default="512,768,1024,1536,2048,3072,4096,6144,8192")
-    lu.add_argument("--width", type=int, default=16)
-    lu.add_argument("--threads", default=",".join(map(str, LU_THREADS)))
+    panels = []
+    for command, (name, _, _) in PANELS.items():
+        panel = commands.add_parser(command, help=f"{name} by panel height and threads")
+        panel.add_argument("--rows", default="512,768,1024,1536,2048,3072,4096,6144,8192")
+        panel.add_argument("--width", type=int, default=16)
+        panel.add_argument("--threads", default=",".join(map(str, PANEL_THREADS)))
+        panels.append(panel)
     qr = commands.add_parser("qr-small", help="qr_small by stack, shape and simdgroups")
     qr.add_argument("--cases", default="100x32x32,1000x32x32,4000x32x32,1000x64x64,4000x128x32")
     qr.add_argument("--groups", default=",".join(map(str, QR_GROUPS)))
-    for command in (lu, qr):
+    for command in (*panels, qr):
         command.add_argument("--reps", type=int, default=10)
     args = parser.parse_args()
     import torch
 
     torch.zeros(1, device="cuda")  # CUDA and CUPTI initialized before any record starts
-    if args.command == "lu-panel":
-        lu_panel_rows(
+    if args.command in PANELS:
+        panel_rows(
+            args.command,
             [int(r) for r in args.rows.split(",")],
             args.width,
             [int(t) for t in args.threads.split(",")],

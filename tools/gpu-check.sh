@@ -15,7 +15,7 @@
 #        SPECTRAL=1 TESTS= BENCH=0 tools/gpu-check.sh  # the SVD route's breakdown and the
 #                                                      # long products' costs, each with TF32
 #                                                      # on and off (MLX_ENABLE_TF32=0)
-#        THREADGROUPS=1 TESTS= BENCH=0 tools/gpu-check.sh  # lu_panel and qr_small kernel
+#        THREADGROUPS=1 TESTS= BENCH=0 tools/gpu-check.sh  # lu_panel, qr_panel, qr_small
 #                                                      # times by threadgroup size, against the
 #                                                      # launch rules that pick them
 #
@@ -98,6 +98,7 @@ fi
 # n = 256 ... 4096: the table ends with each op's crossover (blocked_rules.CROSSOVER).
 if [ "${THREADGROUPS:-0}" != 0 ]; then
   { "$PY" tools/bench_threadgroups.py lu-panel
+    "$PY" tools/bench_threadgroups.py qr-panel --width 32
     "$PY" tools/bench_threadgroups.py qr-small \
       --cases 100x32x32,500x32x32,1000x32x32,4000x32x32,1000x64x64,4000x64x64,4000x16x16,1000x128x32,4000x128x32
   } 2>&1 | tee "$RESULTS/threadgroups.log"
