@@ -229,15 +229,8 @@ def test_same_pivots_with_and_without_recursion(rng):
 
 
 def _emulated_lu_pivots(a: mx.array):
-    batch, m, nb = a.shape
-    packed, piv, perm, _ = emulate.run(
-        "lu_panel",
-        [np.asarray(a)],
-        template={"NBMAX": blocked_panel._width_class(nb)},
-        grid=(batch * 64, 1, 1),
-        threadgroup=(64, 1, 1),
-        output_shapes=[(batch, m, nb), (batch, min(m, nb)), (batch, m), (batch, nb, m)],
-    )
+    launch = blocked_panel.panel_launch("lu_panel", a.shape, 64)
+    packed, piv, perm, _ = emulate.run("lu_panel", [np.asarray(a)], **launch)
     return mx.array(packed), mx.array(perm), mx.array(piv)
 
 

@@ -306,15 +306,8 @@ def test_with_the_emulated_panel_kernel_as_leaves():
     and R as with the MLX-op leaves, to rounding, and DESIGN.md's metric."""
 
     def emulated_qr(a):
-        batch, m, nb = a.shape
-        packed, tau = emulate.run(
-            "qr_panel",
-            [np.asarray(a)],
-            template={"NBMAX": blocked_panel._width_class(nb)},
-            grid=(batch * 64, 1, 1),
-            threadgroup=(64, 1, 1),
-            output_shapes=[(batch, m, nb), (batch, nb)],
-        )
+        launch = blocked_panel.panel_launch("qr_panel", a.shape, 64)
+        packed, tau = emulate.run("qr_panel", [np.asarray(a)], **launch)
         return mx.array(packed), mx.array(tau)
 
     m, n = 80, 26  # one panel of two leaves (16 + 10 columns): two emulator builds

@@ -38,15 +38,8 @@ def _assert_close(x: np.ndarray, y: np.ndarray) -> None:
 
 
 def _run(a: np.ndarray, threads: int):
-    batch, m, nb = a.shape
-    packed, piv, perm, _ = emulate.run(
-        "lu_panel",
-        [a],
-        template={"NBMAX": blocked_panel._width_class(nb)},
-        grid=(batch * threads, 1, 1),
-        threadgroup=(threads, 1, 1),
-        output_shapes=[(batch, m, nb), (batch, min(m, nb)), (batch, m), (batch, nb, m)],
-    )
+    launch = blocked_panel.panel_launch("lu_panel", a.shape, threads)
+    packed, piv, perm, _ = emulate.run("lu_panel", [a], **launch)
     return packed, piv, perm
 
 
@@ -208,15 +201,7 @@ def _qr_panels(m: int, nb: int, seed: int) -> np.ndarray:
 
 
 def _run_qr(a: np.ndarray, threads: int):
-    batch, m, nb = a.shape
-    return emulate.run(
-        "qr_panel",
-        [a],
-        template={"NBMAX": blocked_panel._width_class(nb)},
-        grid=(batch * threads, 1, 1),
-        threadgroup=(threads, 1, 1),
-        output_shapes=[(batch, m, nb), (batch, nb)],
-    )
+    return emulate.run("qr_panel", [a], **blocked_panel.panel_launch("qr_panel", a.shape, threads))
 
 
 def _q_from_reflectors(packed: np.ndarray, tau: np.ndarray) -> np.ndarray:

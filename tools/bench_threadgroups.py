@@ -98,36 +98,13 @@ def row(label: str, times: dict[int, float], same: bool, rule: int, unit: str) -
     return f"{label}: {cells}  bit-equal {same}  rule {unit}{rule} ({picked})"
 
 
-def lu_panel_launch(a: mx.array) -> Callable[[int], list]:
-    """``threads -> outputs`` of the ``lu_panel`` kernel on the (B, M, NB) stack ``a``."""
-    batch, m, nb = a.shape
+def panel_kernel_launch(name: str, a: mx.array) -> Callable[[int], list]:
+    """``threads -> outputs`` of the ``lu_panel`` or ``qr_panel`` kernel on the (B, M, NB)
+    stack ``a`` (its scratch output left out)."""
 
     def launch(threads: int) -> list:
-        return _kernels.launch(
-            "lu_panel",
-            [a],
-            template={"NBMAX": blocked_panel._width_class(nb)},
-            grid=(batch * threads, 1, 1),
-            threadgroup=(threads, 1, 1),
-            output_shapes=[(batch, m, nb), (batch, min(m, nb)), (batch, m), (batch, nb, m)],
-        )[:3]
-
-    return launch
-
-
-def qr_panel_launch(a: mx.array) -> Callable[[int], list]:
-    """``threads -> outputs`` of the ``qr_panel`` kernel on the (B, M, NB) stack ``a``."""
-    batch, m, nb = a.shape
-
-    def launch(threads: int) -> list:
-        return _kernels.launch(
-            "qr_panel",
-            [a],
-            template={"NBMAX": blocked_panel._width_class(nb)},
-            grid=(batch * threads, 1, 1),
-            threadgroup=(threads, 1, 1),
-            output_shapes=[(batch, m, nb), (batch, nb)],
-        )
+        outputs = _kernels.launch(name, [a], **blocked_panel.panel_launch(name, a.shape, threads))
+        return outputs[:3] if name == "lu_panel" else outputs
 
     return launch
 
@@ -152,8 +129,8 @@ def qr_small_launch(a: mx.array) -> Callable[[int], list]:
 
 
 PANELS = {
-    "lu-panel": ("lu_panel", lu_panel_launch, blocked_panel.lu_panel_threads),
-    "qr-panel": ("qr_panel", qr_panel_launch, blocked_panel.panel_threads),
+    "lu-panel": ("lu_panel", blocked_panel.lu_panel_threads),
+    "qr-panel": ("qr_panel", blocked_panel.panel_threads),
 }
 
 
@@ -161,11 +138,11 @@ def panel_rows(
     command: str, rows: Sequence[int], width: int, threads: Sequence[int], reps: int
 ) -> None:
     """A row per panel height of the ``lu-panel`` or ``qr-panel`` sweep."""
-    name, make_launch, rule = PANELS[command]
+    name, rule = PANELS[command]
     rng = np.random.default_rng(0)
     for m in rows:
         a = mx.array(rng.standard_normal((1, m, width)).astype(np.float32))
-        times, same = sweep(threads, make_launch(a), lambda f: cupti_us(f, reps))
+        times, same = sweep(threads, panel_kernel_launch(name, a), lambda f: cupti_us(f, reps))
         print(row(f"{name} {m} x {width}", times, same, rule(m), "T"), flush=True)
 
 
@@ -184,7 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     panels = []
-    for command, (name, _, _) in PANELS.items():
+    for command, (name, _) in PANELS.items():
         panel = commands.add_parser(command, help=f"{name} by panel height and threads")
         panel.add_argument("--rows", default="512,768,1024,1536,2048,3072,4096,6144,8192")
         panel.add_argument("--width", type=int, default=16)

@@ -64,6 +64,23 @@ def _width_class(nb: int) -> int:
     return 64 if nb <= 64 else 128 if nb <= 128 else PANEL_MAX_NB
 
 
+def panel_launch(name: str, shape: tuple[int, int, int], threads: int) -> dict:
+    """Launch arguments (template, grid, threadgroup, output shapes) of the ``lu_panel`` or
+    ``qr_panel`` kernel for a (B, M, NB) stack of panels, one threadgroup of ``threads``
+    each; shared with the CPU emulation in tests and tools/bench_threadgroups.py."""
+    batch, m, nb = shape
+    outputs = {
+        "lu_panel": [(batch, m, nb), (batch, min(m, nb)), (batch, m), (batch, nb, m)],
+        "qr_panel": [(batch, m, nb), (batch, nb)],
+    }[name]
+    return {
+        "template": {"NBMAX": _width_class(nb)},
+        "grid": (batch * threads, 1, 1),
+        "threadgroup": (threads, 1, 1),
+        "output_shapes": outputs,
+    }
+
+
 def lu_panel_kernel(a: mx.array) -> tuple[mx.array, mx.array]:
     """:func:`lu_panel`'s contract through the ``lu_panel`` kernel: one launch per panel stack.
 
@@ -98,15 +115,8 @@ def lu_panel_kernel_pivots(a: mx.array) -> tuple[mx.array, mx.array, mx.array | 
         return a, perm, mx.zeros((batch, min(r, b)), dtype=mx.int32)
     if a.dtype != mx.float32 or b > PANEL_MAX_NB or r * b > PANEL_MAX_ENTRIES:
         return (*lu_panel(a), None)
-    threads = lu_panel_threads(r)
-    packed, piv, perm, _ = _kernels.launch(
-        "lu_panel",
-        [a],
-        template={"NBMAX": _width_class(b)},
-        grid=(batch * threads, 1, 1),
-        threadgroup=(threads, 1, 1),
-        output_shapes=[(batch, r, b), (batch, min(r, b)), (batch, r), (batch, b, r)],
-    )
+    launch = panel_launch("lu_panel", a.shape, lu_panel_threads(r))
+    packed, piv, perm, _ = _kernels.launch("lu_panel", [a], **launch)
     return packed, perm, piv
 
 
@@ -220,15 +230,8 @@ def qr_panel_kernel(a: mx.array) -> tuple[mx.array, mx.array]:
     batch, r, b = a.shape
     if a.dtype != mx.float32 or b > PANEL_MAX_NB or a.size == 0:
         return qr_panel(a)
-    threads = panel_threads(r)
-    packed, tau = _kernels.launch(
-        "qr_panel",
-        [a],
-        template={"NBMAX": _width_class(b)},
-        grid=(batch * threads, 1, 1),
-        threadgroup=(threads, 1, 1),
-        output_shapes=[(batch, r, b), (batch, b)],
-    )
+    launch = panel_launch("qr_panel", a.shape, panel_threads(r))
+    packed, tau = _kernels.launch("qr_panel", [a], **launch)
     return packed, tau
 
 

@@ -232,14 +232,8 @@ def test_lu_panel_kernel_is_the_same_for_any_thread_count(m, nb):
     a[1] = np.round(a[1])  # many exact ties in the pivot search
     outputs = []
     for threads in (256, 512, 768, 1024):
-        packed, piv, perm, _ = _kernels.launch(
-            "lu_panel",
-            [mx.array(a)],
-            template={"NBMAX": blocked_panel._width_class(nb)},
-            grid=(2 * threads, 1, 1),
-            threadgroup=(threads, 1, 1),
-            output_shapes=[(2, m, nb), (2, min(m, nb)), (2, m), (2, nb, m)],
-        )
+        launch = blocked_panel.panel_launch("lu_panel", a.shape, threads)
+        packed, piv, perm, _ = _kernels.launch("lu_panel", [mx.array(a)], **launch)
         outputs.append([np.asarray(x) for x in (packed, piv, perm)])
     for output in outputs[1:]:
         for x, y in zip(output, outputs[0], strict=True):
