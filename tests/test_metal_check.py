@@ -13,7 +13,7 @@ from matrices import symmetric_from_lower
 from mlx_linalg import _kernels
 from mlx_linalg._gpu import reference as ref
 from mlx_linalg._gpu import reference_spectral as spectral_ref
-from mlx_linalg._gpu.small_spectral import qr_groups, simd_columns
+from mlx_linalg._gpu.small_spectral import qr_groups, qr_small_launch, simd_columns
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
@@ -280,9 +280,10 @@ def test_emulated_qr_small_is_the_same_for_any_simdgroup_count(m, n):
     """Column j belongs to simdgroup j mod G, whose lanes hold the same rows for any G: Q and
     R are the same bit for bit whatever ``qr_groups`` picks."""
     a = np.random.default_rng(m * n).standard_normal((3, m, n)).astype(np.float32)
-    k = min(m, n)
-    template, shapes = {"M": m, "N": n, "COMPLETE": False}, [(3, k, m), (3, k, n)]
-    outputs = [_launch("qr_small", [a], template, 32 * g, shapes) for g in (1, 2, 5, 16)]
+    outputs = [
+        emulate.run("qr_small", [a], **qr_small_launch(a.shape, complete=False, groups=g))
+        for g in (1, 2, 5, 16)
+    ]
     for qt, r in outputs[1:]:
         np.testing.assert_array_equal(qt, outputs[0][0])
         np.testing.assert_array_equal(r, outputs[0][1])

@@ -403,16 +403,8 @@ def test_panel_with_the_emulated_kernels(rng):
     ``tsqr_householder``, ``tsqr_product``): geqr2's reflectors to rounding."""
 
     def emulated_qr(a):
-        batch, m, n = a.shape
-        threads = 32 * min(16, n)
-        qt, r = emulate.run(
-            "qr_small",
-            [np.asarray(a)],
-            template={"M": m, "N": n, "COMPLETE": False},
-            grid=(batch * threads, 1, 1),
-            threadgroup=(threads, 1, 1),
-            output_shapes=[(batch, n, m), (batch, n, n)],
-        )
+        launch = small_spectral.qr_small_launch(a.shape, complete=False)
+        qt, r = emulate.run("qr_small", [np.asarray(a)], **launch)
         return mx.array(qt), mx.array(r)
 
     a = as_mlx(rng.standard_normal((1, 300, 16)), mx.float32)  # leaves of 128, 128, 44

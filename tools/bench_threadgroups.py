@@ -112,18 +112,10 @@ def panel_kernel_launch(name: str, a: mx.array) -> Callable[[int], list]:
 def qr_small_launch(a: mx.array) -> Callable[[int], list]:
     """``groups -> outputs`` of the ``qr_small`` kernel (thin Q) on the (B, M, N) stack
     ``a``, ``groups`` simdgroups per threadgroup."""
-    batch, m, n = a.shape
-    k = min(m, n)
 
     def launch(groups: int) -> list:
-        return _kernels.launch(
-            "qr_small",
-            [a],
-            template={"M": m, "N": n, "COMPLETE": False},
-            grid=(batch * 32 * groups, 1, 1),
-            threadgroup=(32 * groups, 1, 1),
-            output_shapes=[(batch, k, m), (batch, k, n)],
-        )
+        arguments = small_spectral.qr_small_launch(a.shape, complete=False, groups=groups)
+        return _kernels.launch("qr_small", [a], **arguments)
 
     return launch
 

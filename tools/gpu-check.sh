@@ -94,8 +94,7 @@ if [ "${SPECTRAL:-0}" != 0 ]; then
     | tee "$RESULTS/spectral/timeline-1024.log"
 fi
 
-# The blocked graphs as the dispatch runs them (compiled) against mlx_linalg's CPU path,
-# n = 256 ... 4096: the table ends with each op's crossover (blocked_rules.CROSSOVER).
+# Kernel times by threadgroup size against the launch rules (tools/bench_threadgroups.py).
 if [ "${THREADGROUPS:-0}" != 0 ]; then
   { "$PY" tools/bench_threadgroups.py lu-panel
     "$PY" tools/bench_threadgroups.py qr-panel --width 32
@@ -104,6 +103,8 @@ if [ "${THREADGROUPS:-0}" != 0 ]; then
   } 2>&1 | tee "$RESULTS/threadgroups.log"
 fi
 
+# The blocked graphs as the dispatch runs them (compiled) against mlx_linalg's CPU path,
+# n = 256 ... 4096: the table ends with each op's crossover (blocked_rules.CROSSOVER).
 if [ "${CROSSOVERS:-0}" != 0 ]; then
   "$PY" tools/bench_blocked.py --out "$RESULTS/crossovers" --blocks default \
     --sizes 256,512,1024,2048,4096 --skip cupy --reps 3 --deadline 400 2>&1 \

@@ -78,20 +78,26 @@ def qr_groups(batch: int, n: int, qc: int) -> int:
     return groups
 
 
+def qr_small_launch(
+    shape: tuple[int, int, int], *, complete: bool, groups: int | None = None
+) -> dict:
+    """Launch arguments (template, grid, threadgroup, output shapes) of ``qr_small`` for a
+    (B, M, N) stack, ``groups`` simdgroups per threadgroup (None: :func:`qr_groups`'s);
+    shared with the CPU emulation in tests and tools/bench_threadgroups.py."""
+    b, m, n = shape
+    qc = m if complete else min(m, n)
+    groups = qr_groups(b, n, qc) if groups is None else groups
+    return {
+        "template": {"M": m, "N": n, "COMPLETE": bool(complete)},
+        "grid": (b * 32 * groups, 1, 1),
+        "threadgroup": (32 * groups, 1, 1),
+        "output_shapes": [(b, qc, m), (b, qc, n)],
+    }
+
+
 def qr_small(a: mx.array, *, complete: bool) -> tuple[mx.array, mx.array]:
     """Launch ``metal/qr_small.metal``: returns ``(Qt, R)`` as its contract says."""
-    b, m, n = a.shape
-    k = min(m, n)
-    qc = m if complete else k
-    groups = qr_groups(b, n, qc)
-    qt, r = _kernels.launch(
-        "qr_small",
-        [a],
-        template={"M": m, "N": n, "COMPLETE": bool(complete)},
-        grid=(b * 32 * groups, 1, 1),
-        threadgroup=(32 * groups, 1, 1),
-        output_shapes=[(b, qc, m), (b, qc, n)],
-    )
+    qt, r = _kernels.launch("qr_small", [a], **qr_small_launch(a.shape, complete=complete))
     return qt, r
 
 

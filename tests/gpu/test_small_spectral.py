@@ -161,14 +161,8 @@ def test_qr_kernel_large_stacks_match_one_simdgroup_per_column(batch, m, n):
     assert ss.qr_groups(batch, n, k) < 16
     scaled = _scaled(_gaussian((batch, m, n), seed=batch + m))
     qt, r = ss.qr_small(scaled, complete=False)
-    expected = _kernels.launch(
-        "qr_small",
-        [scaled],
-        template={"M": m, "N": n, "COMPLETE": False},
-        grid=(batch * 32 * 16, 1, 1),
-        threadgroup=(32 * 16, 1, 1),
-        output_shapes=[(batch, k, m), (batch, k, n)],
-    )
+    one_per_column = ss.qr_small_launch(scaled.shape, complete=False, groups=16)
+    expected = _kernels.launch("qr_small", [scaled], **one_per_column)
     np.testing.assert_array_equal(np.asarray(qt), np.asarray(expected[0]))
     np.testing.assert_array_equal(np.asarray(r), np.asarray(expected[1]))
 
