@@ -7,14 +7,17 @@
 // Householder QR of a stack of small matrices, one threadgroup per matrix.
 //
 // Contract
-//   A   (B, M, N) row-major, finite (the launcher masks non-finite matrices afterwards).
-//   Qt  (B, QC, M): row c is column c of Q, QC = M if COMPLETE else K = min(M, N).
-//   R   (B, RR, N) row-major upper triangular, RR = M if COMPLETE else K; exact zeros
+//   A   (B, R, N) row-major, finite (the launcher masks non-finite matrices afterwards):
+//       L = ⌈R / M⌉ matrices of M rows each, rows l·M ... l·M + M - 1 of A[b] for matrix
+//       b·L + l, rows past R read as zeros (a TSQR panel's leaves, or a tree level's
+//       stacked R factors, without a padded copy); R = M: the B matrices themselves.
+//   Qt  (B·L, QC, M): row c is column c of Q, QC = M if COMPLETE else K = min(M, N).
+//   R   (B·L, RR, N) row-major upper triangular, RR = M if COMPLETE else K; exact zeros
 //       below the diagonal.
 //   A = Q R with Q = H_0 H_1 ... H_{K-1}, H_k = I - tau_k v_k v_kᵀ, v_k[k] = 1 and
 //   v_k[i] = 0 for i < k (LAPACK sgeqrf/slarfg conventions: R[k][k] = -sign(a_kk)·‖x‖,
 //   tau_k = 0 when the part below the diagonal is already zero).
-//   Grid (B·32·G, 1, 1), threadgroup (32·G, 1, 1), G simdgroups (1 <= G <= 32).
+//   Grid (B·L·32·G, 1, 1), threadgroup (32·G, 1, 1), G simdgroups (1 <= G <= 32).
 //   Limits: M <= 128 (4 rows per lane), M·N + N floats of threadgroup memory <= 32 KB.
 //
 // Work split
@@ -37,8 +40,9 @@ threadgroup float At[M * N];
 threadgroup float tau[N];
 
 const uint b = threadgroup_position_in_grid.x;
-const uint nb = (uint)A_shape[0];
-if (b >= nb) {
+const uint rows = (uint)A_shape[1];
+const uint leaves = (rows + M - 1) / M;
+if (b >= (uint)A_shape[0] * leaves) {
   return;
 }
 const uint tid = thread_index_in_threadgroup;
@@ -49,11 +53,12 @@ const uint nthreads = nsg * 32;
 
 // Load, transposing: consecutive threads take consecutive rows of one column, so the
 // threadgroup stores are contiguous; the strided device loads hit the same cache lines.
-const device float* a = A + (size_t)b * (M * N);
+const uint first = (b % leaves) * M;  // this matrix's first row in A[b / L]
+const device float* a = A + ((size_t)(b / leaves) * rows + first) * N;
 for (uint t = tid; t < (uint)(M * N); t += nthreads) {
   const uint i = t % M;
   const uint j = t / M;
-  At[j * M + i] = a[i * N + j];
+  At[j * M + i] = first + i < rows ? a[i * N + j] : 0.0f;
 }
 threadgroup_barrier(mem_flags::mem_threadgroup);
 

@@ -289,6 +289,24 @@ def test_emulated_qr_small_is_the_same_for_any_simdgroup_count(m, n):
         np.testing.assert_array_equal(r, outputs[0][1])
 
 
+@needs_emulation
+@pytest.mark.parametrize("rows, height, n", [(300, 128, 8), (40, 16, 5), (64, 64, 4)])
+def test_emulated_qr_small_reads_rows_past_the_end_as_zeros(rows, height, n):
+    """A (B, R, N) array is factored as B·⌈R / height⌉ matrices of ``height`` rows, rows past
+    R read as zeros: the same Q and R, bit for bit, as of the zero-padded stack (TSQR's
+    leaves and tree levels, which padded a copy before)."""
+    a = np.random.default_rng(rows).standard_normal((2, rows, n)).astype(np.float32)
+    leaves = -(-rows // height)
+    padded = np.zeros((2, leaves * height, n), np.float32)
+    padded[:, :rows] = a
+    stack = padded.reshape(2 * leaves, height, n)
+    launch = qr_small_launch(a.shape, complete=False, height=height)
+    ragged = emulate.run("qr_small", [a], **launch)
+    expected = emulate.run("qr_small", [stack], **qr_small_launch(stack.shape, complete=False))
+    for x, y in zip(ragged, expected, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_qr_groups_shrink_for_large_stacks():
     """One simdgroup per column up to 16 for a few matrices; halved while the stack exceeds
     QR_SIMDGROUPS simdgroups, down to an eighth of the columns (H200 measurements)."""

@@ -153,14 +153,15 @@ def test_rank_deficient_panels_give_valid_reflectors(rng, dtype):
 def test_building_blocks_are_one_call_per_tree_level(rng):
     """One batched QR per level of the tree (all leaves of all matrices at once), one
     reconstruction and five products per panel: r = 4000 rows of 32 columns are 32 leaves
-    of 128 rows (the last 32 real rows and 96 zero rows), a tree of 32, 8, 2 and 1 nodes;
+    of 128 rows (the last 32 real rows and 96 zero rows, read as such from the unpadded
+    panel), a tree of 32, 8, 2 and 1 nodes (each level the R factors below one another);
     down the tree, the products of the 2 and the 8 nodes' Q with their factors, then Q₁,
     C U⁻¹ and V (below its top block)."""
     calls = []
 
-    def qr(a):
-        calls.append(("qr", a.shape))
-        return tsqr.REFERENCE_OPS.qr(a)
+    def qr(a, height):
+        calls.append(("qr", a.shape, height))
+        return tsqr.REFERENCE_OPS.qr(a, height)
 
     def reconstruct(q1, r, square):
         calls.append(("reconstruct", q1.shape))
@@ -174,10 +175,10 @@ def test_building_blocks_are_one_call_per_tree_level(rng):
     a = as_mlx(rng.standard_normal((2, 4000, 32)), mx.float32)
     factored = tsqr.panel(REFERENCE, a, ops=tsqr.Ops(qr, reconstruct, product))
     assert calls == [
-        ("qr", (64, 128, 32)),
-        ("qr", (16, 128, 32)),
-        ("qr", (4, 128, 32)),
-        ("qr", (2, 64, 32)),
+        ("qr", (2, 4000, 32), 128),
+        ("qr", (2, 1024, 32), 128),
+        ("qr", (2, 256, 32), 128),
+        ("qr", (2, 64, 32), 64),
         ("product", (4, 32, 128), False, (1, 512, 32)),
         ("product", (16, 32, 128), False, (1, 2048, 32)),
         ("product", (64, 32, 128), False, (2, 32, 32)),
@@ -402,8 +403,8 @@ def test_panel_with_the_emulated_kernels(rng):
     """The whole TSQR panel with its kernels emulated (``qr_small`` leaves and nodes,
     ``tsqr_householder``, ``tsqr_product``): geqr2's reflectors to rounding."""
 
-    def emulated_qr(a):
-        launch = small_spectral.qr_small_launch(a.shape, complete=False)
+    def emulated_qr(a, height):
+        launch = small_spectral.qr_small_launch(a.shape, complete=False, height=height)
         qt, r = emulate.run("qr_small", [np.asarray(a)], **launch)
         return mx.array(qt), mx.array(r)
 

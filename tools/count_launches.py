@@ -131,12 +131,14 @@ def tsqr_stubs(calls: Counts) -> tsqr.Ops:
     """The TSQR panel's kernels (``tsqr.Ops``: ``qr_small``, ``tsqr_householder``,
     ``tsqr_product``) as one-launch stand-ins (no node)."""
 
-    def qr_small(a):
+    def qr_small(a, height):
         calls["qr_small"] += 1
-        batch, m, n = a.shape
+        batch, rows, n = a.shape
+        stack = batch * -(-rows // height)
         return tuple(
             mx.depends(
-                [_constant((batch, n, m), np.float32), _constant((batch, n, n), np.float32)], [a]
+                [_constant((stack, n, height), np.float32), _constant((stack, n, n), np.float32)],
+                [a],
             )
         )
 

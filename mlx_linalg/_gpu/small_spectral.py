@@ -79,25 +79,37 @@ def qr_groups(batch: int, n: int, qc: int) -> int:
 
 
 def qr_small_launch(
-    shape: tuple[int, int, int], *, complete: bool, groups: int | None = None
+    shape: tuple[int, int, int],
+    *,
+    complete: bool,
+    groups: int | None = None,
+    height: int | None = None,
 ) -> dict:
     """Launch arguments (template, grid, threadgroup, output shapes) of ``qr_small`` for a
-    (B, M, N) stack, ``groups`` simdgroups per threadgroup (None: :func:`qr_groups`'s);
-    shared with the CPU emulation in tests and tools/bench_threadgroups.py."""
-    b, m, n = shape
+    (B, R, N) array factored as B·L matrices of ``height`` rows (None: R), L = ⌈R /
+    height⌉, rows past R zeros (the kernel's contract); ``groups`` simdgroups per
+    threadgroup (None: :func:`qr_groups`'s). Shared with the CPU emulation in tests and
+    tools/bench_threadgroups.py."""
+    b, rows, n = shape
+    m = rows if height is None else height
+    stack = b * -(-rows // m)
     qc = m if complete else min(m, n)
-    groups = qr_groups(b, n, qc) if groups is None else groups
+    groups = qr_groups(stack, n, qc) if groups is None else groups
     return {
         "template": {"M": m, "N": n, "COMPLETE": bool(complete)},
-        "grid": (b * 32 * groups, 1, 1),
+        "grid": (stack * 32 * groups, 1, 1),
         "threadgroup": (32 * groups, 1, 1),
-        "output_shapes": [(b, qc, m), (b, qc, n)],
+        "output_shapes": [(stack, qc, m), (stack, qc, n)],
     }
 
 
-def qr_small(a: mx.array, *, complete: bool) -> tuple[mx.array, mx.array]:
-    """Launch ``metal/qr_small.metal``: returns ``(Qt, R)`` as its contract says."""
-    qt, r = _kernels.launch("qr_small", [a], **qr_small_launch(a.shape, complete=complete))
+def qr_small(
+    a: mx.array, *, complete: bool, height: int | None = None
+) -> tuple[mx.array, mx.array]:
+    """Launch ``metal/qr_small.metal`` on a (B, R, N) array: ``(Qt, R)`` of its B·⌈R /
+    height⌉ matrices of ``height`` rows (None: R), rows past R zeros, as its contract says."""
+    launch = qr_small_launch(a.shape, complete=complete, height=height)
+    qt, r = _kernels.launch("qr_small", [a], **launch)
     return qt, r
 
 

@@ -67,16 +67,17 @@ class Ops(NamedTuple):
     """The two building blocks of the TSQR panel (kernels, or their MLX-op references).
 
     Attributes:
-        qr: ``qr(a) -> (Qt, R)``: thin Householder QR of a (B, M, N) stack, M >= N: Qt
-            (B, N, M) (row c is Q's column c), R (B, N, N) upper triangular (``qr_small``'s
-            contract).
+        qr: ``qr(a, height) -> (Qt, R)``: thin Householder QR of the B·L matrices of
+            ``height`` (M >= N) rows of a (B, R, N) array, L = ⌈R / height⌉, rows past R
+            zeros: Qt (B·L, N, M) (row c is Q's column c), R (B·L, N, N) upper triangular
+            (``qr_small``'s contract).
         reconstruct: ``reconstruct(q1, r, square) -> (Rh, V, T, tau, Uinv)``: the
             modified LU of the top block (``tsqr_householder``'s contract).
         product: ``product(a, bm, top, *, trans, batch, rows) -> C``: batched products
             laid end to end (``tsqr_product``'s contract, :func:`product_reference`).
     """
 
-    qr: Callable[[mx.array], tuple[mx.array, mx.array]]
+    qr: Callable[[mx.array, int], tuple[mx.array, mx.array]]
     reconstruct: Callable[..., tuple[mx.array, ...]]
     product: Callable[..., mx.array]
 
@@ -211,14 +212,19 @@ def product_kernel(
     return c
 
 
-def _kernel_qr(a: mx.array) -> tuple[mx.array, mx.array]:
+def _kernel_qr(a: mx.array, height: int) -> tuple[mx.array, mx.array]:
     if a.dtype != mx.float32:
-        return reference_spectral.qr_small(a, complete=False)
-    return qr_small(a, complete=False)
+        return _reference_qr(a, height)
+    return qr_small(a, complete=False, height=height)
 
 
-def _reference_qr(a: mx.array) -> tuple[mx.array, mx.array]:
-    return reference_spectral.qr_small(a, complete=False)
+def _reference_qr(a: mx.array, height: int) -> tuple[mx.array, mx.array]:
+    """``Ops.qr`` in MLX ops: ``a`` zero-padded to whole matrices, then factored."""
+    batch, rows, n = a.shape
+    leaves = -(-rows // height)
+    if leaves * height > rows:
+        a = mx.pad(a, [(0, 0), (0, leaves * height - rows), (0, 0)])
+    return reference_spectral.qr_small(a.reshape(batch * leaves, height, n), complete=False)
 
 
 KERNEL_OPS = Ops(_kernel_qr, reconstruct_kernel, product_kernel)
@@ -245,10 +251,10 @@ def applies(b: int) -> bool:
 def leaf_shape(r: int, b: int, leaf_rows: int = LEAF_ROWS) -> tuple[int, int] | None:
     """(leaves, rows per leaf) for an r-row panel of width b, or None if none fits.
 
-    The panel is zero-padded at the bottom to leaves x rows. Zero rows below at least b
-    rows of a leaf are never touched by its reflectors (and its thin Q is zero there), so
-    the last leaf needs b real rows unless there is no padding: the largest leaf height
-    up to ``leaf_rows`` (and the kernel's limit) for which that holds.
+    The panel is read as zero-padded at the bottom to leaves x rows. Zero rows below at
+    least b rows of a leaf are never touched by its reflectors (and its thin Q is zero
+    there), so the last leaf needs b real rows unless there is no padding: the largest leaf
+    height up to ``leaf_rows`` (and the kernel's limit) for which that holds.
     """
     top = min(leaf_rows, max_rows(b))
     if r <= top:
@@ -300,24 +306,22 @@ def panel(
     ops = ops_for(blocks) if ops is None else ops
     group = max_rows(b) // b  # R factors per tree node at most
     leaves, h = shape
-    if leaves * h > r:
-        a = mx.pad(a, [(0, 0), (0, leaves * h - r), (0, 0)])
 
-    # Up the tree: qts[level] (B·nodes, b, rows) and each level's (nodes, node size).
+    # Up the tree: qts[level] (B·nodes, b, rows) and each level's (nodes, node size). The
+    # leaves are the panel's row blocks of h (the last one zero-padded by ``ops.qr``), a
+    # parent the R factors of ``size`` children stacked (zero ones past the last child:
+    # untouched rows).
     qts, levels = [], []
-    stack, nodes = a.reshape(batch * leaves, h, b), leaves
+    stack, height, nodes = a, h, leaves
     while True:
-        qt, r_tsqr = ops.qr(stack)
+        qt, r_tsqr = ops.qr(stack, height)
         qts.append(qt)
         if nodes == 1:
             break
-        parents = -(-nodes // group)
-        size = -(-nodes // parents)
+        size = -(-nodes // -(-nodes // group))  # children per parent, as even as can be
+        parents = -(-nodes // size)
         levels.append((nodes, parents, size))
-        stacked = r_tsqr.reshape(batch, nodes, b, b)
-        if parents * size > nodes:  # zero R factors below a node's first: untouched rows
-            stacked = mx.pad(stacked, [(0, 0), (0, parents * size - nodes), (0, 0), (0, 0)])
-        stack, nodes = stacked.reshape(batch * parents, size * b, b), parents
+        stack, height, nodes = r_tsqr.reshape(batch, nodes * b, b), size * b, parents
 
     # Down the tree: each node's factor C (B·nodes, b, b), its rows of the parent's Q.
     factor = None

@@ -167,6 +167,22 @@ def test_qr_kernel_large_stacks_match_one_simdgroup_per_column(batch, m, n):
     np.testing.assert_array_equal(np.asarray(r), np.asarray(expected[1]))
 
 
+@pytest.mark.parametrize(
+    "batch, rows, height, n", [(1, 4000, 128, 32), (3, 1000, 96, 32), (2, 44, 16, 8)]
+)
+def test_qr_kernel_reads_rows_past_the_end_as_zeros(batch, rows, height, n):
+    """A (B, R, N) array factored as B·⌈R / height⌉ matrices of ``height`` rows (TSQR's
+    leaves without a padded copy): Q and R the same bit for bit as of the zero-padded stack."""
+    a = _scaled(_gaussian((batch, rows, n), seed=rows + n))
+    leaves = -(-rows // height)
+    padded = mx.pad(a, [(0, 0), (0, leaves * height - rows), (0, 0)])
+    stack = padded.reshape(batch * leaves, height, n)
+    qt, r = ss.qr_small(a, complete=False, height=height)
+    expected = ss.qr_small(stack, complete=False)
+    np.testing.assert_array_equal(np.asarray(qt), np.asarray(expected[0]))
+    np.testing.assert_array_equal(np.asarray(r), np.asarray(expected[1]))
+
+
 EIGH_SIZES = [1, 2, 3, 7, 16, 32, 33, 64]
 
 
