@@ -40,7 +40,7 @@ from mlx_linalg._gpu import (
     blocked_rules,
     blocked_triangular,
 )
-from mlx_linalg._gpu.blocked_common import REFERENCE
+from mlx_linalg._gpu.blocked_common import REFERENCE, finite_matrices
 
 DTYPES = [mx.float64, mx.float32]
 # n around the block size (64) and several blocks; 1 is a single partial block.
@@ -215,6 +215,18 @@ def test_solve_triangular_vector_and_small_blocks(rng):
     )
     np.testing.assert_allclose(as64(x), np.linalg.solve(t, b), rtol=1e-11, atol=1e-12)
 
+
+
+@pytest.mark.parametrize("shape", [(4, 7, 5), (2, 130, 3), (3, 0, 4)])
+def test_finite_matrices_marks_each_matrix(rng, shape):
+    """The blocked routes' failure mask (rows, then the matrix): False exactly where a
+    matrix holds a NaN or an infinity, whatever its position; an empty matrix is finite."""
+    a = rng.standard_normal(shape).astype(np.float32)
+    if a.size:
+        a[1, -1, 0] = np.nan
+        a[-1, 0, -1] = -np.inf
+    expected = np.isfinite(a).all(axis=(-2, -1))
+    np.testing.assert_array_equal(np.asarray(finite_matrices(mx.array(a))), expected)
 
 def test_solve_triangular_zero_diagonal_fails_alone(rng):
     n = 100

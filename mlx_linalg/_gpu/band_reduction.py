@@ -28,6 +28,7 @@ from mlx_linalg._gpu import blocked_qr
 from mlx_linalg._gpu.blocked_common import (
     KERNELS,
     Blocks,
+    finite_matrices,
     flat,
     left,
     right,
@@ -147,7 +148,7 @@ def sy2sb(
         )
     x = flat(a)
     batch, n, _ = x.shape
-    failed = mx.logical_not(mx.all(mx.isfinite(mx.tril(x)), axis=(-2, -1)))
+    failed = mx.logical_not(finite_matrices(mx.tril(x)))
     trailing = _symmetric(x)
     lower = mx.zeros((batch, n, n), dtype=x.dtype)
     reflectors: list[blocked_qr.Reflectors] = []

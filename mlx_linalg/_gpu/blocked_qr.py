@@ -32,6 +32,7 @@ from mlx_linalg._gpu import blocked_common
 from mlx_linalg._gpu.blocked_common import (
     KERNELS,
     Blocks,
+    finite_matrices,
     flat,
     rank_update_applies,
     subtract_product,
@@ -498,7 +499,7 @@ def qr(
         if corner.shape[1] < m - start:  # border the corner with the identity's rows
             corner = _border(corner, m - start - corner.shape[1])
         corner = _reflect(v, t, corner, transpose=False)
-    failed = mx.logical_not(mx.all(mx.isfinite(a), axis=(-2, -1)))
+    failed = mx.logical_not(finite_matrices(a))
     shape = x.shape[:-2]
     q = nan_where(failed, corner).reshape(*shape, m, columns)
     r = nan_where(failed, r).reshape(*shape, columns, n)
