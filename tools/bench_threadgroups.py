@@ -5,8 +5,9 @@
 - ``qr-small``: the ``qr_small`` kernel (one threadgroup per matrix) by stack size, shape
   and simdgroups per threadgroup, for ``small_spectral.qr_groups``;
 - ``qr-panel``: the ``qr_panel`` kernel (one threadgroup per panel) by panel height and
-  threads, for ``blocked_panel.panel_threads`` (not tuned yet: 256 threads below 1024
-  rows, 1024 from there, the LU panel's rule before ``lu_panel_threads``).
+  threads, for ``blocked_panel.panel_threads`` (256 threads below 1024 rows, 1024 from
+  there, the LU panel's rule before ``lu_panel_threads``; not re-tuned: the default QR
+  panel is TSQR, which does not launch ``qr_panel``).
 
 Each cell is the median kernel time (µs) of ``--reps`` synchronized launches after two
 warm-ups, read from CUPTI through PyTorch's profiler (CUDA only: the record holds MLX's
