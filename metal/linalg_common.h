@@ -14,38 +14,65 @@ LA_INLINE float la_nan() {
   return NAN;
 }
 
+// A pivot candidate's score: |x|, or -0.5 for a NaN. A NaN then loses to any number (and
+// rows past the end, which score -1, to everything), and no comparison involves a NaN, so
+// every thread of a reduction agrees on the winner; NaN entries stay where they are and
+// propagate through the elimination.
+LA_INLINE float la_pivot_score(float x) {
+  const float w = metal::abs(x);
+  return w >= 0.0f ? w : -0.5f;
+}
+
+// Keeps the better of two pivot candidates (score, row) in (v, idx): the larger score, the
+// lower row between equal scores (the first of equals, as LAPACK's isamax).
+LA_INLINE void la_pivot_merge(thread float& v, thread int& idx, float ov, int oi) {
+  if (ov > v || (ov == v && oi < idx)) {
+    v = ov;
+    idx = oi;
+  }
+}
+
+// Every lane's candidate (v, idx) merged over the simdgroup by shuffles: called by all 32
+// lanes, each left with the simdgroup's best.
+LA_INLINE void la_simd_pivot(thread float& v, thread int& idx) {
+  for (ushort off = 16; off > 0; off >>= 1) {
+    la_pivot_merge(v, idx, simd_shuffle_xor(v, off), simd_shuffle_xor(idx, off));
+  }
+}
+
+// The row of the best of the simdgroups' candidates best_v/best_i[0 .. nwarps), which each
+// simdgroup wrote before a barrier: every thread of the threadgroup gets the same row.
+LA_INLINE int la_pivot_of_simdgroups(const LA_TG float* best_v, const LA_TG int* best_i,
+                                     int nwarps) {
+  float v = best_v[0];
+  int idx = best_i[0];
+  for (int w = 1; w < nwarps; ++w) {
+    la_pivot_merge(v, idx, best_v[w], best_i[w]);
+  }
+  return idx;
+}
+
 // Index of the entry of largest absolute value among rows [j, m) of column `j` of a tile
 // with row stride `s` (m <= 64), the first one on ties, as LAPACK's isamax picks it.
-// Called by all 32 lanes of one simdgroup; every lane gets the same answer. NaN entries
-// never win, so they stay where they are and propagate through the elimination.
+// Called by all 32 lanes of one simdgroup; every lane gets the same answer (NaN entries
+// never win: la_pivot_score).
 LA_INLINE int la_pivot_row(const LA_TG float* tile, int s, int m, int j, uint lane) {
   int r0 = j + (int)lane;
   int r1 = r0 + 32;
-  // Rows past the end score -1, NaN entries -0.5: both lose to any number, and every lane
-  // agrees on the winner (comparisons with NaN would make lanes disagree).
   float v = -1.0f;
   int idx = m;
   if (r0 < m) {
-    float w = metal::abs(tile[r0 * s + j]);
-    v = w >= 0.0f ? w : -0.5f;
+    v = la_pivot_score(tile[r0 * s + j]);
     idx = r0;
   }
   if (r1 < m) {
-    float w = metal::abs(tile[r1 * s + j]);
-    w = w >= 0.0f ? w : -0.5f;
+    const float w = la_pivot_score(tile[r1 * s + j]);
     if (w > v) {
       v = w;
       idx = r1;
     }
   }
-  for (ushort off = 16; off > 0; off >>= 1) {
-    float ov = simd_shuffle_xor(v, off);
-    int oi = simd_shuffle_xor(idx, off);
-    if (ov > v || (ov == v && oi < idx)) {
-      v = ov;
-      idx = oi;
-    }
-  }
+  la_simd_pivot(v, idx);
   return idx < m ? idx : j;
 }
 

@@ -2,6 +2,7 @@
 // @inputs A:float32
 // @outputs LU:float32 piv:int32 perm:int32 work:float32
 // @template NBMAX:int
+// @headers linalg_common.h
 // @check NBMAX=64 NBMAX=128 NBMAX=256
 //
 // LU factorization with partial pivoting of a stack of tall panels, P A = L U, one
@@ -85,8 +86,7 @@ threadgroup_barrier(mem_flags::mem_device);
 float v = -1.0f;
 int idx = m;
 for (int i = tid; i < m; i += nthreads) {
-  float w = metal::abs(W[i]);
-  w = w >= 0.0f ? w : -0.5f;
+  const float w = la_pivot_score(W[i]);
   if (w > v) {  // rows ascend within a thread: the first of equals stays
     v = w;
     idx = i;
@@ -96,29 +96,13 @@ for (int i = tid; i < m; i += nthreads) {
 constexpr int CHUNK = 4;
 for (int j = 0; j < k; ++j) {
   // 1. The pivot: the best of every thread's candidate.
-  for (ushort off = 16; off > 0; off >>= 1) {
-    const float ov = simd_shuffle_xor(v, off);
-    const int oi = simd_shuffle_xor(idx, off);
-    if (ov > v || (ov == v && oi < idx)) {
-      v = ov;
-      idx = oi;
-    }
-  }
+  la_simd_pivot(v, idx);
   if (lane == 0) {
     best_v[warp] = v;
     best_i[warp] = idx;
   }
   threadgroup_barrier(mem_flags::mem_device | mem_flags::mem_threadgroup);
-  v = best_v[0];
-  idx = best_i[0];
-  for (int w = 1; w < nwarps; ++w) {
-    const float ov = best_v[w];
-    const int oi = best_i[w];
-    if (ov > v || (ov == v && oi < idx)) {
-      v = ov;
-      idx = oi;
-    }
-  }
+  idx = la_pivot_of_simdgroups(best_v, best_i, nwarps);
   const int p = idx < m ? idx : j;
 
   // 2. Interchange rows j and p; keep the pivot row (row j of U) in threadgroup memory.
@@ -168,8 +152,7 @@ for (int j = 0; j < k; ++j) {
         }
       }
       if (c0 == j + 1) {  // rows ascend within a thread: the first of equals stays
-        float w = metal::abs(x[0]);
-        w = w >= 0.0f ? w : -0.5f;
+        const float w = la_pivot_score(x[0]);
         if (w > v) {
           v = w;
           idx = i;

@@ -2,6 +2,7 @@
 // @inputs A:float32 Blocks:int32 Dims:int32
 // @outputs LU:float32 perm:int32
 // @template NB:int
+// @headers linalg_common.h
 // @check NB=16 NB=5
 //
 // The second of the two launches of a tournament-pivoting LU of a stack of tall panels
@@ -82,41 +83,24 @@ threadgroup_barrier(mem_flags::mem_threadgroup);
 
 // The tournament: getf2 of the candidates.
 for (int j = 0; j < NB; ++j) {
-  // The first candidate of largest magnitude at positions j.. (NaN scores -0.5, rows past
-  // the end -1: both lose to any number, so every thread reaches the same p).
+  // The first candidate of largest magnitude at positions j.. (la_pivot_score: rows past
+  // the end score -1, so every thread reaches the same p).
   float v = -1.0f;
   int idx = c_count;
   for (int i = j + tid; i < c_count; i += nthreads) {
-    float w = metal::abs(W[j * CMAX + i]);
-    w = w >= 0.0f ? w : -0.5f;
+    const float w = la_pivot_score(W[j * CMAX + i]);
     if (w > v) {  // positions ascend within a thread: the first of equals stays
       v = w;
       idx = i;
     }
   }
-  for (ushort off = 16; off > 0; off >>= 1) {
-    const float ov = simd_shuffle_xor(v, off);
-    const int oi = simd_shuffle_xor(idx, off);
-    if (ov > v || (ov == v && oi < idx)) {
-      v = ov;
-      idx = oi;
-    }
-  }
+  la_simd_pivot(v, idx);
   if (lane == 0) {
     best_v[warp] = v;
     best_i[warp] = idx;
   }
   threadgroup_barrier(mem_flags::mem_threadgroup);
-  v = best_v[0];
-  idx = best_i[0];
-  for (int w = 1; w < nwarps; ++w) {
-    const float ov = best_v[w];
-    const int oi = best_i[w];
-    if (ov > v || (ov == v && oi < idx)) {
-      v = ov;
-      idx = oi;
-    }
-  }
+  idx = la_pivot_of_simdgroups(best_v, best_i, nwarps);
   const int p = idx < c_count ? idx : j;
   threadgroup_barrier(mem_flags::mem_threadgroup);  // best_v read by all before reuse
   if (p != j && tid < NB) {
