@@ -61,6 +61,15 @@ def as_mlx(x: np.ndarray, dtype) -> mx.array:
     return mx.array(x.astype(NP_DTYPE[dtype]), dtype=dtype)
 
 
+def replay_pivots(piv: np.ndarray, m: int) -> np.ndarray:
+    """The permutation of m rows that LAPACK's 0-based pivots make (row j interchanged with
+    row piv[j], in order): row i of P·A is row perm[i] of A."""
+    perm = np.arange(m)
+    for j, p in enumerate(piv):
+        perm[[j, p]] = perm[[p, j]]
+    return perm
+
+
 def random_matrix(rng, shape, dtype=mx.float32, cond=None) -> mx.array:
     """Gaussian matrix stack, or with prescribed 2-norm condition number ``cond``."""
     np_dtype = NP_DTYPE[dtype]

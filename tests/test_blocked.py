@@ -26,6 +26,7 @@ from matrices import (
     norm,
     qr_ratio,
     ratio,
+    replay_pivots,
     unit_roundoff,
 )
 
@@ -504,18 +505,11 @@ def _lapack_pivots(rng, batch: int, m: int, k: int) -> np.ndarray:
     return np.stack([[rng.integers(j, m) for j in range(k)] for _ in range(batch)])
 
 
-def _replay(piv: np.ndarray, m: int) -> np.ndarray:
-    perm = np.arange(m)
-    for j, p in enumerate(piv):
-        perm[[j, p]] = perm[[p, j]]
-    return perm
-
-
 def test_pivots_and_permutations_round_trip(rng):
     m, k = 37, 30
     piv = _lapack_pivots(rng, 4, m, k)
     perm = blocked_panel.permutation(mx.array(piv, dtype=mx.int32), m)
-    expected = np.stack([_replay(p, m) for p in piv])
+    expected = np.stack([replay_pivots(p, m) for p in piv])
     np.testing.assert_array_equal(np.asarray(perm), expected)
     np.testing.assert_array_equal(np.asarray(blocked_panel.pivots(perm, k)), piv)
     signs = np.asarray(blocked_lu.parity(perm))

@@ -35,7 +35,8 @@ BOUNDS = {
     ("cho_solve", 1024): ({"trsm_small": 32}, 117, 270),
     # QR with the TSQR panel (its kernels stubbed too), Vᵀ C in 256-row chunks: 641 / 1236
     # when written (2026-11-26; 605 / 1104 with whole products); 612 / 1207 with the
-    # leaves and tree levels read unpadded by ``qr_small`` (2026-11-29: 29 pads fewer).
+    # leaves and tree levels read unpadded by ``qr_small`` (2026-11-29: 29 pads fewer);
+    # 613 / 1208 with ``finite_matrices``' two reductions.
     ("qr", 1024): (_QR_CALLS, 615, 1210),
 }
 

@@ -7,22 +7,17 @@ import numpy as np
 import pytest
 import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
+from matrices import replay_pivots
 
 from mlx_linalg._gpu import blocked_lu, blocked_panel, tournament_lu
 from mlx_linalg._gpu.blocked_common import KERNELS, REFERENCE, TOURNAMENT
 
 
 def _getf2_order(a: np.ndarray, steps: int) -> list[int]:
-    """The rows (original indices) that partial pivoting picks, in order: the first row of
-    largest magnitude at each step (dgetf2), by Gaussian elimination in float64."""
-    work, rows = a.astype(np.float64).copy(), list(range(a.shape[0]))
-    for j in range(steps):
-        p = j + int(np.argmax(np.abs(work[j:, j])))
-        work[[j, p]], rows[j], rows[p] = work[[p, j]], rows[p], rows[j]
-        if work[j, j] != 0:
-            work[j + 1 :, j] /= work[j, j]
-            work[j + 1 :, j + 1 :] -= np.outer(work[j + 1 :, j], work[j, j + 1 :])
-    return rows[:steps]
+    """The rows (original indices) that LAPACK's partial pivoting picks, in order: the first
+    ``steps`` of the permutation that scipy.linalg.lu_factor's pivots make."""
+    _, piv = scipy.linalg.lu_factor(a, check_finite=False)
+    return replay_pivots(piv, a.shape[0])[:steps].tolist()
 
 
 def _winners(a: np.ndarray, block_rows: int) -> list[int]:

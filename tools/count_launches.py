@@ -41,6 +41,7 @@ from mlx_linalg._gpu import (
     blocked_lu,
     blocked_qr,
     blocked_triangular,
+    small_spectral,
     tsqr,
 )
 from mlx_linalg._gpu.blocked_common import KERNELS, Blocks
@@ -133,14 +134,9 @@ def tsqr_stubs(calls: Counts) -> tsqr.Ops:
 
     def qr_small(a, height):
         calls["qr_small"] += 1
-        batch, rows, n = a.shape
-        stack = batch * -(-rows // height)
-        return tuple(
-            mx.depends(
-                [_constant((stack, n, height), np.float32), _constant((stack, n, n), np.float32)],
-                [a],
-            )
-        )
+        launch = small_spectral.qr_small_launch(a.shape, complete=False, height=height)
+        outputs = [_constant(shape, np.float32) for shape in launch["output_shapes"]]
+        return tuple(mx.depends(outputs, [a]))
 
     def reconstruct(q1, r_factor, square):
         calls["tsqr_householder"] += 1

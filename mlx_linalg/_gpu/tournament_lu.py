@@ -60,12 +60,18 @@ def tournament_shape(m: int, nb: int, block_rows: int = BLOCK_ROWS) -> tuple[int
     return blocks, rows
 
 
-def _padded(a: mx.array, rows: int) -> mx.array:
-    """``a`` (B, m, nb) as a row-contiguous (B, rows, nb), zero rows below."""
-    m = a.shape[1]
-    if rows > m:
-        return mx.pad(a, [(0, 0), (0, rows - m), (0, 0)])
-    return mx.contiguous(a)
+def _row_blocks(a: mx.array, min_rows: int, block_rows: int) -> tuple[mx.array, int, int] | None:
+    """``(padded, P, R)`` for the tournament on the (B, m, nb) panel ``a``: ``a`` as a
+    row-contiguous (B, P·R, nb), zero rows below; None for an empty panel, one of fewer
+    than ``min_rows`` rows, or where :func:`tournament_shape` gives None."""
+    m, nb = a.shape[1:]
+    shape = tournament_shape(m, nb, block_rows) if m >= min_rows and a.size else None
+    if shape is None:
+        return None
+    blocks, rows = shape
+    if blocks * rows > m:
+        return mx.pad(a, [(0, 0), (0, blocks * rows - m), (0, 0)]), blocks, rows
+    return mx.contiguous(a), blocks, rows
 
 
 def tournament_lu_kernel(a: mx.array) -> tuple[mx.array, mx.array, mx.array | None]:
@@ -79,11 +85,10 @@ def tournament_lu_kernel(a: mx.array) -> tuple[mx.array, mx.array, mx.array | No
         then the other rows in their original order; None for the pivots.
     """
     batch, m, nb = a.shape
-    shape = tournament_shape(m, nb) if a.dtype == mx.float32 and m >= MIN_ROWS else None
-    if shape is None or a.size == 0:
+    split = _row_blocks(a, MIN_ROWS, BLOCK_ROWS) if a.dtype == mx.float32 else None
+    if split is None:
         return blocked_panel.lu_panel_kernel_pivots(a)
-    blocks, rows = shape
-    padded = _padded(a, blocks * rows)
+    padded, blocks, rows = split
     _, block_perm, _ = blocked_panel.lu_panel_kernel_pivots(
         padded.reshape(batch * blocks, rows, nb)
     )
@@ -115,11 +120,10 @@ def tournament_lu(
     than ``min_rows`` rows (or where :func:`tournament_shape` gives None) by
     ``blocked_panel.lu_panel`` alone."""
     batch, m, nb = a.shape
-    shape = tournament_shape(m, nb, block_rows) if m >= min_rows else None
-    if shape is None or a.size == 0:
+    split = _row_blocks(a, min_rows, block_rows)
+    if split is None:
         return (*blocked_panel.lu_panel(a), None)
-    blocks, rows = shape
-    padded = _padded(a, blocks * rows)
+    padded, blocks, rows = split
     _, block_perm = blocked_panel.lu_panel(padded.reshape(batch * blocks, rows, nb))
     return (*finish(padded, block_perm, m, blocks, rows), None)
 
