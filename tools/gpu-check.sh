@@ -18,10 +18,6 @@
 #        THREADGROUPS=1 TESTS= BENCH=0 tools/gpu-check.sh  # lu_panel, qr_panel, qr_small
 #                                                      # times by threadgroup size, against the
 #                                                      # launch rules that pick them
-#        TOURNAMENT=1 TESTS=tests/gpu/test_tournament_gpu.py BENCH=0 tools/gpu-check.sh
-#                                                      # the LU's tournament-pivoting leaves:
-#                                                      # their GPU tests, then solve and inv
-#                                                      # with and without them (A/B)
 #
 # Needs: MLX with a GPU backend (pip install "mlx[cuda13]" on Linux), numpy, scipy, pytest,
 # hypothesis; PyTorch with CUDA for the side-by-side benchmark columns.
@@ -105,14 +101,6 @@ if [ "${THREADGROUPS:-0}" != 0 ]; then
     "$PY" tools/bench_threadgroups.py qr-small \
       --cases 100x32x32,500x32x32,1000x32x32,4000x32x32,1000x64x64,4000x64x64,4000x16x16,1000x128x32,4000x128x32
   } 2>&1 | tee "$RESULTS/threadgroups.log"
-fi
-
-# Tournament-pivoting LU leaves (blocked_lu.TOURNAMENT_LEAVES, off by default) against the
-# one-threadgroup panel: one process per variant, alternating (tools/ab_settings.py).
-if [ "${TOURNAMENT:-0}" != 0 ]; then
-  "$PY" tools/ab_settings.py --cases solve:2048,solve:4096,inv:4096 --rounds 3 --reps 7 \
-    --variant "" --variant "mlx_linalg._gpu.blocked_lu.TOURNAMENT_LEAVES=True" 2>&1 \
-    | tee "$RESULTS/tournament-ab.log"
 fi
 
 # The blocked graphs as the dispatch runs them (compiled) against mlx_linalg's CPU path,

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import mlx.core as mx
 
 from mlx_linalg import _kernels, _precision
-from mlx_linalg._gpu import blocked_panel, reference, small_factor, tournament_lu
+from mlx_linalg._gpu import blocked_panel, reference, small_factor
 
 # Block columns per step of the blocked loops. A diagonal block larger than the kernels'
 # largest order (64) is itself factored or solved by the blocked algorithm with blocks of
@@ -164,10 +164,6 @@ REFERENCE = Blocks(
     blocked_panel.lu_panel,
     blocked_panel.qr_panel,
 )
-# KERNELS with the LU's leaves of 1024 rows or more factored by tournament pivoting (two
-# launches over the whole GPU, ``tournament_lu``): pivots not LAPACK's, so for solve, inv,
-# det and slogdet only; not dispatched until it is measured against KERNELS.
-TOURNAMENT = KERNELS._replace(lu_pivots=tournament_lu.tournament_lu_kernel)
 
 
 # (..., M, N) as (B, M, N): one definition, in the module below this one.

@@ -15,7 +15,6 @@ import numpy as np
 from mlx_linalg._gpu import blocked_panel
 from mlx_linalg._gpu.blocked_common import (
     KERNELS,
-    TOURNAMENT,
     Blocks,
     flat,
     subtract_product,
@@ -38,19 +37,6 @@ BLOCK = 64
 LARGE_BLOCK = 128
 LARGE_FROM = 8192
 LEAF = 16
-# Whether solve, inv, det and slogdet (with the default building blocks) factor the LU's
-# leaves of ``tournament_lu.MIN_ROWS`` rows or more by tournament pivoting
-# (``blocked_common.TOURNAMENT``: two launches over the whole GPU instead of one
-# threadgroup; pivots not LAPACK's). Off until measured on a GPU (docs/kernels-blocked.md,
-# "Not done"); read at each call, so ``tools/ab_settings.py`` can set it for an A/B.
-TOURNAMENT_LEAVES = False
-
-
-def solver_blocks(blocks: Blocks) -> Blocks:
-    """The building blocks of an LU that only solves (solve, inv, det, slogdet): ``blocks``,
-    or :data:`blocked_common.TOURNAMENT` for the default ones when
-    :data:`TOURNAMENT_LEAVES` is set."""
-    return TOURNAMENT if TOURNAMENT_LEAVES and blocks is KERNELS else blocks
 
 
 def default_block(n: int) -> int:
@@ -350,7 +336,7 @@ def _lu_diagonal(
     x: mx.array, blocks: Blocks, block: int | None, leaf: int | None
 ) -> tuple[mx.array, mx.array]:
     """U's diagonal (B, n) and the permutation's sign (B,) of the LU of ``x``."""
-    packed, perm = getrf(solver_blocks(blocks), flat(x), block=block, leaf=leaf)
+    packed, perm = getrf(blocks, flat(x), block=block, leaf=leaf)
     return mx.diagonal(packed, axis1=-2, axis2=-1), parity(perm).astype(x.dtype)
 
 
@@ -438,7 +424,7 @@ def solve(
     See Also:
         scipy.linalg.solve
     """
-    packed, perm = getrf(solver_blocks(blocks), flat(a), block=block, leaf=leaf)
+    packed, perm = getrf(blocks, flat(a), block=block, leaf=leaf)
     x = _getrs(blocks, packed, perm, flat(b), trans=False, block=block)
     failed = zero_diagonal(packed)
     return (nan_where(failed, x).reshape(b.shape),), failed.reshape(a.shape[:-2])
@@ -457,7 +443,7 @@ def inv(
     """
     a = flat(x)
     n = a.shape[-1]
-    packed, perm = getrf(solver_blocks(blocks), a, block=block, leaf=leaf)
+    packed, perm = getrf(blocks, a, block=block, leaf=leaf)
     permuted = (perm[:, :, None] == mx.arange(n, dtype=mx.int32)).astype(a.dtype)
     inverse = _substitute(blocks, packed, permuted, block)
     failed = zero_diagonal(packed)
