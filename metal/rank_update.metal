@@ -2,7 +2,7 @@
 // @inputs C:float32 A:float32 Bm:float32 Dims:int32
 // @outputs D:float32
 // @template TRANS_A:bool TRANS_B:bool PRODUCT:bool
-// @check TRANS_A=false,TRANS_B=false,PRODUCT=false TRANS_A=false,TRANS_B=true,PRODUCT=false TRANS_A=true,TRANS_B=false,PRODUCT=true
+// @check TRANS_A=false,TRANS_B=false,PRODUCT=false TRANS_A=false,TRANS_B=true,PRODUCT=false TRANS_A=true,TRANS_B=false,PRODUCT=true TRANS_A=true,TRANS_B=false,PRODUCT=false
 //
 // D = C[.., row0:, col0:] - op(A) op(B), or D = op(A) op(B) (PRODUCT), in float32
 // arithmetic (one FMA chain per entry over k, then the subtraction, as a float32 GEMM with
@@ -16,12 +16,15 @@
 //   C     (B, MC, NC) row-major; D's block starts at row row0, column col0 of each matrix,
 //         row0 + M <= MC, col0 + N <= NC (so a trailing matrix is read in place). Not read
 //         when PRODUCT (any array).
-//   A     (B, M, K) row-major, or (B, K, M) when TRANS_A (op(A) = Aᵀ: Vᵀ C reads V).
+//   A     (B, MA, KA) row-major, holding op(A) (M x K) as its block from row arow0,
+//         column acol0: A[b, arow0 + i, acol0 + k], or A[b, arow0 + k, acol0 + i] when
+//         TRANS_A (op(A) = Aᵀ: Vᵀ C reads V), so a block of a larger matrix (a triangular
+//         solve's coupling block) is read in place.
 //   Bm    (B, K, N) row-major, or (B, N, K) when TRANS_B (op(B) = Bmᵀ: a Gram update
 //         C - X Xᵀ reads X itself).
-//   Dims  (row0, col0, 0) int32, empty (_kernels.extents): row0 and col0, read from its
-//         shape (runtime values: a template argument would compile a kernel per step of a
-//         blocked loop).
+//   Dims  (row0, col0, arow0, acol0, M, K, 0) int32, empty (_kernels.extents): read from
+//         its shape (runtime values: a template argument would compile a kernel per step
+//         of a blocked loop).
 //   D     (B, M, N).
 // Launch: grid (B·⌈M/64⌉·⌈N/64⌉·256, 1, 1), threadgroup (256, 1, 1): one threadgroup per
 //   64 x 64 tile of D; thread (tx, ty) = (t mod 16, t / 16) owns rows 4ty + r and columns
@@ -42,13 +45,17 @@ threadgroup float As[KT * LD];
 threadgroup float Bs[KT * LD];
 
 const int batch = A_shape[0];
-const int M = TRANS_A ? A_shape[2] : A_shape[1];
-const int K = TRANS_A ? A_shape[1] : A_shape[2];
+const int MA = A_shape[1];
+const int KA = A_shape[2];  // A's row stride
+const int M = Dims_shape[4];
+const int K = Dims_shape[5];
 const int N = TRANS_B ? Bm_shape[1] : Bm_shape[2];
 const int MC = PRODUCT ? 0 : C_shape[1];
 const int NC = PRODUCT ? 0 : C_shape[2];
 const int row0 = Dims_shape[0];
 const int col0 = Dims_shape[1];
+const int arow0 = Dims_shape[2];
+const int acol0 = Dims_shape[3];
 const int tiles_m = (M + TILE - 1) / TILE;
 const int tiles_n = (N + TILE - 1) / TILE;
 
@@ -64,7 +71,8 @@ const int t = (int)thread_index_in_threadgroup;
 const int tx = t % 16;
 const int ty = t / 16;
 
-const device float* a = A + (size_t)b * (size_t)M * (size_t)K;
+const device float* a =
+    A + (size_t)b * (size_t)MA * (size_t)KA + (size_t)arow0 * (size_t)KA + (size_t)acol0;
 const device float* bm = Bm + (size_t)b * (size_t)K * (size_t)N;
 
 float acc[4][4];
@@ -92,8 +100,8 @@ for (int k0 = 0; k0 < K; k0 += KT) {
       const int row = first_row + ii;
       float value = 0.0f;
       if (row < M && k0 + kk < K) {
-        value = TRANS_A ? a[(size_t)(k0 + kk) * (size_t)M + (size_t)row]
-                        : a[(size_t)row * (size_t)K + (size_t)(k0 + kk)];
+        value = TRANS_A ? a[(size_t)(k0 + kk) * (size_t)KA + (size_t)row]
+                        : a[(size_t)row * (size_t)KA + (size_t)(k0 + kk)];
       }
       As[kk * LD + ii] = value;
     }

@@ -14,16 +14,22 @@ import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
 
 from mlx_linalg import _precision
-from mlx_linalg._gpu import band_reduction, blocked_common, blocked_qr
+from mlx_linalg._gpu import band_reduction, blocked_common, blocked_qr, blocked_triangular
 
 U32 = np.finfo(np.float32).eps / 2
 
 
-def _emulated(c, a, b, *, trans_b, at, trans_a=False, product=False):
+def _emulated(c, a, b, *, trans_b, at, trans_a=False, product=False, origin=(0, 0), shape=None):
+    """The emulated kernel; op(A) is ``a`` (or its transpose, ``trans_a``), or, with
+    ``shape`` (B, M, K), its block of that shape from ``origin`` (read in place)."""
+    if shape is None:
+        shape = (a.shape[0], a.shape[2], a.shape[1]) if trans_a else a.shape
+    storage = (shape[0], shape[2], shape[1]) if trans_a else shape
     launch = blocked_common.rank_update_launch(
-        a.shape, b.shape, trans_a=trans_a, trans_b=trans_b, product=product
+        storage, b.shape, trans_a=trans_a, trans_b=trans_b, product=product
     )
-    (d,) = emulate.run("rank_update", [c, a, b, np.zeros((*at, 0), np.int32)], **launch)
+    dims = blocked_common.rank_update_dims(shape, at=at, origin=origin)
+    (d,) = emulate.run("rank_update", [c, a, b, np.zeros((*dims, 0), np.int32)], **launch)
     return d
 
 
@@ -58,6 +64,33 @@ def test_emulated_rank_update_is_float32_accurate(batch, m, n, k, trans_b, at):
 
 
 @needs_emulation
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_emulated_rank_update_reads_a_block_of_a_in_place(trans_a):
+    """op(A) as the block of a larger array from (row, column) (a triangular solve's
+    coupling block): D equals the update by that block copied out."""
+    rng = np.random.default_rng(7)
+    batch, m, n, k, (row, column) = 2, 70, 40, 20, (5, 3)
+    c = rng.standard_normal((batch, m, n)).astype(np.float32)
+    big = rng.standard_normal((batch, 90, 80)).astype(np.float32)
+    b = rng.standard_normal((batch, k, n)).astype(np.float32)
+    if trans_a:
+        op_a = np.swapaxes(big[:, row : row + k, column : column + m], -1, -2)
+    else:
+        op_a = big[:, row : row + m, column : column + k]
+    d = _emulated(
+        c,
+        big,
+        b,
+        trans_b=False,
+        at=(0, 0),
+        trans_a=trans_a,
+        origin=(row, column),
+        shape=(batch, m, k),
+    )
+    assert_gemm_accurate(d, c, op_a, b)
+
+
+@needs_emulation
 @pytest.mark.parametrize("batch, k, m, n", [(1, 1, 1, 1), (2, 70, 32, 66), (1, 256, 64, 130)])
 def test_emulated_transposed_product_is_float32_accurate(batch, k, m, n):
     """The product form: D = Aᵀ B for A (B, K, M), C not read (a dummy here)."""
@@ -86,7 +119,7 @@ def gpu_that_splits(monkeypatch):
     two forms are stand-ins that record their calls and return their results (MLX ops)."""
     calls = []
 
-    def stand_in(c, a, b, *, trans_b=False, at=(0, 0)):
+    def stand_in(c, a, b, *, trans_b=False, at=(0, 0), window=None):
         calls.append((c.shape, a.shape, b.shape, trans_b, at))
         op_b = mx.swapaxes(b, -1, -2) if trans_b else b
         i, j = at
@@ -177,3 +210,43 @@ def test_band_reduction_updates_take_the_kernel(gpu_that_splits, monkeypatch):
     exact = scipy.linalg.eigvalsh(a[0].astype(np.float64))
     got = np.linalg.eigvalsh(np.asarray(banded[0], dtype=np.float64))
     assert np.max(np.abs(got - exact)) <= 30 * n * U32 * np.linalg.norm(a[0], 2)
+
+
+@pytest.mark.parametrize(
+    "lower, trans", [(True, False), (False, False), (True, True), (False, True)]
+)
+def test_triangular_solve_reads_its_coupling_blocks_in_place(
+    gpu_that_splits, monkeypatch, lower, trans
+):
+    """The blocked triangular solve hands the kernel each coupling block as a window of A
+    (forward, backward, transposed): a stand-in that reads op(A) from the window alone,
+    never from the view it is given, still solves the system."""
+
+    def from_window(c, a, b, *, trans_b=False, at=(0, 0), window=None):
+        m, k = a.shape[1:]
+        row, column = window.row, window.column
+        if window.transposed:
+            op_a = mx.swapaxes(window.array[:, row : row + k, column : column + m], -1, -2)
+        else:
+            op_a = window.array[:, row : row + m, column : column + k]
+        gpu_that_splits.append(window.transposed)
+        i, j = at
+        return c[:, i : i + m, j : j + b.shape[-1]] - op_a @ b
+
+    monkeypatch.setattr(blocked_common, "rank_update_kernel", from_window)
+    rng = np.random.default_rng(4)
+    n = 50
+    a = rng.standard_normal((1, n, n)).astype(np.float32) + n * np.eye(n, dtype=np.float32)
+    b = rng.standard_normal((1, n, 3)).astype(np.float32)
+    x = blocked_triangular.trsm(
+        blocked_common.REFERENCE,
+        mx.array(a),
+        mx.array(b),
+        lower=lower,
+        trans=trans,
+        unit=False,
+        block=16,
+    )
+    want = scipy.linalg.solve_triangular(a[0], b[0], lower=lower, trans=int(trans))
+    assert gpu_that_splits == [trans] * 3  # four blocks: three coupling updates
+    np.testing.assert_allclose(np.asarray(x[0]), want, rtol=1e-4, atol=1e-5)

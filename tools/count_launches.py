@@ -53,6 +53,7 @@ VIEWS = frozenset(
         "ExpandDims",
         "Squeeze",
         "Reshape",
+        "Flatten",
         "Transpose",
         "View",
         "AsStrided",
@@ -284,10 +285,11 @@ def gpu_stubbed(calls: Counts, on: bool):
         outs = [_constant(x.shape, np.float32)] + [_constant(wide, np.float32)] * 2
         return tuple(mx.depends(outs, [x]))
 
-    def rank_update(c, a, b, *, trans_b=False, at=(0, 0)):
+    def rank_update(c, a, b, *, trans_b=False, at=(0, 0), window=None):
         calls["rank_update"] += 1
         n = b.shape[-2] if trans_b else b.shape[-1]
-        return mx.depends(_constant((a.shape[0], a.shape[1], n), np.float32), [c, a, b])
+        read = a if window is None else window.array
+        return mx.depends(_constant((a.shape[0], a.shape[1], n), np.float32), [c, read, b])
 
     def transposed_product(a, b):
         calls["rank_update"] += 1

@@ -201,12 +201,28 @@ class Operand(NamedTuple):
         rows: for a right operand that is the transpose of a row-contiguous (..., N, K)
             array (:func:`gram`'s Xᵀ), that array, which the ``rank_update`` kernel reads
             in place; else None.
+        window: for a left operand that is a block of a larger array, where it lies
+            (:class:`Window`), so that the ``rank_update`` kernel reads it in place; else
+            None.
     """
 
     value: mx.array
     hi: mx.array | None = None
     pair: mx.array | None = None
     rows: mx.array | None = None
+    window: "Window | None" = None
+
+
+class Window(NamedTuple):
+    """Where a left operand of the ``rank_update`` kernel lies in a larger array, which the
+    kernel then reads in place (no copy of a strided block): op(A) (M, K) is the block of
+    ``array`` from row ``row``, column ``column`` (``array[:, row:row+M, column:column+K]``),
+    or, ``transposed``, the transpose of its (K, M) block there."""
+
+    array: mx.array
+    row: int
+    column: int
+    transposed: bool = False
 
 
 def split_parts(x: mx.array) -> tuple[mx.array, mx.array] | None:
@@ -223,9 +239,10 @@ def transposed_parts(parts: tuple | None) -> tuple | None:
     return None if parts is None else tuple(mx.swapaxes(p, -1, -2) for p in parts)
 
 
-def left(a: mx.array, parts: tuple | None = None) -> Operand:
-    """``a`` as the left operand, with ``parts`` (its :func:`split_parts`) if given."""
-    return _operand(a, parts, right=False)
+def left(a: mx.array, parts: tuple | None = None, window: Window | None = None) -> Operand:
+    """``a`` as the left operand, with ``parts`` (its :func:`split_parts`) if given, and
+    ``window``, where ``a`` lies in a larger array (:class:`Window`), if given."""
+    return _operand(a, parts, right=False)._replace(window=window)
 
 
 def right(b: mx.array, parts: tuple | None = None) -> Operand:
@@ -336,7 +353,12 @@ def subtract(c: mx.array, a: Operand, b: Operand, *, at: tuple[int, int] = (0, 0
     place)."""
     if rank_update_applies(c, a.value, b.value):
         return rank_update_kernel(
-            c, a.value, b.value if b.rows is None else b.rows, trans_b=b.rows is not None, at=at
+            c,
+            a.value,
+            b.value if b.rows is None else b.rows,
+            trans_b=b.rows is not None,
+            at=at,
+            window=a.window,
         )
     i, j = at
     if i or j:
@@ -363,22 +385,32 @@ def rank_update_applies(c: mx.array, a: mx.array, b: mx.array) -> bool:
 
 
 def rank_update_kernel(
-    c: mx.array, a: mx.array, b: mx.array, *, trans_b: bool = False, at: tuple[int, int] = (0, 0)
+    c: mx.array,
+    a: mx.array,
+    b: mx.array,
+    *,
+    trans_b: bool = False,
+    at: tuple[int, int] = (0, 0),
+    window: Window | None = None,
 ) -> mx.array:
     """``c[:, i:i+M, j:j+N] - a @ op(b)`` in one launch of ``rank_update`` (float32 FMAs, one
     pass over C; metal/rank_update.metal), (i, j) = ``at``.
 
     Args:
         c: (B, MC, NC) float32, read in place from row i, column j.
-        a: (B, M, K) float32.
+        a: (B, M, K) float32; with ``window``, a view whose values the kernel reads from
+            the window's array instead (the view itself is not evaluated).
         b: (B, K, N), or (B, N, K) when ``trans_b`` (op(b) = bᵀ), float32.
         trans_b: whether ``b`` holds op(b)'s transpose.
         at: the block's first row and column in ``c``.
+        window: where ``a`` lies in a larger array (:class:`Window`), or None.
 
     Returns:
         (B, M, N).
     """
-    return _launch_rank_update(c, a, b, trans_a=False, trans_b=trans_b, product=False, at=at)
+    if window is None:
+        window = Window(a, 0, 0)
+    return _launch_rank_update(c, window, b, shape=a.shape, trans_b=trans_b, product=False, at=at)
 
 
 def transposed_product_applies(a: mx.array, b: mx.array) -> bool:
@@ -412,23 +444,38 @@ def transposed_product_kernel(a: mx.array, b: mx.array) -> mx.array:
     """``aᵀ @ b`` for (B, K, M) ``a`` and (B, K, N) ``b`` in one launch of ``rank_update``
     (its product form: float32 FMAs over K, ``b`` read once; e.g. the QR's Vᵀ C chunk by
     chunk, where the split product splits all of C first). Returns (B, M, N)."""
-    return _launch_rank_update(a, a, b, trans_a=True, trans_b=False, product=True, at=(0, 0))
+    batch, k, m = a.shape
+    window = Window(a, 0, 0, transposed=True)
+    return _launch_rank_update(
+        a, window, b, shape=(batch, m, k), trans_b=False, product=True, at=(0, 0)
+    )
 
 
 def _launch_rank_update(
     c: mx.array,
-    a: mx.array,
+    window: Window,
     b: mx.array,
     *,
-    trans_a: bool,
+    shape: tuple,
     trans_b: bool,
     product: bool,
     at: tuple[int, int],
 ) -> mx.array:
-    """One launch of ``rank_update`` (``c`` unread when ``product``)."""
-    launch = rank_update_launch(a.shape, b.shape, trans_a=trans_a, trans_b=trans_b, product=product)
-    (d,) = _kernels.launch("rank_update", [c, a, b, _kernels.extents(*at)], **launch)
+    """One launch of ``rank_update`` for op(A) of ``shape`` (B, M, K) in ``window`` (``c``
+    unread when ``product``)."""
+    trans_a = window.transposed
+    storage = (shape[0], shape[2], shape[1]) if trans_a else shape
+    launch = rank_update_launch(storage, b.shape, trans_a=trans_a, trans_b=trans_b, product=product)
+    dims = _kernels.extents(*rank_update_dims(shape, at=at, origin=(window.row, window.column)))
+    (d,) = _kernels.launch("rank_update", [c, window.array, b, dims], **launch)
     return d
+
+
+def rank_update_dims(shape: tuple, *, at: tuple[int, int], origin: tuple[int, int]) -> tuple:
+    """The ``rank_update`` kernel's Dims extents for op(A) of ``shape`` (B, M, K) whose
+    block starts at ``origin`` (row, column) of A's array and D's block at ``at`` of C:
+    (row0, col0, arow0, acol0, M, K). Shared with the CPU emulation in tests."""
+    return (*at, *origin, shape[1], shape[2])
 
 
 def rank_update_launch(

@@ -11,6 +11,7 @@ from mlx_linalg._gpu.blocked_common import (
     BLOCK,
     KERNELS,
     Blocks,
+    Window,
     flat,
     left,
     right,
@@ -68,7 +69,15 @@ def trsm(
         parts = split_parts(a)
     t, t_parts = (mx.swapaxes(a, -1, -2), transposed_parts(parts)) if trans else (a, parts)
     return _solve(
-        blocks, t, t_parts, x, forward=lower != trans, unit=unit, block=block, slabs=slabs
+        blocks,
+        t,
+        t_parts,
+        x,
+        forward=lower != trans,
+        unit=unit,
+        block=block,
+        slabs=slabs,
+        source=(a, trans),
     )
 
 
@@ -82,15 +91,22 @@ def _solve(
     unit: bool,
     block: int,
     slabs: bool = False,
+    source: tuple[mx.array, bool] | None = None,
 ) -> mx.array:
     """:func:`trsm` of op(A) = ``t`` (lower when ``forward``), ``parts`` its split or None
-    (with ``slabs``: split a slab of block columns at a time)."""
+    (with ``slabs``: split a slab of block columns at a time). ``source``: (A, whether
+    ``t`` is its transpose), so that each coupling block is read in place from A where
+    the ``rank_update`` kernel forms its product (``blocked_common.Window``: no copy of a
+    strided block), and the full diagonal blocks are copied out of A at once
+    (:func:`_diagonal_blocks`); None: ``t`` is a block of an array that is not at hand."""
     n = t.shape[-1]
     starts = list(range(0, n, block))
     if not forward:
         starts.reverse()
     group = -(-len(starts) // SLABS)  # steps per slab
     region = None if parts is None else (0, 0, parts)
+    stacked = source is not None and block <= blocks.max_n and n // block > 1
+    diagonals = _diagonal_blocks(source, n, block) if stacked else None
     rest = x
     solved: list[mx.array] = []
     for i, start in enumerate(starts):
@@ -104,7 +120,11 @@ def _solve(
         diagonal = t[:, start:stop, start:stop]
         rows = slice(stop, None) if forward else slice(None, start)
         inner, pieces = _step_parts(region, start, stop, forward)
-        if stop - start <= blocks.max_n:
+        if diagonals is not None and stop - start == block:
+            k = start // block  # a slice, not an integer index (which would be a gather)
+            own = diagonals[k : k + 1].reshape(diagonals.shape[1:])
+            xk = blocks.trsm(own, rhs, lower=forward, trans=False, unit=unit)
+        elif stop - start <= blocks.max_n:
             xk = blocks.trsm(diagonal, rhs, lower=forward, trans=False, unit=unit)
         else:
             xk = _solve(
@@ -113,10 +133,35 @@ def _solve(
         solved.append(xk)
         if rest.shape[1]:
             coupling = t[:, rows, start:stop]
-            rest = subtract(rest, left(coupling, pieces), right(xk))
+            window = None if source is None else _window(source, rows.start or 0, start)
+            rest = subtract(rest, left(coupling, pieces, window), right(xk))
     if not forward:
         solved.reverse()
     return mx.concatenate(solved, axis=1) if len(solved) > 1 else solved[0]
+
+
+def _diagonal_blocks(source: tuple[mx.array, bool], n: int, block: int) -> mx.array:
+    """op(A)'s full ``block`` x ``block`` diagonal blocks as one contiguous array
+    (n // block, B, block, block) (``source``: A (B, n, n) and whether op(A) = Aᵀ): one
+    copy, where each block sliced from A in its step is a strided view that the diagonal
+    kernel copies before reading it (a launch per step on a GPU). Block k, matrix b is
+    ``[k, b]``, row-contiguous for every batch size."""
+    a, transposed = source
+    batch = a.shape[0]
+    row_stride, column_stride = (1, n) if transposed else (n, 1)
+    view = mx.as_strided(
+        a,
+        shape=(n // block, batch, block, block),
+        strides=(block * (n + 1), n * n, row_stride, column_stride),
+    )
+    return mx.contiguous(view)
+
+
+def _window(source: tuple[mx.array, bool], row: int, column: int) -> Window:
+    """Where the block of op(A) from (row, column) lies in A (``source``: A and whether
+    op(A) = Aᵀ)."""
+    a, transposed = source
+    return Window(a, column, row, True) if transposed else Window(a, row, column)
 
 
 def _slab(t: mx.array, starts: list[int], block: int, forward: bool) -> tuple | None:

@@ -48,6 +48,28 @@ def test_rank_update_kernel_is_float32_accurate(batch, m, n, k, trans_b, at):
     assert np.all(error <= bound), float(np.max(error / bound))
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+def test_rank_update_kernel_reads_a_window_in_place(transposed):
+    """op(A) as a block of a larger matrix (a triangular solve's coupling block, or its
+    transpose), read in place: the same bound as for the block copied out."""
+    rng = np.random.default_rng(11)
+    batch, m, n, k, (row, column) = 2, 1800, 300, 64, (100, 64)
+    big = rng.standard_normal((batch, 2000, 2000)).astype(np.float32)
+    c = rng.standard_normal((batch, m, n)).astype(np.float32)
+    b = rng.standard_normal((batch, k, n)).astype(np.float32)
+    if transposed:
+        op_a = np.swapaxes(big[:, row : row + k, column : column + m], -1, -2)
+    else:
+        op_a = big[:, row : row + m, column : column + k]
+    view = mx.zeros(op_a.shape, dtype=mx.float32)  # only its shape is used, never its values
+    window = blocked_common.Window(mx.array(big), row, column, transposed)
+    d = blocked_common.rank_update_kernel(mx.array(c), view, mx.array(b), window=window)
+    a64, b64, c64 = (x.astype(np.float64) for x in (op_a, b, c))
+    bound = (k + 2) * U32 * (np.abs(c64) + np.abs(a64) @ np.abs(b64))
+    error = np.abs(np.asarray(d, dtype=np.float64) - (c64 - a64 @ b64))
+    assert np.all(error <= bound), float(np.max(error / bound))
+
+
 @pytest.mark.parametrize("batch, k, m, n", [(1, 1, 1, 1), (4, 256, 32, 3000), (2, 200, 64, 70)])
 def test_transposed_product_kernel_is_float32_accurate(batch, k, m, n):
     rng = np.random.default_rng(k + m + n)
