@@ -1,5 +1,5 @@
 // @kernel lu_panel
-// @inputs A:float32
+// @inputs A:float32 Cols:int32
 // @outputs LU:float32 piv:int32 perm:int32 work:float32
 // @template NBMAX:int
 // @headers linalg_common.h
@@ -8,7 +8,10 @@
 // LU factorization with partial pivoting of a stack of tall panels, P A = L U, one
 // threadgroup per panel, the panel in device memory (M x NB floats exceed threadgroup
 // memory for tall panels).
-//   A     (B, M, NB) float32, M >= 1, 1 <= NB <= NBMAX (NBMAX = 64, 128 or 256), M NB < 2^31.
+//   A     (B, M, NA) float32 holding the panels as its first NB columns, NB <= NA (a
+//         panel read in place from a wider matrix: no copy of the column slice), M >= 1,
+//         1 <= NB <= NBMAX (NBMAX = 64, 128 or 256), M NA < 2^31.
+//   Cols  (NB, 0) int32, empty (_kernels.extents): NB, read from its shape.
 //   LU    (B, M, NB): row i is row i of the eliminated P A: U on and above the diagonal,
 //         the multipliers of unit-lower L below it (LAPACK getrf's packed form). A zero
 //         pivot is kept and its column's multipliers are left unscaled (as dgetf2); NaN
@@ -53,9 +56,11 @@
 
 const int batch = A_shape[0];
 const int m = A_shape[1];
-const int nb = A_shape[2];
+const int na = A_shape[2];
+const int nb = Cols_shape[0];
 const uint b = threadgroup_position_in_grid.x;
-if (b >= (uint)batch || nb > NBMAX || m < 1 || nb < 1 || nb > (int)threads_per_threadgroup.x) {
+if (b >= (uint)batch || nb > NBMAX || nb > na || m < 1 || nb < 1 ||
+    nb > (int)threads_per_threadgroup.x) {
   return;
 }
 const int tid = (int)thread_index_in_threadgroup;
@@ -72,9 +77,11 @@ const size_t base = (size_t)b * (size_t)m * (size_t)nb;
 device float* W = work + base;  // W[c * m + i] = entry (i, c): 32-bit offsets below 2^31
 device int* pm = perm + (size_t)b * (size_t)m;
 const int total = m * nb;
+const device float* panel = A + (size_t)b * (size_t)m * (size_t)na;
 for (int e = tid; e < total; e += nthreads) {
   const int i = e / nb;
-  W[(e - i * nb) * m + i] = A[base + e];
+  const int c = e - i * nb;
+  W[c * m + i] = panel[(size_t)i * (size_t)na + (size_t)c];
 }
 for (int i = tid; i < m; i += nthreads) {
   pm[i] = i;

@@ -24,8 +24,8 @@ from mlx_linalg._gpu import reference as ref
 from mlx_linalg._gpu.blocked_common import REFERENCE
 
 
-def _getf2_pivots(a: mx.array):
-    packed, piv, perm = ref.lu_small(a)
+def _getf2_pivots(a: mx.array, columns: int):
+    packed, piv, perm = ref.lu_small(a[:, :, :columns])
     return packed, perm, piv
 
 
@@ -79,9 +79,9 @@ def test_leaves_are_full_width_but_the_last(rng):
     ``leaf`` of them (w1 = half the leaves), and no call for a panel within the leaf."""
     widths = []
 
-    def counting(a):
-        widths.append(a.shape[-1])
-        return _getf2_pivots(a)
+    def counting(a, columns):
+        widths.append(columns)
+        return _getf2_pivots(a, columns)
 
     blocks = REFERENCE._replace(lu_pivots=counting)
     a = as_mlx(rng.standard_normal((1, 120, 100)), mx.float64)
@@ -228,9 +228,11 @@ def test_same_pivots_with_and_without_recursion(rng):
     np.testing.assert_allclose(as64(results[0][0]), as64(results[1][0]), atol=1e-11)
 
 
-def _emulated_lu_pivots(a: mx.array):
-    launch = blocked_panel.panel_launch("lu_panel", a.shape, 64)
-    packed, piv, perm, _ = emulate.run("lu_panel", [np.asarray(a)], **launch)
+def _emulated_lu_pivots(a: mx.array, columns: int):
+    """The kernel, emulated, reading the panel in place from ``a`` as on the GPU."""
+    launch = blocked_panel.panel_launch("lu_panel", (*a.shape[:2], columns), 64)
+    inputs = [np.asarray(x) for x in blocked_panel.lu_panel_inputs(a, columns)]
+    packed, piv, perm, _ = emulate.run("lu_panel", inputs, **launch)
     return mx.array(packed), mx.array(perm), mx.array(piv)
 
 

@@ -37,9 +37,12 @@ def _assert_close(x: np.ndarray, y: np.ndarray) -> None:
     assert (diff <= 1e-5 * scale + 1e-6).all(), float((diff / (scale + 1e-30)).max())
 
 
-def _run(a: np.ndarray, threads: int):
-    launch = blocked_panel.panel_launch("lu_panel", a.shape, threads)
-    packed, piv, perm, _ = emulate.run("lu_panel", [a], **launch)
+def _run(a: np.ndarray, threads: int, columns: int | None = None):
+    """The emulated kernel on the panels ``a[:, :, :columns]``, read in place."""
+    columns = a.shape[-1] if columns is None else columns
+    launch = blocked_panel.panel_launch("lu_panel", (*a.shape[:2], columns), threads)
+    inputs = [np.asarray(x) for x in blocked_panel.lu_panel_inputs(mx.array(a), columns)]
+    packed, piv, perm, _ = emulate.run("lu_panel", inputs, **launch)
     return packed, piv, perm
 
 
@@ -102,6 +105,17 @@ def test_emulated_lu_panel_short_wide_and_ties():
     np.testing.assert_array_equal(perm, np.asarray(exp_perm))
     _assert_close(packed, np.asarray(exp_packed))
     assert piv[0, 0] == 0  # |1| = |-1| = |1|: row 0 is first
+
+
+@needs_emulation
+def test_emulated_lu_panel_reads_left_columns_in_place():
+    """The panels as the first columns of a wider array (a recursive LU leaf): the same
+    outputs bit for bit as the kernel on those columns copied out."""
+    a = np.random.default_rng(5).standard_normal((2, 70, 40)).astype(np.float32)
+    in_place = _run(a, 64, columns=16)
+    copied = _run(np.ascontiguousarray(a[:, :, :16]), 64)
+    for x, y in zip(in_place, copied, strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_kernels_set_uses_the_panel_kernel():
@@ -257,8 +271,8 @@ def test_kernels_set_uses_the_qr_panel_kernel():
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def _emulated_lu_pivots(a: mx.array):
-    packed, piv, perm = _run(np.asarray(a), 64)
+def _emulated_lu_pivots(a: mx.array, columns: int):
+    packed, piv, perm = _run(np.asarray(a), 64, columns)
     return mx.array(packed), mx.array(perm), mx.array(piv)
 
 

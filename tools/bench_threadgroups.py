@@ -104,7 +104,10 @@ def panel_kernel_launch(name: str, a: mx.array) -> Callable[[int], list]:
     stack ``a`` (its scratch output left out)."""
 
     def launch(threads: int) -> list:
-        outputs = _kernels.launch(name, [a], **blocked_panel.panel_launch(name, a.shape, threads))
+        inputs = blocked_panel.lu_panel_inputs(a) if name == "lu_panel" else [a]
+        outputs = _kernels.launch(
+            name, inputs, **blocked_panel.panel_launch(name, a.shape, threads)
+        )
         return outputs[:3] if name == "lu_panel" else outputs
 
     return launch

@@ -96,10 +96,12 @@ class Blocks(NamedTuple):
         qr: ``qr(a) -> (packed, tau)``: Householder QR (geqr2) of a (B, m, b) panel,
             m >= b: R on and above the diagonal, the reflectors' tails below (unit leading
             entries implied), tau (B, b). Defaults to the MLX-op loop.
-        lu_pivots: None, or ``lu_pivots(a) -> (packed, perm, piv)``: ``lu`` plus the
-            panel's getf2 pivots (B, b) int32 (None for a stack it could not give them
-            for), when its row order is getf2's exactly; the blocked getrf then forms
-            LAPACK's pivots as panel start + piv instead of replaying the permutation.
+        lu_pivots: None, or ``lu_pivots(a, columns) -> (packed, perm, piv)``: ``lu`` of
+            the panel ``a[:, :, :columns]`` (a leaf of the recursive LU panel, the left
+            columns of a wider array, which a kernel can read in place) plus its getf2
+            pivots (B, b) int32 (None for a stack it could not give them for), when its
+            row order is getf2's exactly; the blocked getrf then forms LAPACK's pivots as
+            panel start + piv instead of replaying the permutation.
         lu_join: None, or ``lu_join(p1, u12, p2, perm1, perm2) -> (packed, perm)``: the
             join step of the recursive LU panel (``blocked_lu.join``'s contract) in one
             launch; it may return None for input it does not take (then the MLX ops join).
@@ -113,7 +115,7 @@ class Blocks(NamedTuple):
     trsm: Callable[..., mx.array]
     lu: Callable[[mx.array], tuple[mx.array, mx.array]]
     qr: Callable[[mx.array], tuple[mx.array, mx.array]] = blocked_panel.qr_panel
-    lu_pivots: Callable[[mx.array], tuple] | None = None
+    lu_pivots: Callable[[mx.array, int], tuple] | None = None
     lu_join: Callable[..., tuple | None] | None = None
     gather_rows: Callable[..., mx.array] = blocked_panel.gather_rows
 

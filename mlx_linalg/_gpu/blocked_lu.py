@@ -80,23 +80,30 @@ def panel_lu(
 
 
 def _recursive(
-    blocks: Blocks, a: mx.array, leaf: int | None, column: int, pieces: list
+    blocks: Blocks,
+    a: mx.array,
+    leaf: int | None,
+    column: int,
+    pieces: list,
+    width: int | None = None,
 ) -> tuple[mx.array, mx.array]:
-    """:func:`panel_lu` of ``a``, whose first column is ``column`` of the outer panel: the
-    (packed, perm) of ``a``; each leaf appends (its first column, its own pivots or None)
-    to ``pieces`` (LAPACK's pivot of a leaf's column j is the leaf's column + piv[j]:
-    dgetrf2's offsets summed down the recursion)."""
-    width = a.shape[-1]
+    """:func:`panel_lu` of the panel ``a[:, :, :width]`` (all of ``a`` when None), whose
+    first column is ``column`` of the outer panel: its (packed, perm); each leaf appends
+    (its first column, its own pivots or None) to ``pieces`` (LAPACK's pivot of a leaf's
+    column j is the leaf's column + piv[j]: dgetrf2's offsets summed down the recursion).
+    A leaf that is the left columns of ``a`` goes to ``blocks.lu_pivots`` as ``a`` and its
+    width, so a kernel reads it in place."""
+    width = a.shape[-1] if width is None else width
     if leaf is None or width <= leaf:
         if blocks.lu_pivots is not None:
-            packed, perm, piv = blocks.lu_pivots(a)
+            packed, perm, piv = blocks.lu_pivots(a, width)
         else:
-            (packed, perm), piv = blocks.lu(a), None
+            (packed, perm), piv = blocks.lu(a[:, :, :width]), None
         pieces.append((column, piv))
         return packed, perm
     w1 = leaf * (-(-width // leaf) // 2)
-    p1, perm1 = _recursive(blocks, a[:, :, :w1], leaf, column, pieces)
-    right = blocked_panel.gather_rows(a, perm1, w1)
+    p1, perm1 = _recursive(blocks, a, leaf, column, pieces, w1)
+    right = blocked_panel.gather_rows(a[:, :, :width], perm1, w1)
     u12 = trsm(
         blocks, p1[:, :w1], right[:, :w1], lower=True, trans=False, unit=True, block=blocks.max_n
     )
@@ -211,7 +218,7 @@ def getrf_pivots(
     for start in range(0, k, block):
         width = min(block, k - start)
         panel_pieces: list = []
-        packed, local = _recursive(blocks, trailing[:, :, :width], leaf, 0, panel_pieces)
+        packed, local = _recursive(blocks, trailing, leaf, 0, panel_pieces, width)
         pieces += [(start + column, piv) for column, piv in panel_pieces]
         perm = mx.concatenate(
             [perm[:, :start], mx.take_along_axis(perm[:, start:], local, axis=1)], axis=1

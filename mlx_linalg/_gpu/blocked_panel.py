@@ -101,23 +101,34 @@ def lu_panel_kernel(a: mx.array) -> tuple[mx.array, mx.array]:
     return packed, perm
 
 
-def lu_panel_kernel_pivots(a: mx.array) -> tuple[mx.array, mx.array, mx.array | None]:
+def lu_panel_kernel_pivots(
+    a: mx.array, columns: int | None = None
+) -> tuple[mx.array, mx.array, mx.array | None]:
     """:func:`lu_panel_kernel` plus the panel's own LAPACK pivots: ``(packed, perm, piv)``.
 
-    piv (B, min(r, b)) int32, 0-based: the interchanges of getf2 that produce ``perm``, so
-    a blocked getrf gets LAPACK's pivots as panel start + piv (dgetrf's rule) without
-    replaying the permutation. None where the stack went to :func:`lu_panel` (whose row
-    order after the pivots is not getf2's).
+    The panel is ``a[:, :, :columns]`` (all of ``a`` when None), which the kernel reads in
+    place from ``a`` (a leaf of the recursive LU panel is the left columns of a wider
+    array: no copy of the column slice first). piv (B, min(r, b)) int32, 0-based: the
+    interchanges of getf2 that produce ``perm``, so a blocked getrf gets LAPACK's pivots
+    as panel start + piv (dgetrf's rule) without replaying the permutation. None where the
+    stack went to :func:`lu_panel` (whose row order after the pivots is not getf2's).
     """
-    batch, r, b = a.shape
-    if a.size == 0:  # nothing to eliminate
+    batch, r, width = a.shape
+    b = width if columns is None else columns
+    if batch * r * b == 0:  # nothing to eliminate
         perm = mx.broadcast_to(mx.arange(r, dtype=mx.int32), (batch, r))
-        return a, perm, mx.zeros((batch, min(r, b)), dtype=mx.int32)
+        return a[:, :, :b], perm, mx.zeros((batch, min(r, b)), dtype=mx.int32)
     if a.dtype != mx.float32 or b > PANEL_MAX_NB or r * b > PANEL_MAX_ENTRIES:
-        return (*lu_panel(a), None)
-    launch = panel_launch("lu_panel", a.shape, lu_panel_threads(r))
-    packed, piv, perm, _ = _kernels.launch("lu_panel", [a], **launch)
+        return (*lu_panel(a[:, :, :b]), None)
+    launch = panel_launch("lu_panel", (batch, r, b), lu_panel_threads(r))
+    packed, piv, perm, _ = _kernels.launch("lu_panel", lu_panel_inputs(a, b), **launch)
     return packed, perm, piv
+
+
+def lu_panel_inputs(a: mx.array, columns: int | None = None) -> list[mx.array]:
+    """The ``lu_panel`` kernel's inputs for the panels ``a[:, :, :columns]`` (all of ``a``
+    when None), read in place: ``[a, Cols]``. Shared with the CPU emulation in tests."""
+    return [a, _kernels.extents(a.shape[-1] if columns is None else columns)]
 
 
 def lu_panel(a: mx.array) -> tuple[mx.array, mx.array]:
