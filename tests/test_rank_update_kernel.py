@@ -212,15 +212,18 @@ def test_band_reduction_updates_take_the_kernel(gpu_that_splits, monkeypatch):
     assert np.max(np.abs(got - exact)) <= 30 * n * U32 * np.linalg.norm(a[0], 2)
 
 
+@pytest.mark.parametrize("block, couplings", [(16, 12), (128, 2)])
 @pytest.mark.parametrize(
     "lower, trans", [(True, False), (False, False), (True, True), (False, True)]
 )
 def test_triangular_solve_reads_its_coupling_blocks_in_place(
-    gpu_that_splits, monkeypatch, lower, trans
+    gpu_that_splits, monkeypatch, lower, trans, block, couplings
 ):
     """The blocked triangular solve hands the kernel each coupling block as a window of A
-    (forward, backward, transposed): a stand-in that reads op(A) from the window alone,
-    never from the view it is given, still solves the system."""
+    (forward, backward, transposed; with blocks of 128, those of the recursion inside each
+    diagonal block, whose 128-column couplings are split products): a stand-in that reads
+    op(A) from the window alone, never from the view it is given, still solves the
+    system, with each full diagonal block taken from the ones copied out at once."""
 
     def from_window(c, a, b, *, trans_b=False, at=(0, 0), window=None):
         m, k = a.shape[1:]
@@ -235,7 +238,7 @@ def test_triangular_solve_reads_its_coupling_blocks_in_place(
 
     monkeypatch.setattr(blocked_common, "rank_update_kernel", from_window)
     rng = np.random.default_rng(4)
-    n = 50
+    n = 200  # blocks of 16: 12 full and one of 8; of 128: one, and one of 72 > 64
     a = rng.standard_normal((1, n, n)).astype(np.float32) + n * np.eye(n, dtype=np.float32)
     b = rng.standard_normal((1, n, 3)).astype(np.float32)
     x = blocked_triangular.trsm(
@@ -245,8 +248,8 @@ def test_triangular_solve_reads_its_coupling_blocks_in_place(
         lower=lower,
         trans=trans,
         unit=False,
-        block=16,
+        block=block,
     )
     want = scipy.linalg.solve_triangular(a[0], b[0], lower=lower, trans=int(trans))
-    assert gpu_that_splits == [trans] * 3  # four blocks: three coupling updates
+    assert gpu_that_splits == [trans] * couplings
     np.testing.assert_allclose(np.asarray(x[0]), want, rtol=1e-4, atol=1e-5)

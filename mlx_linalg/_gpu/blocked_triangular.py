@@ -5,6 +5,8 @@ MLX-op building blocks also take float64), ``(outputs, failed)`` out, lazy (no h
 synchronization), batch axes kept.
 """
 
+from typing import NamedTuple
+
 import mlx.core as mx
 
 from mlx_linalg._gpu.blocked_common import (
@@ -68,6 +70,9 @@ def trsm(
     if parts is None and n > min(block, blocks.max_n) and not slabs:
         parts = split_parts(a)
     t, t_parts = (mx.swapaxes(a, -1, -2), transposed_parts(parts)) if trans else (a, parts)
+    # The diagonal blocks the kernel solves: the steps' own, or the recursion's of max_n.
+    size = block if block <= blocks.max_n else blocks.max_n if block % blocks.max_n == 0 else 0
+    diagonals = _diagonal_blocks(a, trans, n, size) if size and n // size > 1 else None
     return _solve(
         blocks,
         t,
@@ -77,8 +82,21 @@ def trsm(
         unit=unit,
         block=block,
         slabs=slabs,
-        source=(a, trans),
+        source=Source(a, trans, 0, diagonals, size),
     )
+
+
+class Source(NamedTuple):
+    """Where the op(A) = ``t`` of a :func:`_solve` lies, so that its kernels read A in
+    place: A (B, n, n); whether op(A) = Aᵀ; ``t``'s first row and column in op(A) (a
+    diagonal block solved recursively); and op(A)'s full diagonal blocks of ``size``
+    copied out at once (:func:`_diagonal_blocks`), or None."""
+
+    a: mx.array
+    transposed: bool
+    origin: int = 0
+    diagonals: mx.array | None = None
+    size: int = 0
 
 
 def _solve(
@@ -91,22 +109,21 @@ def _solve(
     unit: bool,
     block: int,
     slabs: bool = False,
-    source: tuple[mx.array, bool] | None = None,
+    source: Source | None = None,
 ) -> mx.array:
     """:func:`trsm` of op(A) = ``t`` (lower when ``forward``), ``parts`` its split or None
-    (with ``slabs``: split a slab of block columns at a time). ``source``: (A, whether
-    ``t`` is its transpose), so that each coupling block is read in place from A where
+    (with ``slabs``: split a slab of block columns at a time). ``source``: where ``t``
+    lies in A (:class:`Source`), so that each coupling block is read in place from A where
     the ``rank_update`` kernel forms its product (``blocked_common.Window``: no copy of a
-    strided block), and the full diagonal blocks are copied out of A at once
-    (:func:`_diagonal_blocks`); None: ``t`` is a block of an array that is not at hand."""
+    strided block), and each full diagonal block comes from the diagonal blocks copied
+    out at once; None: ``t`` is a block of an array that is not at hand."""
     n = t.shape[-1]
     starts = list(range(0, n, block))
     if not forward:
         starts.reverse()
     group = -(-len(starts) // SLABS)  # steps per slab
     region = None if parts is None else (0, 0, parts)
-    stacked = source is not None and block <= blocks.max_n and n // block > 1
-    diagonals = _diagonal_blocks(source, n, block) if stacked else None
+    diagonals = None if source is None else source.diagonals
     rest = x
     solved: list[mx.array] = []
     for i, start in enumerate(starts):
@@ -120,15 +137,24 @@ def _solve(
         diagonal = t[:, start:stop, start:stop]
         rows = slice(stop, None) if forward else slice(None, start)
         inner, pieces = _step_parts(region, start, stop, forward)
-        if diagonals is not None and stop - start == block:
-            k = start // block  # a slice, not an integer index (which would be a gather)
+        if diagonals is not None and stop - start == source.size:
+            # a slice, not an integer index (which would be a gather)
+            k = (source.origin + start) // source.size
             own = diagonals[k : k + 1].reshape(diagonals.shape[1:])
             xk = blocks.trsm(own, rhs, lower=forward, trans=False, unit=unit)
         elif stop - start <= blocks.max_n:
             xk = blocks.trsm(diagonal, rhs, lower=forward, trans=False, unit=unit)
         else:
+            inside = None if source is None else source._replace(origin=source.origin + start)
             xk = _solve(
-                blocks, diagonal, inner, rhs, forward=forward, unit=unit, block=blocks.max_n
+                blocks,
+                diagonal,
+                inner,
+                rhs,
+                forward=forward,
+                unit=unit,
+                block=blocks.max_n,
+                source=inside,
             )
         solved.append(xk)
         if rest.shape[1]:
@@ -140,13 +166,12 @@ def _solve(
     return mx.concatenate(solved, axis=1) if len(solved) > 1 else solved[0]
 
 
-def _diagonal_blocks(source: tuple[mx.array, bool], n: int, block: int) -> mx.array:
+def _diagonal_blocks(a: mx.array, transposed: bool, n: int, block: int) -> mx.array:
     """op(A)'s full ``block`` x ``block`` diagonal blocks as one contiguous array
-    (n // block, B, block, block) (``source``: A (B, n, n) and whether op(A) = Aᵀ): one
+    (n // block, B, block, block), for A (B, n, n) and op(A) = Aᵀ when ``transposed``: one
     copy, where each block sliced from A in its step is a strided view that the diagonal
     kernel copies before reading it (a launch per step on a GPU). Block k, matrix b is
     ``[k, b]``, row-contiguous for every batch size."""
-    a, transposed = source
     batch = a.shape[0]
     row_stride, column_stride = (1, n) if transposed else (n, 1)
     view = mx.as_strided(
@@ -157,11 +182,13 @@ def _diagonal_blocks(source: tuple[mx.array, bool], n: int, block: int) -> mx.ar
     return mx.contiguous(view)
 
 
-def _window(source: tuple[mx.array, bool], row: int, column: int) -> Window:
-    """Where the block of op(A) from (row, column) lies in A (``source``: A and whether
-    op(A) = Aᵀ)."""
-    a, transposed = source
-    return Window(a, column, row, True) if transposed else Window(a, row, column)
+def _window(source: Source, row: int, column: int) -> Window:
+    """Where the block of ``t`` from (row, column) lies in A (``source``: where ``t``
+    lies, :class:`Source`)."""
+    row, column = source.origin + row, source.origin + column
+    if source.transposed:
+        return Window(source.a, column, row, True)
+    return Window(source.a, row, column)
 
 
 def _slab(t: mx.array, starts: list[int], block: int, forward: bool) -> tuple | None:
