@@ -24,11 +24,15 @@ def _emulated(c, a, b, *, trans_b, at, trans_a=False, product=False, origin=(0, 
     ``shape`` (B, M, K), its block of that shape from ``origin`` (read in place)."""
     if shape is None:
         shape = (a.shape[0], a.shape[2], a.shape[1]) if trans_a else a.shape
-    storage = (shape[0], shape[2], shape[1]) if trans_a else shape
-    launch = blocked_common.rank_update_launch(
-        storage, b.shape, trans_a=trans_a, trans_b=trans_b, product=product
+    launch, dims = blocked_common.rank_update_arguments(
+        shape,
+        b.shape,
+        transposed=trans_a,
+        trans_b=trans_b,
+        product=product,
+        at=at,
+        origin=origin,
     )
-    dims = blocked_common.rank_update_dims(shape, at=at, origin=origin)
     (d,) = emulate.run("rank_update", [c, a, b, np.zeros((*dims, 0), np.int32)], **launch)
     return d
 

@@ -465,19 +465,39 @@ def _launch_rank_update(
 ) -> mx.array:
     """One launch of ``rank_update`` for op(A) of ``shape`` (B, M, K) in ``window`` (``c``
     unread when ``product``)."""
-    trans_a = window.transposed
-    storage = (shape[0], shape[2], shape[1]) if trans_a else shape
-    launch = rank_update_launch(storage, b.shape, trans_a=trans_a, trans_b=trans_b, product=product)
-    dims = _kernels.extents(*rank_update_dims(shape, at=at, origin=(window.row, window.column)))
-    (d,) = _kernels.launch("rank_update", [c, window.array, b, dims], **launch)
+    launch, dims = rank_update_arguments(
+        shape,
+        b.shape,
+        transposed=window.transposed,
+        trans_b=trans_b,
+        product=product,
+        at=at,
+        origin=(window.row, window.column),
+    )
+    (d,) = _kernels.launch("rank_update", [c, window.array, b, _kernels.extents(*dims)], **launch)
     return d
 
 
-def rank_update_dims(shape: tuple, *, at: tuple[int, int], origin: tuple[int, int]) -> tuple:
-    """The ``rank_update`` kernel's Dims extents for op(A) of ``shape`` (B, M, K) whose
-    block starts at ``origin`` (row, column) of A's array and D's block at ``at`` of C:
-    (row0, col0, arow0, acol0, M, K). Shared with the CPU emulation in tests."""
-    return (*at, *origin, shape[1], shape[2])
+def rank_update_arguments(
+    shape: tuple,
+    b_shape: tuple,
+    *,
+    transposed: bool,
+    trans_b: bool,
+    product: bool,
+    at: tuple[int, int],
+    origin: tuple[int, int],
+) -> tuple[dict, tuple]:
+    """The ``rank_update`` kernel's launch arguments (:func:`rank_update_launch`) and its
+    Dims extents (row0, col0, arow0, acol0, M, K) for op(A) of ``shape`` (B, M, K) whose
+    block starts at ``origin`` (row, column) of A's array (its transpose's block when
+    ``transposed``: TRANS_A) and D's block at ``at`` of C. Shared with the CPU emulation
+    in tests."""
+    storage = (shape[0], shape[2], shape[1]) if transposed else shape
+    launch = rank_update_launch(
+        storage, b_shape, trans_a=transposed, trans_b=trans_b, product=product
+    )
+    return launch, (*at, *origin, shape[1], shape[2])
 
 
 def rank_update_launch(
