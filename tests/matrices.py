@@ -70,6 +70,18 @@ def replay_pivots(piv: np.ndarray, m: int) -> np.ndarray:
     return perm
 
 
+def random_moves(rng, batch: int, m: int, k: int, block: int) -> np.ndarray:
+    """What the blocked LU's steps record for ``blocked_lu.assemble``, at random: (S, B, m)
+    int32, S = ceil(k / block), row s a permutation of the m - s·block trailing rows of
+    step s, the rest of the row -7 (never read)."""
+    steps = -(-k // block)
+    moves = np.full((steps, batch, m), -7, dtype=np.int32)
+    for s in range(steps):
+        for b in range(batch):
+            moves[s, b, : m - s * block] = rng.permutation(m - s * block)
+    return moves
+
+
 def random_matrix(rng, shape, dtype=mx.float32, cond=None) -> mx.array:
     """Gaussian matrix stack, or with prescribed 2-norm condition number ``cond``."""
     np_dtype = NP_DTYPE[dtype]

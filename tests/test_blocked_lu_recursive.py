@@ -17,7 +17,17 @@ import numpy as np
 import pytest
 import scipy.linalg
 from kernel_emulation import emulate, needs_emulation
-from matrices import INV_RATIO, LU_RATIO, SOLVE_RATIO, as64, as_mlx, norm, ratio, unit_roundoff
+from matrices import (
+    INV_RATIO,
+    LU_RATIO,
+    SOLVE_RATIO,
+    as64,
+    as_mlx,
+    norm,
+    random_moves,
+    ratio,
+    unit_roundoff,
+)
 
 from mlx_linalg._gpu import blocked_lu, blocked_panel
 from mlx_linalg._gpu import reference as ref
@@ -356,3 +366,80 @@ def test_default_block_follows_the_order(rng, monkeypatch):
             chosen = blocked_lu.solve(a, b, blocks=GETF2, block=explicit)[0][0]
             same = np.array_equal(np.asarray(default), np.asarray(chosen))
             assert same == (explicit == block)
+
+
+def _assembled_by_replay(stored: np.ndarray, moves: np.ndarray, block: int):
+    """``assemble``'s result the long way: dgetrf's dlaswp on the left columns after every
+    step (each step's permutation applied to the rows below its start of every earlier
+    block column) and the permutation composed step by step."""
+    steps, batch, m = moves.shape
+    packed, perm = stored.copy(), np.tile(np.arange(m), (batch, 1))
+    for s in range(steps):
+        start = s * block
+        for b in range(batch):
+            order = start + moves[s, b, : m - start]
+            perm[b, start:] = perm[b, order]
+            # Step s stored its own block column in its order already; the earlier ones
+            # move with its rows.
+            packed[b, start:, :start] = packed[b, order, :start]
+    return packed, perm
+
+
+@pytest.mark.parametrize("m, n, block", [(50, 50, 16), (70, 40, 16), (40, 70, 16), (16, 16, 16)])
+def test_assemble_applies_the_later_interchanges(rng, m, n, block):
+    """``assemble`` (the MLX ops) moves each block column's rows as every later step's
+    interchange moves them, and composes the whole permutation: against a replay of the
+    steps one by one, on random permutations and entries (square, tall, wide, one step)."""
+    batch, k = 2, min(m, n)
+    stored = rng.standard_normal((batch, m, n)).astype(np.float32)
+    moves = random_moves(rng, batch, m, k, block)
+    packed, perm = blocked_lu.assemble(mx.array(stored), mx.array(moves), block)
+    want_packed, want_perm = _assembled_by_replay(stored, moves, block)
+    np.testing.assert_array_equal(np.asarray(perm), want_perm)
+    np.testing.assert_array_equal(np.asarray(packed), want_packed)
+
+
+def _emulated_assemble(stored, moves, block):
+    steps, batch, m = moves.shape
+    threads = 64
+    out = emulate.run(
+        "lu_assemble",
+        [np.asarray(stored), np.asarray(moves), np.zeros((block, 0), np.int32)],
+        template={},
+        grid=(batch * m * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[stored.shape, (batch, m)],
+    )
+    return tuple(mx.array(x) for x in out)
+
+
+@needs_emulation
+@pytest.mark.parametrize("m, n, block", [(50, 50, 16), (70, 40, 16), (40, 70, 16), (33, 33, 32)])
+def test_emulated_assemble_kernel(rng, m, n, block):
+    """The ``lu_assemble`` kernel body (emulated) equals the MLX-op ``assemble`` bit for bit
+    (square, tall, wide; a last step of one column), and as the blocked LU's last step gives
+    LAPACK's pivots and factors; moves that are not a permutation give rows of NaN and a
+    perm of -1, not rows of another matrix."""
+    batch, k = 3, min(m, n)
+    stored = mx.array(rng.standard_normal((batch, m, n)).astype(np.float32))
+    moves = mx.array(random_moves(rng, batch, m, k, block))
+    for x, y in zip(
+        _emulated_assemble(stored, moves, block),
+        blocked_lu.assemble(stored, moves, block),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+    a = rng.standard_normal((2, m, n))
+    blocks = GETF2._replace(lu_assemble=_emulated_assemble)
+    (packed, piv), _ = blocked_lu.lu_factor(as_mlx(a, mx.float32), blocks=blocks, block=block)
+    lapack_lu, lapack_piv = _scipy_lu(a.astype(np.float32).astype(np.float64))
+    np.testing.assert_array_equal(np.asarray(piv), lapack_piv)
+    np.testing.assert_allclose(np.asarray(packed), lapack_lu, rtol=1e-4, atol=1e-4)
+
+    broken = np.array(moves)
+    broken[-1, 1, 0] = m  # a row past the end, in the last step of matrix 1
+    packed, perm = _emulated_assemble(stored, mx.array(broken), block)
+    moved = np.asarray(perm)[1] == -1
+    assert moved.sum() == 1 and np.isnan(np.asarray(packed)[1][moved]).all()
+    assert np.isfinite(np.asarray(packed)[[0, 2]]).all()

@@ -114,6 +114,12 @@ def stubs(calls: Counts) -> Blocks:
         batch, _, n = x.shape
         return mx.depends(_constant((batch, rows.shape[1], n - first), np.float32), [x, rows])
 
+    def lu_assemble(stored, moves, block):
+        calls["lu_assemble"] += 1
+        batch, m = moves.shape[1:]
+        perm = _constant((batch, m), np.int32)
+        return tuple(mx.depends([_constant(stored.shape, np.float32), perm], [stored, moves]))
+
     def qr(a):
         calls["qr_panel"] += 1
         batch, m, w = a.shape
@@ -126,6 +132,7 @@ def stubs(calls: Counts) -> Blocks:
         lu_pivots=lu_pivots,
         lu_join=lu_join,
         gather_rows=gather_rows,
+        lu_assemble=lu_assemble,
         qr=qr,
     )
 

@@ -108,6 +108,9 @@ class Blocks(NamedTuple):
         gather_rows: ``gather_rows(x, rows, first) -> y``: y[b, i] = x[b, rows[b, i],
             first:] for (B, m, n) ``x`` and (B, r) int32 ``rows`` (the LU's row
             interchanges of whole matrices, ``blocked_panel.gather_rows``'s contract).
+        lu_assemble: None, or ``lu_assemble(stored, moves, block) -> (packed, perm)``: the
+            blocked LU's last step (``blocked_lu.assemble``'s contract) in one launch; it
+            may return None for input it does not take (then the MLX ops assemble).
     """
 
     max_n: int
@@ -118,6 +121,7 @@ class Blocks(NamedTuple):
     lu_pivots: Callable[[mx.array, int], tuple] | None = None
     lu_join: Callable[..., tuple | None] | None = None
     gather_rows: Callable[..., mx.array] = blocked_panel.gather_rows
+    lu_assemble: Callable[..., tuple | None] | None = None
 
 
 def _kernel_trsm(
@@ -158,6 +162,7 @@ KERNELS = Blocks(
     blocked_panel.lu_panel_kernel_pivots,
     blocked_panel.lu_join_kernel,
     blocked_panel.gather_rows_kernel,
+    blocked_panel.lu_assemble_kernel,
 )
 REFERENCE = Blocks(
     small_factor.MAX_N,

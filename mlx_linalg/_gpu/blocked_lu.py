@@ -191,18 +191,26 @@ def getrf_pivots(
         triangular solve runs in blocks of ``blocks.max_n``. 2n³/3 flops for a square
         matrix, all but O(n²·leaf) in the products.
 
-        The trailing matrix is its own, shrinking array. Memory (issue #7): the result
-        is one zero (B, m, n) array that each step's U block row is written into by a
-        slice update as soon as it is solved (final then: later interchanges move rows
-        below it only); the packed panels (m·k - k²/2 entries in all) are kept, and the
-        later interchanges are applied to each of them once, at the end, by one gather
-        whose result is written into its place (instead of dlaswp on the left columns
-        at every step). The trailing rows are gathered in two parts, the panel's pivot
-        rows (the right-hand side of U's block row) and the rows below them, whose own
-        buffer the trailing update then overwrites (a fused product donates a whole
-        array, not a row slice of one): one trailing-sized buffer per step, and about
-        two n² above the input in all (the result and the trailing matrix) where the
-        earlier concatenated assembly kept three to five.
+        The trailing matrix is its own, shrinking array. Memory (issue #7): each step
+        writes its packed panel (rows in its own pivot order) and U's block row into one
+        zero (B, m, n) array by two slice updates as soon as they are formed, and its
+        permutation of the trailing rows into one row of ``moves``; the later
+        interchanges reach each panel's multipliers once, at the end (:func:`assemble`,
+        the one-launch ``lu_assemble`` kernel on the GPU, which also forms the whole
+        permutation), instead of dlaswp on the left columns at every step. The trailing
+        rows are gathered in two parts, the panel's pivot rows (the right-hand side of
+        U's block row) and the rows below them, whose own buffer the trailing update
+        then overwrites (a fused product donates a whole array, not a row slice of one):
+        one trailing-sized buffer per step, and about two n² above the input at any time
+        (the stored steps and the trailing matrix, then the stored steps and the
+        assembled result).
+
+        Launches (issue #7: the graph is launch-bound on the GPU): per step, beside the
+        panel and its products, two slice updates and one row of ``moves``; the
+        permutation composed step by step and each panel's rows gathered at the end took
+        about 7 more per step (two gathers and a concatenation of the permutation; per
+        panel an inverse permutation, a gather of the index, an offset, a gather of rows
+        and a slice update): some 450 launches of a solve at n = 4096.
 
         A leaf is one launch of the ``lu_panel`` kernel on the GPU (``KERNELS``), a
         column loop of MLX ops (``blocked_panel.lu_panel``) in ``REFERENCE``.
@@ -211,19 +219,16 @@ def getrf_pivots(
     k = min(m, n)
     block = default_block(n) if block is None else block
     trailing = a
-    perm = mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m))
-    factor = mx.zeros((batch, m, n), dtype=a.dtype)
-    panels = []  # (start, the packed panel, perm after its step)
+    stored = mx.zeros((batch, m, n), dtype=a.dtype)
+    moves = mx.zeros((-(-k // block), batch, m), dtype=mx.int32)
     pieces = []  # (first column, a leaf's own pivots or None), over the whole matrix
-    for start in range(0, k, block):
+    for step, start in enumerate(range(0, k, block)):
         width = min(block, k - start)
         panel_pieces: list = []
         packed, local = _recursive(blocks, trailing, leaf, 0, panel_pieces, width)
         pieces += [(start + column, piv) for column, piv in panel_pieces]
-        perm = mx.concatenate(
-            [perm[:, :start], mx.take_along_axis(perm[:, start:], local, axis=1)], axis=1
-        )
-        panels.append((start, packed, perm))
+        stored[:, start:, start : start + width] = packed
+        moves[step, :, : m - start] = local
         if start + width < n:
             u12 = trsm(
                 blocks,
@@ -234,22 +239,58 @@ def getrf_pivots(
                 unit=True,
                 block=blocks.max_n,
             )
-            factor[:, start : start + width, start + width :] = u12
+            stored[:, start : start + width, start + width :] = u12
             if start + width < m:
                 trailing = subtract_product(
                     blocks.gather_rows(trailing, local[:, width:], width), packed[:, width:], u12
                 )
-    # Each panel's first row as a slice of one array (a view), not a Python int: under
-    # mx.compile a scalar operand is inlined into the fused kernel's source, one kernel
-    # (and one JIT compilation) per step and per matrix order (compiled_graphs); an
-    # integer index would be a gather launch per step.
-    starts = mx.arange(0, k, block, dtype=mx.int32)
-    for step, (start, packed, perm_then) in enumerate(panels):
-        inverse = blocked_panel.inverse_permutation(perm_then)
-        offset = starts[step : step + 1]
-        index = mx.take_along_axis(inverse, perm[:, start:], axis=1) - offset
-        factor[:, start:, start : start + packed.shape[-1]] = blocks.gather_rows(packed, index)
+    if k == 0:
+        return stored, mx.broadcast_to(mx.arange(m, dtype=mx.int32), (batch, m)), None
+    assembled = None if blocks.lu_assemble is None else blocks.lu_assemble(stored, moves, block)
+    factor, perm = assemble(stored, moves, block) if assembled is None else assembled
     return factor, perm, _join_pivots(pieces)
+
+
+def assemble(stored: mx.array, moves: mx.array, block: int) -> tuple[mx.array, mx.array]:
+    """The blocked LU's last step in MLX ops: ``(packed, perm)`` from what its steps wrote.
+
+    Args:
+        stored: (B, m, n), the factor as :func:`getrf_pivots`' steps wrote it: step s, from
+            row and column R_s = s·block on, its packed panel (rows in its own pivot
+            order) at rows R_s.. and columns R_s..R_s + w_s, and U's block row right of it
+            (w_s = block, the last step's possibly fewer: min(block, k - R_s)).
+        moves: (S, B, m) int32, one row per step: moves[s, :, :m - R_s] is step s's
+            permutation of its trailing matrix (row i of its panel is row moves[s, :, i] of
+            that matrix, both counted from R_s); the rest is not read.
+        block: the steps' width b.
+
+    Returns:
+        packed (B, m, n): every block column's rows below its diagonal block moved where
+        the later steps' interchanges send them (what dgetrf's dlaswp on the left columns
+        does at every step); perm (B, m) int32, row i of P·A is row perm[i] of A.
+
+    Notes:
+        The permutations compose backwards: the rows of block column s that end at
+        positions R_{s+1}.. are rows R_{s+1} + moves[s + 1][q - R_{s+1}], where q are the
+        rows of block column s + 1 that end there (its own diagonal rows included, at
+        their place). Per block column a gather of the index, one of the rows and a slice
+        update: the contract of the one-launch ``lu_assemble`` kernel
+        (``Blocks.lu_assemble``), which KERNELS use.
+    """
+    steps, batch, m = moves.shape
+    # A new array, as the kernel's output is: updating ``stored`` itself while its block
+    # columns are still to be gathered made MLX copy it at each step (7.4 n² at n = 1024).
+    packed = stored[...]
+    last = (steps - 1) * block
+    ends = mx.broadcast_to(mx.arange(last, m, dtype=mx.int32), (batch, m - last))
+    for s in range(steps - 2, -1, -1):
+        start = (s + 1) * block
+        rows = start + mx.take_along_axis(moves[s + 1, :, : m - start], ends - start, axis=1)
+        columns = stored[:, :, s * block : start]
+        packed[:, start:, s * block : start] = blocked_panel.gather_rows(columns, rows)
+        diagonal = mx.broadcast_to(mx.arange(s * block, start, dtype=mx.int32), (batch, block))
+        ends = mx.concatenate([diagonal, rows], axis=1)
+    return packed, mx.take_along_axis(moves[0], ends, axis=1)
 
 
 def parity(perm: mx.array) -> mx.array:

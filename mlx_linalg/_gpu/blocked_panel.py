@@ -369,3 +369,35 @@ def gather_rows_kernel(x: mx.array, rows: mx.array, first: int = 0) -> mx.array:
         output_shapes=[(batch, r, width)],
     )
     return y
+
+
+# Threads per threadgroup of the lu_assemble kernel (one threadgroup per row assembled), and
+# the most block columns it follows (its threadgroup array of source rows).
+ASSEMBLE_THREADS = 256
+ASSEMBLE_MAX_STEPS = 1024
+
+
+def lu_assemble_kernel(
+    stored: mx.array, moves: mx.array, block: int
+) -> tuple[mx.array, mx.array] | None:
+    """``blocked_lu.assemble``'s contract (shapes there) in one launch of the
+    ``lu_assemble`` kernel, one threadgroup per row; None for input it does not take
+    (another dtype, nothing to write, more block columns or rows than it holds)."""
+    steps, batch, m = moves.shape
+    rows = batch * m
+    if (
+        stored.dtype != mx.float32
+        or rows * stored.shape[-1] == 0
+        or not 1 <= steps <= ASSEMBLE_MAX_STEPS
+        or rows * ASSEMBLE_THREADS > _kernels.MAX_GRID
+    ):
+        return None
+    packed, perm = _kernels.launch(
+        "lu_assemble",
+        [stored, moves, _kernels.extents(block)],
+        template={},
+        grid=(rows * ASSEMBLE_THREADS, 1, 1),
+        threadgroup=(ASSEMBLE_THREADS, 1, 1),
+        output_shapes=[stored.shape, (batch, m)],
+    )
+    return packed, perm

@@ -21,6 +21,7 @@ from matrices import (
     SOLVE_RATIO,
     as64,
     norm,
+    random_moves,
     ratio,
     replay_pivots,
 )
@@ -179,6 +180,22 @@ def test_recursive_panel_with_join_kernel_gives_lapack_pivots(rng, m, w, leaf):
         mx.array(np.stack([rng.permutation(m - w1) for _ in range(2)]).astype(np.int32)),
     )
     for x, y in zip(blocked_panel.lu_join_kernel(*args), blocked_lu.join(*args), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize(
+    "batch, m, n, block", [(1, 4096, 4096, 64), (3, 1000, 700, 64), (2, 200, 500, 128)]
+)
+def test_assemble_kernel_is_the_mlx_op_assemble(rng, batch, m, n, block):
+    """The blocked LU's last step: the ``lu_assemble`` kernel equals the MLX-op
+    ``blocked_lu.assemble`` bit for bit (square, tall, wide), on random permutations."""
+    stored = _f32(rng.standard_normal((batch, m, n)))
+    moves = mx.array(random_moves(rng, batch, m, min(m, n), block))
+    for x, y in zip(
+        blocked_panel.lu_assemble_kernel(stored, moves, block),
+        blocked_lu.assemble(stored, moves, block),
+        strict=True,
+    ):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
