@@ -332,3 +332,45 @@ def test_blocked_qr_with_the_emulated_panel_kernel():
     q64, r64, u = np.asarray(q, np.float64)[0], np.asarray(r, np.float64)[0], 2.0**-24
     assert np.linalg.norm(a[0] - q64 @ r64) / (m * np.linalg.norm(a[0]) * u) <= 30
     assert np.linalg.norm(np.eye(n) - q64.T @ q64) / (m * u) <= 30
+
+
+def _run_leaf(a: np.ndarray, threads: int, columns: int | None = None):
+    """The emulated ``lu_leaf_registers`` kernel on the panels ``a[:, :, :columns]``."""
+    columns = a.shape[-1] if columns is None else columns
+    launch = blocked_panel.leaf_launch((*a.shape[:2], columns), threads)
+    inputs = [np.asarray(x) for x in blocked_panel.lu_panel_inputs(mx.array(a), columns)]
+    packed, piv, perm = emulate.run("lu_leaf_registers", inputs, **launch)
+    return packed, piv, perm
+
+
+@needs_emulation
+@pytest.mark.parametrize(
+    "m, nb, threads",
+    [(16, 16, 32), (40, 16, 64), (100, 13, 32), (300, 16, 64), (70, 8, 32), (33, 5, 32)],
+)
+def test_emulated_leaf_kernel_is_lu_panel_bit_for_bit(m, nb, threads):
+    """The register-held leaf kernel gives the ``lu_panel`` kernel's outputs bit for bit
+    (both emulated): one half of columns and two, one to eight rows a thread, on Gaussian,
+    graded, zero-column and NaN panels, and on integer panels full of ties; read in place
+    from a wider array."""
+    panels = _panels(m, nb, 7 * m + nb)
+    ties = np.random.default_rng(m).integers(-2, 3, size=(2, m, nb)).astype(np.float32)
+    for a in (panels, ties):
+        wide = np.concatenate([a, np.ones_like(a[:, :, :3])], axis=2)
+        leaf = _run_leaf(wide, threads, columns=nb)
+        panel = _run(a, 64)
+        for x, y in zip(leaf, panel, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_leaf_launch_rule():
+    """Rows per thread a power of two up to 8; None past LEAF_MAX_NB columns, for a panel
+    shorter than it is wide, or taller than LEAF_MAX_ROWS."""
+    rows = {m: blocked_panel.leaf_launch((1, m, 16))["template"]["R"] for m in (16, 512, 513, 4096)}
+    assert rows == {16: 1, 512: 1, 513: 2, 4096: 8}
+    assert blocked_panel.leaf_launch((1, 16, 16))["threadgroup"] == (32, 1, 1)
+    assert blocked_panel.leaf_launch((3, 4096, 16))["grid"] == (3 * 512, 1, 1)
+    assert blocked_panel.leaf_launch((1, 100, 13), 32)["template"]["R"] == 4
+    assert blocked_panel.leaf_launch((1, 4097, 16)) is None
+    assert blocked_panel.leaf_launch((1, 4096, 17)) is None
+    assert blocked_panel.leaf_launch((1, 8, 16)) is None

@@ -60,6 +60,37 @@ def lu_panel_threads(m: int) -> int:
     return 1024 if m >= 6144 else 768 if m >= 3072 else 512 if m >= 768 else 256
 
 
+# The recursive LU's leaves held in registers (the ``lu_leaf_registers`` kernel): panels of
+# at most LEAF_MAX_NB columns and LEAF_MAX_ROWS rows, in threadgroups of at most
+# LEAF_THREADS threads holding up to 8 rows each (8 x 8 floats a thread: ptxas must fit a
+# thread's registers in 65 536 / LEAF_THREADS, and MLX's custom kernels take no launch
+# bounds).
+LEAF_MAX_NB = 16
+LEAF_THREADS = 512
+LEAF_MAX_ROWS = 8 * LEAF_THREADS
+
+
+def leaf_launch(shape: tuple[int, int, int], threads: int | None = None) -> dict | None:
+    """Launch arguments of the ``lu_leaf_registers`` kernel for a (B, M, NB) stack of panels,
+    or None where it does not apply (NB > LEAF_MAX_NB, M < NB, more rows than its
+    threadgroup holds). ``threads``: the threadgroup (a multiple of 32); None:
+    LEAF_THREADS, or M rounded up to a multiple of 32 where that is fewer. R, the rows a
+    thread holds, is the next power of two of M / threads (one kernel per R). Shared with
+    the CPU emulation in tests."""
+    batch, m, nb = shape
+    if threads is None:
+        threads = min(LEAF_THREADS, -(-m // 32) * 32)
+    rows = 1 << (max(-(-m // threads), 1) - 1).bit_length()
+    if nb > LEAF_MAX_NB or m < nb or rows > 8:
+        return None
+    return {
+        "template": {"R": rows},
+        "grid": (batch * threads, 1, 1),
+        "threadgroup": (threads, 1, 1),
+        "output_shapes": [(batch, m, nb), (batch, nb), (batch, m)],
+    }
+
+
 def _width_class(nb: int) -> int:
     return 64 if nb <= 64 else 128 if nb <= 128 else PANEL_MAX_NB
 
@@ -112,6 +143,10 @@ def lu_panel_kernel_pivots(
     interchanges of getf2 that produce ``perm``, so a blocked getrf gets LAPACK's pivots
     as panel start + piv (dgetrf's rule) without replaying the permutation. None where the
     stack went to :func:`lu_panel` (whose row order after the pivots is not getf2's).
+    Panels of at most :data:`LEAF_MAX_NB` columns and :data:`LEAF_MAX_ROWS` rows (the
+    recursive LU's leaves up to n = 4096) go to the ``lu_leaf_registers`` kernel, which
+    holds them in registers (:func:`leaf_launch`), the others to ``lu_panel``: the same
+    outputs bit for bit.
     """
     batch, r, width = a.shape
     b = width if columns is None else columns
@@ -120,6 +155,10 @@ def lu_panel_kernel_pivots(
         return a[:, :, :b], perm, mx.zeros((batch, min(r, b)), dtype=mx.int32)
     if a.dtype != mx.float32 or b > PANEL_MAX_NB or r * b > PANEL_MAX_ENTRIES:
         return (*lu_panel(a[:, :, :b]), None)
+    leaf = leaf_launch((batch, r, b))
+    if leaf is not None:
+        packed, piv, perm = _kernels.launch("lu_leaf_registers", lu_panel_inputs(a, b), **leaf)
+        return packed, perm, piv
     launch = panel_launch("lu_panel", (batch, r, b), lu_panel_threads(r))
     packed, piv, perm, _ = _kernels.launch("lu_panel", lu_panel_inputs(a, b), **launch)
     return packed, perm, piv

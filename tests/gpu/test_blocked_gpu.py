@@ -268,6 +268,24 @@ def test_lu_panel_kernel_is_the_same_for_any_thread_count(m, nb):
             np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("m, nb", [(16, 16), (513, 16), (2000, 11), (4096, 16), (4096, 8)])
+def test_leaf_kernel_is_lu_panel_bit_for_bit(m, nb):
+    """The register-held leaf kernel (``lu_leaf_registers``, which ``lu_panel_kernel_pivots``
+    takes up to LEAF_MAX_ROWS rows) launches at each rows-per-thread class and gives the
+    ``lu_panel`` kernel's outputs bit for bit, reading the panel in place from a wider
+    array: Gaussian, integer (ties in every pivot search) and NaN-column panels."""
+    rng = np.random.default_rng(m * nb)
+    a = rng.standard_normal((3, m, nb + 5)).astype(np.float32)
+    a[1] = np.round(2 * a[1])
+    a[2, :, nb // 2] = np.nan
+    leaf = blocked_panel.lu_panel_kernel_pivots(mx.array(a), nb)
+    launch = blocked_panel.panel_launch("lu_panel", (3, m, nb), blocked_panel.lu_panel_threads(m))
+    inputs = blocked_panel.lu_panel_inputs(mx.array(a), nb)
+    packed, piv, perm, _ = _kernels.launch("lu_panel", inputs, **launch)
+    for x, y in zip(leaf, (packed, perm, piv), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 def test_lu_panel_kernel_reads_left_columns_in_place():
     """A recursive LU leaf: the panel as the first 16 columns of a 4096 x 64 array, read in
     place, gives the outputs of the kernel on those columns copied out, bit for bit."""
