@@ -1,4 +1,4 @@
-"""Launch counts of the blocked Cholesky, triangular-solve and QR graphs (issue #7), and the
+"""Launch counts of the blocked Cholesky, triangular-solve, QR and LU graphs (issue #7), and the
 pieces that cut them: counted on the CPU by tools/count_launches.py (lazy graphs, building
 blocks stubbed, nothing evaluated), so a change that adds launches shows here. Counts, not
 timings."""
@@ -40,6 +40,20 @@ BOUNDS = {
     # T's triangular solves copying their diagonal blocks out at once (one ``Contiguous``
     # each, where the GPU copied every block for its kernel: copies not counted here).
     ("qr", 1024): (_QR_CALLS, 623, 1218),
+    # The LU with recursive panels (leaves of 16, lu_join at the internal nodes): 560 / 980
+    # and solve 596 / 1121 while each step composed the permutation and each panel was
+    # gathered into its rows at the end; 432 / 852 and 468 / 993 with the last step one
+    # lu_assemble launch (2026-11-29).
+    ("lu_factor", 1024): (
+        {"lu_panel": 64, "trsm_small": 63, "lu_join": 48, "gather_rows": 30, "lu_assemble": 1},
+        434,
+        854,
+    ),
+    ("solve", 1024): (
+        {"lu_panel": 64, "trsm_small": 95, "lu_join": 48, "gather_rows": 31, "lu_assemble": 1},
+        470,
+        995,
+    ),
 }
 
 
