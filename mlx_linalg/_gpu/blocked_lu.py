@@ -210,7 +210,7 @@ def getrf_pivots(
         permutation composed step by step and each panel's rows gathered at the end took
         about 7 more per step (two gathers and a concatenation of the permutation; per
         panel an inverse permutation, a gather of the index, an offset, a gather of rows
-        and a slice update): some 450 launches of a solve at n = 4096.
+        and a slice update): some 510 launches of a solve at n = 4096.
 
         A leaf is one launch of the ``lu_panel`` kernel on the GPU (``KERNELS``), a
         column loop of MLX ops (``blocked_panel.lu_panel``) in ``REFERENCE``.
@@ -283,9 +283,14 @@ def assemble(stored: mx.array, moves: mx.array, block: int) -> tuple[mx.array, m
     packed = stored[...]
     last = (steps - 1) * block
     ends = mx.broadcast_to(mx.arange(last, m, dtype=mx.int32), (batch, m - last))
+    # Each step's first row as a slice of one array, not a Python int: under mx.compile a
+    # scalar operand is inlined into the fused kernel's source, one kernel (and one JIT
+    # compilation) per step and per matrix order (compiled_graphs).
+    starts = mx.arange(0, steps * block, block, dtype=mx.int32)
     for s in range(steps - 2, -1, -1):
-        start = (s + 1) * block
-        rows = start + mx.take_along_axis(moves[s + 1, :, : m - start], ends - start, axis=1)
+        start, offset = (s + 1) * block, starts[s + 1 : s + 2]
+        moved = mx.take_along_axis(moves[s + 1, :, : m - start], ends - offset, axis=1)
+        rows = offset + moved
         columns = stored[:, :, s * block : start]
         packed[:, start:, s * block : start] = blocked_panel.gather_rows(columns, rows)
         diagonal = mx.broadcast_to(mx.arange(s * block, start, dtype=mx.int32), (batch, block))
