@@ -40,6 +40,9 @@
 // (which updates the right half at each left step instead), so the results agree bit for
 // bit. Barriers order device memory within the threadgroup (mem_device); no grid-wide
 // synchronization is needed, since a panel belongs to one threadgroup.
+// nvcc (sm_90) gives the R = 8 kernel 128 registers a thread, the most a 512-thread
+// threadgroup allows; whether Metal's pipeline for it takes 512 threads
+// (maxTotalThreadsPerThreadgroup) is unchecked: no Apple machine was available.
 // Memory traffic: M NB floats read from A and written to LU, the left half's multipliers
 // read back once; every one of these passes coalesced through a threadgroup tile (T rows of
 // H columns at a time), not a thread per row (whose 32-byte pieces of 32 rows made each
