@@ -374,3 +374,21 @@ def test_leaf_launch_rule():
     assert blocked_panel.leaf_launch((1, 4097, 16)) is None
     assert blocked_panel.leaf_launch((1, 4096, 17)) is None
     assert blocked_panel.leaf_launch((1, 8, 16)) is None
+
+
+@pytest.mark.parametrize(
+    ("backend", "kernel"), [("cuda", "lu_leaf_registers"), ("metal", "lu_panel")]
+)
+def test_leaf_kernel_on_cuda_alone(monkeypatch, backend, kernel):
+    """A 16-column leaf goes to the register-held kernel on CUDA, where it was measured, and
+    to ``lu_panel`` on Metal (its 512-thread pipeline unchecked there)."""
+    launched = []
+
+    def launch(name, inputs, *, output_shapes, **_):
+        launched.append(name)
+        return [mx.zeros(shape) for shape in output_shapes]
+
+    monkeypatch.setattr(blocked_panel._kernels, "backend", lambda: backend)
+    monkeypatch.setattr(blocked_panel._kernels, "launch", launch)
+    blocked_panel.lu_panel_kernel_pivots(mx.zeros((1, 64, 32)), 16)
+    assert launched == [kernel]

@@ -143,10 +143,10 @@ def lu_panel_kernel_pivots(
     interchanges of getf2 that produce ``perm``, so a blocked getrf gets LAPACK's pivots
     as panel start + piv (dgetrf's rule) without replaying the permutation. None where the
     stack went to :func:`lu_panel` (whose row order after the pivots is not getf2's).
-    Panels of at most :data:`LEAF_MAX_NB` columns and :data:`LEAF_MAX_ROWS` rows (the
-    recursive LU's leaves up to n = 4096) go to the ``lu_leaf_registers`` kernel, which
-    holds them in registers (:func:`leaf_launch`), the others to ``lu_panel``: the same
-    outputs bit for bit.
+    On MLX's CUDA backend, panels of at most :data:`LEAF_MAX_NB` columns and
+    :data:`LEAF_MAX_ROWS` rows (the recursive LU's leaves up to n = 4096) go to the
+    ``lu_leaf_registers`` kernel, which holds them in registers (:func:`leaf_launch`), the
+    others to ``lu_panel``: the same outputs bit for bit.
     """
     batch, r, width = a.shape
     b = width if columns is None else columns
@@ -155,7 +155,9 @@ def lu_panel_kernel_pivots(
         return a[:, :, :b], perm, mx.zeros((batch, min(r, b)), dtype=mx.int32)
     if a.dtype != mx.float32 or b > PANEL_MAX_NB or r * b > PANEL_MAX_ENTRIES:
         return (*lu_panel(a[:, :, :b]), None)
-    leaf = leaf_launch((batch, r, b))
+    # The leaf kernel on CUDA alone, where it was measured: on Metal, whether its pipeline
+    # takes 512 threads of 128 registers each is unchecked (no Apple machine).
+    leaf = leaf_launch((batch, r, b)) if _kernels.backend() == "cuda" else None
     if leaf is not None:
         packed, piv, perm = _kernels.launch("lu_leaf_registers", lu_panel_inputs(a, b), **leaf)
         return packed, perm, piv
