@@ -37,12 +37,17 @@ def _assert_close(x: np.ndarray, y: np.ndarray) -> None:
     assert (diff <= 1e-5 * scale + 1e-6).all(), float((diff / (scale + 1e-30)).max())
 
 
-def _run(a: np.ndarray, threads: int, columns: int | None = None):
-    """The emulated kernel on the panels ``a[:, :, :columns]``, read in place."""
+def _run(a: np.ndarray, threads: int, columns: int | None = None, kernel: str = "lu_panel"):
+    """The emulated ``lu_panel`` (or ``lu_leaf_registers``) kernel on the panels
+    ``a[:, :, :columns]``, read in place: (packed, piv, perm)."""
     columns = a.shape[-1] if columns is None else columns
-    launch = blocked_panel.panel_launch("lu_panel", (*a.shape[:2], columns), threads)
+    shape = (*a.shape[:2], columns)
+    if kernel == "lu_leaf_registers":
+        launch = blocked_panel.leaf_launch(shape, threads)
+    else:
+        launch = blocked_panel.panel_launch(kernel, shape, threads)
     inputs = [np.asarray(x) for x in blocked_panel.lu_panel_inputs(mx.array(a), columns)]
-    packed, piv, perm, _ = emulate.run("lu_panel", inputs, **launch)
+    packed, piv, perm = emulate.run(kernel, inputs, **launch)[:3]
     return packed, piv, perm
 
 
@@ -334,15 +339,6 @@ def test_blocked_qr_with_the_emulated_panel_kernel():
     assert np.linalg.norm(np.eye(n) - q64.T @ q64) / (m * u) <= 30
 
 
-def _run_leaf(a: np.ndarray, threads: int, columns: int | None = None):
-    """The emulated ``lu_leaf_registers`` kernel on the panels ``a[:, :, :columns]``."""
-    columns = a.shape[-1] if columns is None else columns
-    launch = blocked_panel.leaf_launch((*a.shape[:2], columns), threads)
-    inputs = [np.asarray(x) for x in blocked_panel.lu_panel_inputs(mx.array(a), columns)]
-    packed, piv, perm = emulate.run("lu_leaf_registers", inputs, **launch)
-    return packed, piv, perm
-
-
 @needs_emulation
 @pytest.mark.parametrize(
     "m, nb, threads",
@@ -357,7 +353,7 @@ def test_emulated_leaf_kernel_is_lu_panel_bit_for_bit(m, nb, threads):
     ties = np.random.default_rng(m).integers(-2, 3, size=(2, m, nb)).astype(np.float32)
     for a in (panels, ties):
         wide = np.concatenate([a, np.ones_like(a[:, :, :3])], axis=2)
-        leaf = _run_leaf(wide, threads, columns=nb)
+        leaf = _run(wide, threads, columns=nb, kernel="lu_leaf_registers")
         panel = _run(a, 64)
         for x, y in zip(leaf, panel, strict=True):
             np.testing.assert_array_equal(x, y)
