@@ -400,17 +400,9 @@ def test_assemble_applies_the_later_interchanges(rng, m, n, block):
 
 
 def _emulated_assemble(stored, moves, block):
-    steps, batch, m = moves.shape
-    threads = 64
-    out = emulate.run(
-        "lu_assemble",
-        [np.asarray(stored), np.asarray(moves), np.zeros((block, 0), np.int32)],
-        template={},
-        grid=(batch * m * threads, 1, 1),
-        threadgroup=(threads, 1, 1),
-        output_shapes=[stored.shape, (batch, m)],
-    )
-    return tuple(mx.array(x) for x in out)
+    inputs = [np.asarray(x) for x in blocked_panel.lu_assemble_inputs(stored, moves, block)]
+    launch = blocked_panel.assemble_launch(stored.shape, threads=64)
+    return tuple(mx.array(x) for x in emulate.run("lu_assemble", inputs, **launch))
 
 
 @needs_emulation

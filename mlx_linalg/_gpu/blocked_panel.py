@@ -433,12 +433,25 @@ def lu_assemble_kernel(
         or rows * ASSEMBLE_THREADS > _kernels.MAX_GRID
     ):
         return None
-    packed, perm = _kernels.launch(
-        "lu_assemble",
-        [stored, moves, _kernels.extents(block)],
-        template={},
-        grid=(rows * ASSEMBLE_THREADS, 1, 1),
-        threadgroup=(ASSEMBLE_THREADS, 1, 1),
-        output_shapes=[stored.shape, (batch, m)],
-    )
+    inputs = lu_assemble_inputs(stored, moves, block)
+    packed, perm = _kernels.launch("lu_assemble", inputs, **assemble_launch(stored.shape))
     return packed, perm
+
+
+def lu_assemble_inputs(stored: mx.array, moves: mx.array, block: int) -> list[mx.array]:
+    """The ``lu_assemble`` kernel's inputs: ``[stored, moves, block]`` (the block as
+    extents). Shared with the CPU emulation in tests."""
+    return [stored, moves, _kernels.extents(block)]
+
+
+def assemble_launch(shape: tuple[int, int, int], threads: int = ASSEMBLE_THREADS) -> dict:
+    """Launch arguments (template, grid, threadgroup, output shapes) of the ``lu_assemble``
+    kernel for a (B, m, n) factor, one threadgroup of ``threads`` per row. Shared with the
+    CPU emulation in tests."""
+    batch, m, _ = shape
+    return {
+        "template": {},
+        "grid": (batch * m * threads, 1, 1),
+        "threadgroup": (threads, 1, 1),
+        "output_shapes": [shape, (batch, m)],
+    }
