@@ -39,7 +39,7 @@ def _emulated_q(a, band, simdgroups=2):
         "apply_band_reflectors",
         [kept, rows],
         output_shapes=[rows.shape],
-        **band_chase.apply_band_reflectors_launch(kept.shape, batch * n),
+        **band_chase.apply_band_reflectors_launch(kept.shape, batch * n, n),
     )
     return d, e[:, : n - 1], np.swapaxes(qt, -1, -2)
 
@@ -132,11 +132,12 @@ def test_two_stage_route_end_to_end(rng):
     assert np.max(np.abs(w[0] - exact)) <= EIGENVALUES * n * U32 * np.linalg.norm(a[0], 2)
 
 
-@pytest.mark.parametrize(("n", "band"), [(40, 8), (37, 32), (3, 2)])
+@pytest.mark.parametrize(("n", "band"), [(40, 8), (37, 32), (3, 2), (2, 1), (1, 1), (100, 2)])
 def test_kept_reflectors_give_q(rng, n, band):
     """With WANT_Q the same (d, e) (bit for bit), and the reflectors, applied to the
     identity by the back-transformation kernel, give an orthogonal Q with Qᵀ A Q = T:
-    ‖I − QᵀQ‖/(n u) and ‖QᵀAQ − T‖/(n ‖A‖ u) at most 30 (the stage-1 tests' ratios)."""
+    ‖I − QᵀQ‖/(n u) and ‖QᵀAQ − T‖/(n ‖A‖ u) at most 30 (the stage-1 tests' ratios).
+    (100, 2): 49 ticks a sweep, which the kernel stages 32 at a time; n < 3: Q = I."""
     a = symmetric_band(rng, 2, n, band)
     d, e, q = _emulated_q(a, band)
     want_d, want_e = _emulated(a, band)
@@ -159,6 +160,8 @@ def test_bad_input_is_refused_before_any_launch():
     kept = mx.zeros((2, 1, 3), mx.float32)
     with pytest.raises(ValueError, match="apply_band_q.*batch shape"):
         band_chase.apply_band_q(kept, mx.zeros((2, 4, 4), mx.float32))
+    with pytest.raises(ValueError, match="apply_band_q.*n <= 4096"):
+        band_chase.apply_band_q(mx.zeros((4095, 128, 33)), mx.zeros((4097, 2), mx.float32))
     with pytest.raises(ValueError, match="1 to 32 simdgroups"):
         band_chase.band_to_tridiagonal_launch((1, 8, 8), 2, 33)
     d, e, q = band_chase.band_to_tridiagonal_q(mx.zeros((0, 5, 5), mx.float32), 2)
@@ -181,7 +184,7 @@ def test_two_stage_eigh_end_to_end(rng):
         "apply_band_reflectors",
         [kept, rows],
         output_shapes=[rows.shape],
-        **band_chase.apply_band_reflectors_launch(kept.shape, n),
+        **band_chase.apply_band_reflectors_launch(kept.shape, n, n),
     )
     z = band_reduction.apply_q(reflectors, mx.array(np.swapaxes(q2z, -1, -2).copy()))
     w, z, a64 = np.array(w[0], np.float64), np.array(z[0], np.float64), a[0].astype(np.float64)

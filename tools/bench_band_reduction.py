@@ -175,9 +175,10 @@ def _eigenvalue_route(
     out["dc_ms"], (_, z_t) = best_ms(
         lambda: tridiagonal_dc.eigh_tridiagonal(d, e), mx_sync, reps, warmup=1
     )
-    out["apply_band_q_ms"], _ = best_ms(
-        lambda: band_chase.apply_band_q(kept, z_t), mx_sync, reps, warmup=1
-    )
+    if n <= band_chase.APPLY_ORDERS[-1]:  # the kernel holds a vector in threadgroup memory
+        out["apply_band_q_ms"], _ = best_ms(
+            lambda: band_chase.apply_band_q(kept, z_t), mx_sync, reps, warmup=1
+        )
     for group in (32, 64):
         out[f"apply_band_q_blocks_{group}_ms"], _ = best_ms(
             lambda group=group: band_q_blocks.apply_band_q_blocks(kept, z_t, group=group),

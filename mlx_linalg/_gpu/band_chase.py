@@ -10,8 +10,9 @@ several sweeps at once), or from :data:`TILED_FROM` on with sequenced launches o
 of sweeps and ticks on many SMs (:mod:`mlx_linalg._gpu.band_chase_tiles`, the same results
 bit for bit). :func:`band_to_tridiagonal` gives the tridiagonal matrix (for
 eigenvalues); :func:`band_to_tridiagonal_q` also keeps the reflectors, which
-:func:`apply_band_q` applies to vectors (the ``apply_band_reflectors`` kernel), as the
-eigenvectors need.
+:func:`apply_band_q` applies to vectors of length up to ``APPLY_ORDERS[-1]`` (the
+``apply_band_reflectors`` kernel: a sweep's reflectors at once, the vector in threadgroup
+memory), as the eigenvectors need.
 """
 
 import mlx.core as mx
@@ -29,8 +30,9 @@ MAX_BAND = 32
 # allocation and was within 3% of 16 on the H100 (n = 4096: 161 against 157 ms; 8: 173;
 # tools/bench_band_reduction.py --simdgroups). Read at each call.
 SIMDGROUPS = 12
-# Threads per threadgroup of the back-transformation (one simdgroup per vector).
-APPLY_THREADS = 256
+# The orders the back-transformation kernel is compiled for (its vector held in
+# threadgroup memory: NMAX + NMAX / 32 floats); the smallest that holds n is used.
+APPLY_ORDERS = (1024, 2048, 4096)
 # From this order on, the chase runs on many SMs (band_chase_tiles: sequenced launches of
 # tiles) instead of one threadgroup a matrix. H100, 2026-11-28: the dispatched eigh took
 # 231 against 274 ms at n = 3072 and eigvalsh 203 against 211; at 2048 the tiled chase was
@@ -67,14 +69,17 @@ def band_to_tridiagonal_launch(
     }
 
 
-def apply_band_reflectors_launch(reflectors_shape: tuple[int, ...], rows: int) -> dict:
-    """The back-transformation kernel's launch arguments for ``rows`` vectors of length n in
-    all (the batch's), each given as a row; shared with the CPU emulation in tests."""
-    threads = -(-rows * 32 // APPLY_THREADS) * APPLY_THREADS
+def apply_band_reflectors_launch(reflectors_shape: tuple[int, ...], rows: int, n: int) -> dict:
+    """The back-transformation kernel's launch arguments for ``rows`` vectors of length
+    ``n <= APPLY_ORDERS[-1]`` in all (the batch's), each given as a row, one simdgroup
+    (threadgroup) each; shared with the CPU emulation in tests."""
     return {
-        "template": {"BAND": reflectors_shape[-1] - 1},
-        "grid": (threads, 1, 1),
-        "threadgroup": (APPLY_THREADS, 1, 1),
+        "template": {
+            "BAND": reflectors_shape[-1] - 1,
+            "NMAX": next(order for order in APPLY_ORDERS if n <= order),
+        },
+        "grid": (rows * 32, 1, 1),
+        "threadgroup": (32, 1, 1),
     }
 
 
@@ -170,7 +175,9 @@ def apply_band_q(reflectors: mx.array, z: mx.array) -> mx.array:
 
     Returns:
         (..., n, m): Q Z, one simdgroup per column through the ``apply_band_reflectors``
-        kernel (the columns are handed to it as rows: two transposing copies).
+        kernel (the columns are handed to it as rows: two transposing copies). n must be at
+        most ``APPLY_ORDERS[-1]``; beyond it ``band_q_blocks.apply_band_q_blocks`` applies
+        the same Q.
     """
     n, m = z.shape[-2:]
     batch = reflectors.shape[:-3]
@@ -178,6 +185,11 @@ def apply_band_q(reflectors: mx.array, z: mx.array) -> mx.array:
         raise ValueError(
             f"[apply_band_q] expected float32 (..., n, m) with the reflectors' batch shape "
             f"{batch}, got {z.dtype} {z.shape}"
+        )
+    if n > APPLY_ORDERS[-1]:
+        raise ValueError(
+            f"[apply_band_q] expected n <= {APPLY_ORDERS[-1]} (the kernel holds a vector in "
+            f"threadgroup memory), got n = {n}: use band_q_blocks.apply_band_q_blocks"
         )
     if z.size == 0:
         return z
@@ -187,6 +199,6 @@ def apply_band_q(reflectors: mx.array, z: mx.array) -> mx.array:
         "apply_band_reflectors",
         [kept, rows],
         output_shapes=[rows.shape],
-        **apply_band_reflectors_launch(kept.shape, rows.shape[0] * m),
+        **apply_band_reflectors_launch(kept.shape, rows.shape[0] * m, n),
     )
     return mx.swapaxes(y, -1, -2).reshape(z.shape)

@@ -3,12 +3,12 @@
 The bulge-chasing kernel (``band_chase.band_to_tridiagonal_q``) keeps one reflector per
 (sweep s, tick k), acting on rows s + 1 + k b .. s + (k + 1) b, and T = Q₂ᵀ A Q₂ with
 Q₂ = Π_s Π_k H(s, k) (sweeps in order, each sweep's ticks in order). The
-``apply_band_reflectors`` kernel applies them to Z one at a time, one simdgroup per column:
-n²/(2b) dependent steps per column (1.6 s at n = 8192 on the H100). Here they are grouped
-as MAGMA groups them (Haidar, Solcà, Gates, Tomov, Schulthess & Dongarra, ISC 2013): the
-reflectors of g consecutive sweeps at one tick form a block, G(j, k) = Π_{s in group j}
-H(s, k), on a window of b + g − 1 rows, I − V T Vᵀ in compact WY form (V a parallelogram:
-each sweep's reflector one row below the previous one's).
+``apply_band_reflectors`` kernel applies them to Z a sweep at a time, one simdgroup per
+column held in threadgroup memory (n - 2 dependent steps per column; n <= 4096). Here
+they are grouped as MAGMA groups them (Haidar, Solcà, Gates, Tomov, Schulthess & Dongarra,
+ISC 2013): the reflectors of g consecutive sweeps at one tick form a block, G(j, k) =
+Π_{s in group j} H(s, k), on a window of b + g − 1 rows, I − V T Vᵀ in compact WY form (V
+a parallelogram: each sweep's reflector one row below the previous one's).
 
 Order. H(s, k) must come before H(s + 1, k) and H(s + 1, k − 1), whose rows it shares;
 all other pairs of the same sweep group commute. So Q₂ = Π_j Π_{k descending} G(j, k),
@@ -34,8 +34,8 @@ from mlx_linalg._tracing import start_every
 
 # Sweeps per block: the blocks' width g (their windows have band + g - 1 rows). On the
 # H100 (band 32, Z n x n, tools/bench_band_reduction.py): 64 took 26.9 / 113 / 636 ms at
-# n = 2048 / 4096 / 8192, 32 took 39.1 / 126 / 704, the one-at-a-time kernel 36.6 / 192 /
-# 1573 (and 6.7 ms at 1024, where blocks took 18-22).
+# n = 2048 / 4096 / 8192, 32 took 39.1 / 126 / 704, the kernel then (one reflector at a
+# time) 36.6 / 192 / 1573 (and 6.7 ms at 1024, where blocks took 18-22).
 GROUP = 64
 
 

@@ -32,10 +32,11 @@ from mlx_linalg._tracing import start_evaluation
 # held one entry per SIMD lane) and stage 1's default.
 BAND = min(band_reduction.BAND, band_chase.MAX_BAND)
 # The order from which stage 2's back-transformation is applied by blocks of reflectors
-# (band_q_blocks: matrix products) rather than one reflector at a time (the
-# apply_band_reflectors kernel): on the H100 blocks of 64 took 26.9 against 36.6 ms at
-# n = 2048, 18.4 against 6.7 at 1024 (band_q_blocks.GROUP).
-Q2_BLOCKS_FROM = 2048
+# (band_q_blocks: matrix products) rather than a sweep at a time (the
+# apply_band_reflectors kernel). H200, 2026-11-30, Q₂ Z for Z n x n (blocks of 64): the
+# kernel 1.70 / 8.51 / 56.1 ms at n = 1024 / 2048 / 4096, blocks 5.09 / 10.2 / 46.0
+# (3072 not measured).
+Q2_BLOCKS_FROM = 4096
 
 
 def eigvalsh(a: mx.array, *, band: int = BAND) -> mx.array:

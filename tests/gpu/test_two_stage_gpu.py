@@ -178,7 +178,7 @@ def test_dispatched_eigh_batch_with_a_nan_gpu(rng):
 @pytest.mark.parametrize(("n", "band", "group"), [(1024, 32, 32), (700, 16, 64)])
 def test_blocked_back_transformation_matches_the_kernel_gpu(rng, n, band, group):
     """Q₂ Z by blocks of reflectors (``band_q_blocks``, matrix products) equals the
-    one-at-a-time kernel's on stage 2's own reflectors, to 30 n u ‖Z‖."""
+    kernel's (a sweep at a time) on stage 2's own reflectors, to 30 n u ‖Z‖."""
     a = _symmetric(rng, 2, n)
     rows, cols = np.indices((n, n))
     a[..., np.abs(rows - cols) > band] = 0
