@@ -279,14 +279,17 @@ def test_bench_smoke_run_on_the_cpu(tmp_path):
 
 def test_launches_per_block_column_stay_bounded():
     """Launches per block column at n = 1024, band 32, as counted (tools/count_launches.py's
-    method) when written: 29.3 as on an H100 (split operands and narrow updates one kernel
-    launch each), 48.0 with the TF32 splits formed by MLX ops, 24.3 with float32 products
-    (building blocks: 2.4 qr_small, 3.2 tsqr_product, 1 tsqr_householder per column)."""
+    method, evaluation deferred) on 2026-11-30: 28.4 as on an H100 (split operands and
+    narrow updates one kernel launch each), 47.1 with the TF32 splits formed by MLX ops,
+    23.4 with float32 products (building blocks: 2.4 qr_small, 3.2 tsqr_product, 1
+    tsqr_householder per column). A count that evaluated at the route's starts saw only
+    the last few columns (16.5), so the first bound also checks that it sees them all."""
     bench = _bench()
     plain, split = (bench.count(1024, 32, split=s) for s in (False, True))
     gpu = bench.count(1024, 32, split=True, gpu=True)
     assert plain["columns"] == split["columns"] == gpu["columns"] == 31
     assert plain["per_column"] <= 25 and split["per_column"] <= 49 and gpu["per_column"] <= 30
+    assert gpu["per_column"] >= 25
     assert split["calls_per_column"]["tsqr_householder"] == 1
     assert gpu["calls_per_column"]["rank_update"] >= 3  # Vᵀ Z, W, the rank-2b update
 

@@ -41,7 +41,14 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 from bench_timing import best_ms, cell, cuda_torch, machine, mx_sync, release_memory, table_head
-from count_launches import gpu_stubbed, graph_counts, stubs, tf32, tsqr_stubbed
+from count_launches import (
+    evaluation_deferred,
+    gpu_stubbed,
+    graph_counts,
+    stubs,
+    tf32,
+    tsqr_stubbed,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -76,7 +83,7 @@ def count(n: int, band: int, *, split: bool, gpu: bool = False) -> dict:
     ``gpu`` (with ``split``): as on a GPU that splits float32 products, split operands and
     narrow updates one launch each (count_launches' ``gpu_stubbed``)."""
     calls = collections.Counter()
-    with tf32(split), tsqr_stubbed(calls), gpu_stubbed(calls, gpu):
+    with tf32(split), tsqr_stubbed(calls), gpu_stubbed(calls, gpu), evaluation_deferred():
         banded, reflectors = band_reduction.sy2sb(
             _constant((1, n, n)), band=band, blocks=stubs(calls)
         )
