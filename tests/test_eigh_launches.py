@@ -3,9 +3,17 @@ CPU with every kernel a one-launch stand-in."""
 
 import math
 
+import mlx.core as mx
 import tool_scripts
 
-from mlx_linalg._gpu import band_chase, tridiagonal_dc, two_stage
+from mlx_linalg._gpu import (
+    band_chase,
+    blocked_qr,
+    polar,
+    small_factor,
+    tridiagonal_dc,
+    two_stage,
+)
 
 
 def _tool():
@@ -33,9 +41,31 @@ def test_each_phase_counts_its_own_kernels():
 
 
 def test_command_line_prints_the_table():
-    out = tool_scripts.run("tools/count_eigh_launches.py", "--sizes", "100", "--kinds")
+    out = tool_scripts.run("tools/count_eigh_launches.py", "--sizes", "100", "--kinds", "--polar")
     lines = out.splitlines()
-    assert lines[0].startswith("| n | stage 1 | stage 2 | divide and conquer | Q2 Z | Q1 | eigh")
+    assert lines[0] == (
+        "| n | stage 1 | stage 2 | divide and conquer | Q2 Z | Q1 | eigh | polar (QDWH) |"
+    )
     row = [cell.strip() for cell in lines[2].split("|")[1:-1]]
-    assert row[0] == "100" and int(row[-1]) == sum(int(x) for x in row[1:-1])
+    assert row[0] == "100" and int(row[-2]) == sum(int(x) for x in row[1:-2])
+    assert int(row[-1]) > 0
     assert any("secular_roots" in line for line in lines[3:])
+    assert any(line.strip().startswith("polar (QDWH): ") for line in lines[3:])
+
+
+def test_polar_counts_one_panel_kernel_per_block_of_each_iteration():
+    """``polar.qdwh`` at n = 200, float32's static schedule (QR-based iterations while
+    c_k > 100, then Cholesky-based ones): one ``cholesky_panel`` per leaf (the small
+    kernels' largest order, ``small_factor.MAX_N`` = 64 columns) of each Cholesky-based
+    iteration and one ``tsqr_householder`` per QR panel of each QR-based one."""
+    n = 200
+    schedule = polar.qdwh_schedule(
+        polar._eps(mx.float32) * polar.L_FLOOR_FACTOR, polar.unit_roundoff(mx.float32)
+    )
+    qr_based = sum(schedule)
+    assert qr_based >= 1 and len(schedule) - qr_based >= 1
+    kinds = _tool().count_polar(n)
+    cholesky_leaves = -(-n // small_factor.MAX_N)
+    qr_panels = -(-n // blocked_qr.BLOCK)
+    assert kinds["cholesky_panel"] == (len(schedule) - qr_based) * cholesky_leaves
+    assert kinds["tsqr_householder"] == qr_based * qr_panels

@@ -13,9 +13,11 @@ stage 2 (the chase, ``band_chase.band_to_tridiagonal_q``), the divide and conque
 ``two_stage.Q2_BLOCKS_FROM``, ``band_q_blocks``) and Q₁ (``band_reduction.apply_q``).
 Not counted: copies the GPU makes of non-contiguous kernel inputs, and the route's glue
 (reshapes, the scaling of the dispatched ``eigh``), so a GPU timeline shows some more.
+``--polar`` adds the SVD route's first part, the QDWH polar decomposition
+(``polar.qdwh`` with ``tall_skinny.KERNELS``), whose H the route then hands to this eigh.
 
-Usage: ``python tools/count_eigh_launches.py [--sizes 1024,2048] [--kinds]`` (``--kinds``:
-each phase's launches by primitive).
+Usage: ``python tools/count_eigh_launches.py [--sizes 1024,2048] [--kinds] [--polar]``
+(``--kinds``: each phase's launches by primitive).
 """
 
 import argparse
@@ -43,6 +45,8 @@ from mlx_linalg._gpu import (  # noqa: E402
     band_q_blocks,
     band_reduction,
     blocked_qr,
+    polar,
+    tall_skinny,
     tridiagonal_dc,
     two_stage,
 )
@@ -152,18 +156,35 @@ def count(n: int, band: int = two_stage.BAND) -> dict:
     return result
 
 
+def count_polar(n: int) -> collections.Counter:
+    """Launches by primitive or kernel of ``polar.qdwh`` on one float32 n x n matrix."""
+    calls = collections.Counter()
+    with as_on_a_gpu(calls):
+        u, h, info = polar.qdwh(_constant((1, n, n), np.float32), tall_skinny.KERNELS)
+        return graph_kinds([u, h, info]) + calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1024,2048")
     parser.add_argument("--kinds", action="store_true", help="launches by primitive")
+    parser.add_argument("--polar", action="store_true", help="also the QDWH polar factor's")
     args = parser.parse_args()
-    print("| n | " + " | ".join(PHASES) + " | eigh |")
-    print("| --- |" + " --- |" * (len(PHASES) + 1))
+    print("| n | " + " | ".join(PHASES) + " | eigh |" + (" polar (QDWH) |" if args.polar else ""))
+    print("| --- |" + " --- |" * (len(PHASES) + 1 + args.polar))
     for n in (int(s) for s in args.sizes.split(",")):
         phases = count(n)
+        if args.polar:
+            polar_kinds = count_polar(n)
         totals = [sum(kinds.values()) for kinds in phases.values()]
-        print(f"| {n} | " + " | ".join(map(str, totals)) + f" | {sum(totals)} |", flush=True)
+        polar_cell = f" {sum(polar_kinds.values())} |" if args.polar else ""
+        print(
+            f"| {n} | " + " | ".join(map(str, totals)) + f" | {sum(totals)} |" + polar_cell,
+            flush=True,
+        )
         if args.kinds:
+            if args.polar:
+                phases = {**phases, "polar (QDWH)": polar_kinds}
             for phase, kinds in phases.items():
                 top = ", ".join(f"{k} {v}" for k, v in kinds.most_common())
                 print(f"    {phase}: {top}")
