@@ -64,10 +64,10 @@ def kernels_stubbed(calls: collections.Counter):
 
     def launch(name, inputs, *, output_shapes, **_):
         calls[name] += 1
-        dtypes = [_kernels.DTYPES[d] for _, d in _kernels.spec(name).outputs]
+        declared = _kernels.spec(name).outputs  # (name, dtype): NumPy's dtype names too
         outputs = [
-            _constant(shape, np.dtype(str(dtype).rsplit(".", 1)[-1]))
-            for shape, dtype in zip(output_shapes, dtypes, strict=True)
+            _constant(shape, np.dtype(dtype))
+            for shape, (_, dtype) in zip(output_shapes, declared, strict=True)
         ]
         return list(mx.depends(outputs, inputs))
 
@@ -85,22 +85,11 @@ def kernels_stubbed(calls: collections.Counter):
         _kernels.launch, tridiagonal_dc._default_leaf_eigh = saved
 
 
-def _stage1(n: int, band: int) -> tuple:
-    banded, reflectors = band_reduction.sy2sb(
-        _constant((1, n, n), np.float32), band=band, blocks=KERNELS
-    )
-    return banded, reflectors
-
-
 def _builders(n: int, band: int, reflector_shapes: list[tuple]) -> dict:
-    """Each phase: a function building its outputs (lazy) from constant inputs of the
-    shapes the route hands it."""
+    """Each phase after stage 1: a function building its outputs (lazy) from constant
+    inputs of the shapes the route hands it (``reflector_shapes``: stage 1's)."""
     z = _constant((1, n, n), np.float32)
     kept = _constant((1, *band_chase.reflector_slots(n, band), band + 1), np.float32)
-
-    def stage1():
-        banded, reflectors = _stage1(n, band)
-        return [banded] + [x for r in reflectors for x in (r.v, r.t)]
 
     def q2():
         if n >= two_stage.Q2_BLOCKS_FROM:
@@ -117,7 +106,6 @@ def _builders(n: int, band: int, reflector_shapes: list[tuple]) -> dict:
         return [band_reduction.apply_q(held, z)]
 
     return {
-        "stage 1": stage1,
         "stage 2": lambda: list(band_chase.band_to_tridiagonal_q(z, band)),
         "divide and conquer": lambda: list(
             tridiagonal_dc.eigh_tridiagonal(
@@ -145,10 +133,13 @@ def as_on_a_gpu(calls: collections.Counter):
 
 def count(n: int, band: int = two_stage.BAND) -> dict:
     """``{phase: Counter of launches by primitive or kernel}`` for eigh at order n."""
-    with as_on_a_gpu(collections.Counter()):
-        _, reflectors = _stage1(n, band)  # Q1's input shapes
+    calls = collections.Counter()
+    with as_on_a_gpu(calls):
+        a = _constant((1, n, n), np.float32)
+        banded, reflectors = band_reduction.sy2sb(a, band=band, blocks=KERNELS)
+        outputs = [banded] + [x for r in reflectors for x in (r.v, r.t)]
+        result = {"stage 1": graph_kinds(outputs) + calls}
     shapes = [tuple(None if x is None else x.shape for x in r) for r in reflectors]
-    result = {}
     for phase, build in _builders(n, band, shapes).items():
         calls = collections.Counter()
         with as_on_a_gpu(calls):
